@@ -1,0 +1,579 @@
+//! Deltas: what changed in a world after a tick, built from the change journal at a cost
+//! proportional to the changes, and the in-order [`DeltaTracker`].
+
+use rustc_hash::FxHashSet;
+
+use crate::registry::{ComponentDescriptor, ComponentId, Layout};
+use crate::wire::{BatchRef, Encoder};
+use crate::world::{EntityId, EntryKind, World};
+
+/// Why a delta could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeltaError {
+    /// The base tick is after the world's current tick.
+    #[error("delta base tick {since} is after the current tick {tick}")]
+    FutureBase {
+        /// The base asked for.
+        since: u64,
+        /// The world's tick.
+        tick: u64,
+    },
+    /// The journal no longer reaches back to the base tick: the receiver needs a snapshot.
+    #[error("delta base tick {since} is older than the kept history (from tick {floor}); send a snapshot")]
+    HistoryTruncated {
+        /// The base asked for.
+        since: u64,
+        /// Oldest base the journal serves.
+        floor: u64,
+    },
+}
+
+/// Whether a value is new to the receiver or replaces one it holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChangeKind {
+    /// The entity did not hold the component at the base tick.
+    Insert,
+    /// The entity held the component; its bytes changed.
+    Update,
+}
+
+/// New values of one component type, in ascending entity order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SetBatch {
+    /// The component type.
+    pub component: ComponentId,
+    /// The entities, ascending.
+    pub entities: Vec<EntityId>,
+    /// Values concatenated in entity order.
+    pub data: Vec<u8>,
+    /// Byte length of each value, for variable layouts only.
+    pub lengths: Option<Vec<u32>>,
+    /// Bit i (LSB first) set when value i is an insert.
+    pub inserted: Vec<u8>,
+}
+
+/// One value change, as iterated from a [`Delta`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ComponentChange<'a> {
+    /// Insert or update.
+    pub kind: ChangeKind,
+    /// The component type.
+    pub component: ComponentId,
+    /// The entity.
+    pub entity: EntityId,
+    /// The new value.
+    pub bytes: &'a [u8],
+}
+
+/// Everything that changed in the ticks `(base_tick, tick]`, in the order of the
+/// replication contract: descriptors, spawns, inserts/updates (registry order, then entity
+/// id), removes, despawns.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delta {
+    /// The tick the receiver is assumed to hold.
+    pub base_tick: u64,
+    /// The tick this delta brings the receiver to.
+    pub tick: u64,
+    /// Descriptors the receiver may not know yet.
+    pub descriptors: Vec<ComponentDescriptor>,
+    /// Entities created, ascending.
+    pub spawns: Vec<EntityId>,
+    /// New values, one batch per component type in registry order.
+    pub sets: Vec<SetBatch>,
+    /// Components removed from live entities, per component type in registry order.
+    pub removes: Vec<(ComponentId, Vec<EntityId>)>,
+    /// Entities destroyed, ascending.
+    pub despawns: Vec<EntityId>,
+}
+
+impl Delta {
+    /// Whether the delta changes nothing (descriptors alone change nothing).
+    pub fn is_empty(&self) -> bool {
+        self.spawns.is_empty()
+            && self.sets.is_empty()
+            && self.removes.is_empty()
+            && self.despawns.is_empty()
+    }
+
+    /// Every value change, in frame order.
+    pub fn changes(&self) -> impl Iterator<Item = ComponentChange<'_>> {
+        self.sets.iter().flat_map(|batch| {
+            let mut offset = 0usize;
+            let size = match &batch.lengths {
+                None if !batch.entities.is_empty() => batch.data.len() / batch.entities.len(),
+                _ => 0,
+            };
+            batch.entities.iter().enumerate().map(move |(i, &entity)| {
+                let len = batch.lengths.as_ref().map_or(size, |l| l[i] as usize);
+                let bytes = &batch.data[offset..offset + len];
+                offset += len;
+                let inserted = batch.inserted[i / 8] & (1 << (i % 8)) != 0;
+                ComponentChange {
+                    kind: if inserted {
+                        ChangeKind::Insert
+                    } else {
+                        ChangeKind::Update
+                    },
+                    component: batch.component,
+                    entity,
+                    bytes,
+                }
+            })
+        })
+    }
+
+    /// Every (component, entity) removal, in frame order.
+    pub fn removals(&self) -> impl Iterator<Item = (ComponentId, EntityId)> + '_ {
+        self.removes
+            .iter()
+            .flat_map(|(component, entities)| entities.iter().map(move |&e| (*component, e)))
+    }
+
+    /// Number of value changes.
+    pub fn change_count(&self) -> usize {
+        self.sets.iter().map(|b| b.entities.len()).sum()
+    }
+
+    /// Encodes the delta as a FlatBuffers frame.
+    pub fn encode(&self) -> Vec<u8> {
+        self.encode_with(&mut Encoder::new())
+    }
+
+    /// Encodes the delta with a reusable encoder.
+    pub fn encode_with(&self, encoder: &mut Encoder) -> Vec<u8> {
+        let descriptors: Vec<&ComponentDescriptor> = self.descriptors.iter().collect();
+        let batches: Vec<BatchRef<'_>> = self
+            .sets
+            .iter()
+            .map(|b| BatchRef {
+                component: b.component,
+                entities: &b.entities,
+                data: &b.data,
+                lengths: b.lengths.as_deref(),
+                inserted: Some(&b.inserted),
+            })
+            .collect();
+        let removes: Vec<(ComponentId, &[EntityId])> = self
+            .removes
+            .iter()
+            .map(|(c, e)| (*c, e.as_slice()))
+            .collect();
+        encoder.delta_frame(
+            self.base_tick,
+            self.tick,
+            &descriptors,
+            &self.spawns,
+            &batches,
+            &removes,
+            &self.despawns,
+        )
+    }
+}
+
+impl World {
+    /// What changed after tick `since`, up to and including the current tick, which this
+    /// closes (later writes land in the next tick). Visits only the journal entries after
+    /// `since`; `since == 0` gives the whole world as inserts. Includes the descriptor of
+    /// every component type it carries values of.
+    pub fn delta_since(&self, since: u64) -> Result<Delta, DeltaError> {
+        let tick = self.seal();
+        if since > tick {
+            return Err(DeltaError::FutureBase { since, tick });
+        }
+        if since == 0 {
+            return Ok(self.full_delta(tick));
+        }
+        let floor = self.journal().floor();
+        if since < floor {
+            return Err(DeltaError::HistoryTruncated { since, floor });
+        }
+        let registry = self.registry();
+        let columns = self.columns();
+        let mut spawns = Vec::new();
+        let mut sets: Vec<(usize, EntityId)> = Vec::new();
+        let mut removes: Vec<(usize, EntityId)> = Vec::new();
+        let mut despawns = Vec::new();
+        for entry in self.journal().since(since) {
+            match entry.kind {
+                EntryKind::Spawn => {
+                    if self.spawned_at(entry.entity) == Some(entry.tick) {
+                        spawns.push(entry.entity);
+                    }
+                }
+                EntryKind::Set => {
+                    let Some(at) = registry.position(entry.component) else {
+                        continue;
+                    };
+                    let column = &columns[at];
+                    // Only the key's latest change is current; earlier entries are stale.
+                    if column
+                        .row(entry.entity)
+                        .is_some_and(|row| column.changed(row) == entry.tick)
+                    {
+                        sets.push((at, entry.entity));
+                    }
+                }
+                EntryKind::Remove => {
+                    let Some(at) = registry.position(entry.component) else {
+                        continue;
+                    };
+                    // The receiver held it only if it was inserted by `since`; a value held
+                    // again now travels as a set, a despawned entity as a despawn.
+                    if entry.since <= since
+                        && self.is_alive(entry.entity)
+                        && columns[at].row(entry.entity).is_none()
+                    {
+                        removes.push((at, entry.entity));
+                    }
+                }
+                EntryKind::Despawn => {
+                    if entry.since <= since {
+                        despawns.push(entry.entity);
+                    }
+                }
+            }
+        }
+        spawns.sort_unstable();
+        sets.sort_unstable();
+        sets.dedup();
+        removes.sort_unstable();
+        removes.dedup();
+        despawns.sort_unstable();
+
+        let mut delta = Delta {
+            base_tick: since,
+            tick,
+            spawns,
+            despawns,
+            ..Delta::default()
+        };
+        for group in sets.chunk_by(|a, b| a.0 == b.0) {
+            let at = group[0].0;
+            let column = &columns[at];
+            let descriptor = &registry.descriptors()[at];
+            let mut batch = SetBatch::for_type(descriptor, group.len());
+            for (i, &(_, entity)) in group.iter().enumerate() {
+                let row = column.row(entity).expect("checked above");
+                batch.push(i, entity, column.value(row), column.added(row) > since);
+            }
+            delta.descriptors.push(descriptor.clone());
+            delta.sets.push(batch);
+        }
+        for group in removes.chunk_by(|a, b| a.0 == b.0) {
+            let component = registry.descriptors()[group[0].0].id;
+            delta
+                .removes
+                .push((component, group.iter().map(|&(_, e)| e).collect()));
+        }
+        Ok(delta)
+    }
+
+    /// The whole world as a delta from nothing.
+    fn full_delta(&self, tick: u64) -> Delta {
+        let mut spawns: Vec<EntityId> = self.entities().collect();
+        spawns.sort_unstable();
+        let mut delta = Delta {
+            base_tick: 0,
+            tick,
+            spawns,
+            ..Delta::default()
+        };
+        for (descriptor, column) in self.registry().descriptors().iter().zip(self.columns()) {
+            if column.len() == 0 {
+                continue;
+            }
+            let mut batch = SetBatch::for_type(descriptor, column.len());
+            let rows: Vec<u32> = column
+                .entity_order()
+                .unwrap_or_else(|| (0..column.len() as u32).collect());
+            for (i, &row) in rows.iter().enumerate() {
+                let row = row as usize;
+                batch.push(i, column.entity(row), column.value(row), true);
+            }
+            delta.descriptors.push(descriptor.clone());
+            delta.sets.push(batch);
+        }
+        delta
+    }
+}
+
+impl SetBatch {
+    fn for_type(descriptor: &ComponentDescriptor, count: usize) -> Self {
+        let variable = matches!(descriptor.layout, Layout::Variable { .. });
+        SetBatch {
+            component: descriptor.id,
+            entities: Vec::with_capacity(count),
+            data: Vec::with_capacity(if variable {
+                0
+            } else {
+                count * descriptor.layout.max_bytes() as usize
+            }),
+            lengths: variable.then(|| Vec::with_capacity(count)),
+            inserted: vec![0; count.div_ceil(8)],
+        }
+    }
+
+    fn push(&mut self, i: usize, entity: EntityId, bytes: &[u8], inserted: bool) {
+        self.entities.push(entity);
+        self.data.extend_from_slice(bytes);
+        if let Some(lengths) = &mut self.lengths {
+            lengths.push(bytes.len() as u32);
+        }
+        if inserted {
+            self.inserted[i / 8] |= 1 << (i % 8);
+        }
+    }
+}
+
+/// Produces consecutive deltas for one receiver over an in-order, reliable transport:
+/// each frame covers the ticks since the previous one, and each component type's
+/// descriptor is sent once, in the first frame that carries its values.
+#[derive(Clone, Debug, Default)]
+pub struct DeltaTracker {
+    last_tick: u64,
+    advertised: FxHashSet<ComponentId>,
+}
+
+impl DeltaTracker {
+    /// A tracker whose first frame carries the whole world.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A tracker for a receiver that applied a snapshot taken at `tick`, which carried the
+    /// descriptors of `known` types.
+    pub fn starting_at(tick: u64, known: impl IntoIterator<Item = ComponentId>) -> Self {
+        DeltaTracker {
+            last_tick: tick,
+            advertised: known.into_iter().collect(),
+        }
+    }
+
+    /// The tick of the last frame produced (0 before the first).
+    pub fn last_tick(&self) -> u64 {
+        self.last_tick
+    }
+
+    /// The next frame: what changed since the last one.
+    pub fn diff(&mut self, world: &World) -> Result<Delta, DeltaError> {
+        let mut delta = world.delta_since(self.last_tick)?;
+        delta
+            .descriptors
+            .retain(|d| !self.advertised.contains(&d.id));
+        self.advertised
+            .extend(delta.descriptors.iter().map(|d| d.id));
+        self.last_tick = delta.tick;
+        Ok(delta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> (World, ComponentId, ComponentId) {
+        let mut world = World::default();
+        let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+        let velocity = world.register("test.Velocity", Layout::Fixed(12)).unwrap();
+        (world, position, velocity)
+    }
+
+    fn kinds(delta: &Delta) -> Vec<(ChangeKind, ComponentId, EntityId)> {
+        delta
+            .changes()
+            .map(|c| (c.kind, c.component, c.entity))
+            .collect()
+    }
+
+    #[test]
+    fn delta_tracker_detects_insert_update_remove() {
+        let (mut world, position, _) = world();
+        let mut tracker = DeltaTracker::new();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        let delta = tracker.diff(&world).unwrap();
+        assert_eq!(delta.spawns, vec![e]);
+        assert_eq!(kinds(&delta), vec![(ChangeKind::Insert, position, e)]);
+
+        world.set(e, position, &[2; 12]).unwrap();
+        let delta = tracker.diff(&world).unwrap();
+        assert_eq!(kinds(&delta), vec![(ChangeKind::Update, position, e)]);
+        assert_eq!(delta.changes().next().unwrap().bytes, &[2; 12]);
+        assert!(delta.spawns.is_empty());
+
+        world.remove(e, position).unwrap();
+        let delta = tracker.diff(&world).unwrap();
+        assert!(delta.sets.is_empty());
+        assert_eq!(delta.removals().collect::<Vec<_>>(), vec![(position, e)]);
+    }
+
+    #[test]
+    fn delta_tracker_stable_under_no_changes() {
+        let (mut world, position, _) = world();
+        let mut tracker = DeltaTracker::new();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        assert!(!tracker.diff(&world).unwrap().is_empty());
+        assert!(tracker.diff(&world).unwrap().is_empty());
+        // Writing identical bytes is not a change.
+        world.set(e, position, &[1; 12]).unwrap();
+        world.advance();
+        assert!(tracker.diff(&world).unwrap().is_empty());
+    }
+
+    #[test]
+    fn multiple_entities_tracked_independently() {
+        let (mut world, position, _) = world();
+        let mut tracker = DeltaTracker::new();
+        let entities: Vec<EntityId> = (0..3).map(|_| world.spawn().unwrap()).collect();
+        for (i, &e) in entities.iter().enumerate() {
+            world.set(e, position, &[i as u8; 12]).unwrap();
+        }
+        tracker.diff(&world).unwrap();
+        world.set(entities[1], position, &[9; 12]).unwrap();
+        let delta = tracker.diff(&world).unwrap();
+        assert_eq!(
+            kinds(&delta),
+            vec![(ChangeKind::Update, position, entities[1])]
+        );
+        assert_eq!(delta.changes().next().unwrap().bytes, &[9; 12]);
+    }
+
+    #[test]
+    fn delta_tracker_advertises_component_once() {
+        let (mut world, position, velocity) = world();
+        let mut tracker = DeltaTracker::new();
+        let a = world.spawn().unwrap();
+        world.set(a, position, &[1; 12]).unwrap();
+        let first = tracker.diff(&world).unwrap();
+        assert_eq!(
+            first.descriptors.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![position]
+        );
+        let b = world.spawn().unwrap();
+        world.set(b, position, &[2; 12]).unwrap();
+        world.set(b, velocity, &[3; 12]).unwrap();
+        let second = tracker.diff(&world).unwrap();
+        assert_eq!(
+            second.descriptors.iter().map(|d| d.id).collect::<Vec<_>>(),
+            vec![velocity]
+        );
+        world.set(a, velocity, &[4; 12]).unwrap();
+        let third = tracker.diff(&world).unwrap();
+        assert!(third.descriptors.is_empty());
+        assert_eq!(third.change_count(), 1);
+    }
+
+    #[test]
+    fn delta_tracker_handles_despawn_of_multiple_entities() {
+        let (mut world, position, velocity) = world();
+        let mut tracker = DeltaTracker::new();
+        let entities: Vec<EntityId> = (0..4).map(|_| world.spawn().unwrap()).collect();
+        for &e in &entities {
+            world.set(e, position, &[1; 12]).unwrap();
+            world.set(e, velocity, &[2; 12]).unwrap();
+        }
+        tracker.diff(&world).unwrap();
+        world.despawn(entities[0]).unwrap();
+        world.despawn(entities[2]).unwrap();
+        world.despawn(entities[3]).unwrap();
+        let delta = tracker.diff(&world).unwrap();
+        assert_eq!(delta.despawns, vec![entities[0], entities[2], entities[3]]);
+        assert!(delta.sets.is_empty() && delta.removes.is_empty());
+        assert_eq!(world.stats().components, 2);
+    }
+
+    #[test]
+    fn frame_order_follows_registry_then_entity() {
+        let (mut world, position, velocity) = world();
+        let mut tracker = DeltaTracker::new();
+        let entities: Vec<EntityId> = (0..5).map(|_| world.spawn().unwrap()).collect();
+        // Written in scrambled order; the frame is sorted.
+        for &e in entities.iter().rev() {
+            world.set(e, velocity, &[1; 12]).unwrap();
+            world.set(e, position, &[1; 12]).unwrap();
+        }
+        let delta = tracker.diff(&world).unwrap();
+        let order: Vec<(ComponentId, EntityId)> =
+            delta.changes().map(|c| (c.component, c.entity)).collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
+        assert_eq!(delta.spawns, entities);
+    }
+
+    #[test]
+    fn changes_within_a_window_collapse_to_their_net_effect() {
+        let (mut world, position, velocity) = world();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        world.set(e, velocity, &[1; 12]).unwrap();
+        let base = world.advance();
+        // Spawned and despawned inside the window: the receiver never hears of it.
+        let ghost = world.spawn().unwrap();
+        world.set(ghost, position, &[5; 12]).unwrap();
+        world.despawn(ghost).unwrap();
+        // Changed several times: one update with the final bytes.
+        for v in 2..6u8 {
+            world.set(e, position, &[v; 12]).unwrap();
+            world.advance();
+        }
+        // Removed then re-added: an insert of the new value, no removal.
+        world.remove(e, velocity).unwrap();
+        world.advance();
+        world.set(e, velocity, &[8; 12]).unwrap();
+        let delta = world.delta_since(base - 1).unwrap();
+        assert!(delta.spawns.is_empty() && delta.despawns.is_empty() && delta.removes.is_empty());
+        let mut changes: Vec<_> = delta
+            .changes()
+            .map(|c| (c.kind, c.component, c.bytes.to_vec()))
+            .collect();
+        // Registry order is ascending id.
+        changes.sort_by_key(|c| c.1 != position);
+        assert_eq!(
+            changes,
+            vec![
+                (ChangeKind::Update, position, vec![5; 12]),
+                (ChangeKind::Insert, velocity, vec![8; 12]),
+            ]
+        );
+    }
+
+    #[test]
+    fn writes_after_a_frame_land_in_the_next_tick() {
+        let (mut world, position, _) = world();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        let mut tracker = DeltaTracker::new();
+        let first = tracker.diff(&world).unwrap();
+        // Same engine frame, no advance(): must not be lost.
+        world.set(e, position, &[2; 12]).unwrap();
+        assert!(world.tick() > first.tick);
+        let second = tracker.diff(&world).unwrap();
+        assert_eq!(second.changes().next().unwrap().bytes, &[2; 12]);
+    }
+
+    #[test]
+    fn history_bounds_are_errors() {
+        let mut world = World::new(crate::world::WorldConfig {
+            history_ticks: 4,
+            ..Default::default()
+        });
+        let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        for _ in 0..10 {
+            world.advance();
+        }
+        let err = world.delta_since(2).unwrap_err();
+        assert!(
+            matches!(err, DeltaError::HistoryTruncated { since: 2, .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("snapshot"));
+        // From nothing is always possible.
+        assert_eq!(world.delta_since(0).unwrap().change_count(), 1);
+        let err = world.delta_since(world.tick() + 5).unwrap_err();
+        assert!(matches!(err, DeltaError::FutureBase { .. }));
+    }
+}

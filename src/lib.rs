@@ -1,0 +1,26 @@
+//! Theta: state replication for collaborative XR.
+//!
+//! Layers (see `DESIGN.md`): the model ([`registry`], [`world`]) holds component types,
+//! entities and change-ticked values; the wire format ([`wire`]) encodes and verifies
+//! FlatBuffers messages; replication ([`snapshot`], [`delta`], [`replica`]) turns a world
+//! into chunked snapshots and deltas and applies them on the receiving side.
+
+#![warn(missing_docs)]
+
+pub mod baseline;
+pub mod delta;
+pub mod hash;
+pub mod registry;
+pub mod replica;
+pub mod snapshot;
+pub mod wire;
+pub mod world;
+
+pub use delta::{ChangeKind, ComponentChange, Delta, DeltaError, DeltaTracker, SetBatch};
+pub use registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
+pub use replica::{Applied, Event, EventKind, Events, Replica, ReplicaError, ReplicaStats};
+pub use snapshot::{Snapshot, SnapshotChunk, DEFAULT_MAX_CHUNK_BYTES};
+pub use wire::WireError;
+pub use world::{
+    BatchOutcome, Change, EntityId, PeerId, World, WorldConfig, WorldError, WorldStats,
+};

@@ -1,0 +1,588 @@
+//! The receiving side: applies snapshot chunks and delta frames from a peer to a local
+//! copy of its world, and queues events for the engine to poll.
+//!
+//! Per (entity, component) the newest tick wins, so chunks and frames may arrive in any
+//! order and more than once. Every message is decoded and checked whole before anything
+//! is applied: a refused message leaves the replica exactly as it was.
+
+mod events;
+
+use rustc_hash::FxHashMap;
+
+pub use events::{Event, EventKind, Events};
+
+use crate::registry::{ComponentDescriptor, ComponentId, Layout, Registry, MAX_COMPONENT_TYPES};
+use crate::wire::{self, fb, BatchView, Message, RemoveView, WireError};
+use crate::world::{Change, EntityId, Stamp, World, WorldConfig};
+use events::EventQueue;
+
+/// Most chunks one snapshot may announce.
+pub const MAX_SNAPSHOT_CHUNKS: u32 = 1 << 20;
+
+/// Why a message was refused. The replica is unchanged when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplicaError {
+    /// The bytes failed decoding or validation.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// Index, total or tick of a snapshot chunk out of range.
+    #[error("invalid snapshot chunk header: index {index} of {total} at tick {tick}")]
+    BadChunkHeader {
+        /// Chunk index.
+        index: u32,
+        /// Announced total.
+        total: u32,
+        /// Snapshot tick.
+        tick: u64,
+    },
+    /// Two chunks of one snapshot disagree on the total.
+    #[error("snapshot at tick {tick} has {expected} chunks, but chunk {index} says {found}")]
+    InconsistentTotal {
+        /// Snapshot tick.
+        tick: u64,
+        /// Total of the earlier chunks.
+        expected: u32,
+        /// Total of this chunk.
+        found: u32,
+        /// This chunk's index.
+        index: u32,
+    },
+    /// Two chunks of one snapshot disagree on the registry hash.
+    #[error("snapshot at tick {tick}: chunk {index} has registry hash {found:#018x}, earlier chunks {expected:#018x}")]
+    InconsistentRegistry {
+        /// Snapshot tick.
+        tick: u64,
+        /// Hash of the earlier chunks.
+        expected: u64,
+        /// Hash of this chunk.
+        found: u64,
+        /// This chunk's index.
+        index: u32,
+    },
+    /// A delta frame whose tick is 0 or before its base.
+    #[error("invalid delta frame ticks: base {base}, tick {tick}")]
+    BadFrameTicks {
+        /// Base tick.
+        base: u64,
+        /// Frame tick.
+        tick: u64,
+    },
+}
+
+/// What applying a message did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new chunk was applied; `complete` once every chunk of its snapshot has been.
+    SnapshotChunk {
+        /// Whether this chunk completed its snapshot.
+        complete: bool,
+    },
+    /// The chunk was applied before: nothing changed.
+    DuplicateChunk,
+    /// The chunk belongs to an older snapshot than one already received: nothing changed.
+    StaleChunk,
+    /// A delta frame was applied (values it holds that are older than ours were skipped).
+    DeltaFrame,
+    /// A delta frame no newer than the last complete snapshot: nothing changed.
+    StaleFrame,
+}
+
+/// Counters of what a replica received.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReplicaStats {
+    /// Snapshot chunks applied.
+    pub snapshot_chunks: u64,
+    /// Chunks ignored as duplicate or stale.
+    pub ignored_chunks: u64,
+    /// Delta frames applied.
+    pub delta_frames: u64,
+    /// Delta frames ignored as stale.
+    pub stale_frames: u64,
+    /// Messages refused as malformed or inconsistent.
+    pub rejected: u64,
+    /// Bytes of applied messages.
+    pub bytes_applied: u64,
+}
+
+struct Assembly {
+    tick: u64,
+    total: u32,
+    registry_hash: u64,
+    received: Vec<bool>,
+    count: u32,
+}
+
+/// A local copy of a peer's world.
+pub struct Replica {
+    world: World,
+    /// Tick of the newest removal of a (component, entity) not held since.
+    removed: FxHashMap<(ComponentId, EntityId), u64>,
+    /// Entities known to be despawned (ids are never reused, so this is final).
+    despawned: FxHashMap<EntityId, u64>,
+    /// Newest tick each live entity was confirmed alive at.
+    seen: FxHashMap<EntityId, u64>,
+    assembly: Option<Assembly>,
+    snapshot_tick: u64,
+    tick: u64,
+    events: EventQueue,
+    stats: ReplicaStats,
+}
+
+impl Default for Replica {
+    fn default() -> Self {
+        Replica::new()
+    }
+}
+
+/// A message checked whole, ready to apply without failing.
+struct Checked<'a> {
+    tick: u64,
+    descriptors: Vec<ComponentDescriptor>,
+    spawns: Vec<EntityId>,
+    batches: Vec<BatchView<'a>>,
+    removes: Vec<RemoveView<'a>>,
+    despawns: Vec<EntityId>,
+}
+
+impl Replica {
+    /// A replica that learns component types from the descriptors it receives.
+    pub fn new() -> Self {
+        Replica {
+            world: World::new(WorldConfig::default()),
+            removed: FxHashMap::default(),
+            despawned: FxHashMap::default(),
+            seen: FxHashMap::default(),
+            assembly: None,
+            snapshot_tick: 0,
+            tick: 0,
+            events: EventQueue::default(),
+            stats: ReplicaStats::default(),
+        }
+    }
+
+    /// A replica that knows the engine's own component types already; a descriptor from the
+    /// peer that conflicts with one of them is refused.
+    pub fn with_registry(registry: &Registry) -> Self {
+        let mut replica = Replica::new();
+        for descriptor in registry.descriptors() {
+            replica
+                .world
+                .register_descriptor(descriptor.clone())
+                .expect("descriptors of a valid registry");
+        }
+        replica
+    }
+
+    /// The replicated state (read it with `get`, `component_entries`, `state_hash`...).
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// Hash of the replicated state; equal to the sender's `World::state_hash` once
+    /// converged.
+    pub fn state_hash(&self) -> u64 {
+        self.world.state_hash()
+    }
+
+    /// The newest tick of any applied message.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Tick of the last complete snapshot (0 before one).
+    pub fn snapshot_tick(&self) -> u64 {
+        self.snapshot_tick
+    }
+
+    /// (received, total) chunks of the snapshot being assembled, if any.
+    pub fn snapshot_progress(&self) -> Option<(u32, u32)> {
+        self.assembly.as_ref().map(|a| (a.count, a.total))
+    }
+
+    /// What the replica has received so far.
+    pub fn stats(&self) -> ReplicaStats {
+        self.stats
+    }
+
+    /// Events not polled yet.
+    pub fn pending_events(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Takes up to `max` events, oldest first. Their bytes stay valid until the next poll.
+    pub fn poll_events(&mut self, max: usize) -> Events<'_> {
+        self.events.poll(max)
+    }
+
+    /// Applies a snapshot chunk or a delta frame, whichever `bytes` holds.
+    pub fn apply(&mut self, bytes: &[u8]) -> Result<Applied, ReplicaError> {
+        let result = wire::decode(bytes)
+            .map_err(ReplicaError::from)
+            .and_then(|message| self.apply_message(message));
+        self.count(bytes.len(), &result)
+    }
+
+    /// Applies one snapshot chunk; any other message is refused.
+    pub fn apply_snapshot_chunk(&mut self, bytes: &[u8]) -> Result<Applied, ReplicaError> {
+        self.apply_expecting(bytes, "snapshot chunk")
+    }
+
+    /// Applies one delta frame; any other message is refused.
+    pub fn apply_delta(&mut self, bytes: &[u8]) -> Result<Applied, ReplicaError> {
+        self.apply_expecting(bytes, "delta frame")
+    }
+
+    fn apply_expecting(
+        &mut self,
+        bytes: &[u8],
+        expected: &'static str,
+    ) -> Result<Applied, ReplicaError> {
+        let result = wire::decode(bytes)
+            .map_err(ReplicaError::from)
+            .and_then(|message| {
+                if message.kind() != expected {
+                    return Err(WireError::UnexpectedPayload {
+                        expected,
+                        found: message.kind(),
+                    }
+                    .into());
+                }
+                self.apply_message(message)
+            });
+        self.count(bytes.len(), &result)
+    }
+
+    fn count(
+        &mut self,
+        len: usize,
+        result: &Result<Applied, ReplicaError>,
+    ) -> Result<Applied, ReplicaError> {
+        match result {
+            Err(_) => self.stats.rejected += 1,
+            Ok(applied) => {
+                match applied {
+                    Applied::SnapshotChunk { .. } => self.stats.snapshot_chunks += 1,
+                    Applied::DuplicateChunk | Applied::StaleChunk => self.stats.ignored_chunks += 1,
+                    Applied::DeltaFrame => self.stats.delta_frames += 1,
+                    Applied::StaleFrame => self.stats.stale_frames += 1,
+                }
+                if matches!(applied, Applied::SnapshotChunk { .. } | Applied::DeltaFrame) {
+                    self.stats.bytes_applied += len as u64;
+                }
+            }
+        }
+        result.clone()
+    }
+
+    fn apply_message(&mut self, message: Message<'_>) -> Result<Applied, ReplicaError> {
+        match message {
+            Message::SnapshotChunk(chunk) => self.apply_chunk(chunk),
+            Message::DeltaFrame(frame) => self.apply_frame(frame),
+        }
+    }
+
+    fn apply_chunk(&mut self, chunk: fb::SnapshotChunk<'_>) -> Result<Applied, ReplicaError> {
+        let (tick, index, total, hash) = (
+            chunk.tick(),
+            chunk.index(),
+            chunk.total(),
+            chunk.registry_hash(),
+        );
+        if tick == 0 || total == 0 || index >= total || total > MAX_SNAPSHOT_CHUNKS {
+            return Err(ReplicaError::BadChunkHeader { index, total, tick });
+        }
+        match &self.assembly {
+            Some(a) if a.tick == tick => {
+                if a.total != total {
+                    return Err(ReplicaError::InconsistentTotal {
+                        tick,
+                        expected: a.total,
+                        found: total,
+                        index,
+                    });
+                }
+                if a.registry_hash != hash {
+                    return Err(ReplicaError::InconsistentRegistry {
+                        tick,
+                        expected: a.registry_hash,
+                        found: hash,
+                        index,
+                    });
+                }
+                if a.received[index as usize] {
+                    return Ok(Applied::DuplicateChunk);
+                }
+            }
+            Some(a) if tick < a.tick => return Ok(Applied::StaleChunk),
+            _ if tick == self.snapshot_tick => return Ok(Applied::DuplicateChunk),
+            _ if tick < self.snapshot_tick => return Ok(Applied::StaleChunk),
+            _ => {}
+        }
+        let checked = Checked {
+            tick,
+            descriptors: self.check_descriptors(chunk.descriptors())?,
+            spawns: wire::read_entities(chunk.entities(), "snapshot entities")?,
+            batches: Vec::new(),
+            removes: Vec::new(),
+            despawns: Vec::new(),
+        };
+        let checked = Checked {
+            batches: self.check_batches(&checked.descriptors, chunk.batches())?,
+            ..checked
+        };
+
+        if self.assembly.as_ref().is_none_or(|a| a.tick != tick) {
+            self.assembly = Some(Assembly {
+                tick,
+                total,
+                registry_hash: hash,
+                received: vec![false; total as usize],
+                count: 0,
+            });
+        }
+        self.apply_checked(checked);
+        let assembly = self.assembly.as_mut().expect("set above");
+        assembly.received[index as usize] = true;
+        assembly.count += 1;
+        let complete = assembly.count == assembly.total;
+        if complete {
+            self.assembly = None;
+            self.snapshot_tick = tick;
+            self.sweep_older_than(tick);
+        }
+        Ok(Applied::SnapshotChunk { complete })
+    }
+
+    fn apply_frame(&mut self, frame: fb::DeltaFrame<'_>) -> Result<Applied, ReplicaError> {
+        let (base, tick) = (frame.base_tick(), frame.tick());
+        if tick == 0 || tick < base {
+            return Err(ReplicaError::BadFrameTicks { base, tick });
+        }
+        let descriptors = self.check_descriptors(frame.descriptors())?;
+        let batches = self.check_batches(&descriptors, frame.batches())?;
+        let removes = match frame.removes() {
+            None => Vec::new(),
+            Some(list) => {
+                wire::check_ascending(
+                    list.iter().map(|r| r.component()),
+                    list.len(),
+                    "remove batches",
+                )?;
+                list.iter()
+                    .map(RemoveView::parse)
+                    .collect::<Result<_, _>>()?
+            }
+        };
+        let checked = Checked {
+            tick,
+            descriptors,
+            spawns: wire::read_entities(frame.spawns(), "spawns")?,
+            batches,
+            removes,
+            despawns: wire::read_entities(frame.despawns(), "despawns")?,
+        };
+        // A frame no newer than the last full snapshot holds nothing that snapshot lacks,
+        // and might resurrect entities it left out.
+        if tick <= self.snapshot_tick {
+            return Ok(Applied::StaleFrame);
+        }
+        self.apply_checked(checked);
+        Ok(Applied::DeltaFrame)
+    }
+
+    fn check_descriptors(
+        &self,
+        list: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Descriptor<'_>>>>,
+    ) -> Result<Vec<ComponentDescriptor>, ReplicaError> {
+        let descriptors = wire::read_descriptors(list)?;
+        let mut new = 0;
+        for descriptor in &descriptors {
+            if self
+                .world
+                .registry()
+                .check(descriptor)
+                .map_err(WireError::from)?
+                .is_none()
+            {
+                new += 1;
+            }
+        }
+        if self.world.registry().len() + new > MAX_COMPONENT_TYPES {
+            return Err(WireError::TooMany {
+                what: "component types",
+                count: self.world.registry().len() + new,
+                max: MAX_COMPONENT_TYPES,
+            }
+            .into());
+        }
+        Ok(descriptors)
+    }
+
+    /// Checks every batch against its component's layout (from the message's descriptors
+    /// or the registry).
+    fn check_batches<'a>(
+        &self,
+        descriptors: &[ComponentDescriptor],
+        list: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'a>>>>,
+    ) -> Result<Vec<BatchView<'a>>, ReplicaError> {
+        let Some(list) = list else {
+            return Ok(Vec::new());
+        };
+        wire::check_ascending(
+            list.iter().map(|b| b.component()),
+            list.len(),
+            "component batches",
+        )?;
+        let mut out = Vec::with_capacity(list.len());
+        for batch in list.iter() {
+            let id = ComponentId(batch.component());
+            let layout: Layout = descriptors
+                .iter()
+                .find(|d| d.id == id)
+                .or_else(|| self.world.registry().get(id))
+                .map(|d| d.layout)
+                .ok_or(WireError::UnknownComponent(id))?;
+            out.push(BatchView::parse(batch, layout)?);
+        }
+        Ok(out)
+    }
+
+    /// Applies a checked message. Cannot fail: everything was validated.
+    fn apply_checked(&mut self, checked: Checked<'_>) {
+        let tick = checked.tick;
+        for descriptor in checked.descriptors {
+            self.world
+                .register_descriptor(descriptor)
+                .expect("descriptor checked against this registry");
+        }
+        for entity in checked.spawns {
+            self.confirm_entity(entity, tick);
+        }
+        for batch in &checked.batches {
+            let component = batch.component();
+            let at = self.world.registry().position(component).expect("checked");
+            for entry in batch.iter() {
+                self.apply_value(at, component, entry.entity, entry.bytes, tick);
+            }
+        }
+        for remove in &checked.removes {
+            for entity in remove.entities() {
+                self.apply_remove(remove.component(), entity, tick);
+            }
+        }
+        for entity in checked.despawns {
+            self.apply_despawn(entity, tick);
+        }
+        self.tick = self.tick.max(tick);
+    }
+
+    /// Notes that `entity` was alive at `tick`, spawning it if new. False when it is known
+    /// to be despawned.
+    fn confirm_entity(&mut self, entity: EntityId, tick: u64) -> bool {
+        if self.despawned.contains_key(&entity) {
+            return false;
+        }
+        if !self.world.is_alive(entity) {
+            self.world.spawn_with_id(entity, Stamp::Remote(tick));
+            self.events
+                .push(EventKind::Spawn, entity, ComponentId(0), tick, &[]);
+        }
+        let seen = self.seen.entry(entity).or_insert(0);
+        *seen = (*seen).max(tick);
+        true
+    }
+
+    fn apply_value(
+        &mut self,
+        at: usize,
+        component: ComponentId,
+        entity: EntityId,
+        bytes: &[u8],
+        tick: u64,
+    ) {
+        if !self.confirm_entity(entity, tick) {
+            return;
+        }
+        if let Some(&removed) = self.removed.get(&(component, entity)) {
+            if removed >= tick {
+                return;
+            }
+            self.removed.remove(&(component, entity));
+        }
+        let kind = match self.world.apply_remote_value(at, entity, bytes, tick) {
+            Some(Change::Inserted) => EventKind::Insert,
+            Some(Change::Updated) => EventKind::Update,
+            Some(Change::Unchanged) | None => return,
+        };
+        self.events.push(kind, entity, component, tick, bytes);
+    }
+
+    fn apply_remove(&mut self, component: ComponentId, entity: EntityId, tick: u64) {
+        if !self.confirm_entity(entity, tick) {
+            return;
+        }
+        if let Some(changed) = self.world.changed_at(entity, component) {
+            if changed >= tick {
+                return;
+            }
+            let at = self
+                .world
+                .registry()
+                .position(component)
+                .expect("held value");
+            self.world.remove_at(at, entity, Stamp::Remote(tick));
+            self.events
+                .push(EventKind::Remove, entity, component, tick, &[]);
+        }
+        let removed = self.removed.entry((component, entity)).or_insert(0);
+        *removed = (*removed).max(tick);
+    }
+
+    fn apply_despawn(&mut self, entity: EntityId, tick: u64) {
+        if self.world.is_alive(entity) {
+            self.world
+                .despawn_stamped(entity, Stamp::Remote(tick))
+                .expect("entity is alive");
+            self.events
+                .push(EventKind::Despawn, entity, ComponentId(0), tick, &[]);
+        }
+        self.seen.remove(&entity);
+        for descriptor in self.world.registry().descriptors() {
+            self.removed.remove(&(descriptor.id, entity));
+        }
+        let despawned = self.despawned.entry(entity).or_insert(0);
+        *despawned = (*despawned).max(tick);
+    }
+
+    /// After a complete snapshot at `tick`: whatever it did not confirm is gone.
+    fn sweep_older_than(&mut self, tick: u64) {
+        let mut gone: Vec<EntityId> = self
+            .seen
+            .iter()
+            .filter(|&(_, &seen)| seen < tick)
+            .map(|(&e, _)| e)
+            .collect();
+        gone.sort_unstable();
+        for entity in gone {
+            self.apply_despawn(entity, tick);
+        }
+        let mut stale: Vec<(ComponentId, EntityId)> = Vec::new();
+        for (descriptor, column) in self
+            .world
+            .registry()
+            .descriptors()
+            .iter()
+            .zip(self.world.columns())
+        {
+            for row in 0..column.len() {
+                if column.changed(row) < tick {
+                    stale.push((descriptor.id, column.entity(row)));
+                }
+            }
+        }
+        stale.sort_unstable();
+        for (component, entity) in stale {
+            self.apply_remove(component, entity, tick);
+        }
+    }
+}

@@ -1,0 +1,402 @@
+//! Reading messages from a peer. Bytes are hostile until proven otherwise: every buffer is
+//! verified with limits sized to the schema, every count and length is checked before
+//! use, and nothing here allocates more than the message's own size justifies.
+
+use flatbuffers::{ForwardsUOffset, Vector, VerifierOptions};
+
+use super::fb;
+use super::{FILE_IDENTIFIER, MAX_MESSAGE_BYTES, WIRE_VERSION};
+use crate::registry::{
+    ComponentDescriptor, ComponentId, Layout, Registry, RegistryError, MAX_COMPONENT_TYPES,
+};
+use crate::world::EntityId;
+
+/// Tables one message can hold: the message, its payload, and per component type at most
+/// one descriptor, one batch and one remove batch.
+const MAX_TABLES: usize = 2 + 3 * MAX_COMPONENT_TYPES;
+/// Message → payload → vector → batch → vector.
+const MAX_DEPTH: usize = 8;
+
+/// Why bytes from a peer were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// Larger than [`MAX_MESSAGE_BYTES`].
+    #[error("message of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge {
+        /// Bytes received.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Too short, or without the `THTA` file identifier.
+    #[error("not a Theta message (no \"THTA\" identifier)")]
+    NotTheta,
+    /// The FlatBuffers verifier refused the buffer.
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    /// Another wire version.
+    #[error("wire version {found} is not supported (this build speaks version {WIRE_VERSION})")]
+    Version {
+        /// The version carried.
+        found: u16,
+    },
+    /// The payload is of another kind than the call expects, or unknown.
+    #[error("expected a {expected}, got {found}")]
+    UnexpectedPayload {
+        /// What the call accepts.
+        expected: &'static str,
+        /// What arrived.
+        found: &'static str,
+    },
+    /// A list longer than the schema allows.
+    #[error("{what}: {count} entries exceed the limit of {max}")]
+    TooMany {
+        /// Which list.
+        what: &'static str,
+        /// Its length.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// A descriptor that is invalid in itself or conflicts with the receiver's registry.
+    #[error("descriptor refused: {0}")]
+    Descriptor(#[from] RegistryError),
+    /// An unknown layout kind in a descriptor.
+    #[error("descriptor {name:?} has unknown layout kind {kind}")]
+    UnknownLayout {
+        /// Descriptor name.
+        name: String,
+        /// The kind byte.
+        kind: u8,
+    },
+    /// A component id with no descriptor in the message or the receiver's registry.
+    #[error("component {0} is not described by this message nor registered here")]
+    UnknownComponent(ComponentId),
+    /// An entity id that cannot have been issued, or ids out of order in a list.
+    #[error("{what}: {reason} at entry {index}")]
+    BadEntity {
+        /// Which list.
+        what: &'static str,
+        /// Index in the list.
+        index: usize,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// A batch whose sizes do not add up for its component's layout.
+    #[error("batch of component {component}: {reason}")]
+    BadBatch {
+        /// The component.
+        component: ComponentId,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Batches or remove lists not in strictly ascending component order.
+    #[error("{what} are not in strictly ascending component order")]
+    Unordered {
+        /// Which list.
+        what: &'static str,
+    },
+}
+
+/// A verified message.
+#[derive(Clone, Copy, Debug)]
+pub enum Message<'a> {
+    /// One chunk of a world snapshot.
+    SnapshotChunk(fb::SnapshotChunk<'a>),
+    /// A delta frame.
+    DeltaFrame(fb::DeltaFrame<'a>),
+}
+
+impl Message<'_> {
+    /// The payload's kind, for messages.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Message::SnapshotChunk(_) => "snapshot chunk",
+            Message::DeltaFrame(_) => "delta frame",
+        }
+    }
+}
+
+/// Verifies `bytes` as a Theta message of the supported version.
+pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
+    if bytes.len() > MAX_MESSAGE_BYTES {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            max: MAX_MESSAGE_BYTES,
+        });
+    }
+    if bytes.len() < 8 || !flatbuffers::buffer_has_identifier(bytes, FILE_IDENTIFIER, false) {
+        return Err(WireError::NotTheta);
+    }
+    let options = VerifierOptions {
+        max_depth: MAX_DEPTH,
+        max_tables: MAX_TABLES,
+        max_apparent_size: MAX_MESSAGE_BYTES,
+        ignore_missing_null_terminator: false,
+    };
+    let message = fb::root_as_message_with_opts(&options, bytes)
+        .map_err(|e| WireError::Malformed(e.to_string()))?;
+    if message.version() != WIRE_VERSION {
+        return Err(WireError::Version {
+            found: message.version(),
+        });
+    }
+    let missing = || WireError::Malformed("payload missing".into());
+    match message.payload_type() {
+        fb::Payload::SnapshotChunk => Ok(Message::SnapshotChunk(
+            message.payload_as_snapshot_chunk().ok_or_else(missing)?,
+        )),
+        fb::Payload::DeltaFrame => Ok(Message::DeltaFrame(
+            message.payload_as_delta_frame().ok_or_else(missing)?,
+        )),
+        _ => Err(WireError::UnexpectedPayload {
+            expected: "snapshot chunk or delta frame",
+            found: "unknown payload",
+        }),
+    }
+}
+
+/// Reads and validates a descriptor list (each id must be the hash of its name).
+pub fn read_descriptors(
+    list: Option<Vector<'_, ForwardsUOffset<fb::Descriptor<'_>>>>,
+) -> Result<Vec<ComponentDescriptor>, WireError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    check_count("descriptors", list.len(), MAX_COMPONENT_TYPES)?;
+    let mut out = Vec::with_capacity(list.len());
+    let mut scratch = Registry::new();
+    for d in list.iter() {
+        let name = d.name().to_owned();
+        let layout = match d.layout() {
+            fb::LayoutKind::Fixed => Layout::Fixed(d.size()),
+            fb::LayoutKind::Variable => Layout::Variable { max: d.size() },
+            other => {
+                return Err(WireError::UnknownLayout {
+                    name,
+                    kind: other.0,
+                })
+            }
+        };
+        let descriptor = ComponentDescriptor {
+            id: ComponentId(d.id()),
+            name,
+            layout,
+        };
+        // Validates the descriptor and catches two conflicting descriptors in one message.
+        scratch.insert(descriptor.clone())?;
+        out.push(descriptor);
+    }
+    Ok(out)
+}
+
+/// Reads an entity list: valid ids, strictly ascending (so no duplicates).
+pub fn read_entities(
+    list: Option<Vector<'_, u64>>,
+    what: &'static str,
+) -> Result<Vec<EntityId>, WireError> {
+    let Some(list) = list else {
+        return Ok(Vec::new());
+    };
+    check_entities(list, what)?;
+    Ok(list.iter().map(EntityId).collect())
+}
+
+fn check_entities(list: Vector<'_, u64>, what: &'static str) -> Result<(), WireError> {
+    let mut previous = 0u64;
+    for (index, raw) in list.iter().enumerate() {
+        let reason = if !EntityId(raw).is_valid() {
+            "invalid entity id"
+        } else if raw <= previous {
+            "entity ids not strictly ascending"
+        } else {
+            previous = raw;
+            continue;
+        };
+        return Err(WireError::BadEntity {
+            what,
+            index,
+            reason,
+        });
+    }
+    Ok(())
+}
+
+fn check_count(what: &'static str, count: usize, max: usize) -> Result<(), WireError> {
+    if count > max {
+        return Err(WireError::TooMany { what, count, max });
+    }
+    Ok(())
+}
+
+/// Checks that a list of component-keyed items is strictly ascending by component.
+pub(crate) fn check_ascending(
+    ids: impl Iterator<Item = u32>,
+    count: usize,
+    what: &'static str,
+) -> Result<(), WireError> {
+    check_count(what, count, MAX_COMPONENT_TYPES)?;
+    let mut previous: Option<u32> = None;
+    for id in ids {
+        if previous.is_some_and(|p| p >= id) {
+            return Err(WireError::Unordered { what });
+        }
+        previous = Some(id);
+    }
+    Ok(())
+}
+
+/// A batch checked against its component's layout.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchView<'a> {
+    component: ComponentId,
+    entities: Vector<'a, u64>,
+    data: &'a [u8],
+    lengths: Option<Vector<'a, u32>>,
+    inserted: Option<&'a [u8]>,
+    size: usize,
+}
+
+/// One value of a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchEntry<'a> {
+    /// The entity.
+    pub entity: EntityId,
+    /// The value bytes.
+    pub bytes: &'a [u8],
+    /// Whether the sender marked it as an insert.
+    pub inserted: bool,
+}
+
+impl<'a> BatchView<'a> {
+    /// Checks a batch: valid ascending entities, and values that add up exactly to the data
+    /// for `layout` (fixed: count × size; variable: one length per value, each within the
+    /// maximum, summing to the data length).
+    pub fn parse(batch: fb::ComponentBatch<'a>, layout: Layout) -> Result<Self, WireError> {
+        let component = ComponentId(batch.component());
+        let bad = |reason: String| WireError::BadBatch { component, reason };
+        let entities = batch.entities();
+        check_entities(entities, "batch entities")?;
+        let count = entities.len();
+        let data = batch.data().bytes();
+        let lengths = batch.lengths();
+        match layout {
+            Layout::Fixed(size) => {
+                if lengths.is_some() {
+                    return Err(bad("lengths given for a fixed-size component".into()));
+                }
+                let expected = count as u64 * u64::from(size);
+                if data.len() as u64 != expected {
+                    return Err(bad(format!(
+                        "{} data bytes for {count} values of {size} bytes",
+                        data.len()
+                    )));
+                }
+            }
+            Layout::Variable { max } => {
+                let Some(lengths) = lengths else {
+                    return Err(bad("no lengths for a variable-size component".into()));
+                };
+                if lengths.len() != count {
+                    return Err(bad(format!("{} lengths for {count} values", lengths.len())));
+                }
+                let mut total = 0u64;
+                for len in lengths.iter() {
+                    if len > max {
+                        return Err(bad(format!(
+                            "value of {len} bytes exceeds the maximum of {max}"
+                        )));
+                    }
+                    total += u64::from(len);
+                }
+                if total != data.len() as u64 {
+                    return Err(bad(format!(
+                        "lengths sum to {total}, data has {} bytes",
+                        data.len()
+                    )));
+                }
+            }
+        }
+        let inserted = batch.inserted().map(|v| v.bytes());
+        if let Some(bits) = inserted {
+            if bits.len() != count.div_ceil(8) {
+                return Err(bad(format!(
+                    "insert bitset of {} bytes for {count} values",
+                    bits.len()
+                )));
+            }
+        }
+        Ok(BatchView {
+            component,
+            entities,
+            data,
+            lengths,
+            inserted,
+            size: layout.max_bytes() as usize,
+        })
+    }
+
+    /// The component type of every value.
+    pub fn component(&self) -> ComponentId {
+        self.component
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.entities.len()
+    }
+
+    /// Whether the batch is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entities.is_empty()
+    }
+
+    /// The values in order.
+    pub fn iter(&self) -> impl Iterator<Item = BatchEntry<'a>> + 'a {
+        let this = *self;
+        let mut offset = 0usize;
+        (0..this.entities.len()).map(move |i| {
+            let len = match this.lengths {
+                Some(lengths) => lengths.get(i) as usize,
+                None => this.size,
+            };
+            let bytes = &this.data[offset..offset + len];
+            offset += len;
+            BatchEntry {
+                entity: EntityId(this.entities.get(i)),
+                bytes,
+                inserted: this
+                    .inserted
+                    .is_some_and(|bits| bits[i / 8] & (1 << (i % 8)) != 0),
+            }
+        })
+    }
+}
+
+/// A remove list checked for valid ascending entities.
+#[derive(Clone, Copy, Debug)]
+pub struct RemoveView<'a> {
+    component: ComponentId,
+    entities: Vector<'a, u64>,
+}
+
+impl<'a> RemoveView<'a> {
+    /// Checks the entity list of a remove batch.
+    pub fn parse(batch: fb::RemoveBatch<'a>) -> Result<Self, WireError> {
+        check_entities(batch.entities(), "removed entities")?;
+        Ok(RemoveView {
+            component: ComponentId(batch.component()),
+            entities: batch.entities(),
+        })
+    }
+
+    /// The component removed.
+    pub fn component(&self) -> ComponentId {
+        self.component
+    }
+
+    /// The entities it was removed from.
+    pub fn entities(&self) -> impl Iterator<Item = EntityId> + 'a {
+        self.entities.iter().map(EntityId)
+    }
+}

@@ -1,0 +1,241 @@
+//! Building messages. Entity ids and fixed-size values are written as flat vectors, so a
+//! batch costs two copies however many values it holds.
+
+use flatbuffers::{FlatBufferBuilder, WIPOffset};
+
+use super::fb;
+use super::{FILE_IDENTIFIER, WIRE_VERSION};
+use crate::registry::{ComponentDescriptor, ComponentId, Layout};
+use crate::world::EntityId;
+
+/// Values of one component type to encode.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchRef<'a> {
+    /// The component type.
+    pub component: ComponentId,
+    /// Entities, ascending, one per value.
+    pub entities: &'a [EntityId],
+    /// Values concatenated in entity order.
+    pub data: &'a [u8],
+    /// Byte length of each value, for variable layouts only.
+    pub lengths: Option<&'a [u32]>,
+    /// Insert bitset (bit i, LSB first: value i is an insert), for delta frames only.
+    pub inserted: Option<&'a [u8]>,
+}
+
+/// Encodes messages, reusing its buffers from one message to the next.
+pub struct Encoder {
+    fbb: FlatBufferBuilder<'static>,
+    ids: Vec<u64>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Encoder {
+            fbb: FlatBufferBuilder::with_capacity(16 * 1024),
+            ids: Vec::new(),
+        }
+    }
+}
+
+/// Header fields of a snapshot chunk.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkHeader {
+    /// Tick the snapshot was taken at.
+    pub tick: u64,
+    /// Position of this chunk.
+    pub index: u32,
+    /// Number of chunks in the snapshot.
+    pub total: u32,
+    /// Hash of the sender's registry.
+    pub registry_hash: u64,
+}
+
+type Offset<T> = WIPOffset<T>;
+
+impl Encoder {
+    /// An encoder with empty buffers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Encodes one snapshot chunk.
+    pub fn snapshot_chunk(
+        &mut self,
+        header: ChunkHeader,
+        descriptors: &[&ComponentDescriptor],
+        bare_entities: &[EntityId],
+        batches: &[BatchRef<'_>],
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let batches = self.batches(batches);
+        let entities = (!bare_entities.is_empty()).then(|| self.entity_vector(bare_entities));
+        let descriptors = self.descriptors(descriptors);
+        let chunk = fb::SnapshotChunk::create(
+            &mut self.fbb,
+            &fb::SnapshotChunkArgs {
+                tick: header.tick,
+                index: header.index,
+                total: header.total,
+                registry_hash: header.registry_hash,
+                descriptors,
+                entities,
+                batches,
+            },
+        );
+        self.finish(fb::Payload::SnapshotChunk, chunk.as_union_value())
+    }
+
+    /// Encodes one delta frame covering the ticks `(base_tick, tick]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn delta_frame(
+        &mut self,
+        base_tick: u64,
+        tick: u64,
+        descriptors: &[&ComponentDescriptor],
+        spawns: &[EntityId],
+        batches: &[BatchRef<'_>],
+        removes: &[(ComponentId, &[EntityId])],
+        despawns: &[EntityId],
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let despawns = (!despawns.is_empty()).then(|| self.entity_vector(despawns));
+        let removes = (!removes.is_empty()).then(|| {
+            let offsets: Vec<_> = removes
+                .iter()
+                .map(|&(component, entities)| {
+                    let entities = self.entity_vector(entities);
+                    fb::RemoveBatch::create(
+                        &mut self.fbb,
+                        &fb::RemoveBatchArgs {
+                            component: component.0,
+                            entities: Some(entities),
+                        },
+                    )
+                })
+                .collect();
+            self.fbb.create_vector(&offsets)
+        });
+        let batches = self.batches(batches);
+        let spawns = (!spawns.is_empty()).then(|| self.entity_vector(spawns));
+        let descriptors = self.descriptors(descriptors);
+        let frame = fb::DeltaFrame::create(
+            &mut self.fbb,
+            &fb::DeltaFrameArgs {
+                base_tick,
+                tick,
+                descriptors,
+                spawns,
+                batches,
+                removes,
+                despawns,
+            },
+        );
+        self.finish(fb::Payload::DeltaFrame, frame.as_union_value())
+    }
+
+    fn finish(
+        &mut self,
+        kind: fb::Payload,
+        payload: Offset<flatbuffers::UnionWIPOffset>,
+    ) -> Vec<u8> {
+        let message = fb::Message::create(
+            &mut self.fbb,
+            &fb::MessageArgs {
+                version: WIRE_VERSION,
+                payload_type: kind,
+                payload: Some(payload),
+            },
+        );
+        self.fbb.finish(message, Some(FILE_IDENTIFIER));
+        self.fbb.finished_data().to_vec()
+    }
+
+    fn entity_vector(
+        &mut self,
+        entities: &[EntityId],
+    ) -> Offset<flatbuffers::Vector<'static, u64>> {
+        self.ids.clear();
+        self.ids.extend(entities.iter().map(|e| e.0));
+        self.fbb.create_vector(&self.ids)
+    }
+
+    fn descriptors(
+        &mut self,
+        descriptors: &[&ComponentDescriptor],
+    ) -> Option<
+        Offset<flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::Descriptor<'static>>>>,
+    > {
+        if descriptors.is_empty() {
+            return None;
+        }
+        let offsets: Vec<_> = descriptors
+            .iter()
+            .map(|d| {
+                let name = self.fbb.create_string(&d.name);
+                let (layout, size) = match d.layout {
+                    Layout::Fixed(size) => (fb::LayoutKind::Fixed, size),
+                    Layout::Variable { max } => (fb::LayoutKind::Variable, max),
+                };
+                fb::Descriptor::create(
+                    &mut self.fbb,
+                    &fb::DescriptorArgs {
+                        id: d.id.0,
+                        name: Some(name),
+                        layout,
+                        size,
+                    },
+                )
+            })
+            .collect();
+        Some(self.fbb.create_vector(&offsets))
+    }
+
+    fn batches(
+        &mut self,
+        batches: &[BatchRef<'_>],
+    ) -> Option<
+        Offset<
+            flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'static>>>,
+        >,
+    > {
+        if batches.is_empty() {
+            return None;
+        }
+        let offsets: Vec<_> = batches
+            .iter()
+            .map(|batch| {
+                let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
+                let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
+                let data = self.fbb.create_vector(batch.data);
+                let entities = self.entity_vector(batch.entities);
+                fb::ComponentBatch::create(
+                    &mut self.fbb,
+                    &fb::ComponentBatchArgs {
+                        component: batch.component.0,
+                        entities: Some(entities),
+                        data: Some(data),
+                        lengths,
+                        inserted,
+                    },
+                )
+            })
+            .collect();
+        Some(self.fbb.create_vector(&offsets))
+    }
+}
+
+/// Upper bounds of encoded sizes, for planning snapshot chunks under a byte limit.
+/// They over-count alignment padding and vtables; `tests` check they are bounds.
+pub(crate) mod size {
+    /// Buffer header, `Message`, `SnapshotChunk` and its three vector headers.
+    pub const CHUNK_BASE: usize = 176;
+    /// One descriptor: table, vtable, offset in its vector, string header and padding.
+    pub const DESCRIPTOR_BASE: usize = 56;
+    /// One batch without its entries: table, vtable, offset, vector headers and padding.
+    pub const BATCH_BASE: usize = 104;
+    /// One entity id.
+    pub const ENTITY: usize = 8;
+    /// Length prefix of a variable-size value.
+    pub const LENGTH: usize = 4;
+}

@@ -1,0 +1,76 @@
+//! The log of local changes by tick, so a delta since tick T visits only what changed
+//! after T instead of rescanning the world.
+
+use std::collections::VecDeque;
+
+use super::entity::EntityId;
+use crate::registry::ComponentId;
+
+/// What a journal entry records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryKind {
+    /// Entity created; `since` is its spawn tick.
+    Spawn,
+    /// Value inserted or changed (first change of the key in this tick only).
+    Set,
+    /// Component removed from a live entity; `since` is the tick it had been inserted at.
+    Remove,
+    /// Entity destroyed; `since` is its spawn tick.
+    Despawn,
+}
+
+/// One logged change.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Entry {
+    pub tick: u64,
+    pub since: u64,
+    pub entity: EntityId,
+    pub component: ComponentId,
+    pub kind: EntryKind,
+}
+
+/// Changes in tick order; holds every change with a tick above `floor`.
+#[derive(Default)]
+pub(crate) struct Journal {
+    entries: VecDeque<Entry>,
+    floor: u64,
+}
+
+impl Journal {
+    pub(crate) fn record(&mut self, entry: Entry) {
+        debug_assert!(self
+            .entries
+            .back()
+            .is_none_or(|last| last.tick <= entry.tick));
+        self.entries.push_back(entry);
+    }
+
+    /// Every change logged with a tick above `tick`, oldest first.
+    pub(crate) fn since(&self, tick: u64) -> impl Iterator<Item = &Entry> {
+        let start = self.entries.partition_point(|e| e.tick <= tick);
+        self.entries.range(start..)
+    }
+
+    /// Changes with ticks at or below this are forgotten; deltas need a base above it.
+    pub(crate) fn floor(&self) -> u64 {
+        self.floor
+    }
+
+    /// Forgets changes at or below `floor`.
+    pub(crate) fn trim(&mut self, floor: u64) {
+        if floor <= self.floor {
+            return;
+        }
+        self.floor = floor;
+        let keep_from = self.entries.partition_point(|e| e.tick <= floor);
+        self.entries.drain(..keep_from);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+}

@@ -1,0 +1,620 @@
+//! The authoritative world: entity liveness (hecs), component values as byte blobs in
+//! dense per-type columns, change ticks and the change journal.
+
+mod column;
+mod entity;
+mod journal;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rustc_hash::FxHashMap;
+
+pub use column::Change;
+pub(crate) use column::Column;
+pub use entity::{EntityId, PeerId, MAX_ENTITY_COUNTER};
+pub(crate) use journal::{Entry, EntryKind, Journal};
+
+use crate::hash::{hash64, mix64};
+use crate::registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
+
+/// Settings of a [`World`].
+#[derive(Clone, Debug)]
+pub struct WorldConfig {
+    /// The peer this world spawns entities for (high 16 bits of their ids).
+    pub local_peer: PeerId,
+    /// How many ticks of change history to keep: `delta_since(t)` works for any `t` in the
+    /// last `history_ticks` ticks (and for 0); older bases need a snapshot.
+    pub history_ticks: u64,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        WorldConfig {
+            local_peer: 0,
+            history_ticks: 1024,
+        }
+    }
+}
+
+/// Why a world operation was refused. Nothing changed when one is returned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WorldError {
+    /// Registration failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The component id was never registered in this world.
+    #[error("unknown component {0}: register it first")]
+    UnknownComponent(ComponentId),
+    /// The entity was never spawned here, or is despawned.
+    #[error("entity {0} is not alive (never spawned here, or despawned)")]
+    DeadEntity(EntityId),
+    /// The value does not fit the component's layout.
+    #[error("value of {len} bytes for component {name:?}, whose layout is {layout}")]
+    WrongSize {
+        /// The component name.
+        name: String,
+        /// Its layout.
+        layout: Layout,
+        /// The length given.
+        len: usize,
+    },
+    /// Batch writes need a fixed layout.
+    #[error("component {name:?} has a variable layout; batch writes need a fixed size")]
+    BatchNeedsFixedLayout {
+        /// The component name.
+        name: String,
+    },
+    /// The stride is shorter than one value.
+    #[error("batch stride {stride} is smaller than the {size}-byte values of {name:?}")]
+    StrideTooSmall {
+        /// The component name.
+        name: String,
+        /// The stride given.
+        stride: usize,
+        /// The value size.
+        size: usize,
+    },
+    /// The value buffer ends before the last value.
+    #[error("batch of {count} values with stride {stride} needs {needed} bytes, got {got}")]
+    BatchTooShort {
+        /// Number of entities.
+        count: usize,
+        /// The stride given.
+        stride: usize,
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes given.
+        got: usize,
+    },
+    /// This peer has used all 2^48 - 1 entity ids.
+    #[error("peer {0} has no entity ids left")]
+    IdsExhausted(PeerId),
+}
+
+/// The hecs record of an entity: its network id, spawn tick and how many components it
+/// holds (snapshots list the entities that hold none).
+struct NetEntity {
+    id: EntityId,
+    spawned: u64,
+    components: u32,
+}
+
+/// How a write is stamped.
+#[derive(Clone, Copy)]
+pub(crate) enum Stamp {
+    /// A change made here, now: stamped with the current tick and journaled.
+    Local,
+    /// A change received from a peer at its tick: applied as is, not journaled.
+    Remote(u64),
+}
+
+/// Summary of a batch write.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Values the entities did not hold before.
+    pub inserted: usize,
+    /// Values whose bytes changed.
+    pub updated: usize,
+    /// Values written with identical bytes.
+    pub unchanged: usize,
+}
+
+/// Counts and memory of a world, for diagnostics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WorldStats {
+    /// Live entities.
+    pub entities: usize,
+    /// Stored (entity, component) values.
+    pub components: usize,
+    /// Registered component types.
+    pub component_types: usize,
+    /// Journal entries held for deltas.
+    pub journal_entries: usize,
+    /// Approximate heap bytes of columns, index and journal.
+    pub heap_bytes: usize,
+}
+
+/// A world of entities holding component values as opaque bytes.
+///
+/// Every real change is stamped with the current tick. Taking a snapshot or delta closes
+/// the current tick: a write after it lands in the next tick, so a frame taken at tick T
+/// is final for T and a delta since T never misses a write.
+pub struct World {
+    config: WorldConfig,
+    registry: Registry,
+    /// One column per registered type, in registry order.
+    columns: Vec<Column>,
+    ecs: hecs::World,
+    index: FxHashMap<EntityId, hecs::Entity>,
+    next_counter: u64,
+    tick: u64,
+    /// Set when a frame was taken at the current tick (interior: frames borrow `&self`).
+    sealed: AtomicBool,
+    journal: Journal,
+}
+
+impl Default for World {
+    fn default() -> Self {
+        World::new(WorldConfig::default())
+    }
+}
+
+impl World {
+    /// An empty world at tick 1.
+    pub fn new(config: WorldConfig) -> Self {
+        World {
+            config,
+            registry: Registry::new(),
+            columns: Vec::new(),
+            ecs: hecs::World::new(),
+            index: FxHashMap::default(),
+            next_counter: 1,
+            tick: 1,
+            sealed: AtomicBool::new(false),
+            journal: Journal::default(),
+        }
+    }
+
+    /// The settings this world was made with.
+    pub fn config(&self) -> &WorldConfig {
+        &self.config
+    }
+
+    /// Registers a component type (see [`Registry::register`]).
+    pub fn register(&mut self, name: &str, layout: Layout) -> Result<ComponentId, WorldError> {
+        self.register_descriptor(ComponentDescriptor {
+            id: ComponentId::of_name(name),
+            name: name.to_owned(),
+            layout,
+        })
+    }
+
+    /// Registers a descriptor received from a peer (see [`Registry::insert`]).
+    pub fn register_descriptor(
+        &mut self,
+        descriptor: ComponentDescriptor,
+    ) -> Result<ComponentId, WorldError> {
+        if let Some(id) = self.registry.check(&descriptor)? {
+            return Ok(id);
+        }
+        let layout = descriptor.layout;
+        let id = self.registry.insert(descriptor)?;
+        let at = self.registry.position(id).expect("just registered");
+        self.columns.insert(at, Column::new(layout));
+        Ok(id)
+    }
+
+    /// The component types of this world.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// The current tick: changes made now are stamped with it.
+    pub fn tick(&self) -> u64 {
+        self.tick
+    }
+
+    /// Closes the current tick and returns the new one.
+    pub fn advance(&mut self) -> u64 {
+        self.tick += 1;
+        *self.sealed.get_mut() = false;
+        let floor = self.tick.saturating_sub(self.config.history_ticks.max(1));
+        self.journal.trim(floor);
+        self.tick
+    }
+
+    /// Marks the current tick as read by a frame and returns it.
+    pub(crate) fn seal(&self) -> u64 {
+        self.sealed.store(true, Ordering::Relaxed);
+        self.tick
+    }
+
+    /// The tick a local change made now is stamped with.
+    fn write_tick(&mut self) -> u64 {
+        if *self.sealed.get_mut() {
+            self.advance();
+        }
+        self.tick
+    }
+
+    /// Creates an entity in this peer's id range.
+    pub fn spawn(&mut self) -> Result<EntityId, WorldError> {
+        let id = EntityId::new(self.config.local_peer, self.next_counter)
+            .ok_or(WorldError::IdsExhausted(self.config.local_peer))?;
+        self.next_counter += 1;
+        self.spawn_with_id(id, Stamp::Local);
+        Ok(id)
+    }
+
+    /// Makes `id` alive (it must not be); stamped as `stamp` says.
+    pub(crate) fn spawn_with_id(&mut self, id: EntityId, stamp: Stamp) {
+        let tick = match stamp {
+            Stamp::Local => self.write_tick(),
+            Stamp::Remote(tick) => tick,
+        };
+        let handle = self.ecs.spawn((NetEntity {
+            id,
+            spawned: tick,
+            components: 0,
+        },));
+        self.index.insert(id, handle);
+        if let Stamp::Local = stamp {
+            self.journal.record(Entry {
+                tick,
+                since: tick,
+                entity: id,
+                component: ComponentId(0),
+                kind: EntryKind::Spawn,
+            });
+        }
+    }
+
+    /// Destroys an entity and every component it holds.
+    pub fn despawn(&mut self, entity: EntityId) -> Result<(), WorldError> {
+        self.despawn_stamped(entity, Stamp::Local)
+    }
+
+    pub(crate) fn despawn_stamped(
+        &mut self,
+        entity: EntityId,
+        stamp: Stamp,
+    ) -> Result<(), WorldError> {
+        let handle = *self
+            .index
+            .get(&entity)
+            .ok_or(WorldError::DeadEntity(entity))?;
+        let spawned = self.spawn_tick(handle);
+        for column in &mut self.columns {
+            column.remove(entity);
+        }
+        self.index.remove(&entity);
+        // The handle came from the index, which holds live handles only.
+        let _ = self.ecs.despawn(handle);
+        if let Stamp::Local = stamp {
+            let tick = self.write_tick();
+            self.journal.record(Entry {
+                tick,
+                since: spawned,
+                entity,
+                component: ComponentId(0),
+                kind: EntryKind::Despawn,
+            });
+        }
+        Ok(())
+    }
+
+    fn count_components(&mut self, entity: EntityId, delta: i32) {
+        if let Some(&handle) = self.index.get(&entity) {
+            if let Ok(mut record) = self.ecs.get::<&mut NetEntity>(handle) {
+                record.components = record.components.saturating_add_signed(delta);
+            }
+        }
+    }
+
+    /// Live entities that hold no component, ascending.
+    pub(crate) fn bare_entities(&self) -> Vec<EntityId> {
+        let mut bare: Vec<EntityId> = self
+            .ecs
+            .iter()
+            .filter_map(|e| {
+                e.get::<&NetEntity>()
+                    .filter(|n| n.components == 0)
+                    .map(|n| n.id)
+            })
+            .collect();
+        bare.sort_unstable();
+        bare
+    }
+
+    /// Applies a value received from a peer at `tick` unless the held value is as new:
+    /// latest-wins per (entity, component). `None` when the held value is newer or as new.
+    pub(crate) fn apply_remote_value(
+        &mut self,
+        at: usize,
+        entity: EntityId,
+        bytes: &[u8],
+        tick: u64,
+    ) -> Option<Change> {
+        let column = &mut self.columns[at];
+        if let Some(row) = column.row(entity) {
+            if column.changed(row) >= tick {
+                return None;
+            }
+            let change = column.set(entity, bytes, tick);
+            // Identical bytes still move the tick, so an older frame cannot win later.
+            column.stamp(row, tick);
+            return Some(change);
+        }
+        Some(self.set_at(at, entity, bytes, Stamp::Remote(tick)))
+    }
+
+    fn spawn_tick(&self, handle: hecs::Entity) -> u64 {
+        self.ecs
+            .get::<&NetEntity>(handle)
+            .map(|e| e.spawned)
+            .unwrap_or(0)
+    }
+
+    /// Whether the entity is alive here.
+    pub fn is_alive(&self, entity: EntityId) -> bool {
+        self.index.contains_key(&entity)
+    }
+
+    /// The tick the entity was spawned at, if alive.
+    pub fn spawned_at(&self, entity: EntityId) -> Option<u64> {
+        self.index
+            .get(&entity)
+            .map(|&handle| self.spawn_tick(handle))
+    }
+
+    /// Live entities, in no particular order.
+    pub fn entities(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.ecs
+            .iter()
+            .filter_map(|e| e.get::<&NetEntity>().map(|n| n.id))
+    }
+
+    /// Writes a component value. Identical bytes are not a change.
+    pub fn set(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        bytes: &[u8],
+    ) -> Result<Change, WorldError> {
+        let at = self.check_write(entity, component, bytes.len())?;
+        Ok(self.set_at(at, entity, bytes, Stamp::Local))
+    }
+
+    /// Writes `count = entities.len()` values of a fixed-size component in one call; value
+    /// `i` is `values[i * stride ..][.. size]`. All-or-nothing: every argument is checked
+    /// before anything is written.
+    pub fn set_batch(
+        &mut self,
+        component: ComponentId,
+        entities: &[EntityId],
+        values: &[u8],
+        stride: usize,
+    ) -> Result<BatchOutcome, WorldError> {
+        let at = self.column_index(component)?;
+        let descriptor = &self.registry.descriptors()[at];
+        let Layout::Fixed(size) = descriptor.layout else {
+            return Err(WorldError::BatchNeedsFixedLayout {
+                name: descriptor.name.clone(),
+            });
+        };
+        let size = size as usize;
+        if stride < size {
+            return Err(WorldError::StrideTooSmall {
+                name: descriptor.name.clone(),
+                stride,
+                size,
+            });
+        }
+        let count = entities.len();
+        let needed = match count {
+            0 => 0,
+            n => (n - 1)
+                .checked_mul(stride)
+                .and_then(|b| b.checked_add(size))
+                .unwrap_or(usize::MAX),
+        };
+        if values.len() < needed {
+            return Err(WorldError::BatchTooShort {
+                count,
+                stride,
+                needed,
+                got: values.len(),
+            });
+        }
+        if let Some(&dead) = entities.iter().find(|e| !self.index.contains_key(e)) {
+            return Err(WorldError::DeadEntity(dead));
+        }
+        let mut outcome = BatchOutcome::default();
+        for (i, &entity) in entities.iter().enumerate() {
+            let value = &values[i * stride..i * stride + size];
+            match self.set_at(at, entity, value, Stamp::Local) {
+                Change::Inserted => outcome.inserted += 1,
+                Change::Updated => outcome.updated += 1,
+                Change::Unchanged => outcome.unchanged += 1,
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Checks a single write; returns the column index.
+    pub(crate) fn check_write(
+        &self,
+        entity: EntityId,
+        component: ComponentId,
+        len: usize,
+    ) -> Result<usize, WorldError> {
+        let at = self.column_index(component)?;
+        let descriptor = &self.registry.descriptors()[at];
+        if !descriptor.layout.accepts(len) {
+            return Err(WorldError::WrongSize {
+                name: descriptor.name.clone(),
+                layout: descriptor.layout,
+                len,
+            });
+        }
+        if !self.index.contains_key(&entity) {
+            return Err(WorldError::DeadEntity(entity));
+        }
+        Ok(at)
+    }
+
+    /// Writes a checked value into column `at`.
+    pub(crate) fn set_at(
+        &mut self,
+        at: usize,
+        entity: EntityId,
+        bytes: &[u8],
+        stamp: Stamp,
+    ) -> Change {
+        let tick = match stamp {
+            Stamp::Local => self.write_tick(),
+            Stamp::Remote(tick) => tick,
+        };
+        let column = &mut self.columns[at];
+        let before = column.row(entity).map(|row| column.changed(row));
+        let change = column.set(entity, bytes, tick);
+        if change == Change::Inserted {
+            self.count_components(entity, 1);
+        }
+        // One journal entry per key per tick: a key changed again in the same tick is
+        // already logged.
+        if let Stamp::Local = stamp {
+            if change != Change::Unchanged && before != Some(tick) {
+                let component = self.registry.descriptors()[at].id;
+                self.journal.record(Entry {
+                    tick,
+                    since: tick,
+                    entity,
+                    component,
+                    kind: EntryKind::Set,
+                });
+            }
+        }
+        change
+    }
+
+    /// Removes a component from an entity; `Ok(false)` when it did not hold it.
+    pub fn remove(&mut self, entity: EntityId, component: ComponentId) -> Result<bool, WorldError> {
+        let at = self.column_index(component)?;
+        if !self.index.contains_key(&entity) {
+            return Err(WorldError::DeadEntity(entity));
+        }
+        Ok(self.remove_at(at, entity, Stamp::Local))
+    }
+
+    pub(crate) fn remove_at(&mut self, at: usize, entity: EntityId, stamp: Stamp) -> bool {
+        let Some(added) = self.columns[at].remove(entity) else {
+            return false;
+        };
+        self.count_components(entity, -1);
+        if let Stamp::Local = stamp {
+            let tick = self.write_tick();
+            let component = self.registry.descriptors()[at].id;
+            self.journal.record(Entry {
+                tick,
+                since: added,
+                entity,
+                component,
+                kind: EntryKind::Remove,
+            });
+        }
+        true
+    }
+
+    /// The value of a component, if the entity holds it.
+    pub fn get(&self, entity: EntityId, component: ComponentId) -> Option<&[u8]> {
+        let column = &self.columns[self.registry.position(component)?];
+        column.row(entity).map(|row| column.value(row))
+    }
+
+    /// The tick of the last real change of a value, if the entity holds it.
+    pub fn changed_at(&self, entity: EntityId, component: ComponentId) -> Option<u64> {
+        let column = &self.columns[self.registry.position(component)?];
+        column.row(entity).map(|row| column.changed(row))
+    }
+
+    /// Every (entity, value) of a component type, in storage order.
+    pub fn component_entries(
+        &self,
+        component: ComponentId,
+    ) -> Result<ComponentEntries<'_>, WorldError> {
+        let column = &self.columns[self.column_index(component)?];
+        Ok(ComponentEntries { column, row: 0 })
+    }
+
+    /// A hash of every live entity and every value, independent of storage order and ticks:
+    /// equal on two peers exactly when they hold the same state (up to hash collisions).
+    pub fn state_hash(&self) -> u64 {
+        let mut sum = 0u64;
+        for entity in self.entities() {
+            sum = sum.wrapping_add(mix64(entity.0 ^ 0x656e_7469_7479));
+        }
+        for (descriptor, column) in self.registry.descriptors().iter().zip(&self.columns) {
+            let type_seed = mix64(u64::from(descriptor.id.0));
+            for row in 0..column.len() {
+                let seed = mix64(type_seed ^ column.entity(row).0);
+                sum = sum.wrapping_add(hash64(seed, column.value(row)));
+            }
+        }
+        mix64(sum ^ self.index.len() as u64)
+    }
+
+    /// Counts and memory use.
+    pub fn stats(&self) -> WorldStats {
+        let columns: usize = self.columns.iter().map(Column::heap_bytes).sum();
+        WorldStats {
+            entities: self.index.len(),
+            components: self.columns.iter().map(Column::len).sum(),
+            component_types: self.registry.len(),
+            journal_entries: self.journal.len(),
+            heap_bytes: columns
+                + self.journal.heap_bytes()
+                + self.index.capacity() * (std::mem::size_of::<(EntityId, hecs::Entity)>() + 1),
+        }
+    }
+
+    fn column_index(&self, component: ComponentId) -> Result<usize, WorldError> {
+        self.registry
+            .position(component)
+            .ok_or(WorldError::UnknownComponent(component))
+    }
+
+    pub(crate) fn columns(&self) -> &[Column] {
+        &self.columns
+    }
+
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+}
+
+/// Iterator over the (entity, value) pairs of one component type.
+pub struct ComponentEntries<'w> {
+    column: &'w Column,
+    row: usize,
+}
+
+impl<'w> Iterator for ComponentEntries<'w> {
+    type Item = (EntityId, &'w [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.row >= self.column.len() {
+            return None;
+        }
+        let row = self.row;
+        self.row += 1;
+        Some((self.column.entity(row), self.column.value(row)))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.column.len() - self.row;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for ComponentEntries<'_> {}
