@@ -576,4 +576,34 @@ mod tests {
         let err = world.delta_since(world.tick() + 5).unwrap_err();
         assert!(matches!(err, DeltaError::FutureBase { .. }));
     }
+
+    #[test]
+    fn history_is_bounded_by_entries_too() {
+        let mut world = World::new(crate::world::WorldConfig {
+            history_entries: 100,
+            ..Default::default()
+        });
+        let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+        let entities: Vec<EntityId> = (0..30).map(|_| world.spawn().unwrap()).collect();
+        for round in 0..20u8 {
+            for &e in &entities {
+                world.set(e, position, &[round; 12]).unwrap();
+            }
+            world.advance();
+        }
+        let stats = world.stats();
+        assert!(
+            stats.journal_entries <= 100,
+            "{} entries",
+            stats.journal_entries
+        );
+        // The newest ticks are still served; older ones ask for a snapshot.
+        let recent = world.tick() - 2;
+        assert_eq!(world.delta_since(recent).unwrap().change_count(), 30);
+        assert!(matches!(
+            world.delta_since(2),
+            Err(DeltaError::HistoryTruncated { .. })
+        ));
+        assert_eq!(stats.history_floor, world.stats().history_floor);
+    }
 }

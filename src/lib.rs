@@ -6,6 +6,7 @@
 //! into chunked snapshots and deltas and applies them on the receiving side.
 
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
 
 pub mod baseline;
 pub mod delta;
@@ -24,3 +25,8 @@ pub use wire::WireError;
 pub use world::{
     BatchOutcome, Change, EntityId, PeerId, World, WorldConfig, WorldError, WorldStats,
 };
+
+/// The README's examples, compiled and run as doc tests so they stay true.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -158,7 +158,7 @@ impl Planner {
             match descriptor.layout {
                 Layout::Fixed(value) => {
                     let per = size::ENTITY + value as usize;
-                    let fit = if per == 0 { column.len() } else { room / per };
+                    let fit = room / per; // per >= 8: an entity id always travels
                     end = (start + fit).min(column.len());
                     bytes = (end - start) * per;
                 }

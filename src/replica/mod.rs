@@ -11,7 +11,9 @@ use rustc_hash::FxHashMap;
 
 pub use events::{Event, EventKind, Events};
 
-use crate::registry::{ComponentDescriptor, ComponentId, Layout, Registry, MAX_COMPONENT_TYPES};
+use crate::registry::{
+    ComponentDescriptor, ComponentId, Layout, Registry, RegistryError, MAX_COMPONENT_TYPES,
+};
 use crate::wire::{self, fb, BatchView, Message, RemoveView, WireError};
 use crate::world::{Change, EntityId, Stamp, World, WorldConfig};
 use events::EventQueue;
@@ -171,6 +173,12 @@ impl Replica {
                 .expect("descriptors of a valid registry");
         }
         replica
+    }
+
+    /// Registers one of the engine's own component types, so that descriptors from the peer
+    /// are checked against it and its id can be looked up before any value arrives.
+    pub fn register(&mut self, name: &str, layout: Layout) -> Result<ComponentId, RegistryError> {
+        self.world.register(name, layout)
     }
 
     /// The replicated state (read it with `get`, `component_entries`, `state_hash`...).

@@ -7,8 +7,11 @@
 mod decode;
 mod encode;
 
+/// The flatc output, included rather than declared as a module file so that cbindgen,
+/// which does not expand `include!`, keeps it out of the C header.
 #[allow(
     clippy::all,
+    clippy::undocumented_unsafe_blocks,
     clippy::pedantic,
     unused_imports,
     dead_code,
@@ -20,7 +23,9 @@ mod encode;
     mismatched_lifetime_syntaxes
 )]
 #[rustfmt::skip]
-mod theta_generated;
+mod theta_generated {
+    include!("theta_generated.rs");
+}
 
 pub(crate) use decode::check_ascending;
 pub use decode::{

@@ -66,6 +66,17 @@ impl Journal {
         self.entries.drain(..keep_from);
     }
 
+    /// Forgets whole ticks, oldest first, until at most `max` entries remain, but never
+    /// ticks above `highest_floor`.
+    pub(crate) fn trim_to_entries(&mut self, max: usize, highest_floor: u64) {
+        if self.entries.len() <= max {
+            return;
+        }
+        // The first entry to keep decides the floor; all of its tick must stay or go.
+        let cut = self.entries[self.entries.len() - max].tick;
+        self.trim(cut.min(highest_floor));
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }

@@ -25,6 +25,9 @@ pub struct WorldConfig {
     /// How many ticks of change history to keep: `delta_since(t)` works for any `t` in the
     /// last `history_ticks` ticks (and for 0); older bases need a snapshot.
     pub history_ticks: u64,
+    /// Most change records to keep (32 bytes each); when exceeded, the oldest ticks are
+    /// forgotten first. Bounds memory when much of a large world changes every tick.
+    pub history_entries: usize,
 }
 
 impl Default for WorldConfig {
@@ -32,6 +35,7 @@ impl Default for WorldConfig {
         WorldConfig {
             local_peer: 0,
             history_ticks: 1024,
+            history_entries: 1 << 20,
         }
     }
 }
@@ -130,7 +134,13 @@ pub struct WorldStats {
     pub component_types: usize,
     /// Journal entries held for deltas.
     pub journal_entries: usize,
-    /// Approximate heap bytes of columns, index and journal.
+    /// Oldest base tick `delta_since` accepts besides 0.
+    pub history_floor: u64,
+    /// Approximate heap bytes of the value columns (values, ticks, row index).
+    pub column_bytes: usize,
+    /// Approximate heap bytes of the change journal.
+    pub journal_bytes: usize,
+    /// Approximate heap bytes of columns, entity index and journal together.
     pub heap_bytes: usize,
 }
 
@@ -181,7 +191,7 @@ impl World {
     }
 
     /// Registers a component type (see [`Registry::register`]).
-    pub fn register(&mut self, name: &str, layout: Layout) -> Result<ComponentId, WorldError> {
+    pub fn register(&mut self, name: &str, layout: Layout) -> Result<ComponentId, RegistryError> {
         self.register_descriptor(ComponentDescriptor {
             id: ComponentId::of_name(name),
             name: name.to_owned(),
@@ -193,7 +203,7 @@ impl World {
     pub fn register_descriptor(
         &mut self,
         descriptor: ComponentDescriptor,
-    ) -> Result<ComponentId, WorldError> {
+    ) -> Result<ComponentId, RegistryError> {
         if let Some(id) = self.registry.check(&descriptor)? {
             return Ok(id);
         }
@@ -220,6 +230,9 @@ impl World {
         *self.sealed.get_mut() = false;
         let floor = self.tick.saturating_sub(self.config.history_ticks.max(1));
         self.journal.trim(floor);
+        // The tick just closed stays whatever its size: its delta has not been taken yet.
+        self.journal
+            .trim_to_entries(self.config.history_entries, self.tick.saturating_sub(2));
         self.tick
     }
 
@@ -566,15 +579,19 @@ impl World {
 
     /// Counts and memory use.
     pub fn stats(&self) -> WorldStats {
-        let columns: usize = self.columns.iter().map(Column::heap_bytes).sum();
+        let column_bytes: usize = self.columns.iter().map(Column::heap_bytes).sum();
+        let journal_bytes = self.journal.heap_bytes();
+        let index_bytes =
+            self.index.capacity() * (std::mem::size_of::<(EntityId, hecs::Entity)>() + 1);
         WorldStats {
             entities: self.index.len(),
             components: self.columns.iter().map(Column::len).sum(),
             component_types: self.registry.len(),
             journal_entries: self.journal.len(),
-            heap_bytes: columns
-                + self.journal.heap_bytes()
-                + self.index.capacity() * (std::mem::size_of::<(EntityId, hecs::Entity)>() + 1),
+            history_floor: self.journal.floor(),
+            column_bytes,
+            journal_bytes,
+            heap_bytes: column_bytes + journal_bytes + index_bytes,
         }
     }
 
