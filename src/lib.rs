@@ -10,6 +10,7 @@
 
 pub mod baseline;
 pub mod delta;
+pub mod ffi;
 pub mod hash;
 pub mod registry;
 pub mod replica;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates include/theta.h from src/ffi/ with the pinned cbindgen CLI.
+# Usage: scripts/gen-header.sh [OUTPUT]   (default: include/theta.h)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+want=$(sed -n 's/^CBINDGEN_VERSION=\([0-9.]*\).*/\1/p' scripts/install-tools.sh)
+have=$(cbindgen --version 2>/dev/null | awk '{print $2}')
+if [ "$want" != "$have" ]; then
+  echo "cbindgen ${have:-missing}, pinned $want: run scripts/install-tools.sh" >&2
+  exit 1
+fi
+cbindgen --quiet --config cbindgen.toml --crate theta-net --output "${1:-include/theta.h}"

@@ -1,0 +1,208 @@
+//! The C ABI: the only surface engines see. Every exported function is
+//! `theta_<object>_<verb>`, returns a [`ThetaStatus`] when it can fail, writes outputs to
+//! trailing out-parameters only on success, checks every pointer, validates every handle,
+//! and runs inside a panic boundary. `include/theta.h` is generated from this module by
+//! cbindgen (see `cbindgen.toml`).
+
+mod boundary;
+mod handles;
+mod log;
+mod replica;
+mod snapshot;
+mod world;
+
+use std::ffi::{c_char, c_void};
+
+pub use log::{ThetaLogCallback, ThetaLogLevel};
+pub use replica::*;
+pub use snapshot::*;
+pub use world::*;
+
+use boundary::{boundary, FfiError, FfiResult};
+
+/// Major version of the library (semantic versioning).
+pub const THETA_VERSION_MAJOR: u32 = 0;
+/// Minor version of the library.
+pub const THETA_VERSION_MINOR: u32 = 1;
+/// Patch version of the library.
+pub const THETA_VERSION_PATCH: u32 = 0;
+/// Version of the C ABI: bumped on any incompatible change of a signature or struct.
+/// Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
+pub const THETA_ABI_VERSION: u32 = 1;
+
+/// Result of every fallible call. On anything but `THETA_STATUS_OK`, no out-parameter was
+/// written, nothing changed, and `theta_last_error` describes the failure.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThetaStatus {
+    /// Success.
+    Ok = 0,
+    /// A required pointer argument was NULL.
+    NullPointer = 1,
+    /// A handle was freed, never issued, or of another object type.
+    InvalidHandle = 2,
+    /// An argument is out of range or malformed (a bad name, layout, stride, tick...).
+    InvalidArgument = 3,
+    /// The component id is not registered.
+    UnknownComponent = 4,
+    /// A value's size does not fit the component's layout.
+    WrongSize = 5,
+    /// The entity is not alive (never spawned here, or despawned).
+    DeadEntity = 6,
+    /// A registration conflicts with a registered type (other layout, or a hash collision).
+    RegistryConflict = 7,
+    /// Bytes from a peer failed decoding or validation; nothing was applied.
+    Malformed = 8,
+    /// The delta base is older than the kept history: send a snapshot instead.
+    HistoryTruncated = 9,
+    /// The caller's buffer is too small; the needed size was written to the length output.
+    BufferTooSmall = 10,
+    /// This peer has used all its entity ids.
+    OutOfIds = 11,
+    /// The entity or component asked for is not there.
+    NotFound = 12,
+    /// A panic was caught inside the library. The object involved may be unusable: free it.
+    Panic = 99,
+}
+
+/// The library version as a static NUL-terminated string, e.g. `"0.1.0"`.
+#[no_mangle]
+pub extern "C" fn theta_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// The C ABI version of the loaded library; compare with `THETA_ABI_VERSION` from the
+/// header you compiled against and refuse to run when they differ.
+#[no_mangle]
+pub extern "C" fn theta_abi_version() -> u32 {
+    THETA_ABI_VERSION
+}
+
+/// Copies the message of the last failed call on this thread into `buf` (UTF-8,
+/// NUL-terminated, truncated to `len - 1` bytes) and writes the full message length
+/// (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask for the length.
+/// The message stays until the next failure on this thread. Never fails but on NULL
+/// `out_len`, or `buf` NULL with `len` > 0.
+///
+/// # Safety
+/// `buf` must point to `len` writable bytes; `out_len` to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn theta_last_error(
+    buf: *mut u8,
+    len: usize,
+    out_len: *mut usize,
+) -> ThetaStatus {
+    boundary("theta_last_error", || {
+        check_out(out_len, "out_len")?;
+        if buf.is_null() && len > 0 {
+            return Err(FfiError::null("buf"));
+        }
+        let message = boundary::last_error();
+        if len > 0 {
+            let n = message.len().min(len - 1);
+            // SAFETY: the caller gives `len` writable bytes at `buf` (checked non-NULL); we
+            // write `n + 1 <= len` of them.
+            unsafe {
+                std::ptr::copy_nonoverlapping(message.as_ptr(), buf, n);
+                *buf.add(n) = 0;
+            }
+        }
+        // SAFETY: checked non-NULL above; the caller gives a writable size_t.
+        unsafe { out_len.write(message.len()) };
+        Ok(())
+    })
+}
+
+/// Sets (or, with NULL, removes) the function that receives log messages. It is called
+/// from whichever thread logs, possibly several at once, and must return quickly; it may
+/// call `theta_set_log_callback` itself. `user_data` is passed back unchanged.
+#[no_mangle]
+pub extern "C" fn theta_set_log_callback(
+    callback: ThetaLogCallback,
+    user_data: *mut c_void,
+) -> ThetaStatus {
+    boundary("theta_set_log_callback", || {
+        log::set_callback(callback, user_data);
+        Ok(())
+    })
+}
+
+/// Sets the most verbose `ThetaLogLevel` passed to the log callback (default
+/// `THETA_LOG_LEVEL_WARN`); 0 silences logging.
+#[no_mangle]
+pub extern "C" fn theta_set_log_level(level: u8) -> ThetaStatus {
+    boundary("theta_set_log_level", || {
+        if level > ThetaLogLevel::Debug as u8 {
+            return Err(FfiError::new(
+                ThetaStatus::InvalidArgument,
+                format!("log level {level} is not a ThetaLogLevel (0..=4)"),
+            ));
+        }
+        log::set_level(level);
+        Ok(())
+    })
+}
+
+/// Fails with `NullPointer` unless `ptr` is non-NULL.
+fn check_out<T>(ptr: *mut T, what: &str) -> FfiResult {
+    if ptr.is_null() {
+        return Err(FfiError::null(what));
+    }
+    Ok(())
+}
+
+/// Writes an output after [`check_out`] accepted its pointer.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `T` and non-NULL.
+unsafe fn write_out<T>(ptr: *mut T, value: T) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { ptr.write(value) }
+}
+
+/// Writes an optional output: nothing when `ptr` is NULL.
+///
+/// # Safety
+/// `ptr` must be NULL or valid for writes of `T`.
+unsafe fn write_optional<T>(ptr: *mut T, value: T) {
+    if !ptr.is_null() {
+        // SAFETY: non-NULL and valid per the caller.
+        unsafe { ptr.write(value) }
+    }
+}
+
+/// Borrows `len` bytes at `ptr`; NULL is accepted only when `len` is 0.
+///
+/// # Safety
+/// `ptr` must be valid for reads of `len` bytes for the duration of the call.
+unsafe fn bytes_in<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a [u8]> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if ptr.is_null() {
+        return Err(FfiError::null(what));
+    }
+    if len > isize::MAX as usize {
+        return Err(FfiError::new(
+            ThetaStatus::InvalidArgument,
+            format!("{what}: length {len} is too large"),
+        ));
+    }
+    // SAFETY: non-NULL, length bounded, and readable per the caller.
+    Ok(unsafe { std::slice::from_raw_parts(ptr, len) })
+}
+
+/// Borrows a UTF-8 name of `len` bytes.
+///
+/// # Safety
+/// As [`bytes_in`].
+unsafe fn name_in<'a>(ptr: *const u8, len: usize) -> FfiResult<&'a str> {
+    // SAFETY: forwarded contract.
+    let bytes = unsafe { bytes_in(ptr, len, "name") }?;
+    std::str::from_utf8(bytes).map_err(|e| {
+        FfiError::new(
+            ThetaStatus::InvalidArgument,
+            format!("name is not UTF-8: {e}"),
+        )
+    })
+}
