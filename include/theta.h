@@ -390,6 +390,18 @@ ThetaStatus theta_replica_apply_delta(ThetaReplica replica,
                                       size_t len,
                                       uint8_t *out_applied);
 
+// Completes a snapshot that has no chunk (the sender's world had no entity), taken at
+// `tick`: whatever the replica holds from before that tick is removed, with events. The
+// sender learns the tick from `theta_snapshot_tick`. `out_applied` (may be NULL) receives
+// `THETA_APPLIED_SNAPSHOT_COMPLETE`, or `THETA_APPLIED_STALE_CHUNK` when the replica
+// already completed a snapshot at that tick or later.
+//
+// # Safety
+// `out_applied` must be NULL or point to a writable `uint8_t`.
+ThetaStatus theta_replica_apply_empty_snapshot(ThetaReplica replica,
+                                               uint64_t tick,
+                                               uint8_t *out_applied);
+
 // As `theta_replica_apply`, but anything other than a snapshot chunk is refused.
 //
 // # Safety
@@ -513,7 +525,8 @@ ThetaStatus theta_snapshot_chunk(ThetaSnapshot snapshot,
                                  const uint8_t **out_bytes,
                                  size_t *out_len);
 
-// Writes the number of chunks (0 for a world without entities).
+// Writes the number of chunks. A world without entities gives 0 chunks: send the
+// receiver the snapshot's tick instead, for `theta_replica_apply_empty_snapshot`.
 //
 // # Safety
 // `out_count` must point to a writable `size_t`.

@@ -31,7 +31,8 @@ pub enum DeltaError {
 /// Whether a value is new to the receiver or replaces one it holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChangeKind {
-    /// The entity did not hold the component at the base tick.
+    /// The entity gained the component after the base tick (it may have held an earlier
+    /// value that was removed in between).
     Insert,
     /// The entity held the component; its bytes changed.
     Update,
@@ -136,7 +137,24 @@ impl Delta {
 
     /// Encodes the delta as a FlatBuffers frame.
     pub fn encode(&self) -> Vec<u8> {
-        self.encode_with(&mut Encoder::new())
+        self.encode_with(&mut Encoder::with_capacity(self.encoded_size_hint()))
+    }
+
+    /// About the encoded size: entity ids, values, lengths, bitsets and some overhead.
+    fn encoded_size_hint(&self) -> usize {
+        let sets: usize = self
+            .sets
+            .iter()
+            .map(|b| {
+                128 + 8 * b.entities.len()
+                    + b.data.len()
+                    + b.inserted.len()
+                    + 4 * b.lengths.as_ref().map_or(0, Vec::len)
+            })
+            .sum();
+        let removes: usize = self.removes.iter().map(|(_, e)| 32 + 8 * e.len()).sum();
+        let descriptors: usize = self.descriptors.iter().map(|d| 64 + d.name.len()).sum();
+        256 + sets + removes + descriptors + 8 * (self.spawns.len() + self.despawns.len())
     }
 
     /// Encodes the delta with a reusable encoder.
@@ -190,7 +208,8 @@ impl World {
         let registry = self.registry();
         let columns = self.columns();
         let mut spawns = Vec::new();
-        let mut sets: Vec<(usize, EntityId)> = Vec::new();
+        // (column, entity, row): rows stay valid while the delta is built.
+        let mut sets: Vec<(usize, EntityId, usize)> = Vec::new();
         let mut removes: Vec<(usize, EntityId)> = Vec::new();
         let mut despawns = Vec::new();
         for entry in self.journal().since(since) {
@@ -206,31 +225,26 @@ impl World {
                     };
                     let column = &columns[at];
                     // Only the key's latest change is current; earlier entries are stale.
-                    if column
-                        .row(entry.entity)
-                        .is_some_and(|row| column.changed(row) == entry.tick)
-                    {
-                        sets.push((at, entry.entity));
+                    if let Some(row) = column.row(entry.entity) {
+                        if column.changed(row) == entry.tick {
+                            sets.push((at, entry.entity, row));
+                        }
                     }
                 }
                 EntryKind::Remove => {
                     let Some(at) = registry.position(entry.component) else {
                         continue;
                     };
-                    // The receiver held it only if it was inserted by `since`; a value held
+                    // Sent even when the value was inserted after `since`: a receiver acked
+                    // at `since` may have seen that insert in a later frame. A value held
                     // again now travels as a set, a despawned entity as a despawn.
-                    if entry.since <= since
-                        && self.is_alive(entry.entity)
-                        && columns[at].row(entry.entity).is_none()
-                    {
+                    if self.is_alive(entry.entity) && columns[at].row(entry.entity).is_none() {
                         removes.push((at, entry.entity));
                     }
                 }
-                EntryKind::Despawn => {
-                    if entry.since <= since {
-                        despawns.push(entry.entity);
-                    }
-                }
+                // Sent even for entities spawned after `since`, for the same reason; a
+                // receiver that never saw the entity ignores it.
+                EntryKind::Despawn => despawns.push(entry.entity),
             }
         }
         spawns.sort_unstable();
@@ -252,8 +266,7 @@ impl World {
             let column = &columns[at];
             let descriptor = &registry.descriptors()[at];
             let mut batch = SetBatch::for_type(descriptor, group.len());
-            for (i, &(_, entity)) in group.iter().enumerate() {
-                let row = column.row(entity).expect("checked above");
+            for (i, &(_, entity, row)) in group.iter().enumerate() {
                 batch.push(i, entity, column.value(row), column.added(row) > since);
             }
             delta.descriptors.push(descriptor.clone());
@@ -509,7 +522,8 @@ mod tests {
         world.set(e, position, &[1; 12]).unwrap();
         world.set(e, velocity, &[1; 12]).unwrap();
         let base = world.advance();
-        // Spawned and despawned inside the window: the receiver never hears of it.
+        // Spawned and despawned inside the window: only its despawn travels (a receiver
+        // acked at the base may have seen it in a later frame).
         let ghost = world.spawn().unwrap();
         world.set(ghost, position, &[5; 12]).unwrap();
         world.despawn(ghost).unwrap();
@@ -523,7 +537,8 @@ mod tests {
         world.advance();
         world.set(e, velocity, &[8; 12]).unwrap();
         let delta = world.delta_since(base - 1).unwrap();
-        assert!(delta.spawns.is_empty() && delta.despawns.is_empty() && delta.removes.is_empty());
+        assert!(delta.spawns.is_empty() && delta.removes.is_empty());
+        assert_eq!(delta.despawns, vec![ghost]);
         let mut changes: Vec<_> = delta
             .changes()
             .map(|c| (c.kind, c.component, c.bytes.to_vec()))

@@ -41,7 +41,8 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Whether the snapshot has no chunk (the world had no entity).
+    /// Whether the snapshot has no chunk (the world had no entity). A receiver that may
+    /// hold older state completes it with `Replica::apply_empty_snapshot(tick)`.
     pub fn is_empty(&self) -> bool {
         self.chunks.is_empty()
     }
@@ -250,6 +251,7 @@ impl World {
                     index: index as u32,
                     total,
                     registry_hash,
+                    max_chunk_bytes: max_chunk_bytes.min(u32::MAX as usize) as u32,
                 };
                 self.encode_chunk(&mut encoder, header, plan, &bare, &orders)
             })

@@ -634,3 +634,46 @@ fn every_exported_function_runs_inside_the_panic_boundary() {
     }
     assert!(exported > 30, "found only {exported} exported functions");
 }
+
+#[test]
+fn an_empty_snapshot_is_completed_by_its_tick() {
+    let h = host();
+    let e = spawn(h.world);
+    let mut replica = ThetaReplica { id: 0 };
+    let mut snapshot = ThetaSnapshot { id: 0 };
+    let (mut count, mut tick, mut applied) = (0usize, 0u64, 0u8);
+    // SAFETY: valid out-pointers; chunk pointers used while the snapshot lives.
+    unsafe {
+        ok(theta_replica_new(&mut replica));
+        ok(theta_world_snapshot(h.world, 0, &mut snapshot));
+        let (mut ptr, mut len) = (null(), 0usize);
+        ok(theta_snapshot_chunk(snapshot, 0, &mut ptr, &mut len));
+        ok(theta_replica_apply(replica, ptr, len, null_mut()));
+        ok(theta_snapshot_free(snapshot));
+        ok(theta_world_despawn(h.world, e));
+        ok(theta_world_snapshot(h.world, 0, &mut snapshot));
+        ok(theta_snapshot_chunk_count(snapshot, &mut count));
+        ok(theta_snapshot_tick(snapshot, &mut tick));
+        assert_eq!(count, 0);
+        assert_eq!(
+            theta_replica_apply_empty_snapshot(replica, 0, null_mut()),
+            ThetaStatus::InvalidArgument
+        );
+        ok(theta_replica_apply_empty_snapshot(
+            replica,
+            tick,
+            &mut applied,
+        ));
+        assert_eq!(applied, ThetaApplied::SnapshotComplete as u8);
+        let mut alive = 1u8;
+        ok(theta_replica_is_alive(replica, e, &mut alive));
+        assert_eq!(alive, 0);
+        ok(theta_snapshot_free(snapshot));
+    }
+    let mut replica_hash = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_replica_state_hash(replica, &mut replica_hash) });
+    assert_eq!(replica_hash, world_hash(h.world));
+    ok(theta_replica_free(replica));
+    ok(theta_world_free(h.world));
+}

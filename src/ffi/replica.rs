@@ -308,6 +308,34 @@ pub unsafe extern "C" fn theta_replica_apply_delta(
     })
 }
 
+/// Completes a snapshot that has no chunk (the sender's world had no entity), taken at
+/// `tick`: whatever the replica holds from before that tick is removed, with events. The
+/// sender learns the tick from `theta_snapshot_tick`. `out_applied` (may be NULL) receives
+/// `THETA_APPLIED_SNAPSHOT_COMPLETE`, or `THETA_APPLIED_STALE_CHUNK` when the replica
+/// already completed a snapshot at that tick or later.
+///
+/// # Safety
+/// `out_applied` must be NULL or point to a writable `uint8_t`.
+#[no_mangle]
+pub unsafe extern "C" fn theta_replica_apply_empty_snapshot(
+    replica: ThetaReplica,
+    tick: u64,
+    out_applied: *mut u8,
+) -> ThetaStatus {
+    boundary("theta_replica_apply_empty_snapshot", || {
+        if tick == 0 {
+            return Err(FfiError::new(
+                ThetaStatus::InvalidArgument,
+                "snapshot tick 0 is invalid",
+            ));
+        }
+        let applied = with_replica(replica, |r| Ok(r.apply_empty_snapshot(tick)))?;
+        // SAFETY: NULL or writable per the contract.
+        unsafe { write_optional(out_applied, applied_code(applied)) };
+        Ok(())
+    })
+}
+
 /// Moves up to `capacity` pending events, oldest first, into `out_events` and writes how
 /// many to `out_count`. Event data stays valid until the next poll on this replica or its
 /// free. Poll until `out_count` is 0 to drain.

@@ -132,7 +132,8 @@ pub unsafe extern "C" fn theta_snapshot_tick(
     })
 }
 
-/// Writes the number of chunks (0 for a world without entities).
+/// Writes the number of chunks. A world without entities gives 0 chunks: send the
+/// receiver the snapshot's tick instead, for `theta_replica_apply_empty_snapshot`.
 ///
 /// # Safety
 /// `out_count` must point to a writable `size_t`.

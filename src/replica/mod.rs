@@ -7,7 +7,7 @@
 
 mod events;
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use events::{Event, EventKind, Events};
 
@@ -37,29 +37,22 @@ pub enum ReplicaError {
         /// Snapshot tick.
         tick: u64,
     },
-    /// Two chunks of one snapshot disagree on the total.
-    #[error("snapshot at tick {tick} has {expected} chunks, but chunk {index} says {found}")]
-    InconsistentTotal {
+    /// A chunk disagrees with the earlier chunks of its snapshot on the total, the
+    /// registry hash or the chunk bound: it belongs to another cutting of that tick.
+    #[error(
+        "snapshot at tick {tick}: chunk {index} has {what} {found}, earlier chunks {expected}"
+    )]
+    InconsistentSnapshot {
         /// Snapshot tick.
         tick: u64,
-        /// Total of the earlier chunks.
-        expected: u32,
-        /// Total of this chunk.
-        found: u32,
         /// This chunk's index.
         index: u32,
-    },
-    /// Two chunks of one snapshot disagree on the registry hash.
-    #[error("snapshot at tick {tick}: chunk {index} has registry hash {found:#018x}, earlier chunks {expected:#018x}")]
-    InconsistentRegistry {
-        /// Snapshot tick.
-        tick: u64,
-        /// Hash of the earlier chunks.
+        /// Which header field disagrees.
+        what: &'static str,
+        /// The value of the earlier chunks.
         expected: u64,
-        /// Hash of this chunk.
+        /// This chunk's value.
         found: u64,
-        /// This chunk's index.
-        index: u32,
     },
     /// A delta frame whose tick is 0 or before its base.
     #[error("invalid delta frame ticks: base {base}, tick {tick}")]
@@ -106,23 +99,24 @@ pub struct ReplicaStats {
     pub bytes_applied: u64,
 }
 
+/// A snapshot being received: identified by tick, total, registry hash and chunk bound.
 struct Assembly {
     tick: u64,
     total: u32,
     registry_hash: u64,
-    received: Vec<bool>,
-    count: u32,
+    chunking: u32,
+    /// Indices received; grows with what arrives, not with what a header announces.
+    received: FxHashSet<u32>,
 }
 
 /// A local copy of a peer's world.
 pub struct Replica {
     world: World,
-    /// Tick of the newest removal of a (component, entity) not held since.
-    removed: FxHashMap<(ComponentId, EntityId), u64>,
+    /// Per entity, the tick of the newest removal of each component it has not held since
+    /// (keyed by entity so a despawn drops them all).
+    removed: FxHashMap<EntityId, Vec<(ComponentId, u64)>>,
     /// Entities known to be despawned (ids are never reused, so this is final).
     despawned: FxHashMap<EntityId, u64>,
-    /// Newest tick each live entity was confirmed alive at.
-    seen: FxHashMap<EntityId, u64>,
     assembly: Option<Assembly>,
     snapshot_tick: u64,
     tick: u64,
@@ -153,7 +147,6 @@ impl Replica {
             world: World::new(WorldConfig::default()),
             removed: FxHashMap::default(),
             despawned: FxHashMap::default(),
-            seen: FxHashMap::default(),
             assembly: None,
             snapshot_tick: 0,
             tick: 0,
@@ -204,7 +197,9 @@ impl Replica {
 
     /// (received, total) chunks of the snapshot being assembled, if any.
     pub fn snapshot_progress(&self) -> Option<(u32, u32)> {
-        self.assembly.as_ref().map(|a| (a.count, a.total))
+        self.assembly
+            .as_ref()
+            .map(|a| (a.received.len() as u32, a.total))
     }
 
     /// What the replica has received so far.
@@ -290,34 +285,51 @@ impl Replica {
     }
 
     fn apply_chunk(&mut self, chunk: fb::SnapshotChunk<'_>) -> Result<Applied, ReplicaError> {
-        let (tick, index, total, hash) = (
+        let (tick, index, total, hash, chunking) = (
             chunk.tick(),
             chunk.index(),
             chunk.total(),
             chunk.registry_hash(),
+            chunk.max_chunk_bytes(),
         );
         if tick == 0 || total == 0 || index >= total || total > MAX_SNAPSHOT_CHUNKS {
             return Err(ReplicaError::BadChunkHeader { index, total, tick });
         }
+        // Checked whole before deciding whether it is new: a malformed duplicate is refused
+        // like any malformed message.
+        let descriptors = self.check_descriptors(chunk.descriptors())?;
+        let checked = Checked {
+            tick,
+            spawns: wire::read_entities(chunk.entities(), "snapshot entities")?,
+            batches: self.check_batches(&descriptors, chunk.batches())?,
+            descriptors,
+            removes: Vec::new(),
+            despawns: Vec::new(),
+        };
         match &self.assembly {
             Some(a) if a.tick == tick => {
-                if a.total != total {
-                    return Err(ReplicaError::InconsistentTotal {
+                let inconsistent =
+                    |what, expected: u64, found: u64| ReplicaError::InconsistentSnapshot {
                         tick,
-                        expected: a.total,
-                        found: total,
                         index,
-                    });
+                        what,
+                        expected,
+                        found,
+                    };
+                if a.total != total {
+                    return Err(inconsistent("chunk total", a.total.into(), total.into()));
                 }
                 if a.registry_hash != hash {
-                    return Err(ReplicaError::InconsistentRegistry {
-                        tick,
-                        expected: a.registry_hash,
-                        found: hash,
-                        index,
-                    });
+                    return Err(inconsistent("registry hash", a.registry_hash, hash));
                 }
-                if a.received[index as usize] {
+                if a.chunking != chunking {
+                    return Err(inconsistent(
+                        "chunk bound",
+                        a.chunking.into(),
+                        chunking.into(),
+                    ));
+                }
+                if a.received.contains(&index) {
                     return Ok(Applied::DuplicateChunk);
                 }
             }
@@ -326,39 +338,45 @@ impl Replica {
             _ if tick < self.snapshot_tick => return Ok(Applied::StaleChunk),
             _ => {}
         }
-        let checked = Checked {
-            tick,
-            descriptors: self.check_descriptors(chunk.descriptors())?,
-            spawns: wire::read_entities(chunk.entities(), "snapshot entities")?,
-            batches: Vec::new(),
-            removes: Vec::new(),
-            despawns: Vec::new(),
-        };
-        let checked = Checked {
-            batches: self.check_batches(&checked.descriptors, chunk.batches())?,
-            ..checked
-        };
 
         if self.assembly.as_ref().is_none_or(|a| a.tick != tick) {
             self.assembly = Some(Assembly {
                 tick,
                 total,
                 registry_hash: hash,
-                received: vec![false; total as usize],
-                count: 0,
+                chunking,
+                received: FxHashSet::default(),
             });
         }
         self.apply_checked(checked);
         let assembly = self.assembly.as_mut().expect("set above");
-        assembly.received[index as usize] = true;
-        assembly.count += 1;
-        let complete = assembly.count == assembly.total;
+        assembly.received.insert(index);
+        let complete = assembly.received.len() == assembly.total as usize;
         if complete {
-            self.assembly = None;
-            self.snapshot_tick = tick;
-            self.sweep_older_than(tick);
+            self.complete_snapshot(tick);
         }
         Ok(Applied::SnapshotChunk { complete })
+    }
+
+    /// Completes a snapshot of `tick` that has no chunk, because the sender's world had no
+    /// entity: whatever this replica holds from before that tick is gone. (A snapshot with
+    /// chunks completes when its last chunk is applied.) Does nothing for a tick no newer
+    /// than the last complete snapshot.
+    pub fn apply_empty_snapshot(&mut self, tick: u64) -> Applied {
+        if tick <= self.snapshot_tick {
+            return Applied::StaleChunk;
+        }
+        self.complete_snapshot(tick);
+        self.tick = self.tick.max(tick);
+        Applied::SnapshotChunk { complete: true }
+    }
+
+    fn complete_snapshot(&mut self, tick: u64) {
+        if self.assembly.as_ref().is_some_and(|a| a.tick <= tick) {
+            self.assembly = None;
+        }
+        self.snapshot_tick = tick;
+        self.sweep_older_than(tick);
     }
 
     fn apply_frame(&mut self, frame: fb::DeltaFrame<'_>) -> Result<Applied, ReplicaError> {
@@ -487,16 +505,16 @@ impl Replica {
     /// Notes that `entity` was alive at `tick`, spawning it if new. False when it is known
     /// to be despawned.
     fn confirm_entity(&mut self, entity: EntityId, tick: u64) -> bool {
-        if self.despawned.contains_key(&entity) {
+        if self.world.confirm_remote(entity, tick) {
+            return true;
+        }
+        // Only an entity not alive here can be a despawned one.
+        if !self.despawned.is_empty() && self.despawned.contains_key(&entity) {
             return false;
         }
-        if !self.world.is_alive(entity) {
-            self.world.spawn_with_id(entity, Stamp::Remote(tick));
-            self.events
-                .push(EventKind::Spawn, entity, ComponentId(0), tick, &[]);
-        }
-        let seen = self.seen.entry(entity).or_insert(0);
-        *seen = (*seen).max(tick);
+        self.world.spawn_with_id(entity, Stamp::Remote(tick));
+        self.events
+            .push(EventKind::Spawn, entity, ComponentId(0), tick, &[]);
         true
     }
 
@@ -511,11 +529,16 @@ impl Replica {
         if !self.confirm_entity(entity, tick) {
             return;
         }
-        if let Some(&removed) = self.removed.get(&(component, entity)) {
-            if removed >= tick {
-                return;
+        if let Some(removals) = self.removed.get_mut(&entity) {
+            if let Some(at) = removals.iter().position(|&(c, _)| c == component) {
+                if removals[at].1 >= tick {
+                    return;
+                }
+                removals.swap_remove(at);
+                if removals.is_empty() {
+                    self.removed.remove(&entity);
+                }
             }
-            self.removed.remove(&(component, entity));
         }
         let kind = match self.world.apply_remote_value(at, entity, bytes, tick) {
             Some(Change::Inserted) => EventKind::Insert,
@@ -542,8 +565,11 @@ impl Replica {
             self.events
                 .push(EventKind::Remove, entity, component, tick, &[]);
         }
-        let removed = self.removed.entry((component, entity)).or_insert(0);
-        *removed = (*removed).max(tick);
+        let removals = self.removed.entry(entity).or_default();
+        match removals.iter_mut().find(|(c, _)| *c == component) {
+            Some((_, removed)) => *removed = (*removed).max(tick),
+            None => removals.push((component, tick)),
+        }
     }
 
     fn apply_despawn(&mut self, entity: EntityId, tick: u64) {
@@ -554,24 +580,14 @@ impl Replica {
             self.events
                 .push(EventKind::Despawn, entity, ComponentId(0), tick, &[]);
         }
-        self.seen.remove(&entity);
-        for descriptor in self.world.registry().descriptors() {
-            self.removed.remove(&(descriptor.id, entity));
-        }
+        self.removed.remove(&entity);
         let despawned = self.despawned.entry(entity).or_insert(0);
         *despawned = (*despawned).max(tick);
     }
 
     /// After a complete snapshot at `tick`: whatever it did not confirm is gone.
     fn sweep_older_than(&mut self, tick: u64) {
-        let mut gone: Vec<EntityId> = self
-            .seen
-            .iter()
-            .filter(|&(_, &seen)| seen < tick)
-            .map(|(&e, _)| e)
-            .collect();
-        gone.sort_unstable();
-        for entity in gone {
+        for entity in self.world.unconfirmed_since(tick) {
             self.apply_despawn(entity, tick);
         }
         let mut stale: Vec<(ComponentId, EntityId)> = Vec::new();

@@ -183,7 +183,11 @@ pub fn read_descriptors(
             name,
             layout,
         };
-        // Validates the descriptor and catches two conflicting descriptors in one message.
+        // Validates the descriptor, catches two conflicting descriptors in one message and
+        // drops identical repeats (so they count once toward the registry limit).
+        if scratch.check(&descriptor)?.is_some() {
+            continue;
+        }
         scratch.insert(descriptor.clone())?;
         out.push(descriptor);
     }

@@ -49,6 +49,8 @@ pub struct ChunkHeader {
     pub total: u32,
     /// Hash of the sender's registry.
     pub registry_hash: u64,
+    /// The chunk bound the snapshot was cut with.
+    pub max_chunk_bytes: u32,
 }
 
 type Offset<T> = WIPOffset<T>;
@@ -57,6 +59,15 @@ impl Encoder {
     /// An encoder with empty buffers.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An encoder whose buffer holds `bytes` without growing: growing a FlatBuffers
+    /// builder copies everything written so far, which dominates encoding a large frame.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Encoder {
+            fbb: FlatBufferBuilder::with_capacity(bytes.min(super::MAX_MESSAGE_BYTES)),
+            ids: Vec::new(),
+        }
     }
 
     /// Encodes one snapshot chunk.
@@ -81,6 +92,7 @@ impl Encoder {
                 descriptors,
                 entities,
                 batches,
+                max_chunk_bytes: header.max_chunk_bytes,
             },
         );
         self.finish(fb::Payload::SnapshotChunk, chunk.as_union_value())

@@ -649,6 +649,7 @@ impl<'a> SnapshotChunk<'a> {
   pub const VT_DESCRIPTORS: ::flatbuffers::VOffsetT = 12;
   pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 14;
   pub const VT_BATCHES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MAX_CHUNK_BYTES: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -662,6 +663,7 @@ impl<'a> SnapshotChunk<'a> {
     let mut builder = SnapshotChunkBuilder::new(_fbb);
     builder.add_registry_hash(args.registry_hash);
     builder.add_tick(args.tick);
+    builder.add_max_chunk_bytes(args.max_chunk_bytes);
     if let Some(x) = args.batches { builder.add_batches(x); }
     if let Some(x) = args.entities { builder.add_entities(x); }
     if let Some(x) = args.descriptors { builder.add_descriptors(x); }
@@ -721,6 +723,15 @@ impl<'a> SnapshotChunk<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ComponentBatch>>>>(SnapshotChunk::VT_BATCHES, None)}
   }
+  /// The chunk bound the snapshot was cut with: with the tick it identifies the snapshot,
+  /// so chunks of two cuttings of one tick are never mixed.
+  #[inline]
+  pub fn max_chunk_bytes(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(SnapshotChunk::VT_MAX_CHUNK_BYTES, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for SnapshotChunk<'_> {
@@ -736,6 +747,7 @@ impl ::flatbuffers::Verifiable for SnapshotChunk<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Descriptor>>>>("descriptors", Self::VT_DESCRIPTORS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u64>>>("entities", Self::VT_ENTITIES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ComponentBatch>>>>("batches", Self::VT_BATCHES, false)?
+     .visit_field::<u32>("max_chunk_bytes", Self::VT_MAX_CHUNK_BYTES, false)?
      .finish();
     Ok(())
   }
@@ -748,6 +760,7 @@ pub struct SnapshotChunkArgs<'a> {
     pub descriptors: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Descriptor<'a>>>>>,
     pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
     pub batches: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ComponentBatch<'a>>>>>,
+    pub max_chunk_bytes: u32,
 }
 impl<'a> Default for SnapshotChunkArgs<'a> {
   #[inline]
@@ -760,6 +773,7 @@ impl<'a> Default for SnapshotChunkArgs<'a> {
       descriptors: None,
       entities: None,
       batches: None,
+      max_chunk_bytes: 0,
     }
   }
 }
@@ -798,6 +812,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> SnapshotChunkBuilder<'a, 'b, 
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(SnapshotChunk::VT_BATCHES, batches);
   }
   #[inline]
+  pub fn add_max_chunk_bytes(&mut self, max_chunk_bytes: u32) {
+    self.fbb_.push_slot::<u32>(SnapshotChunk::VT_MAX_CHUNK_BYTES, max_chunk_bytes, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> SnapshotChunkBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     SnapshotChunkBuilder {
@@ -822,6 +840,7 @@ impl ::core::fmt::Debug for SnapshotChunk<'_> {
       ds.field("descriptors", &self.descriptors());
       ds.field("entities", &self.entities());
       ds.field("batches", &self.batches());
+      ds.field("max_chunk_bytes", &self.max_chunk_bytes());
       ds.finish()
   }
 }

@@ -108,7 +108,15 @@ impl Column {
     /// Writes `bytes` (already checked against the layout) and stamps real changes with
     /// `tick`.
     pub(crate) fn set(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
-        if let Some(row) = self.row(entity) {
+        match self.row(entity) {
+            Some(row) => self.update(row, bytes, tick),
+            None => self.insert(entity, bytes, tick),
+        }
+    }
+
+    /// Overwrites row `row` with `bytes` when they differ, stamping the change with `tick`.
+    pub(crate) fn update(&mut self, row: usize, bytes: &[u8], tick: u64) -> Change {
+        {
             let changed = match &mut self.values {
                 Values::Fixed { size, bytes: all } => {
                     let slot = &mut all[row * *size..(row + 1) * *size];
@@ -132,8 +140,12 @@ impl Column {
                 return Change::Unchanged;
             }
             self.changed[row] = tick;
-            return Change::Updated;
+            Change::Updated
         }
+    }
+
+    /// Appends a value for an entity that holds none.
+    fn insert(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
         let row = self.entities.len();
         if let Some(&last) = self.entities.last() {
             self.sorted &= last < entity;
@@ -154,11 +166,13 @@ impl Column {
         self.changed[row] = self.changed[row].max(tick);
     }
 
-    /// Removes the entity's value; returns the tick it was inserted at.
-    pub(crate) fn remove(&mut self, entity: EntityId) -> Option<u64> {
-        let row = self.rows.remove(&entity)? as usize;
+    /// Removes the entity's value; false when it held none.
+    pub(crate) fn remove(&mut self, entity: EntityId) -> bool {
+        let Some(row) = self.rows.remove(&entity) else {
+            return false;
+        };
+        let row = row as usize;
         let last = self.entities.len() - 1;
-        let added = self.added[row];
         self.entities.swap_remove(row);
         self.changed.swap_remove(row);
         self.added.swap_remove(row);
@@ -180,7 +194,7 @@ impl Column {
         if self.entities.is_empty() {
             self.sorted = true;
         }
-        Some(added)
+        true
     }
 
     /// Approximate heap bytes held, for memory reports.

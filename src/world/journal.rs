@@ -9,13 +9,13 @@ use crate::registry::ComponentId;
 /// What a journal entry records.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum EntryKind {
-    /// Entity created; `since` is its spawn tick.
+    /// Entity created.
     Spawn,
     /// Value inserted or changed (first change of the key in this tick only).
     Set,
-    /// Component removed from a live entity; `since` is the tick it had been inserted at.
+    /// Component removed from a live entity.
     Remove,
-    /// Entity destroyed; `since` is its spawn tick.
+    /// Entity destroyed.
     Despawn,
 }
 
@@ -23,7 +23,6 @@ pub(crate) enum EntryKind {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     pub tick: u64,
-    pub since: u64,
     pub entity: EntityId,
     pub component: ComponentId,
     pub kind: EntryKind,
@@ -64,6 +63,10 @@ impl Journal {
         self.floor = floor;
         let keep_from = self.entries.partition_point(|e| e.tick <= floor);
         self.entries.drain(..keep_from);
+        // Give back memory after a burst (a large initial spawn, a mass update).
+        if self.entries.capacity() > 4 * self.entries.len().max(1024) {
+            self.entries.shrink_to(2 * self.entries.len());
+        }
     }
 
     /// Forgets whole ticks, oldest first, until at most `max` entries remain, but never

@@ -95,11 +95,13 @@ pub enum WorldError {
     IdsExhausted(PeerId),
 }
 
-/// The hecs record of an entity: its network id, spawn tick and how many components it
-/// holds (snapshots list the entities that hold none).
+/// The hecs record of an entity: its network id, spawn tick, how many components it
+/// holds (snapshots list the entities that hold none), and on a replica the newest tick a
+/// peer's message confirmed it alive at.
 struct NetEntity {
     id: EntityId,
     spawned: u64,
+    confirmed: u64,
     components: u32,
 }
 
@@ -268,13 +270,13 @@ impl World {
         let handle = self.ecs.spawn((NetEntity {
             id,
             spawned: tick,
+            confirmed: tick,
             components: 0,
         },));
         self.index.insert(id, handle);
         if let Stamp::Local = stamp {
             self.journal.record(Entry {
                 tick,
-                since: tick,
                 entity: id,
                 component: ComponentId(0),
                 kind: EntryKind::Spawn,
@@ -296,7 +298,6 @@ impl World {
             .index
             .get(&entity)
             .ok_or(WorldError::DeadEntity(entity))?;
-        let spawned = self.spawn_tick(handle);
         for column in &mut self.columns {
             column.remove(entity);
         }
@@ -307,7 +308,6 @@ impl World {
             let tick = self.write_tick();
             self.journal.record(Entry {
                 tick,
-                since: spawned,
                 entity,
                 component: ComponentId(0),
                 kind: EntryKind::Despawn,
@@ -353,12 +353,39 @@ impl World {
             if column.changed(row) >= tick {
                 return None;
             }
-            let change = column.set(entity, bytes, tick);
+            let change = column.update(row, bytes, tick);
             // Identical bytes still move the tick, so an older frame cannot win later.
             column.stamp(row, tick);
             return Some(change);
         }
         Some(self.set_at(at, entity, bytes, Stamp::Remote(tick)))
+    }
+
+    /// Notes that a peer's message at `tick` shows `entity` alive; false when it is not
+    /// alive here.
+    pub(crate) fn confirm_remote(&mut self, entity: EntityId, tick: u64) -> bool {
+        let Some(&handle) = self.index.get(&entity) else {
+            return false;
+        };
+        if let Ok(mut record) = self.ecs.get::<&mut NetEntity>(handle) {
+            record.confirmed = record.confirmed.max(tick);
+        }
+        true
+    }
+
+    /// Live entities no peer message confirmed at or after `tick`, ascending.
+    pub(crate) fn unconfirmed_since(&self, tick: u64) -> Vec<EntityId> {
+        let mut stale: Vec<EntityId> = self
+            .ecs
+            .iter()
+            .filter_map(|e| {
+                e.get::<&NetEntity>()
+                    .filter(|n| n.confirmed < tick)
+                    .map(|n| n.id)
+            })
+            .collect();
+        stale.sort_unstable();
+        stale
     }
 
     fn spawn_tick(&self, handle: hecs::Entity) -> u64 {
@@ -501,7 +528,6 @@ impl World {
                 let component = self.registry.descriptors()[at].id;
                 self.journal.record(Entry {
                     tick,
-                    since: tick,
                     entity,
                     component,
                     kind: EntryKind::Set,
@@ -521,16 +547,15 @@ impl World {
     }
 
     pub(crate) fn remove_at(&mut self, at: usize, entity: EntityId, stamp: Stamp) -> bool {
-        let Some(added) = self.columns[at].remove(entity) else {
+        if !self.columns[at].remove(entity) {
             return false;
-        };
+        }
         self.count_components(entity, -1);
         if let Stamp::Local = stamp {
             let tick = self.write_tick();
             let component = self.registry.descriptors()[at].id;
             self.journal.record(Entry {
                 tick,
-                since: added,
                 entity,
                 component,
                 kind: EntryKind::Remove,
@@ -635,3 +660,174 @@ impl<'w> Iterator for ComponentEntries<'w> {
 }
 
 impl ExactSizeIterator for ComponentEntries<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn world() -> (World, ComponentId, ComponentId) {
+        let mut world = World::default();
+        let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+        let name = world
+            .register("test.Name", Layout::Variable { max: 8 })
+            .unwrap();
+        (world, position, name)
+    }
+
+    #[test]
+    fn errors_name_what_was_wrong_and_change_nothing() {
+        let (mut world, position, name) = world();
+        let e = world.spawn().unwrap();
+        let before = world.state_hash();
+        let err = world.set(e, position, &[0; 11]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "value of 11 bytes for component \"test.Position\", whose layout is fixed 12 bytes"
+        );
+        let err = world.set(e, name, &[0; 9]).unwrap_err();
+        assert!(err.to_string().contains("variable up to 8 bytes"), "{err}");
+        let err = world.set(e, ComponentId(99), &[]).unwrap_err();
+        assert_eq!(err, WorldError::UnknownComponent(ComponentId(99)));
+        assert!(err.to_string().contains("register it first"));
+        let ghost = EntityId::new(0, 999).unwrap();
+        let err = world.set(ghost, position, &[0; 12]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "entity 0:999 is not alive (never spawned here, or despawned)"
+        );
+        world.despawn(e).unwrap();
+        assert_eq!(world.despawn(e), Err(WorldError::DeadEntity(e)));
+        assert_eq!(world.remove(e, position), Err(WorldError::DeadEntity(e)));
+        assert_eq!(
+            world.remove(ghost, ComponentId(5)),
+            Err(WorldError::UnknownComponent(ComponentId(5)))
+        );
+        assert_ne!(
+            world.state_hash(),
+            before,
+            "the despawn itself was a change"
+        );
+        assert_eq!(world.stats().components, 0);
+    }
+
+    #[test]
+    fn identical_bytes_are_not_a_change() {
+        let (mut world, position, _) = world();
+        let e = world.spawn().unwrap();
+        assert_eq!(world.set(e, position, &[1; 12]), Ok(Change::Inserted));
+        let stamped = world.changed_at(e, position).unwrap();
+        world.advance();
+        world.advance();
+        assert_eq!(world.set(e, position, &[1; 12]), Ok(Change::Unchanged));
+        assert_eq!(
+            world.changed_at(e, position),
+            Some(stamped),
+            "the tick did not move"
+        );
+        assert_eq!(world.set(e, position, &[2; 12]), Ok(Change::Updated));
+        assert_eq!(world.changed_at(e, position), Some(world.tick()));
+    }
+
+    #[test]
+    fn batch_writes_are_all_or_nothing() {
+        let (mut world, position, name) = world();
+        let a = world.spawn().unwrap();
+        let b = world.spawn().unwrap();
+        let dead = EntityId::new(0, 77).unwrap();
+        // Engine structs of 16 bytes with the position in the first 12.
+        let values: Vec<u8> = (0..48).collect();
+        let err = world
+            .set_batch(position, &[a, dead, b], &values, 16)
+            .unwrap_err();
+        assert_eq!(err, WorldError::DeadEntity(dead));
+        assert_eq!(world.stats().components, 0, "nothing written");
+        assert!(matches!(
+            world.set_batch(position, &[a, b], &values[..27], 16),
+            Err(WorldError::BatchTooShort {
+                needed: 28,
+                got: 27,
+                ..
+            })
+        ));
+        assert!(matches!(
+            world.set_batch(position, &[a], &values, 8),
+            Err(WorldError::StrideTooSmall { .. })
+        ));
+        assert!(matches!(
+            world.set_batch(name, &[a], &values, 8),
+            Err(WorldError::BatchNeedsFixedLayout { .. })
+        ));
+        let outcome = world
+            .set_batch(position, &[a, b], &values[..28], 16)
+            .unwrap();
+        assert_eq!(
+            outcome,
+            BatchOutcome {
+                inserted: 2,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        assert_eq!(world.get(b, position), Some(&values[16..28]));
+        let again = world
+            .set_batch(position, &[a, b], &values[..28], 16)
+            .unwrap();
+        assert_eq!(again.unchanged, 2);
+    }
+
+    #[test]
+    fn component_entries_iterates_every_value() {
+        let (mut world, position, _) = world();
+        let entities: Vec<EntityId> = (0..5).map(|_| world.spawn().unwrap()).collect();
+        for (i, &e) in entities.iter().enumerate() {
+            world.set(e, position, &[i as u8; 12]).unwrap();
+        }
+        world.remove(entities[1], position).unwrap();
+        let mut entries: Vec<(EntityId, Vec<u8>)> = world
+            .component_entries(position)
+            .unwrap()
+            .map(|(e, v)| (e, v.to_vec()))
+            .collect();
+        entries.sort();
+        let expected: Vec<(EntityId, Vec<u8>)> = [0, 2, 3, 4]
+            .iter()
+            .map(|&i| (entities[i], vec![i as u8; 12]))
+            .collect();
+        assert_eq!(entries, expected);
+        assert!(world.component_entries(ComponentId(1)).is_err());
+    }
+
+    #[test]
+    fn state_hash_ignores_storage_order_and_ticks() {
+        let mut a = World::default();
+        let mut b = World::default();
+        let pa = a.register("p", Layout::Fixed(1)).unwrap();
+        let pb = b.register("p", Layout::Fixed(1)).unwrap();
+        let ea: Vec<EntityId> = (0..4).map(|_| a.spawn().unwrap()).collect();
+        let eb: Vec<EntityId> = (0..4).map(|_| b.spawn().unwrap()).collect();
+        for (i, &e) in ea.iter().enumerate() {
+            a.set(e, pa, &[i as u8]).unwrap();
+        }
+        for (i, &e) in eb.iter().enumerate().rev() {
+            b.advance();
+            b.set(e, pb, &[i as u8]).unwrap();
+        }
+        assert_eq!(a.state_hash(), b.state_hash());
+        b.set(eb[2], pb, &[9]).unwrap();
+        assert_ne!(a.state_hash(), b.state_hash());
+    }
+
+    #[test]
+    fn entity_ids_carry_the_local_peer() {
+        let mut world = World::new(WorldConfig {
+            local_peer: 7,
+            ..WorldConfig::default()
+        });
+        let e = world.spawn().unwrap();
+        assert_eq!((e.creator(), e.counter()), (7, 1));
+        assert!(world.is_alive(e));
+        world.despawn(e).unwrap();
+        let next = world.spawn().unwrap();
+        assert_ne!(next, e, "ids are never reused");
+    }
+}
