@@ -26,120 +26,17 @@ use criterion::{
     Throughput,
 };
 
+#[path = "../src/bin/theta/bench_scene.rs"]
+mod bench_scene;
+
+use bench_scene::{payload, Scene};
 use theta_net::baseline::{snapshot_json, BaselineReplica, BaselineTracker};
 use theta_net::wire::Encoder;
-use theta_net::{
-    Applied, ComponentId, Delta, DeltaTracker, EntityId, Layout, Replica, World, WorldConfig,
-    DEFAULT_MAX_CHUNK_BYTES,
-};
+use theta_net::{Applied, Delta, DeltaTracker, Replica, DEFAULT_MAX_CHUNK_BYTES};
 
 const SNAPSHOT_SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const ENTITIES: usize = 10_000;
 const PERCENTS: [u32; 4] = [1, 10, 50, 100];
-const SMALL: usize = 16;
-const LARGE: usize = 64;
-/// Ticks of change history kept: deltas here are taken in order, so a short history is
-/// enough, and it keeps the journal of a 100 %-change run small whatever the library's
-/// default bounds are.
-const HISTORY_TICKS: u64 = 32;
-
-/// xorshift64*: deterministic bytes without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let word = self.next().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-struct Scene {
-    world: World,
-    small: ComponentId,
-    large: ComponentId,
-    entities: Vec<EntityId>,
-    rng: XorShift,
-    small_values: Vec<u8>,
-    large_values: Vec<u8>,
-}
-
-impl Scene {
-    fn new(entities: usize) -> Scene {
-        let mut world = World::new(WorldConfig {
-            history_ticks: HISTORY_TICKS,
-            ..WorldConfig::default()
-        });
-        let small = world
-            .register("bench.Pose16", Layout::Fixed(SMALL as u32))
-            .unwrap();
-        let large = world
-            .register("bench.Body64", Layout::Fixed(LARGE as u32))
-            .unwrap();
-        let ids = (0..entities).map(|_| world.spawn().unwrap()).collect();
-        let mut scene = Scene {
-            world,
-            small,
-            large,
-            entities: ids,
-            rng: XorShift(0x9e37_79b9_7f4a_7c15 ^ entities as u64),
-            small_values: Vec::new(),
-            large_values: Vec::new(),
-        };
-        let all = scene.entities.clone();
-        scene.write(&all);
-        scene
-    }
-
-    /// `percent` % of the entities (at least one), the same ones every call.
-    fn pick(&self, percent: u32) -> Vec<EntityId> {
-        let count = (self.entities.len() * percent as usize)
-            .div_ceil(100)
-            .clamp(1, self.entities.len());
-        let mut rng = XorShift(0x5eed_0000 + u64::from(percent));
-        let mut all = self.entities.clone();
-        for i in 0..count {
-            let j = i + rng.below(all.len() - i);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        all.sort_unstable();
-        all
-    }
-
-    /// New random bytes for both components of `entities`.
-    fn write(&mut self, entities: &[EntityId]) {
-        self.small_values.resize(entities.len() * SMALL, 0);
-        self.large_values.resize(entities.len() * LARGE, 0);
-        self.rng.fill(&mut self.small_values);
-        self.rng.fill(&mut self.large_values);
-        self.world
-            .set_batch(self.small, entities, &self.small_values, SMALL)
-            .unwrap();
-        self.world
-            .set_batch(self.large, entities, &self.large_values, LARGE)
-            .unwrap();
-    }
-}
-
-fn payload(entities: usize) -> u64 {
-    (entities * (SMALL + LARGE)) as u64
-}
-
 fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
     // The seed's operations take milliseconds: flat sampling keeps them within budget.
     group
@@ -155,7 +52,7 @@ fn snapshot(c: &mut Criterion) {
     for n in SNAPSHOT_SIZES {
         let scene = Scene::new(n);
         let world = &scene.world;
-        group.throughput(Throughput::Bytes(payload(n)));
+        group.throughput(Throughput::Bytes(payload(n) as u64));
         group.bench_with_input(BenchmarkId::new("ours", n), world, |b, world| {
             b.iter(|| world.snapshot(DEFAULT_MAX_CHUNK_BYTES))
         });
@@ -172,7 +69,7 @@ fn delta(c: &mut Criterion) {
     let mut scene = Scene::new(ENTITIES);
     for p in PERCENTS {
         let chosen = scene.pick(p);
-        group.throughput(Throughput::Bytes(payload(chosen.len())));
+        group.throughput(Throughput::Bytes(payload(chosen.len()) as u64));
         let label = format!("{p}%");
 
         let mut tracker = DeltaTracker::new();
@@ -217,7 +114,7 @@ fn apply(c: &mut Criterion) {
     let mut scene = Scene::new(ENTITIES);
     for p in PERCENTS {
         let chosen = scene.pick(p);
-        group.throughput(Throughput::Bytes(payload(chosen.len())));
+        group.throughput(Throughput::Bytes(payload(chosen.len()) as u64));
         let label = format!("{p}%");
 
         let mut tracker = DeltaTracker::new();

@@ -9,10 +9,12 @@ fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `target/<profile>/`, where cargo put the static library next to this test's crate.
+/// The folder holding the library artifacts of this very build: `cargo test` leaves them
+/// in `target/<profile>/deps/` beside the test binaries (`cargo build` also copies them
+/// up one level, where they may be stale).
 fn artifact_dir() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    exe.parent().and_then(Path::parent).unwrap().to_path_buf()
+    exe.parent().unwrap().to_path_buf()
 }
 
 fn build(compiler: &str, flags: &[&str], source: &str, output: &str) -> PathBuf {

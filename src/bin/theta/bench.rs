@@ -10,12 +10,10 @@
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
+use crate::bench_scene::{payload, Scene, LARGE, SMALL};
 use theta_net::baseline::{snapshot_json, BaselineReplica, BaselineTracker};
 use theta_net::wire::Encoder;
-use theta_net::{
-    ComponentId, Delta, DeltaTracker, EntityId, Layout, Replica, World, WorldConfig,
-    DEFAULT_MAX_CHUNK_BYTES,
-};
+use theta_net::{Delta, DeltaTracker, EntityId, Replica, DEFAULT_MAX_CHUNK_BYTES};
 
 const USAGE: &str = "\
 usage: theta bench [--millis N] [--batches N]
@@ -34,10 +32,6 @@ const SNAPSHOT_SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const ENTITIES: usize = 10_000;
 /// Percent of entities changed per frame in the delta and apply cases.
 const PERCENTS: [u32; 4] = [1, 10, 50, 100];
-/// Ticks of change history the scene's world keeps: deltas here are taken in order, so a
-/// short history is enough, and it keeps the journal of a 100 %-change run small whatever
-/// the library's default bounds are.
-const HISTORY_TICKS: u64 = 32;
 
 /// The targets of issue 2.
 const TARGET_DELTA_SPEEDUP: f64 = 50.0;
@@ -64,110 +58,6 @@ fn options(args: &[String]) -> Result<Options, String> {
         return Err("--batches must be at least 1".into());
     }
     Ok(o)
-}
-
-/// xorshift64*: deterministic bytes without a dependency.
-struct XorShift(u64);
-
-impl XorShift {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    fn fill(&mut self, out: &mut [u8]) {
-        for chunk in out.chunks_mut(8) {
-            let word = self.next().to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-        }
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
-/// Every entity holds a 16-byte and a 64-byte fixed component of pseudo-random bytes.
-struct Scene {
-    world: World,
-    small: ComponentId,
-    large: ComponentId,
-    entities: Vec<EntityId>,
-    rng: XorShift,
-    small_values: Vec<u8>,
-    large_values: Vec<u8>,
-}
-
-const SMALL: usize = 16;
-const LARGE: usize = 64;
-
-impl Scene {
-    fn new(entities: usize) -> Scene {
-        let mut world = World::new(WorldConfig {
-            history_ticks: HISTORY_TICKS,
-            ..WorldConfig::default()
-        });
-        let small = world
-            .register("bench.Pose16", Layout::Fixed(SMALL as u32))
-            .expect("valid type");
-        let large = world
-            .register("bench.Body64", Layout::Fixed(LARGE as u32))
-            .expect("valid type");
-        let ids = (0..entities)
-            .map(|_| world.spawn().expect("ids left"))
-            .collect();
-        let mut scene = Scene {
-            world,
-            small,
-            large,
-            entities: ids,
-            rng: XorShift(0x9e37_79b9_7f4a_7c15 ^ entities as u64),
-            small_values: Vec::new(),
-            large_values: Vec::new(),
-        };
-        let all = scene.entities.clone();
-        scene.write(&all);
-        scene
-    }
-
-    /// Component value bytes held.
-    fn payload(&self) -> usize {
-        self.entities.len() * (SMALL + LARGE)
-    }
-
-    /// `percent` % of the entities (at least one), the same ones every call.
-    fn pick(&self, percent: u32) -> Vec<EntityId> {
-        let count = (self.entities.len() * percent as usize)
-            .div_ceil(100)
-            .clamp(1, self.entities.len());
-        let mut rng = XorShift(0x5eed_0000 + u64::from(percent));
-        let mut all = self.entities.clone();
-        for i in 0..count {
-            let j = i + rng.below(all.len() - i);
-            all.swap(i, j);
-        }
-        all.truncate(count);
-        all.sort_unstable();
-        all
-    }
-
-    /// New random bytes for both components of `entities`.
-    fn write(&mut self, entities: &[EntityId]) {
-        self.small_values.resize(entities.len() * SMALL, 0);
-        self.large_values.resize(entities.len() * LARGE, 0);
-        self.rng.fill(&mut self.small_values);
-        self.rng.fill(&mut self.large_values);
-        self.world
-            .set_batch(self.small, entities, &self.small_values, SMALL)
-            .expect("live entities, fixed layout");
-        self.world
-            .set_batch(self.large, entities, &self.large_values, LARGE)
-            .expect("live entities, fixed layout");
-    }
 }
 
 /// Runs `op` (which returns the duration of its measured part) in batches; returns the
@@ -241,7 +131,7 @@ fn bench_snapshot(o: &Options, entities: usize) -> SnapshotRow {
         json,
         ours_bytes,
         json_bytes,
-        payload: scene.payload(),
+        payload: payload(scene.entities.len()),
     }
 }
 
@@ -463,7 +353,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let stats = fresh.world.stats();
     let mut baseline = BaselineTracker::new();
     baseline.diff(&fresh.world);
-    let value_bytes = fresh.payload() as f64 / stats.components as f64;
+    let value_bytes = payload(fresh.entities.len()) as f64 / stats.components as f64;
     println!(
         "memory per tracked component instance ({} instances, {value_bytes:.0} value bytes each on average)",
         stats.components

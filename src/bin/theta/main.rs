@@ -2,6 +2,7 @@
 //! what it cost; `theta bench` measures the replication core against the seed's design.
 
 mod bench;
+mod bench_scene;
 mod demo;
 
 use std::process::ExitCode;
