@@ -4,7 +4,7 @@
 use rustc_hash::FxHashSet;
 
 use crate::registry::{ComponentDescriptor, ComponentId, Layout};
-use crate::wire::{BatchRef, Encoder};
+use crate::wire::{BatchRef, Encoder, FrameParts};
 use crate::world::{EntityId, EntryKind, World};
 
 /// Why a delta could not be built.
@@ -159,6 +159,12 @@ impl Delta {
 
     /// Encodes the delta with a reusable encoder.
     pub fn encode_with(&self, encoder: &mut Encoder) -> Vec<u8> {
+        self.with_parts(|parts| encoder.delta_frame(parts))
+    }
+
+    /// Calls `f` with the delta's parts borrowed for encoding (alone, or inside another
+    /// message such as a state datagram).
+    pub fn with_parts<R>(&self, f: impl FnOnce(&FrameParts<'_>) -> R) -> R {
         let descriptors: Vec<&ComponentDescriptor> = self.descriptors.iter().collect();
         let batches: Vec<BatchRef<'_>> = self
             .sets
@@ -176,15 +182,15 @@ impl Delta {
             .iter()
             .map(|(c, e)| (*c, e.as_slice()))
             .collect();
-        encoder.delta_frame(
-            self.base_tick,
-            self.tick,
-            &descriptors,
-            &self.spawns,
-            &batches,
-            &removes,
-            &self.despawns,
-        )
+        f(&FrameParts {
+            base_tick: self.base_tick,
+            tick: self.tick,
+            descriptors: &descriptors,
+            spawns: &self.spawns,
+            batches: &batches,
+            removes: &removes,
+            despawns: &self.despawns,
+        })
     }
 }
 

@@ -12,6 +12,7 @@ pub mod baseline;
 pub mod delta;
 pub mod ffi;
 pub mod hash;
+pub mod net;
 pub mod registry;
 pub mod replica;
 pub mod snapshot;

@@ -677,12 +677,12 @@ fn other_wire_versions_are_refused() {
 fn unknown_or_missing_payload_is_refused() {
     let mut f = fixture();
     let unknown = WireError::UnexpectedPayload {
-        expected: "snapshot chunk or delta frame",
+        expected: "a known message",
         found: "unknown payload",
     };
     // A payload type this build does not know (a future kind), and NONE written
     // explicitly next to a payload table.
-    for (payload_type, force_defaults) in [(fb::Payload(3), false), (fb::Payload(200), false)]
+    for (payload_type, force_defaults) in [(fb::Payload(7), false), (fb::Payload(200), false)]
         .into_iter()
         .chain([(fb::Payload::NONE, true)])
     {
@@ -2188,4 +2188,21 @@ fn raw_message() -> impl Strategy<Value = Raw> {
             },
         );
     prop_oneof![frame, chunk]
+}
+
+#[test]
+fn session_messages_are_not_replica_messages() {
+    let mut replica = Replica::new();
+    let request = theta_net::wire::Encoder::new().join_request("token", 7);
+    let err = replica.apply(&request).unwrap_err();
+    assert_eq!(
+        err,
+        ReplicaError::Wire(WireError::UnexpectedPayload {
+            expected: "snapshot chunk or delta frame",
+            found: "join request",
+        })
+    );
+    assert_eq!(replica.stats().rejected, 1);
+    let datagram = theta_net::wire::Encoder::new().state_datagram(1, &[(0, 0)], None);
+    assert!(replica.apply(&datagram).is_err());
 }

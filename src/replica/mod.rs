@@ -281,6 +281,11 @@ impl Replica {
         match message {
             Message::SnapshotChunk(chunk) => self.apply_chunk(chunk),
             Message::DeltaFrame(frame) => self.apply_frame(frame),
+            other => Err(WireError::UnexpectedPayload {
+                expected: "snapshot chunk or delta frame",
+                found: other.kind(),
+            }
+            .into()),
         }
     }
 
@@ -377,6 +382,17 @@ impl Replica {
         }
         self.snapshot_tick = tick;
         self.sweep_older_than(tick);
+    }
+
+    /// Applies a delta frame carried inside another message (a state datagram), with the
+    /// same checks and counters as `apply_delta`; `len` is the carrying message's size.
+    pub(crate) fn apply_frame_in(
+        &mut self,
+        frame: fb::DeltaFrame<'_>,
+        len: usize,
+    ) -> Result<Applied, ReplicaError> {
+        let result = self.apply_frame(frame);
+        self.count(len, &result)
     }
 
     fn apply_frame(&mut self, frame: fb::DeltaFrame<'_>) -> Result<Applied, ReplicaError> {

@@ -105,6 +105,14 @@ pub enum Message<'a> {
     SnapshotChunk(fb::SnapshotChunk<'a>),
     /// A delta frame.
     DeltaFrame(fb::DeltaFrame<'a>),
+    /// A client's request to join a session.
+    JoinRequest(fb::JoinRequest<'a>),
+    /// The host admitted the client.
+    JoinAccepted(fb::JoinAccepted<'a>),
+    /// The host refused the client.
+    JoinRefused(fb::JoinRefused<'a>),
+    /// An unreliable state datagram.
+    StateDatagram(fb::StateDatagram<'a>),
 }
 
 impl Message<'_> {
@@ -113,6 +121,10 @@ impl Message<'_> {
         match self {
             Message::SnapshotChunk(_) => "snapshot chunk",
             Message::DeltaFrame(_) => "delta frame",
+            Message::JoinRequest(_) => "join request",
+            Message::JoinAccepted(_) => "join acceptance",
+            Message::JoinRefused(_) => "join refusal",
+            Message::StateDatagram(_) => "state datagram",
         }
     }
 }
@@ -149,8 +161,20 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         fb::Payload::DeltaFrame => Ok(Message::DeltaFrame(
             message.payload_as_delta_frame().ok_or_else(missing)?,
         )),
+        fb::Payload::JoinRequest => Ok(Message::JoinRequest(
+            message.payload_as_join_request().ok_or_else(missing)?,
+        )),
+        fb::Payload::JoinAccepted => Ok(Message::JoinAccepted(
+            message.payload_as_join_accepted().ok_or_else(missing)?,
+        )),
+        fb::Payload::JoinRefused => Ok(Message::JoinRefused(
+            message.payload_as_join_refused().ok_or_else(missing)?,
+        )),
+        fb::Payload::StateDatagram => Ok(Message::StateDatagram(
+            message.payload_as_state_datagram().ok_or_else(missing)?,
+        )),
         _ => Err(WireError::UnexpectedPayload {
-            expected: "snapshot chunk or delta frame",
+            expected: "a known message",
             found: "unknown payload",
         }),
     }

@@ -23,6 +23,25 @@ pub struct BatchRef<'a> {
     pub inserted: Option<&'a [u8]>,
 }
 
+/// The parts of a delta frame covering the ticks `(base_tick, tick]`, in frame order.
+#[derive(Clone, Copy, Debug)]
+pub struct FrameParts<'a> {
+    /// The tick the receiver is assumed to hold.
+    pub base_tick: u64,
+    /// The tick the frame brings the receiver to.
+    pub tick: u64,
+    /// Descriptors the receiver may not know.
+    pub descriptors: &'a [&'a ComponentDescriptor],
+    /// Entities created, ascending.
+    pub spawns: &'a [EntityId],
+    /// New values, one batch per component type, ascending.
+    pub batches: &'a [BatchRef<'a>],
+    /// Components removed, per component type, ascending.
+    pub removes: &'a [(ComponentId, &'a [EntityId])],
+    /// Entities destroyed, ascending.
+    pub despawns: &'a [EntityId],
+}
+
 /// Encodes messages, reusing its buffers from one message to the next.
 pub struct Encoder {
     fbb: FlatBufferBuilder<'static>,
@@ -98,22 +117,89 @@ impl Encoder {
         self.finish(fb::Payload::SnapshotChunk, chunk.as_union_value())
     }
 
-    /// Encodes one delta frame covering the ticks `(base_tick, tick]`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn delta_frame(
+    /// Encodes one delta frame.
+    pub fn delta_frame(&mut self, frame: &FrameParts<'_>) -> Vec<u8> {
+        self.fbb.reset();
+        let frame = self.build_frame(frame);
+        self.finish(fb::Payload::DeltaFrame, frame.as_union_value())
+    }
+
+    /// Encodes a state datagram: its sequence number, the ranges of the other side's
+    /// sequence numbers received (`(first, last)`, inclusive) and optionally a frame.
+    pub fn state_datagram(
         &mut self,
-        base_tick: u64,
-        tick: u64,
-        descriptors: &[&ComponentDescriptor],
-        spawns: &[EntityId],
-        batches: &[BatchRef<'_>],
-        removes: &[(ComponentId, &[EntityId])],
-        despawns: &[EntityId],
+        seq: u64,
+        acks: &[(u64, u64)],
+        frame: Option<&FrameParts<'_>>,
     ) -> Vec<u8> {
         self.fbb.reset();
-        let despawns = (!despawns.is_empty()).then(|| self.entity_vector(despawns));
-        let removes = (!removes.is_empty()).then(|| {
-            let offsets: Vec<_> = removes
+        let frame = frame.map(|f| self.build_frame(f));
+        let acks = (!acks.is_empty()).then(|| {
+            let ranges: Vec<fb::AckRange> = acks
+                .iter()
+                .map(|&(first, last)| fb::AckRange::new(first, last))
+                .collect();
+            self.fbb.create_vector(&ranges)
+        });
+        let datagram =
+            fb::StateDatagram::create(&mut self.fbb, &fb::StateDatagramArgs { seq, acks, frame });
+        self.finish(fb::Payload::StateDatagram, datagram.as_union_value())
+    }
+
+    /// Encodes a client's join request.
+    pub fn join_request(&mut self, token: &str, registry_hash: u64) -> Vec<u8> {
+        self.fbb.reset();
+        let token = self.fbb.create_string(token);
+        let request = fb::JoinRequest::create(
+            &mut self.fbb,
+            &fb::JoinRequestArgs {
+                token: Some(token),
+                registry_hash,
+            },
+        );
+        self.finish(fb::Payload::JoinRequest, request.as_union_value())
+    }
+
+    /// Encodes the host's acceptance of a client, announcing the snapshot that follows.
+    pub fn join_accepted(
+        &mut self,
+        peer: u16,
+        host_peer: u16,
+        tick: u64,
+        snapshot_chunks: u32,
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let accepted = fb::JoinAccepted::create(
+            &mut self.fbb,
+            &fb::JoinAcceptedArgs {
+                peer,
+                host_peer,
+                tick,
+                snapshot_chunks,
+            },
+        );
+        self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())
+    }
+
+    /// Encodes the host's refusal of a client.
+    pub fn join_refused(&mut self, reason: fb::RefuseReason, message: &str) -> Vec<u8> {
+        self.fbb.reset();
+        let message = self.fbb.create_string(message);
+        let refused = fb::JoinRefused::create(
+            &mut self.fbb,
+            &fb::JoinRefusedArgs {
+                reason,
+                message: Some(message),
+            },
+        );
+        self.finish(fb::Payload::JoinRefused, refused.as_union_value())
+    }
+
+    fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
+        let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
+        let removes = (!f.removes.is_empty()).then(|| {
+            let offsets: Vec<_> = f
+                .removes
                 .iter()
                 .map(|&(component, entities)| {
                     let entities = self.entity_vector(entities);
@@ -128,22 +214,21 @@ impl Encoder {
                 .collect();
             self.fbb.create_vector(&offsets)
         });
-        let batches = self.batches(batches);
-        let spawns = (!spawns.is_empty()).then(|| self.entity_vector(spawns));
-        let descriptors = self.descriptors(descriptors);
-        let frame = fb::DeltaFrame::create(
+        let batches = self.batches(f.batches);
+        let spawns = (!f.spawns.is_empty()).then(|| self.entity_vector(f.spawns));
+        let descriptors = self.descriptors(f.descriptors);
+        fb::DeltaFrame::create(
             &mut self.fbb,
             &fb::DeltaFrameArgs {
-                base_tick,
-                tick,
+                base_tick: f.base_tick,
+                tick: f.tick,
                 descriptors,
                 spawns,
                 batches,
                 removes,
                 despawns,
             },
-        );
-        self.finish(fb::Payload::DeltaFrame, frame.as_union_value())
+        )
     }
 
     fn finish(

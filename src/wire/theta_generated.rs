@@ -100,15 +100,131 @@ impl<'a> ::flatbuffers::Verifiable for LayoutKind {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for LayoutKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_PAYLOAD: u8 = 0;
+pub const ENUM_MIN_REFUSE_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 2;
+pub const ENUM_MAX_REFUSE_REASON: u8 = 6;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 3] = [
+pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 7] = [
+  RefuseReason::Malformed,
+  RefuseReason::TokenMalformed,
+  RefuseReason::TokenForged,
+  RefuseReason::TokenExpired,
+  RefuseReason::TokenReplayed,
+  RefuseReason::RegistryMismatch,
+  RefuseReason::PeerInUse,
+];
+
+/// Why a host refused a join (JoinRefused.reason).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct RefuseReason(pub u8);
+#[allow(non_upper_case_globals)]
+impl RefuseReason {
+  /// The join request could not be read.
+  pub const Malformed: Self = Self(0);
+  /// The join token is not a token.
+  pub const TokenMalformed: Self = Self(1);
+  /// The join token's signature is wrong.
+  pub const TokenForged: Self = Self(2);
+  /// The join token has expired.
+  pub const TokenExpired: Self = Self(3);
+  /// The join token was used before.
+  pub const TokenReplayed: Self = Self(4);
+  /// The peers' component registries differ.
+  pub const RegistryMismatch: Self = Self(5);
+  /// The peer id is connected already.
+  pub const PeerInUse: Self = Self(6);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Malformed,
+    Self::TokenMalformed,
+    Self::TokenForged,
+    Self::TokenExpired,
+    Self::TokenReplayed,
+    Self::RegistryMismatch,
+    Self::PeerInUse,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Malformed => Some("Malformed"),
+      Self::TokenMalformed => Some("TokenMalformed"),
+      Self::TokenForged => Some("TokenForged"),
+      Self::TokenExpired => Some("TokenExpired"),
+      Self::TokenReplayed => Some("TokenReplayed"),
+      Self::RegistryMismatch => Some("RegistryMismatch"),
+      Self::PeerInUse => Some("PeerInUse"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for RefuseReason {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for RefuseReason {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for RefuseReason {
+    type Output = RefuseReason;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for RefuseReason {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for RefuseReason {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for RefuseReason {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PAYLOAD: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PAYLOAD: u8 = 6;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PAYLOAD: [Payload; 7] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
+  Payload::JoinRequest,
+  Payload::JoinAccepted,
+  Payload::JoinRefused,
+  Payload::StateDatagram,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -119,13 +235,21 @@ impl Payload {
   pub const NONE: Self = Self(0);
   pub const SnapshotChunk: Self = Self(1);
   pub const DeltaFrame: Self = Self(2);
+  pub const JoinRequest: Self = Self(3);
+  pub const JoinAccepted: Self = Self(4);
+  pub const JoinRefused: Self = Self(5);
+  pub const StateDatagram: Self = Self(6);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_MAX: u8 = 6;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
     Self::DeltaFrame,
+    Self::JoinRequest,
+    Self::JoinAccepted,
+    Self::JoinRefused,
+    Self::StateDatagram,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -133,6 +257,10 @@ impl Payload {
       Self::NONE => Some("NONE"),
       Self::SnapshotChunk => Some("SnapshotChunk"),
       Self::DeltaFrame => Some("DeltaFrame"),
+      Self::JoinRequest => Some("JoinRequest"),
+      Self::JoinAccepted => Some("JoinAccepted"),
+      Self::JoinRefused => Some("JoinRefused"),
+      Self::StateDatagram => Some("StateDatagram"),
       _ => None,
     }
   }
@@ -188,6 +316,134 @@ impl<'a> ::flatbuffers::Verifiable for Payload {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for Payload {}
 pub struct PayloadUnionTableOffset {}
+
+/// A range of datagram sequence numbers received, inclusive.
+// struct AckRange, aligned to 8
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct AckRange(pub [u8; 16]);
+impl Default for AckRange { 
+  fn default() -> Self { 
+    Self([0; 16])
+  }
+}
+impl ::core::fmt::Debug for AckRange {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("AckRange")
+      .field("first", &self.first())
+      .field("last", &self.last())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for AckRange {}
+impl<'a> ::flatbuffers::Follow<'a> for AckRange {
+  type Inner = &'a AckRange;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a AckRange>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a AckRange {
+  type Inner = &'a AckRange;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<AckRange>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for AckRange {
+    type Output = AckRange;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const AckRange as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(8)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for AckRange {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> AckRange {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    first: u64,
+    last: u64,
+  ) -> Self {
+    let mut s = Self([0; 16]);
+    s.set_first(first);
+    s.set_last(last);
+    s
+  }
+
+  pub fn first(&self) -> u64 {
+    let mut mem = ::core::mem::MaybeUninit::<<u64 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_first(&mut self, x: u64) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn last(&self) -> u64 {
+    let mut mem = ::core::mem::MaybeUninit::<<u64 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[8..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_last(&mut self, x: u64) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[8..].as_mut_ptr(),
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
 
 pub enum DescriptorOffset {}
 #[derive(Copy, Clone, PartialEq)]
@@ -1043,6 +1299,519 @@ impl ::core::fmt::Debug for DeltaFrame<'_> {
       ds.finish()
   }
 }
+pub enum JoinRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// First message of a client, on the reliable stream it opens.
+pub struct JoinRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for JoinRequest<'a> {
+  type Inner = JoinRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> JoinRequest<'a> {
+  pub const VT_TOKEN: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REGISTRY_HASH: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    JoinRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args JoinRequestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<JoinRequest<'bldr>> {
+    let mut builder = JoinRequestBuilder::new(_fbb);
+    builder.add_registry_hash(args.registry_hash);
+    if let Some(x) = args.token { builder.add_token(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn token(&self) -> &'a str {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(JoinRequest::VT_TOKEN, None).unwrap()}
+  }
+  #[inline]
+  pub fn registry_hash(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(JoinRequest::VT_REGISTRY_HASH, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for JoinRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("token", Self::VT_TOKEN, true)?
+     .visit_field::<u64>("registry_hash", Self::VT_REGISTRY_HASH, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct JoinRequestArgs<'a> {
+    pub token: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub registry_hash: u64,
+}
+impl<'a> Default for JoinRequestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    JoinRequestArgs {
+      token: None, // required field
+      registry_hash: 0,
+    }
+  }
+}
+
+pub struct JoinRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_token(&mut self, token: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRequest::VT_TOKEN, token);
+  }
+  #[inline]
+  pub fn add_registry_hash(&mut self, registry_hash: u64) {
+    self.fbb_.push_slot::<u64>(JoinRequest::VT_REGISTRY_HASH, registry_hash, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    JoinRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<JoinRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, JoinRequest::VT_TOKEN,"token");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for JoinRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("JoinRequest");
+      ds.field("token", &self.token());
+      ds.field("registry_hash", &self.registry_hash());
+      ds.finish()
+  }
+}
+pub enum JoinAcceptedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The host's answer to an admitted client; the snapshot follows on the same stream.
+pub struct JoinAccepted<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for JoinAccepted<'a> {
+  type Inner = JoinAccepted<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> JoinAccepted<'a> {
+  pub const VT_PEER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_HOST_PEER: ::flatbuffers::VOffsetT = 6;
+  pub const VT_TICK: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SNAPSHOT_CHUNKS: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    JoinAccepted { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args JoinAcceptedArgs
+  ) -> ::flatbuffers::WIPOffset<JoinAccepted<'bldr>> {
+    let mut builder = JoinAcceptedBuilder::new(_fbb);
+    builder.add_tick(args.tick);
+    builder.add_snapshot_chunks(args.snapshot_chunks);
+    builder.add_host_peer(args.host_peer);
+    builder.add_peer(args.peer);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn peer(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(JoinAccepted::VT_PEER, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn host_peer(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(JoinAccepted::VT_HOST_PEER, Some(0)).unwrap()}
+  }
+  /// Tick of the snapshot that follows.
+  #[inline]
+  pub fn tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(JoinAccepted::VT_TICK, Some(0)).unwrap()}
+  }
+  /// Its chunks; 0 when the host's world is empty (the client completes the snapshot
+  /// from the tick alone).
+  #[inline]
+  pub fn snapshot_chunks(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(JoinAccepted::VT_SNAPSHOT_CHUNKS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u16>("peer", Self::VT_PEER, false)?
+     .visit_field::<u16>("host_peer", Self::VT_HOST_PEER, false)?
+     .visit_field::<u64>("tick", Self::VT_TICK, false)?
+     .visit_field::<u32>("snapshot_chunks", Self::VT_SNAPSHOT_CHUNKS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct JoinAcceptedArgs {
+    pub peer: u16,
+    pub host_peer: u16,
+    pub tick: u64,
+    pub snapshot_chunks: u32,
+}
+impl<'a> Default for JoinAcceptedArgs {
+  #[inline]
+  fn default() -> Self {
+    JoinAcceptedArgs {
+      peer: 0,
+      host_peer: 0,
+      tick: 0,
+      snapshot_chunks: 0,
+    }
+  }
+}
+
+pub struct JoinAcceptedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_peer(&mut self, peer: u16) {
+    self.fbb_.push_slot::<u16>(JoinAccepted::VT_PEER, peer, 0);
+  }
+  #[inline]
+  pub fn add_host_peer(&mut self, host_peer: u16) {
+    self.fbb_.push_slot::<u16>(JoinAccepted::VT_HOST_PEER, host_peer, 0);
+  }
+  #[inline]
+  pub fn add_tick(&mut self, tick: u64) {
+    self.fbb_.push_slot::<u64>(JoinAccepted::VT_TICK, tick, 0);
+  }
+  #[inline]
+  pub fn add_snapshot_chunks(&mut self, snapshot_chunks: u32) {
+    self.fbb_.push_slot::<u32>(JoinAccepted::VT_SNAPSHOT_CHUNKS, snapshot_chunks, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    JoinAcceptedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<JoinAccepted<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for JoinAccepted<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("JoinAccepted");
+      ds.field("peer", &self.peer());
+      ds.field("host_peer", &self.host_peer());
+      ds.field("tick", &self.tick());
+      ds.field("snapshot_chunks", &self.snapshot_chunks());
+      ds.finish()
+  }
+}
+pub enum JoinRefusedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The host's answer to a refused client, before it closes the connection.
+pub struct JoinRefused<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for JoinRefused<'a> {
+  type Inner = JoinRefused<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> JoinRefused<'a> {
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 4;
+  pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    JoinRefused { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args JoinRefusedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<JoinRefused<'bldr>> {
+    let mut builder = JoinRefusedBuilder::new(_fbb);
+    if let Some(x) = args.message { builder.add_message(x); }
+    builder.add_reason(args.reason);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn reason(&self) -> RefuseReason {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<RefuseReason>(JoinRefused::VT_REASON, Some(RefuseReason::Malformed)).unwrap()}
+  }
+  #[inline]
+  pub fn message(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(JoinRefused::VT_MESSAGE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for JoinRefused<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<RefuseReason>("reason", Self::VT_REASON, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct JoinRefusedArgs<'a> {
+    pub reason: RefuseReason,
+    pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for JoinRefusedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    JoinRefusedArgs {
+      reason: RefuseReason::Malformed,
+      message: None,
+    }
+  }
+}
+
+pub struct JoinRefusedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRefusedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_reason(&mut self, reason: RefuseReason) {
+    self.fbb_.push_slot::<RefuseReason>(JoinRefused::VT_REASON, reason, RefuseReason::Malformed);
+  }
+  #[inline]
+  pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRefused::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRefusedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    JoinRefusedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<JoinRefused<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for JoinRefused<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("JoinRefused");
+      ds.field("reason", &self.reason());
+      ds.field("message", &self.message());
+      ds.finish()
+  }
+}
+pub enum StateDatagramOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// One unreliable datagram: decodable alone, never re-sent as such. `frame` carries the
+/// latest state of some (entity, component) keys as of `frame.tick`; `acks` the sequence
+/// numbers of the other side's datagrams received lately.
+pub struct StateDatagram<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for StateDatagram<'a> {
+  type Inner = StateDatagram<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> StateDatagram<'a> {
+  pub const VT_SEQ: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ACKS: ::flatbuffers::VOffsetT = 6;
+  pub const VT_FRAME: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    StateDatagram { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args StateDatagramArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<StateDatagram<'bldr>> {
+    let mut builder = StateDatagramBuilder::new(_fbb);
+    builder.add_seq(args.seq);
+    if let Some(x) = args.frame { builder.add_frame(x); }
+    if let Some(x) = args.acks { builder.add_acks(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(StateDatagram::VT_SEQ, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn acks(&self) -> Option<::flatbuffers::Vector<'a, AckRange>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, AckRange>>>(StateDatagram::VT_ACKS, None)}
+  }
+  #[inline]
+  pub fn frame(&self) -> Option<DeltaFrame<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<DeltaFrame>>(StateDatagram::VT_FRAME, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for StateDatagram<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, AckRange>>>("acks", Self::VT_ACKS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<DeltaFrame>>("frame", Self::VT_FRAME, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct StateDatagramArgs<'a> {
+    pub seq: u64,
+    pub acks: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, AckRange>>>,
+    pub frame: Option<::flatbuffers::WIPOffset<DeltaFrame<'a>>>,
+}
+impl<'a> Default for StateDatagramArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    StateDatagramArgs {
+      seq: 0,
+      acks: None,
+      frame: None,
+    }
+  }
+}
+
+pub struct StateDatagramBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> StateDatagramBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_seq(&mut self, seq: u64) {
+    self.fbb_.push_slot::<u64>(StateDatagram::VT_SEQ, seq, 0);
+  }
+  #[inline]
+  pub fn add_acks(&mut self, acks: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , AckRange>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(StateDatagram::VT_ACKS, acks);
+  }
+  #[inline]
+  pub fn add_frame(&mut self, frame: ::flatbuffers::WIPOffset<DeltaFrame<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<DeltaFrame>>(StateDatagram::VT_FRAME, frame);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> StateDatagramBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    StateDatagramBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<StateDatagram<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for StateDatagram<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("StateDatagram");
+      ds.field("seq", &self.seq());
+      ds.field("acks", &self.acks());
+      ds.field("frame", &self.frame());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1130,6 +1899,62 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_join_request(&self) -> Option<JoinRequest<'a>> {
+    if self.payload_type() == Payload::JoinRequest {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { JoinRequest::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_join_accepted(&self) -> Option<JoinAccepted<'a>> {
+    if self.payload_type() == Payload::JoinAccepted {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { JoinAccepted::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_join_refused(&self) -> Option<JoinRefused<'a>> {
+    if self.payload_type() == Payload::JoinRefused {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { JoinRefused::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_state_datagram(&self) -> Option<StateDatagram<'a>> {
+    if self.payload_type() == Payload::StateDatagram {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { StateDatagram::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -1143,6 +1968,10 @@ impl ::flatbuffers::Verifiable for Message<'_> {
         match key {
           Payload::SnapshotChunk => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<SnapshotChunk>>("Payload::SnapshotChunk", pos),
           Payload::DeltaFrame => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DeltaFrame>>("Payload::DeltaFrame", pos),
+          Payload::JoinRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinRequest>>("Payload::JoinRequest", pos),
+          Payload::JoinAccepted => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinAccepted>>("Payload::JoinAccepted", pos),
+          Payload::JoinRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinRefused>>("Payload::JoinRefused", pos),
+          Payload::StateDatagram => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StateDatagram>>("Payload::StateDatagram", pos),
           _ => Ok(()),
         }
      })?
@@ -1214,6 +2043,34 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::DeltaFrame => {
           if let Some(x) = self.payload_as_delta_frame() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::JoinRequest => {
+          if let Some(x) = self.payload_as_join_request() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::JoinAccepted => {
+          if let Some(x) = self.payload_as_join_accepted() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::JoinRefused => {
+          if let Some(x) = self.payload_as_join_refused() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::StateDatagram => {
+          if let Some(x) = self.payload_as_state_datagram() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -1,0 +1,10 @@
+//! The QUIC transport (quinn on tokio): TLS and admission, sessions, acked-baseline
+//! replication over datagrams, and fault injection for tests.
+
+pub mod acks;
+pub mod faults;
+pub mod framing;
+pub(crate) mod outbox;
+pub mod session;
+pub mod tls;
+pub mod token;

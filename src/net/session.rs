@@ -1,0 +1,959 @@
+//! Sessions: a host and its clients over QUIC.
+//!
+//! The engine thread owns the state (the host's world, a client's replica) and calls
+//! [`Session::tick`]; the session's own tokio runtime (one worker thread) runs the
+//! endpoint, admission and the readers, and meets the engine thread through a bounded
+//! queue. `tick` never waits for the network: it drains what arrived, applies it, sends
+//! what changed, and returns. Dropping a session closes its connections with a reason and
+//! joins its runtime thread.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use super::acks::ReceivedSeqs;
+use super::faults::{faulty_endpoint, FaultControl};
+use super::framing::{read_message, write_message};
+use super::outbox::{Outbox, OutboxStats, SendLimits};
+use super::tls::{self, HostIdentity, ServerTrust};
+use super::token::{JoinSecret, TokenError, TokenVerifier};
+use crate::registry::{ComponentId, Registry};
+use crate::replica::{EventKind, Replica};
+use crate::wire::{self, fb, Encoder, Message};
+use crate::world::{EntityId, PeerId, World};
+use crate::DEFAULT_MAX_CHUNK_BYTES;
+
+/// Longest join request accepted before admission.
+const MAX_JOIN_REQUEST: usize = 4096;
+/// How long a connection may take to present its join request.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages queued from the network to the engine thread.
+const INBOUND_QUEUE: usize = 8192;
+/// Messages queued from the engine thread to one peer's stream writer.
+const STREAM_QUEUE: usize = 1024;
+/// QUIC close code of an orderly shutdown, and of a refused join.
+const CLOSE_SHUTDOWN: u32 = 0;
+const CLOSE_REFUSED: u32 = 1;
+
+/// Settings of a session.
+#[derive(Clone, Debug)]
+pub struct SessionConfig {
+    /// A connection silent this long is closed.
+    pub idle_timeout: Duration,
+    /// Keep-alive interval (well below `idle_timeout`).
+    pub keep_alive: Duration,
+    /// Bytes of state datagrams each peer may receive per tick.
+    pub budget_bytes_per_tick: usize,
+    /// Snapshot chunk bound for late joiners.
+    pub max_chunk_bytes: usize,
+    /// Ticks of change history the host keeps.
+    pub history_ticks: u64,
+    /// Fault injection at the socket (tests and `theta demo --loss`).
+    pub faults: Option<FaultControl>,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            idle_timeout: Duration::from_secs(10),
+            keep_alive: Duration::from_secs(2),
+            budget_bytes_per_tick: 256 * 1024,
+            max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            history_ticks: 1024,
+            faults: None,
+        }
+    }
+}
+
+/// Why a session could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// Binding or starting the endpoint failed.
+    #[error("cannot start the endpoint: {0}")]
+    Io(#[from] std::io::Error),
+    /// The TLS configuration is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
+    /// The call needs the other role.
+    #[error("this call needs a {0} session")]
+    WrongRole(&'static str),
+}
+
+/// Something the engine should know, from [`Session::poll_events`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A change to the replicated state (clients).
+    Replica {
+        /// What happened.
+        kind: EventKind,
+        /// The entity.
+        entity: EntityId,
+        /// The component, for inserts, updates and removes.
+        component: ComponentId,
+        /// Host tick of the change.
+        tick: u64,
+        /// The value, for inserts and updates.
+        data: Vec<u8>,
+    },
+    /// The host admitted this client as `peer`.
+    Joined {
+        /// This client's peer id.
+        peer: PeerId,
+    },
+    /// A client joined (host).
+    PeerJoined {
+        /// Its peer id.
+        peer: PeerId,
+    },
+    /// A client left or was lost (host).
+    PeerLeft {
+        /// Its peer id.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The connection to the host ended or was refused (client).
+    Disconnected {
+        /// Why, in words: a refusal names the failed check.
+        reason: String,
+    },
+}
+
+/// Transport figures of one connection.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PeerDiagnostics {
+    /// The peer.
+    pub peer: PeerId,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// UDP bytes sent, headers of QUIC included.
+    pub wire_bytes_sent: u64,
+    /// UDP bytes received.
+    pub wire_bytes_received: u64,
+    /// UDP datagrams sent.
+    pub packets_sent: u64,
+    /// UDP datagrams received.
+    pub packets_received: u64,
+    /// QUIC packets the connection counted as lost.
+    pub packets_lost: u64,
+    /// Payload bytes of state datagrams and stream messages sent.
+    pub payload_bytes_sent: u64,
+    /// Payload bytes received.
+    pub payload_bytes_received: u64,
+    /// Encoded snapshot bytes sent (host) or received (client).
+    pub snapshot_bytes: u64,
+    /// State datagram counters (host side).
+    pub outbox: OutboxStats,
+    /// Keys waiting for an acknowledgement (host side).
+    pub pending_keys: u64,
+}
+
+/// Figures of a session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionDiagnostics {
+    /// The current tick (host) or newest host tick applied (client).
+    pub tick: u64,
+    /// Live entities.
+    pub entities: u64,
+    /// Stored values.
+    pub components: u64,
+    /// One entry per connection.
+    pub peers: Vec<PeerDiagnostics>,
+    /// State datagrams dropped because the inbound queue was full.
+    pub inbound_dropped: u64,
+}
+
+/// What the network tasks hand to the engine thread.
+enum NetEvent {
+    /// Host: a client passed admission.
+    PeerJoined {
+        peer: PeerId,
+        conn: quinn::Connection,
+        stream: mpsc::Sender<Vec<u8>>,
+    },
+    /// Client: the host admitted us; the snapshot follows on the stream.
+    Joined {
+        peer: PeerId,
+        tick: u64,
+        snapshot_chunks: u32,
+        conn: quinn::Connection,
+    },
+    Datagram {
+        peer: PeerId,
+        bytes: Bytes,
+    },
+    Stream {
+        peer: PeerId,
+        bytes: Vec<u8>,
+    },
+    Closed {
+        peer: PeerId,
+        reason: String,
+    },
+}
+
+struct PeerLink {
+    conn: quinn::Connection,
+    stream: mpsc::Sender<Vec<u8>>,
+    /// Stream messages waiting for room in the writer's queue.
+    backlog: VecDeque<Vec<u8>>,
+    outbox: Outbox,
+    diagnostics: PeerDiagnostics,
+}
+
+struct Host {
+    world: World,
+    peers: BTreeMap<PeerId, PeerLink>,
+    /// Changes up to this tick are marked in every outbox.
+    marked: u64,
+    shared: Arc<HostShared>,
+}
+
+/// Admission state shared with the accept tasks.
+struct HostShared {
+    verifier: Mutex<TokenVerifier>,
+    registry_hash: u64,
+    host_peer: PeerId,
+    connected: Mutex<HashSet<PeerId>>,
+}
+
+struct Client {
+    replica: Replica,
+    peer: Option<PeerId>,
+    conn: Option<quinn::Connection>,
+    received: ReceivedSeqs,
+    next_seq: u64,
+    diagnostics: PeerDiagnostics,
+    closed: bool,
+}
+
+enum Role {
+    Host(Box<Host>),
+    Client(Box<Client>),
+}
+
+/// A host or client session. See the module documentation.
+pub struct Session {
+    runtime: Option<tokio::runtime::Runtime>,
+    endpoint: quinn::Endpoint,
+    inbound: mpsc::Receiver<NetEvent>,
+    role: Role,
+    config: SessionConfig,
+    events: VecDeque<SessionEvent>,
+    encoder: Encoder,
+    inbound_dropped: Arc<std::sync::atomic::AtomicU64>,
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("theta-net")
+        .enable_all()
+        .build()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn endpoint(
+    addr: SocketAddr,
+    server: Option<quinn::ServerConfig>,
+    faults: Option<&FaultControl>,
+) -> std::io::Result<quinn::Endpoint> {
+    match faults {
+        Some(control) => faulty_endpoint(addr, server, control.clone()),
+        None => match server {
+            Some(server) => quinn::Endpoint::server(server, addr),
+            None => quinn::Endpoint::client(addr),
+        },
+    }
+}
+
+impl Session {
+    /// Hosts a session on `bind` with `world` as the authoritative state. Clients need the
+    /// identity's fingerprint (or its CA) and a join token minted with `secret`.
+    pub fn host(
+        bind: SocketAddr,
+        world: World,
+        identity: &HostIdentity,
+        secret: JoinSecret,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let runtime = runtime()?;
+        let transport = Arc::new(tls::transport_config(
+            config.idle_timeout,
+            config.keep_alive,
+        ));
+        let server = tls::server_config(identity, transport)?;
+        let endpoint = {
+            let _guard = runtime.enter();
+            endpoint(bind, Some(server), config.faults.as_ref())?
+        };
+        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let shared = Arc::new(HostShared {
+            verifier: Mutex::new(TokenVerifier::new(secret)),
+            registry_hash: world.registry().hash(),
+            host_peer: world.config().local_peer,
+            connected: Mutex::new(HashSet::new()),
+        });
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        runtime.spawn(accept_loop(
+            endpoint.clone(),
+            Arc::clone(&shared),
+            tx,
+            Arc::clone(&dropped),
+        ));
+        let marked = world.tick();
+        Ok(Session {
+            runtime: Some(runtime),
+            endpoint,
+            inbound,
+            role: Role::Host(Box::new(Host {
+                world,
+                peers: BTreeMap::new(),
+                marked,
+                shared,
+            })),
+            config,
+            events: VecDeque::new(),
+            encoder: Encoder::new(),
+            inbound_dropped: dropped,
+        })
+    }
+
+    /// Joins the host at `addr`, trusting its certificate as `trust` says and presenting
+    /// `token`. `registry` is the engine's component types: it must equal the host's. Returns
+    /// at once; `Joined` or `Disconnected` arrives through [`Session::poll_events`].
+    pub fn join(
+        addr: SocketAddr,
+        trust: &ServerTrust,
+        token: &str,
+        registry: &Registry,
+        config: SessionConfig,
+    ) -> Result<Session, SessionError> {
+        let runtime = runtime()?;
+        let transport = Arc::new(tls::transport_config(
+            config.idle_timeout,
+            config.keep_alive,
+        ));
+        let client = tls::client_config(trust, transport)?;
+        let local: SocketAddr = match addr.ip() {
+            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
+            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
+        };
+        let mut endpoint = {
+            let _guard = runtime.enter();
+            endpoint(local, None, config.faults.as_ref())?
+        };
+        endpoint.set_default_client_config(client);
+        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let request = Encoder::new().join_request(token, registry.hash());
+        runtime.spawn(connect(
+            endpoint.clone(),
+            addr,
+            request,
+            tx,
+            Arc::clone(&dropped),
+        ));
+        Ok(Session {
+            runtime: Some(runtime),
+            endpoint,
+            inbound,
+            role: Role::Client(Box::new(Client {
+                replica: Replica::with_registry(registry),
+                peer: None,
+                conn: None,
+                received: ReceivedSeqs::default(),
+                next_seq: 0,
+                diagnostics: PeerDiagnostics::default(),
+                closed: false,
+            })),
+            config,
+            events: VecDeque::new(),
+            encoder: Encoder::new(),
+            inbound_dropped: dropped,
+        })
+    }
+
+    /// The address the endpoint is bound to.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// The replicated state: the host's world, or a client's copy of it.
+    pub fn world(&self) -> &World {
+        match &self.role {
+            Role::Host(host) => &host.world,
+            Role::Client(client) => client.replica.world(),
+        }
+    }
+
+    /// The host's world, to write; an error on a client.
+    pub fn host_world(&mut self) -> Result<&mut World, SessionError> {
+        match &mut self.role {
+            Role::Host(host) => Ok(&mut host.world),
+            Role::Client(_) => Err(SessionError::WrongRole("host")),
+        }
+    }
+
+    /// Hash of the replicated state (equal on every peer once converged).
+    pub fn state_hash(&self) -> u64 {
+        self.world().state_hash()
+    }
+
+    /// This peer's id: the host's, or the one the host gave this client once joined.
+    pub fn peer(&self) -> Option<PeerId> {
+        match &self.role {
+            Role::Host(host) => Some(host.shared.host_peer),
+            Role::Client(client) => client.peer,
+        }
+    }
+
+    /// Takes up to `max` events, oldest first.
+    pub fn poll_events(&mut self, max: usize) -> Vec<SessionEvent> {
+        let n = max.min(self.events.len());
+        self.events.drain(..n).collect()
+    }
+
+    /// One network tick: applies what arrived, sends what changed (host: closes the world's
+    /// tick). Never waits for the network.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        while let Ok(event) = self.inbound.try_recv() {
+            match &mut self.role {
+                Role::Host(host) => {
+                    host.handle(event, &self.config, &mut self.encoder, &mut self.events)
+                }
+                Role::Client(client) => client.handle(event, &mut self.events),
+            }
+        }
+        match &mut self.role {
+            Role::Host(host) => host.send(now, &self.config, &mut self.encoder),
+            Role::Client(client) => client.send(&mut self.encoder),
+        }
+    }
+
+    /// Transport and replication figures.
+    pub fn diagnostics(&self) -> SessionDiagnostics {
+        let world = self.world().stats();
+        let mut d = SessionDiagnostics {
+            entities: world.entities as u64,
+            components: world.components as u64,
+            inbound_dropped: self
+                .inbound_dropped
+                .load(std::sync::atomic::Ordering::Relaxed),
+            ..SessionDiagnostics::default()
+        };
+        match &self.role {
+            Role::Host(host) => {
+                d.tick = host.world.tick();
+                d.peers = host
+                    .peers
+                    .values()
+                    .map(|link| {
+                        let mut p = link.diagnostics;
+                        fill_connection(&mut p, &link.conn);
+                        p.outbox = link.outbox.stats;
+                        p.pending_keys = link.outbox.pending() as u64;
+                        p
+                    })
+                    .collect();
+            }
+            Role::Client(client) => {
+                d.tick = client.replica.tick();
+                if let Some(conn) = &client.conn {
+                    let mut p = client.diagnostics;
+                    fill_connection(&mut p, conn);
+                    d.peers.push(p);
+                }
+            }
+        }
+        d
+    }
+}
+
+fn fill_connection(p: &mut PeerDiagnostics, conn: &quinn::Connection) {
+    let stats = conn.stats();
+    p.rtt = conn.rtt();
+    p.wire_bytes_sent = stats.udp_tx.bytes;
+    p.wire_bytes_received = stats.udp_rx.bytes;
+    p.packets_sent = stats.udp_tx.datagrams;
+    p.packets_received = stats.udp_rx.datagrams;
+    p.packets_lost = stats.path.lost_packets;
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        let reason: &[u8] = match self.role {
+            Role::Host(_) => b"host shut down",
+            Role::Client(_) => b"client left",
+        };
+        self.endpoint.close(CLOSE_SHUTDOWN.into(), reason);
+        if let Some(runtime) = self.runtime.take() {
+            // Lets the close frames go out, then joins the runtime thread.
+            let endpoint = self.endpoint.clone();
+            runtime.block_on(async move {
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
+            });
+            runtime.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}
+
+impl Host {
+    fn handle(
+        &mut self,
+        event: NetEvent,
+        config: &SessionConfig,
+        encoder: &mut Encoder,
+        events: &mut VecDeque<SessionEvent>,
+    ) {
+        match event {
+            NetEvent::PeerJoined { peer, conn, stream } => {
+                let snapshot = self.world.snapshot(config.max_chunk_bytes);
+                let mut backlog = VecDeque::with_capacity(snapshot.chunks.len() + 1);
+                backlog.push_back(encoder.join_accepted(
+                    peer,
+                    self.shared.host_peer,
+                    snapshot.tick,
+                    snapshot.chunks.len() as u32,
+                ));
+                let mut diagnostics = PeerDiagnostics {
+                    peer,
+                    ..PeerDiagnostics::default()
+                };
+                for chunk in snapshot.chunks {
+                    diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
+                    backlog.push_back(chunk.bytes);
+                }
+                self.peers.insert(
+                    peer,
+                    PeerLink {
+                        conn,
+                        stream,
+                        backlog,
+                        outbox: Outbox::default(),
+                        diagnostics,
+                    },
+                );
+                events.push_back(SessionEvent::PeerJoined { peer });
+            }
+            NetEvent::Datagram { peer, bytes } => {
+                let Some(link) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                // A datagram that does not decode is dropped (and counted by QUIC as
+                // received); it cannot corrupt anything.
+                if let Ok(Message::StateDatagram(datagram)) = wire::decode(&bytes) {
+                    let ranges: Vec<(u64, u64)> = datagram
+                        .acks()
+                        .map(|acks| {
+                            acks.iter()
+                                .map(|r| (r.first(), r.last()))
+                                .filter(|r| r.0 <= r.1)
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    link.outbox.on_acks(&ranges);
+                }
+            }
+            NetEvent::Stream { peer, bytes } => {
+                if let Some(link) = self.peers.get_mut(&peer) {
+                    link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                }
+            }
+            NetEvent::Closed { peer, reason } => {
+                if self.peers.remove(&peer).is_some() {
+                    events.push_back(SessionEvent::PeerLeft { peer, reason });
+                }
+                self.shared
+                    .connected
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&peer);
+            }
+            NetEvent::Joined { .. } => {}
+        }
+    }
+
+    fn send(&mut self, now: Instant, config: &SessionConfig, encoder: &mut Encoder) {
+        match self.world.delta_since(self.marked) {
+            Ok(delta) => {
+                for (&peer, link) in &mut self.peers {
+                    // A client's own entities are not echoed back to it.
+                    link.outbox.mark_delta(&delta, |e| e.creator() == peer);
+                }
+                self.marked = delta.tick;
+            }
+            Err(_) => {
+                // History lost (the engine did not tick for a long time): every peer gets
+                // a fresh snapshot, which also removes what it should no longer hold.
+                let snapshot = self.world.snapshot(config.max_chunk_bytes);
+                for link in self.peers.values_mut() {
+                    link.outbox = Outbox::default();
+                    link.backlog
+                        .extend(snapshot.chunks.iter().map(|c| c.bytes.clone()));
+                }
+                self.marked = snapshot.tick;
+            }
+        }
+        let tick = self.marked;
+        for link in self.peers.values_mut() {
+            let limits = SendLimits {
+                max_datagram: link.conn.max_datagram_size().unwrap_or(0),
+                budget: config.budget_bytes_per_tick,
+                resend_after: link.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
+            };
+            if limits.max_datagram > 0 {
+                let built = link
+                    .outbox
+                    .build(&self.world, tick, now, limits, &[], encoder);
+                for datagram in built.datagrams {
+                    link.diagnostics.payload_bytes_sent += datagram.len() as u64;
+                    // Full send buffers drop the datagram: its keys stay pending.
+                    let _ = link.conn.send_datagram(Bytes::from(datagram));
+                }
+                link.backlog.extend(built.stream_frames);
+            }
+            while let Some(message) = link.backlog.pop_front() {
+                let len = message.len() as u64;
+                match link.stream.try_send(message) {
+                    Ok(()) => link.diagnostics.payload_bytes_sent += len,
+                    Err(mpsc::error::TrySendError::Full(message)) => {
+                        link.backlog.push_front(message);
+                        break;
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => break,
+                }
+            }
+        }
+        self.world.advance();
+    }
+}
+
+impl Client {
+    fn handle(&mut self, event: NetEvent, events: &mut VecDeque<SessionEvent>) {
+        match event {
+            NetEvent::Joined {
+                peer,
+                tick,
+                snapshot_chunks,
+                conn,
+            } => {
+                self.peer = Some(peer);
+                self.conn = Some(conn);
+                self.diagnostics.peer = peer;
+                if snapshot_chunks == 0 {
+                    self.replica.apply_empty_snapshot(tick);
+                }
+                events.push_back(SessionEvent::Joined { peer });
+            }
+            NetEvent::Stream { bytes, .. } => {
+                self.diagnostics.payload_bytes_received += bytes.len() as u64;
+                if let Ok(crate::Applied::SnapshotChunk { .. }) = self.replica.apply(&bytes) {
+                    self.diagnostics.snapshot_bytes += bytes.len() as u64;
+                }
+            }
+            NetEvent::Datagram { bytes, .. } => {
+                self.diagnostics.payload_bytes_received += bytes.len() as u64;
+                if let Ok(Message::StateDatagram(datagram)) = wire::decode(&bytes) {
+                    if self.received.insert(datagram.seq()) {
+                        if let Some(frame) = datagram.frame() {
+                            // A refused frame changes nothing; the host sends newer state.
+                            let _ = self.replica.apply_frame_in(frame, bytes.len());
+                        }
+                    }
+                }
+            }
+            NetEvent::Closed { reason, .. } => {
+                if !self.closed {
+                    self.closed = true;
+                    events.push_back(SessionEvent::Disconnected { reason });
+                }
+            }
+            NetEvent::PeerJoined { .. } => {}
+        }
+        let polled = self.replica.poll_events(usize::MAX);
+        for e in polled.iter() {
+            events.push_back(SessionEvent::Replica {
+                kind: e.kind,
+                entity: e.entity,
+                component: e.component,
+                tick: e.tick,
+                data: e.data.to_vec(),
+            });
+        }
+    }
+
+    fn send(&mut self, encoder: &mut Encoder) {
+        let Some(conn) = &self.conn else { return };
+        if self.received.has_unacked() {
+            let acks = self.received.to_send();
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let datagram = encoder.state_datagram(seq, &acks, None);
+            self.diagnostics.payload_bytes_sent += datagram.len() as u64;
+            let _ = conn.send_datagram(Bytes::from(datagram));
+        }
+    }
+}
+
+/// Host: accepts connections and runs admission on each.
+async fn accept_loop(
+    endpoint: quinn::Endpoint,
+    shared: Arc<HostShared>,
+    tx: mpsc::Sender<NetEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let (shared, tx, dropped) = (Arc::clone(&shared), tx.clone(), Arc::clone(&dropped));
+        tokio::spawn(async move {
+            // Handshake failures (wrong ALPN, TLS errors) end here; nothing was allocated.
+            let Ok(conn) = incoming.await else { return };
+            admit(conn, shared, tx, dropped).await;
+        });
+    }
+}
+
+/// Reads the join request and checks it before anything is allocated for the peer.
+async fn admit(
+    conn: quinn::Connection,
+    shared: Arc<HostShared>,
+    tx: mpsc::Sender<NetEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let request = tokio::time::timeout(JOIN_TIMEOUT, async {
+        let (send, mut recv) = conn.accept_bi().await.ok()?;
+        let bytes = read_message(&mut recv, MAX_JOIN_REQUEST).await.ok()?;
+        Some((send, recv, bytes))
+    })
+    .await;
+    let Ok(Some((mut send, recv, bytes))) = request else {
+        conn.close(CLOSE_REFUSED.into(), b"no join request");
+        return;
+    };
+    let verdict = match wire::decode(&bytes) {
+        Ok(Message::JoinRequest(request)) => {
+            check_join(&shared, request.token(), request.registry_hash())
+        }
+        _ => Err((
+            fb::RefuseReason::Malformed,
+            "malformed join request".to_owned(),
+        )),
+    };
+    let peer = match verdict {
+        Ok(peer) => peer,
+        Err((reason, message)) => {
+            let refusal = Encoder::new().join_refused(reason, &message);
+            let _ = write_message(&mut send, &refusal).await;
+            let _ = send.finish();
+            // Give the refusal a moment to arrive before the close overtakes it.
+            let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
+            conn.close(CLOSE_REFUSED.into(), message.as_bytes());
+            return;
+        }
+    };
+    let (stream_tx, stream_rx) = mpsc::channel(STREAM_QUEUE);
+    let joined = NetEvent::PeerJoined {
+        peer,
+        conn: conn.clone(),
+        stream: stream_tx,
+    };
+    if tx.send(joined).await.is_err() {
+        return;
+    }
+    tokio::spawn(write_stream(send, stream_rx));
+    run_connection(conn, peer, recv, tx, dropped).await;
+}
+
+fn check_join(
+    shared: &HostShared,
+    token: &str,
+    registry_hash: u64,
+) -> Result<PeerId, (fb::RefuseReason, String)> {
+    let claims = shared
+        .verifier
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .verify(token, unix_now())
+        .map_err(|e| {
+            let reason = match e {
+                TokenError::Malformed(_) => fb::RefuseReason::TokenMalformed,
+                TokenError::Forged => fb::RefuseReason::TokenForged,
+                TokenError::Expired { .. } => fb::RefuseReason::TokenExpired,
+                _ => fb::RefuseReason::TokenReplayed,
+            };
+            (reason, e.to_string())
+        })?;
+    if registry_hash != shared.registry_hash {
+        return Err((
+            fb::RefuseReason::RegistryMismatch,
+            format!(
+                "component registry mismatch: client {registry_hash:#018x}, host {:#018x}",
+                shared.registry_hash
+            ),
+        ));
+    }
+    let peer = claims.peer();
+    let mut connected = shared.connected.lock().unwrap_or_else(|p| p.into_inner());
+    if peer == shared.host_peer || !connected.insert(peer) {
+        return Err((
+            fb::RefuseReason::PeerInUse,
+            format!("peer {peer} is connected already"),
+        ));
+    }
+    Ok(peer)
+}
+
+/// Writes the engine's stream messages in order.
+async fn write_stream(mut send: quinn::SendStream, mut rx: mpsc::Receiver<Vec<u8>>) {
+    while let Some(message) = rx.recv().await {
+        if write_message(&mut send, &message).await.is_err() {
+            return;
+        }
+    }
+    let _ = send.finish();
+}
+
+/// Reads datagrams and stream messages of an admitted connection until it closes.
+async fn run_connection(
+    conn: quinn::Connection,
+    peer: PeerId,
+    mut recv: quinn::RecvStream,
+    tx: mpsc::Sender<NetEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let stream_tx = tx.clone();
+    let stream_reader = tokio::spawn(async move {
+        while let Ok(bytes) = read_message(&mut recv, wire::MAX_MESSAGE_BYTES).await {
+            if stream_tx
+                .send(NetEvent::Stream { peer, bytes })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let reason = loop {
+        match conn.read_datagram().await {
+            Ok(bytes) => {
+                // Datagrams are droppable by design; a full queue drops, and counts.
+                if tx.try_send(NetEvent::Datagram { peer, bytes }).is_err() {
+                    dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            Err(e) => break describe(&e),
+        }
+    };
+    stream_reader.abort();
+    let _ = tx.send(NetEvent::Closed { peer, reason }).await;
+}
+
+/// Client: connects, presents the join request, and reads the answer.
+async fn connect(
+    endpoint: quinn::Endpoint,
+    addr: SocketAddr,
+    request: Vec<u8>,
+    tx: mpsc::Sender<NetEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+) {
+    let closed = |reason: String| NetEvent::Closed { peer: 0, reason };
+    let conn = match endpoint.connect(addr, "localhost") {
+        Ok(connecting) => match connecting.await {
+            Ok(conn) => conn,
+            Err(e) => {
+                let _ = tx.send(closed(describe(&e))).await;
+                return;
+            }
+        },
+        Err(e) => {
+            let _ = tx
+                .send(closed(format!("cannot connect to {addr}: {e}")))
+                .await;
+            return;
+        }
+    };
+    let answer = async {
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
+        write_message(&mut send, &request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let bytes = read_message(&mut recv, MAX_JOIN_REQUEST)
+            .await
+            .map_err(|_| {
+                conn.close_reason().map_or_else(
+                    || "the host closed the join stream".to_owned(),
+                    |e| describe(&e),
+                )
+            })?;
+        Ok::<_, String>((send, recv, bytes))
+    };
+    let (_send, recv, bytes) = match tokio::time::timeout(JOIN_TIMEOUT, answer).await {
+        Ok(Ok(parts)) => parts,
+        Ok(Err(reason)) => {
+            let _ = tx.send(closed(reason)).await;
+            return;
+        }
+        Err(_) => {
+            let _ = tx
+                .send(closed("the host did not answer the join request".into()))
+                .await;
+            return;
+        }
+    };
+    let joined = match wire::decode(&bytes) {
+        Ok(Message::JoinAccepted(accepted)) => NetEvent::Joined {
+            peer: accepted.peer(),
+            tick: accepted.tick(),
+            snapshot_chunks: accepted.snapshot_chunks(),
+            conn: conn.clone(),
+        },
+        Ok(Message::JoinRefused(refused)) => {
+            let reason = refused.message().unwrap_or("refused").to_owned();
+            let _ = tx.send(closed(format!("join refused: {reason}"))).await;
+            return;
+        }
+        _ => {
+            let _ = tx
+                .send(closed("malformed answer to the join request".into()))
+                .await;
+            return;
+        }
+    };
+    let peer = match &joined {
+        NetEvent::Joined { peer, .. } => *peer,
+        _ => 0,
+    };
+    if tx.send(joined).await.is_err() {
+        return;
+    }
+    run_connection(conn, peer, recv, tx, dropped).await;
+}
+
+/// A connection error in words, with the host's reason when it gave one.
+fn describe(error: &quinn::ConnectionError) -> String {
+    match error {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            let reason = String::from_utf8_lossy(&close.reason);
+            if u64::from(close.error_code) == u64::from(CLOSE_REFUSED) {
+                format!("join refused: {reason}")
+            } else {
+                format!("closed by the peer: {reason}")
+            }
+        }
+        quinn::ConnectionError::TimedOut => "connection timed out (idle)".to_owned(),
+        quinn::ConnectionError::LocallyClosed => "closed locally".to_owned(),
+        other => other.to_string(),
+    }
+}

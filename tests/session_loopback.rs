@@ -1,0 +1,333 @@
+//! Sessions over loopback QUIC: a host and clients in one process, 127.0.0.1 only, every
+//! wait bounded. Convergence is checked by state hash once changes (and faults) stop.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use theta_net::net::faults::{FaultConfig, FaultControl};
+use theta_net::net::session::{Session, SessionConfig, SessionEvent};
+use theta_net::net::tls::{Fingerprint, HostIdentity, ServerTrust};
+use theta_net::net::token::{mint, JoinSecret};
+use theta_net::{ComponentId, EntityId, Layout, Registry, World};
+
+/// Ticks a session may need, after changes stop, to converge: with faults off, a few
+/// round trips on loopback.
+const CONVERGE_TICKS: usize = 300;
+
+struct Scene {
+    position: ComponentId,
+    color: ComponentId,
+    tag: ComponentId,
+    registry: Registry,
+}
+
+fn scene_world() -> (World, Scene) {
+    let mut world = World::default();
+    let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+    let color = world.register("test.Color", Layout::Fixed(4)).unwrap();
+    let tag = world
+        .register("test.Name", Layout::Variable { max: 32 })
+        .unwrap();
+    let registry = world.registry().clone();
+    (
+        world,
+        Scene {
+            position,
+            color,
+            tag,
+            registry,
+        },
+    )
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+struct Net {
+    host: Session,
+    secret: JoinSecret,
+    fingerprint: Fingerprint,
+    scene: Scene,
+}
+
+fn host(config: SessionConfig) -> Net {
+    let (world, scene) = scene_world();
+    let identity = HostIdentity::self_signed(&["localhost".to_owned()]).unwrap();
+    let secret = JoinSecret::generate();
+    let host = Session::host(
+        "127.0.0.1:0".parse().unwrap(),
+        world,
+        &identity,
+        secret.clone(),
+        config,
+    )
+    .unwrap();
+    Net {
+        host,
+        secret,
+        fingerprint: identity.fingerprint(),
+        scene,
+    }
+}
+
+impl Net {
+    fn join(&self, peer: u16, config: SessionConfig) -> Session {
+        let token = mint(&self.secret, peer, now() + 60, None).to_text();
+        let addr = self.host.local_addr().unwrap();
+        Session::join(
+            addr,
+            &ServerTrust::Fingerprint(self.fingerprint),
+            &token,
+            &self.scene.registry,
+            config,
+        )
+        .unwrap()
+    }
+}
+
+/// Ticks every session once and lets packets fly.
+fn tick_all(host: &mut Session, clients: &mut [Session]) {
+    host.tick();
+    for c in clients.iter_mut() {
+        c.tick();
+    }
+    std::thread::sleep(Duration::from_millis(2));
+}
+
+fn wait_joined(host: &mut Session, clients: &mut [Session]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut joined = vec![false; clients.len()];
+    while !joined.iter().all(|&j| j) {
+        assert!(Instant::now() < deadline, "clients did not join in time");
+        tick_all(host, clients);
+        for (i, c) in clients.iter_mut().enumerate() {
+            for event in c.poll_events(usize::MAX) {
+                match event {
+                    SessionEvent::Joined { .. } => joined[i] = true,
+                    SessionEvent::Disconnected { reason } => {
+                        panic!("client {i} disconnected: {reason}")
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// Ticks until every client's hash equals the host's; returns the ticks it took.
+fn converge(host: &mut Session, clients: &mut [Session], bound: usize) -> usize {
+    for t in 0..bound {
+        tick_all(host, clients);
+        if clients.iter().all(|c| c.state_hash() == host.state_hash()) {
+            return t;
+        }
+    }
+    let d = host.diagnostics();
+    panic!(
+        "no convergence within {bound} ticks: host {} entities / {} values, clients {:?}; host peers {:?}",
+        d.entities,
+        d.components,
+        clients.iter().map(|c| (c.world().stats().entities, c.world().stats().components)).collect::<Vec<_>>(),
+        d.peers
+    );
+}
+
+/// 120 ticks of spawns, despawns, updates, inserts and removes on the host.
+fn run_changes(
+    net: &mut Net,
+    clients: &mut Vec<Session>,
+    ticks: u64,
+    mut on_tick: impl FnMut(u64, &mut Net, &mut Vec<Session>),
+) {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let mut live: Vec<EntityId> = Vec::new();
+    for t in 0..ticks {
+        {
+            let s = &net.scene;
+            let (position, color, tag) = (s.position, s.color, s.tag);
+            let world = net.host.host_world().unwrap();
+            for _ in 0..3 {
+                let e = world.spawn().unwrap();
+                world.set(e, position, &[t as u8; 12]).unwrap();
+                live.push(e);
+            }
+            for _ in 0..8 {
+                let e = live[(next() % live.len() as u64) as usize];
+                world
+                    .set(e, position, &(next() as u128).to_le_bytes()[..12])
+                    .unwrap();
+            }
+            let e = live[(next() % live.len() as u64) as usize];
+            if world.get(e, color).is_some() {
+                world.remove(e, color).unwrap();
+            } else {
+                world.set(e, color, &(next() as u32).to_le_bytes()).unwrap();
+            }
+            let e = live[(next() % live.len() as u64) as usize];
+            world
+                .set(e, tag, format!("n{}", next() % 1000).as_bytes())
+                .unwrap();
+            if t % 4 == 3 {
+                let gone = live.swap_remove((next() % live.len() as u64) as usize);
+                world.despawn(gone).unwrap();
+            }
+        }
+        tick_all(&mut net.host, clients);
+        on_tick(t, net, clients);
+    }
+}
+
+/// A session config whose socket faults the test switches on and off.
+fn faulty() -> (SessionConfig, FaultControl) {
+    let control = FaultControl::new();
+    let config = SessionConfig {
+        faults: Some(control.clone()),
+        ..SessionConfig::default()
+    };
+    (config, control)
+}
+
+fn converges_under(loss: f64, seed: u64) {
+    let (host_config, host_faults) = faulty();
+    let mut net = host(host_config);
+    let (c1, f1) = faulty();
+    let (c2, f2) = faulty();
+    let mut clients = vec![net.join(1, c1), net.join(2, c2)];
+    wait_joined(&mut net.host, &mut clients);
+    let faults = FaultConfig {
+        loss,
+        duplicate: if loss > 0.0 { 0.05 } else { 0.0 },
+        reorder: if loss > 0.0 { 0.1 } else { 0.0 },
+        ..FaultConfig::default()
+    };
+    for (i, control) in [&host_faults, &f1, &f2].into_iter().enumerate() {
+        control
+            .set(FaultConfig {
+                seed: seed * 10 + i as u64,
+                ..faults
+            })
+            .unwrap();
+    }
+    run_changes(&mut net, &mut clients, 120, |_, _, _| {});
+    for control in [&host_faults, &f1, &f2] {
+        control.clear();
+    }
+    let ticks = converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    assert!(net.host.world().stats().entities > 200);
+    eprintln!(
+        "loss {loss}: converged {ticks} ticks after the faults stopped; {:?}",
+        net.host.diagnostics().peers
+    );
+}
+
+#[test]
+fn two_clients_converge_without_loss() {
+    converges_under(0.0, 1);
+}
+
+#[test]
+fn two_clients_converge_after_10_percent_loss_with_reordering_and_duplication() {
+    converges_under(0.10, 2);
+}
+
+#[test]
+fn two_clients_converge_after_30_percent_loss_with_reordering_and_duplication() {
+    converges_under(0.30, 3);
+}
+
+#[test]
+fn a_client_joining_at_tick_60_converges() {
+    let mut net = host(SessionConfig::default());
+    let mut clients = vec![net.join(1, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut clients);
+    run_changes(&mut net, &mut clients, 120, |t, net, clients| {
+        if t == 60 {
+            clients.push(net.join(3, SessionConfig::default()));
+        }
+    });
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+}
+
+fn refused(net: &mut Net, mut client: Session) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no refusal in time");
+        net.host.tick();
+        client.tick();
+        for event in client.poll_events(usize::MAX) {
+            match event {
+                SessionEvent::Disconnected { reason } => return reason,
+                SessionEvent::Joined { .. } => panic!("joined although it should be refused"),
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn each_refused_admission_says_why() {
+    let mut net = host(SessionConfig::default());
+    let addr = net.host.local_addr().unwrap();
+    let pin = ServerTrust::Fingerprint(net.fingerprint);
+    let registry = net.scene.registry.clone();
+    let join = |trust: &ServerTrust, token: &str, registry: &Registry| {
+        Session::join(addr, trust, token, registry, SessionConfig::default()).unwrap()
+    };
+
+    let expired = mint(&net.secret, 5, now() - 10, None).to_text();
+    let reason = refused(&mut net, join(&pin, &expired, &registry));
+    assert!(reason.contains("expired"), "{reason}");
+
+    let forged = mint(&JoinSecret::generate(), 5, now() + 60, None).to_text();
+    let reason = refused(&mut net, join(&pin, &forged, &registry));
+    assert!(reason.contains("forged"), "{reason}");
+
+    let token = mint(&net.secret, 6, now() + 60, None).to_text();
+    let mut first = vec![join(&pin, &token, &registry)];
+    wait_joined(&mut net.host, &mut first);
+    let reason = refused(&mut net, join(&pin, &token, &registry));
+    assert!(reason.contains("already used"), "{reason}");
+
+    let mut other = Registry::new();
+    other.register("test.Other", Layout::Fixed(1)).unwrap();
+    let fresh = mint(&net.secret, 7, now() + 60, None).to_text();
+    let reason = refused(&mut net, join(&pin, &fresh, &other));
+    assert!(reason.contains("registry"), "{reason}");
+
+    let wrong_pin = ServerTrust::Fingerprint(Fingerprint([7; 32]));
+    let fresh = mint(&net.secret, 8, now() + 60, None).to_text();
+    let reason = refused(&mut net, join(&wrong_pin, &fresh, &registry));
+    assert!(reason.contains("fingerprint"), "{reason}");
+}
+
+#[test]
+fn host_shutdown_disconnects_clients_with_a_reason() {
+    let mut net = host(SessionConfig::default());
+    let mut clients = vec![net.join(1, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut clients);
+    drop(net.host);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        assert!(Instant::now() < deadline, "no disconnect event");
+        clients[0].tick();
+        let events = clients[0].poll_events(usize::MAX);
+        if let Some(reason) = events.iter().find_map(|e| match e {
+            SessionEvent::Disconnected { reason } => Some(reason.clone()),
+            _ => None,
+        }) {
+            assert!(reason.contains("host shut down"), "{reason}");
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
