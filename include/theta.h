@@ -78,6 +78,8 @@ typedef enum {
     THETA_STATUS_OUT_OF_IDS = 11,
     // The entity or component asked for is not there.
     THETA_STATUS_NOT_FOUND = 12,
+    // The entity belongs to another peer: this peer may not write it.
+    THETA_STATUS_NOT_OWNER = 13,
     // A panic was caught inside the library. The object involved may be unusable: free it.
     THETA_STATUS_PANIC = 99,
 } ThetaStatus;

@@ -150,7 +150,31 @@ fn run_changes(
         rng
     };
     let mut live: Vec<EntityId> = Vec::new();
+    // Each client's own entities (created once it has joined).
+    let mut owned: Vec<Vec<EntityId>> = Vec::new();
     for t in 0..ticks {
+        let position = net.scene.position;
+        owned.resize(clients.len(), Vec::new());
+        for (client, mine) in clients.iter_mut().zip(owned.iter_mut()) {
+            if client.peer().is_none() {
+                continue;
+            }
+            if mine.len() < 4 {
+                mine.push(client.spawn().unwrap());
+            }
+            let e = mine[(next() % mine.len() as u64) as usize];
+            client
+                .set(e, position, &(next() as u128).to_le_bytes()[..12])
+                .unwrap();
+            if t % 10 == 9 {
+                let gone = mine.swap_remove(0);
+                client.despawn(gone).unwrap();
+            }
+            // Writing what it does not own is refused locally.
+            if let Some(&theirs) = live.first() {
+                assert!(client.set(theirs, position, &[0; 12]).is_err());
+            }
+        }
         {
             let s = &net.scene;
             let (position, color, tag) = (s.position, s.color, s.tag);
@@ -223,6 +247,14 @@ fn converges_under(loss: f64, seed: u64) {
     }
     let ticks = converge(&mut net.host, &mut clients, CONVERGE_TICKS);
     assert!(net.host.world().stats().entities > 200);
+    // The clients' own entities reached the host and, through it, the other client.
+    for peer in [1u16, 2] {
+        assert!(
+            net.host.world().entities().any(|e| e.creator() == peer),
+            "no entity of peer {peer} on the host"
+        );
+    }
+    assert!(clients[0].world().entities().any(|e| e.creator() == 2));
     eprintln!(
         "loss {loss}: converged {ticks} ticks after the faults stopped; {:?}",
         net.host.diagnostics().peers
@@ -330,4 +362,118 @@ fn host_shutdown_disconnects_clients_with_a_reason() {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// A hostile client: joins properly, then sends a state datagram writing an entity of
+/// the host. The host refuses it, counts it, reports it to that client on the stream, and
+/// neither applies nor forwards it.
+#[test]
+fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
+    use theta_net::net::framing::{read_message, write_message};
+    use theta_net::net::tls::{client_config, transport_config};
+    use theta_net::wire::{decode, BatchRef, Encoder, FrameParts, Message};
+
+    let mut net = host(SessionConfig::default());
+    let position = net.scene.position;
+    let victim = {
+        let world = net.host.host_world().unwrap();
+        let e = world.spawn().unwrap();
+        world.set(e, position, &[1; 12]).unwrap();
+        e
+    };
+    let mut observer = vec![net.join(2, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut observer);
+    converge(&mut net.host, &mut observer, CONVERGE_TICKS);
+    let before = net.host.state_hash();
+
+    let addr = net.host.local_addr().unwrap();
+    let token = mint(&net.secret, 9, now() + 60, None).to_text();
+    let request = Encoder::new().join_request(&token, net.scene.registry.hash());
+    let trust = ServerTrust::Fingerprint(net.fingerprint);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (conn, _send, mut recv, endpoint) = runtime.block_on(async {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let transport = std::sync::Arc::new(transport_config(
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        ));
+        endpoint.set_default_client_config(client_config(&trust, transport).unwrap());
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut send, recv) = conn.open_bi().await.unwrap();
+        write_message(&mut send, &request).await.unwrap();
+        // `send` is kept: the stream stays open for the host's answers.
+        (conn, send, recv, endpoint)
+    });
+    // Let the host admit it and send the snapshot.
+    for _ in 0..20 {
+        tick_all(&mut net.host, &mut observer);
+    }
+    let entities = [victim];
+    let value = [9u8; 12];
+    let batches = [BatchRef {
+        component: position,
+        entities: &entities,
+        data: &value,
+        lengths: None,
+        inserted: None,
+    }];
+    let parts = FrameParts {
+        base_tick: 0,
+        tick: 1_000,
+        descriptors: &[],
+        spawns: &[],
+        batches: &batches,
+        removes: &[],
+        despawns: &entities,
+    };
+    let forged = Encoder::new().state_datagram(0, &[], Some(&parts));
+    conn.send_datagram(forged.into()).unwrap();
+    let mut host_saw = None;
+    for _ in 0..200 {
+        tick_all(&mut net.host, &mut observer);
+        for event in net.host.poll_events(usize::MAX) {
+            if let SessionEvent::WriteRejected { peer, entity, .. } = event {
+                host_saw = Some((peer, entity));
+            }
+        }
+        if host_saw.is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        host_saw,
+        Some((9, victim)),
+        "the host reports the refused write"
+    );
+    // Reported to the offender: its stream carries the acceptance, the snapshot chunks,
+    // then the rejection.
+    let rejection = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let bytes = read_message(&mut recv, 1 << 20).await.unwrap();
+                if let Ok(Message::WriteRejected(r)) = decode(&bytes) {
+                    return (r.entity(), r.reason().unwrap_or("").to_owned());
+                }
+            }
+        })
+        .await
+        .unwrap()
+    });
+    assert_eq!(rejection.0, victim.0);
+    assert!(rejection.1.contains("belongs to peer 0"), "{}", rejection.1);
+    // Not applied, not forwarded.
+    converge(&mut net.host, &mut observer, CONVERGE_TICKS);
+    assert_eq!(net.host.state_hash(), before);
+    assert!(net.host.world().is_alive(victim));
+    assert_eq!(net.host.world().get(victim, position), Some(&[1u8; 12][..]));
+    let rejected: u64 = net
+        .host
+        .diagnostics()
+        .peers
+        .iter()
+        .map(|p| p.writes_rejected)
+        .sum();
+    assert_eq!(rejected, 2, "the value and the despawn");
+    conn.close(0u32.into(), b"done");
+    runtime.block_on(endpoint.wait_idle());
 }

@@ -61,6 +61,8 @@ pub enum ThetaStatus {
     OutOfIds = 11,
     /// The entity or component asked for is not there.
     NotFound = 12,
+    /// The entity belongs to another peer: this peer may not write it.
+    NotOwner = 13,
     /// A panic was caught inside the library. The object involved may be unusable: free it.
     Panic = 99,
 }

@@ -114,6 +114,7 @@ impl From<WorldError> for FfiError {
                 ThetaStatus::InvalidArgument
             }
             WorldError::IdsExhausted(_) => ThetaStatus::OutOfIds,
+            WorldError::NotOwner { .. } => ThetaStatus::NotOwner,
         };
         FfiError::new(status, error.to_string())
     }

@@ -138,6 +138,14 @@ impl Outbox {
         }
     }
 
+    /// An acknowledgement-only datagram (when there is no state to send): it takes a
+    /// sequence number of its own but is not tracked.
+    pub(crate) fn ack_only(&mut self, acks: &[(u64, u64)], encoder: &mut Encoder) -> Vec<u8> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        encoder.state_datagram(seq, acks, None)
+    }
+
     /// Keys not yet acknowledged at their newest change.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()

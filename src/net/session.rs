@@ -18,14 +18,15 @@ use tokio::sync::mpsc;
 use super::acks::ReceivedSeqs;
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
-use super::outbox::{Outbox, OutboxStats, SendLimits};
+use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
 use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::{EventKind, Replica};
-use crate::wire::{self, fb, Encoder, Message};
-use crate::world::{EntityId, PeerId, World};
+use crate::wire::{self, fb, BatchView, Encoder, Message, RemoveView, WireError};
+use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
 use crate::DEFAULT_MAX_CHUNK_BYTES;
+use rustc_hash::FxHashMap;
 
 /// Longest join request accepted before admission.
 const MAX_JOIN_REQUEST: usize = 4096;
@@ -38,6 +39,8 @@ const STREAM_QUEUE: usize = 1024;
 /// QUIC close code of an orderly shutdown, and of a refused join.
 const CLOSE_SHUTDOWN: u32 = 0;
 const CLOSE_REFUSED: u32 = 1;
+/// Write rejections reported to a client per frame; more are only counted.
+const REJECTIONS_REPORTED: usize = 16;
 
 /// Settings of a session.
 #[derive(Clone, Debug)]
@@ -121,6 +124,18 @@ pub enum SessionEvent {
         /// Why, in words: a refusal names the failed check.
         reason: String,
     },
+    /// A write to an entity the writer does not own was refused and not applied: on the
+    /// host, `peer` is the offending client; on that client, its own id.
+    WriteRejected {
+        /// The writer.
+        peer: PeerId,
+        /// The entity.
+        entity: EntityId,
+        /// The component (0 for a spawn or despawn).
+        component: ComponentId,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// Transport figures of one connection.
@@ -150,6 +165,10 @@ pub struct PeerDiagnostics {
     pub outbox: OutboxStats,
     /// Keys waiting for an acknowledgement (host side).
     pub pending_keys: u64,
+    /// Writes of this peer refused (not the owner).
+    pub writes_rejected: u64,
+    /// State datagrams or frames from this peer that failed validation.
+    pub malformed: u64,
 }
 
 /// Figures of a session.
@@ -181,6 +200,7 @@ enum NetEvent {
         tick: u64,
         snapshot_chunks: u32,
         conn: quinn::Connection,
+        stream: mpsc::Sender<Vec<u8>>,
     },
     Datagram {
         peer: PeerId,
@@ -196,13 +216,24 @@ enum NetEvent {
     },
 }
 
-struct PeerLink {
+/// One end of a connection, as the engine thread sees it: what to send, what arrived.
+struct Link {
     conn: quinn::Connection,
     stream: mpsc::Sender<Vec<u8>>,
     /// Stream messages waiting for room in the writer's queue.
     backlog: VecDeque<Vec<u8>>,
     outbox: Outbox,
+    /// The other side's datagrams received, to acknowledge.
+    received: ReceivedSeqs,
     diagnostics: PeerDiagnostics,
+}
+
+/// A connected client, on the host.
+struct PeerLink {
+    link: Link,
+    /// Per key, the client tick of the newest write of it applied (latest wins, as the
+    /// client's datagrams may come in any order).
+    client_ticks: FxHashMap<Key, u64>,
 }
 
 struct Host {
@@ -224,10 +255,9 @@ struct HostShared {
 struct Client {
     replica: Replica,
     peer: Option<PeerId>,
-    conn: Option<quinn::Connection>,
-    received: ReceivedSeqs,
-    next_seq: u64,
-    diagnostics: PeerDiagnostics,
+    link: Option<Link>,
+    /// This client's own changes up to this (client) tick are in the outbox.
+    marked: u64,
     closed: bool,
 }
 
@@ -370,10 +400,8 @@ impl Session {
             role: Role::Client(Box::new(Client {
                 replica: Replica::with_registry(registry),
                 peer: None,
-                conn: None,
-                received: ReceivedSeqs::default(),
-                next_seq: 0,
-                diagnostics: PeerDiagnostics::default(),
+                link: None,
+                marked: 0,
                 closed: false,
             })),
             config,
@@ -401,6 +429,53 @@ impl Session {
         match &mut self.role {
             Role::Host(host) => Ok(&mut host.world),
             Role::Client(_) => Err(SessionError::WrongRole("host")),
+        }
+    }
+
+    /// Creates an entity owned by this peer: on the host in its id range, on a client (once
+    /// joined) in the client's.
+    pub fn spawn(&mut self) -> Result<EntityId, WorldError> {
+        match &mut self.role {
+            Role::Host(host) => host.world.spawn(),
+            Role::Client(client) => client.replica.spawn_owned(),
+        }
+    }
+
+    /// Writes a value of an entity this peer owns; others are `WorldError::NotOwner`.
+    pub fn set(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        bytes: &[u8],
+    ) -> Result<Change, WorldError> {
+        match &mut self.role {
+            Role::Host(host) => {
+                host.check_owned(entity)?;
+                host.world.set(entity, component, bytes)
+            }
+            Role::Client(client) => client.replica.set_owned(entity, component, bytes),
+        }
+    }
+
+    /// Removes a component from an entity this peer owns.
+    pub fn remove(&mut self, entity: EntityId, component: ComponentId) -> Result<bool, WorldError> {
+        match &mut self.role {
+            Role::Host(host) => {
+                host.check_owned(entity)?;
+                host.world.remove(entity, component)
+            }
+            Role::Client(client) => client.replica.remove_owned(entity, component),
+        }
+    }
+
+    /// Destroys an entity this peer owns.
+    pub fn despawn(&mut self, entity: EntityId) -> Result<(), WorldError> {
+        match &mut self.role {
+            Role::Host(host) => {
+                host.check_owned(entity)?;
+                host.world.despawn(entity)
+            }
+            Role::Client(client) => client.replica.despawn_owned(entity),
         }
     }
 
@@ -437,7 +512,7 @@ impl Session {
         }
         match &mut self.role {
             Role::Host(host) => host.send(now, &self.config, &mut self.encoder),
-            Role::Client(client) => client.send(&mut self.encoder),
+            Role::Client(client) => client.send(now, &self.config, &mut self.encoder),
         }
     }
 
@@ -455,25 +530,11 @@ impl Session {
         match &self.role {
             Role::Host(host) => {
                 d.tick = host.world.tick();
-                d.peers = host
-                    .peers
-                    .values()
-                    .map(|link| {
-                        let mut p = link.diagnostics;
-                        fill_connection(&mut p, &link.conn);
-                        p.outbox = link.outbox.stats;
-                        p.pending_keys = link.outbox.pending() as u64;
-                        p
-                    })
-                    .collect();
+                d.peers = host.peers.values().map(|p| p.link.diagnostics()).collect();
             }
             Role::Client(client) => {
                 d.tick = client.replica.tick();
-                if let Some(conn) = &client.conn {
-                    let mut p = client.diagnostics;
-                    fill_connection(&mut p, conn);
-                    d.peers.push(p);
-                }
+                d.peers.extend(client.link.as_ref().map(Link::diagnostics));
             }
         }
         d
@@ -509,7 +570,107 @@ impl Drop for Session {
     }
 }
 
+impl Link {
+    fn new(conn: quinn::Connection, stream: mpsc::Sender<Vec<u8>>, peer: PeerId) -> Link {
+        Link {
+            conn,
+            stream,
+            backlog: VecDeque::new(),
+            outbox: Outbox::default(),
+            received: ReceivedSeqs::default(),
+            diagnostics: PeerDiagnostics {
+                peer,
+                ..PeerDiagnostics::default()
+            },
+        }
+    }
+
+    fn diagnostics(&self) -> PeerDiagnostics {
+        let mut p = self.diagnostics;
+        fill_connection(&mut p, &self.conn);
+        p.outbox = self.outbox.stats;
+        p.pending_keys = self.outbox.pending() as u64;
+        p
+    }
+
+    /// Decodes a state datagram, takes in its acks and returns its frame's message when
+    /// the datagram is new (not a duplicate).
+    fn receive<'a>(&mut self, bytes: &'a [u8]) -> Option<fb::DeltaFrame<'a>> {
+        self.diagnostics.payload_bytes_received += bytes.len() as u64;
+        // A datagram that does not decode is dropped and counted: it changes nothing.
+        let Ok(Message::StateDatagram(datagram)) = wire::decode(bytes) else {
+            self.diagnostics.malformed += 1;
+            return None;
+        };
+        if let Some(acks) = datagram.acks() {
+            let ranges: Vec<(u64, u64)> = acks
+                .iter()
+                .map(|r| (r.first(), r.last()))
+                .filter(|r| r.0 <= r.1)
+                .collect();
+            self.outbox.on_acks(&ranges);
+        }
+        if !self.received.insert(datagram.seq()) {
+            return None;
+        }
+        datagram.frame()
+    }
+
+    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone) and flushes
+    /// the stream backlog.
+    fn send(
+        &mut self,
+        world: &World,
+        tick: u64,
+        now: Instant,
+        budget: usize,
+        encoder: &mut Encoder,
+    ) {
+        let limits = SendLimits {
+            max_datagram: self.conn.max_datagram_size().unwrap_or(0),
+            budget,
+            resend_after: self.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
+        };
+        if limits.max_datagram > 0 {
+            let unacked = self.received.has_unacked();
+            let acks = self.received.to_send();
+            let mut built = self.outbox.build(world, tick, now, limits, &acks, encoder);
+            if built.datagrams.is_empty() && unacked {
+                built.datagrams.push(self.outbox.ack_only(&acks, encoder));
+            }
+            for datagram in built.datagrams {
+                self.diagnostics.payload_bytes_sent += datagram.len() as u64;
+                // Full send buffers drop the datagram: its keys stay pending.
+                let _ = self.conn.send_datagram(Bytes::from(datagram));
+            }
+            self.backlog.extend(built.stream_frames);
+        }
+        while let Some(message) = self.backlog.pop_front() {
+            let len = message.len() as u64;
+            match self.stream.try_send(message) {
+                Ok(()) => self.diagnostics.payload_bytes_sent += len,
+                Err(mpsc::error::TrySendError::Full(message)) => {
+                    self.backlog.push_front(message);
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => break,
+            }
+        }
+    }
+}
+
 impl Host {
+    fn check_owned(&self, entity: EntityId) -> Result<(), WorldError> {
+        if entity.creator() == self.shared.host_peer {
+            Ok(())
+        } else {
+            Err(WorldError::NotOwner {
+                entity,
+                peer: self.shared.host_peer,
+            })
+        }
+    }
+
     fn handle(
         &mut self,
         event: NetEvent,
@@ -520,56 +681,37 @@ impl Host {
         match event {
             NetEvent::PeerJoined { peer, conn, stream } => {
                 let snapshot = self.world.snapshot(config.max_chunk_bytes);
-                let mut backlog = VecDeque::with_capacity(snapshot.chunks.len() + 1);
-                backlog.push_back(encoder.join_accepted(
+                let mut link = Link::new(conn, stream, peer);
+                link.backlog.push_back(encoder.join_accepted(
                     peer,
                     self.shared.host_peer,
                     snapshot.tick,
                     snapshot.chunks.len() as u32,
                 ));
-                let mut diagnostics = PeerDiagnostics {
-                    peer,
-                    ..PeerDiagnostics::default()
-                };
                 for chunk in snapshot.chunks {
-                    diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
-                    backlog.push_back(chunk.bytes);
+                    link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
+                    link.backlog.push_back(chunk.bytes);
                 }
                 self.peers.insert(
                     peer,
                     PeerLink {
-                        conn,
-                        stream,
-                        backlog,
-                        outbox: Outbox::default(),
-                        diagnostics,
+                        link,
+                        client_ticks: FxHashMap::default(),
                     },
                 );
                 events.push_back(SessionEvent::PeerJoined { peer });
             }
             NetEvent::Datagram { peer, bytes } => {
-                let Some(link) = self.peers.get_mut(&peer) else {
+                let Some(client) = self.peers.get_mut(&peer) else {
                     return;
                 };
-                link.diagnostics.payload_bytes_received += bytes.len() as u64;
-                // A datagram that does not decode is dropped (and counted by QUIC as
-                // received); it cannot corrupt anything.
-                if let Ok(Message::StateDatagram(datagram)) = wire::decode(&bytes) {
-                    let ranges: Vec<(u64, u64)> = datagram
-                        .acks()
-                        .map(|acks| {
-                            acks.iter()
-                                .map(|r| (r.first(), r.last()))
-                                .filter(|r| r.0 <= r.1)
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    link.outbox.on_acks(&ranges);
+                if let Some(frame) = client.link.receive(&bytes) {
+                    apply_client_frame(&mut self.world, client, peer, frame, encoder, events);
                 }
             }
             NetEvent::Stream { peer, bytes } => {
-                if let Some(link) = self.peers.get_mut(&peer) {
-                    link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                if let Some(client) = self.peers.get_mut(&peer) {
+                    client.link.diagnostics.payload_bytes_received += bytes.len() as u64;
                 }
             }
             NetEvent::Closed { peer, reason } => {
@@ -589,9 +731,12 @@ impl Host {
     fn send(&mut self, now: Instant, config: &SessionConfig, encoder: &mut Encoder) {
         match self.world.delta_since(self.marked) {
             Ok(delta) => {
-                for (&peer, link) in &mut self.peers {
+                for (&peer, client) in &mut self.peers {
                     // A client's own entities are not echoed back to it.
-                    link.outbox.mark_delta(&delta, |e| e.creator() == peer);
+                    client
+                        .link
+                        .outbox
+                        .mark_delta(&delta, |e| e.creator() == peer);
                 }
                 self.marked = delta.tick;
             }
@@ -599,45 +744,162 @@ impl Host {
                 // History lost (the engine did not tick for a long time): every peer gets
                 // a fresh snapshot, which also removes what it should no longer hold.
                 let snapshot = self.world.snapshot(config.max_chunk_bytes);
-                for link in self.peers.values_mut() {
-                    link.outbox = Outbox::default();
-                    link.backlog
+                for client in self.peers.values_mut() {
+                    client.link.outbox = Outbox::default();
+                    client
+                        .link
+                        .backlog
                         .extend(snapshot.chunks.iter().map(|c| c.bytes.clone()));
                 }
                 self.marked = snapshot.tick;
             }
         }
-        let tick = self.marked;
-        for link in self.peers.values_mut() {
-            let limits = SendLimits {
-                max_datagram: link.conn.max_datagram_size().unwrap_or(0),
-                budget: config.budget_bytes_per_tick,
-                resend_after: link.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
-            };
-            if limits.max_datagram > 0 {
-                let built = link
-                    .outbox
-                    .build(&self.world, tick, now, limits, &[], encoder);
-                for datagram in built.datagrams {
-                    link.diagnostics.payload_bytes_sent += datagram.len() as u64;
-                    // Full send buffers drop the datagram: its keys stay pending.
-                    let _ = link.conn.send_datagram(Bytes::from(datagram));
-                }
-                link.backlog.extend(built.stream_frames);
-            }
-            while let Some(message) = link.backlog.pop_front() {
-                let len = message.len() as u64;
-                match link.stream.try_send(message) {
-                    Ok(()) => link.diagnostics.payload_bytes_sent += len,
-                    Err(mpsc::error::TrySendError::Full(message)) => {
-                        link.backlog.push_front(message);
-                        break;
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => break,
-                }
-            }
+        for client in self.peers.values_mut() {
+            client.link.send(
+                &self.world,
+                self.marked,
+                now,
+                config.budget_bytes_per_tick,
+                encoder,
+            );
         }
         self.world.advance();
+    }
+}
+
+/// Applies a client's frame to the host world: checked whole first (a malformed frame is
+/// dropped and counted), then per key if newer than what that client wrote before, and
+/// only for entities the client created; other writes are refused, counted and reported.
+fn apply_client_frame(
+    world: &mut World,
+    client: &mut PeerLink,
+    peer: PeerId,
+    frame: fb::DeltaFrame<'_>,
+    encoder: &mut Encoder,
+    events: &mut VecDeque<SessionEvent>,
+) {
+    let checked = (|| -> Result<_, WireError> {
+        let spawns = wire::read_entities(frame.spawns(), "spawns")?;
+        let despawns = wire::read_entities(frame.despawns(), "despawns")?;
+        let mut batches = Vec::new();
+        if let Some(list) = frame.batches() {
+            wire::check_ascending(
+                list.iter().map(|b| b.component()),
+                list.len(),
+                "component batches",
+            )?;
+            for batch in list.iter() {
+                let id = ComponentId(batch.component());
+                let layout = world
+                    .registry()
+                    .get(id)
+                    .ok_or(WireError::UnknownComponent(id))?
+                    .layout;
+                batches.push(BatchView::parse(batch, layout)?);
+            }
+        }
+        let mut removes = Vec::new();
+        if let Some(list) = frame.removes() {
+            wire::check_ascending(
+                list.iter().map(|r| r.component()),
+                list.len(),
+                "remove batches",
+            )?;
+            for remove in list.iter() {
+                let view = RemoveView::parse(remove)?;
+                if world.registry().get(view.component()).is_none() {
+                    return Err(WireError::UnknownComponent(view.component()));
+                }
+                removes.push(view);
+            }
+        }
+        Ok((spawns, batches, removes, despawns))
+    })();
+    let Ok((spawns, batches, removes, despawns)) = checked else {
+        client.link.diagnostics.malformed += 1;
+        return;
+    };
+    let tick = frame.tick();
+    let mut rejected = 0usize;
+    let mut reject = |client: &mut PeerLink, entity: EntityId, component: ComponentId| {
+        let reason = format!(
+            "entity {entity} belongs to peer {}, not to peer {peer}",
+            entity.creator()
+        );
+        client.link.diagnostics.writes_rejected += 1;
+        if rejected < REJECTIONS_REPORTED {
+            client
+                .link
+                .backlog
+                .push_back(encoder.write_rejected(entity.0, component.0, &reason));
+            events.push_back(SessionEvent::WriteRejected {
+                peer,
+                entity,
+                component,
+                reason,
+            });
+        }
+        rejected += 1;
+    };
+    // Latest wins per key by client tick; records the tick when it does.
+    let newer = |client: &mut PeerLink, key: Key| match client.client_ticks.get(&key) {
+        Some(&seen) if seen >= tick => false,
+        _ => {
+            client.client_ticks.insert(key, tick);
+            true
+        }
+    };
+    // An entity of this client that is not alive: spawned by this frame's tick unless the
+    // client despawned it later.
+    let ensure_alive = |world: &mut World, client: &PeerLink, entity: EntityId| {
+        if world.is_alive(entity) {
+            return true;
+        }
+        if client
+            .client_ticks
+            .get(&(ComponentId(0), entity))
+            .is_some_and(|&t| t >= tick)
+        {
+            return false;
+        }
+        world.spawn_with_id(entity, Stamp::Local);
+        true
+    };
+    for entity in spawns {
+        if entity.creator() != peer {
+            reject(client, entity, ComponentId(0));
+        } else if newer(client, (ComponentId(0), entity)) {
+            ensure_alive(world, client, entity);
+        }
+    }
+    for batch in &batches {
+        let component = batch.component();
+        for entry in batch.iter() {
+            if entry.entity.creator() != peer {
+                reject(client, entry.entity, component);
+            } else if newer(client, (component, entry.entity))
+                && ensure_alive(world, client, entry.entity)
+            {
+                // Checked against the layout above; the entity is alive.
+                let _ = world.set(entry.entity, component, entry.bytes);
+            }
+        }
+    }
+    for remove in &removes {
+        for entity in remove.entities() {
+            if entity.creator() != peer {
+                reject(client, entity, remove.component());
+            } else if newer(client, (remove.component(), entity)) && world.is_alive(entity) {
+                let _ = world.remove(entity, remove.component());
+            }
+        }
+    }
+    for entity in despawns {
+        if entity.creator() != peer {
+            reject(client, entity, ComponentId(0));
+        } else if newer(client, (ComponentId(0), entity)) && world.is_alive(entity) {
+            let _ = world.despawn(entity);
+        }
     }
 }
 
@@ -649,29 +911,47 @@ impl Client {
                 tick,
                 snapshot_chunks,
                 conn,
+                stream,
             } => {
                 self.peer = Some(peer);
-                self.conn = Some(conn);
-                self.diagnostics.peer = peer;
+                self.replica.set_owner(peer);
+                // Own changes count from here (this also closes the replica's tick).
+                self.marked = self
+                    .replica
+                    .owned_delta_since(self.replica.world().tick())
+                    .map_or(self.marked, |d| d.tick);
+                self.link = Some(Link::new(conn, stream, peer));
                 if snapshot_chunks == 0 {
                     self.replica.apply_empty_snapshot(tick);
                 }
                 events.push_back(SessionEvent::Joined { peer });
             }
             NetEvent::Stream { bytes, .. } => {
-                self.diagnostics.payload_bytes_received += bytes.len() as u64;
-                if let Ok(crate::Applied::SnapshotChunk { .. }) = self.replica.apply(&bytes) {
-                    self.diagnostics.snapshot_bytes += bytes.len() as u64;
+                let Some(link) = &mut self.link else { return };
+                link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                match wire::decode(&bytes) {
+                    Ok(Message::WriteRejected(rejected)) => {
+                        events.push_back(SessionEvent::WriteRejected {
+                            peer: self.peer.unwrap_or_default(),
+                            entity: EntityId(rejected.entity()),
+                            component: ComponentId(rejected.component()),
+                            reason: rejected.reason().unwrap_or("refused").to_owned(),
+                        })
+                    }
+                    _ => {
+                        if let Ok(crate::Applied::SnapshotChunk { .. }) = self.replica.apply(&bytes)
+                        {
+                            link.diagnostics.snapshot_bytes += bytes.len() as u64;
+                        }
+                    }
                 }
             }
             NetEvent::Datagram { bytes, .. } => {
-                self.diagnostics.payload_bytes_received += bytes.len() as u64;
-                if let Ok(Message::StateDatagram(datagram)) = wire::decode(&bytes) {
-                    if self.received.insert(datagram.seq()) {
-                        if let Some(frame) = datagram.frame() {
-                            // A refused frame changes nothing; the host sends newer state.
-                            let _ = self.replica.apply_frame_in(frame, bytes.len());
-                        }
+                let Some(link) = &mut self.link else { return };
+                if let Some(frame) = link.receive(&bytes) {
+                    // A refused frame changes nothing; the host sends newer state.
+                    if self.replica.apply_frame_in(frame, bytes.len()).is_err() {
+                        link.diagnostics.malformed += 1;
                     }
                 }
             }
@@ -695,16 +975,21 @@ impl Client {
         }
     }
 
-    fn send(&mut self, encoder: &mut Encoder) {
-        let Some(conn) = &self.conn else { return };
-        if self.received.has_unacked() {
-            let acks = self.received.to_send();
-            let seq = self.next_seq;
-            self.next_seq += 1;
-            let datagram = encoder.state_datagram(seq, &acks, None);
-            self.diagnostics.payload_bytes_sent += datagram.len() as u64;
-            let _ = conn.send_datagram(Bytes::from(datagram));
+    fn send(&mut self, now: Instant, config: &SessionConfig, encoder: &mut Encoder) {
+        let Some(link) = &mut self.link else { return };
+        if let Ok(delta) = self.replica.owned_delta_since(self.marked) {
+            let owner = self.peer;
+            link.outbox
+                .mark_delta(&delta, |e| Some(e.creator()) != owner);
+            self.marked = delta.tick;
         }
+        link.send(
+            self.replica.world(),
+            self.marked,
+            now,
+            config.budget_bytes_per_tick,
+            encoder,
+        );
     }
 }
 
@@ -899,7 +1184,7 @@ async fn connect(
             })?;
         Ok::<_, String>((send, recv, bytes))
     };
-    let (_send, recv, bytes) = match tokio::time::timeout(JOIN_TIMEOUT, answer).await {
+    let (send, recv, bytes) = match tokio::time::timeout(JOIN_TIMEOUT, answer).await {
         Ok(Ok(parts)) => parts,
         Ok(Err(reason)) => {
             let _ = tx.send(closed(reason)).await;
@@ -913,12 +1198,17 @@ async fn connect(
         }
     };
     let joined = match wire::decode(&bytes) {
-        Ok(Message::JoinAccepted(accepted)) => NetEvent::Joined {
-            peer: accepted.peer(),
-            tick: accepted.tick(),
-            snapshot_chunks: accepted.snapshot_chunks(),
-            conn: conn.clone(),
-        },
+        Ok(Message::JoinAccepted(accepted)) => {
+            let (stream, stream_rx) = mpsc::channel(STREAM_QUEUE);
+            tokio::spawn(write_stream(send, stream_rx));
+            NetEvent::Joined {
+                peer: accepted.peer(),
+                tick: accepted.tick(),
+                snapshot_chunks: accepted.snapshot_chunks(),
+                conn: conn.clone(),
+                stream,
+            }
+        }
         Ok(Message::JoinRefused(refused)) => {
             let reason = refused.message().unwrap_or("refused").to_owned();
             let _ = tx.send(closed(format!("join refused: {reason}"))).await;

@@ -15,7 +15,7 @@ use crate::registry::{
     ComponentDescriptor, ComponentId, Layout, Registry, RegistryError, MAX_COMPONENT_TYPES,
 };
 use crate::wire::{self, fb, BatchView, Message, RemoveView, WireError};
-use crate::world::{Change, EntityId, Stamp, World, WorldConfig};
+use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldConfig, WorldError};
 use events::EventQueue;
 
 /// Most chunks one snapshot may announce.
@@ -122,6 +122,8 @@ pub struct Replica {
     tick: u64,
     events: EventQueue,
     stats: ReplicaStats,
+    /// This peer, once it may own entities: they are written here, never by messages.
+    owner: Option<PeerId>,
 }
 
 impl Default for Replica {
@@ -152,7 +154,77 @@ impl Replica {
             tick: 0,
             events: EventQueue::default(),
             stats: ReplicaStats::default(),
+            owner: None,
         }
+    }
+
+    /// Makes this replica's peer `peer`: it may then create entities in that peer's id range
+    /// and write them (`spawn_owned`, `set_owned`...); messages never change them.
+    pub fn set_owner(&mut self, peer: PeerId) {
+        self.owner = Some(peer);
+        self.world.set_local_peer(peer);
+    }
+
+    /// The peer whose entities this replica owns, if set.
+    pub fn owner(&self) -> Option<PeerId> {
+        self.owner
+    }
+
+    fn owns(&self, entity: EntityId) -> bool {
+        self.owner == Some(entity.creator())
+    }
+
+    fn check_owned(&self, entity: EntityId) -> Result<(), WorldError> {
+        match self.owner {
+            Some(owner) if owner == entity.creator() => Ok(()),
+            owner => Err(WorldError::NotOwner {
+                entity,
+                peer: owner.unwrap_or(PeerId::MAX),
+            }),
+        }
+    }
+
+    /// Creates an entity owned by this peer (see [`Replica::set_owner`]).
+    pub fn spawn_owned(&mut self) -> Result<EntityId, WorldError> {
+        if self.owner.is_none() {
+            return Err(WorldError::NotOwner {
+                entity: EntityId(0),
+                peer: PeerId::MAX,
+            });
+        }
+        self.world.spawn()
+    }
+
+    /// Writes a value of an entity this peer owns.
+    pub fn set_owned(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        bytes: &[u8],
+    ) -> Result<Change, WorldError> {
+        self.check_owned(entity)?;
+        self.world.set(entity, component, bytes)
+    }
+
+    /// Removes a component from an entity this peer owns.
+    pub fn remove_owned(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+    ) -> Result<bool, WorldError> {
+        self.check_owned(entity)?;
+        self.world.remove(entity, component)
+    }
+
+    /// Destroys an entity this peer owns.
+    pub fn despawn_owned(&mut self, entity: EntityId) -> Result<(), WorldError> {
+        self.check_owned(entity)?;
+        self.world.despawn(entity)
+    }
+
+    /// What this peer's own writes changed after `since` (see [`World::delta_since`]).
+    pub(crate) fn owned_delta_since(&self, since: u64) -> Result<crate::Delta, crate::DeltaError> {
+        self.world.delta_since(since)
     }
 
     /// A replica that knows the engine's own component types already; a descriptor from the
@@ -521,6 +593,9 @@ impl Replica {
     /// Notes that `entity` was alive at `tick`, spawning it if new. False when it is known
     /// to be despawned.
     fn confirm_entity(&mut self, entity: EntityId, tick: u64) -> bool {
+        if self.owns(entity) {
+            return false;
+        }
         if self.world.confirm_remote(entity, tick) {
             return true;
         }
@@ -589,6 +664,9 @@ impl Replica {
     }
 
     fn apply_despawn(&mut self, entity: EntityId, tick: u64) {
+        if self.owns(entity) {
+            return;
+        }
         if self.world.is_alive(entity) {
             self.world
                 .despawn_stamped(entity, Stamp::Remote(tick))
@@ -603,6 +681,7 @@ impl Replica {
 
     /// After a complete snapshot at `tick`: whatever it did not confirm is gone.
     fn sweep_older_than(&mut self, tick: u64) {
+        // apply_despawn and apply_remove leave this peer's own entities alone.
         for entity in self.world.unconfirmed_since(tick) {
             self.apply_despawn(entity, tick);
         }
@@ -615,7 +694,7 @@ impl Replica {
             .zip(self.world.columns())
         {
             for row in 0..column.len() {
-                if column.changed(row) < tick {
+                if column.changed(row) < tick && !self.owns(column.entity(row)) {
                     stale.push((descriptor.id, column.entity(row)));
                 }
             }

@@ -113,6 +113,8 @@ pub enum Message<'a> {
     JoinRefused(fb::JoinRefused<'a>),
     /// An unreliable state datagram.
     StateDatagram(fb::StateDatagram<'a>),
+    /// The host refused a client's write.
+    WriteRejected(fb::WriteRejected<'a>),
 }
 
 impl Message<'_> {
@@ -125,6 +127,7 @@ impl Message<'_> {
             Message::JoinAccepted(_) => "join acceptance",
             Message::JoinRefused(_) => "join refusal",
             Message::StateDatagram(_) => "state datagram",
+            Message::WriteRejected(_) => "write rejection",
         }
     }
 }
@@ -172,6 +175,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::StateDatagram => Ok(Message::StateDatagram(
             message.payload_as_state_datagram().ok_or_else(missing)?,
+        )),
+        fb::Payload::WriteRejected => Ok(Message::WriteRejected(
+            message.payload_as_write_rejected().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

@@ -195,6 +195,21 @@ impl Encoder {
         self.finish(fb::Payload::JoinRefused, refused.as_union_value())
     }
 
+    /// Encodes the host's refusal of a client's write.
+    pub fn write_rejected(&mut self, entity: u64, component: u32, reason: &str) -> Vec<u8> {
+        self.fbb.reset();
+        let reason = self.fbb.create_string(reason);
+        let rejected = fb::WriteRejected::create(
+            &mut self.fbb,
+            &fb::WriteRejectedArgs {
+                entity,
+                component,
+                reason: Some(reason),
+            },
+        );
+        self.finish(fb::Payload::WriteRejected, rejected.as_union_value())
+    }
+
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {

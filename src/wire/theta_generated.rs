@@ -214,10 +214,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for RefuseReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 6;
+pub const ENUM_MAX_PAYLOAD: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 7] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 8] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -225,6 +225,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 7] = [
   Payload::JoinAccepted,
   Payload::JoinRefused,
   Payload::StateDatagram,
+  Payload::WriteRejected,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -239,9 +240,10 @@ impl Payload {
   pub const JoinAccepted: Self = Self(4);
   pub const JoinRefused: Self = Self(5);
   pub const StateDatagram: Self = Self(6);
+  pub const WriteRejected: Self = Self(7);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -250,6 +252,7 @@ impl Payload {
     Self::JoinAccepted,
     Self::JoinRefused,
     Self::StateDatagram,
+    Self::WriteRejected,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -261,6 +264,7 @@ impl Payload {
       Self::JoinAccepted => Some("JoinAccepted"),
       Self::JoinRefused => Some("JoinRefused"),
       Self::StateDatagram => Some("StateDatagram"),
+      Self::WriteRejected => Some("WriteRejected"),
       _ => None,
     }
   }
@@ -1812,6 +1816,138 @@ impl ::core::fmt::Debug for StateDatagram<'_> {
       ds.finish()
   }
 }
+pub enum WriteRejectedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The host refused a client's write (to an entity the client does not own); sent on
+/// the reliable stream. `component` is 0 for a spawn or despawn.
+pub struct WriteRejected<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for WriteRejected<'a> {
+  type Inner = WriteRejected<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> WriteRejected<'a> {
+  pub const VT_ENTITY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_COMPONENT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    WriteRejected { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args WriteRejectedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<WriteRejected<'bldr>> {
+    let mut builder = WriteRejectedBuilder::new(_fbb);
+    builder.add_entity(args.entity);
+    if let Some(x) = args.reason { builder.add_reason(x); }
+    builder.add_component(args.component);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn entity(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(WriteRejected::VT_ENTITY, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn component(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(WriteRejected::VT_COMPONENT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn reason(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(WriteRejected::VT_REASON, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for WriteRejected<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("entity", Self::VT_ENTITY, false)?
+     .visit_field::<u32>("component", Self::VT_COMPONENT, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("reason", Self::VT_REASON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct WriteRejectedArgs<'a> {
+    pub entity: u64,
+    pub component: u32,
+    pub reason: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for WriteRejectedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    WriteRejectedArgs {
+      entity: 0,
+      component: 0,
+      reason: None,
+    }
+  }
+}
+
+pub struct WriteRejectedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> WriteRejectedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_entity(&mut self, entity: u64) {
+    self.fbb_.push_slot::<u64>(WriteRejected::VT_ENTITY, entity, 0);
+  }
+  #[inline]
+  pub fn add_component(&mut self, component: u32) {
+    self.fbb_.push_slot::<u32>(WriteRejected::VT_COMPONENT, component, 0);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(WriteRejected::VT_REASON, reason);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> WriteRejectedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    WriteRejectedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<WriteRejected<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for WriteRejected<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("WriteRejected");
+      ds.field("entity", &self.entity());
+      ds.field("component", &self.component());
+      ds.field("reason", &self.reason());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -1955,6 +2091,20 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_write_rejected(&self) -> Option<WriteRejected<'a>> {
+    if self.payload_type() == Payload::WriteRejected {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { WriteRejected::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -1972,6 +2122,7 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::JoinAccepted => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinAccepted>>("Payload::JoinAccepted", pos),
           Payload::JoinRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinRefused>>("Payload::JoinRefused", pos),
           Payload::StateDatagram => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StateDatagram>>("Payload::StateDatagram", pos),
+          Payload::WriteRejected => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<WriteRejected>>("Payload::WriteRejected", pos),
           _ => Ok(()),
         }
      })?
@@ -2071,6 +2222,13 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::StateDatagram => {
           if let Some(x) = self.payload_as_state_datagram() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::WriteRejected => {
+          if let Some(x) = self.payload_as_write_rejected() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

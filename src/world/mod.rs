@@ -93,6 +93,14 @@ pub enum WorldError {
     /// This peer has used all 2^48 - 1 entity ids.
     #[error("peer {0} has no entity ids left")]
     IdsExhausted(PeerId),
+    /// The entity belongs to another peer (or this peer has no id yet).
+    #[error("entity {entity} belongs to peer {}, not to this peer ({peer})", entity.creator())]
+    NotOwner {
+        /// The entity.
+        entity: EntityId,
+        /// This peer (65535 before it has an id).
+        peer: PeerId,
+    },
 }
 
 /// The hecs record of an entity: its network id, spawn tick, how many components it
@@ -185,6 +193,11 @@ impl World {
             sealed: AtomicBool::new(false),
             journal: Journal::default(),
         }
+    }
+
+    /// Makes `peer` the creator of the entities this world spawns from now on.
+    pub(crate) fn set_local_peer(&mut self, peer: PeerId) {
+        self.config.local_peer = peer;
     }
 
     /// The settings this world was made with.
