@@ -231,6 +231,7 @@ fn converges_under(loss: f64, seed: u64) {
         loss,
         duplicate: if loss > 0.0 { 0.05 } else { 0.0 },
         reorder: if loss > 0.0 { 0.1 } else { 0.0 },
+        corrupt: if loss > 0.0 { 0.02 } else { 0.0 },
         ..FaultConfig::default()
     };
     for (i, control) in [&host_faults, &f1, &f2].into_iter().enumerate() {
@@ -476,4 +477,149 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     assert_eq!(rejected, 2, "the value and the despawn");
     conn.close(0u32.into(), b"done");
     runtime.block_on(endpoint.wait_idle());
+}
+
+/// A client dropped and rejoined (fresh session, fresh token, same peer id) converges: it
+/// adopts the entities it had created, and its new ones never reuse an old id.
+#[test]
+fn a_client_dropped_and_reconnected_converges() {
+    let mut net = host(SessionConfig::default());
+    let position = net.scene.position;
+    let mut clients = vec![
+        net.join(1, SessionConfig::default()),
+        net.join(2, SessionConfig::default()),
+    ];
+    wait_joined(&mut net.host, &mut clients);
+    let first: Vec<EntityId> = (0..3).map(|_| clients[0].spawn().unwrap()).collect();
+    for &e in &first {
+        clients[0].set(e, position, &[5; 12]).unwrap();
+    }
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    drop(clients.remove(0));
+    run_changes(&mut net, &mut clients, 20, |_, _, _| {});
+    clients.insert(0, net.join(1, SessionConfig::default()));
+    wait_joined(&mut net.host, &mut clients[..1]);
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    // Its old entities are its own again: it writes them, and new ones get new ids.
+    clients[0].set(first[0], position, &[6; 12]).unwrap();
+    let fresh = clients[0].spawn().unwrap();
+    assert!(!first.contains(&fresh), "id {fresh} reused");
+    clients[0].set(fresh, position, &[7; 12]).unwrap();
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    assert_eq!(
+        net.host.world().get(first[0], position),
+        Some(&[6u8; 12][..])
+    );
+    assert_eq!(
+        clients[1].world().get(fresh, position),
+        Some(&[7u8; 12][..])
+    );
+}
+
+/// A value too large for any datagram travels on the reliable stream.
+#[test]
+fn values_too_large_for_a_datagram_go_on_the_stream() {
+    let (mut world, scene) = scene_world();
+    let blob = world
+        .register("test.Blob", Layout::Variable { max: 64 * 1024 })
+        .unwrap();
+    let identity = HostIdentity::self_signed(&[]).unwrap();
+    let secret = JoinSecret::generate();
+    let mut registry = scene.registry.clone();
+    registry
+        .register("test.Blob", Layout::Variable { max: 64 * 1024 })
+        .unwrap();
+    let mut hosted = Session::host(
+        "127.0.0.1:0".parse().unwrap(),
+        world,
+        &identity,
+        secret.clone(),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let token = mint(&secret, 1, now() + 60, None).to_text();
+    let trust = ServerTrust::Fingerprint(identity.fingerprint());
+    let mut clients = vec![Session::join(
+        hosted.local_addr().unwrap(),
+        &trust,
+        &token,
+        &registry,
+        SessionConfig::default(),
+    )
+    .unwrap()];
+    wait_joined(&mut hosted, &mut clients);
+    let e = hosted.spawn().unwrap();
+    let big: Vec<u8> = (0..20_000u32).map(|i| i as u8).collect();
+    hosted.set(e, blob, &big).unwrap();
+    converge(&mut hosted, &mut clients, CONVERGE_TICKS);
+    assert_eq!(clients[0].world().get(e, blob), Some(&big[..]));
+    let streamed: u64 = hosted
+        .diagnostics()
+        .peers
+        .iter()
+        .map(|p| p.outbox.stream_frames)
+        .sum();
+    assert!(streamed >= 1);
+}
+
+/// With a per-tick byte budget far below what changed, the priority accumulator spreads
+/// the backlog over ticks: keys wait, none starves, and the clients converge.
+#[test]
+fn a_small_byte_budget_defers_but_delivers_everything() {
+    let config = SessionConfig {
+        budget_bytes_per_tick: 600,
+        ..SessionConfig::default()
+    };
+    let mut net = host(config);
+    let mut clients = vec![net.join(1, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut clients);
+    run_changes(&mut net, &mut clients, 40, |_, _, _| {});
+    converge(&mut net.host, &mut clients, 3 * CONVERGE_TICKS);
+    let deferred: u64 = net
+        .host
+        .diagnostics()
+        .peers
+        .iter()
+        .map(|p| p.outbox.deferred_keys)
+        .sum();
+    assert!(deferred > 0, "the budget never bound");
+}
+
+/// A peer that goes silent (every packet lost) is dropped after the idle timeout, with a
+/// reason, on both sides.
+#[test]
+fn a_silent_peer_times_out() {
+    let quick = |faults: Option<FaultControl>| SessionConfig {
+        idle_timeout: Duration::from_millis(800),
+        keep_alive: Duration::from_millis(200),
+        faults,
+        ..SessionConfig::default()
+    };
+    let mut net = host(quick(None));
+    let control = FaultControl::new();
+    let mut clients = vec![net.join(1, quick(Some(control.clone())))];
+    wait_joined(&mut net.host, &mut clients);
+    control.set(FaultConfig::with_loss(1, 1.0)).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut client_reason, mut host_reason) = (None, None);
+    while client_reason.is_none() || host_reason.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "no timeout: {client_reason:?} {host_reason:?}"
+        );
+        tick_all(&mut net.host, &mut clients);
+        for event in clients[0].poll_events(usize::MAX) {
+            if let SessionEvent::Disconnected { reason } = event {
+                client_reason = Some(reason);
+            }
+        }
+        for event in net.host.poll_events(usize::MAX) {
+            if let SessionEvent::PeerLeft { peer: 1, reason } = event {
+                host_reason = Some(reason);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(client_reason.unwrap().contains("timed out"));
+    assert!(host_reason.unwrap().contains("timed out"));
 }

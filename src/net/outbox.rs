@@ -259,15 +259,19 @@ impl Outbox {
             } else {
                 0
             };
+            // The budget bounds what this tick sends, but one datagram always goes, so a
+            // tiny budget still makes progress.
+            let started = spent > 0 || !current.is_empty();
+            if started && spent + current_bytes + cost + batch_cost + DATAGRAM_BASE > limits.budget
+            {
+                self.stats.deferred_keys += (chosen.len() - index) as u64;
+                break;
+            }
             if current_bytes + cost + batch_cost > room {
                 spent +=
                     self.finish_datagram(world, tick, now, acks, &mut current, encoder, &mut built);
                 current_bytes = 0;
                 types_in_current.clear();
-                if spent >= limits.budget {
-                    self.stats.deferred_keys += (chosen.len() - index) as u64;
-                    break;
-                }
             }
             if component != ENTITY && !types_in_current.contains(&component) {
                 types_in_current.push(component);

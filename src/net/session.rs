@@ -199,6 +199,7 @@ enum NetEvent {
         peer: PeerId,
         tick: u64,
         snapshot_chunks: u32,
+        next_counter: u64,
         conn: quinn::Connection,
         stream: mpsc::Sender<Vec<u8>>,
     },
@@ -234,6 +235,9 @@ struct PeerLink {
     /// Per key, the client tick of the newest write of it applied (latest wins, as the
     /// client's datagrams may come in any order).
     client_ticks: FxHashMap<Key, u64>,
+    /// Client tick at which each of its entities was despawned: a write from before that
+    /// arriving late must not bring the entity back.
+    despawned_at: FxHashMap<EntityId, u64>,
 }
 
 struct Host {
@@ -242,6 +246,8 @@ struct Host {
     /// Changes up to this tick are marked in every outbox.
     marked: u64,
     shared: Arc<HostShared>,
+    /// Per client, above the highest entity counter it ever used (across connections).
+    next_counters: FxHashMap<PeerId, u64>,
 }
 
 /// Admission state shared with the accept tasks.
@@ -350,6 +356,7 @@ impl Session {
                 peers: BTreeMap::new(),
                 marked,
                 shared,
+                next_counters: FxHashMap::default(),
             })),
             config,
             events: VecDeque::new(),
@@ -687,6 +694,7 @@ impl Host {
                     self.shared.host_peer,
                     snapshot.tick,
                     snapshot.chunks.len() as u32,
+                    self.next_counters.get(&peer).copied().unwrap_or(1),
                 ));
                 for chunk in snapshot.chunks {
                     link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
@@ -697,6 +705,7 @@ impl Host {
                     PeerLink {
                         link,
                         client_ticks: FxHashMap::default(),
+                        despawned_at: FxHashMap::default(),
                     },
                 );
                 events.push_back(SessionEvent::PeerJoined { peer });
@@ -706,7 +715,16 @@ impl Host {
                     return;
                 };
                 if let Some(frame) = client.link.receive(&bytes) {
-                    apply_client_frame(&mut self.world, client, peer, frame, encoder, events);
+                    let counter = self.next_counters.entry(peer).or_insert(1);
+                    apply_client_frame(
+                        &mut self.world,
+                        client,
+                        peer,
+                        frame,
+                        counter,
+                        encoder,
+                        events,
+                    );
                 }
             }
             NetEvent::Stream { peer, bytes } => {
@@ -775,6 +793,7 @@ fn apply_client_frame(
     client: &mut PeerLink,
     peer: PeerId,
     frame: fb::DeltaFrame<'_>,
+    next_counter: &mut u64,
     encoder: &mut Encoder,
     events: &mut VecDeque<SessionEvent>,
 ) {
@@ -851,18 +870,15 @@ fn apply_client_frame(
     };
     // An entity of this client that is not alive: spawned by this frame's tick unless the
     // client despawned it later.
-    let ensure_alive = |world: &mut World, client: &PeerLink, entity: EntityId| {
+    let mut ensure_alive = |world: &mut World, client: &PeerLink, entity: EntityId| {
         if world.is_alive(entity) {
             return true;
         }
-        if client
-            .client_ticks
-            .get(&(ComponentId(0), entity))
-            .is_some_and(|&t| t >= tick)
-        {
+        if client.despawned_at.get(&entity).is_some_and(|&t| t >= tick) {
             return false;
         }
         world.spawn_with_id(entity, Stamp::Local);
+        *next_counter = (*next_counter).max(entity.counter() + 1);
         true
     };
     for entity in spawns {
@@ -897,8 +913,11 @@ fn apply_client_frame(
     for entity in despawns {
         if entity.creator() != peer {
             reject(client, entity, ComponentId(0));
-        } else if newer(client, (ComponentId(0), entity)) && world.is_alive(entity) {
-            let _ = world.despawn(entity);
+        } else if newer(client, (ComponentId(0), entity)) {
+            client.despawned_at.insert(entity, tick);
+            if world.is_alive(entity) {
+                let _ = world.despawn(entity);
+            }
         }
     }
 }
@@ -910,11 +929,12 @@ impl Client {
                 peer,
                 tick,
                 snapshot_chunks,
+                next_counter,
                 conn,
                 stream,
             } => {
                 self.peer = Some(peer);
-                self.replica.set_owner(peer);
+                self.replica.set_owner(peer, next_counter);
                 // Own changes count from here (this also closes the replica's tick).
                 self.marked = self
                     .replica
@@ -1205,6 +1225,7 @@ async fn connect(
                 peer: accepted.peer(),
                 tick: accepted.tick(),
                 snapshot_chunks: accepted.snapshot_chunks(),
+                next_counter: accepted.next_counter(),
                 conn: conn.clone(),
                 stream,
             }

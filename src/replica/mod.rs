@@ -124,6 +124,9 @@ pub struct Replica {
     stats: ReplicaStats,
     /// This peer, once it may own entities: they are written here, never by messages.
     owner: Option<PeerId>,
+    /// Entities of this peer that it did not hold and took from the sender's state (a
+    /// client that rejoins): messages fill them in until this peer writes them.
+    adopted: FxHashSet<EntityId>,
 }
 
 impl Default for Replica {
@@ -155,14 +158,15 @@ impl Replica {
             events: EventQueue::default(),
             stats: ReplicaStats::default(),
             owner: None,
+            adopted: FxHashSet::default(),
         }
     }
 
     /// Makes this replica's peer `peer`: it may then create entities in that peer's id range
     /// and write them (`spawn_owned`, `set_owned`...); messages never change them.
-    pub fn set_owner(&mut self, peer: PeerId) {
+    pub fn set_owner(&mut self, peer: PeerId, next_counter: u64) {
         self.owner = Some(peer);
-        self.world.set_local_peer(peer);
+        self.world.set_local_peer(peer, next_counter);
     }
 
     /// The peer whose entities this replica owns, if set.
@@ -170,13 +174,18 @@ impl Replica {
         self.owner
     }
 
+    /// Whether messages must leave `entity` alone: this peer owns it and writes it itself.
     fn owns(&self, entity: EntityId) -> bool {
-        self.owner == Some(entity.creator())
+        self.owner == Some(entity.creator()) && !self.adopted.contains(&entity)
     }
 
-    fn check_owned(&self, entity: EntityId) -> Result<(), WorldError> {
+    /// Checks that this peer may write `entity`; from then on it is this peer's to write.
+    fn check_owned(&mut self, entity: EntityId) -> Result<(), WorldError> {
         match self.owner {
-            Some(owner) if owner == entity.creator() => Ok(()),
+            Some(owner) if owner == entity.creator() => {
+                self.adopted.remove(&entity);
+                Ok(())
+            }
             owner => Err(WorldError::NotOwner {
                 entity,
                 peer: owner.unwrap_or(PeerId::MAX),
@@ -219,7 +228,10 @@ impl Replica {
     /// Destroys an entity this peer owns.
     pub fn despawn_owned(&mut self, entity: EntityId) -> Result<(), WorldError> {
         self.check_owned(entity)?;
-        self.world.despawn(entity)
+        self.world.despawn(entity)?;
+        // A late message must not bring it back.
+        self.despawned.insert(entity, u64::MAX);
+        Ok(())
     }
 
     /// What this peer's own writes changed after `since` (see [`World::delta_since`]).
@@ -594,7 +606,12 @@ impl Replica {
     /// to be despawned.
     fn confirm_entity(&mut self, entity: EntityId, tick: u64) -> bool {
         if self.owns(entity) {
-            return false;
+            // One of ours that we do not hold, nor despawned: a rejoin after losing our
+            // state. Adopt the sender's copy.
+            if self.world.is_alive(entity) || self.despawned.contains_key(&entity) {
+                return false;
+            }
+            self.adopted.insert(entity);
         }
         if self.world.confirm_remote(entity, tick) {
             return true;

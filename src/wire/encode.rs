@@ -167,6 +167,7 @@ impl Encoder {
         host_peer: u16,
         tick: u64,
         snapshot_chunks: u32,
+        next_counter: u64,
     ) -> Vec<u8> {
         self.fbb.reset();
         let accepted = fb::JoinAccepted::create(
@@ -176,6 +177,7 @@ impl Encoder {
                 host_peer,
                 tick,
                 snapshot_chunks,
+                next_counter,
             },
         );
         self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())

@@ -1439,6 +1439,7 @@ impl<'a> JoinAccepted<'a> {
   pub const VT_HOST_PEER: ::flatbuffers::VOffsetT = 6;
   pub const VT_TICK: ::flatbuffers::VOffsetT = 8;
   pub const VT_SNAPSHOT_CHUNKS: ::flatbuffers::VOffsetT = 10;
+  pub const VT_NEXT_COUNTER: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1450,6 +1451,7 @@ impl<'a> JoinAccepted<'a> {
     args: &'args JoinAcceptedArgs
   ) -> ::flatbuffers::WIPOffset<JoinAccepted<'bldr>> {
     let mut builder = JoinAcceptedBuilder::new(_fbb);
+    builder.add_next_counter(args.next_counter);
     builder.add_tick(args.tick);
     builder.add_snapshot_chunks(args.snapshot_chunks);
     builder.add_host_peer(args.host_peer);
@@ -1489,6 +1491,15 @@ impl<'a> JoinAccepted<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(JoinAccepted::VT_SNAPSHOT_CHUNKS, Some(0)).unwrap()}
   }
+  /// The first entity counter the client may use: above every id it used before, so a
+  /// client that rejoins never reuses an id.
+  #[inline]
+  pub fn next_counter(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(JoinAccepted::VT_NEXT_COUNTER, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
@@ -1501,6 +1512,7 @@ impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
      .visit_field::<u16>("host_peer", Self::VT_HOST_PEER, false)?
      .visit_field::<u64>("tick", Self::VT_TICK, false)?
      .visit_field::<u32>("snapshot_chunks", Self::VT_SNAPSHOT_CHUNKS, false)?
+     .visit_field::<u64>("next_counter", Self::VT_NEXT_COUNTER, false)?
      .finish();
     Ok(())
   }
@@ -1510,6 +1522,7 @@ pub struct JoinAcceptedArgs {
     pub host_peer: u16,
     pub tick: u64,
     pub snapshot_chunks: u32,
+    pub next_counter: u64,
 }
 impl<'a> Default for JoinAcceptedArgs {
   #[inline]
@@ -1519,6 +1532,7 @@ impl<'a> Default for JoinAcceptedArgs {
       host_peer: 0,
       tick: 0,
       snapshot_chunks: 0,
+      next_counter: 0,
     }
   }
 }
@@ -1545,6 +1559,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A
     self.fbb_.push_slot::<u32>(JoinAccepted::VT_SNAPSHOT_CHUNKS, snapshot_chunks, 0);
   }
   #[inline]
+  pub fn add_next_counter(&mut self, next_counter: u64) {
+    self.fbb_.push_slot::<u64>(JoinAccepted::VT_NEXT_COUNTER, next_counter, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinAcceptedBuilder {
@@ -1566,6 +1584,7 @@ impl ::core::fmt::Debug for JoinAccepted<'_> {
       ds.field("host_peer", &self.host_peer());
       ds.field("tick", &self.tick());
       ds.field("snapshot_chunks", &self.snapshot_chunks());
+      ds.field("next_counter", &self.next_counter());
       ds.finish()
   }
 }

@@ -195,9 +195,11 @@ impl World {
         }
     }
 
-    /// Makes `peer` the creator of the entities this world spawns from now on.
-    pub(crate) fn set_local_peer(&mut self, peer: PeerId) {
+    /// Makes `peer` the creator of the entities this world spawns from now on, with
+    /// counters from `next_counter` up (ids of that peer it used before are never reused).
+    pub(crate) fn set_local_peer(&mut self, peer: PeerId, next_counter: u64) {
         self.config.local_peer = peer;
+        self.next_counter = next_counter.max(1);
     }
 
     /// The settings this world was made with.
@@ -267,8 +269,14 @@ impl World {
 
     /// Creates an entity in this peer's id range.
     pub fn spawn(&mut self) -> Result<EntityId, WorldError> {
-        let id = EntityId::new(self.config.local_peer, self.next_counter)
+        let mut id = EntityId::new(self.config.local_peer, self.next_counter)
             .ok_or(WorldError::IdsExhausted(self.config.local_peer))?;
+        // An id of this peer may be here already (adopted from a peer that knew it).
+        while self.index.contains_key(&id) {
+            self.next_counter += 1;
+            id = EntityId::new(self.config.local_peer, self.next_counter)
+                .ok_or(WorldError::IdsExhausted(self.config.local_peer))?;
+        }
         self.next_counter += 1;
         self.spawn_with_id(id, Stamp::Local);
         Ok(id)
