@@ -278,9 +278,9 @@ fn two_clients_converge_after_30_percent_loss_with_reordering_and_duplication() 
 }
 
 #[test]
-fn a_client_joining_at_tick_60_converges() {
+fn a_third_client_joining_at_tick_60_converges() {
     let mut net = host(SessionConfig::default());
-    let mut clients = vec![net.join(1, SessionConfig::default())];
+    let mut clients = vec![net.join(1, SessionConfig::default()), net.join(2, SessionConfig::default())];
     wait_joined(&mut net.host, &mut clients);
     run_changes(&mut net, &mut clients, 120, |t, net, clients| {
         if t == 60 {
