@@ -2,10 +2,12 @@
  * theta.h: the C ABI of Theta, state replication for collaborative XR.
  *
  * THREADS
- *   Every object (world, replica, tracker, snapshot, delta) may be used from any thread,
- *   and from several threads at once: calls on one object take turns on its lock. The
- *   library starts no thread of its own here. The log callback runs on whichever thread
- *   logs and must be fast.
+ *   Every object (world, replica, tracker, snapshot, delta, session) may be used from any
+ *   thread, and from several threads at once: calls on one object take turns on its lock.
+ *   A session runs one network thread of its own, which meets the caller's thread through
+ *   bounded queues (theta_session_tick never waits for the network) and is joined by
+ *   theta_session_free; nothing else starts a thread. The log callback runs on whichever
+ *   thread logs and must be fast.
  *
  * ERRORS
  *   Every fallible call returns a ThetaStatus. On anything but THETA_STATUS_OK nothing
@@ -39,6 +41,13 @@
 // Version of the C ABI: bumped on any incompatible change of a signature or struct.
 // Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
 #define THETA_ABI_VERSION 1
+
+// Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
+// and `theta_session_join` reads it.
+#define THETA_FINGERPRINT_LEN 32
+
+// Bytes of a join token's text form, as `theta_session_mint_token` writes it.
+#define THETA_JOIN_TOKEN_LEN 102
 
 // Major version of the library (semantic versioning).
 #define THETA_VERSION_MAJOR 0
@@ -106,6 +115,45 @@ enum ThetaEventKind
 typedef enum ThetaEventKind ThetaEventKind;
 #else
 typedef uint8_t ThetaEventKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Kinds of `ThetaSessionEvent` (its `kind` field). 1 to 5 are the replica's events, with
+// the values of `ThetaEventKind`.
+enum ThetaSessionEventKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // An entity appeared (client).
+    THETA_SESSION_EVENT_KIND_SPAWN = 1,
+    // An entity gained a component; `data` is the value (client).
+    THETA_SESSION_EVENT_KIND_INSERT = 2,
+    // A value changed; `data` is the new value (client).
+    THETA_SESSION_EVENT_KIND_UPDATE = 3,
+    // An entity lost a component (client).
+    THETA_SESSION_EVENT_KIND_REMOVE = 4,
+    // An entity and all its components disappeared (client).
+    THETA_SESSION_EVENT_KIND_DESPAWN = 5,
+    // A client joined (host); `peer` is its id.
+    THETA_SESSION_EVENT_KIND_PEER_JOINED = 16,
+    // A client left or was lost (host); `peer` is its id, `data` the reason.
+    THETA_SESSION_EVENT_KIND_PEER_LEFT = 17,
+    // The host admitted this client (client); `peer` is this client's id.
+    THETA_SESSION_EVENT_KIND_JOINED = 18,
+    // The connection to the host ended or was refused (client); `data` is the reason, which
+    // names the failed check of a refused join. The session stays valid but inert: free it.
+    THETA_SESSION_EVENT_KIND_DISCONNECTED = 19,
+    // A write to an entity the writer does not own was refused and not applied: on the
+    // host `peer` is the offending client, on that client its own id; `entity` and
+    // `component` (0 for a spawn or despawn) name the write, `data` is the reason.
+    THETA_SESSION_EVENT_KIND_WRITE_REJECTED = 20,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaSessionEventKind ThetaSessionEventKind;
+#else
+typedef uint8_t ThetaSessionEventKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -279,6 +327,111 @@ typedef struct {
     uint64_t components;
 } ThetaReplicaStats;
 
+// A session handle: a host or a client. `id` 0 is the null handle.
+typedef struct {
+    // Opaque, validated by the library.
+    uint64_t id;
+} ThetaSession;
+
+// A world handle. `id` 0 is the null handle.
+typedef struct {
+    // Opaque, validated by the library.
+    uint64_t id;
+} ThetaWorld;
+
+// Settings of a new session; pass NULL for the defaults. Every field 0 means its default.
+typedef struct {
+    // A connection silent this long is closed (default 10 000 ms).
+    uint32_t idle_timeout_ms;
+    // Keep-alive interval, well below the idle timeout (default 2 000 ms).
+    uint32_t keep_alive_ms;
+    // Bytes of state datagrams each peer may receive per tick (default 256 KiB).
+    uint32_t budget_bytes_per_tick;
+    // Snapshot chunk bound for late joiners (default 16 KiB).
+    uint32_t max_chunk_bytes;
+} ThetaSessionConfig;
+
+// Transport figures of one connection of a session. Blittable.
+typedef struct {
+    // The peer at the other end (on a client: the client's own id).
+    uint16_t peer;
+    // Padding; 0.
+    uint8_t reserved[6];
+    // Smoothed round-trip time, microseconds.
+    uint64_t rtt_us;
+    // UDP bytes sent, QUIC headers included.
+    uint64_t wire_bytes_sent;
+    // UDP bytes received.
+    uint64_t wire_bytes_received;
+    // UDP datagrams sent.
+    uint64_t packets_sent;
+    // UDP datagrams received.
+    uint64_t packets_received;
+    // QUIC packets the connection counted as lost.
+    uint64_t packets_lost;
+    // Payload bytes of state datagrams and stream messages sent.
+    uint64_t payload_bytes_sent;
+    // Payload bytes received.
+    uint64_t payload_bytes_received;
+    // Encoded snapshot bytes sent (host) or received (client).
+    uint64_t snapshot_bytes;
+    // State datagrams sent.
+    uint64_t datagrams_sent;
+    // State datagrams the peer acknowledged.
+    uint64_t datagrams_acked;
+    // State datagrams never acknowledged (their keys were re-sent as newer state).
+    uint64_t datagrams_lost;
+    // Encoded bytes of the state datagrams sent.
+    uint64_t datagram_bytes;
+    // Values too large for a datagram, sent on the reliable stream.
+    uint64_t stream_frames;
+    // Keys skipped in the last tick because the byte budget was spent.
+    uint64_t deferred_keys;
+    // Keys waiting for an acknowledgement.
+    uint64_t pending_keys;
+    // Writes of this peer refused (not the owner).
+    uint64_t writes_rejected;
+    // State datagrams or frames from this peer that failed validation.
+    uint64_t malformed;
+} ThetaPeerStats;
+
+// One event of a session. Blittable.
+typedef struct {
+    // The entity, for replica events and `WRITE_REJECTED`; 0 otherwise.
+    uint64_t entity;
+    // Host tick of the change, for replica events; 0 otherwise.
+    uint64_t tick;
+    // The value (inserts, updates) or the reason, UTF-8 and not NUL-terminated
+    // (`PEER_LEFT`, `DISCONNECTED`, `WRITE_REJECTED`); NULL when empty. Valid until the
+    // next `theta_session_poll_events` on this session or its free.
+    const uint8_t *data;
+    // Length of `data` in bytes.
+    size_t data_len;
+    // The component, for inserts, updates, removes and `WRITE_REJECTED`; 0 otherwise.
+    uint32_t component;
+    // The peer: see `ThetaSessionEventKind`; for replica events the peer that created
+    // (owns) the entity; 0 for `DISCONNECTED`.
+    uint16_t peer;
+    // A `ThetaSessionEventKind`.
+    uint8_t kind;
+    // Padding; 0.
+    uint8_t reserved[1];
+} ThetaSessionEvent;
+
+// Figures of a session.
+typedef struct {
+    // The current tick (host) or the newest host tick applied (client).
+    uint64_t tick;
+    // Live entities.
+    uint64_t entities;
+    // Stored (entity, component) values.
+    uint64_t components;
+    // Connections: the host's clients, or 1 on a client connected to its host.
+    uint64_t peer_count;
+    // State datagrams dropped because the inbound queue was full.
+    uint64_t inbound_dropped;
+} ThetaSessionStats;
+
 // Receives log messages: `level` is a `ThetaLogLevel`, `message` is UTF-8 of `len` bytes
 // (not NUL-terminated), valid only during the call.
 typedef void (*ThetaLogCallback)(void *user_data, uint8_t level, const uint8_t *message, size_t len);
@@ -295,12 +448,6 @@ typedef struct {
     // Opaque, validated by the library.
     uint64_t id;
 } ThetaTracker;
-
-// A world handle. `id` 0 is the null handle.
-typedef struct {
-    // Opaque, validated by the library.
-    uint64_t id;
-} ThetaWorld;
 
 // Settings of a new world; pass NULL to `theta_world_new` for the defaults.
 typedef struct {
@@ -506,6 +653,226 @@ ThetaStatus theta_replica_state_hash(ThetaReplica replica, uint64_t *out_hash);
 // # Safety
 // `out_stats` must point to a writable `ThetaReplicaStats`.
 ThetaStatus theta_replica_stats(ThetaReplica replica, ThetaReplicaStats *out_stats);
+
+// Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
+// `THETA_STATUS_DEAD_ENTITY` if not alive).
+ThetaStatus theta_session_despawn(ThetaSession session, uint64_t entity);
+
+// Copies a human-readable panel of the session's figures (a summary line, then one line
+// per connection: peer, RTT, wire KB sent and received, packets, losses, datagrams sent /
+// acked / lost, pending keys, snapshot bytes, writes rejected, malformed) into `buf`
+// (UTF-8, lines ending in `\n`, NUL-terminated, truncated to `len - 1` bytes) and writes
+// the full length (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask
+// for the length; the panel may grow between two calls.
+//
+// # Safety
+// `buf` must point to `len` writable bytes; `out_len` to a writable `size_t`.
+ThetaStatus theta_session_diagnostics_text(ThetaSession session,
+                                           uint8_t *buf,
+                                           size_t len,
+                                           size_t *out_len);
+
+// Writes the host certificate's SHA-256 fingerprint (`THETA_FINGERPRINT_LEN` bytes) to
+// `out_fingerprint`: on a host its own, what clients pass to `theta_session_join`; on a
+// client the one it pins.
+//
+// # Safety
+// `out_fingerprint` must point to `THETA_FINGERPRINT_LEN` writable bytes.
+ThetaStatus theta_session_fingerprint(ThetaSession session, uint8_t *out_fingerprint);
+
+// Frees a session: an orderly shutdown. Its connections are closed with a reason (clients
+// of a host get a `DISCONNECTED` event saying the host shut down; the host of a client a
+// `PEER_LEFT`), and its network thread is joined, which may take up to about 1.5 s while
+// the close goes out. Its world, pending events and the data of polled events go with it.
+// The null handle is a no-op. A call running on the session on another thread finishes
+// first; the shutdown then happens when it returns.
+ThetaStatus theta_session_free(ThetaSession session);
+
+// Copies a value of the session's state (any peer's entity), as `theta_world_get`.
+//
+// # Safety
+// As `theta_world_get`.
+ThetaStatus theta_session_get(ThetaSession session,
+                              uint64_t entity,
+                              uint32_t component,
+                              uint8_t *buf,
+                              size_t capacity,
+                              size_t *out_len);
+
+// Hosts a session on `bind` (UTF-8, e.g. `"127.0.0.1:7000"`; port 0 picks a free port,
+// see `theta_session_local_port`) with a fresh self-signed certificate (clients pin its
+// `theta_session_fingerprint`) and writes its handle to `out_session`.
+//
+// The world is MOVED into the session, which holds the authoritative state from now on:
+// on success the `world` handle is freed (later calls with it give
+// `THETA_STATUS_INVALID_HANDLE`); write through `theta_session_spawn`/`_set`/... instead.
+// A world that another thread is using right now is refused with
+// `THETA_STATUS_INVALID_ARGUMENT` and stays valid. Entities spawned by the host belong to
+// the world's `local_peer`.
+//
+// `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
+// restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
+// never leaves the session: invite clients with `theta_session_mint_token`. `config` may
+// be NULL for the defaults.
+//
+// The session runs one network thread of its own; `theta_session_free` closes its
+// connections and joins it. The address is checked by binding it before the world is
+// taken, so a bad or busy address leaves the world valid; only if another process takes
+// the port between that check and the session's own bind does the call fail with the
+// world already consumed (its handle freed), which the error message then says.
+//
+// # Safety
+// `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
+// readable bytes (or be NULL when that is 0); `config` must be NULL or point to a
+// `ThetaSessionConfig`; `out_session` to a writable `ThetaSession`.
+ThetaStatus theta_session_host(const uint8_t *bind,
+                               size_t bind_len,
+                               ThetaWorld world,
+                               const uint8_t *secret_hex,
+                               size_t secret_hex_len,
+                               const ThetaSessionConfig *config,
+                               ThetaSession *out_session);
+
+// Writes 1 to `out_alive` if the entity is alive in the session's state, else 0.
+//
+// # Safety
+// `out_alive` must point to a writable `uint8_t`.
+ThetaStatus theta_session_is_alive(ThetaSession session, uint64_t entity, uint8_t *out_alive);
+
+// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`; a `name:port` is resolved,
+// which may block on DNS) and writes the session's handle to `out_session`. The host's
+// certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
+// the host's `theta_session_fingerprint`); `token` is a join token's text (from the
+// host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
+// component types are read, and they must equal the host's. `config` may be NULL.
+//
+// Returns at once, before any packet was exchanged: the outcome arrives as a
+// `THETA_SESSION_EVENT_KIND_JOINED` or `THETA_SESSION_EVENT_KIND_DISCONNECTED` event
+// (with the reason, e.g. an expired, forged or malformed token, a fingerprint or registry
+// mismatch) from `theta_session_poll_events` after some `theta_session_tick` calls. The
+// session runs one network thread of its own; `theta_session_free` leaves and joins it.
+//
+// # Safety
+// `addr` must point to `addr_len` readable bytes; `fingerprint` to
+// `THETA_FINGERPRINT_LEN` readable bytes; `token` to `token_len` readable bytes;
+// `config` must be NULL or point to a `ThetaSessionConfig`; `out_session` to a writable
+// `ThetaSession`.
+ThetaStatus theta_session_join(const uint8_t *addr,
+                               size_t addr_len,
+                               const uint8_t *fingerprint,
+                               const uint8_t *token,
+                               size_t token_len,
+                               ThetaWorld registry_world,
+                               const ThetaSessionConfig *config,
+                               ThetaSession *out_session);
+
+// Writes the port the session's endpoint is bound to (the host's listening port, useful
+// after binding port 0).
+//
+// # Safety
+// `out_port` must point to a writable `uint16_t`.
+ThetaStatus theta_session_local_port(ThetaSession session, uint16_t *out_port);
+
+// Mints a join token (host only) admitting `peer` once, valid for `ttl_seconds` from now,
+// and copies its text (`THETA_JOIN_TOKEN_LEN` bytes of ASCII hex, not NUL-terminated)
+// into `buf`, writing its length to `out_len`. When `capacity` is too small, returns
+// `THETA_STATUS_BUFFER_TOO_SMALL` with the needed length in `out_len` (the one output
+// written on that status). `peer` must not be the host's own id (0 unless its world was
+// configured otherwise) and `ttl_seconds` must not be 0; a client session gives
+// `THETA_STATUS_INVALID_ARGUMENT`. Each call mints another token: a token admits one join.
+//
+// # Safety
+// `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0); `out_len` to
+// a writable `size_t`.
+ThetaStatus theta_session_mint_token(ThetaSession session,
+                                     uint16_t peer,
+                                     uint64_t ttl_seconds,
+                                     uint8_t *buf,
+                                     size_t capacity,
+                                     size_t *out_len);
+
+// Writes this session's peer id: the host's, or the one the host gave this client;
+// `THETA_STATUS_NOT_FOUND` on a client that has not joined (yet).
+//
+// # Safety
+// `out_peer` must point to a writable `uint16_t`.
+ThetaStatus theta_session_peer(ThetaSession session, uint16_t *out_peer);
+
+// Writes the figures of each connection (the host's clients in peer order; a client's
+// one connection to its host, once joined) to `out_stats` and their number to
+// `out_count`. When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL` with
+// the number of connections in `out_count` (the one output written on that status):
+// pass NULL and 0 to ask for it.
+//
+// # Safety
+// `out_stats` must point to `capacity` writable `ThetaPeerStats` (may be NULL when
+// `capacity` is 0); `out_count` to a writable `size_t`.
+ThetaStatus theta_session_peer_stats(ThetaSession session,
+                                     ThetaPeerStats *out_stats,
+                                     size_t capacity,
+                                     size_t *out_count);
+
+// Moves up to `capacity` pending events, oldest first, into `out_events` and writes how
+// many to `out_count`. Events arrive through `theta_session_tick`; poll until `out_count`
+// is 0 to drain. The `data` of the events stays valid until the next poll on this session
+// (from any thread) or its free: copy what you keep.
+//
+// # Safety
+// `out_events` must point to `capacity` writable `ThetaSessionEvent` (may be NULL when
+// `capacity` is 0); `out_count` to a writable `size_t`.
+ThetaStatus theta_session_poll_events(ThetaSession session,
+                                      ThetaSessionEvent *out_events,
+                                      size_t capacity,
+                                      size_t *out_count);
+
+// Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for
+// another peer's); `out_removed` (may be NULL) receives 1 if the entity held it, else 0.
+//
+// # Safety
+// `out_removed` must be NULL or point to a writable `uint8_t`.
+ThetaStatus theta_session_remove(ThetaSession session,
+                                 uint64_t entity,
+                                 uint32_t component,
+                                 uint8_t *out_removed);
+
+// Writes a component value (`len` bytes, copied) of an entity this peer owns, as
+// `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
+// changes. `out_change` (may be NULL) receives a `ThetaChange`.
+//
+// # Safety
+// `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
+// must be NULL or point to a writable `uint8_t`.
+ThetaStatus theta_session_set(ThetaSession session,
+                              uint64_t entity,
+                              uint32_t component,
+                              const uint8_t *data,
+                              size_t len,
+                              uint8_t *out_change);
+
+// Creates an entity owned by this peer and writes its id: on the host in the host's id
+// range, on a client in the client's (a client that has not joined yet gets
+// `THETA_STATUS_NOT_OWNER`). It reaches the other peers with the next ticks.
+//
+// # Safety
+// `out_entity` must point to a writable `uint64_t`.
+ThetaStatus theta_session_spawn(ThetaSession session, uint64_t *out_entity);
+
+// Writes the hash of the session's state: equal on every peer once converged.
+//
+// # Safety
+// `out_hash` must point to a writable `uint64_t`.
+ThetaStatus theta_session_state_hash(ThetaSession session, uint64_t *out_hash);
+
+// Writes the session's figures.
+//
+// # Safety
+// `out_stats` must point to a writable `ThetaSessionStats`.
+ThetaStatus theta_session_stats(ThetaSession session, ThetaSessionStats *out_stats);
+
+// One network tick: applies what arrived (clients: the host's state; host: its clients'
+// writes), queues events, sends what changed, and on the host closes the world's tick.
+// Never blocks on the network; call it once per engine frame or at the replication rate.
+ThetaStatus theta_session_tick(ThetaSession session);
 
 // Sets (or, with NULL, removes) the function that receives log messages. It is called
 // from whichever thread logs, possibly several at once, and must return quickly; it may

@@ -100,12 +100,55 @@ impl<T> HandleTable<T> {
             return None;
         }
         let value = slot.value.take();
+        Self::retire(&mut table, index);
+        value
+    }
+
+    /// Moves the object behind `handle` out of the table (its handle is freed), provided
+    /// no call on another thread holds it and `check` accepts it; otherwise the handle and
+    /// its object are left exactly as they were.
+    pub(crate) fn take(
+        &self,
+        handle: u64,
+        kind: &str,
+        check: impl FnOnce(&T) -> FfiResult,
+    ) -> FfiResult<T> {
+        let not_live = || FfiError::handle(kind, handle);
+        let (index, generation) = self.locate(handle).ok_or_else(not_live)?;
+        let mut table = self.lock();
+        let slot = table
+            .slots
+            .get_mut(index)
+            .filter(|slot| slot.generation == generation)
+            .ok_or_else(not_live)?;
+        check(slot.value.as_deref().ok_or_else(not_live)?)?;
+        let Some(shared) = slot.value.take() else {
+            return Err(not_live());
+        };
+        // Other holders clone the Arc only under the table lock, which this call holds.
+        match Arc::try_unwrap(shared) {
+            Ok(value) => {
+                Self::retire(&mut table, index);
+                Ok(value)
+            }
+            Err(shared) => {
+                slot.value = Some(shared);
+                Err(FfiError::new(
+                    ThetaStatus::InvalidArgument,
+                    format!("this {kind} is in use by a call on another thread"),
+                ))
+            }
+        }
+    }
+
+    /// Moves an emptied slot to its next generation and frees it for reuse.
+    fn retire(table: &mut Slots<T>, index: usize) {
+        let slot = &mut table.slots[index];
         slot.generation = (slot.generation + 1) & GENERATION_MASK as u32;
         // A slot whose generation wrapped is retired, so no old handle can ever match it.
         if slot.generation != 0 {
             table.free.push(index as u32);
         }
-        value
     }
 }
 
@@ -173,5 +216,27 @@ mod tests {
         let other: HandleTable<&str> = HandleTable::new(8);
         let c = other.insert("c");
         assert!(table.get(c).is_none(), "another type's handle");
+    }
+
+    #[test]
+    fn take_moves_an_unshared_object_out_and_frees_its_handle() {
+        let table = HandleTable::new(7);
+        let a = table.insert(String::from("a"));
+        let held = table.get(a).unwrap();
+        let error = table.take(a, "thing", |_| Ok(())).unwrap_err();
+        assert_eq!(error.status, ThetaStatus::InvalidArgument, "in use");
+        assert_eq!(*table.get(a).unwrap(), "a", "left in place");
+        drop(held);
+        let error = table
+            .take(a, "thing", |_| Err(FfiError::new(ThetaStatus::Panic, "no")))
+            .unwrap_err();
+        assert_eq!(error.status, ThetaStatus::Panic, "refused by the check");
+        assert_eq!(*table.get(a).unwrap(), "a", "left in place");
+        assert_eq!(table.take(a, "thing", |_| Ok(())).unwrap(), "a");
+        assert!(table.get(a).is_none(), "the handle is freed");
+        let error = table.take(a, "thing", |_| Ok(())).unwrap_err();
+        assert_eq!(error.status, ThetaStatus::InvalidHandle);
+        let b = table.insert(String::from("b"));
+        assert_ne!(a, b, "reused slot, new generation");
     }
 }

@@ -8,6 +8,7 @@ mod boundary;
 mod handles;
 mod log;
 mod replica;
+mod session;
 mod snapshot;
 mod world;
 
@@ -15,6 +16,7 @@ use std::ffi::{c_char, c_void};
 
 pub use log::{ThetaLogCallback, ThetaLogLevel};
 pub use replica::*;
+pub use session::*;
 pub use snapshot::*;
 pub use world::*;
 

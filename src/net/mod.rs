@@ -5,6 +5,7 @@ pub mod acks;
 pub mod faults;
 pub mod framing;
 pub(crate) mod outbox;
+mod panel;
 pub mod session;
 pub mod tls;
 pub mod token;

@@ -1,0 +1,861 @@
+//! Sessions through the C ABI, as a C host would use them: exported functions only,
+//! loopback 127.0.0.1, every wait bounded by a deadline.
+
+use std::ptr::{null, null_mut};
+use std::time::{Duration, Instant};
+
+use theta_net::ffi::*;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn last_error() -> String {
+    let mut len = 0usize;
+    // SAFETY: asking for the length with a NULL buffer of length 0.
+    assert_eq!(
+        unsafe { theta_last_error(null_mut(), 0, &mut len) },
+        ThetaStatus::Ok
+    );
+    let mut buf = vec![0u8; len + 1];
+    // SAFETY: buf has len + 1 bytes.
+    assert_eq!(
+        unsafe { theta_last_error(buf.as_mut_ptr(), buf.len(), &mut len) },
+        ThetaStatus::Ok
+    );
+    String::from_utf8(buf[..len].to_vec()).unwrap()
+}
+
+#[track_caller]
+fn ok(status: ThetaStatus) {
+    assert_eq!(status, ThetaStatus::Ok, "{}", last_error());
+}
+
+#[track_caller]
+fn fails(status: ThetaStatus, expected: ThetaStatus) -> String {
+    assert_eq!(status, expected, "{}", last_error());
+    last_error()
+}
+
+struct Components {
+    position: u32,
+    name: u32,
+}
+
+/// A world with the test's component types registered.
+fn new_world() -> (ThetaWorld, Components) {
+    let mut world = ThetaWorld { id: 0 };
+    let (mut position, mut name) = (0, 0);
+    // SAFETY: valid out-pointers and names.
+    unsafe {
+        ok(theta_world_new(null(), &mut world));
+        ok(theta_world_register_fixed(
+            world,
+            b"test.Position".as_ptr(),
+            13,
+            12,
+            &mut position,
+        ));
+        ok(theta_world_register_variable(
+            world,
+            b"test.Name".as_ptr(),
+            9,
+            32,
+            &mut name,
+        ));
+    }
+    (world, Components { position, name })
+}
+
+fn host_session(world: ThetaWorld) -> ThetaSession {
+    let bind = b"127.0.0.1:0";
+    let mut session = ThetaSession { id: 0 };
+    // SAFETY: valid address bytes, NULL secret and config, valid out-pointer.
+    ok(unsafe {
+        theta_session_host(
+            bind.as_ptr(),
+            bind.len(),
+            world,
+            null(),
+            0,
+            null(),
+            &mut session,
+        )
+    });
+    session
+}
+
+fn fingerprint(session: ThetaSession) -> [u8; THETA_FINGERPRINT_LEN] {
+    let mut out = [0u8; THETA_FINGERPRINT_LEN];
+    // SAFETY: 32 writable bytes.
+    ok(unsafe { theta_session_fingerprint(session, out.as_mut_ptr()) });
+    out
+}
+
+fn port(session: ThetaSession) -> u16 {
+    let mut port = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_local_port(session, &mut port) });
+    port
+}
+
+fn mint(host: ThetaSession, peer: u16) -> String {
+    let mut len = 0usize;
+    // SAFETY: asking for the length with a NULL buffer of capacity 0.
+    fails(
+        unsafe { theta_session_mint_token(host, peer, 60, null_mut(), 0, &mut len) },
+        ThetaStatus::BufferTooSmall,
+    );
+    assert_eq!(len, THETA_JOIN_TOKEN_LEN);
+    let mut buf = vec![0u8; len];
+    // SAFETY: buf has len writable bytes.
+    ok(unsafe { theta_session_mint_token(host, peer, 60, buf.as_mut_ptr(), buf.len(), &mut len) });
+    assert_eq!(len, THETA_JOIN_TOKEN_LEN);
+    String::from_utf8(buf).unwrap()
+}
+
+fn join(
+    port: u16,
+    fingerprint: &[u8; THETA_FINGERPRINT_LEN],
+    token: &str,
+    registry: ThetaWorld,
+) -> ThetaSession {
+    let addr = format!("127.0.0.1:{port}");
+    let mut session = ThetaSession { id: 0 };
+    // SAFETY: valid byte ranges and out-pointer; NULL config.
+    ok(unsafe {
+        theta_session_join(
+            addr.as_ptr(),
+            addr.len(),
+            fingerprint.as_ptr(),
+            token.as_ptr(),
+            token.len(),
+            registry,
+            null(),
+            &mut session,
+        )
+    });
+    session
+}
+
+/// An event copied out of the C struct.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Event {
+    kind: u8,
+    entity: u64,
+    component: u32,
+    peer: u16,
+    tick: u64,
+    data: Vec<u8>,
+}
+
+impl Event {
+    fn text(&self) -> String {
+        String::from_utf8(self.data.clone()).unwrap()
+    }
+}
+
+/// Drains a session's events, in small batches to exercise the capacity.
+fn poll(session: ThetaSession) -> Vec<Event> {
+    let mut all = Vec::new();
+    loop {
+        let zeroed = ThetaSessionEvent {
+            entity: 0,
+            tick: 0,
+            data: null(),
+            data_len: 0,
+            component: 0,
+            peer: 0,
+            kind: 0,
+            reserved: [0],
+        };
+        let mut batch = [zeroed; 4];
+        let mut count = 0usize;
+        // SAFETY: batch has 4 writable events; data is copied before the next poll.
+        unsafe {
+            ok(theta_session_poll_events(
+                session,
+                batch.as_mut_ptr(),
+                batch.len(),
+                &mut count,
+            ));
+            for e in &batch[..count] {
+                let data = if e.data_len == 0 {
+                    assert!(e.data.is_null());
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(e.data, e.data_len).to_vec()
+                };
+                assert_eq!(e.reserved, [0]);
+                all.push(Event {
+                    kind: e.kind,
+                    entity: e.entity,
+                    component: e.component,
+                    peer: e.peer,
+                    tick: e.tick,
+                    data,
+                });
+            }
+        }
+        if count < batch.len() {
+            return all;
+        }
+    }
+}
+
+fn tick(sessions: &[ThetaSession]) {
+    for &s in sessions {
+        ok(theta_session_tick(s));
+    }
+    std::thread::sleep(Duration::from_millis(2));
+}
+
+fn hash(session: ThetaSession) -> u64 {
+    let mut hash = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_state_hash(session, &mut hash) });
+    hash
+}
+
+fn spawn(session: ThetaSession) -> u64 {
+    let mut entity = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_spawn(session, &mut entity) });
+    entity
+}
+
+fn set(session: ThetaSession, entity: u64, component: u32, value: &[u8]) -> ThetaStatus {
+    // SAFETY: value is readable; NULL out_change.
+    unsafe {
+        theta_session_set(
+            session,
+            entity,
+            component,
+            value.as_ptr(),
+            value.len(),
+            null_mut(),
+        )
+    }
+}
+
+fn get(session: ThetaSession, entity: u64, component: u32) -> Option<Vec<u8>> {
+    let mut buf = [0u8; 64];
+    let mut len = 0usize;
+    // SAFETY: buf has 64 writable bytes.
+    let status =
+        unsafe { theta_session_get(session, entity, component, buf.as_mut_ptr(), 64, &mut len) };
+    (status == ThetaStatus::Ok).then(|| buf[..len].to_vec())
+}
+
+/// Ticks host and client, collecting their events, until `done` or the deadline.
+fn tick_until(
+    host: ThetaSession,
+    client: ThetaSession,
+    events: &mut (Vec<Event>, Vec<Event>),
+    what: &str,
+    mut done: impl FnMut(&(Vec<Event>, Vec<Event>)) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        tick(&[host, client]);
+        events.0.extend(poll(host));
+        events.1.extend(poll(client));
+        if let Some(e) = events
+            .1
+            .iter()
+            .find(|e| e.kind == ThetaSessionEventKind::Disconnected as u8)
+        {
+            panic!("client disconnected while waiting for {what}: {}", e.text());
+        }
+        if done(events) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "{what} not within {WAIT:?}; events {events:?}"
+        );
+    }
+}
+
+fn text_panel(session: ThetaSession) -> String {
+    let mut len = 0usize;
+    // SAFETY: asking for the length with a NULL buffer of length 0.
+    ok(unsafe { theta_session_diagnostics_text(session, null_mut(), 0, &mut len) });
+    let mut buf = vec![0u8; len + 64];
+    // SAFETY: buf has buf.len() writable bytes.
+    ok(unsafe { theta_session_diagnostics_text(session, buf.as_mut_ptr(), buf.len(), &mut len) });
+    assert_eq!(buf[len], 0, "NUL-terminated");
+    String::from_utf8(buf[..len].to_vec()).unwrap()
+}
+
+#[test]
+fn host_and_client_replicate_both_ways_through_the_c_api() {
+    let (world, c) = new_world();
+    let (registry, _) = new_world();
+    // Before the session: an entity the late joiner gets in the snapshot.
+    let mut first = 0;
+    // SAFETY: valid out-pointer and value.
+    unsafe {
+        ok(theta_world_spawn(world, &mut first));
+        ok(theta_world_set(
+            world,
+            first,
+            c.position,
+            [1u8; 12].as_ptr(),
+            12,
+            null_mut(),
+        ));
+    }
+    let host = host_session(world);
+    // The world moved into the session.
+    let mut e = 0;
+    // SAFETY: valid out-pointer.
+    fails(
+        unsafe { theta_world_spawn(world, &mut e) },
+        ThetaStatus::InvalidHandle,
+    );
+    let mut peer = u16::MAX;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_peer(host, &mut peer) });
+    assert_eq!(peer, 0, "the host is peer 0");
+    assert!(
+        get(host, first, c.position).is_some(),
+        "the session holds the world"
+    );
+
+    let fp = fingerprint(host);
+    assert_ne!(fp, [0; 32]);
+    let token = mint(host, 1);
+    let client = join(port(host), &fp, &token, registry);
+    // The registry world is not consumed.
+    ok(theta_world_free(registry));
+    assert_eq!(
+        fingerprint(client),
+        fp,
+        "a client reports the fingerprint it pins"
+    );
+
+    let mut events = (Vec::new(), Vec::new());
+    let took = tick_until(host, client, &mut events, "join", |(h, c)| {
+        c.iter()
+            .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+            && h.iter()
+                .any(|e| e.kind == ThetaSessionEventKind::PeerJoined as u8)
+    });
+    eprintln!("joined in {took:?}");
+    let joined = events
+        .1
+        .iter()
+        .find(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+        .unwrap();
+    assert_eq!(joined.peer, 1);
+    assert!(joined.data.is_empty());
+    let peer_joined = events
+        .0
+        .iter()
+        .find(|e| e.kind == ThetaSessionEventKind::PeerJoined as u8)
+        .unwrap();
+    assert_eq!(peer_joined.peer, 1);
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_peer(client, &mut peer) });
+    assert_eq!(peer, 1);
+
+    // Host writes after the join travel as deltas.
+    let second = spawn(host);
+    let position = [7u8; 12];
+    let mut change = 0u8;
+    // SAFETY: valid value and out-pointer.
+    ok(unsafe { theta_session_set(host, second, c.position, position.as_ptr(), 12, &mut change) });
+    assert_eq!(change, ThetaChange::Inserted as u8);
+    ok(set(host, second, c.name, b"crate"));
+    tick_until(host, client, &mut events, "convergence", |_| {
+        hash(client) == hash(host)
+    });
+    assert_eq!(get(client, second, c.name).as_deref(), Some(&b"crate"[..]));
+
+    // The replica's events, through the C struct, with their data.
+    let inserts = |entity: u64, component: u32| {
+        events
+            .1
+            .iter()
+            .filter(|e| {
+                e.kind == ThetaSessionEventKind::Insert as u8
+                    && e.entity == entity
+                    && e.component == component
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ThetaSessionEventKind::Insert as u8,
+        ThetaEventKind::Insert as u8
+    );
+    let snapshot_insert = inserts(first, c.position);
+    assert_eq!(snapshot_insert.len(), 1, "{events:?}");
+    assert_eq!(snapshot_insert[0].data, [1u8; 12]);
+    assert_eq!(snapshot_insert[0].peer, 0, "the host's entity");
+    let delta_insert = inserts(second, c.position);
+    assert_eq!(delta_insert.len(), 1, "{events:?}");
+    assert_eq!(delta_insert[0].data, position);
+    assert!(delta_insert[0].tick > 0);
+    assert_eq!(inserts(second, c.name)[0].data, b"crate");
+    assert!(events
+        .1
+        .iter()
+        .any(|e| e.kind == ThetaSessionEventKind::Spawn as u8 && e.entity == second));
+
+    // A client writes its own entity; the host applies it.
+    let own = spawn(client);
+    assert_eq!(own >> 48, 1, "in the client's id range");
+    ok(set(client, own, c.position, &[3; 12]));
+    tick_until(
+        host,
+        client,
+        &mut events,
+        "the client's entity on the host",
+        |_| get(host, own, c.position).as_deref() == Some(&[3u8; 12][..]),
+    );
+    let mut alive = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_is_alive(host, own, &mut alive) });
+    assert_eq!(alive, 1);
+    tick_until(host, client, &mut events, "convergence", |_| {
+        hash(client) == hash(host)
+    });
+
+    // Neither side may write the other's entities.
+    let message = fails(
+        set(client, second, c.position, &[9; 12]),
+        ThetaStatus::NotOwner,
+    );
+    assert!(message.starts_with("theta_session_set: "), "{message}");
+    fails(theta_session_despawn(client, second), ThetaStatus::NotOwner);
+    // SAFETY: NULL out_removed.
+    fails(
+        unsafe { theta_session_remove(client, first, c.position, null_mut()) },
+        ThetaStatus::NotOwner,
+    );
+    fails(set(host, own, c.position, &[9; 12]), ThetaStatus::NotOwner);
+    assert_eq!(
+        get(client, second, c.position).as_deref(),
+        Some(&position[..])
+    );
+    // Removes and despawns of one's own entities replicate.
+    let mut removed = 0;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_remove(host, second, c.name, &mut removed) });
+    assert_eq!(removed, 1);
+    ok(theta_session_despawn(client, own));
+    tick_until(host, client, &mut events, "removal and despawn", |_| {
+        hash(client) == hash(host) && get(client, second, c.name).is_none()
+    });
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_is_alive(host, own, &mut alive) });
+    assert_eq!(alive, 0);
+    assert!(events
+        .1
+        .iter()
+        .any(|e| e.kind == ThetaSessionEventKind::Remove as u8 && e.entity == second));
+
+    // Figures.
+    for (session, entities) in [(host, 2), (client, 2)] {
+        let mut stats = ThetaSessionStats::default();
+        // SAFETY: valid out-pointer.
+        ok(unsafe { theta_session_stats(session, &mut stats) });
+        assert_eq!(stats.entities, entities);
+        assert!(stats.components >= 1);
+        assert!(stats.tick > 0);
+        assert_eq!(stats.peer_count, 1);
+
+        let mut count = 0usize;
+        // SAFETY: asking for the count with NULL and 0.
+        fails(
+            unsafe { theta_session_peer_stats(session, null_mut(), 0, &mut count) },
+            ThetaStatus::BufferTooSmall,
+        );
+        assert_eq!(count, 1);
+        let mut peers = [ThetaPeerStats::default(); 2];
+        // SAFETY: room for 2.
+        ok(unsafe { theta_session_peer_stats(session, peers.as_mut_ptr(), 2, &mut count) });
+        assert_eq!(count, 1);
+        let p = peers[0];
+        assert_eq!(p.peer, 1);
+        assert!(p.rtt_us > 0, "{p:?}");
+        assert!(p.wire_bytes_sent > 0 && p.wire_bytes_received > 0, "{p:?}");
+        assert!(p.packets_sent > 0 && p.packets_received > 0, "{p:?}");
+        assert!(
+            p.payload_bytes_sent > 0 && p.payload_bytes_received > 0,
+            "{p:?}"
+        );
+        assert!(p.snapshot_bytes > 0, "{p:?}");
+        assert!(p.datagrams_sent > 0 && p.datagram_bytes > 0, "{p:?}");
+        assert!(p.datagrams_acked > 0, "{p:?}");
+
+        let panel = text_panel(session);
+        assert!(panel.starts_with("tick "), "{panel}");
+        assert!(
+            panel
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some("1")),
+            "no line for peer 1:\n{panel}"
+        );
+        // Truncated to the buffer, NUL-terminated, full length reported.
+        let mut small = [0xffu8; 8];
+        let mut len = 0usize;
+        // SAFETY: small has 8 writable bytes.
+        ok(unsafe { theta_session_diagnostics_text(session, small.as_mut_ptr(), 8, &mut len) });
+        assert!(len > 8);
+        assert_eq!(small[7], 0);
+        assert_eq!(&small[..5], b"tick ");
+    }
+
+    // An orderly leave: the host hears of it with the reason.
+    ok(theta_session_free(client));
+    let deadline = Instant::now() + WAIT;
+    let left = loop {
+        tick(&[host]);
+        if let Some(e) = poll(host)
+            .into_iter()
+            .find(|e| e.kind == ThetaSessionEventKind::PeerLeft as u8)
+        {
+            break e;
+        }
+        assert!(Instant::now() < deadline, "no PEER_LEFT");
+    };
+    assert_eq!(left.peer, 1);
+    assert!(left.text().contains("client left"), "{}", left.text());
+    ok(theta_session_free(host));
+}
+
+#[test]
+fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
+    let (world, c) = new_world();
+    let bind = b"127.0.0.1:0";
+    let mut session = ThetaSession { id: 0 };
+    // SAFETY: every pointer is valid or deliberately NULL.
+    unsafe {
+        let message = fails(
+            theta_session_host(bind.as_ptr(), 2, world, null(), 0, null(), null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        assert_eq!(message, "theta_session_host: out_session is NULL");
+        fails(
+            theta_session_host(null(), 5, world, null(), 0, null(), &mut session),
+            ThetaStatus::NullPointer,
+        );
+        let message = fails(
+            theta_session_host(
+                b"nonsense".as_ptr(),
+                8,
+                world,
+                null(),
+                0,
+                null(),
+                &mut session,
+            ),
+            ThetaStatus::InvalidArgument,
+        );
+        assert!(message.contains("not an address"), "{message}");
+        let message = fails(
+            theta_session_host(
+                bind.as_ptr(),
+                bind.len(),
+                world,
+                b"abc".as_ptr(),
+                3,
+                null(),
+                &mut session,
+            ),
+            ThetaStatus::InvalidArgument,
+        );
+        assert!(message.contains("secret"), "{message}");
+        // A busy port: refused before the world is taken.
+        let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = busy.local_addr().unwrap().to_string();
+        let message = fails(
+            theta_session_host(
+                addr.as_ptr(),
+                addr.len(),
+                world,
+                null(),
+                0,
+                null(),
+                &mut session,
+            ),
+            ThetaStatus::InvalidArgument,
+        );
+        assert!(message.contains("cannot bind"), "{message}");
+        drop(busy);
+        fails(
+            theta_session_host(
+                bind.as_ptr(),
+                bind.len(),
+                ThetaWorld { id: 0 },
+                null(),
+                0,
+                null(),
+                &mut session,
+            ),
+            ThetaStatus::InvalidHandle,
+        );
+        assert_eq!(session.id, 0, "nothing written on failure");
+        // The world survived every failure.
+        let mut stats = ThetaWorldStats::default();
+        ok(theta_world_stats(world, &mut stats));
+        let secret = "00".repeat(32);
+        let config = ThetaSessionConfig {
+            idle_timeout_ms: 3000,
+            keep_alive_ms: 500,
+            budget_bytes_per_tick: 0,
+            max_chunk_bytes: 4096,
+        };
+        ok(theta_session_host(
+            bind.as_ptr(),
+            bind.len(),
+            world,
+            secret.as_ptr(),
+            secret.len(),
+            &config,
+            &mut session,
+        ));
+    }
+    let host = session;
+    let fp = fingerprint(host);
+    let mut len = 0usize;
+    let mut buf = [0u8; THETA_JOIN_TOKEN_LEN];
+    // SAFETY: every pointer is valid or deliberately NULL.
+    unsafe {
+        fails(
+            theta_session_fingerprint(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_local_port(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_peer(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_state_hash(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_spawn(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_is_alive(host, 1, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_stats(host, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_poll_events(host, null_mut(), 0, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_poll_events(host, null_mut(), 4, &mut len),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_peer_stats(host, null_mut(), 1, &mut len),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_diagnostics_text(host, null_mut(), 4, &mut len),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_set(host, 1, c.position, null(), 12, null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_mint_token(host, 1, 60, buf.as_mut_ptr(), buf.len(), null_mut()),
+            ThetaStatus::NullPointer,
+        );
+        // Mint: ttl 0, the host's own id, a small buffer.
+        fails(
+            theta_session_mint_token(host, 1, 0, buf.as_mut_ptr(), buf.len(), &mut len),
+            ThetaStatus::InvalidArgument,
+        );
+        fails(
+            theta_session_mint_token(host, 0, 60, buf.as_mut_ptr(), buf.len(), &mut len),
+            ThetaStatus::InvalidArgument,
+        );
+        len = 0;
+        fails(
+            theta_session_mint_token(host, 1, 60, buf.as_mut_ptr(), 10, &mut len),
+            ThetaStatus::BufferTooSmall,
+        );
+        assert_eq!(len, THETA_JOIN_TOKEN_LEN);
+        // Writes: unknown component, wrong size, dead entity.
+        let e = spawn(host);
+        fails(
+            set(host, e, 0xdead, &[0; 12]),
+            ThetaStatus::UnknownComponent,
+        );
+        fails(set(host, e, c.position, &[0; 3]), ThetaStatus::WrongSize);
+        fails(theta_session_despawn(host, e + 1), ThetaStatus::DeadEntity);
+        let mut out = [0u8; 4];
+        fails(
+            theta_session_get(host, e, c.position, out.as_mut_ptr(), 4, &mut len),
+            ThetaStatus::NotFound,
+        );
+    }
+
+    // A client that has not joined: no peer id, no spawn, no minting.
+    let (registry, _) = new_world();
+    let addr = format!("127.0.0.1:{}", port(host));
+    let token = "0".repeat(THETA_JOIN_TOKEN_LEN);
+    let mut client = ThetaSession { id: 0 };
+    // SAFETY: every pointer is valid or deliberately NULL.
+    unsafe {
+        fails(
+            theta_session_join(
+                addr.as_ptr(),
+                addr.len(),
+                null(),
+                token.as_ptr(),
+                token.len(),
+                registry,
+                null(),
+                &mut client,
+            ),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_join(
+                addr.as_ptr(),
+                addr.len(),
+                fp.as_ptr(),
+                token.as_ptr(),
+                token.len(),
+                ThetaWorld { id: 0 },
+                null(),
+                &mut client,
+            ),
+            ThetaStatus::InvalidHandle,
+        );
+        fails(
+            theta_session_join(
+                b"127.0.0.1".as_ptr(),
+                9,
+                fp.as_ptr(),
+                token.as_ptr(),
+                token.len(),
+                registry,
+                null(),
+                &mut client,
+            ),
+            ThetaStatus::InvalidArgument,
+        );
+        assert_eq!(client.id, 0);
+    }
+    let client = join(port(host), &fp, &token, registry);
+    let mut peer = 0;
+    let mut entity = 0;
+    // SAFETY: valid out-pointers.
+    unsafe {
+        fails(theta_session_peer(client, &mut peer), ThetaStatus::NotFound);
+        fails(
+            theta_session_spawn(client, &mut entity),
+            ThetaStatus::NotOwner,
+        );
+        fails(
+            theta_session_mint_token(client, 2, 60, buf.as_mut_ptr(), buf.len(), &mut len),
+            ThetaStatus::InvalidArgument,
+        );
+    }
+    let mut count = 7usize;
+    // SAFETY: asking for the count with NULL and 0.
+    ok(unsafe { theta_session_peer_stats(client, null_mut(), 0, &mut count) });
+    assert_eq!(count, 0, "no connection before joining");
+
+    // Handles: null, freed, of another type.
+    ok(theta_session_free(ThetaSession { id: 0 }));
+    ok(theta_session_free(client));
+    fails(theta_session_free(client), ThetaStatus::InvalidHandle);
+    fails(theta_session_tick(client), ThetaStatus::InvalidHandle);
+    fails(
+        theta_session_tick(ThetaSession { id: 0 }),
+        ThetaStatus::InvalidHandle,
+    );
+    fails(
+        theta_session_tick(ThetaSession { id: registry.id }),
+        ThetaStatus::InvalidHandle,
+    );
+    fails(
+        theta_session_tick(ThetaSession {
+            id: host.id ^ (1 << 40),
+        }),
+        ThetaStatus::InvalidHandle,
+    );
+    let mut hash = 0;
+    // SAFETY: valid out-pointer.
+    fails(
+        unsafe { theta_session_state_hash(client, &mut hash) },
+        ThetaStatus::InvalidHandle,
+    );
+    ok(theta_session_free(host));
+    // SAFETY: valid out-pointer.
+    let message = fails(
+        unsafe { theta_session_state_hash(host, &mut hash) },
+        ThetaStatus::InvalidHandle,
+    );
+    assert!(message.contains("session handle"), "{message}");
+    fails(
+        theta_world_free(ThetaWorld { id: host.id }),
+        ThetaStatus::InvalidHandle,
+    );
+    ok(theta_world_free(registry));
+}
+
+/// Waits for the client's DISCONNECTED event and returns its reason.
+fn refusal(host: ThetaSession, client: ThetaSession) -> String {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tick(&[host, client]);
+        for e in poll(client) {
+            assert_ne!(
+                e.kind,
+                ThetaSessionEventKind::Joined as u8,
+                "joined although it should be refused"
+            );
+            if e.kind == ThetaSessionEventKind::Disconnected as u8 {
+                assert_eq!(e.peer, 0);
+                return e.text();
+            }
+        }
+        assert!(Instant::now() < deadline, "no DISCONNECTED event");
+    }
+}
+
+#[test]
+fn a_refused_join_gives_a_disconnected_event_saying_why() {
+    let (world, _) = new_world();
+    let (registry, _) = new_world();
+    let host = host_session(world);
+    let fp = fingerprint(host);
+
+    let client = join(port(host), &fp, "not-a-token", registry);
+    let reason = refusal(host, client);
+    assert!(reason.contains("token"), "{reason}");
+    ok(theta_session_free(client));
+
+    let wrong = [7u8; THETA_FINGERPRINT_LEN];
+    let token = mint(host, 2);
+    let client = join(port(host), &wrong, &token, registry);
+    let reason = refusal(host, client);
+    assert!(reason.contains("fingerprint"), "{reason}");
+    ok(theta_session_free(client));
+
+    // The host never admitted either.
+    tick(&[host]);
+    assert!(poll(host)
+        .iter()
+        .all(|e| e.kind != ThetaSessionEventKind::PeerJoined as u8));
+    ok(theta_session_free(host));
+    ok(theta_world_free(registry));
+}
