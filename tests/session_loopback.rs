@@ -280,7 +280,10 @@ fn two_clients_converge_after_30_percent_loss_with_reordering_and_duplication() 
 #[test]
 fn a_third_client_joining_at_tick_60_converges() {
     let mut net = host(SessionConfig::default());
-    let mut clients = vec![net.join(1, SessionConfig::default()), net.join(2, SessionConfig::default())];
+    let mut clients = vec![
+        net.join(1, SessionConfig::default()),
+        net.join(2, SessionConfig::default()),
+    ];
     wait_joined(&mut net.host, &mut clients);
     run_changes(&mut net, &mut clients, 120, |t, net, clients| {
         if t == 60 {
@@ -622,4 +625,92 @@ fn a_silent_peer_times_out() {
     }
     assert!(client_reason.unwrap().contains("timed out"));
     assert!(host_reason.unwrap().contains("timed out"));
+}
+
+/// Waits for the client's disconnect and the host's matching PeerLeft.
+fn wait_dropped(host: &mut Session, client: &mut Session) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (mut client_saw, mut host_saw) = (false, false);
+    while !(client_saw && host_saw) {
+        assert!(Instant::now() < deadline, "connection did not drop");
+        host.tick();
+        client.tick();
+        client_saw |= client
+            .poll_events(usize::MAX)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::Disconnected { .. }));
+        host_saw |= host
+            .poll_events(usize::MAX)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::PeerLeft { .. }));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn quick_timeouts(faults: Option<FaultControl>, resume_grace: Duration) -> SessionConfig {
+    SessionConfig {
+        idle_timeout: Duration::from_millis(800),
+        keep_alive: Duration::from_millis(200),
+        faults,
+        resume_grace,
+        ..SessionConfig::default()
+    }
+}
+
+/// A client whose connection drops resumes with its resume token: no snapshot, the host
+/// sends what it missed (marked while it was away), its own pending writes go on.
+#[test]
+fn a_dropped_connection_resumes_without_a_snapshot() {
+    let mut net = host(quick_timeouts(None, Duration::from_secs(30)));
+    let position = net.scene.position;
+    let control = FaultControl::new();
+    let mut clients = vec![net.join(
+        1,
+        quick_timeouts(Some(control.clone()), Duration::from_secs(30)),
+    )];
+    wait_joined(&mut net.host, &mut clients);
+    let mine = clients[0].spawn().unwrap();
+    clients[0].set(mine, position, &[1; 12]).unwrap();
+    run_changes(&mut net, &mut clients, 10, |_, _, _| {});
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+
+    control.set(FaultConfig::with_loss(3, 1.0)).unwrap();
+    wait_dropped(&mut net.host, &mut clients[0]);
+    // Changes on both sides while apart.
+    clients[0].set(mine, position, &[2; 12]).unwrap();
+    run_changes(&mut net, &mut Vec::new(), 15, |_, _, _| {});
+    control.clear();
+    clients[0].reconnect().unwrap();
+    assert!(clients[0].reconnect().is_err(), "already reconnecting");
+    wait_joined(&mut net.host, &mut clients);
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    assert_eq!(net.host.world().get(mine, position), Some(&[2u8; 12][..]));
+    let link = &net.host.diagnostics().peers[0];
+    assert_eq!(link.snapshot_bytes, 0, "resumed without a snapshot");
+    assert!(net.host.world().stats().entities > 30);
+}
+
+/// After the grace period the host has let the state go: resuming is refused, saying why.
+#[test]
+fn resuming_after_the_grace_period_is_refused() {
+    let mut net = host(quick_timeouts(None, Duration::from_millis(100)));
+    let control = FaultControl::new();
+    let mut client = net.join(
+        1,
+        quick_timeouts(Some(control.clone()), Duration::from_secs(30)),
+    );
+    wait_joined(&mut net.host, std::slice::from_mut(&mut client));
+    control.set(FaultConfig::with_loss(4, 1.0)).unwrap();
+    wait_dropped(&mut net.host, &mut client);
+    for _ in 0..30 {
+        net.host.tick();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    control.clear();
+    client.reconnect().unwrap();
+    let reason = refused(&mut net, client);
+    assert!(
+        reason.contains("resume token") && reason.contains("expired"),
+        "{reason}"
+    );
 }

@@ -146,6 +146,15 @@ impl Outbox {
         encoder.state_datagram(seq, acks, None)
     }
 
+    /// Forgets the datagrams in flight (their connection is gone); their keys stay
+    /// pending and go again.
+    pub(crate) fn forget_in_flight(&mut self) {
+        self.in_flight.clear();
+        for pending in self.pending.values_mut() {
+            pending.sent_at = None;
+        }
+    }
+
     /// Keys not yet acknowledged at their newest change.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()

@@ -23,7 +23,7 @@ use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::{EventKind, Replica};
-use crate::wire::{self, fb, BatchView, Encoder, Message, RemoveView, WireError};
+use crate::wire::{self, fb, Acceptance, BatchView, Encoder, Message, RemoveView, WireError};
 use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
 use crate::DEFAULT_MAX_CHUNK_BYTES;
 use rustc_hash::FxHashMap;
@@ -57,6 +57,8 @@ pub struct SessionConfig {
     pub history_ticks: u64,
     /// Fault injection at the socket (tests and `theta demo --loss`).
     pub faults: Option<FaultControl>,
+    /// How long the host keeps a dropped client's state for it to resume.
+    pub resume_grace: Duration,
 }
 
 impl Default for SessionConfig {
@@ -68,6 +70,7 @@ impl Default for SessionConfig {
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
             history_ticks: 1024,
             faults: None,
+            resume_grace: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +87,9 @@ pub enum SessionError {
     /// The call needs the other role.
     #[error("this call needs a {0} session")]
     WrongRole(&'static str),
+    /// Resuming needs a client that was admitted and then disconnected.
+    #[error("cannot resume: {0}")]
+    CannotResume(&'static str),
 }
 
 /// Something the engine should know, from [`Session::poll_events`].
@@ -193,6 +199,7 @@ enum NetEvent {
         peer: PeerId,
         conn: quinn::Connection,
         stream: mpsc::Sender<Vec<u8>>,
+        resumed: bool,
     },
     /// Client: the host admitted us; the snapshot follows on the stream.
     Joined {
@@ -202,6 +209,8 @@ enum NetEvent {
         next_counter: u64,
         conn: quinn::Connection,
         stream: mpsc::Sender<Vec<u8>>,
+        resume: Vec<u8>,
+        resumed: bool,
     },
     Datagram {
         peer: PeerId,
@@ -238,6 +247,15 @@ struct PeerLink {
     /// Client tick at which each of its entities was despawned: a write from before that
     /// arriving late must not bring the entity back.
     despawned_at: FxHashMap<EntityId, u64>,
+    /// Token the client presents to resume this state after a dropped connection.
+    resume: [u8; 16],
+}
+
+/// A dropped client's state, kept for it to resume: changes keep being marked in its
+/// outbox, so on resume it is sent exactly what it lacks.
+struct Parked {
+    client: PeerLink,
+    since: Instant,
 }
 
 struct Host {
@@ -248,6 +266,8 @@ struct Host {
     shared: Arc<HostShared>,
     /// Per client, above the highest entity counter it ever used (across connections).
     next_counters: FxHashMap<PeerId, u64>,
+    /// Dropped clients that may resume.
+    parked: FxHashMap<PeerId, Parked>,
 }
 
 /// Admission state shared with the accept tasks.
@@ -256,6 +276,8 @@ struct HostShared {
     registry_hash: u64,
     host_peer: PeerId,
     connected: Mutex<HashSet<PeerId>>,
+    /// Resume tokens of the parked clients, checked at admission.
+    resumable: Mutex<FxHashMap<PeerId, [u8; 16]>>,
 }
 
 struct Client {
@@ -265,6 +287,14 @@ struct Client {
     /// This client's own changes up to this (client) tick are in the outbox.
     marked: u64,
     closed: bool,
+    /// The host, to reconnect to.
+    host: SocketAddr,
+    registry_hash: u64,
+    /// Token the host gave for resuming after a dropped connection.
+    resume: Vec<u8>,
+    /// Where the connection task reports, kept to start another on reconnect.
+    tx: mpsc::Sender<NetEvent>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
 }
 
 enum Role {
@@ -290,6 +320,15 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .thread_name("theta-net")
         .enable_all()
         .build()
+}
+
+/// A fresh random resume token.
+fn resume_token() -> [u8; 16] {
+    let mut token = [0u8; 16];
+    // SystemRandom fails only when the OS has no randomness; an all-zero token is then
+    // never accepted (admission refuses it).
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut token);
+    token
 }
 
 fn unix_now() -> u64 {
@@ -338,6 +377,7 @@ impl Session {
             registry_hash: world.registry().hash(),
             host_peer: world.config().local_peer,
             connected: Mutex::new(HashSet::new()),
+            resumable: Mutex::new(FxHashMap::default()),
         });
         let dropped = Arc::new(std::sync::atomic::AtomicU64::new(0));
         runtime.spawn(accept_loop(
@@ -357,6 +397,7 @@ impl Session {
                 marked,
                 shared,
                 next_counters: FxHashMap::default(),
+                parked: FxHashMap::default(),
             })),
             config,
             events: VecDeque::new(),
@@ -397,7 +438,7 @@ impl Session {
             endpoint.clone(),
             addr,
             request,
-            tx,
+            tx.clone(),
             Arc::clone(&dropped),
         ));
         Ok(Session {
@@ -410,12 +451,51 @@ impl Session {
                 link: None,
                 marked: 0,
                 closed: false,
+                host: addr,
+                registry_hash: registry.hash(),
+                resume: Vec::new(),
+                tx,
+                dropped: Arc::clone(&dropped),
             })),
             config,
             events: VecDeque::new(),
             encoder: Encoder::new(),
             inbound_dropped: dropped,
         })
+    }
+
+    /// Reconnects a client whose connection dropped, resuming its state: the host sends
+    /// what changed since the client last acknowledged (no snapshot) while it still keeps
+    /// that state (`SessionConfig::resume_grace`); after that the reconnect is refused and
+    /// the client joins again with a fresh token. `Joined` or `Disconnected` follows.
+    pub fn reconnect(&mut self) -> Result<(), SessionError> {
+        let Role::Client(client) = &mut self.role else {
+            return Err(SessionError::WrongRole("client"));
+        };
+        let Some(peer) = client.peer else {
+            return Err(SessionError::CannotResume("this client was never admitted"));
+        };
+        if !client.closed {
+            return Err(SessionError::CannotResume("the connection is still up"));
+        }
+        if client.resume.is_empty() {
+            return Err(SessionError::CannotResume("the host gave no resume token"));
+        }
+        let request = self
+            .encoder
+            .resume_request(peer, &client.resume, client.registry_hash);
+        let task = connect(
+            self.endpoint.clone(),
+            client.host,
+            request,
+            client.tx.clone(),
+            Arc::clone(&client.dropped),
+        );
+        if let Some(runtime) = &self.runtime {
+            runtime.spawn(task);
+        }
+        client.closed = false;
+        Ok(())
     }
 
     /// The address the endpoint is bound to.
@@ -686,28 +766,67 @@ impl Host {
         events: &mut VecDeque<SessionEvent>,
     ) {
         match event {
-            NetEvent::PeerJoined { peer, conn, stream } => {
-                let snapshot = self.world.snapshot(config.max_chunk_bytes);
+            NetEvent::PeerJoined {
+                peer,
+                conn,
+                stream,
+                resumed,
+            } => {
                 let mut link = Link::new(conn, stream, peer);
-                link.backlog.push_back(encoder.join_accepted(
-                    peer,
-                    self.shared.host_peer,
-                    snapshot.tick,
-                    snapshot.chunks.len() as u32,
-                    self.next_counters.get(&peer).copied().unwrap_or(1),
-                ));
-                for chunk in snapshot.chunks {
-                    link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
-                    link.backlog.push_back(chunk.bytes);
-                }
-                self.peers.insert(
-                    peer,
-                    PeerLink {
-                        link,
-                        client_ticks: FxHashMap::default(),
-                        despawned_at: FxHashMap::default(),
-                    },
-                );
+                let resume = resume_token();
+                let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
+                let mut client = match self.parked.remove(&peer) {
+                    // Resumed: the parked outbox holds exactly what the client lacks.
+                    Some(parked) if resumed => {
+                        let mut client = parked.client;
+                        client.link.outbox.forget_in_flight();
+                        link.outbox = std::mem::take(&mut client.link.outbox);
+                        link.received = std::mem::take(&mut client.link.received);
+                        client.link = link;
+                        client
+                            .link
+                            .backlog
+                            .push_back(encoder.join_accepted(&Acceptance {
+                                peer,
+                                host_peer: self.shared.host_peer,
+                                tick: self.world.tick(),
+                                snapshot_chunks: 0,
+                                next_counter,
+                                resume: &resume,
+                                resumed: true,
+                            }));
+                        client
+                    }
+                    _ => {
+                        let snapshot = self.world.snapshot(config.max_chunk_bytes);
+                        link.backlog.push_back(encoder.join_accepted(&Acceptance {
+                            peer,
+                            host_peer: self.shared.host_peer,
+                            tick: snapshot.tick,
+                            snapshot_chunks: snapshot.chunks.len() as u32,
+                            next_counter,
+                            resume: &resume,
+                            resumed: false,
+                        }));
+                        for chunk in snapshot.chunks {
+                            link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
+                            link.backlog.push_back(chunk.bytes);
+                        }
+                        PeerLink {
+                            link,
+                            client_ticks: FxHashMap::default(),
+                            despawned_at: FxHashMap::default(),
+                            resume,
+                        }
+                    }
+                };
+                client.resume = resume;
+                self.shared
+                    .resumable
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&peer);
+                self.peers.insert(peer, client);
                 events.push_back(SessionEvent::PeerJoined { peer });
             }
             NetEvent::Datagram { peer, bytes } => {
@@ -733,8 +852,21 @@ impl Host {
                 }
             }
             NetEvent::Closed { peer, reason } => {
-                if self.peers.remove(&peer).is_some() {
+                if let Some(client) = self.peers.remove(&peer) {
                     events.push_back(SessionEvent::PeerLeft { peer, reason });
+                    // Kept for the client to resume within the grace period.
+                    self.shared
+                        .resumable
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(peer, client.resume);
+                    self.parked.insert(
+                        peer,
+                        Parked {
+                            client,
+                            since: Instant::now(),
+                        },
+                    );
                 }
                 self.shared
                     .connected
@@ -749,7 +881,11 @@ impl Host {
     fn send(&mut self, now: Instant, config: &SessionConfig, encoder: &mut Encoder) {
         match self.world.delta_since(self.marked) {
             Ok(delta) => {
-                for (&peer, client) in &mut self.peers {
+                let parked = self
+                    .parked
+                    .iter_mut()
+                    .map(|(peer, p)| (peer, &mut p.client));
+                for (&peer, client) in self.peers.iter_mut().chain(parked) {
                     // A client's own entities are not echoed back to it.
                     client
                         .link
@@ -780,6 +916,23 @@ impl Host {
                 config.budget_bytes_per_tick,
                 encoder,
             );
+        }
+        let expired: Vec<PeerId> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| now.duration_since(p.since) > config.resume_grace)
+            .map(|(&peer, _)| peer)
+            .collect();
+        if !expired.is_empty() {
+            let mut resumable = self
+                .shared
+                .resumable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            for peer in expired {
+                self.parked.remove(&peer);
+                resumable.remove(&peer);
+            }
         }
         self.world.advance();
     }
@@ -932,18 +1085,34 @@ impl Client {
                 next_counter,
                 conn,
                 stream,
+                resume,
+                resumed,
             } => {
-                self.peer = Some(peer);
-                self.replica.set_owner(peer, next_counter);
-                // Own changes count from here (this also closes the replica's tick).
-                self.marked = self
-                    .replica
-                    .owned_delta_since(self.replica.world().tick())
-                    .map_or(self.marked, |d| d.tick);
-                self.link = Some(Link::new(conn, stream, peer));
-                if snapshot_chunks == 0 {
-                    self.replica.apply_empty_snapshot(tick);
+                let mut link = Link::new(conn, stream, peer);
+                self.resume = resume;
+                self.closed = false;
+                match self.link.take() {
+                    // Resumed: the replica and this client's own pending writes carry on.
+                    Some(old) if resumed => {
+                        let mut outbox = old.outbox;
+                        outbox.forget_in_flight();
+                        link.outbox = outbox;
+                        link.received = old.received;
+                    }
+                    _ => {
+                        self.peer = Some(peer);
+                        self.replica.set_owner(peer, next_counter);
+                        // Own changes count from here (this also closes the replica's tick).
+                        self.marked = self
+                            .replica
+                            .owned_delta_since(self.replica.world().tick())
+                            .map_or(self.marked, |d| d.tick);
+                        if snapshot_chunks == 0 {
+                            self.replica.apply_empty_snapshot(tick);
+                        }
+                    }
                 }
+                self.link = Some(link);
                 events.push_back(SessionEvent::Joined { peer });
             }
             NetEvent::Stream { bytes, .. } => {
@@ -1048,9 +1217,17 @@ async fn admit(
         return;
     };
     let verdict = match wire::decode(&bytes) {
-        Ok(Message::JoinRequest(request)) => {
-            check_join(&shared, request.token(), request.registry_hash())
-        }
+        Ok(Message::JoinRequest(request)) => match request.resume() {
+            Some(resume) => check_resume(
+                &shared,
+                request.peer(),
+                resume.bytes(),
+                request.registry_hash(),
+            )
+            .map(|peer| (peer, true)),
+            None => check_join(&shared, request.token(), request.registry_hash())
+                .map(|peer| (peer, false)),
+        },
         _ => Err((
             fb::RefuseReason::Malformed,
             "malformed join request".to_owned(),
@@ -1069,16 +1246,64 @@ async fn admit(
         }
     };
     let (stream_tx, stream_rx) = mpsc::channel(STREAM_QUEUE);
+    let (peer, resumed) = peer;
     let joined = NetEvent::PeerJoined {
         peer,
         conn: conn.clone(),
         stream: stream_tx,
+        resumed,
     };
     if tx.send(joined).await.is_err() {
         return;
     }
     tokio::spawn(write_stream(send, stream_rx));
     run_connection(conn, peer, recv, tx, dropped).await;
+}
+
+/// Checks a resume request: the token the host gave `peer` for its parked state, in
+/// constant time, and the registry.
+fn check_resume(
+    shared: &HostShared,
+    peer: PeerId,
+    presented: &[u8],
+    registry_hash: u64,
+) -> Result<PeerId, (fb::RefuseReason, String)> {
+    if registry_hash != shared.registry_hash {
+        return Err((
+            fb::RefuseReason::RegistryMismatch,
+            "component registry mismatch".to_owned(),
+        ));
+    }
+    let unknown = || {
+        (
+            fb::RefuseReason::ResumeUnknown,
+            format!("resume token of peer {peer} unknown or expired: join with a fresh token"),
+        )
+    };
+    let mut resumable = shared.resumable.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(expected) = resumable.get(&peer) else {
+        return Err(unknown());
+    };
+    let differs = presented.len() != expected.len()
+        || presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            != 0
+        || expected.iter().all(|&b| b == 0);
+    if differs {
+        return Err(unknown());
+    }
+    let mut connected = shared.connected.lock().unwrap_or_else(|p| p.into_inner());
+    if !connected.insert(peer) {
+        return Err((
+            fb::RefuseReason::PeerInUse,
+            format!("peer {peer} is connected already"),
+        ));
+    }
+    // One use: the token is spent, a new one comes with the acceptance.
+    resumable.remove(&peer);
+    Ok(peer)
 }
 
 fn check_join(
@@ -1228,6 +1453,11 @@ async fn connect(
                 next_counter: accepted.next_counter(),
                 conn: conn.clone(),
                 stream,
+                resume: accepted
+                    .resume()
+                    .map(|r| r.bytes().to_vec())
+                    .unwrap_or_default(),
+                resumed: accepted.resumed(),
             }
         }
         Ok(Message::JoinRefused(refused)) => {

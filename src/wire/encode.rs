@@ -42,6 +42,25 @@ pub struct FrameParts<'a> {
     pub despawns: &'a [EntityId],
 }
 
+/// The host's acceptance of a client.
+#[derive(Clone, Copy, Debug)]
+pub struct Acceptance<'a> {
+    /// The client's peer id.
+    pub peer: u16,
+    /// The host's peer id.
+    pub host_peer: u16,
+    /// Tick of the snapshot that follows (or of the host, when resumed).
+    pub tick: u64,
+    /// Chunks of that snapshot.
+    pub snapshot_chunks: u32,
+    /// First entity counter the client may use.
+    pub next_counter: u64,
+    /// Token for resuming this connection's state later.
+    pub resume: &'a [u8],
+    /// Whether this join resumed earlier state (no snapshot follows).
+    pub resumed: bool,
+}
+
 /// Encodes messages, reusing its buffers from one message to the next.
 pub struct Encoder {
     fbb: FlatBufferBuilder<'static>,
@@ -148,36 +167,44 @@ impl Encoder {
 
     /// Encodes a client's join request.
     pub fn join_request(&mut self, token: &str, registry_hash: u64) -> Vec<u8> {
+        self.request(token, registry_hash, 0, &[])
+    }
+
+    /// Encodes a client's request to resume its dropped connection as `peer`.
+    pub fn resume_request(&mut self, peer: u16, resume: &[u8], registry_hash: u64) -> Vec<u8> {
+        self.request("", registry_hash, peer, resume)
+    }
+
+    fn request(&mut self, token: &str, registry_hash: u64, peer: u16, resume: &[u8]) -> Vec<u8> {
         self.fbb.reset();
         let token = self.fbb.create_string(token);
+        let resume = (!resume.is_empty()).then(|| self.fbb.create_vector(resume));
         let request = fb::JoinRequest::create(
             &mut self.fbb,
             &fb::JoinRequestArgs {
                 token: Some(token),
                 registry_hash,
+                peer,
+                resume,
             },
         );
         self.finish(fb::Payload::JoinRequest, request.as_union_value())
     }
 
-    /// Encodes the host's acceptance of a client, announcing the snapshot that follows.
-    pub fn join_accepted(
-        &mut self,
-        peer: u16,
-        host_peer: u16,
-        tick: u64,
-        snapshot_chunks: u32,
-        next_counter: u64,
-    ) -> Vec<u8> {
+    /// Encodes the host's acceptance of a client.
+    pub fn join_accepted(&mut self, a: &Acceptance<'_>) -> Vec<u8> {
         self.fbb.reset();
+        let resume = (!a.resume.is_empty()).then(|| self.fbb.create_vector(a.resume));
         let accepted = fb::JoinAccepted::create(
             &mut self.fbb,
             &fb::JoinAcceptedArgs {
-                peer,
-                host_peer,
-                tick,
-                snapshot_chunks,
-                next_counter,
+                peer: a.peer,
+                host_peer: a.host_peer,
+                tick: a.tick,
+                snapshot_chunks: a.snapshot_chunks,
+                next_counter: a.next_counter,
+                resume,
+                resumed: a.resumed,
             },
         );
         self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())

@@ -102,10 +102,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for LayoutKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REFUSE_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REFUSE_REASON: u8 = 6;
+pub const ENUM_MAX_REFUSE_REASON: u8 = 7;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 7] = [
+pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 8] = [
   RefuseReason::Malformed,
   RefuseReason::TokenMalformed,
   RefuseReason::TokenForged,
@@ -113,6 +113,7 @@ pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 7] = [
   RefuseReason::TokenReplayed,
   RefuseReason::RegistryMismatch,
   RefuseReason::PeerInUse,
+  RefuseReason::ResumeUnknown,
 ];
 
 /// Why a host refused a join (JoinRefused.reason).
@@ -135,9 +136,11 @@ impl RefuseReason {
   pub const RegistryMismatch: Self = Self(5);
   /// The peer id is connected already.
   pub const PeerInUse: Self = Self(6);
+  /// The resume token is unknown or its grace period is over.
+  pub const ResumeUnknown: Self = Self(7);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 6;
+  pub const ENUM_MAX: u8 = 7;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Malformed,
     Self::TokenMalformed,
@@ -146,6 +149,7 @@ impl RefuseReason {
     Self::TokenReplayed,
     Self::RegistryMismatch,
     Self::PeerInUse,
+    Self::ResumeUnknown,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -157,6 +161,7 @@ impl RefuseReason {
       Self::TokenReplayed => Some("TokenReplayed"),
       Self::RegistryMismatch => Some("RegistryMismatch"),
       Self::PeerInUse => Some("PeerInUse"),
+      Self::ResumeUnknown => Some("ResumeUnknown"),
       _ => None,
     }
   }
@@ -1322,6 +1327,8 @@ impl<'a> ::flatbuffers::Follow<'a> for JoinRequest<'a> {
 impl<'a> JoinRequest<'a> {
   pub const VT_TOKEN: ::flatbuffers::VOffsetT = 4;
   pub const VT_REGISTRY_HASH: ::flatbuffers::VOffsetT = 6;
+  pub const VT_PEER: ::flatbuffers::VOffsetT = 8;
+  pub const VT_RESUME: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1334,11 +1341,14 @@ impl<'a> JoinRequest<'a> {
   ) -> ::flatbuffers::WIPOffset<JoinRequest<'bldr>> {
     let mut builder = JoinRequestBuilder::new(_fbb);
     builder.add_registry_hash(args.registry_hash);
+    if let Some(x) = args.resume { builder.add_resume(x); }
     if let Some(x) = args.token { builder.add_token(x); }
+    builder.add_peer(args.peer);
     builder.finish()
   }
 
 
+  /// A join token; or empty when resuming with `resume`.
   #[inline]
   pub fn token(&self) -> &'a str {
     // Safety:
@@ -1353,6 +1363,21 @@ impl<'a> JoinRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(JoinRequest::VT_REGISTRY_HASH, Some(0)).unwrap()}
   }
+  /// Resuming a dropped connection: the peer id and the resume token the host gave it.
+  #[inline]
+  pub fn peer(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(JoinRequest::VT_PEER, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn resume(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(JoinRequest::VT_RESUME, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRequest<'_> {
@@ -1363,6 +1388,8 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
     v.visit_table(pos)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("token", Self::VT_TOKEN, true)?
      .visit_field::<u64>("registry_hash", Self::VT_REGISTRY_HASH, false)?
+     .visit_field::<u16>("peer", Self::VT_PEER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
      .finish();
     Ok(())
   }
@@ -1370,6 +1397,8 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
 pub struct JoinRequestArgs<'a> {
     pub token: Option<::flatbuffers::WIPOffset<&'a str>>,
     pub registry_hash: u64,
+    pub peer: u16,
+    pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for JoinRequestArgs<'a> {
   #[inline]
@@ -1377,6 +1406,8 @@ impl<'a> Default for JoinRequestArgs<'a> {
     JoinRequestArgs {
       token: None, // required field
       registry_hash: 0,
+      peer: 0,
+      resume: None,
     }
   }
 }
@@ -1393,6 +1424,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A>
   #[inline]
   pub fn add_registry_hash(&mut self, registry_hash: u64) {
     self.fbb_.push_slot::<u64>(JoinRequest::VT_REGISTRY_HASH, registry_hash, 0);
+  }
+  #[inline]
+  pub fn add_peer(&mut self, peer: u16) {
+    self.fbb_.push_slot::<u16>(JoinRequest::VT_PEER, peer, 0);
+  }
+  #[inline]
+  pub fn add_resume(&mut self, resume: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRequest::VT_RESUME, resume);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
@@ -1415,6 +1454,8 @@ impl ::core::fmt::Debug for JoinRequest<'_> {
     let mut ds = f.debug_struct("JoinRequest");
       ds.field("token", &self.token());
       ds.field("registry_hash", &self.registry_hash());
+      ds.field("peer", &self.peer());
+      ds.field("resume", &self.resume());
       ds.finish()
   }
 }
@@ -1440,6 +1481,8 @@ impl<'a> JoinAccepted<'a> {
   pub const VT_TICK: ::flatbuffers::VOffsetT = 8;
   pub const VT_SNAPSHOT_CHUNKS: ::flatbuffers::VOffsetT = 10;
   pub const VT_NEXT_COUNTER: ::flatbuffers::VOffsetT = 12;
+  pub const VT_RESUME: ::flatbuffers::VOffsetT = 14;
+  pub const VT_RESUMED: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1448,14 +1491,16 @@ impl<'a> JoinAccepted<'a> {
   #[allow(unused_mut)]
   pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
     _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
-    args: &'args JoinAcceptedArgs
+    args: &'args JoinAcceptedArgs<'args>
   ) -> ::flatbuffers::WIPOffset<JoinAccepted<'bldr>> {
     let mut builder = JoinAcceptedBuilder::new(_fbb);
     builder.add_next_counter(args.next_counter);
     builder.add_tick(args.tick);
+    if let Some(x) = args.resume { builder.add_resume(x); }
     builder.add_snapshot_chunks(args.snapshot_chunks);
     builder.add_host_peer(args.host_peer);
     builder.add_peer(args.peer);
+    builder.add_resumed(args.resumed);
     builder.finish()
   }
 
@@ -1500,6 +1545,23 @@ impl<'a> JoinAccepted<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(JoinAccepted::VT_NEXT_COUNTER, Some(0)).unwrap()}
   }
+  /// Presented to resume this peer's state after a dropped connection.
+  #[inline]
+  pub fn resume(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(JoinAccepted::VT_RESUME, None)}
+  }
+  /// True when this join resumed earlier state: no snapshot follows, what the client
+  /// missed comes as state datagrams.
+  #[inline]
+  pub fn resumed(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(JoinAccepted::VT_RESUMED, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
@@ -1513,18 +1575,22 @@ impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
      .visit_field::<u64>("tick", Self::VT_TICK, false)?
      .visit_field::<u32>("snapshot_chunks", Self::VT_SNAPSHOT_CHUNKS, false)?
      .visit_field::<u64>("next_counter", Self::VT_NEXT_COUNTER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
+     .visit_field::<bool>("resumed", Self::VT_RESUMED, false)?
      .finish();
     Ok(())
   }
 }
-pub struct JoinAcceptedArgs {
+pub struct JoinAcceptedArgs<'a> {
     pub peer: u16,
     pub host_peer: u16,
     pub tick: u64,
     pub snapshot_chunks: u32,
     pub next_counter: u64,
+    pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub resumed: bool,
 }
-impl<'a> Default for JoinAcceptedArgs {
+impl<'a> Default for JoinAcceptedArgs<'a> {
   #[inline]
   fn default() -> Self {
     JoinAcceptedArgs {
@@ -1533,6 +1599,8 @@ impl<'a> Default for JoinAcceptedArgs {
       tick: 0,
       snapshot_chunks: 0,
       next_counter: 0,
+      resume: None,
+      resumed: false,
     }
   }
 }
@@ -1563,6 +1631,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A
     self.fbb_.push_slot::<u64>(JoinAccepted::VT_NEXT_COUNTER, next_counter, 0);
   }
   #[inline]
+  pub fn add_resume(&mut self, resume: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinAccepted::VT_RESUME, resume);
+  }
+  #[inline]
+  pub fn add_resumed(&mut self, resumed: bool) {
+    self.fbb_.push_slot::<bool>(JoinAccepted::VT_RESUMED, resumed, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinAcceptedBuilder {
@@ -1585,6 +1661,8 @@ impl ::core::fmt::Debug for JoinAccepted<'_> {
       ds.field("tick", &self.tick());
       ds.field("snapshot_chunks", &self.snapshot_chunks());
       ds.field("next_counter", &self.next_counter());
+      ds.field("resume", &self.resume());
+      ds.field("resumed", &self.resumed());
       ds.finish()
   }
 }
