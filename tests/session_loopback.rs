@@ -430,7 +430,10 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         removes: &[],
         despawns: &entities,
     };
+    // Garbage and a truncated datagram first: dropped, counted, harmless.
+    conn.send_datagram(b"not a theta datagram".to_vec().into()).unwrap();
     let forged = Encoder::new().state_datagram(0, &[], Some(&parts));
+    conn.send_datagram(forged[..forged.len() / 2].to_vec().into()).unwrap();
     conn.send_datagram(forged.into()).unwrap();
     let mut host_saw = None;
     for _ in 0..200 {
@@ -478,6 +481,8 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         .map(|p| p.writes_rejected)
         .sum();
     assert_eq!(rejected, 2, "the value and the despawn");
+    let malformed: u64 = net.host.diagnostics().peers.iter().map(|p| p.malformed).sum();
+    assert_eq!(malformed, 2, "the garbage and the truncated datagram");
     conn.close(0u32.into(), b"done");
     runtime.block_on(endpoint.wait_idle());
 }
