@@ -267,6 +267,36 @@ fn two_clients_converge_without_loss() {
     converges_under(0.0, 1);
 }
 
+/// Once nothing changes, nothing is sent but QUIC's own keep-alives: acknowledgements are
+/// not acknowledged.
+#[test]
+fn an_idle_session_goes_quiet() {
+    let mut net = host(SessionConfig::default());
+    let mut clients = vec![net.join(1, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut clients);
+    run_changes(&mut net, &mut clients, 20, |_, _, _| {});
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    // Let the last acknowledgements settle.
+    for _ in 0..20 {
+        tick_all(&mut net.host, &mut clients);
+    }
+    let sent = |host: &Session, client: &Session| {
+        (
+            host.diagnostics().peers[0].payload_bytes_sent,
+            client.diagnostics().peers[0].payload_bytes_sent,
+        )
+    };
+    let before = sent(&net.host, &clients[0]);
+    for _ in 0..50 {
+        tick_all(&mut net.host, &mut clients);
+    }
+    assert_eq!(
+        sent(&net.host, &clients[0]),
+        before,
+        "datagrams sent while idle"
+    );
+}
+
 #[test]
 fn two_clients_converge_after_10_percent_loss_with_reordering_and_duplication() {
     converges_under(0.10, 2);
@@ -431,9 +461,11 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         despawns: &entities,
     };
     // Garbage and a truncated datagram first: dropped, counted, harmless.
-    conn.send_datagram(b"not a theta datagram".to_vec().into()).unwrap();
+    conn.send_datagram(b"not a theta datagram".to_vec().into())
+        .unwrap();
     let forged = Encoder::new().state_datagram(0, &[], Some(&parts));
-    conn.send_datagram(forged[..forged.len() / 2].to_vec().into()).unwrap();
+    conn.send_datagram(forged[..forged.len() / 2].to_vec().into())
+        .unwrap();
     conn.send_datagram(forged.into()).unwrap();
     let mut host_saw = None;
     for _ in 0..200 {
@@ -481,7 +513,13 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         .map(|p| p.writes_rejected)
         .sum();
     assert_eq!(rejected, 2, "the value and the despawn");
-    let malformed: u64 = net.host.diagnostics().peers.iter().map(|p| p.malformed).sum();
+    let malformed: u64 = net
+        .host
+        .diagnostics()
+        .peers
+        .iter()
+        .map(|p| p.malformed)
+        .sum();
     assert_eq!(malformed, 2, "the garbage and the truncated datagram");
     conn.close(0u32.into(), b"done");
     runtime.block_on(endpoint.wait_idle());

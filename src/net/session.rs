@@ -697,10 +697,13 @@ impl Link {
                 .collect();
             self.outbox.on_acks(&ranges);
         }
+        // An acknowledgement alone carries nothing to acknowledge: answering it would make
+        // two idle peers acknowledge each other's acknowledgements forever.
+        let frame = datagram.frame()?;
         if !self.received.insert(datagram.seq()) {
             return None;
         }
-        datagram.frame()
+        Some(frame)
     }
 
     /// Sends this tick's datagrams of the outbox (or an acknowledgement alone) and flushes

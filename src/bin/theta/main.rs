@@ -1,9 +1,16 @@
-//! `theta`: the command-line tool. `theta demo` replicates a generated scene and prints
-//! what it cost; `theta bench` measures the replication core against the seed's design.
+//! `theta`: the command-line tool. `theta demo` runs a host and clients over loopback QUIC
+//! and prints what crossed the wire (`--in-process`: the replication core alone);
+//! `theta host`, `theta join` and `theta token` run a session across processes or machines;
+//! `theta bench` measures the replication core against the seed's design.
 
 mod bench;
 mod bench_scene;
 mod demo;
+mod host_join;
+mod interrupt;
+mod net_demo;
+mod netutil;
+mod scene;
 
 use std::process::ExitCode;
 
@@ -11,8 +18,13 @@ const USAGE: &str = "\
 usage: theta <command> [options]
 
 commands:
-  demo    replicate a generated scene from a host world into a replica, print sizes and
-          whether the replica converged
+  demo    a host and N clients over loopback QUIC replicating a scene of moving objects:
+          live progress, then convergence and per-client bytes/s on the wire against the
+          seed's JSON design (`demo --in-process`: the replication core alone, no network)
+  host    host the demo scene on an address; prints the certificate fingerprint, the join
+          secret and a ready `theta join` command line
+  join    join a host: `theta join ADDR --fingerprint HEX --token TOKEN`
+  token   mint a join token from a host's secret: `theta token --secret HEX --peer N`
   bench   measure snapshot, delta and apply against the seed's JSON full-rescan design
 
 run `theta <command> --help` for the options of a command";
@@ -22,7 +34,17 @@ fn main() -> ExitCode {
     let command = args.next();
     let rest: Vec<String> = args.collect();
     let result = match command.as_deref() {
-        Some("demo") => demo::run(&rest),
+        Some("demo") => {
+            if rest.iter().any(|a| a == "--in-process") {
+                let rest: Vec<String> = rest.into_iter().filter(|a| a != "--in-process").collect();
+                demo::run(&rest)
+            } else {
+                net_demo::run(&rest)
+            }
+        }
+        Some("host") => host_join::host(&rest),
+        Some("join") => host_join::join(&rest),
+        Some("token") => host_join::token(&rest),
         Some("bench") => bench::run(&rest),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");

@@ -1,0 +1,157 @@
+//! The demo scene shared by `theta demo` (in-process and over QUIC), `theta host` and
+//! `theta join`: objects with a transform and a color, some with a label, of which a
+//! percentage moves each tick while a few recolor, leave, arrive and get (un)labelled.
+//!
+//! The scene keeps its component ids, its objects and its random generator; the world it
+//! writes is passed to each call, so it can live inside a host session.
+
+use theta_net::{ComponentId, EntityId, Layout, Registry, World};
+
+/// SplitMix64: a deterministic scene from a seed, no dependency needed.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+
+    pub fn unit(&mut self) -> f32 {
+        (self.next() >> 40) as f32 / (1u64 << 24) as f32
+    }
+}
+
+/// Bytes of a transform: position (3 × f32) and rotation quaternion (4 × f32).
+const TRANSFORM_BYTES: usize = 28;
+
+/// The scene's component types, registered in `world`; the same names and layouts on
+/// every peer, so a client's registry matches the host's.
+fn register(world: &mut World) -> Result<(ComponentId, ComponentId, ComponentId), String> {
+    let err = |e: theta_net::RegistryError| e.to_string();
+    let transform = world
+        .register("demo.Transform", Layout::Fixed(TRANSFORM_BYTES as u32))
+        .map_err(err)?;
+    let color = world
+        .register("demo.Color", Layout::Fixed(4))
+        .map_err(err)?;
+    let label = world
+        .register("demo.Label", Layout::Variable { max: 64 })
+        .map_err(err)?;
+    Ok((transform, color, label))
+}
+
+/// The registry a peer of the demo scene needs (what `theta join` presents).
+pub fn registry() -> Result<Registry, String> {
+    let mut world = World::default();
+    register(&mut world)?;
+    Ok(world.registry().clone())
+}
+
+/// The scene: objects with a transform (position + rotation, 28 bytes) and a color; some
+/// carry a label of variable length.
+pub struct Scene {
+    pub transform: ComponentId,
+    pub color: ComponentId,
+    pub label: ComponentId,
+    objects: Vec<EntityId>,
+    rng: Rng,
+}
+
+impl Scene {
+    /// Registers the scene's types in `world` and spawns `entities` objects there.
+    pub fn new(world: &mut World, entities: usize, seed: u64) -> Result<Self, String> {
+        let (transform, color, label) = register(world)?;
+        let mut scene = Scene {
+            transform,
+            color,
+            label,
+            objects: Vec::with_capacity(entities),
+            rng: Rng(seed),
+        };
+        for _ in 0..entities {
+            scene.spawn_object(world)?;
+        }
+        Ok(scene)
+    }
+
+    fn transform_bytes(&mut self) -> [u8; TRANSFORM_BYTES] {
+        let mut out = [0u8; TRANSFORM_BYTES];
+        let values = [
+            self.rng.unit() * 20.0 - 10.0,
+            self.rng.unit() * 3.0,
+            self.rng.unit() * 20.0 - 10.0,
+            0.0,
+            self.rng.unit(),
+            0.0,
+            1.0,
+        ];
+        for (slot, v) in out.chunks_exact_mut(4).zip(values) {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+
+    fn spawn_object(&mut self, world: &mut World) -> Result<(), String> {
+        let err = |e: theta_net::WorldError| e.to_string();
+        let e = world.spawn().map_err(err)?;
+        let transform = self.transform_bytes();
+        let color = (self.rng.next() as u32).to_le_bytes();
+        world.set(e, self.transform, &transform).map_err(err)?;
+        world.set(e, self.color, &color).map_err(err)?;
+        if self.rng.below(10) == 0 {
+            let label = format!("object-{}", e.counter());
+            world.set(e, self.label, label.as_bytes()).map_err(err)?;
+        }
+        self.objects.push(e);
+        Ok(())
+    }
+
+    /// One tick of motion and churn: `move_percent` % of the objects get a new transform,
+    /// 1 % a new color, and about 0.5 % leave while as many arrive and labels come and go.
+    pub fn step(&mut self, world: &mut World, move_percent: f64) -> Result<(), String> {
+        let err = |e: theta_net::WorldError| e.to_string();
+        let moving = ((self.objects.len() as f64) * move_percent / 100.0).round() as usize;
+        let mut movers = Vec::with_capacity(moving);
+        let mut values = Vec::with_capacity(moving * TRANSFORM_BYTES);
+        for _ in 0..moving {
+            let e = self.objects[self.rng.below(self.objects.len())];
+            if movers.contains(&e) {
+                continue;
+            }
+            movers.push(e);
+            values.extend_from_slice(&self.transform_bytes());
+        }
+        world
+            .set_batch(self.transform, &movers, &values, TRANSFORM_BYTES)
+            .map_err(err)?;
+        let recolor = (self.objects.len() / 100).max(1);
+        for _ in 0..recolor {
+            let e = self.objects[self.rng.below(self.objects.len())];
+            let color = (self.rng.next() as u32).to_le_bytes();
+            world.set(e, self.color, &color).map_err(err)?;
+        }
+        // Churn: about 0.5 % of objects leave and as many arrive; labels come and go.
+        let churn = (self.objects.len() / 200).max(1);
+        for _ in 0..churn {
+            if self.objects.len() > 1 {
+                let gone = self.objects.swap_remove(self.rng.below(self.objects.len()));
+                world.despawn(gone).map_err(err)?;
+            }
+            self.spawn_object(world)?;
+            let e = self.objects[self.rng.below(self.objects.len())];
+            if world.get(e, self.label).is_some() {
+                world.remove(e, self.label).map_err(err)?;
+            } else {
+                world.set(e, self.label, b"tagged").map_err(err)?;
+            }
+        }
+        Ok(())
+    }
+}
