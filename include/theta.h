@@ -733,6 +733,27 @@ ThetaStatus theta_session_host(const uint8_t *bind,
                                const ThetaSessionConfig *config,
                                ThetaSession *out_session);
 
+// Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
+// (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
+// certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
+// it. A chain or key that does not parse, or a key that does not match the leaf, is
+// `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+//
+// # Safety
+// As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
+// readable bytes.
+ThetaStatus theta_session_host_pem(const uint8_t *bind,
+                                   size_t bind_len,
+                                   ThetaWorld world,
+                                   const uint8_t *cert_chain_pem,
+                                   size_t cert_chain_pem_len,
+                                   const uint8_t *key_pem,
+                                   size_t key_pem_len,
+                                   const uint8_t *secret_hex,
+                                   size_t secret_hex_len,
+                                   const ThetaSessionConfig *config,
+                                   ThetaSession *out_session);
+
 // Writes 1 to `out_alive` if the entity is alive in the session's state, else 0.
 //
 // # Safety
@@ -765,6 +786,27 @@ ThetaStatus theta_session_join(const uint8_t *addr,
                                ThetaWorld registry_world,
                                const ThetaSessionConfig *config,
                                ThetaSession *out_session);
+
+// Joins as `theta_session_join` does, but verifies the host's certificate chain against
+// the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
+// (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
+// zeros. Unparsable CA text is `THETA_STATUS_INVALID_ARGUMENT`; a host whose chain does
+// not verify is refused during the handshake, reported as a `DISCONNECTED` event.
+//
+// # Safety
+// As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
+// readable bytes.
+ThetaStatus theta_session_join_ca(const uint8_t *addr,
+                                  size_t addr_len,
+                                  const uint8_t *ca_pem,
+                                  size_t ca_pem_len,
+                                  const uint8_t *server_name,
+                                  size_t server_name_len,
+                                  const uint8_t *token,
+                                  size_t token_len,
+                                  ThetaWorld registry_world,
+                                  const ThetaSessionConfig *config,
+                                  ThetaSession *out_session);
 
 // Writes the port the session's endpoint is bound to (the host's listening port, useful
 // after binding port 0).

@@ -608,7 +608,8 @@ fn every_exported_function_runs_inside_the_panic_boundary() {
             let rest = &source[i..];
             let signature_end = rest.find(") -> ").map(|n| n + 5).unwrap();
             let body = &rest[rest.find('{').unwrap()..];
-            let name = &rest[rest.find("fn ").unwrap() + 3..rest.find('(').unwrap()];
+            let fn_at = rest.find("fn ").unwrap() + 3;
+            let name = &rest[fn_at..fn_at + rest[fn_at..].find('(').unwrap()];
             assert!(
                 name.starts_with("theta_"),
                 "{name} in {} is not theta_*",

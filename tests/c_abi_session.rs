@@ -859,3 +859,111 @@ fn a_refused_join_gives_a_disconnected_event_saying_why() {
     ok(theta_session_free(host));
     ok(theta_world_free(registry));
 }
+
+/// A CA and a leaf for `name` signed by it: (ca_pem, chain_pem, key_pem).
+fn ca_and_leaf(name: &str) -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Theta Test CA");
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec![name.to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    (
+        ca.pem(),
+        format!("{}{}", leaf.pem(), ca.pem()),
+        leaf_key.serialize_pem(),
+    )
+}
+
+fn join_ca(port: u16, ca: &str, name: &str, token: &str, registry: ThetaWorld) -> ThetaSession {
+    let addr = format!("127.0.0.1:{port}");
+    let mut session = ThetaSession { id: 0 };
+    // SAFETY: valid byte ranges and out-pointer; NULL config.
+    ok(unsafe {
+        theta_session_join_ca(
+            addr.as_ptr(),
+            addr.len(),
+            ca.as_ptr(),
+            ca.len(),
+            name.as_ptr(),
+            name.len(),
+            token.as_ptr(),
+            token.len(),
+            registry,
+            null(),
+            &mut session,
+        )
+    });
+    session
+}
+
+/// A host given its own certificate (PEM) and clients verifying it against a CA by name:
+/// the right name joins, another name is refused during the handshake.
+#[test]
+fn a_host_certificate_verified_against_a_ca() {
+    let (ca, chain, key) = ca_and_leaf("theta.test");
+    let (world, _) = new_world();
+    let (registry, _) = new_world();
+    let bind = b"127.0.0.1:0";
+    let mut host = ThetaSession { id: 0 };
+    // SAFETY: valid byte ranges and out-pointer; NULL secret and config.
+    ok(unsafe {
+        theta_session_host_pem(
+            bind.as_ptr(),
+            bind.len(),
+            world,
+            chain.as_ptr(),
+            chain.len(),
+            key.as_ptr(),
+            key.len(),
+            null(),
+            0,
+            null(),
+            &mut host,
+        )
+    });
+    let client = join_ca(port(host), &ca, "theta.test", &mint(host, 1), registry);
+    let mut events = (Vec::new(), Vec::new());
+    tick_until(host, client, &mut events, "JOINED", |e| {
+        e.1.iter()
+            .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+    });
+    let stranger = join_ca(port(host), &ca, "other.test", &mint(host, 2), registry);
+    let reason = refusal(host, stranger);
+    assert!(reason.contains("not valid for name"), "{reason}");
+    // Bad PEM is refused before anything is taken.
+    let (kept, _) = new_world();
+    let mut out = ThetaSession { id: 0 };
+    // SAFETY: valid byte ranges and out-pointer.
+    let status = unsafe {
+        theta_session_host_pem(
+            bind.as_ptr(),
+            bind.len(),
+            kept,
+            b"nope".as_ptr(),
+            4,
+            key.as_ptr(),
+            key.len(),
+            null(),
+            0,
+            null(),
+            &mut out,
+        )
+    };
+    assert_eq!(status, ThetaStatus::InvalidArgument);
+    let mut alive = 0u8;
+    // SAFETY: valid out-pointer; the world was not taken.
+    ok(unsafe { theta_world_is_alive(kept, 1, &mut alive) });
+    for session in [client, stranger, host] {
+        ok(theta_session_free(session));
+    }
+    ok(theta_world_free(kept));
+    ok(theta_world_free(registry));
+}

@@ -292,6 +292,84 @@ pub unsafe extern "C" fn theta_session_host(
     out_session: *mut ThetaSession,
 ) -> ThetaStatus {
     boundary("theta_session_host", || {
+        // SAFETY: per the contract.
+        unsafe {
+            host_with(
+                bind,
+                bind_len,
+                world,
+                secret_hex,
+                secret_hex_len,
+                config,
+                out_session,
+                || HostIdentity::self_signed(&[]).map_err(|e| invalid(e.to_string())),
+            )
+        }
+    })
+}
+
+/// Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
+/// (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
+/// certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
+/// it. A chain or key that does not parse, or a key that does not match the leaf, is
+/// `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+///
+/// # Safety
+/// As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
+/// readable bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn theta_session_host_pem(
+    bind: *const u8,
+    bind_len: usize,
+    world: ThetaWorld,
+    cert_chain_pem: *const u8,
+    cert_chain_pem_len: usize,
+    key_pem: *const u8,
+    key_pem_len: usize,
+    secret_hex: *const u8,
+    secret_hex_len: usize,
+    config: *const ThetaSessionConfig,
+    out_session: *mut ThetaSession,
+) -> ThetaStatus {
+    boundary("theta_session_host_pem", || {
+        // SAFETY: per the contract.
+        let chain = unsafe { text_in(cert_chain_pem, cert_chain_pem_len, "cert_chain_pem") }?;
+        // SAFETY: per the contract.
+        let key = unsafe { text_in(key_pem, key_pem_len, "key_pem") }?;
+        // SAFETY: per the contract.
+        unsafe {
+            host_with(
+                bind,
+                bind_len,
+                world,
+                secret_hex,
+                secret_hex_len,
+                config,
+                out_session,
+                || HostIdentity::from_pem(chain, key).map_err(|e| invalid(e.to_string())),
+            )
+        }
+    })
+}
+
+/// The body of the host calls, with the identity made by `identity` once the arguments
+/// are checked and before the world is taken.
+///
+/// # Safety
+/// As `theta_session_host`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn host_with(
+    bind: *const u8,
+    bind_len: usize,
+    world: ThetaWorld,
+    secret_hex: *const u8,
+    secret_hex_len: usize,
+    config: *const ThetaSessionConfig,
+    out_session: *mut ThetaSession,
+    identity: impl FnOnce() -> FfiResult<HostIdentity>,
+) -> FfiResult {
+    {
         check_out(out_session, "out_session")?;
         // SAFETY: per the contract.
         let bind = unsafe { address_in(bind, bind_len, "bind") }?;
@@ -304,7 +382,7 @@ pub unsafe extern "C" fn theta_session_host(
         };
         // SAFETY: per the contract.
         let settings = unsafe { config_in(config) };
-        let identity = HostIdentity::self_signed(&[]).map_err(|e| invalid(e.to_string()))?;
+        let identity = identity()?;
         // Session::host consumes the world even when it fails: find a bad or busy address
         // while the world is still the caller's.
         drop(
@@ -335,7 +413,7 @@ pub unsafe extern "C" fn theta_session_host(
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_session, ThetaSession { id }) };
         Ok(())
-    })
+    }
 }
 
 /// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`; a `name:port` is resolved,
@@ -372,35 +450,124 @@ pub unsafe extern "C" fn theta_session_join(
         if fingerprint.is_null() {
             return Err(FfiError::null("fingerprint"));
         }
-        // SAFETY: per the contract.
-        let addr = unsafe { address_in(addr, addr_len, "addr") }?;
         // SAFETY: non-NULL and THETA_FINGERPRINT_LEN readable bytes per the contract.
         let pinned = unsafe { bytes_in(fingerprint, THETA_FINGERPRINT_LEN, "fingerprint") }?;
         let mut bytes = [0u8; THETA_FINGERPRINT_LEN];
         bytes.copy_from_slice(pinned);
         let fingerprint = Fingerprint(bytes);
         // SAFETY: per the contract.
+        unsafe {
+            join_with(
+                addr,
+                addr_len,
+                ServerTrust::Fingerprint(fingerprint),
+                None,
+                token,
+                token_len,
+                registry_world,
+                config,
+                out_session,
+            )
+        }
+    })
+}
+
+/// Joins as `theta_session_join` does, but verifies the host's certificate chain against
+/// the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
+/// (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
+/// zeros. Unparsable CA text is `THETA_STATUS_INVALID_ARGUMENT`; a host whose chain does
+/// not verify is refused during the handshake, reported as a `DISCONNECTED` event.
+///
+/// # Safety
+/// As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
+/// readable bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn theta_session_join_ca(
+    addr: *const u8,
+    addr_len: usize,
+    ca_pem: *const u8,
+    ca_pem_len: usize,
+    server_name: *const u8,
+    server_name_len: usize,
+    token: *const u8,
+    token_len: usize,
+    registry_world: ThetaWorld,
+    config: *const ThetaSessionConfig,
+    out_session: *mut ThetaSession,
+) -> ThetaStatus {
+    boundary("theta_session_join_ca", || {
+        check_out(out_session, "out_session")?;
+        // SAFETY: per the contract.
+        let ca = unsafe { text_in(ca_pem, ca_pem_len, "ca_pem") }?;
+        // SAFETY: per the contract.
+        let name = unsafe { text_in(server_name, server_name_len, "server_name") }?;
+        use rustls::pki_types::pem::PemObject;
+        let roots = rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(format!("ca_pem: {e}")))?;
+        if roots.is_empty() {
+            return Err(invalid("ca_pem holds no certificate"));
+        }
+        // SAFETY: per the contract.
+        unsafe {
+            join_with(
+                addr,
+                addr_len,
+                ServerTrust::CaRoots(roots),
+                Some(name.to_owned()),
+                token,
+                token_len,
+                registry_world,
+                config,
+                out_session,
+            )
+        }
+    })
+}
+
+/// The body of the join calls.
+///
+/// # Safety
+/// As `theta_session_join` for the pointers it takes.
+#[allow(clippy::too_many_arguments)]
+unsafe fn join_with(
+    addr: *const u8,
+    addr_len: usize,
+    trust: ServerTrust,
+    server_name: Option<String>,
+    token: *const u8,
+    token_len: usize,
+    registry_world: ThetaWorld,
+    config: *const ThetaSessionConfig,
+    out_session: *mut ThetaSession,
+) -> FfiResult {
+    {
+        // SAFETY: per the contract.
+        let addr = unsafe { address_in(addr, addr_len, "addr") }?;
+        // SAFETY: per the contract.
         let token = unsafe { text_in(token, token_len, "token") }?;
         // SAFETY: per the contract.
-        let settings = unsafe { config_in(config) };
+        let mut settings = unsafe { config_in(config) };
+        if let Some(name) = server_name {
+            settings.server_name = name;
+        }
+        let fingerprint = match &trust {
+            ServerTrust::Fingerprint(pinned) => *pinned,
+            ServerTrust::CaRoots(_) => Fingerprint([0; THETA_FINGERPRINT_LEN]),
+        };
         let registry = WORLDS.with(registry_world.id, "world", |w| Ok(w.registry().clone()))?;
-        let session = Session::join(
-            addr,
-            &ServerTrust::Fingerprint(fingerprint),
-            token,
-            &registry,
-            settings,
-        )?;
+        let session = Session::join(addr, &trust, token, &registry, settings)?;
         let id = SESSIONS.insert(Mutex::new(SessionObject {
             session,
             host: None,
             fingerprint,
             polled: Vec::new(),
         }));
-        // SAFETY: checked non-NULL.
+        // SAFETY: checked non-NULL by the callers.
         unsafe { write_out(out_session, ThetaSession { id }) };
         Ok(())
-    })
+    }
 }
 
 /// Frees a session: an orderly shutdown. Its connections are closed with a reason (clients

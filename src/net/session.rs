@@ -59,6 +59,9 @@ pub struct SessionConfig {
     pub faults: Option<FaultControl>,
     /// How long the host keeps a dropped client's state for it to resume.
     pub resume_grace: Duration,
+    /// The name a client expects in the host's certificate when it verifies a CA chain
+    /// (`ServerTrust::CaRoots`); fingerprint pinning ignores it.
+    pub server_name: String,
 }
 
 impl Default for SessionConfig {
@@ -71,6 +74,7 @@ impl Default for SessionConfig {
             history_ticks: 1024,
             faults: None,
             resume_grace: Duration::from_secs(30),
+            server_name: "localhost".to_owned(),
         }
     }
 }
@@ -437,6 +441,7 @@ impl Session {
         runtime.spawn(connect(
             endpoint.clone(),
             addr,
+            config.server_name.clone(),
             request,
             tx.clone(),
             Arc::clone(&dropped),
@@ -487,6 +492,7 @@ impl Session {
         let task = connect(
             self.endpoint.clone(),
             client.host,
+            self.config.server_name.clone(),
             request,
             client.tx.clone(),
             Arc::clone(&client.dropped),
@@ -1397,12 +1403,13 @@ async fn run_connection(
 async fn connect(
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
+    server_name: String,
     request: Vec<u8>,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let closed = |reason: String| NetEvent::Closed { peer: 0, reason };
-    let conn = match endpoint.connect(addr, "localhost") {
+    let conn = match endpoint.connect(addr, &server_name) {
         Ok(connecting) => match connecting.await {
             Ok(conn) => conn,
             Err(e) => {
