@@ -4,6 +4,7 @@
 pub mod acks;
 pub mod faults;
 pub mod framing;
+mod hex;
 pub(crate) mod outbox;
 mod panel;
 pub mod session;
