@@ -369,51 +369,46 @@ unsafe fn host_with(
     out_session: *mut ThetaSession,
     identity: impl FnOnce() -> FfiResult<HostIdentity>,
 ) -> FfiResult {
-    {
-        check_out(out_session, "out_session")?;
+    check_out(out_session, "out_session")?;
+    // SAFETY: per the contract.
+    let bind = unsafe { address_in(bind, bind_len, "bind") }?;
+    let secret = if secret_hex_len == 0 {
+        JoinSecret::try_generate().map_err(|e| invalid(e.to_string()))?
+    } else {
         // SAFETY: per the contract.
-        let bind = unsafe { address_in(bind, bind_len, "bind") }?;
-        let secret = if secret_hex_len == 0 {
-            JoinSecret::try_generate().map_err(|e| invalid(e.to_string()))?
-        } else {
-            // SAFETY: per the contract.
-            let text = unsafe { text_in(secret_hex, secret_hex_len, "secret_hex") }?;
-            JoinSecret::from_hex(text).map_err(|e| invalid(e.to_string()))?
-        };
-        // SAFETY: per the contract.
-        let settings = unsafe { config_in(config) };
-        let identity = identity()?;
-        // Session::host consumes the world even when it fails: find a bad or busy address
-        // while the world is still the caller's.
-        drop(
-            std::net::UdpSocket::bind(bind)
-                .map_err(|e| invalid(format!("cannot bind {bind}: {e}")))?,
-        );
-        let world = WORLDS
-            .take(world.id, "world", |w| {
-                if w.is_poisoned() {
-                    return Err(FfiError::new(
-                        ThetaStatus::Panic,
-                        "this world is unusable after a panic in an earlier call; free it",
-                    ));
-                }
-                Ok(())
-            })?
-            .into_inner()
-            .unwrap_or_else(PoisonError::into_inner);
-        let session = Session::host(bind, world, &identity, secret.clone(), settings)
-            .map_err(|e| invalid(format!("{e} (the world was consumed: its handle is freed)")))?;
-        let fingerprint = identity.fingerprint();
-        let id = SESSIONS.insert(Mutex::new(SessionObject {
-            session,
-            host: Some((identity, secret)),
-            fingerprint,
-            polled: Vec::new(),
-        }));
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_session, ThetaSession { id }) };
-        Ok(())
-    }
+        let text = unsafe { text_in(secret_hex, secret_hex_len, "secret_hex") }?;
+        JoinSecret::from_hex(text).map_err(|e| invalid(e.to_string()))?
+    };
+    // SAFETY: per the contract.
+    let settings = unsafe { config_in(config) };
+    let identity = identity()?;
+    // Session::host consumes the world even when it fails: find a bad or busy address
+    // while the world is still the caller's.
+    drop(std::net::UdpSocket::bind(bind).map_err(|e| invalid(format!("cannot bind {bind}: {e}")))?);
+    let world = WORLDS
+        .take(world.id, "world", |w| {
+            if w.is_poisoned() {
+                return Err(FfiError::new(
+                    ThetaStatus::Panic,
+                    "this world is unusable after a panic in an earlier call; free it",
+                ));
+            }
+            Ok(())
+        })?
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    let session = Session::host(bind, world, &identity, secret.clone(), settings)
+        .map_err(|e| invalid(format!("{e} (the world was consumed: its handle is freed)")))?;
+    let fingerprint = identity.fingerprint();
+    let id = SESSIONS.insert(Mutex::new(SessionObject {
+        session,
+        host: Some((identity, secret)),
+        fingerprint,
+        polled: Vec::new(),
+    }));
+    // SAFETY: checked non-NULL.
+    unsafe { write_out(out_session, ThetaSession { id }) };
+    Ok(())
 }
 
 /// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`; a `name:port` is resolved,
@@ -542,32 +537,30 @@ unsafe fn join_with(
     config: *const ThetaSessionConfig,
     out_session: *mut ThetaSession,
 ) -> FfiResult {
-    {
-        // SAFETY: per the contract.
-        let addr = unsafe { address_in(addr, addr_len, "addr") }?;
-        // SAFETY: per the contract.
-        let token = unsafe { text_in(token, token_len, "token") }?;
-        // SAFETY: per the contract.
-        let mut settings = unsafe { config_in(config) };
-        if let Some(name) = server_name {
-            settings.server_name = name;
-        }
-        let fingerprint = match &trust {
-            ServerTrust::Fingerprint(pinned) => *pinned,
-            ServerTrust::CaRoots(_) => Fingerprint([0; THETA_FINGERPRINT_LEN]),
-        };
-        let registry = WORLDS.with(registry_world.id, "world", |w| Ok(w.registry().clone()))?;
-        let session = Session::join(addr, &trust, token, &registry, settings)?;
-        let id = SESSIONS.insert(Mutex::new(SessionObject {
-            session,
-            host: None,
-            fingerprint,
-            polled: Vec::new(),
-        }));
-        // SAFETY: checked non-NULL by the callers.
-        unsafe { write_out(out_session, ThetaSession { id }) };
-        Ok(())
+    // SAFETY: per the contract.
+    let addr = unsafe { address_in(addr, addr_len, "addr") }?;
+    // SAFETY: per the contract.
+    let token = unsafe { text_in(token, token_len, "token") }?;
+    // SAFETY: per the contract.
+    let mut settings = unsafe { config_in(config) };
+    if let Some(name) = server_name {
+        settings.server_name = name;
     }
+    let fingerprint = match &trust {
+        ServerTrust::Fingerprint(pinned) => *pinned,
+        ServerTrust::CaRoots(_) => Fingerprint([0; THETA_FINGERPRINT_LEN]),
+    };
+    let registry = WORLDS.with(registry_world.id, "world", |w| Ok(w.registry().clone()))?;
+    let session = Session::join(addr, &trust, token, &registry, settings)?;
+    let id = SESSIONS.insert(Mutex::new(SessionObject {
+        session,
+        host: None,
+        fingerprint,
+        polled: Vec::new(),
+    }));
+    // SAFETY: checked non-NULL by the callers.
+    unsafe { write_out(out_session, ThetaSession { id }) };
+    Ok(())
 }
 
 /// Frees a session: an orderly shutdown. Its connections are closed with a reason (clients
