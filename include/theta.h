@@ -38,28 +38,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-// The largest orientation error the codec is designed for, in degrees.
-#define MAX_ANGLE_ERROR_DEG 0.1
-
-// Largest state datagram accepted by default: the UDP payload of a 1500-byte Ethernet
-// MTU, above any QUIC path's datagram size (~1200–1400 bytes).
-#define MAX_DATAGRAM_BYTES 1472
-
-// The largest position error of the codec inside the volume, in metres.
-#define MAX_POSITION_ERROR_M 0.001
-
-// Quaternions with a norm below this are rejected as zero.
-#define MIN_QUAT_NORM 1e-6
-
-// Fewest recorded frames [`train_dictionary`] accepts.
-#define MIN_TRAINING_SAMPLES 8
-
-// Bits per sent component of the smallest-three orientation (see the module docs).
-#define ORIENTATION_BITS 12
-
-// Bits of a whole absolute orientation: 2 (dropped index) + 3 × [`ORIENTATION_BITS`].
-#define ORIENTATION_TOTAL_BITS (2 + (3 * ORIENTATION_BITS))
-
 // Version of the C ABI: bumped on any incompatible change of a signature or struct.
 // Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
 #define THETA_ABI_VERSION 1
@@ -249,9 +227,6 @@ typedef enum ThetaLogLevel ThetaLogLevel;
 typedef uint8_t ThetaLogLevel;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
-
-// The kinds of message a codec is chosen for, each with its decompressed-size bound.
-typedef struct MessageKind MessageKind;
 
 // An encoded delta frame handle. `id` 0 is null.
 typedef struct {
@@ -507,11 +482,6 @@ typedef struct {
     // The current tick.
     uint64_t tick;
 } ThetaWorldStats;
-
-
-
-// Widths (bits per component) of the delta size classes 0..=6; class 7 is "absolute".
-#define DELTA_WIDTHS { 0, 2, 3, 4, 5, 6, 8, }
 
 #ifdef __cplusplus
 extern "C" {

@@ -9,4 +9,6 @@ if [ "$want" != "$have" ]; then
   echo "cbindgen ${have:-missing}, pinned $want: run scripts/install-tools.sh" >&2
   exit 1
 fi
-cbindgen --quiet --config cbindgen.toml --crate theta-net --output "${1:-include/theta.h}"
+# Only src/ffi/ is parsed (from its mod.rs): the C API is what that module declares, so
+# public items elsewhere in the crate never leak into the header.
+cbindgen --quiet --config cbindgen.toml --output "${1:-include/theta.h}" src/ffi/mod.rs
