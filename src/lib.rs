@@ -18,6 +18,7 @@ pub mod replica;
 pub mod snapshot;
 pub mod wire;
 pub mod world;
+pub mod xr;
 
 pub use delta::{ChangeKind, ComponentChange, Delta, DeltaError, DeltaTracker, SetBatch};
 pub use registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
