@@ -4,6 +4,7 @@
 //! This layer knows component layouts and entity ids (the model) but nothing of worlds,
 //! replicas or sockets; the replication layer builds on it.
 
+pub mod codec;
 mod decode;
 mod encode;
 
