@@ -148,6 +148,9 @@ enum ThetaSessionEventKind
     // host `peer` is the offending client, on that client its own id; `entity` and
     // `component` (0 for a spawn or despawn) name the write, `data` is the reason.
     THETA_SESSION_EVENT_KIND_WRITE_REJECTED = 20,
+    // Host: a connection's join request was refused (nothing was allocated for it);
+    // `data` is the reason.
+    THETA_SESSION_EVENT_KIND_JOIN_REFUSED = 21,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -374,6 +374,24 @@ fn each_refused_admission_says_why() {
     let fresh = mint(&net.secret, 8, now() + 60, None).to_text();
     let reason = refused(&mut net, join(&wrong_pin, &fresh, &registry));
     assert!(reason.contains("fingerprint"), "{reason}");
+
+    // The host saw the four refusals it made (the wrong pin failed in the client's TLS
+    // handshake, before any join request).
+    let on_host: Vec<String> = net
+        .host
+        .poll_events(usize::MAX)
+        .into_iter()
+        .filter_map(|e| match e {
+            SessionEvent::JoinRefused { reason, .. } => Some(reason),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(on_host.len(), 4, "{on_host:?}");
+    assert!(
+        on_host[0].contains("expired") && on_host[3].contains("registry"),
+        "{on_host:?}"
+    );
+    assert_eq!(net.host.diagnostics().joins_refused, 4);
 }
 
 #[test]

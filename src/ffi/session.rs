@@ -76,6 +76,9 @@ pub enum ThetaSessionEventKind {
     /// host `peer` is the offending client, on that client its own id; `entity` and
     /// `component` (0 for a spawn or despawn) name the write, `data` is the reason.
     WriteRejected = 20,
+    /// Host: a connection's join request was refused (nothing was allocated for it);
+    /// `data` is the reason.
+    JoinRefused = 21,
 }
 
 /// One event of a session. Blittable.
@@ -918,6 +921,10 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
         SessionEvent::Disconnected { reason } => {
             borrow(reason.as_bytes());
             ThetaSessionEventKind::Disconnected as u8
+        }
+        SessionEvent::JoinRefused { reason, .. } => {
+            borrow(reason.as_bytes());
+            ThetaSessionEventKind::JoinRefused as u8
         }
         SessionEvent::WriteRejected {
             peer,

@@ -32,13 +32,18 @@ impl SessionDiagnostics {
             |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         let _ = writeln!(
             out,
-            "tick {} | {} | {} | {}{}",
+            "tick {} | {} | {} | {}{}{}",
             self.tick,
             plural(self.entities, "entity", "entities"),
             plural(self.components, "value", "values"),
             plural(self.peers.len() as u64, "peer", "peers"),
             if self.inbound_dropped > 0 {
                 format!(" | {} inbound datagrams dropped", self.inbound_dropped)
+            } else {
+                String::new()
+            },
+            if self.joins_refused > 0 {
+                format!(" | {} refused", plural(self.joins_refused, "join", "joins"))
             } else {
                 String::new()
             },
@@ -129,6 +134,7 @@ mod tests {
             components: 3000,
             peers: vec![peer(1, 420), peer(12, 15_250)],
             inbound_dropped: 0,
+            joins_refused: 0,
         };
         let panel = d.text_panel();
         let lines: Vec<&str> = panel.lines().collect();
@@ -170,6 +176,7 @@ mod tests {
             components: 1,
             peers: Vec::new(),
             inbound_dropped: 3,
+            joins_refused: 0,
         };
         assert_eq!(
             d.text_panel(),

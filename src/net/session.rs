@@ -122,6 +122,13 @@ pub enum SessionEvent {
         /// Its peer id.
         peer: PeerId,
     },
+    /// The host refused a connection's join request (host); nothing was allocated for it.
+    JoinRefused {
+        /// Where the request came from.
+        from: SocketAddr,
+        /// Which check failed.
+        reason: String,
+    },
     /// A client left or was lost (host).
     PeerLeft {
         /// Its peer id.
@@ -194,6 +201,8 @@ pub struct SessionDiagnostics {
     pub peers: Vec<PeerDiagnostics>,
     /// State datagrams dropped because the inbound queue was full.
     pub inbound_dropped: u64,
+    /// Join requests the host refused.
+    pub joins_refused: u64,
 }
 
 /// What the network tasks hand to the engine thread.
@@ -226,6 +235,11 @@ enum NetEvent {
     },
     Closed {
         peer: PeerId,
+        reason: String,
+    },
+    /// Host: a join request was refused.
+    Refused {
+        from: SocketAddr,
         reason: String,
     },
 }
@@ -272,6 +286,8 @@ struct Host {
     next_counters: FxHashMap<PeerId, u64>,
     /// Dropped clients that may resume.
     parked: FxHashMap<PeerId, Parked>,
+    /// Join requests refused.
+    joins_refused: u64,
 }
 
 /// Admission state shared with the accept tasks.
@@ -402,6 +418,7 @@ impl Session {
                 shared,
                 next_counters: FxHashMap::default(),
                 parked: FxHashMap::default(),
+                joins_refused: 0,
             })),
             config,
             events: VecDeque::new(),
@@ -623,6 +640,7 @@ impl Session {
         match &self.role {
             Role::Host(host) => {
                 d.tick = host.world.tick();
+                d.joins_refused = host.joins_refused;
                 d.peers = host.peers.values().map(|p| p.link.diagnostics()).collect();
             }
             Role::Client(client) => {
@@ -882,6 +900,10 @@ impl Host {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&peer);
+            }
+            NetEvent::Refused { from, reason } => {
+                self.joins_refused += 1;
+                events.push_back(SessionEvent::JoinRefused { from, reason });
             }
             NetEvent::Joined { .. } => {}
         }
@@ -1159,7 +1181,7 @@ impl Client {
                     events.push_back(SessionEvent::Disconnected { reason });
                 }
             }
-            NetEvent::PeerJoined { .. } => {}
+            NetEvent::PeerJoined { .. } | NetEvent::Refused { .. } => {}
         }
         let polled = self.replica.poll_events(usize::MAX);
         for e in polled.iter() {
@@ -1245,6 +1267,11 @@ async fn admit(
     let peer = match verdict {
         Ok(peer) => peer,
         Err((reason, message)) => {
+            // Reported to the engine; dropped rather than waited for if the queue is full.
+            let _ = tx.try_send(NetEvent::Refused {
+                from: conn.remote_address(),
+                reason: message.clone(),
+            });
             let refusal = Encoder::new().join_refused(reason, &message);
             let _ = write_message(&mut send, &refusal).await;
             let _ = send.finish();

@@ -289,6 +289,9 @@ pub fn host(args: &[String]) -> Result<(), String> {
             match event {
                 SessionEvent::PeerJoined { peer } => println!("peer {peer} joined"),
                 SessionEvent::PeerLeft { peer, reason } => println!("peer {peer} left: {reason}"),
+                SessionEvent::JoinRefused { from, reason } => {
+                    println!("refused a join from {from}: {reason}")
+                }
                 _ => {}
             }
         }
