@@ -33,6 +33,10 @@
 //! integers, or class 7: that group in absolute form. An orientation delta needs the same
 //! dropped index as the reference; otherwise that group goes absolute. The encoder picks
 //! whichever of absolute and delta is smaller.
+//!
+//! Against references several frames old, [`super::predict`] sends the same delta format
+//! against an integer-exact linear extrapolation of two acked poses instead of against the
+//! last acked pose itself.
 
 use super::bits::{fits_signed, BitError, BitReader, BitWriter};
 use super::pose::{validate_pose, Pose, PoseError, Quat, Vec3};
