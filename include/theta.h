@@ -352,6 +352,10 @@ typedef struct {
     uint32_t budget_bytes_per_tick;
     // Snapshot chunk bound for late joiners (default 16 KiB).
     uint32_t max_chunk_bytes;
+    // How long a client waits for the handshake before giving up (default 5 000 ms).
+    uint32_t connect_timeout_ms;
+    // How long a host keeps a dropped client's state for it to resume (default 30 000 ms).
+    uint32_t resume_grace_ms;
 } ThetaSessionConfig;
 
 // Transport figures of one connection of a session. Blittable.

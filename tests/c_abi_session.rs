@@ -606,6 +606,8 @@ fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
             keep_alive_ms: 500,
             budget_bytes_per_tick: 0,
             max_chunk_bytes: 4096,
+            connect_timeout_ms: 0,
+            resume_grace_ms: 0,
         };
         ok(theta_session_host(
             bind.as_ptr(),

@@ -775,3 +775,40 @@ fn resuming_after_the_grace_period_is_refused() {
         "{reason}"
     );
 }
+
+/// Joining an address where no host answers fails after the connect timeout, saying so,
+/// instead of waiting for the idle timeout.
+#[test]
+fn joining_nobody_times_out_quickly_with_a_reason() {
+    let (_, scene) = scene_world();
+    // A port that was free a moment ago: nothing answers there.
+    let addr = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let config = SessionConfig {
+        connect_timeout: Duration::from_millis(300),
+        ..SessionConfig::default()
+    };
+    let token = mint(&JoinSecret::generate(), 1, now() + 60, None).to_text();
+    let trust = ServerTrust::Fingerprint(Fingerprint([1; 32]));
+    let mut client = Session::join(addr, &trust, &token, &scene.registry, config).unwrap();
+    let started = Instant::now();
+    let reason = loop {
+        assert!(started.elapsed() < Duration::from_secs(5), "no disconnect");
+        client.tick();
+        if let Some(reason) = client
+            .poll_events(usize::MAX)
+            .into_iter()
+            .find_map(|e| match e {
+                SessionEvent::Disconnected { reason } => Some(reason),
+                _ => None,
+            })
+        {
+            break reason;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    // Only the connect timeout says this (the idle timeout says "timed out (idle)").
+    assert!(reason.contains("no answer"), "{reason}");
+}

@@ -46,6 +46,10 @@ pub struct ThetaSessionConfig {
     pub budget_bytes_per_tick: u32,
     /// Snapshot chunk bound for late joiners (default 16 KiB).
     pub max_chunk_bytes: u32,
+    /// How long a client waits for the handshake before giving up (default 5 000 ms).
+    pub connect_timeout_ms: u32,
+    /// How long a host keeps a dropped client's state for it to resume (default 30 000 ms).
+    pub resume_grace_ms: u32,
 }
 
 /// Kinds of `ThetaSessionEvent` (its `kind` field). 1 to 5 are the replica's events, with
@@ -248,6 +252,12 @@ unsafe fn config_in(config: *const ThetaSessionConfig) -> SessionConfig {
     }
     if config.max_chunk_bytes != 0 {
         settings.max_chunk_bytes = config.max_chunk_bytes as usize;
+    }
+    if config.connect_timeout_ms != 0 {
+        settings.connect_timeout = ms(config.connect_timeout_ms);
+    }
+    if config.resume_grace_ms != 0 {
+        settings.resume_grace = ms(config.resume_grace_ms);
     }
     settings
 }

@@ -62,6 +62,8 @@ pub struct SessionConfig {
     /// The name a client expects in the host's certificate when it verifies a CA chain
     /// (`ServerTrust::CaRoots`); fingerprint pinning ignores it.
     pub server_name: String,
+    /// How long a client waits for the QUIC and TLS handshake before it gives up.
+    pub connect_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -75,6 +77,7 @@ impl Default for SessionConfig {
             faults: None,
             resume_grace: Duration::from_secs(30),
             server_name: "localhost".to_owned(),
+            connect_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -459,6 +462,7 @@ impl Session {
             endpoint.clone(),
             addr,
             config.server_name.clone(),
+            config.connect_timeout,
             request,
             tx.clone(),
             Arc::clone(&dropped),
@@ -510,6 +514,7 @@ impl Session {
             self.endpoint.clone(),
             client.host,
             self.config.server_name.clone(),
+            self.config.connect_timeout,
             request,
             client.tx.clone(),
             Arc::clone(&client.dropped),
@@ -1431,16 +1436,25 @@ async fn connect(
     endpoint: quinn::Endpoint,
     addr: SocketAddr,
     server_name: String,
+    connect_timeout: Duration,
     request: Vec<u8>,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let closed = |reason: String| NetEvent::Closed { peer: 0, reason };
     let conn = match endpoint.connect(addr, &server_name) {
-        Ok(connecting) => match connecting.await {
-            Ok(conn) => conn,
-            Err(e) => {
+        Ok(connecting) => match tokio::time::timeout(connect_timeout, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) => {
                 let _ = tx.send(closed(describe(&e))).await;
+                return;
+            }
+            Err(_) => {
+                let reason = format!(
+                    "no answer from {addr} within {} ms: is a host running there?",
+                    connect_timeout.as_millis()
+                );
+                let _ = tx.send(closed(reason)).await;
                 return;
             }
         },
