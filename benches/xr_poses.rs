@@ -1,0 +1,608 @@
+//! Bench of issue 5: pose payload of a synthetic 3-point avatar (head, left hand, right
+//! hand) at 90 Hz for 60 s, against raw float poses as Ubiq sends them, in the same run.
+//!
+//! The program first prints a report (sizes, bandwidth, errors, PASS/FAIL), then runs the
+//! criterion functions `xr_poses/{encode,decode}/{absolute,plain_delta,predicted}`: the time
+//! to encode or decode one whole 3-point update (header byte and three poses).
+//!
+//! # Simulation
+//! The sender encodes frame `i` against what the receiver holds: the acked reference lags
+//! [`LAG`] = 4 frames (≈ 45 ms round trip at 90 Hz), so `last` is the receiver's decoded
+//! quantised pose of frame `i − 4` and, for prediction, `previous` that of frame `i − 6`
+//! ([`GAP`] = 2 frames before it). The first frames, with no such reference yet, are sent
+//! absolute (plain delta for predicted coding when only `last` exists). The receiver's
+//! history is built from what it actually decodes, and checked bit-exact against the
+//! sender's quantised poses.
+//!
+//! # Encodings of one 3-point update
+//! - (a) raw floats: 3 × 28 bytes (`XrPosef`) + 8 bytes of message header = 92 bytes.
+//! - (b) absolute quantised (`encode_pose`, 81 bits a pose in the default volume).
+//! - (c) plain delta (`encode_pose_delta` against `last`).
+//! - (d) predicted delta (`encode_pose_predicted` against `last` and `previous`).
+//!
+//! (b)–(d) are framed alike: one header byte, then the three poses bit-packed in device
+//! order, padded with zero bits to a whole byte. Header byte: bits 0–2 the device mask
+//! (head, left, right; always `0b111` here), bits 3–7 the reference age in frames
+//! (`frames_since_last`, 0 = no reference: poses are absolute). The receiver is assumed to
+//! know the frame number of the update (from the stream's sequence number, which the
+//! session layer carries, as it does the stream identity Ubiq's 8-byte header carries);
+//! `previous` is by convention the acked pose [`GAP`] frames before `last` when it exists.
+//!
+//! # Wire overhead (an assumption, one update per datagram)
+//! IPv4 20 + UDP 8 + QUIC short header (1 flags + 8 destination connection id + 2 packet
+//! number) + 16 AEAD tag + DATAGRAM frame (1 type + 2 length) = 58 bytes per datagram. The
+//! same 58 bytes are added to the raw-float baseline. ACK frames, padding, IPv6 (+20) and
+//! path MTU probes are not counted.
+//!
+//! Run: `cargo bench --bench xr_poses` (about 15 s).
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use criterion::Criterion;
+use theta_net::xr::predict::{encode_pose_predicted, read_quantized_predicted, Reference};
+use theta_net::xr::quantize::{
+    encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, MAX_ANGLE_ERROR_DEG,
+    MAX_POSITION_ERROR_M,
+};
+use theta_net::xr::{BitReader, BitWriter, Pose, QuantizedPose, Quat, Vec3, Volume};
+
+/// Update rate, Hz.
+const RATE_HZ: f64 = 90.0;
+/// Updates in the run: 60 s at 90 Hz.
+const UPDATES: usize = 5400;
+/// Acked-reference lag in frames (≈ 45 ms round trip at 90 Hz).
+const LAG: usize = 4;
+/// Frames from `previous` to `last` for prediction.
+const GAP: usize = 2;
+/// Bytes of a raw-float 3-point update as Ubiq sends it: 3 × 28 + 8.
+const RAW_UPDATE_BYTES: usize = 3 * 28 + 8;
+/// Per-datagram overhead counted on the wire (see the module docs).
+const WIRE_OVERHEAD_BYTES: usize = 20 + 8 + (1 + 8 + 2) + 16 + 3;
+/// Target mean payload per 3-point update.
+const TARGET_MEAN_BYTES: f64 = 12.0;
+/// Device mask of a full 3-point update.
+const ALL_DEVICES: u8 = 0b111;
+
+// ---------------------------------------------------------------------------------------
+// Deterministic synthetic avatar.
+
+/// xorshift64*: deterministic, dependency-free.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in [-1, 1].
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+    }
+}
+
+/// Hamilton product of `[x, y, z, w]` quaternions.
+fn qmul(a: [f64; 4], b: [f64; 4]) -> [f64; 4] {
+    [
+        a[3] * b[0] + a[0] * b[3] + a[1] * b[2] - a[2] * b[1],
+        a[3] * b[1] - a[0] * b[2] + a[1] * b[3] + a[2] * b[0],
+        a[3] * b[2] + a[0] * b[1] - a[1] * b[0] + a[2] * b[3],
+        a[3] * b[3] - a[0] * b[0] - a[1] * b[1] - a[2] * b[2],
+    ]
+}
+
+/// Rotation by `angle` radians about unit `axis`.
+fn axis_angle(axis: [f64; 3], angle: f64) -> [f64; 4] {
+    let (s, c) = (angle / 2.0).sin_cos();
+    [axis[0] * s, axis[1] * s, axis[2] * s, c]
+}
+
+/// Yaw (about y), then pitch (about x), then roll (about z).
+fn ypr(yaw: f64, pitch: f64, roll: f64) -> [f64; 4] {
+    qmul(
+        qmul(
+            axis_angle([0.0, 1.0, 0.0], yaw),
+            axis_angle([1.0, 0.0, 0.0], pitch),
+        ),
+        axis_angle([0.0, 0.0, 1.0], roll),
+    )
+}
+
+/// Smooth 0..1..0 envelope: 1 inside `[a, b]`, 0.7 s smoothstep ramps outside.
+fn env(t: f64, a: f64, b: f64) -> f64 {
+    let ramp = 0.7;
+    let s = |x: f64| {
+        let x = x.clamp(0.0, 1.0);
+        x * x * (3.0 - 2.0 * x)
+    };
+    s((t - a + ramp) / ramp) * s((b + ramp - t) / ramp)
+}
+
+/// Activity segments, in seconds.
+const SEGMENTS: [(&str, f64, f64); 6] = [
+    ("idle", 0.0, 8.0),
+    ("looking around", 8.0, 20.0),
+    ("walking", 20.0, 35.0),
+    ("reaching", 35.0, 45.0),
+    ("fast gestures", 45.0, 55.0),
+    ("mixed", 55.0, 60.0),
+];
+
+/// A pose with tracker noise: ±0.2 mm per axis, ±0.005° per rotation-vector component.
+fn noisy(rng: &mut Rng, q: [f64; 4], p: [f64; 3]) -> Pose {
+    let p = p.map(|c| c + 0.0002 * rng.unit());
+    let e = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * 0.5 * 0.01f64.to_radians());
+    let q = qmul(q, [e[0], e[1], e[2], 1.0]);
+    let n = q.iter().map(|c| c * c).sum::<f64>().sqrt();
+    Pose::new(
+        Quat::from_array(q.map(|c| (c / n) as f32)),
+        Vec3::new(p[0] as f32, p[1] as f32, p[2] as f32),
+    )
+}
+
+/// The 60 s avatar: idle (breathing sway), looking around (yaw ±70°, pitch ±15°), walking
+/// (1.2 m/s, head bob, arm swing, slowly turning), reaching (0.35 m hand reaches, 2.4 s
+/// cycles), fast gestures (2.5 Hz waves with ±60° wrist roll), mixed; plus tracker noise.
+fn avatar() -> Vec<[Pose; 3]> {
+    let mut rng = Rng(0x5EED_A7A7_0005);
+    let mut body = [0.0f64, 0.0, 0.0];
+    let mut heading = 0.0f64;
+    let dt = 1.0 / RATE_HZ;
+    let tau = std::f64::consts::TAU;
+    (0..UPDATES)
+        .map(|i| {
+            let t = i as f64 * dt;
+            let idle = env(t, 0.0, 8.0);
+            let look = env(t, 8.0, 20.0) + 0.5 * env(t, 55.0, 60.0);
+            let walk = env(t, 20.0, 35.0);
+            let reach = env(t, 35.0, 45.0);
+            let gest = env(t, 45.0, 55.0) + 0.5 * env(t, 55.0, 60.0);
+            heading += walk * 0.25 * (t * 0.3).sin() * dt;
+            let speed = 1.2 * walk;
+            body[0] += speed * heading.sin() * dt;
+            body[2] -= speed * heading.cos() * dt;
+            let stride = tau * 0.9 * t;
+            // Head.
+            let breath = 0.003 * (t * 1.6).sin() * (0.3 + idle);
+            let yaw_look = look * ((0.6 * t).sin() + 0.25 * (1.7 * t).sin());
+            let pitch = look * 0.25 * (0.9 * t).sin()
+                + 0.02 * (0.4 * t).sin()
+                + reach * 0.3 * (0.8 * t).sin().max(0.0);
+            let roll = 0.03 * (0.3 * t).sin() + walk * 0.02 * stride.sin();
+            let head_yaw = heading + yaw_look + 0.05 * (0.2 * t).sin();
+            let body_yaw = heading + 0.3 * yaw_look;
+            let (sy, cy) = body_yaw.sin_cos();
+            let rot = |o: [f64; 3]| [cy * o[0] + sy * o[2], o[1], -sy * o[0] + cy * o[2]];
+            let head_p = [
+                body[0] + walk * 0.015 * stride.sin(),
+                1.65 + breath + walk * 0.025 * (2.0 * stride).sin(),
+                body[2] + 0.01 * (0.5 * t).sin(),
+            ];
+            let mut out = [Pose::IDENTITY; 3];
+            out[0] = noisy(&mut rng, ypr(head_yaw, pitch, roll), head_p);
+            // Hands.
+            for (k, side) in [(1usize, -1.0f64), (2, 1.0)] {
+                let ph = if k == 1 { 0.0 } else { 1.3 };
+                let cyc = (0.5 - 0.5 * (tau * t / 2.4 + ph).cos()) * reach;
+                let wave = gest * (tau * 2.5 * t + ph).sin();
+                let swing = walk * side * stride.sin();
+                let off = [
+                    side * (0.22 + 0.15 * cyc) + 0.12 * wave,
+                    -0.5 + 0.35 * cyc
+                        + 0.1 * gest
+                        + 0.06 * wave.abs()
+                        + 0.01 * (1.1 * t + ph).sin(),
+                    -0.25 - 0.35 * cyc - 0.1 * swing.abs().min(1.0) + 0.2 * swing - 0.15 * gest,
+                ];
+                let o = rot(off);
+                let p = [body[0] + o[0], 1.65 + o[1], body[2] + o[2]];
+                let q = ypr(
+                    body_yaw + side * 0.3 + 0.4 * wave,
+                    -0.5 + 0.6 * cyc + 0.3 * swing,
+                    side * 0.2 + 1.05 * wave + 0.05 * (0.7 * t).sin(),
+                );
+                out[k] = noisy(&mut rng, q, p);
+            }
+            out
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Framing of one 3-point update.
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Absolute,
+    Plain,
+    Predicted,
+}
+
+impl Scheme {
+    const ALL: [Scheme; 3] = [Scheme::Absolute, Scheme::Plain, Scheme::Predicted];
+
+    fn name(self) -> &'static str {
+        match self {
+            Scheme::Absolute => "absolute",
+            Scheme::Plain => "plain_delta",
+            Scheme::Predicted => "predicted",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Scheme::Absolute => "(b) absolute quantised",
+            Scheme::Plain => "(c) plain delta",
+            Scheme::Predicted => "(d) predicted delta",
+        }
+    }
+}
+
+/// What the sender codes frame `i` of device `d` against, given the receiver's history of
+/// decoded quantised poses (`None`: absolute).
+fn reference_for(
+    scheme: Scheme,
+    i: usize,
+    d: usize,
+    recv: &[[QuantizedPose; 3]],
+) -> Option<Reference> {
+    if scheme == Scheme::Absolute || i < LAG {
+        return None;
+    }
+    let last = recv[i - LAG][d];
+    if scheme == Scheme::Plain || i < LAG + GAP {
+        return Some(Reference::plain(last));
+    }
+    Some(Reference {
+        last,
+        previous: Some(recv[i - LAG - GAP][d]),
+        frames_between_refs: GAP as u32,
+        frames_since_last: LAG as u32,
+    })
+}
+
+/// The header byte of update `i`: device mask and reference age.
+fn header(scheme: Scheme, i: usize) -> u8 {
+    let age = if scheme == Scheme::Absolute || i < LAG {
+        0
+    } else {
+        LAG as u8
+    };
+    ALL_DEVICES | (age << 3)
+}
+
+/// Encodes update `i`: returns the bytes, the sender's quantised poses and the bits written
+/// before padding (header included).
+fn encode_update(
+    scheme: Scheme,
+    i: usize,
+    poses: &[Pose; 3],
+    recv: &[[QuantizedPose; 3]],
+    v: &Volume,
+) -> (Vec<u8>, [QuantizedPose; 3], usize) {
+    let mut w = BitWriter::new();
+    w.write_bits(u64::from(header(scheme, i)), 8);
+    let mut q = [QuantizedPose {
+        position: [0; 3],
+        largest: 0,
+        rest: [0; 3],
+    }; 3];
+    for (d, pose) in poses.iter().enumerate() {
+        let info = match (scheme, reference_for(scheme, i, d, recv)) {
+            (_, None) => encode_pose(pose, v, &mut w),
+            (Scheme::Plain, Some(r)) => encode_pose_delta(pose, &r.last, v, &mut w),
+            (_, Some(r)) => encode_pose_predicted(pose, &r, v, &mut w),
+        }
+        .expect("valid pose");
+        q[d] = info.quantized;
+    }
+    let bits = w.bit_len();
+    (w.into_bytes(), q, bits)
+}
+
+/// Decodes update `i` against the receiver's history.
+fn decode_update(
+    scheme: Scheme,
+    i: usize,
+    bytes: &[u8],
+    recv: &[[QuantizedPose; 3]],
+    v: &Volume,
+) -> [QuantizedPose; 3] {
+    let mut r = BitReader::new(bytes);
+    let h = r.read_bits(8).expect("header") as u8;
+    assert_eq!(h, header(scheme, i), "header");
+    std::array::from_fn(|d| {
+        match (scheme, reference_for(scheme, i, d, recv)) {
+            (_, None) => read_quantized(&mut r, v),
+            (Scheme::Plain, Some(re)) => read_quantized_delta(&mut r, &re.last, v),
+            (_, Some(re)) => read_quantized_predicted(&mut r, &re, v),
+        }
+        .expect("decode")
+    })
+}
+
+// ---------------------------------------------------------------------------------------
+// Errors, independent of the codec's own helpers.
+
+/// The rotation angle between two quaternions in degrees, `2·acos(|a·b|)` computed as
+/// `4·atan2(|a − b|, |a + b|)` after normalising in `f64` and flipping `b` to `a·b ≥ 0`
+/// (no loss of precision near 0°, where `acos` of a dot near 1 loses it).
+fn angle_deg(a: Quat, b: Quat) -> f64 {
+    let unit = |q: Quat| {
+        let c = q.to_array().map(f64::from);
+        let n = c.iter().map(|x| x * x).sum::<f64>().sqrt();
+        c.map(|x| x / n)
+    };
+    let a = unit(a);
+    let mut b = unit(b);
+    if a.iter().zip(&b).map(|(x, y)| x * y).sum::<f64>() < 0.0 {
+        b = b.map(|x| -x);
+    }
+    let diff = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x - y) * (x - y))
+        .sum::<f64>();
+    let sum = a
+        .iter()
+        .zip(&b)
+        .map(|(x, y)| (x + y) * (x + y))
+        .sum::<f64>();
+    (4.0 * diff.sqrt().atan2(sum.sqrt())).to_degrees()
+}
+
+#[derive(Default)]
+struct Errors {
+    max_axis_m: f64,
+    max_dist_m: f64,
+    sum_dist_m: f64,
+    max_angle_deg: f64,
+    sum_angle_deg: f64,
+    poses: usize,
+}
+
+impl Errors {
+    fn add(&mut self, truth: &Pose, got: &Pose) {
+        let t = truth.position.to_array();
+        let g = got.position.to_array();
+        let deltas: [f64; 3] = std::array::from_fn(|k| f64::from(g[k]) - f64::from(t[k]));
+        let axis = deltas.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        let dist = deltas.iter().map(|x| x * x).sum::<f64>().sqrt();
+        let ang = angle_deg(truth.orientation, got.orientation);
+        self.max_axis_m = self.max_axis_m.max(axis);
+        self.max_dist_m = self.max_dist_m.max(dist);
+        self.sum_dist_m += dist;
+        self.max_angle_deg = self.max_angle_deg.max(ang);
+        self.sum_angle_deg += ang;
+        self.poses += 1;
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The simulated run of one scheme.
+
+struct Run {
+    scheme: Scheme,
+    /// Encoded updates.
+    updates: Vec<Vec<u8>>,
+    /// Bits of the three poses per update (no header, no padding).
+    pose_bits: usize,
+    /// The receiver's decoded quantised poses per frame.
+    recv: Vec<[QuantizedPose; 3]>,
+    errors: Errors,
+}
+
+fn simulate(scheme: Scheme, frames: &[[Pose; 3]], v: &Volume) -> Run {
+    let mut recv: Vec<[QuantizedPose; 3]> = Vec::with_capacity(frames.len());
+    let mut updates = Vec::with_capacity(frames.len());
+    let mut errors = Errors::default();
+    let mut pose_bits = 0;
+    for (i, poses) in frames.iter().enumerate() {
+        // The sender sees the receiver's history up to the acked frame only.
+        let (bytes, sent, bits) = encode_update(scheme, i, poses, &recv, v);
+        pose_bits += bits - 8;
+        let got = decode_update(scheme, i, &bytes, &recv, v);
+        assert_eq!(got, sent, "receiver disagrees with sender at frame {i}");
+        for (truth, q) in poses.iter().zip(&got) {
+            errors.add(truth, &q.to_pose(v));
+        }
+        recv.push(got);
+        updates.push(bytes);
+    }
+    Run {
+        scheme,
+        updates,
+        pose_bits,
+        recv,
+        errors,
+    }
+}
+
+fn kbps(bytes_per_update: f64) -> f64 {
+    bytes_per_update * 8.0 * RATE_HZ / 1000.0
+}
+
+fn pass(ok: bool) -> &'static str {
+    if ok {
+        "PASS"
+    } else {
+        "FAIL"
+    }
+}
+
+fn report(frames: &[[Pose; 3]], runs: &[Run]) {
+    let n = frames.len();
+    println!(
+        "xr_poses: synthetic 3-point avatar (head, left hand, right hand), {RATE_HZ} Hz, {:.0} s, \
+         {n} updates; acked reference {LAG} frames old (~45 ms RTT), previous {GAP} frames before it",
+        n as f64 / RATE_HZ
+    );
+    println!(
+        "framing (b)-(d): 1 header byte (device mask + reference age) + poses bit-packed, padded to a byte"
+    );
+    println!(
+        "wire overhead per datagram (one update each): IPv4 20 + UDP 8 + QUIC short header 11 \
+         (1 flags + 8 DCID + 2 PN) + AEAD tag 16 + DATAGRAM frame 3 = {WIRE_OVERHEAD_BYTES} bytes"
+    );
+    println!();
+    println!(
+        "{:<26} {:>10} {:>6} {:>13} {:>13} {:>10} {:>10} {:>13}",
+        "encoding",
+        "bytes mean",
+        "max",
+        "payload kbps",
+        "wire kbps",
+        "payload/a",
+        "wire/a",
+        "poses only *"
+    );
+    let raw_wire = (RAW_UPDATE_BYTES + WIRE_OVERHEAD_BYTES) as f64;
+    println!(
+        "{:<26} {:>10.2} {:>6} {:>13.1} {:>13.1} {:>10.3} {:>10.3} {:>13.2}",
+        "(a) raw floats (Ubiq)",
+        RAW_UPDATE_BYTES as f64,
+        RAW_UPDATE_BYTES,
+        kbps(RAW_UPDATE_BYTES as f64),
+        kbps(raw_wire),
+        1.0,
+        1.0,
+        84.0
+    );
+    for run in runs {
+        let total: usize = run.updates.iter().map(Vec::len).sum();
+        let max = run.updates.iter().map(Vec::len).max().unwrap_or(0);
+        let mean = total as f64 / run.updates.len() as f64;
+        let wire = mean + WIRE_OVERHEAD_BYTES as f64;
+        println!(
+            "{:<26} {:>10.2} {:>6} {:>13.1} {:>13.1} {:>10.3} {:>10.3} {:>13.2}",
+            run.scheme.label(),
+            mean,
+            max,
+            kbps(mean),
+            kbps(wire),
+            mean / RAW_UPDATE_BYTES as f64,
+            wire / raw_wire,
+            run.pose_bits as f64 / 8.0 / run.updates.len() as f64
+        );
+    }
+    println!(
+        "* mean bytes of the three poses alone, bit-packed (no header byte, no padding); \
+         (a): 3 x 28, without Ubiq's 8-byte header"
+    );
+    println!();
+    // Steady state and per segment for the predicted run.
+    if let Some(pred) = runs.iter().find(|r| r.scheme == Scheme::Predicted) {
+        let per_segment: Vec<String> = SEGMENTS
+            .iter()
+            .map(|&(name, a, b)| {
+                let (sum, cnt) = pred
+                    .updates
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| {
+                        let t = *i as f64 / RATE_HZ;
+                        t >= a && t < b
+                    })
+                    .fold((0usize, 0usize), |(s, c), (_, u)| (s + u.len(), c + 1));
+                format!("{name} {:.2}", sum as f64 / cnt.max(1) as f64)
+            })
+            .collect();
+        println!(
+            "(d) mean bytes per update by segment: {}",
+            per_segment.join(", ")
+        );
+        println!();
+    }
+    println!(
+        "{:<26} {:>14} {:>14} {:>14} {:>12} {:>12}",
+        "decoded vs original", "max axis mm", "max dist mm", "mean dist mm", "max deg", "mean deg"
+    );
+    for run in runs {
+        let e = &run.errors;
+        println!(
+            "{:<26} {:>14.4} {:>14.4} {:>14.4} {:>12.4} {:>12.4}",
+            run.scheme.label(),
+            e.max_axis_m * 1e3,
+            e.max_dist_m * 1e3,
+            e.sum_dist_m / e.poses as f64 * 1e3,
+            e.max_angle_deg,
+            e.sum_angle_deg / e.poses as f64
+        );
+    }
+    println!();
+    for run in runs.iter().filter(|r| r.scheme != Scheme::Absolute) {
+        let e = &run.errors;
+        let total: usize = run.updates.iter().map(Vec::len).sum();
+        let mean = total as f64 / run.updates.len() as f64;
+        println!(
+            "{}: mean {mean:.2} <= {TARGET_MEAN_BYTES} bytes/update {}; max per-axis position \
+             error {:.4} <= {} mm {}; max angle {:.4} <= {}° {}; (max Euclidean {:.4} mm {} 1 mm)",
+            run.scheme.label(),
+            pass(mean <= TARGET_MEAN_BYTES),
+            e.max_axis_m * 1e3,
+            MAX_POSITION_ERROR_M * 1e3,
+            pass(e.max_axis_m <= MAX_POSITION_ERROR_M),
+            e.max_angle_deg,
+            MAX_ANGLE_ERROR_DEG,
+            pass(e.max_angle_deg <= MAX_ANGLE_ERROR_DEG),
+            e.max_dist_m * 1e3,
+            if e.max_dist_m <= MAX_POSITION_ERROR_M {
+                "<="
+            } else {
+                ">"
+            },
+        );
+    }
+    println!();
+}
+
+// ---------------------------------------------------------------------------------------
+// Criterion.
+
+fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
+    let mut group = c.benchmark_group("xr_poses");
+    let first = LAG + GAP;
+    for run in runs {
+        let scheme = run.scheme;
+        let recv = &run.recv;
+        let mut i = first;
+        group.bench_function(format!("encode/{}", scheme.name()), |b| {
+            b.iter(|| {
+                i = if i + 1 >= frames.len() { first } else { i + 1 };
+                black_box(encode_update(scheme, i, black_box(&frames[i]), recv, v))
+            })
+        });
+        let mut i = first;
+        group.bench_function(format!("decode/{}", scheme.name()), |b| {
+            b.iter(|| {
+                i = if i + 1 >= frames.len() { first } else { i + 1 };
+                black_box(decode_update(
+                    scheme,
+                    i,
+                    black_box(&run.updates[i]),
+                    recv,
+                    v,
+                ))
+            })
+        });
+    }
+    group.finish();
+}
+
+fn main() {
+    let v = Volume::default();
+    let frames = avatar();
+    let runs: Vec<Run> = Scheme::ALL
+        .iter()
+        .map(|&s| simulate(s, &frames, &v))
+        .collect();
+    report(&frames, &runs);
+    let mut c = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args();
+    bench(&mut c, &frames, &runs, &v);
+    c.final_summary();
+}
