@@ -6,28 +6,10 @@ use std::time::{Duration, Instant};
 
 use theta_net::ffi::*;
 
+mod common;
+use common::{last_error, ok};
+
 const WAIT: Duration = Duration::from_secs(10);
-
-fn last_error() -> String {
-    let mut len = 0usize;
-    // SAFETY: asking for the length with a NULL buffer of length 0.
-    assert_eq!(
-        unsafe { theta_last_error(null_mut(), 0, &mut len) },
-        ThetaStatus::Ok
-    );
-    let mut buf = vec![0u8; len + 1];
-    // SAFETY: buf has len + 1 bytes.
-    assert_eq!(
-        unsafe { theta_last_error(buf.as_mut_ptr(), buf.len(), &mut len) },
-        ThetaStatus::Ok
-    );
-    String::from_utf8(buf[..len].to_vec()).unwrap()
-}
-
-#[track_caller]
-fn ok(status: ThetaStatus) {
-    assert_eq!(status, ThetaStatus::Ok, "{}", last_error());
-}
 
 #[track_caller]
 fn fails(status: ThetaStatus, expected: ThetaStatus) -> String {
