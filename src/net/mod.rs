@@ -7,6 +7,7 @@ pub mod framing;
 mod hex;
 pub(crate) mod outbox;
 mod panel;
+pub mod poses;
 pub mod session;
 pub mod tls;
 pub mod token;

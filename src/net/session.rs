@@ -19,12 +19,14 @@ use super::acks::ReceivedSeqs;
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
 use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
+use super::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
 use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::{EventKind, Replica};
 use crate::wire::{self, fb, Acceptance, BatchView, Encoder, Message, RemoveView, WireError};
 use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
+use crate::xr::{ControllerState, Device, PoseSample, Sampled};
 use crate::DEFAULT_MAX_CHUNK_BYTES;
 use rustc_hash::FxHashMap;
 
@@ -64,6 +66,8 @@ pub struct SessionConfig {
     pub server_name: String,
     /// How long a client waits for the QUIC and TLS handshake before it gives up.
     pub connect_timeout: Duration,
+    /// XR pose streams: volume, send-rate cap, jitter buffers.
+    pub poses: PoseConfig,
 }
 
 impl Default for SessionConfig {
@@ -78,6 +82,7 @@ impl Default for SessionConfig {
             resume_grace: Duration::from_secs(30),
             server_name: "localhost".to_owned(),
             connect_timeout: Duration::from_secs(5),
+            poses: PoseConfig::default(),
         }
     }
 }
@@ -94,6 +99,9 @@ pub enum SessionError {
     /// The call needs the other role.
     #[error("this call needs a {0} session")]
     WrongRole(&'static str),
+    /// The pose volume is unusable.
+    #[error("pose volume: {0}")]
+    Volume(#[from] crate::xr::QuantizeError),
     /// Resuming needs a client that was admitted and then disconnected.
     #[error("cannot resume: {0}")]
     CannotResume(&'static str),
@@ -189,6 +197,12 @@ pub struct PeerDiagnostics {
     pub writes_rejected: u64,
     /// State datagrams or frames from this peer that failed validation.
     pub malformed: u64,
+    /// The XR pose stream with this peer.
+    pub poses: PoseLinkStats,
+    /// Client: the host's clock minus this one's, as applied to pose times (0 on the host).
+    pub clock_offset_ns: i64,
+    /// Client: the fastest clock round trip measured.
+    pub clock_rtt: Duration,
 }
 
 /// Figures of a session.
@@ -231,6 +245,7 @@ enum NetEvent {
     Datagram {
         peer: PeerId,
         bytes: Bytes,
+        at: Instant,
     },
     Stream {
         peer: PeerId,
@@ -257,6 +272,7 @@ struct Link {
     /// The other side's datagrams received, to acknowledge.
     received: ReceivedSeqs,
     diagnostics: PeerDiagnostics,
+    poses: PoseLink,
 }
 
 /// A connected client, on the host.
@@ -335,6 +351,7 @@ pub struct Session {
     events: VecDeque<SessionEvent>,
     encoder: Encoder,
     inbound_dropped: Arc<std::sync::atomic::AtomicU64>,
+    poses: PoseHub,
 }
 
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
@@ -384,6 +401,7 @@ impl Session {
         secret: JoinSecret,
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
+        config.poses.volume.validate()?;
         let runtime = runtime()?;
         let transport = Arc::new(tls::transport_config(
             config.idle_timeout,
@@ -410,6 +428,7 @@ impl Session {
             Arc::clone(&dropped),
         ));
         let marked = world.tick();
+        let poses = PoseHub::new(config.poses);
         Ok(Session {
             runtime: Some(runtime),
             endpoint,
@@ -427,6 +446,7 @@ impl Session {
             events: VecDeque::new(),
             encoder: Encoder::new(),
             inbound_dropped: dropped,
+            poses,
         })
     }
 
@@ -440,6 +460,7 @@ impl Session {
         registry: &Registry,
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
+        config.poses.volume.validate()?;
         let runtime = runtime()?;
         let transport = Arc::new(tls::transport_config(
             config.idle_timeout,
@@ -467,6 +488,7 @@ impl Session {
             tx.clone(),
             Arc::clone(&dropped),
         ));
+        let poses = PoseHub::new(config.poses);
         Ok(Session {
             runtime: Some(runtime),
             endpoint,
@@ -487,6 +509,7 @@ impl Session {
             events: VecDeque::new(),
             encoder: Encoder::new(),
             inbound_dropped: dropped,
+            poses,
         })
     }
 
@@ -607,6 +630,55 @@ impl Session {
         }
     }
 
+    /// Stores this peer's newest sample of a tracked device (time in `XrTime` nanoseconds,
+    /// see [`Session::set_xr_time`]); the next ticks stream it to the other peers, at most
+    /// `SessionConfig::poses.max_rate_hz` packets a second. NaN or infinite values, a zero
+    /// quaternion, or a time before the device's previous sample are refused and nothing
+    /// is stored; other quaternions are normalised.
+    pub fn push_pose(&mut self, device: Device, sample: &PoseSample) -> Result<(), PosePushError> {
+        self.poses.push(device, sample)
+    }
+
+    /// Stores the input state of a controller whose pose was pushed; it travels with the
+    /// device's samples until the peers acknowledge it.
+    pub fn push_controller(
+        &mut self,
+        device: Device,
+        state: &ControllerState,
+    ) -> Result<(), PosePushError> {
+        self.poses.push_controller(device, state)
+    }
+
+    /// The pose of another peer's device to render at local display time `display_time`
+    /// (`XrTime` nanoseconds): interpolated behind an adaptive delay, or extrapolated for a
+    /// bounded time when samples are late. `None` until a sample of it arrived.
+    pub fn sample_pose(&mut self, peer: PeerId, device: Device, display_time: i64) -> Option<Sampled> {
+        self.poses.sample(peer, device, display_time)
+    }
+
+    /// The newest controller state of another peer's device.
+    pub fn controller_state(&self, peer: PeerId, device: Device) -> Option<ControllerState> {
+        self.poses.controller(peer, device)
+    }
+
+    /// The other peers' devices this session has samples of, as (peer, device).
+    pub fn remote_devices(&self) -> Vec<(PeerId, Device)> {
+        self.poses.remote_devices()
+    }
+
+    /// Declares that the engine's `XrTime` is `xr_now` at this moment, so pose times and
+    /// [`Session::now`] share the engine's clock. Without it, times are nanoseconds since
+    /// the session started.
+    pub fn set_xr_time(&mut self, xr_now: i64) {
+        self.poses.set_xr_time(xr_now);
+    }
+
+    /// The session clock now, in the engine's `XrTime` nanoseconds (see
+    /// [`Session::set_xr_time`]).
+    pub fn now(&self) -> i64 {
+        self.poses.local_ns(Instant::now())
+    }
+
     /// Takes up to `max` events, oldest first.
     pub fn poll_events(&mut self, max: usize) -> Vec<SessionEvent> {
         let n = max.min(self.events.len());
@@ -619,15 +691,31 @@ impl Session {
         let now = Instant::now();
         while let Ok(event) = self.inbound.try_recv() {
             match &mut self.role {
-                Role::Host(host) => {
-                    host.handle(event, &self.config, &mut self.encoder, &mut self.events)
-                }
-                Role::Client(client) => client.handle(event, &mut self.events),
+                Role::Host(host) => host.handle(
+                    event,
+                    &self.config,
+                    &mut self.encoder,
+                    &mut self.events,
+                    &mut self.poses,
+                ),
+                Role::Client(client) => client.handle(event, &mut self.events, &mut self.poses),
             }
         }
         match &mut self.role {
-            Role::Host(host) => host.send(now, &self.config, &mut self.encoder),
-            Role::Client(client) => client.send(now, &self.config, &mut self.encoder),
+            Role::Host(host) => {
+                host.send(now, &self.config, &mut self.encoder);
+                let own = host.shared.host_peer;
+                for client in host.peers.values_mut() {
+                    client.link.send_poses(&mut self.poses, own, now, true);
+                }
+            }
+            Role::Client(client) => {
+                client.send(now, &self.config, &mut self.encoder);
+                if let (Some(link), Some(own)) = (&mut client.link, client.peer) {
+                    self.poses.apply_clock(&mut link.poses);
+                    link.send_poses(&mut self.poses, own, now, false);
+                }
+            }
         }
     }
 
@@ -686,9 +774,43 @@ impl Drop for Session {
     }
 }
 
+/// Whether a datagram belongs to the pose channel (first byte `0x80..=0xFF`, see
+/// [`crate::xr::stream`]) rather than to replication.
+fn is_pose_datagram(bytes: &[u8]) -> bool {
+    bytes.first().is_some_and(|b| b & crate::xr::stream::POSE_PACKET_TAG != 0)
+}
+
 impl Link {
-    fn new(conn: quinn::Connection, stream: mpsc::Sender<Vec<u8>>, peer: PeerId) -> Link {
+    /// Takes in a pose-channel datagram, answering a clock ping (host).
+    fn receive_poses(&mut self, hub: &mut PoseHub, bytes: &[u8], at: Instant, relay: bool) {
+        self.diagnostics.payload_bytes_received += bytes.len() as u64;
+        if let Inbound::Reply(reply) = hub.receive(&mut self.poses, bytes, at, relay) {
+            self.send_datagram(reply);
+        }
+    }
+
+    /// Sends this tick's pose datagrams (rate-capped by the hub).
+    fn send_poses(&mut self, hub: &mut PoseHub, own: PeerId, now: Instant, relay: bool) {
+        let max = self.conn.max_datagram_size().unwrap_or(0);
+        for datagram in hub.flush(&mut self.poses, own, now, relay, max) {
+            self.send_datagram(datagram);
+        }
+    }
+
+    fn send_datagram(&mut self, datagram: Vec<u8>) {
+        self.diagnostics.payload_bytes_sent += datagram.len() as u64;
+        // A full send buffer drops it: newer poses follow.
+        let _ = self.conn.send_datagram(Bytes::from(datagram));
+    }
+
+    fn new(
+        conn: quinn::Connection,
+        stream: mpsc::Sender<Vec<u8>>,
+        peer: PeerId,
+        poses: PoseLink,
+    ) -> Link {
         Link {
+            poses,
             conn,
             stream,
             backlog: VecDeque::new(),
@@ -706,6 +828,9 @@ impl Link {
         fill_connection(&mut p, &self.conn);
         p.outbox = self.outbox.stats;
         p.pending_keys = self.outbox.pending() as u64;
+        p.poses = self.poses.stats;
+        p.clock_offset_ns = self.poses.clock_offset().unwrap_or(0);
+        p.clock_rtt = self.poses.clock_rtt().unwrap_or_default();
         p
     }
 
@@ -796,6 +921,7 @@ impl Host {
         config: &SessionConfig,
         encoder: &mut Encoder,
         events: &mut VecDeque<SessionEvent>,
+        hub: &mut PoseHub,
     ) {
         match event {
             NetEvent::PeerJoined {
@@ -804,7 +930,8 @@ impl Host {
                 stream,
                 resumed,
             } => {
-                let mut link = Link::new(conn, stream, peer);
+                let volume = config.poses.volume;
+                let mut link = Link::new(conn, stream, peer, PoseLink::new(peer, volume, false));
                 let resume = resume_token();
                 let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
                 let mut client = match self.parked.remove(&peer) {
@@ -861,10 +988,14 @@ impl Host {
                 self.peers.insert(peer, client);
                 events.push_back(SessionEvent::PeerJoined { peer });
             }
-            NetEvent::Datagram { peer, bytes } => {
+            NetEvent::Datagram { peer, bytes, at } => {
                 let Some(client) = self.peers.get_mut(&peer) else {
                     return;
                 };
+                if is_pose_datagram(&bytes) {
+                    client.link.receive_poses(hub, &bytes, at, true);
+                    return;
+                }
                 if let Some(frame) = client.link.receive(&bytes) {
                     let counter = self.next_counters.entry(peer).or_insert(1);
                     apply_client_frame(
@@ -884,6 +1015,7 @@ impl Host {
                 }
             }
             NetEvent::Closed { peer, reason } => {
+                hub.forget(peer);
                 if let Some(client) = self.peers.remove(&peer) {
                     events.push_back(SessionEvent::PeerLeft { peer, reason });
                     // Kept for the client to resume within the grace period.
@@ -1112,7 +1244,7 @@ fn apply_client_frame(
 }
 
 impl Client {
-    fn handle(&mut self, event: NetEvent, events: &mut VecDeque<SessionEvent>) {
+    fn handle(&mut self, event: NetEvent, events: &mut VecDeque<SessionEvent>, hub: &mut PoseHub) {
         match event {
             NetEvent::Joined {
                 peer,
@@ -1124,7 +1256,8 @@ impl Client {
                 resume,
                 resumed,
             } => {
-                let mut link = Link::new(conn, stream, peer);
+                let poses = PoseLink::new(peer, hub.config().volume, true);
+                let mut link = Link::new(conn, stream, peer, poses);
                 self.resume = resume;
                 self.closed = false;
                 match self.link.take() {
@@ -1171,8 +1304,12 @@ impl Client {
                     }
                 }
             }
-            NetEvent::Datagram { bytes, .. } => {
+            NetEvent::Datagram { bytes, at, .. } => {
                 let Some(link) = &mut self.link else { return };
+                if is_pose_datagram(&bytes) {
+                    link.receive_poses(hub, &bytes, at, false);
+                    return;
+                }
                 if let Some(frame) = link.receive(&bytes) {
                     // A refused frame changes nothing; the host sends newer state.
                     if self.replica.apply_frame_in(frame, bytes.len()).is_err() {
@@ -1420,7 +1557,8 @@ async fn run_connection(
         match conn.read_datagram().await {
             Ok(bytes) => {
                 // Datagrams are droppable by design; a full queue drops, and counts.
-                if tx.try_send(NetEvent::Datagram { peer, bytes }).is_err() {
+                let at = Instant::now();
+                if tx.try_send(NetEvent::Datagram { peer, bytes, at }).is_err() {
                     dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }

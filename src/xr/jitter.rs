@@ -38,7 +38,7 @@ pub struct JitterConfig {
 
 impl Default for JitterConfig {
     /// 10 ms to 150 ms of delay starting at 50 ms, at most 100 ms of extrapolation,
-    /// 64 samples, a target of 3 × the jitter, growing at 10 % and shrinking at 2 % of
+    /// 64 samples, a target of 3 × the jitter, growing at 50 % and shrinking at 2 % of
     /// the display time's pace.
     fn default() -> Self {
         JitterConfig {
@@ -48,7 +48,7 @@ impl Default for JitterConfig {
             extrapolation_limit: Duration::from_millis(100),
             capacity: 64,
             jitter_multiplier: 3.0,
-            grow_rate: 0.1,
+            grow_rate: 0.5,
             shrink_rate: 0.02,
         }
     }
@@ -364,6 +364,10 @@ impl JitterBuffer {
     fn adapt_delay(&mut self, display: i64) {
         let min = dur_ns(self.config.min_delay);
         let max = dur_ns(self.config.max_delay);
+        if self.last_display_ns.is_none() {
+            // Nothing was shown yet: start at the target rather than creep toward it.
+            self.delay_ns = self.target_delay_ns();
+        }
         if let Some(prev) = self.last_display_ns {
             if display > prev {
                 let dt = (i128::from(display) - i128::from(prev)) as f64;
@@ -802,7 +806,7 @@ mod tests {
 
     /// The delay grows under jitter (uniform 0–60 ms) and shrinks back, smoothly and
     /// within [min, max], when it stops. Asserted: ≥ 30 ms of growth, back within 5 ms of
-    /// the jitter-free delay, each step ≤ 10 % of the display step.
+    /// the jitter-free delay, each step ≤ `grow_rate` of the display step.
     #[test]
     fn adaptive_delay_grows_and_shrinks() {
         let cfg = JitterConfig::default();
@@ -821,7 +825,7 @@ mod tests {
         let runs: Vec<(f64, Sampled)> = runs.into_iter().map(|(d, s, _)| (d, s)).collect();
         for w in runs.windows(2) {
             let d = (w[1].0 - w[0].0).abs();
-            assert!(d <= 0.1 * P as f64 + 1.0, "delay step {d}");
+            assert!(d <= cfg.grow_rate * P as f64 + 1.0, "delay step {d}");
             assert!(w[1].0 >= min && w[1].0 <= max);
         }
         let at = |i: usize| runs[i.min(runs.len() - 1)].0;

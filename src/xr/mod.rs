@@ -18,6 +18,8 @@ pub mod jitter;
 pub mod pose;
 pub mod predict;
 pub mod quantize;
+pub mod stream;
+pub mod synthetic;
 
 pub use bits::{BitError, BitReader, BitWriter};
 pub use jitter::{JitterBuffer, JitterConfig, PushOutcome, Sampled};

@@ -36,7 +36,7 @@
 use super::bits::{BitReader, BitWriter};
 use super::pose::Pose;
 use super::quantize::{
-    encode_pose_delta, read_quantized_delta, EncodeInfo, QuantizeError, QuantizedPose, Volume,
+    encode_pose_delta, encode_quantized_delta, read_quantized_delta, EncodeInfo, QuantizeError, QuantizedPose, Volume,
     ORIENTATION_BITS,
 };
 
@@ -134,6 +134,18 @@ pub fn encode_pose_predicted(
     encode_pose_delta(pose, &predicted, volume, w)
 }
 
+/// Encodes an already quantised pose against [`predict`]`(reference)`, as
+/// [`encode_pose_predicted`] does for a pose (a relay re-encodes what it received).
+pub fn encode_quantized_predicted(
+    quantized: &QuantizedPose,
+    reference: &Reference,
+    volume: &Volume,
+    w: &mut BitWriter,
+) -> Result<EncodeInfo, QuantizeError> {
+    let predicted = predict(reference, volume)?;
+    encode_quantized_delta(quantized, &predicted, volume, w)
+}
+
 /// Reads the quantised pose written by [`encode_pose_predicted`] against `reference`.
 /// Malformed or truncated input is an error, never a panic.
 pub fn read_quantized_predicted(
@@ -159,21 +171,7 @@ mod tests {
     use super::*;
     use crate::xr::pose::{validate_pose, Quat, Vec3};
     use crate::xr::quantize::encode_pose;
-
-    /// xorshift64* — deterministic, dependency-free.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-        }
-        /// Uniform in [-1, 1].
-        fn unit(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
-        }
-    }
+    use crate::xr::synthetic::{qmul, Rng, SEGMENTS};
 
     fn quantize(p: &Pose, v: &Volume) -> QuantizedPose {
         QuantizedPose::from_pose(p, v).expect("valid").0
@@ -212,33 +210,6 @@ mod tests {
             .fold(0.0, f64::max)
     }
 
-    /// Hamilton product of `[x, y, z, w]` quaternions.
-    fn qmul(a: [f64; 4], b: [f64; 4]) -> [f64; 4] {
-        [
-            a[3] * b[0] + a[0] * b[3] + a[1] * b[2] - a[2] * b[1],
-            a[3] * b[1] - a[0] * b[2] + a[1] * b[3] + a[2] * b[0],
-            a[3] * b[2] + a[0] * b[1] - a[1] * b[0] + a[2] * b[3],
-            a[3] * b[3] - a[0] * b[0] - a[1] * b[1] - a[2] * b[2],
-        ]
-    }
-
-    /// Rotation by `angle` radians about unit `axis`.
-    fn axis_angle(axis: [f64; 3], angle: f64) -> [f64; 4] {
-        let (s, c) = (angle / 2.0).sin_cos();
-        [axis[0] * s, axis[1] * s, axis[2] * s, c]
-    }
-
-    /// Yaw (about y), then pitch (about x), then roll (about z).
-    fn ypr(yaw: f64, pitch: f64, roll: f64) -> [f64; 4] {
-        qmul(
-            qmul(
-                axis_angle([0.0, 1.0, 0.0], yaw),
-                axis_angle([1.0, 0.0, 0.0], pitch),
-            ),
-            axis_angle([0.0, 0.0, 1.0], roll),
-        )
-    }
-
     fn to_pose(q: [f64; 4], p: [f64; 3]) -> Pose {
         Pose::new(
             Quat::from_array(q.map(|c| c as f32)),
@@ -246,108 +217,8 @@ mod tests {
         )
     }
 
-    /// Smooth 0..1..0 envelope: 1 inside `[a, b]`, 0.7 s smoothstep ramps outside.
-    fn env(t: f64, a: f64, b: f64) -> f64 {
-        let ramp = 0.7;
-        let s = |x: f64| {
-            let x = x.clamp(0.0, 1.0);
-            x * x * (3.0 - 2.0 * x)
-        };
-        s((t - a + ramp) / ramp) * s((b + ramp - t) / ramp)
-    }
-
-    /// Activity segments of the synthetic avatar, in seconds.
-    const SEGMENTS: [(&str, f64, f64); 6] = [
-        ("idle", 0.0, 8.0),
-        ("looking around", 8.0, 20.0),
-        ("walking", 20.0, 35.0),
-        ("reaching", 35.0, 45.0),
-        ("fast gestures", 45.0, 55.0),
-        ("mixed", 55.0, 60.0),
-    ];
-
-    /// A deterministic 3-point avatar (head, left hand, right hand) at 90 Hz for 60 s:
-    /// idle (breathing sway), looking around (yaw ±70°, pitch ±15°), walking (1.2 m/s with
-    /// head bob and arm swing, turning), reaching (0.4 m hand reaches), fast gestures (2.5 Hz
-    /// hand waves with ±60° wrist rotation), mixed; plus tracker noise of ±0.2 mm and
-    /// ±0.01° (xorshift).
     fn avatar() -> Vec<[Pose; 3]> {
-        let mut rng = Rng(0x5EED_A7A7_0001);
-        let mut body = [0.0f64, 0.0, 0.0];
-        let mut heading = 0.0f64;
-        let dt = 1.0 / 90.0;
-        (0..5400)
-            .map(|i| {
-                let t = f64::from(i) * dt;
-                let idle = env(t, 0.0, 8.0);
-                let look = env(t, 8.0, 20.0) + 0.5 * env(t, 55.0, 60.0);
-                let walk = env(t, 20.0, 35.0);
-                let reach = env(t, 35.0, 45.0);
-                let gest = env(t, 45.0, 55.0) + 0.5 * env(t, 55.0, 60.0);
-                // Walking: integrate speed along a slowly turning heading.
-                heading += walk * 0.25 * (t * 0.3).sin() * dt;
-                let speed = 1.2 * walk;
-                body[0] += speed * heading.sin() * dt;
-                body[2] -= speed * heading.cos() * dt;
-                let stride = 2.0 * std::f64::consts::PI * 0.9 * t;
-                // Head.
-                let breath = 0.003 * (t * 1.6).sin() * (0.3 + idle);
-                let yaw_look = look * (1.0 * (0.6 * t).sin() + 0.25 * (1.7 * t).sin());
-                let pitch = look * 0.25 * (0.9 * t).sin()
-                    + 0.02 * (0.4 * t).sin()
-                    + reach * 0.3 * (0.8 * t).sin().max(0.0);
-                let roll = 0.03 * (0.3 * t).sin() + walk * 0.02 * stride.sin();
-                let head_yaw = heading + yaw_look + 0.05 * (0.2 * t).sin();
-                let body_yaw = heading + 0.3 * yaw_look;
-                let (sy, cy) = body_yaw.sin_cos();
-                let rot = |o: [f64; 3]| [cy * o[0] + sy * o[2], o[1], -sy * o[0] + cy * o[2]];
-                let head_p = [
-                    body[0] + walk * 0.015 * stride.sin(),
-                    1.65 + breath + walk * 0.025 * (2.0 * stride).sin(),
-                    body[2] + 0.01 * (0.5 * t).sin(),
-                ];
-                let head_q = ypr(head_yaw, pitch, roll);
-                let mut out = [Pose::IDENTITY; 3];
-                out[0] = noisy(&mut rng, head_q, head_p);
-                for (k, side) in [(1usize, -1.0f64), (2, 1.0)] {
-                    let ph = if k == 1 { 0.0 } else { 1.3 };
-                    // Reaching: a smooth 0..1 cycle of 2.4 s per hand, out of phase.
-                    let cyc =
-                        (0.5 - 0.5 * (2.0 * std::f64::consts::PI * t / 2.4 + ph).cos()) * reach;
-                    let wave = gest * (2.0 * std::f64::consts::PI * 2.5 * t + ph).sin();
-                    let swing = walk * side * stride.sin();
-                    let off = [
-                        side * (0.22 + 0.15 * cyc) + 0.12 * wave,
-                        -0.5 + 0.35 * cyc
-                            + 0.1 * gest
-                            + 0.06 * wave.abs()
-                            + 0.01 * (1.1 * t + ph).sin(),
-                        -0.25 - 0.35 * cyc - 0.2 * swing.abs().min(1.0) * 0.5 + 0.2 * swing
-                            - 0.15 * gest,
-                    ];
-                    let o = rot(off);
-                    let p = [
-                        head_p[0] * 0.0 + body[0] + o[0],
-                        1.65 + o[1],
-                        body[2] + o[2],
-                    ];
-                    let q = ypr(
-                        body_yaw + side * 0.3 + 0.4 * wave,
-                        -0.5 + 0.6 * cyc + 0.3 * swing,
-                        side * 0.2 + 1.05 * wave + 0.05 * (0.7 * t).sin(),
-                    );
-                    out[k] = noisy(&mut rng, q, p);
-                }
-                out
-            })
-            .collect()
-    }
-
-    fn noisy(rng: &mut Rng, q: [f64; 4], p: [f64; 3]) -> Pose {
-        let p = p.map(|c| c + 0.0002 * rng.unit());
-        let e = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * 0.5 * 0.01f64.to_radians());
-        let q = qmul(q, [e[0], e[1], e[2], 1.0]);
-        to_pose(q, p)
+        crate::xr::synthetic::avatar(5400)
     }
 
     #[derive(Default)]

@@ -425,7 +425,24 @@ pub fn encode_pose_delta(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     let (quantized, clamped) = QuantizedPose::from_pose(pose, volume)?;
-    if !reference.fits(volume) {
+    let mut info = encode_quantized_delta(&quantized, reference, volume, w)?;
+    info.clamped = clamped;
+    Ok(info)
+}
+
+/// Encodes an already quantised pose against `reference` exactly as [`encode_pose_delta`]
+/// does (a relay forwards what it received without quantising twice). Errors when either
+/// pose does not fit the volume.
+pub fn encode_quantized_delta(
+    quantized: &QuantizedPose,
+    reference: &QuantizedPose,
+    volume: &Volume,
+    w: &mut BitWriter,
+) -> Result<EncodeInfo, QuantizeError> {
+    volume.validate()?;
+    let quantized = *quantized;
+    let clamped = false;
+    if !quantized.fits(volume) || !reference.fits(volume) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
     let (pos, pos_bits) = plan_group(

@@ -1,0 +1,743 @@
+//! XR poses in a session: the local devices' newest samples, per link a pose stream
+//! ([`crate::xr::stream`]) with a send-rate cap and per-device acknowledgement, the clock
+//! offset to the host, and per remote device a jitter buffer to render from.
+//!
+//! Topology: each client streams its own devices to the host; the host streams its own and
+//! every other client's devices to each client (never a client's own back). All times on
+//! the wire are on the host's clock: a client maps its pushes onto it with the offset it
+//! estimated, and maps received samples back. A client sends no poses until it has a first
+//! estimate (one round trip after joining), so receivers never see a sender's times jump.
+//!
+//! # Clock offset
+//! A client sends a ping with its local time `t0`; the host answers with `t0`, its arrival
+//! time `t1` and its send time `t2`; at `t3` the client takes the round trip
+//! `(t3 − t0) − (t2 − t1)` and the offset `((t1 − t0) + (t2 − t3)) / 2` (host − client).
+//! Of the last [`CLOCK_SAMPLES`] answers the one with the smallest round trip is the
+//! estimate (queueing only ever adds delay); the offset in use moves toward it by at most
+//! [`CLOCK_SLEW_NS`] per tick, so render times never jump. Pings start with the first
+//! pose pushed or received, so a session without XR sends none.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::world::PeerId;
+use crate::xr::stream::{
+    PoseReceiver, PoseSender, QuantizedController, Section, StreamError,
+    StreamSample, CLOCK_MESSAGE_TAG, TIME_UNIT_NS,
+};
+use crate::xr::{
+    validate_sample, ControllerState, Device, JitterBuffer, JitterConfig, PoseError, PoseSample,
+    QuantizeError, Sampled, Volume,
+};
+
+/// Answers kept for the clock estimate.
+pub const CLOCK_SAMPLES: usize = 16;
+/// Largest change of the clock offset in use per tick, nanoseconds.
+pub const CLOCK_SLEW_NS: i64 = 500_000;
+/// Clock pings: every 100 ms until [`CLOCK_SAMPLES`] answers, then every second.
+const PING_FAST: Duration = Duration::from_millis(100);
+const PING_SLOW: Duration = Duration::from_secs(1);
+/// Packets of the pose stream remembered for matching acknowledgements.
+const IN_FLIGHT: usize = 64;
+/// Send credit a link may save up, in packets (absorbs engine-frame jitter).
+const MAX_CREDIT: f64 = 2.0;
+
+const PING: u8 = CLOCK_MESSAGE_TAG;
+const PONG: u8 = CLOCK_MESSAGE_TAG | 1;
+const PING_LEN: usize = 1 + 8;
+const PONG_LEN: usize = 1 + 3 * 8;
+
+/// Settings of a session's pose streams.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PoseConfig {
+    /// The volume poses are quantised in (must be equal on every peer).
+    pub volume: Volume,
+    /// Most pose packets per second to each peer (every push up to this rate).
+    pub max_rate_hz: f64,
+    /// Jitter buffer settings for remote devices.
+    pub jitter: JitterConfig,
+}
+
+impl Default for PoseConfig {
+    /// The default volume, 90 Hz, the default jitter buffer.
+    fn default() -> Self {
+        PoseConfig {
+            volume: Volume::default(),
+            max_rate_hz: 90.0,
+            jitter: JitterConfig::default(),
+        }
+    }
+}
+
+/// Why a pose or controller push was refused; nothing was stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PosePushError {
+    /// NaN, infinite or zero-quaternion input.
+    #[error(transparent)]
+    Invalid(#[from] PoseError),
+    /// The sample's time is before the device's previous sample.
+    #[error("sample time {time} ns runs backwards (the device's last sample was at {last} ns)")]
+    TimeBackwards {
+        /// The refused time.
+        time: i64,
+        /// The device's newest time.
+        last: i64,
+    },
+    /// The device index is not a device.
+    #[error("device {0} does not exist (0 head, 1 left hand, 2 right hand, 3-10 trackers)")]
+    NoSuchDevice(u8),
+    /// A controller state for a device with no pose pushed yet.
+    #[error("controller state for device {0} before any pose of it: push a pose first")]
+    NoPose(u8),
+}
+
+impl From<QuantizeError> for PosePushError {
+    fn from(e: QuantizeError) -> Self {
+        match e {
+            QuantizeError::InvalidPose(p) => PosePushError::Invalid(p),
+            // The volume is validated when the session starts; anything else is a bad pose.
+            _ => PosePushError::Invalid(PoseError::NonFinitePosition),
+        }
+    }
+}
+
+/// Pose stream figures of one link.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoseLinkStats {
+    /// Pose packets sent (acknowledgements alone included).
+    pub packets_sent: u64,
+    /// Their bytes (payload of the QUIC datagram).
+    pub bytes_sent: u64,
+    /// Device samples sent.
+    pub samples_sent: u64,
+    /// Pose packets received and decoded.
+    pub packets_received: u64,
+    /// Their bytes.
+    pub bytes_received: u64,
+    /// Packets refused: malformed, or naming a reference not received.
+    pub malformed: u64,
+    /// Packets dropped as duplicates or too old to matter.
+    pub stale: u64,
+    /// Clock messages sent and received.
+    pub clock_messages: u64,
+}
+
+/// One remote device as this peer renders it.
+struct RemoteDevice {
+    buffer: JitterBuffer,
+    controller: Option<(i64, QuantizedController)>,
+}
+
+/// A source device's newest sample, as relayed and sent.
+#[derive(Clone, Copy)]
+struct Latest {
+    sample: StreamSample,
+    pose_version: u64,
+    controller: Option<QuantizedController>,
+    controller_version: u64,
+}
+
+/// The client's estimate of the host clock.
+#[derive(Default)]
+struct ClockSync {
+    answers: VecDeque<(i64, i64)>,
+    estimate: Option<i64>,
+    applied: Option<i64>,
+    last_ping: Option<Instant>,
+    best_rtt_ns: Option<i64>,
+}
+
+impl ClockSync {
+    fn on_pong(&mut self, t0: i64, t1: i64, t2: i64, t3: i64) {
+        let rtt = (t3 - t0).saturating_sub(t2 - t1);
+        if rtt < 0 || t3 < t0 {
+            return;
+        }
+        let offset = ((i128::from(t1) - i128::from(t0) + i128::from(t2) - i128::from(t3)) / 2)
+            as i64;
+        if self.answers.len() == CLOCK_SAMPLES {
+            self.answers.pop_front();
+        }
+        self.answers.push_back((rtt, offset));
+        if let Some(&(rtt, offset)) = self.answers.iter().min_by_key(|a| a.0) {
+            self.estimate = Some(offset);
+            self.best_rtt_ns = Some(rtt);
+        }
+    }
+
+    /// Moves the applied offset toward the estimate (a jump only for the first).
+    fn slew(&mut self) -> Option<i64> {
+        let e = self.estimate?;
+        let a = match self.applied {
+            None => e,
+            Some(a) => a + (e - a).clamp(-CLOCK_SLEW_NS, CLOCK_SLEW_NS),
+        };
+        self.applied = Some(a);
+        Some(a)
+    }
+
+    fn ping_due(&self, now: Instant) -> bool {
+        let every = if self.answers.len() < CLOCK_SAMPLES {
+            PING_FAST
+        } else {
+            PING_SLOW
+        };
+        self.last_ping.is_none_or(|t| now.duration_since(t) >= every)
+    }
+}
+
+/// The pose stream with one peer.
+pub(crate) struct PoseLink {
+    peer: PeerId,
+    sender: PoseSender,
+    receiver: PoseReceiver,
+    /// Per source device, the pose and controller versions the peer acknowledged.
+    acked: FxHashMap<(PeerId, Device), (u64, u64)>,
+    in_flight: VecDeque<(u64, Vec<((PeerId, Device), u64, u64)>)>,
+    credit: f64,
+    last_flush: Option<Instant>,
+    /// Client side only: the estimate of the host's clock.
+    clock: Option<ClockSync>,
+    pub(crate) stats: PoseLinkStats,
+}
+
+impl PoseLink {
+    /// The stream with `peer`; `client` when this side is a client (it syncs its clock).
+    pub(crate) fn new(peer: PeerId, volume: Volume, client: bool) -> PoseLink {
+        PoseLink {
+            peer,
+            sender: PoseSender::new(volume),
+            receiver: PoseReceiver::new(volume),
+            acked: FxHashMap::default(),
+            in_flight: VecDeque::new(),
+            credit: 1.0,
+            last_flush: None,
+            clock: client.then(ClockSync::default),
+            stats: PoseLinkStats::default(),
+        }
+    }
+
+    /// The offset in use, host clock − local clock (clients; `Some(0)` on the host).
+    pub(crate) fn clock_offset(&self) -> Option<i64> {
+        match &self.clock {
+            None => Some(0),
+            Some(c) => c.applied,
+        }
+    }
+
+    /// The best clock round trip measured (clients).
+    pub(crate) fn clock_rtt(&self) -> Option<Duration> {
+        let ns = self.clock.as_ref()?.best_rtt_ns?;
+        Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(0)))
+    }
+
+    fn on_ack(&mut self, ack: u16) {
+        let Some(seq) = self.sender.on_ack(ack) else {
+            return;
+        };
+        let Some(pos) = self.in_flight.iter().position(|(s, _)| *s == seq) else {
+            return;
+        };
+        if let Some((_, entries)) = self.in_flight.get(pos) {
+            for &(key, pose, controller) in entries {
+                let e = self.acked.entry(key).or_insert((0, 0));
+                e.0 = e.0.max(pose);
+                e.1 = e.1.max(controller);
+            }
+        }
+    }
+}
+
+/// A datagram of the pose channel, as the session should treat it.
+pub(crate) enum Inbound {
+    /// Samples of these sources arrived (already in the buffers).
+    Samples,
+    /// A clock ping to answer (host): the reply to send.
+    Reply(Vec<u8>),
+    /// Nothing to do (a pong, an acknowledgement alone).
+    Nothing,
+}
+
+/// All pose state of a session.
+pub(crate) struct PoseHub {
+    config: PoseConfig,
+    /// The session clock's origin; local time = elapsed + `xr_offset`.
+    epoch: Instant,
+    xr_offset: i64,
+    /// This peer's own devices' newest samples (times in local time).
+    own: FxHashMap<Device, Latest>,
+    /// Host: the newest sample of every client device, to relay.
+    latest: FxHashMap<(PeerId, Device), Latest>,
+    /// Own devices' newest pushed time (in local time), for the backwards check.
+    pushed: FxHashMap<Device, i64>,
+    remote: FxHashMap<(PeerId, Device), RemoteDevice>,
+    /// Whether any pose sample arrived (clients start their clock pings then).
+    heard: bool,
+    next_version: u64,
+}
+
+impl PoseHub {
+    pub(crate) fn new(config: PoseConfig) -> PoseHub {
+        PoseHub {
+            config,
+            epoch: Instant::now(),
+            xr_offset: 0,
+            own: FxHashMap::default(),
+            latest: FxHashMap::default(),
+            pushed: FxHashMap::default(),
+            remote: FxHashMap::default(),
+            heard: false,
+            next_version: 1,
+        }
+    }
+
+    pub(crate) fn config(&self) -> &PoseConfig {
+        &self.config
+    }
+
+    /// Local time in nanoseconds (the engine's `XrTime` once [`PoseHub::set_xr_time`] was
+    /// called) at `at`.
+    pub(crate) fn local_ns(&self, at: Instant) -> i64 {
+        let elapsed = at.saturating_duration_since(self.epoch).as_nanos();
+        i64::try_from(elapsed)
+            .unwrap_or(i64::MAX)
+            .saturating_add(self.xr_offset)
+    }
+
+    /// Declares that the engine's `XrTime` is `xr_now` at this instant.
+    pub(crate) fn set_xr_time(&mut self, xr_now: i64) {
+        let elapsed = i64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(i64::MAX);
+        self.xr_offset = xr_now.saturating_sub(elapsed);
+    }
+
+    fn version(&mut self) -> u64 {
+        self.next_version += 1;
+        self.next_version
+    }
+
+    /// Stores a local device's sample (times in local time; the session converts them to
+    /// the host's clock when it sends).
+    pub(crate) fn push(
+        &mut self,
+        device: Device,
+        sample: &PoseSample,
+    ) -> Result<(), PosePushError> {
+        let sample = validate_sample(sample)?;
+        if let Some(&last) = self.pushed.get(&device) {
+            if sample.time < last {
+                return Err(PosePushError::TimeBackwards {
+                    time: sample.time,
+                    last,
+                });
+            }
+        }
+        let (quantized, _) =
+            StreamSample::from_sample(device, &sample, None, &self.config.volume)?;
+        self.pushed.insert(device, sample.time);
+        let version = self.version();
+        let entry = self.own.entry(device).or_insert(Latest {
+            sample: quantized,
+            pose_version: 0,
+            controller: None,
+            controller_version: 0,
+        });
+        entry.sample = quantized;
+        entry.pose_version = version;
+        Ok(())
+    }
+
+    /// Stores a local controller's state.
+    pub(crate) fn push_controller(
+        &mut self,
+        device: Device,
+        state: &ControllerState,
+    ) -> Result<(), PosePushError> {
+        let analog = [state.trigger, state.grip, state.thumb_x, state.thumb_y];
+        if analog.iter().any(|v| !v.is_finite()) {
+            return Err(PoseError::NonFiniteVelocity.into());
+        }
+        let version = self.version();
+        let Some(entry) = self.own.get_mut(&device) else {
+            return Err(PosePushError::NoPose(device.index()));
+        };
+        entry.controller = Some(QuantizedController::new(state));
+        entry.controller_version = version;
+        Ok(())
+    }
+
+    /// Renders a remote device for local display time `display_ns`.
+    pub(crate) fn sample(&mut self, peer: PeerId, device: Device, display_ns: i64) -> Option<Sampled> {
+        self.remote.get_mut(&(peer, device))?.buffer.sample(display_ns)
+    }
+
+    /// The newest controller state of a remote device.
+    pub(crate) fn controller(&self, peer: PeerId, device: Device) -> Option<ControllerState> {
+        let (_, c) = self.remote.get(&(peer, device))?.controller?;
+        Some(c.state())
+    }
+
+    /// Remote devices known, as (peer, device).
+    pub(crate) fn remote_devices(&self) -> Vec<(PeerId, Device)> {
+        let mut v: Vec<_> = self.remote.keys().copied().collect();
+        v.sort();
+        v
+    }
+
+    /// Forgets a peer's devices (it left).
+    pub(crate) fn forget(&mut self, peer: PeerId) {
+        self.latest.retain(|k, _| k.0 != peer);
+        self.remote.retain(|k, _| k.0 != peer);
+    }
+
+    /// Handles a pose-channel datagram from `link.peer`. `relay` is true on the host, which
+    /// keeps a client's samples to forward; `arrival` is when the datagram arrived.
+    pub(crate) fn receive(
+        &mut self,
+        link: &mut PoseLink,
+        bytes: &[u8],
+        arrival: Instant,
+        relay: bool,
+    ) -> Inbound {
+        let now = self.local_ns(arrival);
+        match bytes.first() {
+            Some(&PING) if bytes.len() == PING_LEN && relay => {
+                link.stats.clock_messages += 1;
+                let mut reply = Vec::with_capacity(PONG_LEN);
+                reply.push(PONG);
+                reply.extend_from_slice(&bytes[1..9]);
+                reply.extend_from_slice(&now.to_le_bytes());
+                reply.extend_from_slice(&self.local_ns(Instant::now()).to_le_bytes());
+                return Inbound::Reply(reply);
+            }
+            Some(&PONG) if bytes.len() == PONG_LEN => {
+                let Some(clock) = link.clock.as_mut() else {
+                    link.stats.malformed += 1;
+                    return Inbound::Nothing;
+                };
+                link.stats.clock_messages += 1;
+                let field = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&bytes[1 + 8 * i..9 + 8 * i]);
+                    i64::from_le_bytes(b)
+                };
+                clock.on_pong(field(0), field(1), field(2), now);
+                return Inbound::Nothing;
+            }
+            Some(&b) if b & CLOCK_MESSAGE_TAG == CLOCK_MESSAGE_TAG => {
+                link.stats.malformed += 1;
+                return Inbound::Nothing;
+            }
+            _ => {}
+        }
+        let decoded = match link.receiver.decode(bytes, !relay, link.peer) {
+            Ok(d) => d,
+            Err(StreamError::Stale | StreamError::Duplicate) => {
+                link.stats.stale += 1;
+                return Inbound::Nothing;
+            }
+            Err(_) => {
+                link.stats.malformed += 1;
+                return Inbound::Nothing;
+            }
+        };
+        link.stats.packets_received += 1;
+        link.stats.bytes_received += bytes.len() as u64;
+        if let Some(ack) = decoded.ack {
+            link.on_ack(ack);
+        }
+        if decoded.sections.is_empty() {
+            return Inbound::Nothing;
+        }
+        // Host time → local time: minus (host − local). Until a client knows the offset it
+        // renders nothing (the first estimate would make render times jump); the samples
+        // keep coming, newest first.
+        let Some(offset_ns) = link.clock_offset() else {
+            self.heard = true;
+            return Inbound::Nothing;
+        };
+        self.heard = true;
+        for section in decoded.sections {
+            for s in section.samples {
+                self.take_remote(section.source, s, offset_ns, now, relay);
+            }
+        }
+        Inbound::Samples
+    }
+
+    fn take_remote(&mut self, source: PeerId, s: StreamSample, offset_ns: i64, now: i64, relay: bool) {
+        let volume = self.config.volume;
+        let jitter = self.config.jitter;
+        let remote = self
+            .remote
+            .entry((source, s.device))
+            .or_insert_with(|| RemoteDevice {
+                buffer: JitterBuffer::new(jitter),
+                controller: None,
+            });
+        remote.buffer.set_clock_offset(-offset_ns);
+        remote.buffer.push(s.to_sample(&volume), now);
+        if let Some(c) = s.controller {
+            if remote.controller.is_none_or(|(t, _)| s.time >= t) {
+                remote.controller = Some((s.time, c));
+            }
+        }
+        if !relay {
+            return;
+        }
+        let newer = self
+            .latest
+            .get(&(source, s.device))
+            .is_none_or(|l| s.time > l.sample.time);
+        if newer {
+            let pose_version = self.version();
+            let controller_version = if s.controller.is_some() {
+                self.version()
+            } else {
+                0
+            };
+            let previous = self.latest.get(&(source, s.device)).copied();
+            self.latest.insert(
+                (source, s.device),
+                Latest {
+                    sample: StreamSample {
+                        controller: None,
+                        ..s
+                    },
+                    pose_version,
+                    controller: s.controller.or(previous.and_then(|p| p.controller)),
+                    controller_version: if s.controller.is_some() {
+                        controller_version
+                    } else {
+                        previous.map_or(0, |p| p.controller_version)
+                    },
+                },
+            );
+        }
+    }
+
+    /// Keeps every remote buffer's clock offset in step with the link's estimate (clients).
+    pub(crate) fn apply_clock(&mut self, link: &mut PoseLink) {
+        let Some(clock) = link.clock.as_mut() else {
+            return;
+        };
+        if let Some(offset) = clock.slew() {
+            for r in self.remote.values_mut() {
+                r.buffer.set_clock_offset(-offset);
+            }
+        }
+    }
+
+    /// The datagrams to send on `link` now: a clock ping when due (clients), and a pose
+    /// packet when the rate allows and there is something (or an acknowledgement) to send.
+    /// `own` is this peer; `relay` is true on the host (it forwards other clients' devices).
+    pub(crate) fn flush(
+        &mut self,
+        link: &mut PoseLink,
+        own: PeerId,
+        now: Instant,
+        relay: bool,
+        max_bytes: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut out = Vec::new();
+        let local_now = self.local_ns(now);
+        // Clocks are synchronised only while poses are in use: a session without XR pays
+        // nothing.
+        let active = self.heard || !self.own.is_empty();
+        if let Some(clock) = link.clock.as_mut().filter(|_| active) {
+            if clock.ping_due(now) {
+                clock.last_ping = Some(now);
+                let mut ping = Vec::with_capacity(PING_LEN);
+                ping.push(PING);
+                ping.extend_from_slice(&local_now.to_le_bytes());
+                link.stats.clock_messages += 1;
+                out.push(ping);
+            }
+        }
+        let elapsed = link
+            .last_flush
+            .map_or(1.0, |t| now.duration_since(t).as_secs_f64() * self.config.max_rate_hz);
+        link.last_flush = Some(now);
+        link.credit = (link.credit + elapsed).min(MAX_CREDIT);
+        if link.credit < 1.0 || max_bytes == 0 {
+            return out;
+        }
+        // A client without a clock estimate sends no samples yet (only acknowledgements).
+        let offset_units = link.clock_offset().map(|o| o / TIME_UNIT_NS);
+        let mut sections: Vec<Section> = Vec::new();
+        let mut entries = Vec::new();
+        if let Some(offset_units) = offset_units {
+            let mut keys: Vec<_> = self
+                .own
+                .iter()
+                .map(|(&d, l)| ((own, d), *l))
+                .collect();
+            if relay {
+                keys.extend(
+                    self.latest
+                        .iter()
+                        .filter(|((source, _), _)| *source != link.peer && *source != own)
+                        .map(|(k, l)| (*k, *l)),
+                );
+            }
+            keys.sort_by_key(|(k, _)| *k);
+            for ((source, device), l) in keys {
+                let (pose_acked, controller_acked) =
+                    link.acked.get(&(source, device)).copied().unwrap_or((0, 0));
+                let send_controller = l.controller_version > controller_acked;
+                if l.pose_version <= pose_acked && !send_controller {
+                    continue;
+                }
+                let mut sample = l.sample;
+                if source == own {
+                    // Own pushes are in local time; the wire is on the host's clock.
+                    sample.time = sample.time.saturating_add(offset_units);
+                }
+                if send_controller {
+                    sample.controller = l.controller;
+                }
+                if sections.last().is_none_or(|s| s.source != source) {
+                    sections.push(Section {
+                        source,
+                        samples: Vec::new(),
+                    });
+                }
+                if let Some(s) = sections.last_mut() {
+                    s.samples.push(sample);
+                }
+                entries.push((
+                    source,
+                    (source, device),
+                    l.pose_version,
+                    if send_controller {
+                        l.controller_version
+                    } else {
+                        0
+                    },
+                ));
+            }
+        }
+        let ack = link.receiver.take_ack();
+        if sections.is_empty() && ack.is_none() {
+            return out;
+        }
+        let Ok(encoded) = link.sender.encode(&sections, ack, relay, max_bytes) else {
+            return out;
+        };
+        let included: Vec<PeerId> = sections
+            .iter()
+            .take(encoded.sections)
+            .map(|s| s.source)
+            .collect();
+        let sent: Vec<_> = entries
+            .into_iter()
+            .filter(|(source, ..)| included.contains(source))
+            .map(|(_, key, p, c)| (key, p, c))
+            .collect();
+        link.stats.samples_sent += sent.len() as u64;
+        if link.in_flight.len() == IN_FLIGHT {
+            link.in_flight.pop_front();
+        }
+        link.in_flight.push_back((encoded.seq, sent));
+        link.credit -= 1.0;
+        link.stats.packets_sent += 1;
+        link.stats.bytes_sent += encoded.bytes.len() as u64;
+        out.push(encoded.bytes);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::xr::{Pose, PoseFlags, Quat, Vec3};
+
+    fn sample(time: i64) -> PoseSample {
+        PoseSample {
+            pose: Pose::new(Quat::new(0.0, 0.0, 0.0, 2.0), Vec3::new(0.1, 1.6, 0.0)),
+            time,
+            flags: PoseFlags::ALL,
+            linear_velocity: None,
+            angular_velocity: None,
+        }
+    }
+
+    #[test]
+    fn pushes_reject_bad_input_and_backwards_time() {
+        let mut hub = PoseHub::new(PoseConfig::default());
+        hub.push(Device::HEAD, &sample(1000)).expect("valid");
+        hub.push(Device::HEAD, &sample(1000)).expect("same time replaces");
+        assert_eq!(
+            hub.push(Device::HEAD, &sample(999)),
+            Err(PosePushError::TimeBackwards {
+                time: 999,
+                last: 1000
+            })
+        );
+        let mut nan = sample(2000);
+        nan.pose.position.x = f32::NAN;
+        assert!(matches!(
+            hub.push(Device::HEAD, &nan),
+            Err(PosePushError::Invalid(PoseError::NonFinitePosition))
+        ));
+        let mut zero = sample(2000);
+        zero.pose.orientation = Quat::new(0.0, 0.0, 0.0, 0.0);
+        assert!(hub.push(Device::HEAD, &zero).is_err());
+        // Refused pushes stored nothing: the newest time is still 1000.
+        assert!(hub.push(Device::HEAD, &sample(1500)).is_ok());
+        assert_eq!(hub.pushed.get(&Device::HEAD), Some(&1500));
+        let c = ControllerState {
+            trigger: f32::NAN,
+            ..ControllerState::default()
+        };
+        assert!(hub.push_controller(Device::LEFT_HAND, &c).is_err());
+    }
+
+    #[test]
+    fn the_clock_estimate_takes_the_fastest_round_trip() {
+        let mut c = ClockSync::default();
+        // Host clock = client + 5 ms. Answers with queueing delays on either leg.
+        let offset = 5_000_000;
+        for (i, (up, down)) in [(3_000_000, 1_000_000), (400_000, 400_000), (9_000_000, 200_000)]
+            .into_iter()
+            .enumerate()
+        {
+            let t0 = i as i64 * 100_000_000;
+            let t1 = t0 + up + offset;
+            let t2 = t1 + 50_000;
+            let t3 = t2 - offset + down;
+            c.on_pong(t0, t1, t2, t3);
+        }
+        assert_eq!(c.estimate, Some(offset));
+        assert_eq!(c.best_rtt_ns, Some(800_000));
+        // The first estimate is applied at once, later ones slewed.
+        assert_eq!(c.slew(), Some(offset));
+        c.estimate = Some(offset + 10 * CLOCK_SLEW_NS);
+        assert_eq!(c.slew(), Some(offset + CLOCK_SLEW_NS));
+        // Nonsense answers (negative round trip) are ignored.
+        c.on_pong(100, 0, 1_000_000, 50);
+        assert_eq!(c.answers.len(), 3);
+    }
+
+    #[test]
+    fn the_rate_cap_limits_packets_and_a_relay_never_echoes() {
+        let config = PoseConfig::default();
+        let mut host = PoseHub::new(config);
+        let mut link = PoseLink::new(2, config.volume, false);
+        let start = Instant::now();
+        let mut sent = 0;
+        // 240 pushes in 1 s (240 Hz): at most ~90 packets leave.
+        for i in 0..240u32 {
+            let at = start + Duration::from_micros(u64::from(i) * 4_167);
+            host.push(Device::HEAD, &sample(i64::from(i) * 4_167_000))
+                .expect("push");
+            sent += host.flush(&mut link, 1, at, true, 1200).len();
+        }
+        assert!((85..=93).contains(&sent), "{sent}");
+        // Samples of the link's own peer are never sent back to it.
+        let mut other = PoseLink::new(1, config.volume, false);
+        let later = start + Duration::from_secs(2);
+        assert!(host.flush(&mut other, 1, later, true, 1200).is_empty());
+    }
+}
