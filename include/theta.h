@@ -425,6 +425,51 @@ typedef struct {
     uint8_t reserved[1];
 } ThetaSessionEvent;
 
+// A controller's input state: a buttons bitmask, trigger and grip in `[0, 1]`,
+// thumbstick x / y in `[-1, 1]`.
+typedef struct {
+    // Pressed buttons, one bit each (the mapping is the application's).
+    uint32_t buttons;
+    // Trigger, 0 released to 1 pressed.
+    float trigger;
+    // Grip, 0 released to 1 pressed.
+    float grip;
+    // Thumbstick x, -1 left to 1 right.
+    float thumb_x;
+    // Thumbstick y, -1 down to 1 up.
+    float thumb_y;
+} ThetaControllerState;
+
+// A quaternion, layout-identical to `XrQuaternionf` (x, y, z, w).
+typedef struct {
+    // x.
+    float x;
+    // y.
+    float y;
+    // z.
+    float z;
+    // w.
+    float w;
+} ThetaQuaternionf;
+
+// A 3-vector of floats, layout-identical to `XrVector3f`.
+typedef struct {
+    // x.
+    float x;
+    // y.
+    float y;
+    // z.
+    float z;
+} ThetaVector3f;
+
+// A pose, layout-identical to `XrPosef`: orientation, then position (metres).
+typedef struct {
+    // Orientation (a unit quaternion; others are normalised, a zero one is refused).
+    ThetaQuaternionf orientation;
+    // Position in metres.
+    ThetaVector3f position;
+} ThetaPosef;
+
 // Figures of a session.
 typedef struct {
     // The current tick (host) or the newest host tick applied (client).
@@ -840,6 +885,12 @@ ThetaStatus theta_session_mint_token(ThetaSession session,
                                      size_t capacity,
                                      size_t *out_len);
 
+// Writes the session clock now, in `XrTime` nanoseconds (see `theta_session_set_xr_time`).
+//
+// # Safety
+// `out_time` must point to a writable `int64_t`.
+ThetaStatus theta_session_now(ThetaSession session, int64_t *out_time);
+
 // Writes this session's peer id: the host's, or the one the host gave this client;
 // `THETA_STATUS_NOT_FOUND` on a client that has not joined (yet).
 //
@@ -874,6 +925,46 @@ ThetaStatus theta_session_poll_events(ThetaSession session,
                                       size_t capacity,
                                       size_t *out_count);
 
+// Stores the input state of a controller whose pose was pushed before
+// (`THETA_STATUS_NOT_FOUND` otherwise); it reaches the other peers with the device's
+// samples. NaN analog values are refused.
+//
+// # Safety
+// `state` must point to a readable `ThetaControllerState`.
+ThetaStatus theta_session_push_controller(ThetaSession session,
+                                          uint8_t device_index,
+                                          const ThetaControllerState *state);
+
+// Stores this peer's newest pose of `device` (0 head, 1 left hand, 2 right hand, 3-10
+// trackers) at `time` (`XrTime` nanoseconds, see `theta_session_set_xr_time`) with its
+// `XrSpaceLocationFlags`. The next ticks stream it to the other peers (every push up to
+// the configured rate, 90 Hz by default). A NaN or infinite component, a zero quaternion
+// or a time before the device's previous one is refused with
+// `THETA_STATUS_INVALID_ARGUMENT` and nothing is stored; other quaternions are normalised.
+//
+// # Safety
+// `pose` must point to a readable `ThetaPosef` (an `XrPosef` may be cast to it).
+ThetaStatus theta_session_push_pose(ThetaSession session,
+                                    uint8_t device_index,
+                                    const ThetaPosef *pose,
+                                    int64_t time,
+                                    uint64_t flags);
+
+// Like `theta_session_push_pose`, with the device's linear (m/s) and angular (rad/s)
+// velocity, which receivers use to extrapolate when samples are late. Either velocity
+// pointer may be NULL when unknown.
+//
+// # Safety
+// `pose` must point to a readable `ThetaPosef`; each velocity pointer must be NULL or
+// point to a readable `ThetaVector3f`.
+ThetaStatus theta_session_push_pose_velocity(ThetaSession session,
+                                             uint8_t device_index,
+                                             const ThetaPosef *pose,
+                                             int64_t time,
+                                             uint64_t flags,
+                                             const ThetaVector3f *linear_velocity,
+                                             const ThetaVector3f *angular_velocity);
+
 // Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for
 // another peer's); `out_removed` (may be NULL) receives 1 if the entity held it, else 0.
 //
@@ -883,6 +974,31 @@ ThetaStatus theta_session_remove(ThetaSession session,
                                  uint64_t entity,
                                  uint32_t component,
                                  uint8_t *out_removed);
+
+// Writes the newest controller state of another peer's device; `THETA_STATUS_NOT_FOUND`
+// until one arrived.
+//
+// # Safety
+// `out_state` must point to a writable `ThetaControllerState`.
+ThetaStatus theta_session_sample_controller(ThetaSession session,
+                                            uint16_t peer,
+                                            uint8_t device_index,
+                                            ThetaControllerState *out_state);
+
+// Writes the pose of another peer's device to render at local `display_time` (`XrTime`
+// nanoseconds) and its `XrSpaceLocationFlags` as the sender reported them (tracking lost
+// on the sender shows here): interpolated behind an adaptive delay, or extrapolated for a
+// bounded time when samples are late. `THETA_STATUS_NOT_FOUND` until a sample of that
+// device arrived.
+//
+// # Safety
+// `out_pose` must point to a writable `ThetaPosef`, `out_flags` to a writable `uint64_t`.
+ThetaStatus theta_session_sample_pose(ThetaSession session,
+                                      uint16_t peer,
+                                      uint8_t device_index,
+                                      int64_t display_time,
+                                      ThetaPosef *out_pose,
+                                      uint64_t *out_flags);
 
 // Writes a component value (`len` bytes, copied) of an entity this peer owns, as
 // `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
@@ -897,6 +1013,12 @@ ThetaStatus theta_session_set(ThetaSession session,
                               const uint8_t *data,
                               size_t len,
                               uint8_t *out_change);
+
+// Tells the session that the engine's `XrTime` is `xr_now` at this moment (e.g. from
+// `xrConvertTimespecTimeToTimeKHR` of the monotonic clock now), so pose times, display
+// times and `theta_session_now` share the engine's clock. Without it, times are
+// nanoseconds since the session started.
+ThetaStatus theta_session_set_xr_time(ThetaSession session, int64_t xr_now);
 
 // Creates an entity owned by this peer and writes its id: on the host in the host's id
 // range, on a client in the client's (a client that has not joined yet gets

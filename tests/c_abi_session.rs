@@ -951,3 +951,124 @@ fn a_host_certificate_verified_against_a_ca() {
     ok(theta_world_free(kept));
     ok(theta_world_free(registry));
 }
+
+/// XR poses through the C ABI: the host pushes its head (an `XrPosef`-shaped struct) and a
+/// controller, the client samples them; bad input is refused and stores nothing.
+#[test]
+fn poses_and_controllers_cross_the_c_abi() {
+    let (world, _) = new_world();
+    let host = host_session(world);
+    let (registry, _) = new_world();
+    let token = mint(host, 1);
+    let client = join(port(host), &fingerprint(host), &token, registry);
+    ok(theta_world_free(registry));
+    let mut events = (Vec::new(), Vec::new());
+    tick_until(host, client, &mut events, "the join", |e| {
+        e.1.iter()
+            .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+    });
+    let pose = |x: f32| ThetaPosef {
+        orientation: ThetaQuaternionf {
+            x: 0.0,
+            y: 0.0,
+            z: 0.0,
+            w: 2.0,
+        },
+        position: ThetaVector3f { x, y: 1.6, z: 0.0 },
+    };
+    let all_flags = 0xF;
+    let mut now = 0i64;
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_now(host, &mut now) });
+    ok(theta_session_set_xr_time(host, 1_000_000_000_000));
+    // SAFETY: valid pointers below.
+    unsafe {
+        ok(theta_session_push_pose(
+            host,
+            0,
+            &pose(0.5),
+            1_000_000_000_000,
+            all_flags,
+        ));
+        let mut nan = pose(0.5);
+        nan.position.y = f32::NAN;
+        fails(
+            theta_session_push_pose(host, 0, &nan, 1_000_000_000_001, all_flags),
+            ThetaStatus::InvalidArgument,
+        );
+        fails(
+            theta_session_push_pose(host, 0, &pose(0.5), 999, all_flags),
+            ThetaStatus::InvalidArgument,
+        );
+        fails(
+            theta_session_push_pose(host, 11, &pose(0.5), 1_000_000_000_001, all_flags),
+            ThetaStatus::InvalidArgument,
+        );
+        fails(
+            theta_session_push_pose(host, 0, null(), 1_000_000_000_001, all_flags),
+            ThetaStatus::NullPointer,
+        );
+        fails(
+            theta_session_push_controller(host, 1, &ThetaControllerState::default()),
+            ThetaStatus::NotFound,
+        );
+        ok(theta_session_push_pose_velocity(
+            host,
+            1,
+            &pose(0.2),
+            1_000_000_000_000,
+            all_flags,
+            &ThetaVector3f {
+                x: 1.0,
+                y: 0.0,
+                z: 0.0,
+            },
+            null(),
+        ));
+        ok(theta_session_push_controller(
+            host,
+            1,
+            &ThetaControllerState {
+                buttons: 5,
+                trigger: 1.0,
+                ..ThetaControllerState::default()
+            },
+        ));
+    }
+    let (mut out, mut flags, mut state) =
+        (ThetaPosef::default(), 0u64, ThetaControllerState::default());
+    let start = Instant::now();
+    loop {
+        tick(&[host, client]);
+        let mut display = 0i64;
+        // SAFETY: valid out-pointers.
+        let status = unsafe {
+            ok(theta_session_now(client, &mut display));
+            theta_session_sample_pose(client, 0, 0, display, &mut out, &mut flags)
+        };
+        // SAFETY: valid out-pointer.
+        let controller = unsafe { theta_session_sample_controller(client, 0, 1, &mut state) };
+        if status == ThetaStatus::Ok && controller == ThetaStatus::Ok {
+            break;
+        }
+        assert_eq!(status, ThetaStatus::NotFound, "{}", last_error());
+        assert!(start.elapsed() < WAIT, "no pose within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!((out.position.x - 0.5).abs() < 0.001 && (out.orientation.w - 1.0).abs() < 1e-4);
+    assert_eq!(flags, all_flags);
+    assert_eq!((state.buttons, state.trigger), (5, 1.0));
+    // SAFETY: valid out-pointers; NULL ones are refused.
+    unsafe {
+        fails(
+            theta_session_sample_pose(client, 9, 0, 0, &mut out, &mut flags),
+            ThetaStatus::NotFound,
+        );
+        fails(
+            theta_session_sample_pose(client, 0, 0, 0, null_mut(), &mut flags),
+            ThetaStatus::NullPointer,
+        );
+    }
+    ok(theta_session_free(client));
+    ok(theta_session_free(host));
+}

@@ -80,7 +80,9 @@ fn sample(pose: Pose, time: i64) -> PoseSample {
 #[test]
 fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
     let mut world = World::default();
-    world.register("test.Position", Layout::Fixed(12)).expect("register");
+    world
+        .register("test.Position", Layout::Fixed(12))
+        .expect("register");
     let registry = world.registry().clone();
     let identity = HostIdentity::self_signed(&["localhost".to_owned()]).expect("identity");
     let secret = JoinSecret::generate();
@@ -211,7 +213,10 @@ fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
         if got.is_some_and(|c| c.buttons == FRAMES as u32 - 1) {
             break;
         }
-        assert!(Instant::now() < deadline, "newest controller state not delivered: {got:?}");
+        assert!(
+            Instant::now() < deadline,
+            "newest controller state not delivered: {got:?}"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     let n = errors.len();
@@ -239,9 +244,18 @@ fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
         d.peers[0].clock_offset_ns,
     );
     assert!(max <= MAX_POSITION_ERROR_M, "max position error {max} m");
-    assert!(p95 <= P95_POSITION_ERROR_M, "95th percentile position error {p95} m");
-    assert!(mean <= MEAN_POSITION_ERROR_M, "mean position error {mean} m");
-    assert!(max_angle <= MAX_ANGLE_ERROR_DEG, "max angle error {max_angle} deg");
+    assert!(
+        p95 <= P95_POSITION_ERROR_M,
+        "95th percentile position error {p95} m"
+    );
+    assert!(
+        mean <= MEAN_POSITION_ERROR_M,
+        "mean position error {mean} m"
+    );
+    assert!(
+        max_angle <= MAX_ANGLE_ERROR_DEG,
+        "max angle error {max_angle} deg"
+    );
     // The clock estimate matches the true offset between the two session clocks.
     let truth = host.now() - clients[0].now();
     let estimate = clients[0].diagnostics().peers[0].clock_offset_ns;

@@ -11,6 +11,7 @@ mod replica;
 mod session;
 mod snapshot;
 mod world;
+mod xr;
 
 use std::ffi::{c_char, c_void};
 
@@ -19,6 +20,7 @@ pub use replica::*;
 pub use session::*;
 pub use snapshot::*;
 pub use world::*;
+pub use xr::*;
 
 use boundary::{boundary, FfiError, FfiResult};
 

@@ -173,8 +173,8 @@ pub struct ThetaPeerStats {
 }
 
 /// A session and what belongs with it on this side of the C ABI.
-struct SessionObject {
-    session: Session,
+pub(super) struct SessionObject {
+    pub(super) session: Session,
     /// The host's identity and join secret; `None` on a client.
     host: Option<(HostIdentity, JoinSecret)>,
     /// The host's certificate fingerprint: its own on a host, the pinned one on a client.
@@ -192,7 +192,7 @@ impl From<SessionError> for FfiError {
     }
 }
 
-fn with_session<R>(
+pub(super) fn with_session<R>(
     session: ThetaSession,
     f: impl FnOnce(&mut SessionObject) -> FfiResult<R>,
 ) -> FfiResult<R> {

@@ -24,8 +24,8 @@ use rustc_hash::FxHashMap;
 
 use crate::world::PeerId;
 use crate::xr::stream::{
-    PoseReceiver, PoseSender, QuantizedController, Section, StreamError,
-    StreamSample, CLOCK_MESSAGE_TAG, TIME_UNIT_NS,
+    PoseReceiver, PoseSender, QuantizedController, Section, StreamError, StreamSample,
+    CLOCK_MESSAGE_TAG, TIME_UNIT_NS,
 };
 use crate::xr::{
     validate_sample, ControllerState, Device, JitterBuffer, JitterConfig, PoseError, PoseSample,
@@ -155,8 +155,8 @@ impl ClockSync {
         if rtt < 0 || t3 < t0 {
             return;
         }
-        let offset = ((i128::from(t1) - i128::from(t0) + i128::from(t2) - i128::from(t3)) / 2)
-            as i64;
+        let offset =
+            ((i128::from(t1) - i128::from(t0) + i128::from(t2) - i128::from(t3)) / 2) as i64;
         if self.answers.len() == CLOCK_SAMPLES {
             self.answers.pop_front();
         }
@@ -184,9 +184,13 @@ impl ClockSync {
         } else {
             PING_SLOW
         };
-        self.last_ping.is_none_or(|t| now.duration_since(t) >= every)
+        self.last_ping
+            .is_none_or(|t| now.duration_since(t) >= every)
     }
 }
+
+/// A source device and the pose and controller versions a packet carried of it.
+type SentVersions = ((PeerId, Device), u64, u64);
 
 /// The pose stream with one peer.
 pub(crate) struct PoseLink {
@@ -195,7 +199,7 @@ pub(crate) struct PoseLink {
     receiver: PoseReceiver,
     /// Per source device, the pose and controller versions the peer acknowledged.
     acked: FxHashMap<(PeerId, Device), (u64, u64)>,
-    in_flight: VecDeque<(u64, Vec<((PeerId, Device), u64, u64)>)>,
+    in_flight: VecDeque<(u64, Vec<SentVersions>)>,
     credit: f64,
     last_flush: Option<Instant>,
     /// Client side only: the estimate of the host's clock.
@@ -333,8 +337,7 @@ impl PoseHub {
                 });
             }
         }
-        let (quantized, _) =
-            StreamSample::from_sample(device, &sample, None, &self.config.volume)?;
+        let (quantized, _) = StreamSample::from_sample(device, &sample, None, &self.config.volume)?;
         self.pushed.insert(device, sample.time);
         let version = self.version();
         let entry = self.own.entry(device).or_insert(Latest {
@@ -368,8 +371,16 @@ impl PoseHub {
     }
 
     /// Renders a remote device for local display time `display_ns`.
-    pub(crate) fn sample(&mut self, peer: PeerId, device: Device, display_ns: i64) -> Option<Sampled> {
-        self.remote.get_mut(&(peer, device))?.buffer.sample(display_ns)
+    pub(crate) fn sample(
+        &mut self,
+        peer: PeerId,
+        device: Device,
+        display_ns: i64,
+    ) -> Option<Sampled> {
+        self.remote
+            .get_mut(&(peer, device))?
+            .buffer
+            .sample(display_ns)
     }
 
     /// The newest controller state of a remote device.
@@ -455,6 +466,7 @@ impl PoseHub {
         // keep coming, newest first.
         let Some(offset_ns) = link.clock_offset() else {
             self.heard = true;
+            link.receiver.skip_ack();
             return Inbound::Nothing;
         };
         self.heard = true;
@@ -466,7 +478,14 @@ impl PoseHub {
         Inbound::Samples
     }
 
-    fn take_remote(&mut self, source: PeerId, s: StreamSample, offset_ns: i64, now: i64, relay: bool) {
+    fn take_remote(
+        &mut self,
+        source: PeerId,
+        s: StreamSample,
+        offset_ns: i64,
+        now: i64,
+        relay: bool,
+    ) {
         let volume = self.config.volume;
         let jitter = self.config.jitter;
         let remote = self
@@ -555,9 +574,9 @@ impl PoseHub {
                 out.push(ping);
             }
         }
-        let elapsed = link
-            .last_flush
-            .map_or(1.0, |t| now.duration_since(t).as_secs_f64() * self.config.max_rate_hz);
+        let elapsed = link.last_flush.map_or(1.0, |t| {
+            now.duration_since(t).as_secs_f64() * self.config.max_rate_hz
+        });
         link.last_flush = Some(now);
         link.credit = (link.credit + elapsed).min(MAX_CREDIT);
         if link.credit < 1.0 || max_bytes == 0 {
@@ -568,11 +587,7 @@ impl PoseHub {
         let mut sections: Vec<Section> = Vec::new();
         let mut entries = Vec::new();
         if let Some(offset_units) = offset_units {
-            let mut keys: Vec<_> = self
-                .own
-                .iter()
-                .map(|(&d, l)| ((own, d), *l))
-                .collect();
+            let mut keys: Vec<_> = self.own.iter().map(|(&d, l)| ((own, d), *l)).collect();
             if relay {
                 keys.extend(
                     self.latest
@@ -667,7 +682,8 @@ mod tests {
     fn pushes_reject_bad_input_and_backwards_time() {
         let mut hub = PoseHub::new(PoseConfig::default());
         hub.push(Device::HEAD, &sample(1000)).expect("valid");
-        hub.push(Device::HEAD, &sample(1000)).expect("same time replaces");
+        hub.push(Device::HEAD, &sample(1000))
+            .expect("same time replaces");
         assert_eq!(
             hub.push(Device::HEAD, &sample(999)),
             Err(PosePushError::TimeBackwards {
@@ -699,9 +715,13 @@ mod tests {
         let mut c = ClockSync::default();
         // Host clock = client + 5 ms. Answers with queueing delays on either leg.
         let offset = 5_000_000;
-        for (i, (up, down)) in [(3_000_000, 1_000_000), (400_000, 400_000), (9_000_000, 200_000)]
-            .into_iter()
-            .enumerate()
+        for (i, (up, down)) in [
+            (3_000_000, 1_000_000),
+            (400_000, 400_000),
+            (9_000_000, 200_000),
+        ]
+        .into_iter()
+        .enumerate()
         {
             let t0 = i as i64 * 100_000_000;
             let t1 = t0 + up + offset;

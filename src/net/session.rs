@@ -652,7 +652,12 @@ impl Session {
     /// The pose of another peer's device to render at local display time `display_time`
     /// (`XrTime` nanoseconds): interpolated behind an adaptive delay, or extrapolated for a
     /// bounded time when samples are late. `None` until a sample of it arrived.
-    pub fn sample_pose(&mut self, peer: PeerId, device: Device, display_time: i64) -> Option<Sampled> {
+    pub fn sample_pose(
+        &mut self,
+        peer: PeerId,
+        device: Device,
+        display_time: i64,
+    ) -> Option<Sampled> {
         self.poses.sample(peer, device, display_time)
     }
 
@@ -777,7 +782,9 @@ impl Drop for Session {
 /// Whether a datagram belongs to the pose channel (first byte `0x80..=0xFF`, see
 /// [`crate::xr::stream`]) rather than to replication.
 fn is_pose_datagram(bytes: &[u8]) -> bool {
-    bytes.first().is_some_and(|b| b & crate::xr::stream::POSE_PACKET_TAG != 0)
+    bytes
+        .first()
+        .is_some_and(|b| b & crate::xr::stream::POSE_PACKET_TAG != 0)
 }
 
 impl Link {

@@ -36,8 +36,8 @@
 use super::bits::{BitReader, BitWriter};
 use super::pose::Pose;
 use super::quantize::{
-    encode_pose_delta, encode_quantized_delta, read_quantized_delta, EncodeInfo, QuantizeError, QuantizedPose, Volume,
-    ORIENTATION_BITS,
+    encode_pose_delta, encode_quantized_delta, read_quantized_delta, EncodeInfo, QuantizeError,
+    QuantizedPose, Volume, ORIENTATION_BITS,
 };
 
 /// Extrapolation horizon cap in frames: beyond it the velocity is extrapolated only this
@@ -542,7 +542,7 @@ mod tests {
             // changes, predictions far off or clamped at the range edges).
             let base = random_pose(&mut rng, &v);
             let related = n % 3 != 0;
-            let step = 0.01 * (1 + rng.next() % 10) as f64;
+            let step = 0.01 * (1 + rng.next_u64() % 10) as f64;
             let drift = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * step);
             let spin = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * step);
             let at = |k: f64| {
@@ -551,8 +551,8 @@ mod tests {
                 let q = qmul(o, [spin[0] * k, spin[1] * k, spin[2] * k, 1.0]);
                 to_pose(q, std::array::from_fn(|i| f64::from(p[i]) + drift[i] * k))
             };
-            let g = 1 + (rng.next() % 4) as u32;
-            let s = (rng.next() % 8) as u32;
+            let g = 1 + (rng.next_u64() % 4) as u32;
+            let s = (rng.next_u64() % 8) as u32;
             let (prev, last, cur) = if related {
                 (at(0.0), at(f64::from(g)), at(f64::from(g + s)))
             } else {
@@ -620,15 +620,15 @@ mod tests {
             let reference = Reference {
                 last: quantize(&random_pose(&mut rng, &v), &v),
                 previous: (n % 2 == 0).then(|| quantize(&random_pose(&mut rng, &v), &v)),
-                frames_between_refs: (rng.next() % 5) as u32,
+                frames_between_refs: (rng.next_u64() % 5) as u32,
                 frames_since_last: if n % 11 == 0 {
                     u32::MAX
                 } else {
-                    (rng.next() % 20) as u32
+                    (rng.next_u64() % 20) as u32
                 },
             };
-            let len = (rng.next() % 14) as usize;
-            let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let len = (rng.next_u64() % 14) as usize;
+            let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             if let Ok(q) = read_quantized_predicted(&mut BitReader::new(&bytes), &reference, &v) {
                 assert!(q.fits(&v));
                 decoded += 1;
@@ -638,7 +638,7 @@ mod tests {
             let mut w = BitWriter::new();
             let info = encode_pose_predicted(&pose, &reference, &v, &mut w).expect("ok");
             let full = w.into_bytes();
-            let cut = (rng.next() as usize) % full.len();
+            let cut = (rng.next_u64() as usize) % full.len();
             if cut * 8 < info.bits {
                 assert!(read_quantized_predicted(
                     &mut BitReader::new(&full[..cut]),

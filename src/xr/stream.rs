@@ -115,7 +115,10 @@ pub struct QuantizedVelocity {
 impl QuantizedVelocity {
     /// Quantises velocities (m/s and rad/s), clamped to ±32.767.
     pub fn new(linear: Vec3, angular: Vec3) -> Self {
-        let q = |v: Vec3| v.to_array().map(|c| (f64::from(c) * 1000.0).round().clamp(-32767.0, 32767.0) as i16);
+        let q = |v: Vec3| {
+            v.to_array()
+                .map(|c| (f64::from(c) * 1000.0).round().clamp(-32767.0, 32767.0) as i16)
+        };
         QuantizedVelocity {
             linear: q(linear),
             angular: q(angular),
@@ -336,7 +339,11 @@ impl Refs<'_> {
         Some(Reference {
             last: last.pose,
             previous: previous.map(|p| p.pose),
-            frames_between_refs: if previous.is_some() { self.gap as u32 } else { 0 },
+            frames_between_refs: if previous.is_some() {
+                self.gap as u32
+            } else {
+                0
+            },
             frames_since_last: self.age as u32,
         })
     }
@@ -349,7 +356,9 @@ impl Refs<'_> {
         let num = (i128::from(last.time) - i128::from(prev.time)) * i128::from(self.age);
         let g = i128::from(self.gap.max(1));
         let step = (2 * num + g).div_euclid(2 * g);
-        Some((i128::from(last.time) + step).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64)
+        Some(
+            (i128::from(last.time) + step).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+        )
     }
 }
 
@@ -420,7 +429,12 @@ fn write_section(
     for s in &section.samples {
         mask |= 1 << s.device.index();
     }
-    if mask == 0 || section.samples.windows(2).any(|p| p[0].device >= p[1].device) {
+    if mask == 0
+        || section
+            .samples
+            .windows(2)
+            .any(|p| p[0].device >= p[1].device)
+    {
         return Err(StreamError::Corrupt("section devices empty or unordered"));
     }
     w.write_bits(mask & 0b111, 3);
@@ -646,7 +660,9 @@ impl PoseSender {
         else {
             return Refs::none();
         };
-        let previous = holding.next().filter(|(s, _)| last_seq - s <= MAX_PREVIOUS_GAP);
+        let previous = holding
+            .next()
+            .filter(|(s, _)| last_seq - s <= MAX_PREVIOUS_GAP);
         Refs {
             age: seq - last_seq,
             gap: previous.map_or(0, |(s, _)| last_seq - s),
@@ -812,7 +828,13 @@ impl PoseReceiver {
                 if sections.iter().any(|s| s.source == source) {
                     return Err(StreamError::Corrupt("a source appears twice"));
                 }
-                sections.push(read_section(&mut r, source, seq, &self.slots, &self.volume)?);
+                sections.push(read_section(
+                    &mut r,
+                    source,
+                    seq,
+                    &self.slots,
+                    &self.volume,
+                )?);
             }
         } else if r.read_bool()? {
             sections.push(read_section(
@@ -838,11 +860,7 @@ impl PoseReceiver {
             self.last_received = Some((seq, false));
         }
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
-        Ok(Decoded {
-            seq,
-            ack,
-            sections,
-        })
+        Ok(Decoded { seq, ack, sections })
     }
 
     /// The acknowledgement to send: the last packet with samples received, once per such
@@ -854,6 +872,14 @@ impl PoseReceiver {
         }
         *acked = true;
         Some((*seq as u64 & SEQ_MASK) as u16)
+    }
+
+    /// Leaves the last packet unacknowledged (its samples were not used), so the sender
+    /// keeps sending them.
+    pub fn skip_ack(&mut self) {
+        if let Some((_, acked)) = self.last_received.as_mut() {
+            *acked = true;
+        }
     }
 
     /// Whether a packet with samples arrived that was not acknowledged yet.
@@ -908,12 +934,14 @@ mod tests {
         let (mut decoded, mut stale_or_dup, mut referenced) = (0, 0, 0);
         for i in 0..frames.len() {
             let s = section(&frames, i, 7);
-            let enc = tx.encode(&[s.clone()], None, false, 1200).expect("encode");
+            let enc = tx
+                .encode(std::slice::from_ref(&s), None, false, 1200)
+                .expect("encode");
             assert_eq!(enc.sections, 1);
             referenced += usize::from(enc.bytes.len() < 20);
             // 20 % loss, 10 % duplicated, delivered 0-3 steps late.
             if rng.unit() > -0.6 {
-                let delay = (rng.next() % 4) + i as u64;
+                let delay = (rng.next_u64() % 4) + i as u64;
                 in_flight.push((delay, enc.bytes.clone(), s.clone()));
                 if rng.unit() > 0.8 {
                     in_flight.push((delay + 2, enc.bytes, s));
@@ -947,7 +975,10 @@ mod tests {
         }
         assert!(decoded > 600, "{decoded}");
         assert!(stale_or_dup > 0);
-        assert!(referenced > 600, "most packets are coded against references");
+        assert!(
+            referenced > 600,
+            "most packets are coded against references"
+        );
     }
 
     #[test]
@@ -1026,7 +1057,9 @@ mod tests {
                 .0,
             ];
             let s = Section { source: 1, samples };
-            let enc = tx.encode(&[s.clone()], None, false, 1200).expect("encode");
+            let enc = tx
+                .encode(std::slice::from_ref(&s), None, false, 1200)
+                .expect("encode");
             let d = rx.decode(&enc.bytes, false, 1).expect("decode");
             assert_eq!(d.sections, vec![s]);
             if let Some(a) = rx.take_ack() {
@@ -1069,23 +1102,30 @@ mod tests {
             }
         }
         for _ in 0..20_000 {
-            let mut p = packets[30 + (rng.next() % 30) as usize].clone();
+            let mut p = packets[30 + (rng.next_u64() % 30) as usize].clone();
             let n = p.len();
-            let at = (rng.next() as usize) % n;
-            p[at] ^= 1 << (rng.next() % 8);
+            let at = (rng.next_u64() as usize) % n;
+            p[at] ^= 1 << (rng.next_u64() % 8);
             let mut probe = rx.clone();
             if probe.decode(&p, false, 2).is_err() {
-                assert_eq!(format!("{probe:?}"), before, "a refused packet changed state");
+                assert_eq!(
+                    format!("{probe:?}"),
+                    before,
+                    "a refused packet changed state"
+                );
             }
         }
         for len in 0..40 {
-            let junk: Vec<u8> = (0..len).map(|_| rng.next() as u8 | 0x80).collect();
+            let junk: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8 | 0x80).collect();
             let mut probe = rx.clone();
             if probe.decode(&junk, true, 2).is_err() {
                 assert_eq!(format!("{probe:?}"), before);
             }
         }
-        assert_eq!(rx.decode(&[0x10, 0, 0], false, 2), Err(StreamError::NotAPosePacket));
+        assert_eq!(
+            rx.decode(&[0x10, 0, 0], false, 2),
+            Err(StreamError::NotAPosePacket)
+        );
         assert_eq!(rx.decode(&[], false, 2), Err(StreamError::NotAPosePacket));
         // The real stream carries on.
         for p in &packets[30..] {
@@ -1107,7 +1147,8 @@ mod tests {
             .encode(&[section(&frames, 1, 1)], None, false, 1200)
             .expect("encode");
         assert!(second.bytes.len() >= first.bytes.len() - 1);
-        rx.decode(&second.bytes, false, 1).expect("absolute decodes alone");
+        rx.decode(&second.bytes, false, 1)
+            .expect("absolute decodes alone");
         let a = rx.take_ack().expect("ack");
         assert_eq!(rx.take_ack(), None, "acknowledged once");
         assert_eq!(tx.on_ack(a), Some(1));
@@ -1122,6 +1163,10 @@ mod tests {
             Err(StreamError::MissingReference(_))
         ));
         rx.decode(&third.bytes, false, 1).expect("decodes");
-        assert_eq!(tx.on_ack(0xFFF), None, "unknown acknowledgements are ignored");
+        assert_eq!(
+            tx.on_ack(0xFFF),
+            None,
+            "unknown acknowledgements are ignored"
+        );
     }
 }

@@ -11,7 +11,7 @@ pub const RATE_HZ: f64 = 90.0;
 pub struct Rng(pub u64);
 impl Rng {
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
@@ -19,7 +19,7 @@ impl Rng {
     }
     /// Uniform in [-1, 1].
     pub fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0
     }
 }
 
@@ -149,4 +149,3 @@ pub fn avatar(updates: usize) -> Vec<[Pose; 3]> {
         })
         .collect()
 }
-
