@@ -45,8 +45,11 @@ use theta_net::xr::quantize::{
     encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, MAX_ANGLE_ERROR_DEG,
     MAX_POSITION_ERROR_M,
 };
+use theta_net::xr::stream::{PoseReceiver, PoseSender, Section, StreamSample};
 use theta_net::xr::synthetic::{avatar, SEGMENTS};
-use theta_net::xr::{BitReader, BitWriter, Pose, QuantizedPose, Quat, Volume};
+use theta_net::xr::{
+    BitReader, BitWriter, Device, Pose, PoseFlags, PoseSample, QuantizedPose, Quat, Volume,
+};
 
 /// Update rate, Hz.
 const RATE_HZ: f64 = 90.0;
@@ -449,6 +452,97 @@ fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
     group.finish();
 }
 
+/// The session's own pose packets ([`theta_net::xr::stream`]): 12-bit sequence number, a
+/// 12-bit acknowledgement in every packet (both directions stream), per-device time and
+/// flags, references chosen from acknowledgements that return `lag` frames after a packet
+/// is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
+fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize) {
+    let mut tx = PoseSender::new(*v);
+    let mut rx = PoseReceiver::new(*v);
+    let mut acks: std::collections::VecDeque<(usize, u16)> = Default::default();
+    let (mut total, mut max) = (0usize, 0usize);
+    for (i, frame) in frames.iter().enumerate() {
+        while acks.front().is_some_and(|(due, _)| *due <= i) {
+            if let Some((_, a)) = acks.pop_front() {
+                tx.on_ack(a);
+            }
+        }
+        let time = i as i64 * 11_111_111;
+        let samples = (0..3u8)
+            .map(|d| {
+                let sample = PoseSample {
+                    pose: frame[d as usize],
+                    time,
+                    flags: PoseFlags::ALL,
+                    linear_velocity: None,
+                    angular_velocity: None,
+                };
+                let device = Device::from_index(d).expect("device");
+                StreamSample::from_sample(device, &sample, None, v)
+                    .expect("valid")
+                    .0
+            })
+            .collect();
+        let section = Section { source: 1, samples };
+        // The other direction's acknowledgement rides in every packet: 12 bits + flag.
+        let enc = tx
+            .encode(
+                std::slice::from_ref(&section),
+                Some((i % 4096) as u16),
+                false,
+                1200,
+            )
+            .expect("encode");
+        let d = rx.decode(&enc.bytes, false, 1).expect("decode");
+        assert_eq!(d.sections, vec![section]);
+        if let Some(a) = rx.take_ack() {
+            acks.push_back((i + lag, a));
+        }
+        total += enc.bytes.len();
+        max = max.max(enc.bytes.len());
+    }
+    (total as f64 / frames.len() as f64, max)
+}
+
+fn session_report(frames: &[[Pose; 3]], v: &Volume) {
+    println!(
+        "(e) session pose packets (theta_net::xr::stream: tag, 12-bit seq, 12-bit ack, device \
+         mask, reference age/gap, time, flags, predicted poses), one per 3-point update"
+    );
+    println!(
+        "{:<34} {:>10} {:>6} {:>13} {:>13} {:>10} {:>10}",
+        "ack returns after",
+        "bytes mean",
+        "max",
+        "payload kbps",
+        "wire kbps",
+        "payload/a",
+        "wire/a"
+    );
+    let raw_wire = (RAW_UPDATE_BYTES + WIRE_OVERHEAD_BYTES) as f64;
+    for (lag, label) in [
+        (1, "1 frame (LAN, RTT < 11 ms)"),
+        (2, "2 frames (RTT ~ 20 ms)"),
+        (4, "4 frames (RTT ~ 45 ms)"),
+        (9, "9 frames (RTT ~ 100 ms)"),
+    ] {
+        let (mean, max) = session_packets(frames, v, lag);
+        let wire = mean + WIRE_OVERHEAD_BYTES as f64;
+        println!(
+            "{:<34} {:>10.2} {:>6} {:>13.1} {:>13.1} {:>10.3} {:>10.3}  target <= {TARGET_MEAN_BYTES}: {}",
+            label,
+            mean,
+            max,
+            kbps(mean),
+            kbps(wire),
+            mean / RAW_UPDATE_BYTES as f64,
+            wire / raw_wire,
+            pass(mean <= TARGET_MEAN_BYTES)
+        );
+    }
+    println!();
+}
+
 fn main() {
     let v = Volume::default();
     let frames = avatar(UPDATES);
@@ -457,6 +551,7 @@ fn main() {
         .map(|&s| simulate(s, &frames, &v))
         .collect();
     report(&frames, &runs);
+    session_report(&frames, &v);
     let mut c = Criterion::default()
         .sample_size(10)
         .warm_up_time(Duration::from_millis(300))
