@@ -755,9 +755,18 @@ mod tests {
             sent += host.flush(&mut link, 1, at, true, 1200).len();
         }
         assert!((85..=93).contains(&sent), "{sent}");
-        // Samples of the link's own peer are never sent back to it.
-        let mut other = PoseLink::new(1, config.volume, false);
+        // A relay sends its own devices and other clients', never a client's own back.
+        let head = host.own[&Device::HEAD];
+        host.latest.insert((2, Device::LEFT_HAND), head);
+        host.latest.insert((3, Device::LEFT_HAND), head);
+        let mut back = PoseLink::new(2, config.volume, false);
         let later = start + Duration::from_secs(2);
-        assert!(host.flush(&mut other, 1, later, true, 1200).is_empty());
+        let packets = host.flush(&mut back, 1, later, true, 1200);
+        assert_eq!(packets.len(), 1);
+        let decoded = PoseReceiver::new(config.volume)
+            .decode(&packets[0], true, 0)
+            .expect("decodes");
+        let sources: Vec<PeerId> = decoded.sections.iter().map(|s| s.source).collect();
+        assert_eq!(sources, vec![1, 3]);
     }
 }
