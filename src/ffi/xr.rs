@@ -61,6 +61,30 @@ pub struct ThetaControllerState {
     pub thumb_y: f32,
 }
 
+impl From<ThetaControllerState> for ControllerState {
+    fn from(s: ThetaControllerState) -> Self {
+        ControllerState {
+            buttons: s.buttons,
+            trigger: s.trigger,
+            grip: s.grip,
+            thumb_x: s.thumb_x,
+            thumb_y: s.thumb_y,
+        }
+    }
+}
+
+impl From<ControllerState> for ThetaControllerState {
+    fn from(s: ControllerState) -> Self {
+        ThetaControllerState {
+            buttons: s.buttons,
+            trigger: s.trigger,
+            grip: s.grip,
+            thumb_x: s.thumb_x,
+            thumb_y: s.thumb_y,
+        }
+    }
+}
+
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
     use openxr_sys::{Posef, Quaternionf, Vector3f};
@@ -123,6 +147,28 @@ fn pushed(result: Result<(), PosePushError>) -> FfiResult {
     })
 }
 
+/// Validates and stores one pose sample of this peer's device.
+fn push(
+    session: ThetaSession,
+    device_index: u8,
+    pose: ThetaPosef,
+    time: i64,
+    flags: u64,
+    linear_velocity: Option<Vec3>,
+    angular_velocity: Option<Vec3>,
+) -> FfiResult {
+    let device = device(device_index)?;
+    let sample = PoseSample {
+        pose: pose.into(),
+        time,
+        // XrSpaceLocationFlags: only the four validity / tracking bits are defined.
+        flags: PoseFlags::from_bits_truncate((flags & 0xF) as u8),
+        linear_velocity,
+        angular_velocity,
+    };
+    with_session(session, |o| pushed(o.session.push_pose(device, &sample)))
+}
+
 /// Reads a caller's struct.
 ///
 /// # Safety
@@ -155,15 +201,7 @@ pub unsafe extern "C" fn theta_session_push_pose(
     boundary("theta_session_push_pose", || {
         // SAFETY: forwarded contract.
         let pose = unsafe { read_in(pose, "pose") }?;
-        let device = device(device_index)?;
-        let sample = PoseSample {
-            pose: pose.into(),
-            time,
-            flags: PoseFlags::from_bits_truncate((flags & 0xF) as u8),
-            linear_velocity: None,
-            angular_velocity: None,
-        };
-        with_session(session, |o| pushed(o.session.push_pose(device, &sample)))
+        push(session, device_index, pose, time, flags, None, None)
     })
 }
 
@@ -193,15 +231,15 @@ pub unsafe extern "C" fn theta_session_push_pose_velocity(
                 .then(|| unsafe { *p })
                 .map(|v| Vec3::new(v.x, v.y, v.z))
         };
-        let device = device(device_index)?;
-        let sample = PoseSample {
-            pose: pose.into(),
+        push(
+            session,
+            device_index,
+            pose,
             time,
-            flags: PoseFlags::from_bits_truncate((flags & 0xF) as u8),
-            linear_velocity: vector(linear_velocity),
-            angular_velocity: vector(angular_velocity),
-        };
-        with_session(session, |o| pushed(o.session.push_pose(device, &sample)))
+            flags,
+            vector(linear_velocity),
+            vector(angular_velocity),
+        )
     })
 }
 
@@ -219,15 +257,8 @@ pub unsafe extern "C" fn theta_session_push_controller(
 ) -> ThetaStatus {
     boundary("theta_session_push_controller", || {
         // SAFETY: forwarded contract.
-        let s = unsafe { read_in(state, "state") }?;
+        let state: ControllerState = unsafe { read_in(state, "state") }?.into();
         let device = device(device_index)?;
-        let state = ControllerState {
-            buttons: s.buttons,
-            trigger: s.trigger,
-            grip: s.grip,
-            thumb_x: s.thumb_x,
-            thumb_y: s.thumb_y,
-        };
         with_session(session, |o| {
             pushed(o.session.push_controller(device, &state))
         })
@@ -297,15 +328,8 @@ pub unsafe extern "C" fn theta_session_sample_controller(
                 )
             })
         })?;
-        let out = ThetaControllerState {
-            buttons: c.buttons,
-            trigger: c.trigger,
-            grip: c.grip,
-            thumb_x: c.thumb_x,
-            thumb_y: c.thumb_y,
-        };
         // SAFETY: checked non-NULL.
-        unsafe { write_out(out_state, out) };
+        unsafe { write_out(out_state, c.into()) };
         Ok(())
     })
 }
