@@ -173,8 +173,8 @@ pub struct ThetaPeerStats {
 }
 
 /// A session and what belongs with it on this side of the C ABI.
-struct SessionObject {
-    session: Session,
+pub(super) struct SessionObject {
+    pub(super) session: Session,
     /// The host's identity and join secret; `None` on a client.
     host: Option<(HostIdentity, JoinSecret)>,
     /// The host's certificate fingerprint: its own on a host, the pinned one on a client.
@@ -192,7 +192,7 @@ impl From<SessionError> for FfiError {
     }
 }
 
-fn with_session<R>(
+pub(super) fn with_session<R>(
     session: ThetaSession,
     f: impl FnOnce(&mut SessionObject) -> FfiResult<R>,
 ) -> FfiResult<R> {
@@ -1081,7 +1081,10 @@ pub unsafe extern "C" fn theta_session_peer_stats(
 
 /// Copies a human-readable panel of the session's figures (a summary line, then one line
 /// per connection: peer, RTT, wire KB sent and received, packets, losses, datagrams sent /
-/// acked / lost, pending keys, snapshot bytes, writes rejected, malformed) into `buf`
+/// acked / lost, pending keys, snapshot bytes, writes rejected, malformed; then, once
+/// anything was compressed, one line per message kind: codec, frames, KB before and after
+/// compression, ratio, dictionary hit rate, dictionaries held, frames received and decode
+/// failures; and one line per component type: value KB sent and the wire KB they cost) into `buf`
 /// (UTF-8, lines ending in `\n`, NUL-terminated, truncated to `len - 1` bytes) and writes
 /// the full length (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask
 /// for the length; the panel may grow between two calls.
