@@ -231,6 +231,28 @@ typedef uint8_t ThetaLogLevel;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The kinds of message a codec is chosen for, as the `kind` argument of the compression
+// calls takes them (a `uint8_t`).
+enum ThetaMessageKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Snapshot chunks (reliable stream).
+    THETA_MESSAGE_KIND_SNAPSHOT_CHUNK = 0,
+    // Delta frames (reliable stream: values too large for a datagram).
+    THETA_MESSAGE_KIND_DELTA_FRAME = 1,
+    // State datagrams.
+    THETA_MESSAGE_KIND_DATAGRAM = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaMessageKind ThetaMessageKind;
+#else
+typedef uint8_t ThetaMessageKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An encoded delta frame handle. `id` 0 is null.
 typedef struct {
     // Opaque, validated by the library.
@@ -335,6 +357,71 @@ typedef struct {
     // Opaque, validated by the library.
     uint64_t id;
 } ThetaSession;
+
+// What the values of one component type cost on the wire, on the sending side. Blittable.
+// Each frame sent is split between the component types it carries in proportion to their
+// value bytes in it.
+typedef struct {
+    // The component type.
+    uint32_t component;
+    // Padding; 0.
+    uint32_t reserved;
+    // Value bytes sent (uncompressed, every sending counted).
+    uint64_t value_bytes;
+    // Wire bytes (after the codec envelope) of the frames that carried them, split by
+    // value bytes.
+    uint64_t wire_bytes;
+} ThetaComponentWireStats;
+
+// Compression figures of one message kind of a session. Blittable. Ratios are left to
+// the caller: `bytes_framed / bytes_uncompressed` is the compression ratio,
+// `frames_with_dictionary / frames_sent` the dictionary hit rate.
+typedef struct {
+    // The `ThetaMessageKind`.
+    uint8_t kind;
+    // 1 while the host trains a dictionary of this kind, else 0.
+    uint8_t training;
+    // Padding; 0.
+    uint8_t reserved[2];
+    // Dictionaries of this kind held (host: trained and not retired; client: received).
+    uint32_t dictionaries_held;
+    // Id of the newest of them; 0 when none.
+    uint32_t newest_dictionary;
+    // Padding; 0.
+    uint32_t reserved2;
+    // Frames sent.
+    uint64_t frames_sent;
+    // Frames sent compressed (smaller than raw).
+    uint64_t frames_compressed;
+    // Frames sent compressed with a dictionary.
+    uint64_t frames_with_dictionary;
+    // Message bytes of the frames sent, before the envelope.
+    uint64_t bytes_uncompressed;
+    // Bytes of the frames sent, envelope included.
+    uint64_t bytes_framed;
+    // Frames received and decoded.
+    uint64_t frames_received;
+    // Frames received that had been compressed with a dictionary.
+    uint64_t frames_received_with_dictionary;
+    // Bytes of the frames received (decoded or not).
+    uint64_t bytes_received_framed;
+    // Message bytes the frames received decoded to.
+    uint64_t bytes_received_uncompressed;
+    // Frames refused for declaring or expanding past the kind's maximum size.
+    uint64_t decode_oversized;
+    // Frames refused for naming a dictionary not held.
+    uint64_t decode_unknown_dictionary;
+    // Frames refused as truncated, garbage or corrupt.
+    uint64_t decode_malformed;
+    // Samples recorded for training (host).
+    uint64_t samples;
+    // Dictionaries trained (host).
+    uint64_t dictionaries_trained;
+    // Trainings that failed (host).
+    uint64_t training_failures;
+    // Dictionaries from the host refused as too large or malformed (client).
+    uint64_t dictionaries_refused;
+} ThetaCompressionStats;
 
 // A world handle. `id` 0 is the null handle.
 typedef struct {
@@ -706,13 +793,40 @@ ThetaStatus theta_replica_state_hash(ThetaReplica replica, uint64_t *out_hash);
 // `out_stats` must point to a writable `ThetaReplicaStats`.
 ThetaStatus theta_replica_stats(ThetaReplica replica, ThetaReplicaStats *out_stats);
 
+// Writes, per component type this session sent values of (in registry order), the value
+// bytes sent and the wire bytes they cost to `out_stats`, and their number to
+// `out_count`. When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL`
+// with the number in `out_count` (the one output written on that status): pass NULL and
+// 0 to ask for it.
+//
+// # Safety
+// `out_stats` must point to `capacity` writable `ThetaComponentWireStats` (may be NULL
+// when `capacity` is 0); `out_count` to a writable `size_t`.
+ThetaStatus theta_session_component_stats(ThetaSession session,
+                                          ThetaComponentWireStats *out_stats,
+                                          size_t capacity,
+                                          size_t *out_count);
+
+// Writes the compression figures of message `kind` (a `ThetaMessageKind`) of the
+// session: frames and bytes sent and received, dictionary use, decode failures by cause,
+// dictionaries held and trained.
+//
+// # Safety
+// `out_stats` must point to a writable `ThetaCompressionStats`.
+ThetaStatus theta_session_compression_stats(ThetaSession session,
+                                            uint8_t kind,
+                                            ThetaCompressionStats *out_stats);
+
 // Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
 // `THETA_STATUS_DEAD_ENTITY` if not alive).
 ThetaStatus theta_session_despawn(ThetaSession session, uint64_t entity);
 
 // Copies a human-readable panel of the session's figures (a summary line, then one line
 // per connection: peer, RTT, wire KB sent and received, packets, losses, datagrams sent /
-// acked / lost, pending keys, snapshot bytes, writes rejected, malformed) into `buf`
+// acked / lost, pending keys, snapshot bytes, writes rejected, malformed; then, once
+// anything was compressed, one line per message kind: codec, frames, KB before and after
+// compression, ratio, dictionary hit rate, dictionaries held, frames received and decode
+// failures; and one line per component type: value KB sent and the wire KB they cost) into `buf`
 // (UTF-8, lines ending in `\n`, NUL-terminated, truncated to `len - 1` bytes) and writes
 // the full length (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask
 // for the length; the panel may grow between two calls.
@@ -1044,6 +1158,22 @@ ThetaStatus theta_session_stats(ThetaSession session, ThetaSessionStats *out_sta
 // writes), queues events, sends what changed, and on the host closes the world's tick.
 // Never blocks on the network; call it once per engine frame or at the replication rate.
 ThetaStatus theta_session_tick(ThetaSession session);
+
+// Host: starts training a compression dictionary for message `kind` (a
+// `ThetaMessageKind`) from the messages of that kind the host recorded, on the session's
+// own threads: this call does not wait for it. A later `theta_session_tick` installs the
+// dictionary and sends it to the clients, which use it once they acknowledged it;
+// `theta_session_compression_stats` shows it (`newest_dictionary`). Writes the id the
+// dictionary will have to `out_id` (may be NULL).
+//
+// `THETA_STATUS_INVALID_ARGUMENT` on a client, for a kind not configured for a
+// dictionary (snapshot chunks by default), while a training of that kind runs, or with
+// too few samples recorded yet (at least 8). A training that fails later is counted
+// (`training_failures`).
+//
+// # Safety
+// `out_id` must be NULL or point to a writable `uint32_t`.
+ThetaStatus theta_session_train_dictionary(ThetaSession session, uint8_t kind, uint32_t *out_id);
 
 // Sets (or, with NULL, removes) the function that receives log messages. It is called
 // from whichever thread logs, possibly several at once, and must return quickly; it may

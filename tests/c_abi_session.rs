@@ -1072,3 +1072,143 @@ fn poses_and_controllers_cross_the_c_abi() {
     ok(theta_session_free(client));
     ok(theta_session_free(host));
 }
+
+fn compression(session: ThetaSession, kind: ThetaMessageKind) -> ThetaCompressionStats {
+    let mut stats = ThetaCompressionStats::default();
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_compression_stats(session, kind as u8, &mut stats) });
+    stats
+}
+
+/// Training a dictionary on demand through the C ABI: refused with a reason until there
+/// are samples, on a client and for a bad kind; then trained off the engine thread,
+/// installed, acknowledged and used by both sides, which still converge; the figures per
+/// kind and per component come out through the C structs.
+#[test]
+fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
+    let (world, c) = new_world();
+    let (registry, _) = new_world();
+    let host = host_session(world);
+    let client = join(port(host), &fingerprint(host), &mint(host, 1), registry);
+    ok(theta_world_free(registry));
+    let mut events = (Vec::new(), Vec::new());
+    tick_until(host, client, &mut events, "join", |(_, c)| {
+        c.iter()
+            .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+    });
+    let datagram = ThetaMessageKind::Datagram as u8;
+    let mut id = 0u32;
+    // SAFETY (every call below): valid out-pointers or NULL where allowed.
+    let err = fails(
+        unsafe { theta_session_train_dictionary(host, datagram, &mut id) },
+        ThetaStatus::InvalidArgument,
+    );
+    assert!(err.contains("samples"), "{err}");
+    let err = fails(
+        unsafe { theta_session_train_dictionary(client, datagram, &mut id) },
+        ThetaStatus::InvalidArgument,
+    );
+    assert!(err.contains("host"), "{err}");
+    let err = fails(
+        unsafe { theta_session_train_dictionary(host, 7, &mut id) },
+        ThetaStatus::InvalidArgument,
+    );
+    assert!(err.contains("ThetaMessageKind"), "{err}");
+    let err = fails(
+        unsafe {
+            theta_session_train_dictionary(host, ThetaMessageKind::SnapshotChunk as u8, null_mut())
+        },
+        ThetaStatus::InvalidArgument,
+    );
+    assert!(err.contains("not configured"), "{err}");
+    let mut stats = ThetaCompressionStats::default();
+    fails(
+        unsafe { theta_session_compression_stats(host, 3, &mut stats) },
+        ThetaStatus::InvalidArgument,
+    );
+    fails(
+        unsafe { theta_session_compression_stats(host, datagram, null_mut()) },
+        ThetaStatus::NullPointer,
+    );
+    assert_eq!(id, 0, "nothing written on failure");
+
+    // Changes on both sides: datagrams to record.
+    let mine: Vec<u64> = (0..20).map(|_| spawn(host)).collect();
+    let theirs = spawn(client);
+    for t in 0..60u32 {
+        for (i, &e) in mine.iter().enumerate() {
+            if (i as u32 + t) % 3 == 0 {
+                let mut value = [0u8; 12];
+                value[..4].copy_from_slice(&(t * 10 + i as u32).to_le_bytes());
+                ok(set(host, e, c.position, &value));
+            }
+        }
+        ok(set(client, theirs, c.position, &[t as u8; 12]));
+        tick(&[host, client]);
+    }
+    ok(unsafe { theta_session_train_dictionary(host, datagram, &mut id) });
+    assert!(id > 0);
+    tick_until(
+        host,
+        client,
+        &mut events,
+        "the dictionary reaches the client",
+        |_| {
+            compression(host, ThetaMessageKind::Datagram).newest_dictionary == id
+                && compression(client, ThetaMessageKind::Datagram).newest_dictionary == id
+        },
+    );
+    for t in 0..40u32 {
+        for &e in &mine[..5] {
+            ok(set(host, e, c.position, &[(t % 7) as u8; 12]));
+        }
+        tick(&[host, client]);
+    }
+    tick_until(host, client, &mut events, "convergence", |_| {
+        hash(host) == hash(client)
+    });
+    let h = compression(host, ThetaMessageKind::Datagram);
+    let cl = compression(client, ThetaMessageKind::Datagram);
+    assert_eq!(h.kind, datagram);
+    assert_eq!((h.dictionaries_held, h.dictionaries_trained), (1, 1));
+    assert!(h.samples >= 8);
+    assert!(h.frames_with_dictionary > 0, "{h:?}");
+    assert!(
+        h.bytes_framed <= h.bytes_uncompressed + h.frames_sent,
+        "{h:?}"
+    );
+    assert!(cl.frames_received_with_dictionary > 0, "{cl:?}");
+    assert_eq!(
+        cl.decode_oversized + cl.decode_unknown_dictionary + cl.decode_malformed,
+        0
+    );
+    // Per component: the position values cost wire bytes.
+    let mut count = 0usize;
+    fails(
+        unsafe { theta_session_component_stats(host, null_mut(), 0, &mut count) },
+        ThetaStatus::BufferTooSmall,
+    );
+    assert!(count >= 1);
+    let mut components = vec![ThetaComponentWireStats::default(); count];
+    ok(unsafe {
+        theta_session_component_stats(host, components.as_mut_ptr(), components.len(), &mut count)
+    });
+    let position = components
+        .iter()
+        .find(|s| s.component == c.position)
+        .expect("position figures");
+    assert!(
+        position.value_bytes > 0 && position.wire_bytes > 0,
+        "{position:?}"
+    );
+    let panel = text_panel(host);
+    assert!(panel.contains("zstd-1+dict"), "{panel}");
+    assert!(panel.contains("test.Position"), "{panel}");
+
+    ok(theta_session_free(client));
+    ok(theta_session_free(host));
+    fails(
+        unsafe { theta_session_train_dictionary(host, datagram, null_mut()) },
+        ThetaStatus::InvalidHandle,
+    );
+}

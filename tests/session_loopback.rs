@@ -3,10 +3,12 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use theta_net::net::compression::{split_stream_message, KindDiagnostics};
 use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
+use theta_net::wire::codec::{Codec, DictionarySet, FrameFormat, MessageKind};
 use theta_net::{ComponentId, EntityId, Layout, Registry, World};
 
 /// Ticks a session may need, after changes stop, to converge: with faults off, a few
@@ -481,7 +483,8 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     // Garbage and a truncated datagram first: dropped, counted, harmless.
     conn.send_datagram(b"not a theta datagram".to_vec().into())
         .unwrap();
-    let forged = Encoder::new().state_datagram(0, &[], Some(&parts));
+    // State datagrams travel in the codec envelope: format byte 0 is a raw frame.
+    let forged = raw_envelope(&Encoder::new().state_datagram(0, &[], Some(&parts)));
     conn.send_datagram(forged[..forged.len() / 2].to_vec().into())
         .unwrap();
     conn.send_datagram(forged.into()).unwrap();
@@ -508,7 +511,8 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {
                 let bytes = read_message(&mut recv, 1 << 20).await.unwrap();
-                if let Ok(Message::WriteRejected(r)) = decode(&bytes) {
+                let message = stream_message(&bytes);
+                if let Ok(Message::WriteRejected(r)) = decode(&message) {
                     return (r.entity(), r.reason().unwrap_or("").to_owned());
                 }
             }
@@ -541,6 +545,25 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     assert_eq!(malformed, 2, "the garbage and the truncated datagram");
     conn.close(0u32.into(), b"done");
     runtime.block_on(endpoint.wait_idle());
+}
+
+/// `message` in a raw codec envelope.
+fn raw_envelope(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![FrameFormat::Raw as u8];
+    out.extend_from_slice(message);
+    out
+}
+
+/// The message of a stream message after admission (kind byte, then codec envelope); the
+/// bare handshake messages as they are. Dictionaries are not needed: control messages
+/// are raw, and a test's host does not compress its snapshot with a dictionary.
+fn stream_message(bytes: &[u8]) -> Vec<u8> {
+    match split_stream_message(bytes) {
+        Some((_, frame)) => DictionarySet::new()
+            .decompress(frame, 1 << 20)
+            .unwrap_or_else(|_| bytes.to_vec()),
+        None => bytes.to_vec(),
+    }
 }
 
 /// A client dropped and rejoined (fresh session, fresh token, same peer id) converges: it
@@ -617,6 +640,12 @@ fn values_too_large_for_a_datagram_go_on_the_stream() {
     hosted.set(e, blob, &big).unwrap();
     converge(&mut hosted, &mut clients, CONVERGE_TICKS);
     assert_eq!(clients[0].world().get(e, blob), Some(&big[..]));
+    // And from a client to the host (its stream's delta frames are applied there too).
+    let mine = clients[0].spawn().unwrap();
+    let other: Vec<u8> = (0..30_000u32).map(|i| (i / 7) as u8).collect();
+    clients[0].set(mine, blob, &other).unwrap();
+    converge(&mut hosted, &mut clients, CONVERGE_TICKS);
+    assert_eq!(hosted.world().get(mine, blob), Some(&other[..]));
     let streamed: u64 = hosted
         .diagnostics()
         .peers
@@ -811,4 +840,328 @@ fn joining_nobody_times_out_quickly_with_a_reason() {
     };
     // Only the connect timeout says this (the idle timeout says "timed out (idle)").
     assert!(reason.contains("no answer"), "{reason}");
+}
+
+/// Ticks a dictionary training (on the host's blocking pool) may take to be installed.
+const TRAIN_TICKS: usize = 2000;
+
+/// Compression figures of `kind` on `session`.
+fn kind_stats(session: &Session, kind: MessageKind) -> KindDiagnostics {
+    session.diagnostics().compression[kind.index()].clone()
+}
+
+/// Ticks (with no changes) until `done` holds; panics after `bound` ticks.
+fn tick_until(
+    host: &mut Session,
+    clients: &mut [Session],
+    bound: usize,
+    what: &str,
+    mut done: impl FnMut(&Session, &[Session]) -> bool,
+) {
+    for _ in 0..bound {
+        if done(host, clients) {
+            return;
+        }
+        tick_all(host, clients);
+    }
+    panic!(
+        "{what}: not within {bound} ticks; host {:?}; clients {:?}",
+        kind_stats(host, MessageKind::Datagram),
+        clients
+            .iter()
+            .map(|c| kind_stats(c, MessageKind::Datagram))
+            .collect::<Vec<_>>()
+    );
+}
+
+/// A dictionary trained automatically after N samples, then one trained on demand: each is
+/// sent, acknowledged and used (the host's datagrams hit a dictionary, the clients'
+/// upstream too), the first retires on both sides once the clients hold the second, no
+/// frame ever names a dictionary its receiver lacks, and the clients converge.
+#[test]
+fn dictionaries_trained_after_n_samples_and_on_demand_are_used_then_retired() {
+    let config = || SessionConfig {
+        train_after_samples: 64,
+        ..SessionConfig::default()
+    };
+    let mut net = host(config());
+    let mut clients = vec![net.join(1, config()), net.join(2, config())];
+    wait_joined(&mut net.host, &mut clients);
+    // Too few delta frames on the stream to train on.
+    assert!(net.host.train_dictionary(MessageKind::DeltaFrame).is_err());
+    // Snapshot chunks use plain zstd by default: no dictionary to train.
+    assert!(net
+        .host
+        .train_dictionary(MessageKind::SnapshotChunk)
+        .is_err());
+    assert!(clients[0].train_dictionary(MessageKind::Datagram).is_err());
+
+    // Automatic: after 64 datagrams recorded.
+    let mut first = None;
+    run_changes(&mut net, &mut clients, 120, |_, net, _| {
+        if first.is_none() {
+            first = kind_stats(&net.host, MessageKind::Datagram).newest_dictionary();
+        }
+    });
+    if first.is_none() {
+        // Training runs on its own thread: give a loaded machine time.
+        tick_until(
+            &mut net.host,
+            &mut clients,
+            TRAIN_TICKS,
+            "the automatic training finishes",
+            |host, _| {
+                kind_stats(host, MessageKind::Datagram)
+                    .newest_dictionary()
+                    .is_some()
+            },
+        );
+        first = kind_stats(&net.host, MessageKind::Datagram).newest_dictionary();
+    }
+    let first = first.unwrap();
+    let host_stats = kind_stats(&net.host, MessageKind::Datagram);
+    assert_eq!(host_stats.trained, 1);
+    assert!(host_stats.samples >= 64);
+    tick_until(
+        &mut net.host,
+        &mut clients,
+        CONVERGE_TICKS,
+        "clients hold the first dictionary",
+        |_, clients| {
+            clients
+                .iter()
+                .all(|c| kind_stats(c, MessageKind::Datagram).dictionaries == [first])
+        },
+    );
+    run_changes(&mut net, &mut clients, 30, |_, _, _| {});
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    let host_stats = kind_stats(&net.host, MessageKind::Datagram);
+    assert!(
+        host_stats.dictionary_hit_rate() > 0.0,
+        "host datagrams never used the dictionary: {host_stats:?}"
+    );
+    assert!(
+        host_stats.counters.dictionary_in > 0,
+        "the clients' upstream never used it"
+    );
+    for c in &clients {
+        let s = kind_stats(c, MessageKind::Datagram);
+        assert!(s.counters.dictionary_in > 0, "{s:?}");
+        assert!(s.dictionary_hit_rate() > 0.0, "{s:?}");
+    }
+
+    // On demand: a second dictionary; the first retires everywhere.
+    let second = net.host.train_dictionary(MessageKind::Datagram).unwrap();
+    assert!(second > first, "ids increase");
+    tick_until(
+        &mut net.host,
+        &mut clients,
+        TRAIN_TICKS,
+        "the first dictionary retires on both sides",
+        |host, clients| {
+            kind_stats(host, MessageKind::Datagram).dictionaries == [second]
+                && clients
+                    .iter()
+                    .all(|c| kind_stats(c, MessageKind::Datagram).dictionaries == [second])
+        },
+    );
+    let used_before = kind_stats(&net.host, MessageKind::Datagram)
+        .counters
+        .dictionary_out;
+    run_changes(&mut net, &mut clients, 30, |_, _, _| {});
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    let host_stats = kind_stats(&net.host, MessageKind::Datagram);
+    assert_eq!(host_stats.trained, 2);
+    assert!(host_stats.counters.dictionary_out > used_before);
+    for s in std::iter::once(host_stats)
+        .chain(clients.iter().map(|c| kind_stats(c, MessageKind::Datagram)))
+    {
+        assert_eq!(s.counters.decode_failures(), 0, "{s:?}");
+    }
+    eprintln!("{}", net.host.diagnostics().text_panel());
+}
+
+/// A client joining after a dictionary was trained receives it on the stream before its
+/// snapshot, acknowledges it, decodes datagrams made with it, and converges.
+#[test]
+fn a_late_joiner_receives_the_current_dictionary_and_converges() {
+    let config = || SessionConfig {
+        train_after_samples: 0,
+        ..SessionConfig::default()
+    };
+    let mut net = host(config());
+    let mut clients = vec![net.join(1, config())];
+    wait_joined(&mut net.host, &mut clients);
+    run_changes(&mut net, &mut clients, 60, |_, _, _| {});
+    let id = net.host.train_dictionary(MessageKind::Datagram).unwrap();
+    tick_until(
+        &mut net.host,
+        &mut clients,
+        TRAIN_TICKS,
+        "the dictionary is installed",
+        |host, _| kind_stats(host, MessageKind::Datagram).dictionaries == [id],
+    );
+    clients.push(net.join(2, config()));
+    wait_joined(&mut net.host, &mut clients[1..]);
+    // The dictionary came with the join, before any change after it.
+    tick_until(
+        &mut net.host,
+        &mut clients,
+        CONVERGE_TICKS,
+        "the late joiner holds the dictionary",
+        |_, clients| kind_stats(&clients[1], MessageKind::Datagram).dictionaries == [id],
+    );
+    run_changes(&mut net, &mut clients, 40, |_, _, _| {});
+    converge(&mut net.host, &mut clients, CONVERGE_TICKS);
+    let late = kind_stats(&clients[1], MessageKind::Datagram);
+    assert!(late.counters.dictionary_in > 0, "{late:?}");
+    assert_eq!(late.counters.decode_failures(), 0, "{late:?}");
+    // Its snapshot came compressed (zstd-3 by default) and decoded.
+    let chunks = kind_stats(&clients[1], MessageKind::SnapshotChunk);
+    assert!(chunks.counters.frames_in > 0, "{chunks:?}");
+    assert!(
+        chunks.counters.bytes_received_framed < chunks.counters.bytes_received_uncompressed,
+        "{chunks:?}"
+    );
+}
+
+/// A hostile client sends datagrams that name an unknown dictionary, a decompression
+/// bomb (honest and lying headers), a truncated frame and a byte reserved for XR poses:
+/// each is counted by cause, the state does not change, nothing panics, and the honest
+/// client still converges.
+#[test]
+fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
+    use std::io::Write;
+    use theta_net::net::framing::write_message;
+    use theta_net::net::tls::{client_config, transport_config};
+    use theta_net::wire::codec::{write_varint, Zstd};
+    use theta_net::wire::{BatchRef, Encoder, FrameParts};
+
+    let mut net = host(SessionConfig::default());
+    let position = net.scene.position;
+    let mut observer = vec![net.join(2, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut observer);
+    run_changes(&mut net, &mut observer, 20, |_, _, _| {});
+    converge(&mut net.host, &mut observer, CONVERGE_TICKS);
+    let before = net.host.state_hash();
+    let stats_before = kind_stats(&net.host, MessageKind::Datagram).counters;
+
+    let addr = net.host.local_addr().unwrap();
+    let token = mint(&net.secret, 9, now() + 60, None).to_text();
+    let request = Encoder::new().join_request(&token, net.scene.registry.hash());
+    let trust = ServerTrust::Fingerprint(net.fingerprint);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (conn, _send, endpoint) = runtime.block_on(async {
+        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+        let transport = std::sync::Arc::new(transport_config(
+            Duration::from_secs(5),
+            Duration::from_secs(1),
+        ));
+        endpoint.set_default_client_config(client_config(&trust, transport).unwrap());
+        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+        let (mut send, _recv) = conn.open_bi().await.unwrap();
+        write_message(&mut send, &request).await.unwrap();
+        (conn, send, endpoint)
+    });
+    for _ in 0..20 {
+        tick_all(&mut net.host, &mut observer);
+    }
+    // A valid state datagram of the hostile peer's own entity, to compress.
+    let own = EntityId((9u64 << 48) | 1);
+    let entities = [own];
+    let value = [3u8; 12];
+    let batches = [BatchRef {
+        component: position,
+        entities: &entities,
+        data: &value,
+        lengths: None,
+        inserted: None,
+    }];
+    let parts = FrameParts {
+        base_tick: 0,
+        tick: 5,
+        descriptors: &[],
+        spawns: &entities,
+        batches: &batches,
+        removes: &[],
+        despawns: &[],
+    };
+    let message = Encoder::new().state_datagram(0, &[], Some(&parts));
+    // 1. Named dictionary 99, which the host never trained.
+    let mut unknown = vec![FrameFormat::ZstdDict as u8];
+    write_varint(&mut unknown, 99);
+    write_varint(&mut unknown, message.len() as u64);
+    unknown.extend_from_slice(&message);
+    // 2. A bomb: 16 MiB of zeros in a few hundred bytes, with an honest header (refused
+    // before decompressing) and with a lying one (refused when it expands past it).
+    let mut bomb_body = zstd::stream::Encoder::new(Vec::new(), 3).unwrap();
+    let zeros = vec![0u8; 1 << 16];
+    for _ in 0..256 {
+        bomb_body.write_all(&zeros).unwrap();
+    }
+    let bomb_body = bomb_body.finish().unwrap();
+    assert!(bomb_body.len() < 1000, "{}", bomb_body.len());
+    let bomb = |declared: u64| {
+        let mut frame = vec![FrameFormat::Zstd as u8];
+        write_varint(&mut frame, declared);
+        frame.extend_from_slice(&bomb_body);
+        frame
+    };
+    // 3. A truncated zstd frame of the valid message.
+    let mut zstd_frame = Vec::new();
+    Zstd::new(1)
+        .unwrap()
+        .compress(&message.repeat(1), &mut zstd_frame)
+        .unwrap();
+    let truncated = if zstd_frame[0] == FrameFormat::Zstd as u8 {
+        zstd_frame[..zstd_frame.len() - 4].to_vec()
+    } else {
+        // Too small to compress: a hand-made truncated header instead.
+        vec![FrameFormat::Zstd as u8, 0x80]
+    };
+    let hostile: Vec<Vec<u8>> = vec![
+        unknown,
+        bomb(16 << 20),
+        bomb(1000),
+        truncated,
+        // Neither a codec envelope (0..=2) nor a pose packet (0x80..): the connection counts it.
+        vec![0x03, 1, 2, 3],
+        // A pose packet's tag with junk after it: the pose channel refuses it.
+        vec![0x80, 1, 2, 3],
+    ];
+    for datagram in &hostile {
+        conn.send_datagram(datagram.clone().into()).unwrap();
+    }
+    let expected = (1, 2, 1);
+    let counts = |host: &Session| {
+        let c = kind_stats(host, MessageKind::Datagram).counters;
+        (
+            c.unknown_dictionary - stats_before.unknown_dictionary,
+            c.oversized - stats_before.oversized,
+            c.malformed - stats_before.malformed,
+        )
+    };
+    for _ in 0..200 {
+        tick_all(&mut net.host, &mut observer);
+        if counts(&net.host) == expected {
+            break;
+        }
+    }
+    assert_eq!(
+        counts(&net.host),
+        expected,
+        "unknown dictionary, oversized, malformed"
+    );
+    // The unknown first byte is counted on the connection, the junk pose packet by the pose
+    // channel; neither reaches the codec.
+    let peers = net.host.diagnostics().peers;
+    assert_eq!(peers.iter().map(|p| p.malformed).sum::<u64>(), 1);
+    assert_eq!(peers.iter().map(|p| p.poses.malformed).sum::<u64>(), 1);
+    assert_eq!(net.host.state_hash(), before);
+    assert!(!net.host.world().is_alive(own));
+    // The honest client is unaffected.
+    run_changes(&mut net, &mut observer, 10, |_, _, _| {});
+    converge(&mut net.host, &mut observer, CONVERGE_TICKS);
+    conn.close(0u32.into(), b"done");
+    runtime.block_on(endpoint.wait_idle());
 }

@@ -5,6 +5,7 @@
 //! cbindgen (see `cbindgen.toml`).
 
 mod boundary;
+mod compression;
 mod handles;
 mod log;
 mod replica;
@@ -15,6 +16,7 @@ mod xr;
 
 use std::ffi::{c_char, c_void};
 
+pub use compression::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
 pub use replica::*;
 pub use session::*;

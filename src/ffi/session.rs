@@ -1081,7 +1081,10 @@ pub unsafe extern "C" fn theta_session_peer_stats(
 
 /// Copies a human-readable panel of the session's figures (a summary line, then one line
 /// per connection: peer, RTT, wire KB sent and received, packets, losses, datagrams sent /
-/// acked / lost, pending keys, snapshot bytes, writes rejected, malformed) into `buf`
+/// acked / lost, pending keys, snapshot bytes, writes rejected, malformed; then, once
+/// anything was compressed, one line per message kind: codec, frames, KB before and after
+/// compression, ratio, dictionary hit rate, dictionaries held, frames received and decode
+/// failures; and one line per component type: value KB sent and the wire KB they cost) into `buf`
 /// (UTF-8, lines ending in `\n`, NUL-terminated, truncated to `len - 1` bytes) and writes
 /// the full length (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask
 /// for the length; the panel may grow between two calls.

@@ -67,13 +67,19 @@ pub struct OutboxStats {
     pub deferred_keys: u64,
 }
 
+/// Value bytes per component type in one encoded message, for the per-component wire
+/// figures.
+pub(crate) type ValueBytes = Vec<(ComponentId, usize)>;
+
 /// What one call to [`Outbox::build`] produced.
 #[derive(Debug, Default)]
 pub(crate) struct Built {
-    /// Encoded state datagrams, each decodable alone.
-    pub datagrams: Vec<Vec<u8>>,
-    /// Encoded delta frames for the reliable stream (values too large for a datagram).
-    pub stream_frames: Vec<Vec<u8>>,
+    /// Encoded state datagrams, each decodable alone, with the value bytes of each
+    /// component type they carry.
+    pub datagrams: Vec<(Vec<u8>, ValueBytes)>,
+    /// Encoded delta frames for the reliable stream (values too large for a datagram),
+    /// with their value bytes.
+    pub stream_frames: Vec<(Vec<u8>, ValueBytes)>,
 }
 
 /// Limits of one [`Outbox::build`] call.
@@ -251,9 +257,10 @@ impl Outbox {
                             size::ENTITY + value.len() + if variable { size::LENGTH } else { 0 };
                         if cost + size::BATCH_BASE > room {
                             // Too large for any datagram: the reliable stream carries it.
+                            let frame = single_value_frame(world, tick, component, entity, encoder);
                             built
                                 .stream_frames
-                                .push(single_value_frame(world, tick, component, entity, encoder));
+                                .push((frame, vec![(component, value.len())]));
                             self.stats.stream_frames += 1;
                             self.pending.remove(&key);
                             continue;
@@ -352,6 +359,11 @@ impl Outbox {
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = delta.with_parts(|parts| encoder.state_datagram(seq, acks, Some(parts)));
+        let values: ValueBytes = delta
+            .sets
+            .iter()
+            .map(|batch| (batch.component, batch.data.len()))
+            .collect();
         let len = bytes.len();
         let keys: Vec<Key> = entries.drain(..).map(|(key, _)| key).collect();
         for key in &keys {
@@ -373,7 +385,7 @@ impl Outbox {
         });
         self.stats.datagrams_sent += 1;
         self.stats.datagram_bytes += len as u64;
-        built.datagrams.push(bytes);
+        built.datagrams.push((bytes, values));
         len
     }
 

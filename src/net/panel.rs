@@ -2,7 +2,9 @@
 
 use std::fmt::Write;
 
+use super::compression::{ComponentWire, KindDiagnostics};
 use super::session::{PeerDiagnostics, SessionDiagnostics};
+use crate::wire::codec::CodecChoice;
 
 /// Column headings of the per-peer table, and the width of each column.
 const COLUMNS: [(&str, usize); 11] = [
@@ -19,13 +21,40 @@ const COLUMNS: [(&str, usize); 11] = [
     ("malformed", 10),
 ];
 
+/// Column headings and widths of the compression table (one line per message kind).
+const KIND_COLUMNS: [(&str, usize); 9] = [
+    ("kind", 14),
+    ("codec", 11),
+    ("frames out", 10),
+    ("raw KB", 9),
+    ("wire KB", 9),
+    ("ratio", 6),
+    ("dict hits", 9),
+    ("dicts", 8),
+    ("in/errors", 16),
+];
+
+/// Column headings and widths of the per-component table.
+const COMPONENT_COLUMNS: [(&str, usize); 4] = [
+    ("component", 24),
+    ("value KB", 9),
+    ("wire KB", 9),
+    ("wire/value", 10),
+];
+
 impl SessionDiagnostics {
     /// A multi-line, human-readable panel of these figures: a summary line (tick, entities,
     /// values, peers), then a table with one line per peer: peer id, round-trip time in
     /// milliseconds, kilobytes (1 000 bytes) sent and received on the wire, UDP packets
     /// sent / received, QUIC packets lost, state datagrams sent / acked / lost, keys
     /// waiting for an acknowledgement, snapshot bytes, writes rejected and malformed
-    /// messages. Every line ends with `\n`.
+    /// messages. When anything was compressed or decoded, a compression table follows, one
+    /// line per message kind: the codec, frames sent, their kilobytes before and after the
+    /// envelope, the ratio of the two, the share of frames sent with a dictionary, the ids
+    /// of the dictionaries held, and the frames received / decode failures (oversized /
+    /// unknown dictionary / malformed); then one line per component type: the kilobytes
+    /// of its values sent, the wire kilobytes they cost, and the ratio of the two. Every
+    /// line ends with `\n`.
     pub fn text_panel(&self) -> String {
         let mut out = String::new();
         let plural =
@@ -50,15 +79,90 @@ impl SessionDiagnostics {
         );
         if self.peers.is_empty() {
             out.push_str("no peer connected\n");
-            return out;
+        } else {
+            push_row(&mut out, &headings(&COLUMNS), &COLUMNS);
+            for peer in &self.peers {
+                push_row(&mut out, &peer_row(peer), &COLUMNS);
+            }
         }
-        let header: Vec<String> = COLUMNS.iter().map(|(h, _)| (*h).to_owned()).collect();
-        push_row(&mut out, &header);
-        for peer in &self.peers {
-            push_row(&mut out, &peer_row(peer));
+        let active = |k: &&KindDiagnostics| {
+            k.counters.frames_out + k.counters.frames_in + k.counters.decode_failures() > 0
+        };
+        if self.compression.iter().any(|k| active(&k)) {
+            push_row(&mut out, &headings(&KIND_COLUMNS), &KIND_COLUMNS);
+            for kind in &self.compression {
+                push_row(&mut out, &kind_row(kind), &KIND_COLUMNS);
+            }
+        }
+        if !self.component_wire.is_empty() {
+            push_row(&mut out, &headings(&COMPONENT_COLUMNS), &COMPONENT_COLUMNS);
+            for component in &self.component_wire {
+                push_row(&mut out, &component_row(component), &COMPONENT_COLUMNS);
+            }
+            if self.unattributed_wire_bytes > 0 {
+                let row = vec![
+                    "(frames without values)".to_owned(),
+                    String::new(),
+                    kilobytes(self.unattributed_wire_bytes),
+                ];
+                push_row(&mut out, &row, &COMPONENT_COLUMNS);
+            }
         }
         out
     }
+}
+
+fn headings(columns: &[(&str, usize)]) -> Vec<String> {
+    columns.iter().map(|(h, _)| (*h).to_owned()).collect()
+}
+
+fn codec_name(choice: CodecChoice) -> String {
+    match choice {
+        CodecChoice::None => "none".to_owned(),
+        CodecChoice::Zstd { level } => format!("zstd-{level}"),
+        CodecChoice::ZstdDict { level } => format!("zstd-{level}+dict"),
+    }
+}
+
+fn kind_row(k: &KindDiagnostics) -> Vec<String> {
+    let c = &k.counters;
+    let dicts = if k.dictionaries.is_empty() {
+        "-".to_owned()
+    } else {
+        k.dictionaries
+            .iter()
+            .map(u32::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    vec![
+        k.kind.name().to_owned(),
+        codec_name(k.codec),
+        c.frames_out.to_string(),
+        kilobytes(c.bytes_in_uncompressed),
+        kilobytes(c.bytes_out_framed),
+        format!("{:.2}", k.ratio()),
+        format!("{:.0}%", 100.0 * k.dictionary_hit_rate()),
+        dicts,
+        format!(
+            "{} {}/{}/{}",
+            c.frames_in, c.oversized, c.unknown_dictionary, c.malformed
+        ),
+    ]
+}
+
+fn component_row(c: &ComponentWire) -> Vec<String> {
+    let ratio = if c.value_bytes == 0 {
+        String::new()
+    } else {
+        format!("{:.2}", c.wire_bytes as f64 / c.value_bytes as f64)
+    };
+    vec![
+        c.name.clone(),
+        kilobytes(c.value_bytes),
+        kilobytes(c.wire_bytes),
+        ratio,
+    ]
 }
 
 fn kilobytes(bytes: u64) -> String {
@@ -86,9 +190,9 @@ fn peer_row(p: &PeerDiagnostics) -> Vec<String> {
 
 /// Appends one table line: the first column left-aligned, the others right-aligned, each
 /// at least its width (a wider cell widens its column on that line only).
-fn push_row(out: &mut String, cells: &[String]) {
+fn push_row(out: &mut String, cells: &[String], columns: &[(&str, usize)]) {
     let mut line = String::new();
-    for (i, (cell, (_, width))) in cells.iter().zip(COLUMNS).enumerate() {
+    for (i, (cell, &(_, width))) in cells.iter().zip(columns).enumerate() {
         if i == 0 {
             let _ = write!(line, "{cell:<width$}");
         } else {
@@ -135,6 +239,7 @@ mod tests {
             peers: vec![peer(1, 420), peer(12, 15_250)],
             inbound_dropped: 0,
             joins_refused: 0,
+            ..SessionDiagnostics::default()
         };
         let panel = d.text_panel();
         let lines: Vec<&str> = panel.lines().collect();
@@ -169,6 +274,71 @@ mod tests {
     }
 
     #[test]
+    fn the_panel_shows_compression_per_kind_and_wire_bytes_per_component() {
+        use crate::net::compression::{ComponentWire, KindDiagnostics};
+        use crate::wire::codec::{CodecCounters, MessageKind};
+        use crate::ComponentId;
+
+        let kind = |kind, frames_out, dictionary_out| KindDiagnostics {
+            kind,
+            codec: CodecChoice::ZstdDict { level: 1 },
+            counters: CodecCounters {
+                frames_out,
+                dictionary_out,
+                bytes_in_uncompressed: 10_000,
+                bytes_out_framed: 4_000,
+                frames_in: 7,
+                unknown_dictionary: 2,
+                ..CodecCounters::default()
+            },
+            dictionaries: vec![3, 5],
+            samples: 0,
+            trained: 0,
+            training_failures: 0,
+            training: false,
+            dictionaries_refused: 0,
+        };
+        let d = SessionDiagnostics {
+            compression: vec![
+                kind(MessageKind::SnapshotChunk, 0, 0),
+                kind(MessageKind::DeltaFrame, 0, 0),
+                kind(MessageKind::Datagram, 40, 30),
+            ],
+            component_wire: vec![ComponentWire {
+                component: ComponentId(7),
+                name: "demo.Transform".to_owned(),
+                value_bytes: 8_000,
+                wire_bytes: 3_000,
+            }],
+            unattributed_wire_bytes: 1_000,
+            ..SessionDiagnostics::default()
+        };
+        let panel = d.text_panel();
+        let lines: Vec<&str> = panel.lines().collect();
+        assert_eq!(lines.len(), 2 + 4 + 3, "{panel}");
+        assert!(lines[2].starts_with("kind"), "{panel}");
+        let datagrams: Vec<&str> = lines[5].split_whitespace().collect();
+        assert_eq!(
+            datagrams,
+            [
+                "datagram",
+                "zstd-1+dict",
+                "40",
+                "10.0",
+                "4.0",
+                "0.40",
+                "75%",
+                "3,5",
+                "7",
+                "0/2/0"
+            ]
+        );
+        let transform: Vec<&str> = lines[7].split_whitespace().collect();
+        assert_eq!(transform, ["demo.Transform", "8.0", "3.0", "0.38"]);
+        assert!(lines[8].starts_with("(frames without values)"), "{panel}");
+    }
+
+    #[test]
     fn a_panel_without_peers_says_so_and_counts_drops() {
         let d = SessionDiagnostics {
             tick: 1,
@@ -177,6 +347,7 @@ mod tests {
             peers: Vec::new(),
             inbound_dropped: 3,
             joins_refused: 0,
+            ..SessionDiagnostics::default()
         };
         assert_eq!(
             d.text_panel(),

@@ -6,6 +6,10 @@
 //! queue. `tick` never waits for the network: it drains what arrived, applies it, sends
 //! what changed, and returns. Dropping a session closes its connections with a reason and
 //! joins its runtime thread.
+//!
+//! After the join handshake every state datagram and stream message travels in the codec
+//! envelope, compressed per message kind, with dictionaries the host trains on its own
+//! frames (see [`super::compression`]).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -16,6 +20,10 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::acks::ReceivedSeqs;
+use super::compression::{
+    control_message, message_values, split_stream_message, ComponentWire, Compression,
+    KindDiagnostics, PeerDicts, StreamKind, TrainError,
+};
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
 use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
@@ -24,6 +32,7 @@ use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::{EventKind, Replica};
+use crate::wire::codec::{CodecConfig, MessageKind};
 use crate::wire::{self, fb, Acceptance, BatchView, Encoder, Message, RemoveView, WireError};
 use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
 use crate::xr::{ControllerState, Device, PoseSample, Sampled};
@@ -68,6 +77,18 @@ pub struct SessionConfig {
     pub connect_timeout: Duration,
     /// XR pose streams: volume, send-rate cap, jitter buffers.
     pub poses: PoseConfig,
+    /// Codec and decompression bound per message kind (see `net::compression`). Default:
+    /// datagrams and delta frames zstd level 1 with the session's dictionary once one is
+    /// trained (plain zstd before), snapshot chunks zstd level 3.
+    pub codec: CodecConfig,
+    /// Host: samples of a kind (using a dictionary codec) recorded before its first
+    /// dictionary is trained automatically; 0 trains only on demand
+    /// ([`Session::train_dictionary`]). Default 512.
+    pub train_after_samples: u64,
+    /// Host: size asked of the dictionary trainer, in bytes (at most
+    /// [`super::compression::MAX_DICTIONARY_BYTES`]; less when the samples are few).
+    /// Default 16 KiB.
+    pub dictionary_bytes: usize,
 }
 
 impl Default for SessionConfig {
@@ -83,6 +104,9 @@ impl Default for SessionConfig {
             server_name: "localhost".to_owned(),
             connect_timeout: Duration::from_secs(5),
             poses: PoseConfig::default(),
+            codec: CodecConfig::default(),
+            train_after_samples: 512,
+            dictionary_bytes: 16 << 10,
         }
     }
 }
@@ -105,6 +129,9 @@ pub enum SessionError {
     /// Resuming needs a client that was admitted and then disconnected.
     #[error("cannot resume: {0}")]
     CannotResume(&'static str),
+    /// A dictionary training could not start.
+    #[error("cannot train a dictionary: {0}")]
+    Train(#[from] TrainError),
 }
 
 /// Something the engine should know, from [`Session::poll_events`].
@@ -220,6 +247,13 @@ pub struct SessionDiagnostics {
     pub inbound_dropped: u64,
     /// Join requests the host refused.
     pub joins_refused: u64,
+    /// Compression per message kind, in [`MessageKind::ALL`] order.
+    pub compression: Vec<KindDiagnostics>,
+    /// Per component type, the value bytes this side sent and the wire bytes they cost,
+    /// in registry order (see `net::compression` for the method).
+    pub component_wire: Vec<ComponentWire>,
+    /// Wire bytes of frames without values (acknowledgements, spawns, despawns, removals).
+    pub unattributed_wire_bytes: u64,
 }
 
 /// What the network tasks hand to the engine thread.
@@ -273,6 +307,8 @@ struct Link {
     received: ReceivedSeqs,
     diagnostics: PeerDiagnostics,
     poses: PoseLink,
+    /// The dictionaries the other side holds.
+    dicts: PeerDicts,
 }
 
 /// A connected client, on the host.
@@ -307,6 +343,8 @@ struct Host {
     parked: FxHashMap<PeerId, Parked>,
     /// Join requests refused.
     joins_refused: u64,
+    /// Codecs, dictionaries (trained here) and their figures.
+    compression: Compression,
 }
 
 /// Admission state shared with the accept tasks.
@@ -334,6 +372,8 @@ struct Client {
     /// Where the connection task reports, kept to start another on reconnect.
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    /// Codecs, the host's dictionaries, and their figures.
+    compression: Compression,
 }
 
 enum Role {
@@ -429,6 +469,14 @@ impl Session {
         ));
         let marked = world.tick();
         let poses = PoseHub::new(config.poses);
+        let compression = Compression::new(
+            config.codec,
+            Some((
+                runtime.handle().clone(),
+                config.train_after_samples,
+                config.dictionary_bytes,
+            )),
+        );
         Ok(Session {
             runtime: Some(runtime),
             endpoint,
@@ -441,6 +489,7 @@ impl Session {
                 next_counters: FxHashMap::default(),
                 parked: FxHashMap::default(),
                 joins_refused: 0,
+                compression,
             })),
             config,
             events: VecDeque::new(),
@@ -504,6 +553,7 @@ impl Session {
                 resume: Vec::new(),
                 tx,
                 dropped: Arc::clone(&dropped),
+                compression: Compression::new(config.codec, None),
             })),
             config,
             events: VecDeque::new(),
@@ -703,7 +753,9 @@ impl Session {
                     &mut self.events,
                     &mut self.poses,
                 ),
-                Role::Client(client) => client.handle(event, &mut self.events, &mut self.poses),
+                Role::Client(client) => {
+                    client.handle(event, &mut self.encoder, &mut self.events, &mut self.poses)
+                }
             }
         }
         match &mut self.role {
@@ -721,6 +773,21 @@ impl Session {
                     link.send_poses(&mut self.poses, own, now, false);
                 }
             }
+        }
+    }
+
+    /// Host: trains a dictionary for `kind` from the messages of that kind recorded so
+    /// far, on the session runtime's blocking pool (the engine thread does not wait); a
+    /// later [`Session::tick`] installs it and sends it to the clients, which use it once
+    /// they acknowledged it. Returns the id it will have. Refused on a client, for a kind
+    /// whose codec is not [`crate::wire::codec::CodecChoice::ZstdDict`], while a training
+    /// of the kind runs, or with fewer than
+    /// [`crate::wire::codec::MIN_TRAINING_SAMPLES`] samples; a training that fails later
+    /// is counted in the diagnostics (`training_failures`).
+    pub fn train_dictionary(&mut self, kind: MessageKind) -> Result<u32, SessionError> {
+        match &mut self.role {
+            Role::Host(host) => Ok(host.compression.train(kind)?),
+            Role::Client(_) => Err(TrainError::NotHost.into()),
         }
     }
 
@@ -746,6 +813,12 @@ impl Session {
                 d.peers.extend(client.link.as_ref().map(Link::diagnostics));
             }
         }
+        let compression = match &self.role {
+            Role::Host(host) => &host.compression,
+            Role::Client(client) => &client.compression,
+        };
+        (d.compression, d.component_wire, d.unattributed_wire_bytes) =
+            compression.diagnostics(self.world().registry());
         d
     }
 }
@@ -827,6 +900,7 @@ impl Link {
                 peer,
                 ..PeerDiagnostics::default()
             },
+            dicts: PeerDicts::default(),
         }
     }
 
@@ -841,12 +915,27 @@ impl Link {
         p
     }
 
-    /// Decodes a state datagram, takes in its acks and returns its frame's message when
-    /// the datagram is new (not a duplicate).
-    fn receive<'a>(&mut self, bytes: &'a [u8]) -> Option<fb::DeltaFrame<'a>> {
+    /// Opens a datagram from the peer, routing on its first byte: a state datagram's codec
+    /// envelope is decoded (bounded; a failure is counted per cause by `compression` and
+    /// the datagram dropped). Returns the state datagram message.
+    fn open_datagram(&mut self, bytes: &[u8], compression: &mut Compression) -> Option<Vec<u8>> {
         self.diagnostics.payload_bytes_received += bytes.len() as u64;
+        match bytes.first().copied() {
+            // Codec envelope of a state datagram: 0 raw, 1 zstd, 2 zstd + dictionary.
+            // (0x80..=0xFF, pose packets, never reach here: see `is_pose_datagram`.)
+            Some(0..=2) => compression.decode(MessageKind::Datagram, bytes).ok(),
+            _ => {
+                self.diagnostics.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Verifies a state datagram message, takes in its acks and returns its frame when
+    /// the datagram is new (not a duplicate).
+    fn receive<'a>(&mut self, message: &'a [u8]) -> Option<fb::DeltaFrame<'a>> {
         // A datagram that does not decode is dropped and counted: it changes nothing.
-        let Ok(Message::StateDatagram(datagram)) = wire::decode(bytes) else {
+        let Ok(Message::StateDatagram(datagram)) = wire::decode(message) else {
             self.diagnostics.malformed += 1;
             return None;
         };
@@ -867,8 +956,22 @@ impl Link {
         Some(frame)
     }
 
-    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone) and flushes
-    /// the stream backlog.
+    /// Queues a snapshot chunk or delta frame on the stream, in its codec envelope.
+    fn queue(
+        &mut self,
+        kind: MessageKind,
+        message: &[u8],
+        values: &[(ComponentId, usize)],
+        compression: &mut Compression,
+        now: Instant,
+    ) {
+        let framed = compression.stream(kind, message, values, &self.dicts, now);
+        self.backlog.push_back(framed);
+    }
+
+    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each in
+    /// its codec envelope, and flushes the stream backlog.
+    #[allow(clippy::too_many_arguments)]
     fn send(
         &mut self,
         world: &World,
@@ -876,9 +979,13 @@ impl Link {
         now: Instant,
         budget: usize,
         encoder: &mut Encoder,
+        compression: &mut Compression,
     ) {
+        // One byte of every datagram is the envelope's format byte (a compressed frame is
+        // never larger than the raw one).
+        let path = self.conn.max_datagram_size().unwrap_or(0);
         let limits = SendLimits {
-            max_datagram: self.conn.max_datagram_size().unwrap_or(0),
+            max_datagram: path.min(compression.max_datagram()).saturating_sub(1),
             budget,
             resend_after: self.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
         };
@@ -887,14 +994,19 @@ impl Link {
             let acks = self.received.to_send();
             let mut built = self.outbox.build(world, tick, now, limits, &acks, encoder);
             if built.datagrams.is_empty() && unacked {
-                built.datagrams.push(self.outbox.ack_only(&acks, encoder));
+                built
+                    .datagrams
+                    .push((self.outbox.ack_only(&acks, encoder), Vec::new()));
             }
-            for datagram in built.datagrams {
-                self.diagnostics.payload_bytes_sent += datagram.len() as u64;
+            for (datagram, values) in built.datagrams {
+                let framed = compression.datagram(&datagram, &values, &self.dicts, now);
+                self.diagnostics.payload_bytes_sent += framed.len() as u64;
                 // Full send buffers drop the datagram: its keys stay pending.
-                let _ = self.conn.send_datagram(Bytes::from(datagram));
+                let _ = self.conn.send_datagram(Bytes::from(framed));
             }
-            self.backlog.extend(built.stream_frames);
+            for (frame, values) in built.stream_frames {
+                self.queue(MessageKind::DeltaFrame, &frame, &values, compression, now);
+            }
         }
         while let Some(message) = self.backlog.pop_front() {
             let len = message.len() as u64;
@@ -922,6 +1034,41 @@ impl Host {
         }
     }
 
+    /// Installs the dictionaries trained and sends them to every client; retires the old
+    /// ones every client has moved on from, telling the clients.
+    fn update_dictionaries(&mut self, now: Instant, encoder: &mut Encoder) {
+        for (kind, id) in self.compression.poll_training() {
+            if let Some(message) = self.compression.announce(kind, id, encoder) {
+                for client in self.peers.values_mut() {
+                    client.link.dicts.mark_sent(id);
+                    client.link.backlog.push_back(message.clone());
+                }
+            }
+        }
+        let rtt = self
+            .peers
+            .values()
+            .map(|p| p.link.conn.rtt())
+            .max()
+            .unwrap_or_default();
+        let grace = rtt * 3 + Duration::from_millis(100);
+        let retired =
+            self.compression
+                .retire(self.peers.values().map(|p| &p.link.dicts), now, grace);
+        if retired.is_empty() {
+            return;
+        }
+        let message = control_message(&encoder.dictionary_retire(&retired));
+        for client in self.peers.values_mut() {
+            if Compression::forget_in(&mut client.link.dicts, &retired) {
+                client.link.backlog.push_back(message.clone());
+            }
+        }
+        for parked in self.parked.values_mut() {
+            Compression::forget_in(&mut parked.client.link.dicts, &retired);
+        }
+    }
+
     fn handle(
         &mut self,
         event: NetEvent,
@@ -941,7 +1088,8 @@ impl Host {
                 let mut link = Link::new(conn, stream, peer, PoseLink::new(peer, volume, false));
                 let resume = resume_token();
                 let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
-                let mut client = match self.parked.remove(&peer) {
+                let now = Instant::now();
+                let (mut client, snapshot) = match self.parked.remove(&peer) {
                     // Resumed: the parked outbox holds exactly what the client lacks.
                     Some(parked) if resumed => {
                         let mut client = parked.client;
@@ -949,43 +1097,43 @@ impl Host {
                         link.outbox = std::mem::take(&mut client.link.outbox);
                         link.received = std::mem::take(&mut client.link.received);
                         client.link = link;
-                        client
-                            .link
-                            .backlog
-                            .push_back(encoder.join_accepted(&Acceptance {
-                                peer,
-                                host_peer: self.shared.host_peer,
-                                tick: self.world.tick(),
-                                snapshot_chunks: 0,
-                                next_counter,
-                                resume: &resume,
-                                resumed: true,
-                            }));
-                        client
+                        (client, None)
                     }
-                    _ => {
-                        let snapshot = self.world.snapshot(config.max_chunk_bytes);
-                        link.backlog.push_back(encoder.join_accepted(&Acceptance {
-                            peer,
-                            host_peer: self.shared.host_peer,
-                            tick: snapshot.tick,
-                            snapshot_chunks: snapshot.chunks.len() as u32,
-                            next_counter,
-                            resume: &resume,
-                            resumed: false,
-                        }));
-                        for chunk in snapshot.chunks {
-                            link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
-                            link.backlog.push_back(chunk.bytes);
-                        }
+                    _ => (
                         PeerLink {
                             link,
                             client_ticks: FxHashMap::default(),
                             despawned_at: FxHashMap::default(),
                             resume,
-                        }
-                    }
+                        },
+                        Some(self.world.snapshot(config.max_chunk_bytes)),
+                    ),
                 };
+                // The acceptance (bare), the newest dictionary of each kind, then the
+                // snapshot chunks (which may use them: the stream keeps the order).
+                let link = &mut client.link;
+                link.backlog.push_back(encoder.join_accepted(&Acceptance {
+                    peer,
+                    host_peer: self.shared.host_peer,
+                    tick: snapshot.as_ref().map_or(self.world.tick(), |s| s.tick),
+                    snapshot_chunks: snapshot.as_ref().map_or(0, |s| s.chunks.len() as u32),
+                    next_counter,
+                    resume: &resume,
+                    resumed: snapshot.is_none(),
+                }));
+                let welcome = self.compression.welcome(&mut link.dicts, encoder);
+                link.backlog.extend(welcome);
+                for chunk in snapshot.map(|s| s.chunks).unwrap_or_default() {
+                    link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
+                    let values = message_values(&chunk.bytes);
+                    link.queue(
+                        MessageKind::SnapshotChunk,
+                        &chunk.bytes,
+                        &values,
+                        &mut self.compression,
+                        now,
+                    );
+                }
                 client.resume = resume;
                 self.shared
                     .resumable
@@ -1003,7 +1151,10 @@ impl Host {
                     client.link.receive_poses(hub, &bytes, at, true);
                     return;
                 }
-                if let Some(frame) = client.link.receive(&bytes) {
+                let Some(message) = client.link.open_datagram(&bytes, &mut self.compression) else {
+                    return;
+                };
+                if let Some(frame) = client.link.receive(&message) {
                     let counter = self.next_counters.entry(peer).or_insert(1);
                     apply_client_frame(
                         &mut self.world,
@@ -1017,8 +1168,43 @@ impl Host {
                 }
             }
             NetEvent::Stream { peer, bytes } => {
-                if let Some(client) = self.peers.get_mut(&peer) {
-                    client.link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                let Some(client) = self.peers.get_mut(&peer) else {
+                    return;
+                };
+                client.link.diagnostics.payload_bytes_received += bytes.len() as u64;
+                let message = match split_stream_message(&bytes) {
+                    Some((StreamKind::Control, frame)) => Compression::decode_control(frame),
+                    // A value too large for a datagram, in a delta frame.
+                    Some((StreamKind::DeltaFrame, frame)) => {
+                        match self.compression.decode(MessageKind::DeltaFrame, frame) {
+                            Ok(message) => Ok(message),
+                            // Counted by the codec, per kind and cause.
+                            Err(_) => return,
+                        }
+                    }
+                    // Clients send no snapshots; anything else is not a stream message.
+                    Some((StreamKind::SnapshotChunk, _)) | None => {
+                        client.link.diagnostics.malformed += 1;
+                        return;
+                    }
+                };
+                match message.as_deref().map(wire::decode) {
+                    Ok(Ok(Message::DictionaryAck(ack))) => {
+                        client.link.dicts.acknowledge(ack.id());
+                    }
+                    Ok(Ok(Message::DeltaFrame(frame))) => {
+                        let counter = self.next_counters.entry(peer).or_insert(1);
+                        apply_client_frame(
+                            &mut self.world,
+                            client,
+                            peer,
+                            frame,
+                            counter,
+                            encoder,
+                            events,
+                        );
+                    }
+                    _ => client.link.diagnostics.malformed += 1,
                 }
             }
             NetEvent::Closed { peer, reason } => {
@@ -1073,16 +1259,27 @@ impl Host {
                 // History lost (the engine did not tick for a long time): every peer gets
                 // a fresh snapshot, which also removes what it should no longer hold.
                 let snapshot = self.world.snapshot(config.max_chunk_bytes);
+                let chunks: Vec<_> = snapshot
+                    .chunks
+                    .iter()
+                    .map(|c| (&c.bytes, message_values(&c.bytes)))
+                    .collect();
                 for client in self.peers.values_mut() {
                     client.link.outbox = Outbox::default();
-                    client
-                        .link
-                        .backlog
-                        .extend(snapshot.chunks.iter().map(|c| c.bytes.clone()));
+                    for (bytes, values) in &chunks {
+                        client.link.queue(
+                            MessageKind::SnapshotChunk,
+                            bytes,
+                            values,
+                            &mut self.compression,
+                            now,
+                        );
+                    }
                 }
                 self.marked = snapshot.tick;
             }
         }
+        self.update_dictionaries(now, encoder);
         for client in self.peers.values_mut() {
             client.link.send(
                 &self.world,
@@ -1090,6 +1287,7 @@ impl Host {
                 now,
                 config.budget_bytes_per_tick,
                 encoder,
+                &mut self.compression,
             );
         }
         let expired: Vec<PeerId> = self
@@ -1251,7 +1449,13 @@ fn apply_client_frame(
 }
 
 impl Client {
-    fn handle(&mut self, event: NetEvent, events: &mut VecDeque<SessionEvent>, hub: &mut PoseHub) {
+    fn handle(
+        &mut self,
+        event: NetEvent,
+        encoder: &mut Encoder,
+        events: &mut VecDeque<SessionEvent>,
+        hub: &mut PoseHub,
+    ) {
         match event {
             NetEvent::Joined {
                 peer,
@@ -1265,6 +1469,9 @@ impl Client {
             } => {
                 let poses = PoseLink::new(peer, hub.config().volume, true);
                 let mut link = Link::new(conn, stream, peer, poses);
+                link.dicts = PeerDicts::to_host();
+                // The host sends its dictionaries again on every connection.
+                self.compression.clear_dictionaries();
                 self.resume = resume;
                 self.closed = false;
                 match self.link.take() {
@@ -1294,21 +1501,44 @@ impl Client {
             NetEvent::Stream { bytes, .. } => {
                 let Some(link) = &mut self.link else { return };
                 link.diagnostics.payload_bytes_received += bytes.len() as u64;
-                match wire::decode(&bytes) {
-                    Ok(Message::WriteRejected(rejected)) => {
-                        events.push_back(SessionEvent::WriteRejected {
-                            peer: self.peer.unwrap_or_default(),
-                            entity: EntityId(rejected.entity()),
-                            component: ComponentId(rejected.component()),
-                            reason: rejected.reason().unwrap_or("refused").to_owned(),
-                        })
-                    }
-                    _ => {
-                        if let Ok(crate::Applied::SnapshotChunk { .. }) = self.replica.apply(&bytes)
-                        {
-                            link.diagnostics.snapshot_bytes += bytes.len() as u64;
+                match split_stream_message(&bytes) {
+                    Some((StreamKind::Control, frame)) => {
+                        let message = Compression::decode_control(frame);
+                        match message.as_deref().map(wire::decode) {
+                            Ok(Ok(Message::WriteRejected(rejected))) => {
+                                events.push_back(SessionEvent::WriteRejected {
+                                    peer: self.peer.unwrap_or_default(),
+                                    entity: EntityId(rejected.entity()),
+                                    component: ComponentId(rejected.component()),
+                                    reason: rejected.reason().unwrap_or("refused").to_owned(),
+                                })
+                            }
+                            Ok(Ok(Message::Dictionary(dictionary))) => {
+                                if let Some(id) = self.compression.accept(dictionary) {
+                                    link.backlog
+                                        .push_back(control_message(&encoder.dictionary_ack(id)));
+                                }
+                            }
+                            Ok(Ok(Message::DictionaryRetire(retire))) => {
+                                self.compression.drop_dictionaries(retire.ids().iter());
+                            }
+                            _ => link.diagnostics.malformed += 1,
                         }
                     }
+                    Some((kind, frame)) => {
+                        let kind = kind.message_kind().unwrap_or(MessageKind::DeltaFrame);
+                        // A decode failure is counted by the codec, per kind and cause.
+                        if let Ok(message) = self.compression.decode(kind, frame) {
+                            match self.replica.apply(&message) {
+                                Ok(crate::Applied::SnapshotChunk { .. }) => {
+                                    link.diagnostics.snapshot_bytes += message.len() as u64;
+                                }
+                                Ok(_) => {}
+                                Err(_) => link.diagnostics.malformed += 1,
+                            }
+                        }
+                    }
+                    None => link.diagnostics.malformed += 1,
                 }
             }
             NetEvent::Datagram { bytes, at, .. } => {
@@ -1317,9 +1547,12 @@ impl Client {
                     link.receive_poses(hub, &bytes, at, false);
                     return;
                 }
-                if let Some(frame) = link.receive(&bytes) {
+                let Some(message) = link.open_datagram(&bytes, &mut self.compression) else {
+                    return;
+                };
+                if let Some(frame) = link.receive(&message) {
                     // A refused frame changes nothing; the host sends newer state.
-                    if self.replica.apply_frame_in(frame, bytes.len()).is_err() {
+                    if self.replica.apply_frame_in(frame, message.len()).is_err() {
                         link.diagnostics.malformed += 1;
                     }
                 }
@@ -1358,6 +1591,7 @@ impl Client {
             now,
             config.budget_bytes_per_tick,
             encoder,
+            &mut self.compression,
         );
     }
 }

@@ -589,6 +589,30 @@ impl MessageKind {
     /// Every kind.
     pub const ALL: [MessageKind; 3] = [Self::SnapshotChunk, Self::DeltaFrame, Self::Datagram];
 
+    /// Position of this kind in [`MessageKind::ALL`] (0 snapshot chunks, 1 delta frames,
+    /// 2 datagrams): the value the C ABI and the `Dictionary` message use.
+    pub const fn index(self) -> usize {
+        match self {
+            Self::SnapshotChunk => 0,
+            Self::DeltaFrame => 1,
+            Self::Datagram => 2,
+        }
+    }
+
+    /// The kind at `index` in [`MessageKind::ALL`], if any.
+    pub fn from_index(index: usize) -> Option<Self> {
+        Self::ALL.get(index).copied()
+    }
+
+    /// A short name: `"snapshot chunk"`, `"delta frame"` or `"datagram"`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::SnapshotChunk => "snapshot chunk",
+            Self::DeltaFrame => "delta frame",
+            Self::Datagram => "datagram",
+        }
+    }
+
     /// Default maximum decompressed size: [`MAX_MESSAGE_BYTES`] for stream messages,
     /// [`MAX_DATAGRAM_BYTES`] for datagrams.
     pub const fn max_len(self) -> usize {
@@ -717,6 +741,12 @@ pub struct CodecCounters {
     pub unknown_dictionary: u64,
     /// Truncated, garbage or corrupt frames.
     pub malformed: u64,
+    /// Decoded frames that had been compressed with a dictionary.
+    pub dictionary_in: u64,
+    /// Frame bytes received (decoded or not).
+    pub bytes_received_framed: u64,
+    /// Message bytes the decoded frames gave.
+    pub bytes_received_uncompressed: u64,
 }
 
 impl CodecCounters {
@@ -738,6 +768,31 @@ impl CodecCounters {
             }
             Err(CodecError::UnknownDictionary(_)) => self.unknown_dictionary += 1,
             Err(_) => self.malformed += 1,
+        }
+    }
+
+    /// Counts a received `frame` and the outcome of its decoding: bytes each way, frames
+    /// made with a dictionary, and errors by cause (as [`CodecCounters::record_decode`]).
+    pub fn record_received(&mut self, frame: &[u8], result: &Result<Vec<u8>, CodecError>) {
+        self.record_decode(result);
+        self.bytes_received_framed += frame.len() as u64;
+        if let Ok(message) = result {
+            self.bytes_received_uncompressed += message.len() as u64;
+            self.dictionary_in += u64::from(frame.first() == Some(&(FrameFormat::ZstdDict as u8)));
+        }
+    }
+
+    /// Frames refused on decoding, all causes.
+    pub fn decode_failures(&self) -> u64 {
+        self.oversized + self.unknown_dictionary + self.malformed
+    }
+
+    /// Share of encoded frames compressed with a dictionary (0.0 when none was encoded).
+    pub fn dictionary_hit_rate(&self) -> f64 {
+        if self.frames_out == 0 {
+            0.0
+        } else {
+            self.dictionary_out as f64 / self.frames_out as f64
         }
     }
 

@@ -115,6 +115,12 @@ pub enum Message<'a> {
     StateDatagram(fb::StateDatagram<'a>),
     /// The host refused a client's write.
     WriteRejected(fb::WriteRejected<'a>),
+    /// A compression dictionary from the host.
+    Dictionary(fb::Dictionary<'a>),
+    /// A client acknowledges a dictionary.
+    DictionaryAck(fb::DictionaryAck<'a>),
+    /// The host retires dictionaries.
+    DictionaryRetire(fb::DictionaryRetire<'a>),
 }
 
 impl Message<'_> {
@@ -128,6 +134,9 @@ impl Message<'_> {
             Message::JoinRefused(_) => "join refusal",
             Message::StateDatagram(_) => "state datagram",
             Message::WriteRejected(_) => "write rejection",
+            Message::Dictionary(_) => "dictionary",
+            Message::DictionaryAck(_) => "dictionary acknowledgement",
+            Message::DictionaryRetire(_) => "dictionary retirement",
         }
     }
 }
@@ -178,6 +187,15 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::WriteRejected => Ok(Message::WriteRejected(
             message.payload_as_write_rejected().ok_or_else(missing)?,
+        )),
+        fb::Payload::Dictionary => Ok(Message::Dictionary(
+            message.payload_as_dictionary().ok_or_else(missing)?,
+        )),
+        fb::Payload::DictionaryAck => Ok(Message::DictionaryAck(
+            message.payload_as_dictionary_ack().ok_or_else(missing)?,
+        )),
+        fb::Payload::DictionaryRetire => Ok(Message::DictionaryRetire(
+            message.payload_as_dictionary_retire().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

@@ -239,6 +239,40 @@ impl Encoder {
         self.finish(fb::Payload::WriteRejected, rejected.as_union_value())
     }
 
+    /// Encodes a compression dictionary the host sends a client: its id, the message
+    /// kind it serves, and the dictionary bytes.
+    pub fn dictionary(&mut self, id: u32, kind: fb::CodecKind, bytes: &[u8]) -> Vec<u8> {
+        self.fbb.reset();
+        let bytes = self.fbb.create_vector(bytes);
+        let dictionary = fb::Dictionary::create(
+            &mut self.fbb,
+            &fb::DictionaryArgs {
+                id,
+                kind,
+                bytes: Some(bytes),
+            },
+        );
+        self.finish(fb::Payload::Dictionary, dictionary.as_union_value())
+    }
+
+    /// Encodes a client's acknowledgement of dictionary `id`.
+    pub fn dictionary_ack(&mut self, id: u32) -> Vec<u8> {
+        self.fbb.reset();
+        let ack = fb::DictionaryAck::create(&mut self.fbb, &fb::DictionaryAckArgs { id });
+        self.finish(fb::Payload::DictionaryAck, ack.as_union_value())
+    }
+
+    /// Encodes the host's retirement of the dictionaries `ids`.
+    pub fn dictionary_retire(&mut self, ids: &[u32]) -> Vec<u8> {
+        self.fbb.reset();
+        let ids = self.fbb.create_vector(ids);
+        let retire = fb::DictionaryRetire::create(
+            &mut self.fbb,
+            &fb::DictionaryRetireArgs { ids: Some(ids) },
+        );
+        self.finish(fb::Payload::DictionaryRetire, retire.as_union_value())
+    }
+
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {

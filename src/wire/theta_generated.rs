@@ -217,12 +217,101 @@ impl<'a> ::flatbuffers::Verifiable for RefuseReason {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for RefuseReason {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_PAYLOAD: u8 = 0;
+pub const ENUM_MIN_CODEC_KIND: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 7;
+pub const ENUM_MAX_CODEC_KIND: u8 = 2;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 8] = [
+pub const ENUM_VALUES_CODEC_KIND: [CodecKind; 3] = [
+  CodecKind::SnapshotChunk,
+  CodecKind::DeltaFrame,
+  CodecKind::Datagram,
+];
+
+/// The message kind a compression dictionary serves (Dictionary.kind).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct CodecKind(pub u8);
+#[allow(non_upper_case_globals)]
+impl CodecKind {
+  pub const SnapshotChunk: Self = Self(0);
+  pub const DeltaFrame: Self = Self(1);
+  pub const Datagram: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::SnapshotChunk,
+    Self::DeltaFrame,
+    Self::Datagram,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::SnapshotChunk => Some("SnapshotChunk"),
+      Self::DeltaFrame => Some("DeltaFrame"),
+      Self::Datagram => Some("Datagram"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for CodecKind {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for CodecKind {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for CodecKind {
+    type Output = CodecKind;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for CodecKind {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for CodecKind {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for CodecKind {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PAYLOAD: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PAYLOAD: u8 = 10;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PAYLOAD: [Payload; 11] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -231,6 +320,9 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 8] = [
   Payload::JoinRefused,
   Payload::StateDatagram,
   Payload::WriteRejected,
+  Payload::Dictionary,
+  Payload::DictionaryAck,
+  Payload::DictionaryRetire,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -246,9 +338,12 @@ impl Payload {
   pub const JoinRefused: Self = Self(5);
   pub const StateDatagram: Self = Self(6);
   pub const WriteRejected: Self = Self(7);
+  pub const Dictionary: Self = Self(8);
+  pub const DictionaryAck: Self = Self(9);
+  pub const DictionaryRetire: Self = Self(10);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 10;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -258,6 +353,9 @@ impl Payload {
     Self::JoinRefused,
     Self::StateDatagram,
     Self::WriteRejected,
+    Self::Dictionary,
+    Self::DictionaryAck,
+    Self::DictionaryRetire,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -270,6 +368,9 @@ impl Payload {
       Self::JoinRefused => Some("JoinRefused"),
       Self::StateDatagram => Some("StateDatagram"),
       Self::WriteRejected => Some("WriteRejected"),
+      Self::Dictionary => Some("Dictionary"),
+      Self::DictionaryAck => Some("DictionaryAck"),
+      Self::DictionaryRetire => Some("DictionaryRetire"),
       _ => None,
     }
   }
@@ -2045,6 +2146,337 @@ impl ::core::fmt::Debug for WriteRejected<'_> {
       ds.finish()
   }
 }
+pub enum DictionaryOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A zstd dictionary trained by the host on its own frames of one message kind, sent on
+/// the reliable stream before first use; frames compressed with it carry `id` in their
+/// envelope. Ids increase over a session.
+pub struct Dictionary<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Dictionary<'a> {
+  type Inner = Dictionary<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Dictionary<'a> {
+  pub const VT_ID: ::flatbuffers::VOffsetT = 4;
+  pub const VT_KIND: ::flatbuffers::VOffsetT = 6;
+  pub const VT_BYTES: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Dictionary { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DictionaryArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Dictionary<'bldr>> {
+    let mut builder = DictionaryBuilder::new(_fbb);
+    if let Some(x) = args.bytes { builder.add_bytes(x); }
+    builder.add_id(args.id);
+    builder.add_kind(args.kind);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Dictionary::VT_ID, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn kind(&self) -> CodecKind {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<CodecKind>(Dictionary::VT_KIND, Some(CodecKind::SnapshotChunk)).unwrap()}
+  }
+  #[inline]
+  pub fn bytes(&self) -> ::flatbuffers::Vector<'a, u8> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(Dictionary::VT_BYTES, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Dictionary<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("id", Self::VT_ID, false)?
+     .visit_field::<CodecKind>("kind", Self::VT_KIND, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("bytes", Self::VT_BYTES, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DictionaryArgs<'a> {
+    pub id: u32,
+    pub kind: CodecKind,
+    pub bytes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for DictionaryArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DictionaryArgs {
+      id: 0,
+      kind: CodecKind::SnapshotChunk,
+      bytes: None, // required field
+    }
+  }
+}
+
+pub struct DictionaryBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DictionaryBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_id(&mut self, id: u32) {
+    self.fbb_.push_slot::<u32>(Dictionary::VT_ID, id, 0);
+  }
+  #[inline]
+  pub fn add_kind(&mut self, kind: CodecKind) {
+    self.fbb_.push_slot::<CodecKind>(Dictionary::VT_KIND, kind, CodecKind::SnapshotChunk);
+  }
+  #[inline]
+  pub fn add_bytes(&mut self, bytes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Dictionary::VT_BYTES, bytes);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DictionaryBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DictionaryBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Dictionary<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Dictionary::VT_BYTES,"bytes");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Dictionary<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Dictionary");
+      ds.field("id", &self.id());
+      ds.field("kind", &self.kind());
+      ds.field("bytes", &self.bytes());
+      ds.finish()
+  }
+}
+pub enum DictionaryAckOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// A client holds dictionary `id`: from now on the host may send it datagrams compressed
+/// with it (datagrams can overtake the stream, so the host waits for this).
+pub struct DictionaryAck<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DictionaryAck<'a> {
+  type Inner = DictionaryAck<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DictionaryAck<'a> {
+  pub const VT_ID: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DictionaryAck { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DictionaryAckArgs
+  ) -> ::flatbuffers::WIPOffset<DictionaryAck<'bldr>> {
+    let mut builder = DictionaryAckBuilder::new(_fbb);
+    builder.add_id(args.id);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn id(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(DictionaryAck::VT_ID, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DictionaryAck<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("id", Self::VT_ID, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DictionaryAckArgs {
+    pub id: u32,
+}
+impl<'a> Default for DictionaryAckArgs {
+  #[inline]
+  fn default() -> Self {
+    DictionaryAckArgs {
+      id: 0,
+    }
+  }
+}
+
+pub struct DictionaryAckBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DictionaryAckBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_id(&mut self, id: u32) {
+    self.fbb_.push_slot::<u32>(DictionaryAck::VT_ID, id, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DictionaryAckBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DictionaryAckBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DictionaryAck<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DictionaryAck<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DictionaryAck");
+      ds.field("id", &self.id());
+      ds.finish()
+  }
+}
+pub enum DictionaryRetireOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// The host retired these dictionaries (every peer holds a newer one): the client drops
+/// them.
+pub struct DictionaryRetire<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for DictionaryRetire<'a> {
+  type Inner = DictionaryRetire<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> DictionaryRetire<'a> {
+  pub const VT_IDS: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    DictionaryRetire { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args DictionaryRetireArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<DictionaryRetire<'bldr>> {
+    let mut builder = DictionaryRetireBuilder::new(_fbb);
+    if let Some(x) = args.ids { builder.add_ids(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn ids(&self) -> ::flatbuffers::Vector<'a, u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(DictionaryRetire::VT_IDS, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for DictionaryRetire<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("ids", Self::VT_IDS, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct DictionaryRetireArgs<'a> {
+    pub ids: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+}
+impl<'a> Default for DictionaryRetireArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    DictionaryRetireArgs {
+      ids: None, // required field
+    }
+  }
+}
+
+pub struct DictionaryRetireBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DictionaryRetireBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_ids(&mut self, ids: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DictionaryRetire::VT_IDS, ids);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DictionaryRetireBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    DictionaryRetireBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<DictionaryRetire<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, DictionaryRetire::VT_IDS,"ids");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for DictionaryRetire<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("DictionaryRetire");
+      ds.field("ids", &self.ids());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2202,6 +2634,48 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_dictionary(&self) -> Option<Dictionary<'a>> {
+    if self.payload_type() == Payload::Dictionary {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Dictionary::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_dictionary_ack(&self) -> Option<DictionaryAck<'a>> {
+    if self.payload_type() == Payload::DictionaryAck {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { DictionaryAck::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_dictionary_retire(&self) -> Option<DictionaryRetire<'a>> {
+    if self.payload_type() == Payload::DictionaryRetire {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { DictionaryRetire::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -2220,6 +2694,9 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::JoinRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<JoinRefused>>("Payload::JoinRefused", pos),
           Payload::StateDatagram => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<StateDatagram>>("Payload::StateDatagram", pos),
           Payload::WriteRejected => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<WriteRejected>>("Payload::WriteRejected", pos),
+          Payload::Dictionary => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Dictionary>>("Payload::Dictionary", pos),
+          Payload::DictionaryAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DictionaryAck>>("Payload::DictionaryAck", pos),
+          Payload::DictionaryRetire => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DictionaryRetire>>("Payload::DictionaryRetire", pos),
           _ => Ok(()),
         }
      })?
@@ -2326,6 +2803,27 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::WriteRejected => {
           if let Some(x) = self.payload_as_write_rejected() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::Dictionary => {
+          if let Some(x) = self.payload_as_dictionary() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::DictionaryAck => {
+          if let Some(x) = self.payload_as_dictionary_ack() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::DictionaryRetire => {
+          if let Some(x) = self.payload_as_dictionary_retire() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -19,11 +19,11 @@ use theta_net::net::token::{mint, JoinSecret};
 use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 
 use crate::netutil::{self, Pacer, Status};
-use crate::scene::Scene;
+use crate::scene::{Motion, Scene};
 
 const USAGE: &str = "\
 usage: theta demo [--clients N] [--entities M] [--ticks T] [--rate HZ] [--loss P]
-                  [--move-percent P] [--seed S]
+                  [--move-percent P] [--motion teleport|smooth] [--seed S]
        theta demo --in-process [options of `theta demo --in-process --help`]
 
 A host and N clients in this process over loopback QUIC (127.0.0.1), the host's world
@@ -36,6 +36,8 @@ holding a scene of moving, recoloring, arriving and leaving objects.
   --loss P           share of UDP datagrams each endpoint drops while the ticks run, with
                      some reordering and duplication too (default 0; e.g. 0.1)
   --move-percent P   percent of objects that move each tick (default 10)
+  --motion M         teleport: movers get random transforms (default); smooth: the
+                     same objects keep moving along continuous paths, the rest rest
   --seed S           scene and fault seed (default 1)
   --in-process       the replication core alone, no network (issue 2's demo)
 
@@ -53,6 +55,7 @@ struct Options {
     rate: f64,
     loss: f64,
     move_percent: f64,
+    motion: Motion,
     seed: u64,
 }
 
@@ -64,6 +67,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         rate: 60.0,
         loss: 0.0,
         move_percent: 10.0,
+        motion: Motion::Teleport,
         seed: 1,
     };
     for (name, value) in crate::parse_options(
@@ -75,6 +79,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "rate",
             "loss",
             "move-percent",
+            "motion",
             "seed",
         ],
         USAGE,
@@ -86,6 +91,7 @@ fn options(args: &[String]) -> Result<Options, String> {
             "rate" => o.rate = crate::parse_value(name, value)?,
             "loss" => o.loss = crate::parse_value(name, value)?,
             "move-percent" => o.move_percent = crate::parse_value(name, value)?,
+            "motion" => o.motion = crate::parse_value(name, value)?,
             _ => o.seed = crate::parse_value(name, value)?,
         }
     }
@@ -201,12 +207,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         ..SessionConfig::default()
     };
     println!(
-        "theta demo: host + {} clients over loopback QUIC, {} objects, {} ticks at {} Hz, {}% moving per tick, loss {}",
+        "theta demo: host + {} clients over loopback QUIC, {} objects, {} ticks at {} Hz, {}% moving per tick ({:?} motion), loss {}",
         o.clients,
         o.entities,
         o.ticks,
         o.rate,
         o.move_percent,
+        o.motion,
         if faulty {
             format!("{}% (+ reordering and duplication)", o.loss * 100.0)
         } else {
@@ -216,7 +223,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
     // The host: the scene in its world, a self-signed certificate, a fresh secret.
     let mut world = World::default();
-    let mut scene = Scene::new(&mut world, o.entities, o.seed)?;
+    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion)?;
     let registry = world.registry().clone();
     let json_snapshot: usize = snapshot_json(&world, DEFAULT_MAX_CHUNK_BYTES)
         .iter()
@@ -463,6 +470,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .map(|c| format!("c{} {}", c.peer, c.events))
         .collect();
     println!("replica events received: {}", events.join(", "));
+    println!();
+    println!(
+        "host diagnostics (compression: KB of messages before and after the codec envelope; per component: value KB sent and the wire KB they cost):"
+    );
+    print!("{}", host.diagnostics().text_panel());
     if converged_after.is_none() {
         failed.push("not every client converged".into());
     }
@@ -510,6 +522,7 @@ mod tests {
             (&["--rate", "0"][..], "--rate"),
             (&["--ticks", "x"][..], "--ticks"),
             (&["--bogus", "1"][..], "--bogus"),
+            (&["--motion", "wobbly"][..], "--motion"),
         ] {
             let err = options(&args(bad)).err().unwrap();
             assert!(err.contains(named), "{err}");

@@ -4,6 +4,11 @@
 //!
 //! The scene keeps its component ids, its objects and its random generator; the world it
 //! writes is passed to each call, so it can live inside a host session.
+//!
+//! Two motions: `teleport` (the default) writes a fresh random transform for each mover,
+//! a worst case for compression; `smooth` keeps a persistent set of objects in motion
+//! along continuous paths (walking speed, turning, at 60 Hz) while the rest stay at rest,
+//! as objects carried or animated in an XR scene move.
 
 use theta_net::{ComponentId, EntityId, Layout, Registry, World};
 
@@ -30,6 +35,60 @@ impl Rng {
 
 /// Bytes of a transform: position (3 × f32) and rotation quaternion (4 × f32).
 const TRANSFORM_BYTES: usize = 28;
+/// Seconds per tick of smooth motion (60 Hz).
+const DT: f32 = 1.0 / 60.0;
+/// Fastest an object moves in smooth motion, m/s (a brisk walk).
+const MAX_SPEED: f32 = 1.5;
+
+/// How the moving objects move.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Motion {
+    /// Every mover gets a fresh random transform (position anywhere, any rotation).
+    Teleport,
+    /// A persistent share of the objects moves along continuous paths; the rest rest.
+    Smooth,
+}
+
+impl std::str::FromStr for Motion {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "teleport" => Ok(Motion::Teleport),
+            "smooth" => Ok(Motion::Smooth),
+            other => Err(format!("{other:?} is not a motion (teleport or smooth)")),
+        }
+    }
+}
+
+/// Where an object is and how it moves (smooth motion).
+#[derive(Clone, Copy, Debug)]
+struct Body {
+    position: [f32; 3],
+    yaw: f32,
+    velocity: [f32; 2],
+    yaw_rate: f32,
+}
+
+impl Body {
+    fn transform(&self) -> [u8; TRANSFORM_BYTES] {
+        let (s, c) = (self.yaw * 0.5).sin_cos();
+        let values = [
+            self.position[0],
+            self.position[1],
+            self.position[2],
+            0.0,
+            s,
+            0.0,
+            c,
+        ];
+        let mut out = [0u8; TRANSFORM_BYTES];
+        for (slot, v) in out.chunks_exact_mut(4).zip(values) {
+            slot.copy_from_slice(&v.to_le_bytes());
+        }
+        out
+    }
+}
 
 /// The scene's component types, registered in `world`; the same names and layouts on
 /// every peer, so a client's registry matches the host's.
@@ -61,18 +120,34 @@ pub struct Scene {
     pub color: ComponentId,
     pub label: ComponentId,
     objects: Vec<EntityId>,
+    /// Per object (same order): its body, for smooth motion.
+    bodies: Vec<Body>,
+    motion: Motion,
     rng: Rng,
 }
 
 impl Scene {
-    /// Registers the scene's types in `world` and spawns `entities` objects there.
+    /// Registers the scene's types in `world` and spawns `entities` objects there
+    /// (teleport motion).
     pub fn new(world: &mut World, entities: usize, seed: u64) -> Result<Self, String> {
+        Self::with_motion(world, entities, seed, Motion::Teleport)
+    }
+
+    /// As [`Scene::new`], with the given motion.
+    pub fn with_motion(
+        world: &mut World,
+        entities: usize,
+        seed: u64,
+        motion: Motion,
+    ) -> Result<Self, String> {
         let (transform, color, label) = register(world)?;
         let mut scene = Scene {
             transform,
             color,
             label,
             objects: Vec::with_capacity(entities),
+            bodies: Vec::with_capacity(entities),
+            motion,
             rng: Rng(seed),
         };
         for _ in 0..entities {
@@ -98,10 +173,29 @@ impl Scene {
         out
     }
 
+    fn random_body(&mut self) -> Body {
+        let heading = self.rng.unit() * std::f32::consts::TAU;
+        let speed = self.rng.unit() * MAX_SPEED;
+        Body {
+            position: [
+                self.rng.unit() * 20.0 - 10.0,
+                self.rng.unit() * 3.0,
+                self.rng.unit() * 20.0 - 10.0,
+            ],
+            yaw: self.rng.unit() * std::f32::consts::TAU,
+            velocity: [speed * heading.cos(), speed * heading.sin()],
+            yaw_rate: (self.rng.unit() - 0.5) * 1.0,
+        }
+    }
+
     fn spawn_object(&mut self, world: &mut World) -> Result<(), String> {
         let err = |e: theta_net::WorldError| e.to_string();
         let e = world.spawn().map_err(err)?;
-        let transform = self.transform_bytes();
+        let body = self.random_body();
+        let transform = match self.motion {
+            Motion::Teleport => self.transform_bytes(),
+            Motion::Smooth => body.transform(),
+        };
         let color = (self.rng.next() as u32).to_le_bytes();
         world.set(e, self.transform, &transform).map_err(err)?;
         world.set(e, self.color, &color).map_err(err)?;
@@ -110,24 +204,65 @@ impl Scene {
             world.set(e, self.label, label.as_bytes()).map_err(err)?;
         }
         self.objects.push(e);
+        self.bodies.push(body);
         Ok(())
     }
 
-    /// One tick of motion and churn: `move_percent` % of the objects get a new transform,
+    /// One tick of smooth motion for the first `moving` objects (a persistent set: the
+    /// order only changes by churn): each accelerates a little at random, keeps under
+    /// [`MAX_SPEED`], turns slowly, and bounces off the scene's 20 m × 20 m bounds.
+    fn move_smoothly(&mut self, moving: usize) -> (Vec<EntityId>, Vec<u8>) {
+        let moving = moving.min(self.objects.len());
+        let mut movers = Vec::with_capacity(moving);
+        let mut values = Vec::with_capacity(moving * TRANSFORM_BYTES);
+        for i in 0..moving {
+            let (ax, az) = (self.rng.unit() - 0.5, self.rng.unit() - 0.5);
+            let turn = (self.rng.unit() - 0.5) * 0.2;
+            let body = &mut self.bodies[i];
+            body.velocity[0] += ax * 2.0 * DT;
+            body.velocity[1] += az * 2.0 * DT;
+            let speed = body.velocity[0].hypot(body.velocity[1]);
+            if speed > MAX_SPEED {
+                body.velocity = body.velocity.map(|v| v * MAX_SPEED / speed);
+            }
+            body.yaw_rate = (body.yaw_rate + turn * DT).clamp(-1.0, 1.0);
+            body.yaw = (body.yaw + body.yaw_rate * DT).rem_euclid(std::f32::consts::TAU);
+            for (axis, v) in [(0, 0), (2, 1)] {
+                body.position[axis] += body.velocity[v] * DT;
+                if body.position[axis].abs() > 10.0 {
+                    body.velocity[v] = -body.velocity[v];
+                    body.position[axis] = body.position[axis].clamp(-10.0, 10.0);
+                }
+            }
+            movers.push(self.objects[i]);
+            values.extend_from_slice(&body.transform());
+        }
+        // The world wants a batch in any order of distinct entities: they are.
+        (movers, values)
+    }
+
+    /// One tick of motion and churn: `move_percent` % of the objects get a new transform
+    /// (teleport: random objects, anywhere; smooth: the same objects, a small step),
     /// 1 % a new color, and about 0.5 % leave while as many arrive and labels come and go.
     pub fn step(&mut self, world: &mut World, move_percent: f64) -> Result<(), String> {
         let err = |e: theta_net::WorldError| e.to_string();
         let moving = ((self.objects.len() as f64) * move_percent / 100.0).round() as usize;
-        let mut movers = Vec::with_capacity(moving);
-        let mut values = Vec::with_capacity(moving * TRANSFORM_BYTES);
-        for _ in 0..moving {
-            let e = self.objects[self.rng.below(self.objects.len())];
-            if movers.contains(&e) {
-                continue;
+        let (movers, values) = match self.motion {
+            Motion::Smooth => self.move_smoothly(moving),
+            Motion::Teleport => {
+                let mut movers = Vec::with_capacity(moving);
+                let mut values = Vec::with_capacity(moving * TRANSFORM_BYTES);
+                for _ in 0..moving {
+                    let e = self.objects[self.rng.below(self.objects.len())];
+                    if movers.contains(&e) {
+                        continue;
+                    }
+                    movers.push(e);
+                    values.extend_from_slice(&self.transform_bytes());
+                }
+                (movers, values)
             }
-            movers.push(e);
-            values.extend_from_slice(&self.transform_bytes());
-        }
+        };
         world
             .set_batch(self.transform, &movers, &values, TRANSFORM_BYTES)
             .map_err(err)?;
@@ -141,7 +276,9 @@ impl Scene {
         let churn = (self.objects.len() / 200).max(1);
         for _ in 0..churn {
             if self.objects.len() > 1 {
-                let gone = self.objects.swap_remove(self.rng.below(self.objects.len()));
+                let i = self.rng.below(self.objects.len());
+                let gone = self.objects.swap_remove(i);
+                self.bodies.swap_remove(i);
                 world.despawn(gone).map_err(err)?;
             }
             self.spawn_object(world)?;
