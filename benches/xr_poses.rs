@@ -42,8 +42,8 @@ use std::time::Duration;
 use criterion::Criterion;
 use theta_net::xr::predict::{encode_pose_predicted, read_quantized_predicted, Reference};
 use theta_net::xr::quantize::{
-    encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, MAX_ANGLE_ERROR_DEG,
-    MAX_POSITION_ERROR_M,
+    encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, ClassCode,
+    MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M,
 };
 use theta_net::xr::stream::{PoseReceiver, PoseSender, Section, StreamSample};
 use theta_net::xr::synthetic::{avatar, SEGMENTS};
@@ -177,7 +177,9 @@ fn decode_update(
     std::array::from_fn(|d| {
         match (scheme, reference_for(scheme, i, d, recv)) {
             (_, None) => read_quantized(&mut r, v),
-            (Scheme::Plain, Some(re)) => read_quantized_delta(&mut r, &re.last, v),
+            (Scheme::Plain, Some(re)) => {
+                read_quantized_delta(&mut r, &re.last, v, ClassCode::Fixed)
+            }
             (_, Some(re)) => read_quantized_predicted(&mut r, &re, v),
         }
         .expect("decode")
@@ -452,8 +454,8 @@ fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
     group.finish();
 }
 
-/// The session's own pose packets ([`theta_net::xr::stream`]): 12-bit sequence number, a
-/// 12-bit acknowledgement in every packet (both directions stream), per-device time and
+/// The session's own pose packets ([`theta_net::xr::stream`]): 7-bit sequence number once
+/// acknowledgements flow (12 before), a 12-bit acknowledgement in every packet (both directions stream), per-device time and
 /// flags, references chosen from acknowledgements that return `lag` frames after a packet
 /// is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
 fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize) {
@@ -506,8 +508,9 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize)
 
 fn session_report(frames: &[[Pose; 3]], v: &Volume) {
     println!(
-        "(e) session pose packets (theta_net::xr::stream: tag, 12-bit seq, 12-bit ack, device \
-         mask, reference age/gap, time, flags, predicted poses), one per 3-point update"
+        "(e) session pose packets (theta_net::xr::stream: tag, 7- or 12-bit seq, 12-bit ack, \
+         standard-section bit or device mask, reference age/gap, time, flags, predicted poses), \
+         one per 3-point update"
     );
     println!(
         "{:<34} {:>10} {:>6} {:>13} {:>13} {:>10} {:>10}",

@@ -25,8 +25,10 @@
 //! Either way the decoded pose is exactly the sender's quantised pose.
 //!
 //! # Wire format
-//! Exactly that of [`encode_pose_delta`] with the prediction as its reference: one mode bit,
-//! then per group (position, orientation) a 3-bit size class from [`DELTA_WIDTHS`] and
+//! That of [`encode_pose_delta`] with the prediction as its reference, except that the size
+//! classes use [`ClassCode::for_frames_ahead`] (a shorter code for references one or two
+//! frames old): one mode bit, then per group (position, orientation) a size class (for
+//! [`DELTA_WIDTHS`]) and
 //! three residuals, or class 7 and that group absolute. Which acked poses form the
 //! [`Reference`] (and hence the gaps) must be agreed by the stream layer, e.g. by naming
 //! the acked sequence numbers in the datagram.
@@ -36,7 +38,7 @@
 use super::bits::{BitReader, BitWriter};
 use super::pose::Pose;
 use super::quantize::{
-    encode_pose_delta, encode_quantized_delta, read_quantized_delta, EncodeInfo, QuantizeError,
+    encode_quantized_delta, read_quantized_delta, ClassCode, EncodeInfo, QuantizeError,
     QuantizedPose, Volume, ORIENTATION_BITS,
 };
 
@@ -129,9 +131,10 @@ pub fn encode_pose_predicted(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     // Validate the pose before anything is written.
-    QuantizedPose::from_pose(pose, volume)?;
-    let predicted = predict(reference, volume)?;
-    encode_pose_delta(pose, &predicted, volume, w)
+    let (quantized, clamped) = QuantizedPose::from_pose(pose, volume)?;
+    let mut info = encode_quantized_predicted(&quantized, reference, volume, w)?;
+    info.clamped = clamped;
+    Ok(info)
 }
 
 /// Encodes an already quantised pose against [`predict`]`(reference)`, as
@@ -143,7 +146,8 @@ pub fn encode_quantized_predicted(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     let predicted = predict(reference, volume)?;
-    encode_quantized_delta(quantized, &predicted, volume, w)
+    let code = ClassCode::for_frames_ahead(reference.frames_since_last);
+    encode_quantized_delta(quantized, &predicted, volume, code, w)
 }
 
 /// Reads the quantised pose written by [`encode_pose_predicted`] against `reference`.
@@ -154,7 +158,8 @@ pub fn read_quantized_predicted(
     volume: &Volume,
 ) -> Result<QuantizedPose, QuantizeError> {
     let predicted = predict(reference, volume)?;
-    read_quantized_delta(r, &predicted, volume)
+    let code = ClassCode::for_frames_ahead(reference.frames_since_last);
+    read_quantized_delta(r, &predicted, volume, code)
 }
 
 /// Decodes a pose written by [`encode_pose_predicted`] against the same `reference`.

@@ -28,9 +28,12 @@
 //!
 //! Delta ([`encode_pose_delta`]) against a reference [`QuantizedPose`] (the receiver's last
 //! acked pose of that device): one mode bit (`0` absolute follows, `1` delta follows) and
-//! then, for the position and for the orientation separately, a 3-bit size class selecting
-//! a width from [`DELTA_WIDTHS`] for three signed two's-complement deltas of the quantised
-//! integers, or class 7: that group in absolute form. An orientation delta needs the same
+//! then, for the position and for the orientation separately, a size class selecting a
+//! width from [`DELTA_WIDTHS`] for three signed two's-complement deltas of the quantised
+//! integers, or class 7: that group in absolute form. The class is a truncated unary code
+//! over [`CLASS_ORDER`] (1 bit for 2-bit deltas, the commonest at 90 Hz, 2 bits for no
+//! change, up to 7 bits for absolute), which the synthetic avatar's residuals favour over a
+//! fixed 3-bit class. An orientation delta needs the same
 //! dropped index as the reference; otherwise that group goes absolute. The encoder picks
 //! whichever of absolute and delta is smaller.
 //!
@@ -56,8 +59,80 @@ pub const ORIENTATION_TOTAL_BITS: u32 = 2 + 3 * ORIENTATION_BITS;
 pub const DELTA_WIDTHS: [u32; 7] = [0, 2, 3, 4, 5, 6, 8];
 /// The size class meaning "this group in absolute form".
 const CLASS_ABSOLUTE: u64 = 7;
-/// Bits of a size class prefix.
+/// How a group's size class is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClassCode {
+    /// Three bits.
+    Fixed,
+    /// A truncated unary code over [`NEAR_CLASS_ORDER`]: 1 bit for 2-bit deltas, 2 bits for
+    /// no change, up to 7 bits for absolute. Residuals against a reference one or two
+    /// frames old are mostly that small (on the synthetic avatar at 90 Hz: 70 % of the
+    /// groups), older references spread them over more classes, where [`Self::Fixed`] wins.
+    Near,
+}
+
+impl ClassCode {
+    /// The code for residuals predicted `frames` frames ahead of their reference.
+    pub fn for_frames_ahead(frames: u32) -> Self {
+        if frames <= 2 {
+            ClassCode::Near
+        } else {
+            ClassCode::Fixed
+        }
+    }
+
+    /// Bits of the code of size class `class`.
+    fn bits(self, class: u64) -> u32 {
+        match self {
+            ClassCode::Fixed => CLASS_BITS,
+            ClassCode::Near => {
+                let rank = near_rank(class);
+                (rank + usize::from(rank < NEAR_CLASS_ORDER.len() - 1)) as u32
+            }
+        }
+    }
+
+    fn write(self, w: &mut BitWriter, class: u64) {
+        match self {
+            ClassCode::Fixed => w.write_bits(class, CLASS_BITS),
+            ClassCode::Near => {
+                let rank = near_rank(class);
+                for _ in 0..rank {
+                    w.write_bool(true);
+                }
+                if rank < NEAR_CLASS_ORDER.len() - 1 {
+                    w.write_bool(false);
+                }
+            }
+        }
+    }
+
+    fn read(self, r: &mut BitReader<'_>) -> Result<u64, QuantizeError> {
+        match self {
+            ClassCode::Fixed => Ok(r.read_bits(CLASS_BITS)?),
+            ClassCode::Near => {
+                let mut rank = 0;
+                while rank < NEAR_CLASS_ORDER.len() - 1 && r.read_bool()? {
+                    rank += 1;
+                }
+                Ok(NEAR_CLASS_ORDER[rank])
+            }
+        }
+    }
+}
+
+/// Bits of a fixed size class.
 const CLASS_BITS: u32 = 3;
+/// Size classes of [`ClassCode::Near`] from the shortest code to the longest: the class at
+/// rank `r` is `r` one bits then a zero, the last one seven one bits.
+pub const NEAR_CLASS_ORDER: [u64; 8] = [1, 0, 2, 3, 4, 5, 6, CLASS_ABSOLUTE];
+
+fn near_rank(class: u64) -> usize {
+    NEAR_CLASS_ORDER
+        .iter()
+        .position(|&c| c == class)
+        .unwrap_or(NEAR_CLASS_ORDER.len() - 1)
+}
 /// The most bits one position axis may take.
 const MAX_AXIS_BITS: u32 = 31;
 /// `1/√2`, the range of the three sent quaternion components.
@@ -393,25 +468,31 @@ enum Group {
     Absolute,
 }
 
-fn plan_group(cur: [u32; 3], reference: [u32; 3], absolute_bits: u32) -> (Group, u32) {
+fn plan_group(
+    cur: [u32; 3],
+    reference: [u32; 3],
+    absolute_bits: u32,
+    code: ClassCode,
+) -> (Group, u32) {
     let deltas: [i64; 3] = std::array::from_fn(|i| i64::from(cur[i]) - i64::from(reference[i]));
     match delta_class(&deltas) {
-        Some(c) if 3 * DELTA_WIDTHS[c] < absolute_bits => {
-            (Group::Delta(c, deltas), CLASS_BITS + 3 * DELTA_WIDTHS[c])
-        }
-        _ => (Group::Absolute, CLASS_BITS + absolute_bits),
+        Some(c) if 3 * DELTA_WIDTHS[c] < absolute_bits => (
+            Group::Delta(c, deltas),
+            code.bits(c as u64) + 3 * DELTA_WIDTHS[c],
+        ),
+        _ => (Group::Absolute, code.bits(CLASS_ABSOLUTE) + absolute_bits),
     }
 }
 
-fn write_group(w: &mut BitWriter, g: &Group) {
+fn write_group(w: &mut BitWriter, g: &Group, code: ClassCode) {
     match g {
         Group::Delta(c, deltas) => {
-            w.write_bits(*c as u64, CLASS_BITS);
+            code.write(w, *c as u64);
             for &d in deltas {
                 w.write_signed(d, DELTA_WIDTHS[*c]);
             }
         }
-        Group::Absolute => w.write_bits(CLASS_ABSOLUTE, CLASS_BITS),
+        Group::Absolute => code.write(w, CLASS_ABSOLUTE),
     }
 }
 
@@ -425,18 +506,20 @@ pub fn encode_pose_delta(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     let (quantized, clamped) = QuantizedPose::from_pose(pose, volume)?;
-    let mut info = encode_quantized_delta(&quantized, reference, volume, w)?;
+    let mut info = encode_quantized_delta(&quantized, reference, volume, ClassCode::Fixed, w)?;
     info.clamped = clamped;
     Ok(info)
 }
 
-/// Encodes an already quantised pose against `reference` exactly as [`encode_pose_delta`]
-/// does (a relay forwards what it received without quantising twice). Errors when either
-/// pose does not fit the volume.
+/// Encodes an already quantised pose against `reference` as [`encode_pose_delta`] does
+/// (a relay forwards what it received without quantising twice), with size classes
+/// written by `code` ([`ClassCode::Fixed`] for [`encode_pose_delta`]'s format). Errors
+/// when either pose does not fit the volume.
 pub fn encode_quantized_delta(
     quantized: &QuantizedPose,
     reference: &QuantizedPose,
     volume: &Volume,
+    code: ClassCode,
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     volume.validate()?;
@@ -449,21 +532,25 @@ pub fn encode_quantized_delta(
         quantized.position,
         reference.position,
         volume.position_bits(),
+        code,
     );
     let (rot, rot_bits) = if quantized.largest == reference.largest {
-        plan_group(quantized.rest, reference.rest, ORIENTATION_TOTAL_BITS)
+        plan_group(quantized.rest, reference.rest, ORIENTATION_TOTAL_BITS, code)
     } else {
-        (Group::Absolute, CLASS_BITS + ORIENTATION_TOTAL_BITS)
+        (
+            Group::Absolute,
+            code.bits(CLASS_ABSOLUTE) + ORIENTATION_TOTAL_BITS,
+        )
     };
     let start = w.bit_len();
     let delta = pos_bits + rot_bits < volume.absolute_pose_bits();
     w.write_bool(delta);
     if delta {
-        write_group(w, &pos);
+        write_group(w, &pos, code);
         if matches!(pos, Group::Absolute) {
             write_position(w, &quantized, volume);
         }
-        write_group(w, &rot);
+        write_group(w, &rot, code);
         if matches!(rot, Group::Absolute) {
             write_orientation(w, &quantized);
         }
@@ -500,11 +587,13 @@ fn read_group_delta(
     Ok(out)
 }
 
-/// Reads a quantised pose written by [`encode_pose_delta`] against `reference`.
+/// Reads a quantised pose written by [`encode_quantized_delta`] against `reference` with
+/// the same `code` ([`ClassCode::Fixed`] for [`encode_pose_delta`]).
 pub fn read_quantized_delta(
     r: &mut BitReader<'_>,
     reference: &QuantizedPose,
     volume: &Volume,
+    code: ClassCode,
 ) -> Result<QuantizedPose, QuantizeError> {
     volume.validate()?;
     if !reference.fits(volume) {
@@ -514,13 +603,13 @@ pub fn read_quantized_delta(
         return read_quantized(r, volume);
     }
     let pos_limits = volume.axis_bits().map(|b| 1u64 << b);
-    let class = r.read_bits(CLASS_BITS)?;
+    let class = code.read(r)?;
     let position = if class == CLASS_ABSOLUTE {
         read_position(r, volume)?
     } else {
         read_group_delta(r, class, reference.position, pos_limits)?
     };
-    let class = r.read_bits(CLASS_BITS)?;
+    let class = code.read(r)?;
     let (largest, rest) = if class == CLASS_ABSOLUTE {
         read_orientation(r)?
     } else {
@@ -543,7 +632,7 @@ pub fn decode_pose_delta(
     reference: &QuantizedPose,
     volume: &Volume,
 ) -> Result<Pose, QuantizeError> {
-    Ok(read_quantized_delta(r, reference, volume)?.to_pose(volume))
+    Ok(read_quantized_delta(r, reference, volume, ClassCode::Fixed)?.to_pose(volume))
 }
 
 #[cfg(test)]
@@ -891,7 +980,7 @@ mod tests {
         assert_eq!(info.bits, w.bit_len());
         let bytes = w.into_bytes();
         let mut r = BitReader::new(&bytes);
-        let q = read_quantized_delta(&mut r, reference, v).expect("decode");
+        let q = read_quantized_delta(&mut r, reference, v, ClassCode::Fixed).expect("decode");
         assert_eq!(q, info.quantized);
         let unit = validate_pose(pose).expect("valid");
         let out = q.to_pose(v);

@@ -15,7 +15,8 @@
 //! | seq low | 6 | the packet's sequence number, low bits |
 //! | kind | 1 | `0`: a pose packet (`1` is reserved for clock messages) |
 //! | tag | 1 | always `1`: the first byte is ≥ `0x80`, telling pose packets from state datagrams |
-//! | seq high | 6 | the sequence number's other bits ([`SEQ_BITS`] = 12 in all) |
+//! | long | 1 | `1`: the sequence number is long ([`SEQ_BITS`] = 12 bits in all), `0`: short ([`SHORT_SEQ_BITS`] = 7) |
+//! | seq high | 6 or 1 | the sequence number's other bits |
 //! | has ack | 1 | an acknowledgement follows |
 //! | ack | 12 | the sequence number of the last packet received from the other side |
 //! | explicit sources | 1 | `0`: at most one section, of the sender itself; `1`: sections name their source |
@@ -25,25 +26,34 @@
 //! sources, before each section a `1` bit and the source peer id (`1` + 6 bits below 64,
 //! else `0` + 16 bits), and a final `0` bit.
 //!
-//! Section: a device mask (3 bits head / left / right, 1 bit "trackers", then 8 tracker
-//! bits if set; never empty), the reference age in packets (5 bits, `0` = none) and, with
-//! a reference, the gap to the previous reference (3 bits, `0` = none), an "extras" bit,
+//! Section: a "standard" bit (`1`: head and both hands, all fully tracked, one time), else
+//! a device mask (3 bits head / left / right, 1 bit "trackers", then 8 tracker bits if set;
+//! never empty); the references (a presence bit, then the age in packets minus one as an
+//! order-1 Exp-Golomb code, then the gap to the previous reference: `1` for a gap of one,
+//! else `0` and 3 bits, `0` = none); an "extras" bit,
 //! then per device in index order:
-//! - time, in [`TIME_UNIT_NS`] units: after the first device, a bit "same as the device
-//!   before"; otherwise a 2-bit class and a residual against the time predicted from the
-//!   device's references (`0` exact, `1` 6-bit, `2` 14-bit, `3` absolute 48-bit), or the
-//!   48-bit absolute time when the device has no reference;
-//! - flags: `1` = all four `XrSpaceLocationFlags` bits, else `0` and the 4 bits;
+//! - time, in [`TIME_UNIT_NS`] units: in a standard section only for the first device;
+//!   otherwise after the first device a bit "same as the device before". A time is a
+//!   prefix code against the time predicted from the device's references (`0` exact, `10`
+//!   and a sign bit for ±1 unit, `110` and a 10-bit residual, `111` and the 48-bit absolute
+//!   time), or the 48-bit absolute time when the device has no reference;
+//! - flags (not in a standard section): `1` = all four `XrSpaceLocationFlags` bits, else
+//!   `0` and the 4 bits;
 //! - the pose: [`encode_quantized_predicted`] against the references when the reference
 //!   packet holds this device, else absolute ([`write_quantized`]);
 //! - with extras: a velocity bit (and 6 × 16 bits: mm/s, mrad/s) and a controller bit
 //!   (and 32 + 4 × 8 bits).
 //!
 //! # Sequence numbers
-//! Numbers are 12 bits on the wire. The receiver expands each to the value nearest the
-//! highest it has seen and drops packets more than [`MAX_REFERENCE_AGE`] older than that,
-//! so it stays exact while fewer than 2048 packets in a row are lost (about 22 s at 90 Hz,
-//! beyond any idle timeout). The sender references only packets acknowledged and at most
+//! Numbers are 12 bits on the wire (long form). The receiver expands each to the value
+//! nearest the highest it has seen and drops packets more than [`MAX_REFERENCE_AGE`] older
+//! than that, so it stays exact while fewer than 2048 packets in a row are lost (about 22 s
+//! at 90 Hz, beyond any idle timeout). The sender switches to 7 bits (short form) while
+//! it holds an acknowledgement of a packet at most [`SHORT_SEQ_LEAD`] (16) before the
+//! current one: the receiver's highest number is then at most 16 below it, and it refuses
+//! a short number expanding to more than 16 above its highest, so a short number is
+//! misread only if a datagram arrives 112 or more packets (over a second at 90 Hz) after
+//! a newer one. The sender references only packets acknowledged and at most
 //! [`MAX_REFERENCE_AGE`] old; both sides keep [`HISTORY`] packets.
 
 use std::collections::VecDeque;
@@ -55,8 +65,12 @@ use super::quantize::{read_quantized, write_quantized, QuantizeError, QuantizedP
 
 /// Nanoseconds per unit of time on the wire (0.1 ms).
 pub const TIME_UNIT_NS: i64 = 100_000;
-/// Bits of a sequence number on the wire.
+/// Bits of a sequence number on the wire (long form).
 pub const SEQ_BITS: u32 = 12;
+/// Bits of a sequence number in the short form.
+pub const SHORT_SEQ_BITS: u32 = 7;
+/// The short form is used at most this many packets past the newest acknowledged one.
+pub const SHORT_SEQ_LEAD: u64 = 16;
 /// Oldest reference a packet may name, in packets.
 pub const MAX_REFERENCE_AGE: u64 = 31;
 /// Largest gap between the two references of a device, in packets.
@@ -71,10 +85,11 @@ pub const POSE_PACKET_TAG: u8 = 0b1000_0000;
 pub const CLOCK_MESSAGE_TAG: u8 = 0b1100_0000;
 
 const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
-const AGE_BITS: u32 = 5;
 const GAP_BITS: u32 = 3;
 const TIME_ABS_BITS: u32 = 48;
-const TIME_CLASS_WIDTHS: [u32; 3] = [0, 6, 14];
+const TIME_SHORT_BITS: u32 = 10;
+/// Devices of a standard section: head, left and right.
+const STANDARD_MASK: u64 = 0b111;
 const SMALL_SOURCE_BITS: u32 = 6;
 
 /// Why a packet could not be built or decoded.
@@ -367,37 +382,107 @@ fn write_time(w: &mut BitWriter, time: i64, predicted: Option<i64>) {
         w.write_signed(time, TIME_ABS_BITS);
         return;
     };
-    let residual = i128::from(time) - i128::from(p);
-    for (class, &width) in TIME_CLASS_WIDTHS.iter().enumerate() {
-        let fits = if width == 0 {
-            residual == 0
-        } else {
-            let half = 1i128 << (width - 1);
-            (-half..half).contains(&residual)
-        };
-        if fits {
-            w.write_bits(class as u64, 2);
-            w.write_signed(residual as i64, width);
-            return;
+    // Prefix code by how often each case occurs at a steady frame rate: the prediction is
+    // exact or off by one unit (the frame period rounded to 0.1 ms).
+    match i128::from(time) - i128::from(p) {
+        0 => w.write_bool(false),
+        residual @ (-1 | 1) => {
+            w.write_bits(0b01, 2);
+            w.write_bool(residual > 0);
+        }
+        residual
+            if (-(1 << (TIME_SHORT_BITS - 1))..1 << (TIME_SHORT_BITS - 1)).contains(&residual) =>
+        {
+            w.write_bits(0b011, 3);
+            w.write_signed(residual as i64, TIME_SHORT_BITS);
+        }
+        _ => {
+            w.write_bits(0b111, 3);
+            w.write_signed(time, TIME_ABS_BITS);
         }
     }
-    w.write_bits(3, 2);
-    w.write_signed(time, TIME_ABS_BITS);
 }
 
 fn read_time(r: &mut BitReader<'_>, predicted: Option<i64>) -> Result<i64, StreamError> {
     let Some(p) = predicted else {
         return Ok(r.read_signed(TIME_ABS_BITS)?);
     };
-    let class = r.read_bits(2)? as usize;
-    match TIME_CLASS_WIDTHS.get(class) {
-        Some(&width) => {
-            let residual = r.read_signed(width)?;
-            p.checked_add(residual)
-                .ok_or(StreamError::Corrupt("time overflows"))
+    let residual = if !r.read_bool()? {
+        0
+    } else if !r.read_bool()? {
+        if r.read_bool()? {
+            1
+        } else {
+            -1
         }
-        None => Ok(r.read_signed(TIME_ABS_BITS)?),
+    } else if !r.read_bool()? {
+        r.read_signed(TIME_SHORT_BITS)?
+    } else {
+        return Ok(r.read_signed(TIME_ABS_BITS)?);
+    };
+    p.checked_add(residual)
+        .ok_or(StreamError::Corrupt("time overflows"))
+}
+
+/// Writes the reference ages: a presence bit, then `age − 1` as an order-1 Exp-Golomb
+/// code (2 bits for ages 1–2, 4 for 3–6, …) and the gap (`1` for the usual 1, else `0`
+/// and 3 bits, `0` = no previous reference).
+fn write_refs(w: &mut BitWriter, refs: &Refs<'_>) {
+    w.write_bool(refs.age > 0);
+    if refs.age == 0 {
+        return;
     }
+    write_exp_golomb1(w, refs.age - 1);
+    w.write_bool(refs.gap == 1);
+    if refs.gap != 1 {
+        w.write_bits(refs.gap, GAP_BITS);
+    }
+}
+
+/// Reads what [`write_refs`] wrote: `(age, gap)`, `(0, 0)` for none.
+fn read_refs(r: &mut BitReader<'_>) -> Result<(u64, u64), StreamError> {
+    if !r.read_bool()? {
+        return Ok((0, 0));
+    }
+    let age = read_exp_golomb1(r)? + 1;
+    if age > MAX_REFERENCE_AGE {
+        return Err(StreamError::Corrupt("reference too old"));
+    }
+    let gap = if r.read_bool()? {
+        1
+    } else {
+        match r.read_bits(GAP_BITS)? {
+            1 => return Err(StreamError::Corrupt("gap 1 in long form")),
+            gap => gap,
+        }
+    };
+    Ok((age, gap))
+}
+
+/// Order-1 Exp-Golomb code of `value` (small values short; at most 2·6 bits here).
+fn write_exp_golomb1(w: &mut BitWriter, value: u64) {
+    let shifted = value + 2;
+    let width = 64 - shifted.leading_zeros(); // bits of `shifted`, ≥ 2
+    w.write_bits(0, width - 2);
+    // The leading `1` ends the zero prefix; bits are read back most significant first.
+    for bit in (0..width).rev() {
+        w.write_bool(shifted >> bit & 1 == 1);
+    }
+}
+
+fn read_exp_golomb1(r: &mut BitReader<'_>) -> Result<u64, StreamError> {
+    let mut zeros = 0;
+    while !r.read_bool()? {
+        zeros += 1;
+        if zeros > 6 {
+            return Err(StreamError::Corrupt("reference age code too long"));
+        }
+    }
+    let mut shifted = 1u64;
+    for _ in 0..zeros + 1 {
+        shifted = shifted << 1 | u64::from(r.read_bool()?);
+    }
+    Ok(shifted - 2)
 }
 
 fn write_source(w: &mut BitWriter, source: u16) {
@@ -437,16 +522,23 @@ fn write_section(
     {
         return Err(StreamError::Corrupt("section devices empty or unordered"));
     }
-    w.write_bits(mask & 0b111, 3);
-    let trackers = mask >> 3;
-    w.write_bool(trackers != 0);
-    if trackers != 0 {
-        w.write_bits(trackers, u32::from(Device::MAX_TRACKERS));
+    // The common case of a three-point avatar in one bit: head and both hands, fully
+    // tracked, sampled at one time.
+    let standard = mask == STANDARD_MASK
+        && section
+            .samples
+            .iter()
+            .all(|s| s.flags == PoseFlags::ALL && s.time == section.samples[0].time);
+    w.write_bool(standard);
+    if !standard {
+        w.write_bits(mask & 0b111, 3);
+        let trackers = mask >> 3;
+        w.write_bool(trackers != 0);
+        if trackers != 0 {
+            w.write_bits(trackers, u32::from(Device::MAX_TRACKERS));
+        }
     }
-    w.write_bits(refs.age, AGE_BITS);
-    if refs.age > 0 {
-        w.write_bits(refs.gap, GAP_BITS);
-    }
+    write_refs(w, refs);
     let extras = section
         .samples
         .iter()
@@ -455,6 +547,7 @@ fn write_section(
     let mut previous_time = None;
     for s in &section.samples {
         match previous_time {
+            Some(_) if standard => {}
             Some(t) if t == s.time => w.write_bool(true),
             Some(_) => {
                 w.write_bool(false);
@@ -463,10 +556,12 @@ fn write_section(
             None => write_time(w, s.time, refs.predicted_time(s.device)),
         }
         previous_time = Some(s.time);
-        let all = s.flags == PoseFlags::ALL;
-        w.write_bool(all);
-        if !all {
-            w.write_bits(u64::from(s.flags.bits()), 4);
+        if !standard {
+            let all = s.flags == PoseFlags::ALL;
+            w.write_bool(all);
+            if !all {
+                w.write_bits(u64::from(s.flags.bits()), 4);
+            }
         }
         match refs.reference(s.device) {
             Some(reference) => {
@@ -506,21 +601,24 @@ fn read_section(
     slots: &[Option<Record>],
     volume: &Volume,
 ) -> Result<Section, StreamError> {
-    let mut mask = r.read_bits(3)?;
-    if r.read_bool()? {
-        let trackers = r.read_bits(u32::from(Device::MAX_TRACKERS))?;
-        if trackers == 0 {
-            return Err(StreamError::Corrupt("empty tracker mask"));
+    let standard = r.read_bool()?;
+    let mut mask = STANDARD_MASK;
+    if !standard {
+        mask = r.read_bits(3)?;
+        if r.read_bool()? {
+            let trackers = r.read_bits(u32::from(Device::MAX_TRACKERS))?;
+            if trackers == 0 {
+                return Err(StreamError::Corrupt("empty tracker mask"));
+            }
+            mask |= trackers << 3;
         }
-        mask |= trackers << 3;
+        if mask == 0 {
+            return Err(StreamError::Corrupt("empty device mask"));
+        }
     }
-    if mask == 0 {
-        return Err(StreamError::Corrupt("empty device mask"));
-    }
-    let age = r.read_bits(AGE_BITS)?;
+    let (age, gap) = read_refs(r)?;
     let mut refs = Refs::none();
     if age > 0 {
-        let gap = r.read_bits(GAP_BITS)?;
         let find = |back: u64| -> Result<&[Kept], StreamError> {
             let want = seq - back as i64;
             let slot = slots
@@ -546,11 +644,12 @@ fn read_section(
         }
         let device = Device::from_index(index).ok_or(StreamError::Corrupt("device"))?;
         let time = match previous_time {
+            Some(t) if standard => t,
             Some(t) if r.read_bool()? => t,
             _ => read_time(r, refs.predicted_time(device))?,
         };
         previous_time = Some(time);
-        let flags = if r.read_bool()? {
+        let flags = if standard || r.read_bool()? {
             PoseFlags::ALL
         } else {
             PoseFlags::from_bits_truncate(r.read_bits(4)? as u8)
@@ -684,10 +783,19 @@ impl PoseSender {
     ) -> Result<Encoded, StreamError> {
         let seq = self.next_seq;
         let mut w = BitWriter::new();
+        // The short form is safe once the receiver acknowledged a packet at most
+        // SHORT_SEQ_LEAD before this one: its highest number is then close enough for 7 bits.
+        let short = self
+            .history
+            .iter()
+            .rev()
+            .any(|s| s.acked && seq - s.seq <= SHORT_SEQ_LEAD);
         w.write_bits(seq & 0b11_1111, 6);
         w.write_bool(false);
         w.write_bool(true);
-        w.write_bits((seq & SEQ_MASK) >> 6, SEQ_BITS - 6);
+        w.write_bool(!short);
+        let bits = if short { SHORT_SEQ_BITS } else { SEQ_BITS };
+        w.write_bits((seq & ((1 << bits) - 1)) >> 6, bits - 6);
         w.write_bool(ack.is_some());
         if let Some(a) = ack {
             w.write_bits(u64::from(a) & SEQ_MASK, SEQ_BITS);
@@ -773,11 +881,12 @@ impl PoseReceiver {
         }
     }
 
-    fn expand(&self, wire: u64) -> i64 {
+    /// The full number nearest the highest seen whose low `bits` bits are `wire`.
+    fn expand(&self, wire: u64, bits: u32) -> i64 {
         let Some(h) = self.highest else {
             return wire as i64;
         };
-        let modulus = 1i64 << SEQ_BITS;
+        let modulus = 1i64 << bits;
         let base = h - h.rem_euclid(modulus) + wire as i64;
         [base - modulus, base, base + modulus]
             .into_iter()
@@ -802,8 +911,26 @@ impl PoseReceiver {
         let mut r = BitReader::new(bytes);
         let low = r.read_bits(6)?;
         r.read_bits(2)?;
-        let high = r.read_bits(SEQ_BITS - 6)?;
-        let seq = self.expand(low | (high << 6));
+        let long = r.read_bool()?;
+        let bits = if long { SEQ_BITS } else { SHORT_SEQ_BITS };
+        let high = r.read_bits(bits - 6)?;
+        let seq = match (long, self.highest) {
+            (true, _) => self.expand(low | (high << 6), SEQ_BITS),
+            (false, Some(h)) => {
+                let seq = self.expand(low | (high << 6), SHORT_SEQ_BITS);
+                // A sender uses the short form only up to SHORT_SEQ_LEAD past a packet
+                // this side acknowledged (so received, so at most `h`).
+                if seq > h + SHORT_SEQ_LEAD as i64 {
+                    return Err(StreamError::Corrupt("short sequence number too far ahead"));
+                }
+                seq
+            }
+            (false, None) => {
+                return Err(StreamError::Corrupt(
+                    "short sequence number before any packet",
+                ))
+            }
+        };
         if self
             .highest
             .is_some_and(|h| seq < h - MAX_REFERENCE_AGE as i64)
@@ -1157,11 +1284,19 @@ mod tests {
             .expect("encode");
         assert!(third.bytes.len() < second.bytes.len() / 2);
         // A receiver that lost the reference refuses the packet instead of guessing.
-        let mut fresh = PoseReceiver::new(v);
-        assert!(matches!(
-            fresh.decode(&third.bytes, false, 1),
-            Err(StreamError::MissingReference(_))
-        ));
+        let mut lost = PoseReceiver::new(v);
+        lost.decode(&first.bytes, false, 1).expect("first decodes");
+        assert_eq!(
+            lost.decode(&third.bytes, false, 1),
+            Err(StreamError::MissingReference(1))
+        );
+        // One that received nothing cannot place a short sequence number at all.
+        assert_eq!(
+            PoseReceiver::new(v).decode(&third.bytes, false, 1),
+            Err(StreamError::Corrupt(
+                "short sequence number before any packet"
+            ))
+        );
         rx.decode(&third.bytes, false, 1).expect("decodes");
         assert_eq!(
             tx.on_ack(0xFFF),
