@@ -49,6 +49,14 @@
 // Bytes of a join token's text form, as `theta_session_mint_token` writes it.
 #define THETA_JOIN_TOKEN_LEN 102
 
+// Largest dictionary a host trains or a client accepts, in bytes: the cap of
+// `ThetaSessionConfig::dictionary_bytes`.
+#define THETA_MAX_DICTIONARY_BYTES (128 << 10)
+
+// `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
+// (`theta_session_train_dictionary`), never automatically.
+#define THETA_TRAIN_ON_DEMAND_ONLY UINT32_MAX
+
 // Major version of the library (semantic versioning).
 #define THETA_VERSION_MAJOR 0
 
@@ -253,6 +261,33 @@ typedef uint8_t ThetaMessageKind;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The codec a message kind is sent with, as the `*_codec` fields of `ThetaSessionConfig`
+// take it (a `uint8_t`). 0 keeps the kind's default, so a zeroed config is the default
+// one.
+enum ThetaCodec
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // The kind's default: zstd level 3 for snapshot chunks, zstd level 1 with the
+    // session's dictionary for delta frames and datagrams.
+    THETA_CODEC_DEFAULT = 0,
+    // No compression: raw frames (one envelope byte more than the message).
+    THETA_CODEC_NONE = 1,
+    // zstd without dictionary.
+    THETA_CODEC_ZSTD = 2,
+    // zstd with the session's newest dictionary of the kind (plain zstd until one is
+    // trained); the only codec `theta_session_train_dictionary` accepts.
+    THETA_CODEC_ZSTD_DICT = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaCodec ThetaCodec;
+#else
+typedef uint8_t ThetaCodec;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An encoded delta frame handle. `id` 0 is null.
 typedef struct {
     // Opaque, validated by the library.
@@ -429,7 +464,8 @@ typedef struct {
     uint64_t id;
 } ThetaWorld;
 
-// Settings of a new session; pass NULL for the defaults. Every field 0 means its default.
+// Settings of a new session; pass NULL for the defaults. Every field 0 means its default,
+// so a zeroed struct is the default configuration.
 typedef struct {
     // A connection silent this long is closed (default 10 000 ms).
     uint32_t idle_timeout_ms;
@@ -443,6 +479,30 @@ typedef struct {
     uint32_t connect_timeout_ms;
     // How long a host keeps a dropped client's state for it to resume (default 30 000 ms).
     uint32_t resume_grace_ms;
+    // Codec of snapshot chunks, a `ThetaCodec` (default zstd).
+    uint8_t snapshot_chunk_codec;
+    // Codec of delta frames, a `ThetaCodec` (default zstd with the session's dictionary).
+    uint8_t delta_frame_codec;
+    // Codec of state datagrams, a `ThetaCodec` (default zstd with the session's
+    // dictionary).
+    uint8_t datagram_codec;
+    // Padding; must be 0.
+    uint8_t reserved[1];
+    // zstd level of snapshot chunks (default 3). Every level is checked against zstd's
+    // range (1 fastest to 22, negative levels faster still) and ignored with
+    // `THETA_CODEC_NONE`.
+    int32_t snapshot_chunk_level;
+    // zstd level of delta frames (default 1).
+    int32_t delta_frame_level;
+    // zstd level of state datagrams (default 1).
+    int32_t datagram_level;
+    // Host: samples of a kind using `THETA_CODEC_ZSTD_DICT` recorded before its first
+    // dictionary is trained automatically (default 512); `THETA_TRAIN_ON_DEMAND_ONLY`
+    // trains only when `theta_session_train_dictionary` asks.
+    uint32_t train_after_samples;
+    // Host: bytes asked of the dictionary trainer (default 16 KiB), capped at
+    // `THETA_MAX_DICTIONARY_BYTES` (and at least 1 KiB).
+    uint32_t dictionary_bytes;
 } ThetaSessionConfig;
 
 // Transport figures of one connection of a session. Blittable.
@@ -879,7 +939,8 @@ ThetaStatus theta_session_get(ThetaSession session,
 // `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
 // restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
 // never leaves the session: invite clients with `theta_session_mint_token`. `config` may
-// be NULL for the defaults.
+// be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
+// zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
 //
 // The session runs one network thread of its own; `theta_session_free` closes its
 // connections and joins it. The address is checked by binding it before the world is
@@ -931,7 +992,9 @@ ThetaStatus theta_session_is_alive(ThetaSession session, uint64_t entity, uint8_
 // certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
 // the host's `theta_session_fingerprint`); `token` is a join token's text (from the
 // host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
-// component types are read, and they must equal the host's. `config` may be NULL.
+// component types are read, and they must equal the host's. `config` may be NULL; an
+// invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
+// host sends; its own codecs apply to what it sends.
 //
 // Returns at once, before any packet was exchanged: the outcome arrives as a
 // `THETA_SESSION_EVENT_KIND_JOINED` or `THETA_SESSION_EVENT_KIND_DISCONNECTED` event

@@ -590,6 +590,7 @@ fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
             max_chunk_bytes: 4096,
             connect_timeout_ms: 0,
             resume_grace_ms: 0,
+            ..ThetaSessionConfig::default()
         };
         ok(theta_session_host(
             bind.as_ptr(),
@@ -1211,4 +1212,217 @@ fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
         unsafe { theta_session_train_dictionary(host, datagram, null_mut()) },
         ThetaStatus::InvalidHandle,
     );
+}
+
+/// Hosts `world` on a free loopback port with `config`.
+fn host_with_config(world: ThetaWorld, config: &ThetaSessionConfig) -> ThetaSession {
+    let bind = b"127.0.0.1:0";
+    let mut session = ThetaSession { id: 0 };
+    // SAFETY: valid address bytes and config, NULL secret, valid out-pointer.
+    ok(unsafe {
+        theta_session_host(
+            bind.as_ptr(),
+            bind.len(),
+            world,
+            null(),
+            0,
+            config,
+            &mut session,
+        )
+    });
+    session
+}
+
+#[test]
+fn a_host_with_uncompressed_datagrams_sends_raw_frames() {
+    let (world, c) = new_world();
+    let (registry, _) = new_world();
+    let config = ThetaSessionConfig {
+        datagram_codec: ThetaCodec::None as u8,
+        // Would train a datagram dictionary quickly, were datagrams using one.
+        train_after_samples: 8,
+        delta_frame_codec: ThetaCodec::Zstd as u8,
+        delta_frame_level: 19,
+        ..ThetaSessionConfig::default()
+    };
+    let host = host_with_config(world, &config);
+    let client = join(port(host), &fingerprint(host), &mint(host, 1), registry);
+    ok(theta_world_free(registry));
+    let mut events = (Vec::new(), Vec::new());
+    tick_until(host, client, &mut events, "join", |(_, c)| {
+        c.iter()
+            .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
+    });
+    let mine: Vec<u64> = (0..20).map(|_| spawn(host)).collect();
+    for t in 0..40u32 {
+        for (i, &e) in mine.iter().enumerate() {
+            if (i as u32 + t) % 3 == 0 {
+                let mut value = [0u8; 12];
+                value[..4].copy_from_slice(&(t * 10 + i as u32).to_le_bytes());
+                ok(set(host, e, c.position, &value));
+            }
+        }
+        tick(&[host, client]);
+    }
+    tick_until(host, client, &mut events, "convergence", |_| {
+        hash(host) == hash(client)
+    });
+    let h = compression(host, ThetaMessageKind::Datagram);
+    assert!(h.frames_sent > 0, "{h:?}");
+    assert_eq!(
+        (
+            h.frames_compressed,
+            h.frames_with_dictionary,
+            h.samples,
+            h.dictionaries_trained,
+            h.dictionaries_held
+        ),
+        (0, 0, 0, 0, 0),
+        "{h:?}"
+    );
+    // A raw frame is the message and one envelope byte.
+    assert_eq!(
+        h.bytes_framed,
+        h.bytes_uncompressed + h.frames_sent,
+        "{h:?}"
+    );
+    let cl = compression(client, ThetaMessageKind::Datagram);
+    assert!(cl.frames_received > 0, "{cl:?}");
+    assert_eq!(cl.frames_received_with_dictionary, 0, "{cl:?}");
+    assert_eq!(
+        cl.bytes_received_framed,
+        cl.bytes_received_uncompressed + cl.frames_received,
+        "{cl:?}"
+    );
+    let err = fails(
+        // SAFETY: NULL out_id is allowed.
+        unsafe {
+            theta_session_train_dictionary(host, ThetaMessageKind::Datagram as u8, null_mut())
+        },
+        ThetaStatus::InvalidArgument,
+    );
+    assert!(err.contains("not configured"), "{err}");
+    let panel = text_panel(host);
+    let codec = |kind: &str| {
+        let line = panel
+            .lines()
+            .find(|l| l.trim_start().starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} line in {panel}"));
+        line.trim_start()[kind.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(codec("datagram"), "none", "{panel}");
+    assert_eq!(codec("delta frame"), "zstd-19", "{panel}");
+    // Snapshot chunks kept their default codec.
+    assert_eq!(codec("snapshot chunk"), "zstd-3", "{panel}");
+    ok(theta_session_free(client));
+    ok(theta_session_free(host));
+}
+
+#[test]
+fn an_unknown_codec_or_a_level_out_of_range_is_refused_and_nothing_is_created() {
+    let (world, _) = new_world();
+    let bind = b"127.0.0.1:0";
+    let defaults = ThetaSessionConfig::default();
+    let refused = [
+        (
+            ThetaSessionConfig {
+                datagram_codec: 4,
+                ..defaults
+            },
+            "datagram codec 4 is not a ThetaCodec",
+        ),
+        (
+            ThetaSessionConfig {
+                delta_frame_codec: 255,
+                ..defaults
+            },
+            "delta frame codec 255 is not a ThetaCodec",
+        ),
+        (
+            ThetaSessionConfig {
+                snapshot_chunk_codec: ThetaCodec::Zstd as u8,
+                snapshot_chunk_level: 23,
+                ..defaults
+            },
+            "snapshot chunk level 23 is outside zstd's range",
+        ),
+        (
+            ThetaSessionConfig {
+                datagram_level: i32::MIN,
+                ..defaults
+            },
+            "datagram level -2147483648 is outside zstd's range",
+        ),
+        (
+            ThetaSessionConfig {
+                delta_frame_codec: ThetaCodec::None as u8,
+                delta_frame_level: 1000,
+                ..defaults
+            },
+            "delta frame level 1000 is outside zstd's range",
+        ),
+        (
+            ThetaSessionConfig {
+                reserved: [1],
+                ..defaults
+            },
+            "reserved must be 0",
+        ),
+    ];
+    for (config, expected) in &refused {
+        let mut session = ThetaSession { id: 0 };
+        // SAFETY: valid address bytes, config and out-pointer; NULL secret.
+        let err = fails(
+            unsafe {
+                theta_session_host(
+                    bind.as_ptr(),
+                    bind.len(),
+                    world,
+                    null(),
+                    0,
+                    config,
+                    &mut session,
+                )
+            },
+            ThetaStatus::InvalidArgument,
+        );
+        assert!(err.contains(expected), "{err}");
+        assert_eq!(session.id, 0, "nothing written on failure");
+        // SAFETY: valid byte ranges and out-pointer; the token is never checked.
+        let err = fails(
+            unsafe {
+                theta_session_join(
+                    b"127.0.0.1:9".as_ptr(),
+                    11,
+                    [0u8; THETA_FINGERPRINT_LEN].as_ptr(),
+                    b"token".as_ptr(),
+                    5,
+                    world,
+                    config,
+                    &mut session,
+                )
+            },
+            ThetaStatus::InvalidArgument,
+        );
+        assert!(err.contains(expected), "{err}");
+        assert_eq!(session.id, 0, "nothing written on failure");
+    }
+    // The world survived every refusal: it still hosts, with valid codec settings.
+    let config = ThetaSessionConfig {
+        snapshot_chunk_codec: ThetaCodec::ZstdDict as u8,
+        snapshot_chunk_level: -5,
+        datagram_codec: ThetaCodec::Zstd as u8,
+        datagram_level: 22,
+        train_after_samples: THETA_TRAIN_ON_DEMAND_ONLY,
+        dictionary_bytes: u32::MAX,
+        ..defaults
+    };
+    let host = host_with_config(world, &config);
+    let panel = text_panel(host);
+    ok(theta_session_free(host));
+    assert!(!panel.is_empty());
 }

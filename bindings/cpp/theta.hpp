@@ -1,17 +1,20 @@
 // theta.hpp: header-only C++17 wrapper of the Theta C ABI (include/theta.h).
 //
-// Move-only RAII owners for every object, no exceptions, no RTTI (builds with
-// -fno-exceptions -fno-rtti, as Unreal does). Every fallible call returns a
-// theta::Result<T>: test it with ok() / operator bool, then read value() or error().
+// Move-only RAII owners for every object (world, snapshot, delta, tracker, replica,
+// session), no exceptions, no RTTI (builds with -fno-exceptions -fno-rtti, as Unreal
+// does). Every fallible call returns a theta::Result<T>: test it with ok() / operator
+// bool, then read value() or error().
 // Threading and lifetime rules are those of theta.h.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "theta.h"
 
@@ -97,6 +100,25 @@ Result<T> fetch(Call &&call) {
 
 inline const uint8_t *bytes_of(std::string_view s) { return reinterpret_cast<const uint8_t *>(s.data()); }
 
+/// Runs `call(out, capacity, &count)` for a list of T, growing `out` to the count the
+/// library asks for on THETA_STATUS_BUFFER_TOO_SMALL (the list may grow between calls).
+template <class T, class Call>
+Result<std::vector<T>> fetch_all(Call &&call) {
+    std::vector<T> out;
+    for (;;) {
+        size_t count = 0;
+        ThetaStatus status = call(out.empty() ? nullptr : out.data(), out.size(), &count);
+        if (status == THETA_STATUS_OK) {
+            out.resize(count);
+            return out;
+        }
+        if (status != THETA_STATUS_BUFFER_TOO_SMALL) {
+            return error_of(status);
+        }
+        out.resize(count);
+    }
+}
+
 /// A move-only owner of a handle H freed by Free.
 template <class H, ThetaStatus (*Free)(H)>
 class Owned {
@@ -126,13 +148,14 @@ class Owned {
             handle_ = H{0};
         }
     }
-
-   private:
+    /// Gives the handle up without freeing it (for a call that consumed the object).
     H release() {
         H handle = handle_;
         handle_ = H{0};
         return handle;
     }
+
+   private:
     H handle_{0};
 };
 
@@ -287,6 +310,7 @@ class World {
     ThetaWorld get() const { return owned_.get(); }
 
    private:
+    friend class Session;
     explicit World(ThetaWorld handle) : owned_(handle) {}
     detail::Owned<ThetaWorld, theta_world_free> owned_;
 };
@@ -379,6 +403,272 @@ class Replica {
    private:
     explicit Replica(ThetaReplica handle) : owned_(handle) {}
     detail::Owned<ThetaReplica, theta_replica_free> owned_;
+};
+
+/// A certificate fingerprint (SHA-256), as a host gives it and a client pins it.
+using Fingerprint = std::array<uint8_t, THETA_FINGERPRINT_LEN>;
+
+/// Another peer's device pose for a display time, with its XrSpaceLocationFlags.
+struct SampledPose {
+    ThetaPosef pose{};
+    uint64_t flags = 0;
+};
+
+/// The data of a session event (a value, or a reason as UTF-8 text); it lives until the
+/// next poll on its session.
+inline std::string_view event_data(const ThetaSessionEvent &event) {
+    if (event.data == nullptr) {
+        return {};
+    }
+    return std::string_view(reinterpret_cast<const char *>(event.data), event.data_len);
+}
+
+/// A host or a client over QUIC, owning its world; the destructor leaves or shuts down
+/// (theta_session_free, which joins the session's network thread).
+class Session {
+   public:
+    Session() = default;
+
+    /// Hosts on `bind` (e.g. "127.0.0.1:0"; see local_port()) with a self-signed
+    /// certificate. The world is MOVED into the session: on success `world` is empty, on
+    /// failure it stays the caller's. An empty `secret_hex` generates a join secret;
+    /// `config` may be null for the defaults. Refuses a library of another ABI.
+    static Result<Session> host(std::string_view bind, World &world, std::string_view secret_hex = {},
+                                const ThetaSessionConfig *config = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        ThetaStatus s = theta_session_host(detail::bytes_of(bind), bind.size(), world.get(),
+                                           detail::bytes_of(secret_hex), secret_hex.size(), config, &handle);
+        return hosted(s, handle, world);
+    }
+    /// Hosts as host() does, presenting a PEM certificate chain (leaf first) and its key.
+    static Result<Session> host_pem(std::string_view bind, World &world, std::string_view cert_chain_pem,
+                                    std::string_view key_pem, std::string_view secret_hex = {},
+                                    const ThetaSessionConfig *config = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        ThetaStatus s = theta_session_host_pem(detail::bytes_of(bind), bind.size(), world.get(),
+                                               detail::bytes_of(cert_chain_pem), cert_chain_pem.size(),
+                                               detail::bytes_of(key_pem), key_pem.size(),
+                                               detail::bytes_of(secret_hex), secret_hex.size(), config, &handle);
+        return hosted(s, handle, world);
+    }
+    /// Joins the host at `addr`, pinning its certificate `fingerprint`, with a join `token`
+    /// it minted. `registry` is only read (its component types must equal the host's). The
+    /// outcome arrives later as a JOINED or DISCONNECTED event from poll().
+    static Result<Session> join(std::string_view addr, const Fingerprint &fingerprint, std::string_view token,
+                                const World &registry, const ThetaSessionConfig *config = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        if (ThetaStatus s = theta_session_join(detail::bytes_of(addr), addr.size(), fingerprint.data(),
+                                               detail::bytes_of(token), token.size(), registry.get(), config, &handle);
+            s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return Session(handle);
+    }
+    /// Joins as join() does, verifying the host's chain against the PEM CA certificates
+    /// `ca_pem` for `server_name` instead of pinning a fingerprint.
+    static Result<Session> join_ca(std::string_view addr, std::string_view ca_pem, std::string_view server_name,
+                                   std::string_view token, const World &registry,
+                                   const ThetaSessionConfig *config = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        if (ThetaStatus s = theta_session_join_ca(detail::bytes_of(addr), addr.size(), detail::bytes_of(ca_pem),
+                                                  ca_pem.size(), detail::bytes_of(server_name), server_name.size(),
+                                                  detail::bytes_of(token), token.size(), registry.get(), config,
+                                                  &handle);
+            s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return Session(handle);
+    }
+
+    /// One network tick; never blocks on the network.
+    Status tick() { return detail::status_of(theta_session_tick(get())); }
+    /// Moves up to `capacity` events into `out`; their data lives until the next poll.
+    /// Poll until the result is 0 to drain.
+    Result<size_t> poll(ThetaSessionEvent *out, size_t capacity) {
+        return detail::fetch<size_t>(
+            [&](size_t *count) { return theta_session_poll_events(get(), out, capacity, count); });
+    }
+
+    Result<uint64_t> spawn() {
+        return detail::fetch<uint64_t>([&](uint64_t *out) { return theta_session_spawn(get(), out); });
+    }
+    Status despawn(uint64_t entity) { return detail::status_of(theta_session_despawn(get(), entity)); }
+    Status set(uint64_t entity, uint32_t component, const void *data, size_t size) {
+        return detail::status_of(
+            theta_session_set(get(), entity, component, static_cast<const uint8_t *>(data), size, nullptr));
+    }
+    /// Writes a trivially copyable value as its bytes.
+    template <class T>
+    Status set(uint64_t entity, uint32_t component, const T &value) {
+        static_assert(std::is_trivially_copyable_v<T>, "component values are raw bytes");
+        return set(entity, component, &value, sizeof(T));
+    }
+    /// Whether the entity held the component.
+    Result<bool> remove(uint64_t entity, uint32_t component) {
+        uint8_t removed = 0;
+        if (ThetaStatus s = theta_session_remove(get(), entity, component, &removed); s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return removed != 0;
+    }
+    /// Copies a value into `buf`; the result is its size.
+    Result<size_t> get(uint64_t entity, uint32_t component, void *buf, size_t capacity) const {
+        return detail::fetch<size_t>([&](size_t *len) {
+            return theta_session_get(get(), entity, component, static_cast<uint8_t *>(buf), capacity, len);
+        });
+    }
+    Result<bool> is_alive(uint64_t entity) const {
+        uint8_t alive = 0;
+        if (ThetaStatus s = theta_session_is_alive(get(), entity, &alive); s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return alive != 0;
+    }
+
+    Result<uint64_t> state_hash() const {
+        return detail::fetch<uint64_t>([&](uint64_t *out) { return theta_session_state_hash(get(), out); });
+    }
+    Result<ThetaSessionStats> stats() const {
+        return detail::fetch<ThetaSessionStats>(
+            [&](ThetaSessionStats *out) { return theta_session_stats(get(), out); });
+    }
+    /// The figures of each connection.
+    Result<std::vector<ThetaPeerStats>> peer_stats() const {
+        return detail::fetch_all<ThetaPeerStats>([&](ThetaPeerStats *out, size_t capacity, size_t *count) {
+            return theta_session_peer_stats(get(), out, capacity, count);
+        });
+    }
+    /// The human-readable panel of the session's figures.
+    Result<std::string> diagnostics_text() const {
+        std::string text;
+        for (;;) {
+            size_t len = 0;
+            uint8_t *buf = text.empty() ? nullptr : reinterpret_cast<uint8_t *>(text.data());
+            if (ThetaStatus s = theta_session_diagnostics_text(get(), buf, text.size(), &len); s != THETA_STATUS_OK) {
+                return detail::error_of(s);
+            }
+            if (len < text.size()) {
+                text.resize(len);
+                return text;
+            }
+            text.resize(len + 1);  // room for the NUL; the panel may have grown
+        }
+    }
+
+    /// The host certificate's fingerprint: a host's own, or the one a client pins.
+    Result<Fingerprint> fingerprint() const {
+        return detail::fetch<Fingerprint>(
+            [&](Fingerprint *out) { return theta_session_fingerprint(get(), out->data()); });
+    }
+    Result<uint16_t> local_port() const {
+        return detail::fetch<uint16_t>([&](uint16_t *out) { return theta_session_local_port(get(), out); });
+    }
+    /// Host: a join token admitting `peer` once, valid for `ttl_seconds`.
+    Result<std::string> mint_token(uint16_t peer, uint64_t ttl_seconds) const {
+        std::string token(THETA_JOIN_TOKEN_LEN, '\0');
+        size_t len = 0;
+        ThetaStatus s = theta_session_mint_token(get(), peer, ttl_seconds, reinterpret_cast<uint8_t *>(token.data()),
+                                                 token.size(), &len);
+        if (s == THETA_STATUS_BUFFER_TOO_SMALL) {
+            token.resize(len);
+            s = theta_session_mint_token(get(), peer, ttl_seconds, reinterpret_cast<uint8_t *>(token.data()),
+                                         token.size(), &len);
+        }
+        if (s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        token.resize(len);
+        return token;
+    }
+    /// This session's peer id (THETA_STATUS_NOT_FOUND on a client not joined yet).
+    Result<uint16_t> peer() const {
+        return detail::fetch<uint16_t>([&](uint16_t *out) { return theta_session_peer(get(), out); });
+    }
+
+    /// Stores this peer's newest pose of `device` (0 head, 1 left hand, 2 right hand,
+    /// 3-10 trackers) at `time` (XrTime ns) with its XrSpaceLocationFlags.
+    Status push_pose(uint8_t device, const ThetaPosef &pose, int64_t time, uint64_t flags) {
+        return detail::status_of(theta_session_push_pose(get(), device, &pose, time, flags));
+    }
+    /// push_pose() with velocities (either may be null when unknown).
+    Status push_pose_velocity(uint8_t device, const ThetaPosef &pose, int64_t time, uint64_t flags,
+                              const ThetaVector3f *linear_velocity, const ThetaVector3f *angular_velocity) {
+        return detail::status_of(theta_session_push_pose_velocity(get(), device, &pose, time, flags,
+                                                                  linear_velocity, angular_velocity));
+    }
+    /// Stores the input state of a controller whose pose was pushed before.
+    Status push_controller(uint8_t device, const ThetaControllerState &state) {
+        return detail::status_of(theta_session_push_controller(get(), device, &state));
+    }
+    /// Another peer's device pose to render at `display_time` (THETA_STATUS_NOT_FOUND
+    /// until a sample arrived).
+    Result<SampledPose> sample_pose(uint16_t peer, uint8_t device, int64_t display_time) const {
+        return detail::fetch<SampledPose>([&](SampledPose *out) {
+            return theta_session_sample_pose(get(), peer, device, display_time, &out->pose, &out->flags);
+        });
+    }
+    /// Another peer's newest controller state (THETA_STATUS_NOT_FOUND until one arrived).
+    Result<ThetaControllerState> sample_controller(uint16_t peer, uint8_t device) const {
+        return detail::fetch<ThetaControllerState>(
+            [&](ThetaControllerState *out) { return theta_session_sample_controller(get(), peer, device, out); });
+    }
+    /// Tells the session the engine's XrTime now.
+    Status set_xr_time(int64_t xr_now) { return detail::status_of(theta_session_set_xr_time(get(), xr_now)); }
+    /// The session clock now, XrTime ns.
+    Result<int64_t> now() const {
+        return detail::fetch<int64_t>([&](int64_t *out) { return theta_session_now(get(), out); });
+    }
+
+    /// Host: starts training a dictionary for `kind`; the result is the id it will have.
+    Result<uint32_t> train_dictionary(ThetaMessageKind kind) {
+        return detail::fetch<uint32_t>([&](uint32_t *out) {
+            return theta_session_train_dictionary(get(), static_cast<uint8_t>(kind), out);
+        });
+    }
+    Result<ThetaCompressionStats> compression_stats(ThetaMessageKind kind) const {
+        return detail::fetch<ThetaCompressionStats>([&](ThetaCompressionStats *out) {
+            return theta_session_compression_stats(get(), static_cast<uint8_t>(kind), out);
+        });
+    }
+    /// Value and wire bytes sent per component type.
+    Result<std::vector<ThetaComponentWireStats>> component_stats() const {
+        return detail::fetch_all<ThetaComponentWireStats>(
+            [&](ThetaComponentWireStats *out, size_t capacity, size_t *count) {
+                return theta_session_component_stats(get(), out, capacity, count);
+            });
+    }
+    ThetaSession get() const { return owned_.get(); }
+
+   private:
+    explicit Session(ThetaSession handle) : owned_(handle) {}
+    /// The result of a host call: on success the world was moved into the session.
+    static Result<Session> hosted(ThetaStatus status, ThetaSession handle, World &world) {
+        if (status == THETA_STATUS_OK) {
+            world.owned_.release();
+            return Session(handle);
+        }
+        Error error = detail::error_of(status);
+        // Only when another process took the port at the last moment was the world
+        // consumed anyway (the message says so): then its handle is gone too.
+        uint64_t tick = 0;
+        if (world.owned_ && theta_world_tick(world.get(), &tick) == THETA_STATUS_INVALID_HANDLE) {
+            world.owned_.release();
+        }
+        return error;
+    }
+    detail::Owned<ThetaSession, theta_session_free> owned_;
 };
 
 }  // namespace theta

@@ -5,7 +5,7 @@ use super::boundary::{boundary, FfiError, FfiResult};
 use super::session::{with_session, ThetaSession};
 use super::{check_out, write_optional, write_out, ThetaStatus};
 use crate::net::compression::{ComponentWire, KindDiagnostics};
-use crate::wire::codec::MessageKind;
+use crate::wire::codec::{CodecChoice, MessageKind};
 
 /// The kinds of message a codec is chosen for, as the `kind` argument of the compression
 /// calls takes them (a `uint8_t`).
@@ -18,6 +18,67 @@ pub enum ThetaMessageKind {
     DeltaFrame = 1,
     /// State datagrams.
     Datagram = 2,
+}
+
+/// The codec a message kind is sent with, as the `*_codec` fields of `ThetaSessionConfig`
+/// take it (a `uint8_t`). 0 keeps the kind's default, so a zeroed config is the default
+/// one.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThetaCodec {
+    /// The kind's default: zstd level 3 for snapshot chunks, zstd level 1 with the
+    /// session's dictionary for delta frames and datagrams.
+    Default = 0,
+    /// No compression: raw frames (one envelope byte more than the message).
+    None = 1,
+    /// zstd without dictionary.
+    Zstd = 2,
+    /// zstd with the session's newest dictionary of the kind (plain zstd until one is
+    /// trained); the only codec `theta_session_train_dictionary` accepts.
+    ZstdDict = 3,
+}
+
+/// The codec of one message kind from its `ThetaCodec` byte and level (0: the default
+/// level), starting from the kind's default `choice`.
+pub(super) fn codec_in(
+    kind: MessageKind,
+    codec: u8,
+    level: i32,
+    default: CodecChoice,
+) -> FfiResult<CodecChoice> {
+    let name = kind.name();
+    let levels = zstd::compression_level_range();
+    if !levels.contains(&level) {
+        return Err(FfiError::new(
+            ThetaStatus::InvalidArgument,
+            format!(
+                "{name} level {level} is outside zstd's range {}..={} (0: the default level)",
+                levels.start(),
+                levels.end()
+            ),
+        ));
+    }
+    let default_level = match default {
+        CodecChoice::Zstd { level } | CodecChoice::ZstdDict { level } => level,
+        CodecChoice::None => 3,
+    };
+    let level = if level == 0 { default_level } else { level };
+    Ok(match codec {
+        c if c == ThetaCodec::Default as u8 => match default {
+            CodecChoice::None => CodecChoice::None,
+            CodecChoice::Zstd { .. } => CodecChoice::Zstd { level },
+            CodecChoice::ZstdDict { .. } => CodecChoice::ZstdDict { level },
+        },
+        c if c == ThetaCodec::None as u8 => CodecChoice::None,
+        c if c == ThetaCodec::Zstd as u8 => CodecChoice::Zstd { level },
+        c if c == ThetaCodec::ZstdDict as u8 => CodecChoice::ZstdDict { level },
+        _ => {
+            return Err(FfiError::new(
+                ThetaStatus::InvalidArgument,
+                format!("{name} codec {codec} is not a ThetaCodec (0..=3)"),
+            ))
+        }
+    })
 }
 
 /// Compression figures of one message kind of a session. Blittable. Ratios are left to

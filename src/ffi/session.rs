@@ -9,15 +9,18 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::boundary::{boundary, FfiError, FfiResult};
+use super::compression::codec_in;
 use super::handles::HandleTable;
 use super::replica::ThetaEventKind;
 use super::world::{copy_value, value_of, ThetaChange, ThetaWorld, WORLDS};
 use super::{bytes_in, check_out, write_optional, write_out, ThetaStatus};
+use crate::net::compression::MAX_DICTIONARY_BYTES;
 use crate::net::session::{PeerDiagnostics, Session, SessionConfig, SessionError, SessionEvent};
 use crate::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
 use crate::registry::ComponentId;
 use crate::replica::EventKind;
+use crate::wire::codec::MessageKind;
 use crate::world::{Change, EntityId};
 
 /// Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
@@ -34,7 +37,8 @@ pub struct ThetaSession {
     pub id: u64,
 }
 
-/// Settings of a new session; pass NULL for the defaults. Every field 0 means its default.
+/// Settings of a new session; pass NULL for the defaults. Every field 0 means its default,
+/// so a zeroed struct is the default configuration.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ThetaSessionConfig {
@@ -50,7 +54,39 @@ pub struct ThetaSessionConfig {
     pub connect_timeout_ms: u32,
     /// How long a host keeps a dropped client's state for it to resume (default 30 000 ms).
     pub resume_grace_ms: u32,
+    /// Codec of snapshot chunks, a `ThetaCodec` (default zstd).
+    pub snapshot_chunk_codec: u8,
+    /// Codec of delta frames, a `ThetaCodec` (default zstd with the session's dictionary).
+    pub delta_frame_codec: u8,
+    /// Codec of state datagrams, a `ThetaCodec` (default zstd with the session's
+    /// dictionary).
+    pub datagram_codec: u8,
+    /// Padding; must be 0.
+    pub reserved: [u8; 1],
+    /// zstd level of snapshot chunks (default 3). Every level is checked against zstd's
+    /// range (1 fastest to 22, negative levels faster still) and ignored with
+    /// `THETA_CODEC_NONE`.
+    pub snapshot_chunk_level: i32,
+    /// zstd level of delta frames (default 1).
+    pub delta_frame_level: i32,
+    /// zstd level of state datagrams (default 1).
+    pub datagram_level: i32,
+    /// Host: samples of a kind using `THETA_CODEC_ZSTD_DICT` recorded before its first
+    /// dictionary is trained automatically (default 512); `THETA_TRAIN_ON_DEMAND_ONLY`
+    /// trains only when `theta_session_train_dictionary` asks.
+    pub train_after_samples: u32,
+    /// Host: bytes asked of the dictionary trainer (default 16 KiB), capped at
+    /// `THETA_MAX_DICTIONARY_BYTES` (and at least 1 KiB).
+    pub dictionary_bytes: u32,
 }
+
+/// `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
+/// (`theta_session_train_dictionary`), never automatically.
+pub const THETA_TRAIN_ON_DEMAND_ONLY: u32 = u32::MAX;
+/// Largest dictionary a host trains or a client accepts, in bytes: the cap of
+/// `ThetaSessionConfig::dictionary_bytes`.
+pub const THETA_MAX_DICTIONARY_BYTES: u32 = 128 << 10;
+const _: () = assert!(THETA_MAX_DICTIONARY_BYTES as usize == MAX_DICTIONARY_BYTES);
 
 /// Kinds of `ThetaSessionEvent` (its `kind` field). 1 to 5 are the replica's events, with
 /// the values of `ThetaEventKind`.
@@ -230,16 +266,48 @@ unsafe fn address_in(ptr: *const u8, len: usize, what: &str) -> FfiResult<Socket
         .ok_or_else(|| invalid(format!("{what} {text:?} is not an address (host:port)")))
 }
 
-/// The settings of a `ThetaSessionConfig`, NULL and 0 meaning the defaults.
+/// The settings of a `ThetaSessionConfig`, NULL and 0 meaning the defaults; an unknown
+/// codec, a level outside zstd's range or non-zero padding is `InvalidArgument`.
 ///
 /// # Safety
 /// `config` must be NULL or point to a `ThetaSessionConfig`.
-unsafe fn config_in(config: *const ThetaSessionConfig) -> SessionConfig {
+unsafe fn config_in(config: *const ThetaSessionConfig) -> FfiResult<SessionConfig> {
     let mut settings = SessionConfig::default();
     // SAFETY: NULL or a valid config, per the contract.
     let Some(config) = (unsafe { config.as_ref() }) else {
-        return settings;
+        return Ok(settings);
     };
+    if config.reserved != [0] {
+        return Err(invalid("ThetaSessionConfig.reserved must be 0"));
+    }
+    for (kind, codec, level) in [
+        (
+            MessageKind::SnapshotChunk,
+            config.snapshot_chunk_codec,
+            config.snapshot_chunk_level,
+        ),
+        (
+            MessageKind::DeltaFrame,
+            config.delta_frame_codec,
+            config.delta_frame_level,
+        ),
+        (
+            MessageKind::Datagram,
+            config.datagram_codec,
+            config.datagram_level,
+        ),
+    ] {
+        let choice = &mut settings.codec.kind_mut(kind).choice;
+        *choice = codec_in(kind, codec, level, *choice)?;
+    }
+    settings.train_after_samples = match config.train_after_samples {
+        0 => settings.train_after_samples,
+        THETA_TRAIN_ON_DEMAND_ONLY => 0,
+        n => u64::from(n),
+    };
+    if config.dictionary_bytes != 0 {
+        settings.dictionary_bytes = (config.dictionary_bytes as usize).min(MAX_DICTIONARY_BYTES);
+    }
     let ms = |ms: u32| std::time::Duration::from_millis(u64::from(ms));
     if config.idle_timeout_ms != 0 {
         settings.idle_timeout = ms(config.idle_timeout_ms);
@@ -259,7 +327,7 @@ unsafe fn config_in(config: *const ThetaSessionConfig) -> SessionConfig {
     if config.resume_grace_ms != 0 {
         settings.resume_grace = ms(config.resume_grace_ms);
     }
-    settings
+    Ok(settings)
 }
 
 fn unix_now() -> u64 {
@@ -282,7 +350,8 @@ fn unix_now() -> u64 {
 /// `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
 /// restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
 /// never leaves the session: invite clients with `theta_session_mint_token`. `config` may
-/// be NULL for the defaults.
+/// be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
+/// zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
 ///
 /// The session runs one network thread of its own; `theta_session_free` closes its
 /// connections and joins it. The address is checked by binding it before the world is
@@ -393,7 +462,7 @@ unsafe fn host_with(
         JoinSecret::from_hex(text).map_err(|e| invalid(e.to_string()))?
     };
     // SAFETY: per the contract.
-    let settings = unsafe { config_in(config) };
+    let settings = unsafe { config_in(config) }?;
     let identity = identity()?;
     // Session::host consumes the world even when it fails: find a bad or busy address
     // while the world is still the caller's.
@@ -429,7 +498,9 @@ unsafe fn host_with(
 /// certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
 /// the host's `theta_session_fingerprint`); `token` is a join token's text (from the
 /// host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
-/// component types are read, and they must equal the host's. `config` may be NULL.
+/// component types are read, and they must equal the host's. `config` may be NULL; an
+/// invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
+/// host sends; its own codecs apply to what it sends.
 ///
 /// Returns at once, before any packet was exchanged: the outcome arrives as a
 /// `THETA_SESSION_EVENT_KIND_JOINED` or `THETA_SESSION_EVENT_KIND_DISCONNECTED` event
@@ -555,7 +626,7 @@ unsafe fn join_with(
     // SAFETY: per the contract.
     let token = unsafe { text_in(token, token_len, "token") }?;
     // SAFETY: per the contract.
-    let mut settings = unsafe { config_in(config) };
+    let mut settings = unsafe { config_in(config) }?;
     if let Some(name) = server_name {
         settings.server_name = name;
     }
@@ -1117,4 +1188,71 @@ pub unsafe extern "C" fn theta_session_diagnostics_text(
         unsafe { write_out(out_len, panel.len()) };
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ffi::ThetaCodec;
+    use crate::wire::codec::{CodecChoice, CodecConfig};
+
+    /// The settings of `config`, which must be valid.
+    fn settings(config: &ThetaSessionConfig) -> SessionConfig {
+        // SAFETY: a valid config.
+        unsafe { config_in(config) }.unwrap()
+    }
+
+    #[test]
+    fn null_and_zeroed_configs_are_the_rust_defaults() {
+        let rust = SessionConfig::default();
+        // SAFETY: NULL is allowed.
+        let null = unsafe { config_in(std::ptr::null()) }.unwrap();
+        let zeroed = settings(&ThetaSessionConfig::default());
+        for s in [null, zeroed] {
+            assert_eq!(s.codec, rust.codec);
+            assert_eq!(s.codec, CodecConfig::default());
+            assert_eq!(s.train_after_samples, rust.train_after_samples);
+            assert_eq!(s.dictionary_bytes, rust.dictionary_bytes);
+            assert_eq!(s.idle_timeout, rust.idle_timeout);
+            assert_eq!(s.keep_alive, rust.keep_alive);
+            assert_eq!(s.budget_bytes_per_tick, rust.budget_bytes_per_tick);
+            assert_eq!(s.max_chunk_bytes, rust.max_chunk_bytes);
+            assert_eq!(s.connect_timeout, rust.connect_timeout);
+            assert_eq!(s.resume_grace, rust.resume_grace);
+        }
+    }
+
+    #[test]
+    fn codec_fields_map_to_the_codec_config() {
+        let s = settings(&ThetaSessionConfig {
+            snapshot_chunk_codec: ThetaCodec::None as u8,
+            delta_frame_codec: ThetaCodec::Zstd as u8,
+            datagram_codec: ThetaCodec::Default as u8,
+            datagram_level: 7,
+            train_after_samples: THETA_TRAIN_ON_DEMAND_ONLY,
+            dictionary_bytes: u32::MAX,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(s.codec.snapshot_chunk.choice, CodecChoice::None);
+        // Level 0: the kind's default level (1 for delta frames).
+        assert_eq!(s.codec.delta_frame.choice, CodecChoice::Zstd { level: 1 });
+        assert_eq!(s.codec.datagram.choice, CodecChoice::ZstdDict { level: 7 });
+        assert_eq!(
+            s.codec.datagram.max_len,
+            CodecConfig::default().datagram.max_len
+        );
+        assert_eq!(s.train_after_samples, 0);
+        assert_eq!(s.dictionary_bytes, MAX_DICTIONARY_BYTES);
+        let s = settings(&ThetaSessionConfig {
+            snapshot_chunk_codec: ThetaCodec::ZstdDict as u8,
+            train_after_samples: 64,
+            dictionary_bytes: 4096,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(
+            s.codec.snapshot_chunk.choice,
+            CodecChoice::ZstdDict { level: 3 }
+        );
+        assert_eq!((s.train_after_samples, s.dictionary_bytes), (64, 4096));
+    }
 }
