@@ -1376,7 +1376,11 @@ fn apply_client_frame(
             client
                 .link
                 .backlog
-                .push_back(encoder.write_rejected(entity.0, component.0, &reason));
+                .push_back(control_message(&encoder.write_rejected(
+                    entity.0,
+                    component.0,
+                    &reason,
+                )));
             events.push_back(SessionEvent::WriteRejected {
                 peer,
                 entity,
