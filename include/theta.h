@@ -143,9 +143,12 @@ enum ThetaSessionEventKind
     THETA_SESSION_EVENT_KIND_REMOVE = 4,
     // An entity and all its components disappeared (client).
     THETA_SESSION_EVENT_KIND_DESPAWN = 5,
-    // A client joined (host); `peer` is its id.
+    // A client joined or resumed (on the host, one of its clients; on a client, another
+    // client of the host); `peer` is its id.
     THETA_SESSION_EVENT_KIND_PEER_JOINED = 16,
-    // A client left or was lost (host); `peer` is its id, `data` the reason.
+    // A client left or was lost (on the host, one of its clients; on a client, another
+    // client of the host, whose avatar is then forgotten); `peer` is its id, `data` the
+    // reason.
     THETA_SESSION_EVENT_KIND_PEER_LEFT = 17,
     // The host admitted this client (client); `peer` is this client's id.
     THETA_SESSION_EVENT_KIND_JOINED = 18,

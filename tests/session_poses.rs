@@ -81,8 +81,15 @@ fn sample(pose: Pose, time: i64) -> PoseSample {
     }
 }
 
-#[test]
-fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
+/// A host and two clients (peers 1 and 2) over loopback, with fault injection on every
+/// socket (off until set), once both clients joined; client events seen while joining are
+/// returned per client.
+fn three_sessions() -> (
+    Session,
+    Vec<Session>,
+    Vec<FaultControl>,
+    [Vec<SessionEvent>; 2],
+) {
     let mut world = World::default();
     world
         .register("test.Position", Layout::Fixed(12))
@@ -117,22 +124,34 @@ fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
         })
         .collect();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut joined = [false; 2];
-    while !joined.iter().all(|&j| j) {
+    let mut seen: [Vec<SessionEvent>; 2] = Default::default();
+    let joined = |seen: &[Vec<SessionEvent>; 2]| {
+        seen.iter().all(|events| {
+            events
+                .iter()
+                .any(|e| matches!(e, SessionEvent::Joined { .. }))
+        })
+    };
+    while !joined(&seen) {
         assert!(Instant::now() < deadline, "clients did not join in time");
         host.tick();
         for (i, c) in clients.iter_mut().enumerate() {
             c.tick();
             for e in c.poll_events(usize::MAX) {
-                match e {
-                    SessionEvent::Joined { .. } => joined[i] = true,
-                    SessionEvent::Disconnected { reason } => panic!("client {i}: {reason}"),
-                    _ => {}
+                if let SessionEvent::Disconnected { reason } = &e {
+                    panic!("client {i}: {reason}");
                 }
+                seen[i].push(e);
             }
         }
         std::thread::sleep(Duration::from_millis(2));
     }
+    (host, clients, controls, seen)
+}
+
+#[test]
+fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
+    let (mut host, mut clients, controls, _) = three_sessions();
     for (i, control) in controls.iter().enumerate() {
         control
             .set(FaultConfig {
@@ -308,4 +327,79 @@ fn bad_pushes_are_refused_and_store_nothing() {
         .is_err());
     host.push_pose(Device::HEAD, &sample(Pose::IDENTITY, 1_000))
         .expect("time 1000 is still the newest");
+}
+
+/// Clients hear of each other through the host; when one leaves, the other is told and
+/// its avatar is forgotten, and its samples still in flight do not bring it back.
+#[test]
+fn a_departed_client_is_announced_and_its_avatar_forgotten() {
+    let (mut host, mut clients, _controls, mut seen) = three_sessions();
+    let frames = avatar(600);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut i = 0;
+    // Client 2 gestures until client 1 renders its hand.
+    loop {
+        let now = clients[0].now();
+        if clients[0].sample_pose(2, Device::RIGHT_HAND, now).is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "client 2's hand never arrived");
+        let t = clients[1].now();
+        clients[1]
+            .push_pose(Device::RIGHT_HAND, &sample(frames[i % 600][2], t))
+            .expect("push");
+        i += 1;
+        host.tick();
+        for (k, c) in clients.iter_mut().enumerate() {
+            c.tick();
+            seen[k].extend(c.poll_events(usize::MAX));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Each client heard of the other, whichever joined first; never of itself.
+    for (k, other) in [(0, 2u16), (1, 1u16)] {
+        let heard: Vec<u16> = seen[k]
+            .iter()
+            .filter_map(|e| match e {
+                SessionEvent::PeerJoined { peer } => Some(*peer),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(heard, vec![other], "client {}", k + 1);
+    }
+    // Client 2 pushes once more and leaves at once: that sample may still be in flight.
+    let t = clients[1].now();
+    clients[1]
+        .push_pose(Device::RIGHT_HAND, &sample(frames[i % 600][2], t))
+        .expect("push");
+    clients[1].tick();
+    drop(clients.pop());
+    let mut left = None;
+    while left.is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "client 1 was not told that 2 left"
+        );
+        host.tick();
+        clients[0].tick();
+        for e in clients[0].poll_events(usize::MAX) {
+            if let SessionEvent::PeerLeft { peer, reason } = e {
+                left = Some((peer, reason));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(left.as_ref().map(|l| l.0), Some(2), "{left:?}");
+    for _ in 0..40 {
+        host.tick();
+        clients[0].tick();
+        let now = clients[0].now();
+        assert_eq!(
+            clients[0].sample_pose(2, Device::RIGHT_HAND, now),
+            None,
+            "a departed avatar stays gone"
+        );
+        assert!(clients[0].remote_devices().iter().all(|(p, _)| *p != 2));
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }

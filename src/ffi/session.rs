@@ -103,9 +103,12 @@ pub enum ThetaSessionEventKind {
     Remove = 4,
     /// An entity and all its components disappeared (client).
     Despawn = 5,
-    /// A client joined (host); `peer` is its id.
+    /// A client joined or resumed (on the host, one of its clients; on a client, another
+    /// client of the host); `peer` is its id.
     PeerJoined = 16,
-    /// A client left or was lost (host); `peer` is its id, `data` the reason.
+    /// A client left or was lost (on the host, one of its clients; on a client, another
+    /// client of the host, whose avatar is then forgotten); `peer` is its id, `data` the
+    /// reason.
     PeerLeft = 17,
     /// The host admitted this client (client); `peer` is this client's id.
     Joined = 18,

@@ -20,7 +20,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::world::PeerId;
 use crate::xr::stream::{
@@ -280,6 +280,9 @@ pub(crate) struct PoseHub {
     /// Whether any pose sample arrived (clients start their clock pings then).
     heard: bool,
     next_version: u64,
+    /// Peers that left: samples from them still in flight are dropped, so a departed
+    /// avatar does not come back to hold its last pose.
+    departed: FxHashSet<PeerId>,
 }
 
 impl PoseHub {
@@ -294,6 +297,7 @@ impl PoseHub {
             remote: FxHashMap::default(),
             heard: false,
             next_version: 1,
+            departed: FxHashSet::default(),
         }
     }
 
@@ -396,10 +400,16 @@ impl PoseHub {
         v
     }
 
-    /// Forgets a peer's devices (it left).
+    /// Forgets a peer's devices (it left) and drops its samples still in flight.
     pub(crate) fn forget(&mut self, peer: PeerId) {
         self.latest.retain(|k, _| k.0 != peer);
         self.remote.retain(|k, _| k.0 != peer);
+        self.departed.insert(peer);
+    }
+
+    /// Takes a peer's samples again (it joined or resumed).
+    pub(crate) fn welcome(&mut self, peer: PeerId) {
+        self.departed.remove(&peer);
     }
 
     /// Handles a pose-channel datagram from `link.peer`. `relay` is true on the host, which
@@ -471,6 +481,9 @@ impl PoseHub {
         };
         self.heard = true;
         for section in decoded.sections {
+            if self.departed.contains(&section.source) {
+                continue;
+            }
             for s in section.samples {
                 self.take_remote(section.source, s, offset_ns, now, relay);
             }

@@ -155,7 +155,9 @@ pub enum SessionEvent {
         /// This client's peer id.
         peer: PeerId,
     },
-    /// A client joined (host).
+    /// A client joined or resumed: on the host, one of its clients; on a client, another
+    /// client of the same host (a newly admitted client hears of every client already
+    /// there).
     PeerJoined {
         /// Its peer id.
         peer: PeerId,
@@ -167,7 +169,8 @@ pub enum SessionEvent {
         /// Which check failed.
         reason: String,
     },
-    /// A client left or was lost (host).
+    /// A client left or was lost: on the host, one of its clients; on a client, another
+    /// client of the same host (its avatar's devices are forgotten).
     PeerLeft {
         /// Its peer id.
         peer: PeerId,
@@ -1140,6 +1143,18 @@ impl Host {
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(&peer);
+                // The newcomer learns who is here; the others learn of it.
+                for (&other, connected) in &mut self.peers {
+                    connected
+                        .link
+                        .backlog
+                        .push_back(control_message(&encoder.peer_joined(peer)));
+                    client
+                        .link
+                        .backlog
+                        .push_back(control_message(&encoder.peer_joined(other)));
+                }
+                hub.welcome(peer);
                 self.peers.insert(peer, client);
                 events.push_back(SessionEvent::PeerJoined { peer });
             }
@@ -1210,6 +1225,10 @@ impl Host {
             NetEvent::Closed { peer, reason } => {
                 hub.forget(peer);
                 if let Some(client) = self.peers.remove(&peer) {
+                    let notice = control_message(&encoder.peer_left(peer, &reason));
+                    for other in self.peers.values_mut() {
+                        other.link.backlog.push_back(notice.clone());
+                    }
                     events.push_back(SessionEvent::PeerLeft { peer, reason });
                     // Kept for the client to resume within the grace period.
                     self.shared
@@ -1522,6 +1541,19 @@ impl Client {
                                     link.backlog
                                         .push_back(control_message(&encoder.dictionary_ack(id)));
                                 }
+                            }
+                            Ok(Ok(Message::PeerJoined(joined))) => {
+                                hub.welcome(joined.peer());
+                                events.push_back(SessionEvent::PeerJoined {
+                                    peer: joined.peer(),
+                                });
+                            }
+                            Ok(Ok(Message::PeerLeft(left))) => {
+                                hub.forget(left.peer());
+                                events.push_back(SessionEvent::PeerLeft {
+                                    peer: left.peer(),
+                                    reason: left.reason().unwrap_or("left").to_owned(),
+                                });
                             }
                             Ok(Ok(Message::DictionaryRetire(retire))) => {
                                 self.compression.drop_dictionaries(retire.ids().iter());

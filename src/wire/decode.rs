@@ -121,6 +121,10 @@ pub enum Message<'a> {
     DictionaryAck(fb::DictionaryAck<'a>),
     /// The host retires dictionaries.
     DictionaryRetire(fb::DictionaryRetire<'a>),
+    /// The host tells a client that another client joined.
+    PeerJoined(fb::PeerJoined<'a>),
+    /// The host tells a client that another client left.
+    PeerLeft(fb::PeerLeft<'a>),
 }
 
 impl Message<'_> {
@@ -137,6 +141,8 @@ impl Message<'_> {
             Message::Dictionary(_) => "dictionary",
             Message::DictionaryAck(_) => "dictionary acknowledgement",
             Message::DictionaryRetire(_) => "dictionary retirement",
+            Message::PeerJoined(_) => "peer joined",
+            Message::PeerLeft(_) => "peer left",
         }
     }
 }
@@ -196,6 +202,12 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::DictionaryRetire => Ok(Message::DictionaryRetire(
             message.payload_as_dictionary_retire().ok_or_else(missing)?,
+        )),
+        fb::Payload::PeerJoined => Ok(Message::PeerJoined(
+            message.payload_as_peer_joined().ok_or_else(missing)?,
+        )),
+        fb::Payload::PeerLeft => Ok(Message::PeerLeft(
+            message.payload_as_peer_left().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

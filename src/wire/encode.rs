@@ -273,6 +273,27 @@ impl Encoder {
         self.finish(fb::Payload::DictionaryRetire, retire.as_union_value())
     }
 
+    /// Encodes the host's notice to a client that peer `peer` joined (or resumed).
+    pub fn peer_joined(&mut self, peer: u16) -> Vec<u8> {
+        self.fbb.reset();
+        let joined = fb::PeerJoined::create(&mut self.fbb, &fb::PeerJoinedArgs { peer });
+        self.finish(fb::Payload::PeerJoined, joined.as_union_value())
+    }
+
+    /// Encodes the host's notice to a client that peer `peer` left, and why.
+    pub fn peer_left(&mut self, peer: u16, reason: &str) -> Vec<u8> {
+        self.fbb.reset();
+        let reason = self.fbb.create_string(reason);
+        let left = fb::PeerLeft::create(
+            &mut self.fbb,
+            &fb::PeerLeftArgs {
+                peer,
+                reason: Some(reason),
+            },
+        );
+        self.finish(fb::Payload::PeerLeft, left.as_union_value())
+    }
+
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {

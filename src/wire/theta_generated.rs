@@ -308,10 +308,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for CodecKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 10;
+pub const ENUM_MAX_PAYLOAD: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 11] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 13] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -323,6 +323,8 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 11] = [
   Payload::Dictionary,
   Payload::DictionaryAck,
   Payload::DictionaryRetire,
+  Payload::PeerJoined,
+  Payload::PeerLeft,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -341,9 +343,11 @@ impl Payload {
   pub const Dictionary: Self = Self(8);
   pub const DictionaryAck: Self = Self(9);
   pub const DictionaryRetire: Self = Self(10);
+  pub const PeerJoined: Self = Self(11);
+  pub const PeerLeft: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 10;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -356,6 +360,8 @@ impl Payload {
     Self::Dictionary,
     Self::DictionaryAck,
     Self::DictionaryRetire,
+    Self::PeerJoined,
+    Self::PeerLeft,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -371,6 +377,8 @@ impl Payload {
       Self::Dictionary => Some("Dictionary"),
       Self::DictionaryAck => Some("DictionaryAck"),
       Self::DictionaryRetire => Some("DictionaryRetire"),
+      Self::PeerJoined => Some("PeerJoined"),
+      Self::PeerLeft => Some("PeerLeft"),
       _ => None,
     }
   }
@@ -2477,6 +2485,219 @@ impl ::core::fmt::Debug for DictionaryRetire<'_> {
       ds.finish()
   }
 }
+pub enum PeerJoinedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to clients, on the stream: another client joined (or resumed). A newly admitted
+/// client gets one for every client already connected, after its acceptance.
+pub struct PeerJoined<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PeerJoined<'a> {
+  type Inner = PeerJoined<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PeerJoined<'a> {
+  pub const VT_PEER: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PeerJoined { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PeerJoinedArgs
+  ) -> ::flatbuffers::WIPOffset<PeerJoined<'bldr>> {
+    let mut builder = PeerJoinedBuilder::new(_fbb);
+    builder.add_peer(args.peer);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn peer(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PeerJoined::VT_PEER, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PeerJoined<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u16>("peer", Self::VT_PEER, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PeerJoinedArgs {
+    pub peer: u16,
+}
+impl<'a> Default for PeerJoinedArgs {
+  #[inline]
+  fn default() -> Self {
+    PeerJoinedArgs {
+      peer: 0,
+    }
+  }
+}
+
+pub struct PeerJoinedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PeerJoinedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_peer(&mut self, peer: u16) {
+    self.fbb_.push_slot::<u16>(PeerJoined::VT_PEER, peer, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PeerJoinedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PeerJoinedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PeerJoined<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PeerJoined<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PeerJoined");
+      ds.field("peer", &self.peer());
+      ds.finish()
+  }
+}
+pub enum PeerLeftOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to clients, on the stream: another client left or was lost; its avatar's devices
+/// are forgotten.
+pub struct PeerLeft<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for PeerLeft<'a> {
+  type Inner = PeerLeft<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> PeerLeft<'a> {
+  pub const VT_PEER: ::flatbuffers::VOffsetT = 4;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    PeerLeft { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args PeerLeftArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<PeerLeft<'bldr>> {
+    let mut builder = PeerLeftBuilder::new(_fbb);
+    if let Some(x) = args.reason { builder.add_reason(x); }
+    builder.add_peer(args.peer);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn peer(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(PeerLeft::VT_PEER, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn reason(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(PeerLeft::VT_REASON, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for PeerLeft<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u16>("peer", Self::VT_PEER, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("reason", Self::VT_REASON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct PeerLeftArgs<'a> {
+    pub peer: u16,
+    pub reason: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for PeerLeftArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    PeerLeftArgs {
+      peer: 0,
+      reason: None,
+    }
+  }
+}
+
+pub struct PeerLeftBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> PeerLeftBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_peer(&mut self, peer: u16) {
+    self.fbb_.push_slot::<u16>(PeerLeft::VT_PEER, peer, 0);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(PeerLeft::VT_REASON, reason);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> PeerLeftBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    PeerLeftBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<PeerLeft<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for PeerLeft<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("PeerLeft");
+      ds.field("peer", &self.peer());
+      ds.field("reason", &self.reason());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2676,6 +2897,34 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_peer_joined(&self) -> Option<PeerJoined<'a>> {
+    if self.payload_type() == Payload::PeerJoined {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { PeerJoined::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_peer_left(&self) -> Option<PeerLeft<'a>> {
+    if self.payload_type() == Payload::PeerLeft {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { PeerLeft::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -2697,6 +2946,8 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::Dictionary => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Dictionary>>("Payload::Dictionary", pos),
           Payload::DictionaryAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DictionaryAck>>("Payload::DictionaryAck", pos),
           Payload::DictionaryRetire => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DictionaryRetire>>("Payload::DictionaryRetire", pos),
+          Payload::PeerJoined => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PeerJoined>>("Payload::PeerJoined", pos),
+          Payload::PeerLeft => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PeerLeft>>("Payload::PeerLeft", pos),
           _ => Ok(()),
         }
      })?
@@ -2824,6 +3075,20 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::DictionaryRetire => {
           if let Some(x) = self.payload_as_dictionary_retire() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::PeerJoined => {
+          if let Some(x) = self.payload_as_peer_joined() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::PeerLeft => {
+          if let Some(x) = self.payload_as_peer_left() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
