@@ -8,8 +8,7 @@ use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
-use theta_net::xr::jitter::slerp;
-use theta_net::xr::synthetic::avatar;
+use theta_net::xr::synthetic::{avatar, distance_m, pose_at};
 use theta_net::xr::{ControllerState, Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
 use theta_net::{Layout, World};
 
@@ -51,25 +50,6 @@ fn unix_now() -> u64 {
 
 /// Truth of one sender: (time on the host's clock, pose) per pushed frame.
 type Truth = Vec<(i64, Pose)>;
-
-fn lerp_truth(truth: &Truth, t: i64) -> Option<Pose> {
-    let j = truth.partition_point(|(time, _)| *time < t);
-    let (tb, b) = *truth.get(j)?;
-    let (ta, a) = *truth.get(j.checked_sub(1)?)?;
-    let u = ((t - ta) as f64 / (tb - ta) as f64).clamp(0.0, 1.0);
-    let l = |x: f32, y: f32| (f64::from(x) + (f64::from(y) - f64::from(x)) * u) as f32;
-    let p = Vec3::new(
-        l(a.position.x, b.position.x),
-        l(a.position.y, b.position.y),
-        l(a.position.z, b.position.z),
-    );
-    Some(Pose::new(slerp(a.orientation, b.orientation, u), p))
-}
-
-fn distance(a: Vec3, b: Vec3) -> f64 {
-    let d = [a.x - b.x, a.y - b.y, a.z - b.z].map(f64::from);
-    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
-}
 
 fn sample(pose: Pose, time: i64) -> PoseSample {
     PoseSample {
@@ -211,8 +191,8 @@ fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
                 if s.extrapolated {
                     extrapolated += 1;
                 }
-                if let Some(truth) = lerp_truth(truth, s.render_time) {
-                    errors.push(distance(s.pose.position, truth.position));
+                if let Some(truth) = pose_at(truth, s.render_time) {
+                    errors.push(distance_m(s.pose.position, truth.position));
                     angles.push(s.pose.orientation.angle_deg(truth.orientation));
                 }
             }

@@ -2,6 +2,7 @@
 //! tests and the demo: 60 s at 90 Hz of idle, looking around, walking, reaching and fast
 //! gestures, with tracker noise. Deterministic: the same call gives the same poses.
 
+use super::jitter::slerp;
 use super::pose::{Pose, Quat, Vec3};
 
 /// Update rate of [`avatar`], Hz.
@@ -148,4 +149,27 @@ pub fn avatar(updates: usize) -> Vec<[Pose; 3]> {
             out
         })
         .collect()
+}
+
+/// A recorded track's pose at time `t`: linear / spherical interpolation between the two
+/// samples around it (`track` sorted by time), `None` outside the track. Tests and the demo
+/// measure rendered remote poses against it.
+pub fn pose_at(track: &[(i64, Pose)], t: i64) -> Option<Pose> {
+    let j = track.partition_point(|(time, _)| *time < t);
+    let (tb, b) = *track.get(j)?;
+    let (ta, a) = *track.get(j.checked_sub(1)?)?;
+    let u = ((t - ta) as f64 / (tb - ta).max(1) as f64).clamp(0.0, 1.0);
+    let l = |x: f32, y: f32| (f64::from(x) + (f64::from(y) - f64::from(x)) * u) as f32;
+    let p = Vec3::new(
+        l(a.position.x, b.position.x),
+        l(a.position.y, b.position.y),
+        l(a.position.z, b.position.z),
+    );
+    Some(Pose::new(slerp(a.orientation, b.orientation, u), p))
+}
+
+/// Euclidean distance between two positions, in metres.
+pub fn distance_m(a: Vec3, b: Vec3) -> f64 {
+    let d = [a.x - b.x, a.y - b.y, a.z - b.z].map(f64::from);
+    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
 }

@@ -3,6 +3,7 @@
 //! `theta host`, `theta join` and `theta token` run a session across processes or machines;
 //! `theta bench` measures the replication core against the seed's design.
 
+mod avatars;
 mod bench;
 mod bench_scene;
 mod demo;

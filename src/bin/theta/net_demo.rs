@@ -18,6 +18,7 @@ use theta_net::net::tls::{HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
 use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 
+use crate::avatars::Avatars;
 use crate::netutil::{self, Pacer, Status};
 use crate::scene::{Motion, Scene};
 
@@ -309,13 +310,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let run_started = Instant::now();
     let before = sample(&host, &clients);
     let mut last = (run_started, before.clone());
+    let mut avatars = Avatars::new(clients.len(), o.ticks);
     for t in 1..=o.ticks {
         scene.step(
             host.host_world().map_err(|e| e.to_string())?,
             o.move_percent,
         )?;
         json_bytes += baseline.diff(host.world()).len() as u64;
+        avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
         tick_all(&mut host, &mut clients);
+        avatars.observe(clients.iter_mut().map(|c| &mut c.session));
         if (status.is_live() && status.due()) || (!status.is_live() && t % every == 0) {
             let now = sample(&host, &clients);
             let secs = last.0.elapsed().as_secs_f64().max(1e-9);
@@ -472,11 +476,64 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("replica events received: {}", events.join(", "));
     println!();
     println!(
+        "avatars: every peer pushes a 3-point avatar (head, hands) each tick; pose packets are bit-packed datagrams beside the state datagrams"
+    );
+    println!(
+        "{:<6} {:>11} {:>11} {:>12} {:>12} {:>8} {:>13} {:>12} {:>12} {:>13}",
+        "client",
+        "pkts down",
+        "B/pkt down",
+        "pose B/s dn",
+        "pose B/s up",
+        "renders",
+        "host head mm",
+        "p95 mm",
+        "max mm",
+        "extrapolated"
+    );
+    for (i, c) in clients.iter().enumerate() {
+        let (b, a) = (&before[i].client.poses, &after[i].client.poses);
+        let packets = a.packets_received - b.packets_received;
+        let down = a.bytes_received - b.bytes_received;
+        let up = a.bytes_sent - b.bytes_sent;
+        let errors = avatars.summary(i);
+        let mm = |f: fn(&crate::avatars::ErrorSummary) -> f64| {
+            errors
+                .as_ref()
+                .map_or("-".into(), |e| format!("{:.1}", f(e)))
+        };
+        println!(
+            "{:<6} {:>11} {:>11.1} {:>12.0} {:>12.0} {:>8} {:>13} {:>12} {:>12} {:>13}",
+            format!("c{}", c.peer),
+            packets,
+            down as f64 / packets.max(1) as f64,
+            down as f64 / secs,
+            up as f64 / secs,
+            errors.as_ref().map_or(0, |e| e.renders),
+            mm(|e| e.mean_mm),
+            mm(|e| e.p95_mm),
+            mm(|e| e.max_mm),
+            errors.as_ref().map_or(0, |e| e.extrapolated),
+        );
+    }
+    println!(
+        "host head mm: mean distance between the host's head as this client renders it and the truth at the render time (jitter buffer delay included)"
+    );
+    println!();
+    println!(
         "host diagnostics (compression: KB of messages before and after the codec envelope; per component: value KB sent and the wire KB they cost):"
     );
     print!("{}", host.diagnostics().text_panel());
     if converged_after.is_none() {
         failed.push("not every client converged".into());
+    }
+    for (i, c) in clients.iter().enumerate() {
+        if avatars.summary(i).is_none() {
+            failed.push(format!(
+                "client {} never rendered the host's avatar",
+                c.peer
+            ));
+        }
     }
     // Clients first, then the host: each drop closes its connection in order.
     drop(clients);
