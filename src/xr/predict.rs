@@ -98,15 +98,9 @@ pub fn predict(reference: &Reference, volume: &Volume) -> Result<QuantizedPose, 
     };
     let s = reference.frames_since_last.min(MAX_EXTRAPOLATION_FRAMES);
     let g = reference.frames_between_refs;
-    let bits = volume.axis_bits();
+    let levels = volume.axis_levels();
     let position = std::array::from_fn(|i| {
-        extrapolate(
-            last.position[i],
-            prev.position[i],
-            s,
-            g,
-            (1u64 << bits[i]) - 1,
-        )
+        extrapolate(last.position[i], prev.position[i], s, g, levels[i] - 1)
     });
     let rest = if prev.largest == last.largest {
         let max = (1u64 << ORIENTATION_BITS) - 1;
@@ -207,12 +201,9 @@ mod tests {
 
     use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
 
+    /// Euclidean distance, the error [`MAX_POSITION_ERROR_M`] bounds.
     fn pos_err_m(a: Vec3, b: Vec3) -> f64 {
-        a.to_array()
-            .iter()
-            .zip(b.to_array())
-            .map(|(&x, y)| (f64::from(x) - f64::from(y)).abs())
-            .fold(0.0, f64::max)
+        crate::xr::synthetic::distance_m(a, b)
     }
 
     fn to_pose(q: [f64; 4], p: [f64; 3]) -> Pose {
@@ -502,14 +493,15 @@ mod tests {
             ([108, 198, 300], 3, r.last.rest)
         );
         // Leaving the range clamps.
+        let top = v.axis_levels()[1] as u32 - 1;
         let r3 = Reference {
-            last: q([2, (1 << 13) - 3, 5], 0, [1, 4094, 7]),
-            previous: Some(q([9, (1 << 13) - 9, 5], 0, [10, 4080, 7])),
+            last: q([2, top - 2, 5], 0, [1, 4094, 7]),
+            previous: Some(q([9, top - 8, 5], 0, [10, 4080, 7])),
             frames_between_refs: 1,
             frames_since_last: 3,
         };
         let p3 = predict(&r3, &v).expect("ok");
-        assert_eq!(p3.position, [0, (1 << 13) - 1, 5]);
+        assert_eq!(p3.position, [0, top, 5]);
         assert_eq!(p3.rest, [0, 4095, 7]);
         // No previous, or a zero gap: plain delta. A huge horizon is capped.
         assert_eq!(predict(&Reference::plain(r.last), &v).expect("ok"), r.last);

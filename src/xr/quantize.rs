@@ -2,10 +2,11 @@
 //!
 //! # Position
 //! Each axis is quantised uniformly inside a [`Volume`]. The bits per axis are the fewest
-//! that make the step at most `2 mm − ε·max|coordinate|` (ε the `f32` epsilon), so the
+//! that make the step at most `2 mm/√3 − ε·max|coordinate|` (ε the `f32` epsilon), so the
 //! rounding error (half a step) plus the `f32` rounding of the decoded value stay within
+//! [`MAX_AXIS_ERROR_M`] = 1/√3 mm per axis, and the distance to the true position within
 //! [`MAX_POSITION_ERROR_M`] = 1 mm. The default volume (±32 m horizontally, −4..+12 m
-//! vertically) takes 15 + 13 + 15 = 43 bits. Positions outside the volume are clamped onto
+//! vertically) takes 16 + 14 + 16 = 46 bits. Positions outside the volume are clamped onto
 //! its boundary and the clamp is reported ([`EncodeInfo::clamped`]), never a panic.
 //!
 //! # Orientation: smallest three
@@ -24,7 +25,7 @@
 //!
 //! # Absolute and delta encodings
 //! Absolute ([`encode_pose`]): `x, y, z` (per-axis bits), largest index (2 bits), three
-//! components (12 bits each): 81 bits in the default volume.
+//! components (12 bits each): 84 bits in the default volume.
 //!
 //! Delta ([`encode_pose_delta`]) against a reference [`QuantizedPose`] (the receiver's last
 //! acked pose of that device): one mode bit (`0` absolute follows, `1` delta follows) and
@@ -44,8 +45,12 @@
 use super::bits::{fits_signed, BitError, BitReader, BitWriter};
 use super::pose::{validate_pose, Pose, PoseError, Quat, Vec3};
 
-/// The largest position error of the codec inside the volume, in metres.
+/// The largest position error of the codec inside the volume (Euclidean distance), in
+/// metres.
 pub const MAX_POSITION_ERROR_M: f64 = 0.001;
+/// The largest error per axis, in metres: [`MAX_POSITION_ERROR_M`]`/√3`, so that the three
+/// together stay within [`MAX_POSITION_ERROR_M`].
+pub const MAX_AXIS_ERROR_M: f64 = 0.000_577_350_269_189_625_8;
 /// The largest orientation error the codec is designed for, in degrees.
 pub const MAX_ANGLE_ERROR_DEG: f64 = 0.1;
 /// Bits per sent component of the smallest-three orientation (see the module docs).
@@ -210,37 +215,47 @@ impl Volume {
         Ok(())
     }
 
-    fn axis_bits_unchecked(&self) -> [u32; 3] {
+    /// Quantised values per axis: the fewest whose step is at most the bound's
+    /// (`u64::MAX` when the bound cannot be met).
+    fn axis_levels_unchecked(&self) -> [u64; 3] {
         let lo = self.min.to_array();
         let hi = self.max.to_array();
         std::array::from_fn(|i| {
             let span = f64::from(hi[i]) - f64::from(lo[i]);
             let max_abs = f64::from(lo[i].abs().max(hi[i].abs()));
-            let max_step = 2.0 * MAX_POSITION_ERROR_M - f64::from(f32::EPSILON) * max_abs;
-            if max_step <= 0.0 {
-                return u32::MAX;
+            let max_step = 2.0 * MAX_AXIS_ERROR_M - f64::from(f32::EPSILON) * max_abs;
+            if max_step <= 0.0 || span / max_step >= (1u64 << MAX_AXIS_BITS) as f64 {
+                return u64::MAX;
             }
-            let mut bits = 1;
-            while bits <= MAX_AXIS_BITS && span / ((1u64 << bits) - 1) as f64 > max_step {
-                bits += 1;
-            }
-            bits
+            // Not a power of two: the step is the largest the bound allows, so residuals
+            // in steps are as small as they can be.
+            (span / max_step).ceil() as u64 + 1
         })
     }
 
-    /// Bits per axis `[x, y, z]` (meaningful for a valid volume).
+    fn axis_bits_unchecked(&self) -> [u32; 3] {
+        self.axis_levels_unchecked()
+            .map(|levels| u64::BITS - (levels.max(2) - 1).leading_zeros())
+    }
+
+    /// Quantised values per axis `[x, y, z]`: a position index is below it (meaningful
+    /// for a valid volume).
+    pub fn axis_levels(&self) -> [u64; 3] {
+        self.axis_levels_unchecked()
+            .map(|l| l.clamp(2, 1u64 << MAX_AXIS_BITS))
+    }
+
+    /// Bits per axis `[x, y, z]` of an absolute position (meaningful for a valid volume).
     pub fn axis_bits(&self) -> [u32; 3] {
         self.axis_bits_unchecked().map(|b| b.min(MAX_AXIS_BITS))
     }
 
     /// The quantisation step per axis in metres.
     pub fn steps(&self) -> [f64; 3] {
-        let bits = self.axis_bits();
+        let levels = self.axis_levels();
         let lo = self.min.to_array();
         let hi = self.max.to_array();
-        std::array::from_fn(|i| {
-            (f64::from(hi[i]) - f64::from(lo[i])) / ((1u64 << bits[i]) - 1) as f64
-        })
+        std::array::from_fn(|i| (f64::from(hi[i]) - f64::from(lo[i])) / (levels[i] - 1) as f64)
     }
 
     /// Bits of an absolute position.
@@ -257,7 +272,7 @@ impl Volume {
 /// A pose as quantised integers, the unit of delta references.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct QuantizedPose {
-    /// Quantised position per axis, `0 ..= 2^axis_bits − 1`.
+    /// Quantised position per axis, below [`Volume::axis_levels`].
     pub position: [u32; 3],
     /// Index (0 x, 1 y, 2 z, 3 w) of the dropped, largest quaternion component.
     pub largest: u8,
@@ -271,7 +286,7 @@ impl QuantizedPose {
     pub fn from_pose(pose: &Pose, volume: &Volume) -> Result<(QuantizedPose, bool), QuantizeError> {
         volume.validate()?;
         let pose = validate_pose(pose)?;
-        let bits = volume.axis_bits();
+        let levels = volume.axis_levels();
         let steps = volume.steps();
         let lo = volume.min.to_array();
         let hi = volume.max.to_array();
@@ -281,7 +296,7 @@ impl QuantizedPose {
             let v = f64::from(p[i]);
             let c = v.clamp(f64::from(lo[i]), f64::from(hi[i]));
             clamped |= c != v;
-            let max_q = ((1u64 << bits[i]) - 1) as f64;
+            let max_q = (levels[i] - 1) as f64;
             ((c - f64::from(lo[i])) / steps[i])
                 .round()
                 .clamp(0.0, max_q) as u32
@@ -299,12 +314,11 @@ impl QuantizedPose {
 
     /// Whether every field is within the volume's quantised ranges.
     pub fn fits(&self, volume: &Volume) -> bool {
-        let bits = volume.axis_bits();
         let max_rot = (1u32 << ORIENTATION_BITS) - 1;
         self.position
             .iter()
-            .zip(bits)
-            .all(|(&q, b)| u64::from(q) < (1u64 << b))
+            .zip(volume.axis_levels())
+            .all(|(&q, levels)| u64::from(q) < levels)
             && self.largest < 4
             && self.rest.iter().all(|&r| r <= max_rot)
     }
@@ -395,10 +409,17 @@ fn write_orientation(w: &mut BitWriter, q: &QuantizedPose) {
 }
 
 fn read_position(r: &mut BitReader<'_>, volume: &Volume) -> Result<[u32; 3], QuantizeError> {
-    let bits = volume.axis_bits();
     let mut out = [0u32; 3];
-    for (slot, b) in out.iter_mut().zip(bits) {
-        *slot = u32::try_from(r.read_bits(b)?).map_err(|_| QuantizeError::Corrupt("axis"))?;
+    for ((slot, b), levels) in out
+        .iter_mut()
+        .zip(volume.axis_bits())
+        .zip(volume.axis_levels())
+    {
+        let v = r.read_bits(b)?;
+        if v >= levels {
+            return Err(QuantizeError::Corrupt("position outside the volume"));
+        }
+        *slot = v as u32;
     }
     Ok(out)
 }
@@ -602,7 +623,7 @@ pub fn read_quantized_delta(
     if !r.read_bool()? {
         return read_quantized(r, volume);
     }
-    let pos_limits = volume.axis_bits().map(|b| 1u64 << b);
+    let pos_limits = volume.axis_levels();
     let class = code.read(r)?;
     let position = if class == CLASS_ABSOLUTE {
         read_position(r, volume)?
@@ -672,12 +693,9 @@ mod tests {
         }
     }
 
+    /// Euclidean distance, the error [`MAX_POSITION_ERROR_M`] bounds.
     fn pos_err_m(a: Vec3, b: Vec3) -> f64 {
-        a.to_array()
-            .iter()
-            .zip(b.to_array())
-            .map(|(&x, y)| (f64::from(x) - f64::from(y)).abs())
-            .fold(0.0, f64::max)
+        crate::xr::synthetic::distance_m(a, b)
     }
 
     /// Encodes absolutely, decodes, and returns (max axis error m, angle error deg, bits).
@@ -715,13 +733,17 @@ mod tests {
     #[test]
     fn default_volume_bit_budget() {
         let v = Volume::default();
-        assert_eq!(v.axis_bits(), [15, 13, 15]);
-        assert!(v.steps().iter().all(|&s| s <= 2.0 * MAX_POSITION_ERROR_M));
+        assert_eq!(v.axis_bits(), [16, 14, 16]);
+        assert!(v.steps().iter().all(|&s| s <= 2.0 * MAX_AXIS_ERROR_M));
+        assert!((MAX_AXIS_ERROR_M * 3f64.sqrt() - MAX_POSITION_ERROR_M).abs() < 1e-15);
         assert_eq!(ORIENTATION_TOTAL_BITS, 38);
-        assert_eq!(v.absolute_pose_bits(), 81);
-        // A 1 m cube needs 9 bits per axis (511 steps of 1.96 mm).
+        assert_eq!(v.absolute_pose_bits(), 84);
+        // The step is as coarse as the bound allows (not a power-of-two division).
+        assert!(v.steps().iter().all(|&s| s > 1.15e-3), "{:?}", v.steps());
+        // A 1 m cube: 868 values (867 steps of 1.15 mm) per axis, written in 10 bits.
         let small = Volume::new(Vec3::new(0.0, 0.0, 0.0), Vec3::new(1.0, 1.0, 1.0)).expect("ok");
-        assert_eq!(small.axis_bits(), [9, 9, 9]);
+        assert_eq!(small.axis_levels(), [868; 3]);
+        assert_eq!(small.axis_bits(), [10, 10, 10]);
     }
 
     #[test]
