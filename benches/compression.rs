@@ -17,11 +17,15 @@
 //!
 //! Of each row the first third trains the dictionary (`train_dictionary`); the later two
 //! thirds are measured. A report is printed first: per row, the framed bytes of none /
-//! zstd-1 / zstd-3 / zstd+dict at levels 1 and 3, their ratio to the uncompressed bytes and
-//! to zstd of the same level without the dictionary, and encode / decode throughput in MB/s
-//! of uncompressed bytes (simple timed loops), then PASS/FAIL lines for the issue's
-//! targets (binding for delta frames, informational for the other kinds), and a summary of
-//! the rows that pass. Criterion then measures the same encodes and decodes
+//! zstd-1 / zstd-3 / zstd+dict at levels 1 and 3, and for delta frames (which a session
+//! sends in one compression stream per connection: `StreamEncoder` / `StreamDecoder`) the
+//! stream at level 1 without and with the dictionary (`stream-1`, `stream-1+dict`: one
+//! stream over all the measured frames, started at the first); their ratio to the
+//! uncompressed bytes and to zstd of the same level without the dictionary, and encode /
+//! decode throughput in MB/s of uncompressed bytes (simple timed loops), then PASS/FAIL
+//! lines for the issue's targets of each codec with a dictionary (binding for delta
+//! frames, informational for the other kinds), and a summary of the rows that pass.
+//! Criterion then measures the same encodes and decodes
 //! (`compression/<kind>/{encode,decode}/<codec>`, throughput in uncompressed bytes).
 //!
 //! Run: `cargo bench --bench compression` (about 3 minutes on 2 cores); the report alone:
@@ -37,7 +41,8 @@ use criterion::{BenchmarkId, Criterion, Throughput};
 mod scene;
 
 use theta_net::wire::codec::{
-    train_dictionary, Codec, Dictionary, MessageKind, NoCodec, Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
+    train_dictionary, Codec, Dictionary, DictionarySet, MessageKind, NoCodec, StreamDecoder,
+    StreamEncoder, Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
 };
 use theta_net::wire::Encoder;
 use theta_net::xr::bits::BitWriter;
@@ -98,6 +103,11 @@ impl Recorded {
             training,
             measured,
         }
+    }
+
+    /// Whether a session sends these frames in a compression stream (delta frames).
+    fn streamed(&self) -> bool {
+        self.slug.starts_with("delta")
     }
 
     fn raw_bytes(&self) -> usize {
@@ -276,6 +286,69 @@ fn codecs(dict: Option<&Dictionary>) -> Vec<(&'static str, Box<dyn Codec>)> {
     list
 }
 
+/// The compression streams compared (delta frames), by name: level 1, without and with the
+/// dictionary.
+fn streams(dict: Option<&Dictionary>) -> Vec<(&'static str, Option<&Dictionary>)> {
+    let mut list = vec![("stream-1", None)];
+    if let Some(dict) = dict {
+        list.push(("stream-1+dict", Some(dict)));
+    }
+    list
+}
+
+/// A compression stream's codec: its encoder and decoder, and the decoder's dictionaries.
+struct Stream<'a> {
+    dict: Option<&'a Dictionary>,
+    encoder: StreamEncoder,
+    decoder: StreamDecoder,
+    set: DictionarySet,
+}
+
+impl<'a> Stream<'a> {
+    fn new(dict: Option<&'a Dictionary>) -> Self {
+        let mut set = DictionarySet::new();
+        if let Some(d) = dict {
+            set.insert(d.clone()).expect("dictionary");
+        }
+        Stream {
+            dict,
+            encoder: StreamEncoder::new(1).expect("stream encoder"),
+            decoder: StreamDecoder::new().expect("stream decoder"),
+            set,
+        }
+    }
+
+    /// Encodes `frames` in one new stream (the first frame starts it), calling `each` with
+    /// every frame made.
+    fn encode_all(&mut self, frames: &[Vec<u8>], out: &mut Vec<u8>, mut each: impl FnMut(&[u8])) {
+        self.encoder.reset();
+        for f in frames {
+            out.clear();
+            self.encoder
+                .compress(black_box(f), self.dict, out)
+                .expect("compress");
+            each(out);
+        }
+    }
+
+    /// Decodes the frames of one stream, in order, calling `each` with every message.
+    fn decode_all(&mut self, framed: &[Vec<u8>], max_len: usize, mut each: impl FnMut(Vec<u8>)) {
+        for f in framed {
+            each(
+                self.decoder
+                    .decompress(black_box(f), max_len, &self.set)
+                    .expect("decode"),
+            );
+        }
+    }
+
+    fn framed(&mut self, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
+        let mut framed = Vec::with_capacity(frames.len());
+        self.encode_all(frames, &mut Vec::new(), |f| framed.push(f.to_vec()));
+        framed
+    }
+}
+
 fn compress_all(codec: &dyn Codec, frames: &[Vec<u8>]) -> Vec<Vec<u8>> {
     frames
         .iter()
@@ -307,8 +380,8 @@ struct Row {
     decode_mbps: f64,
 }
 
-/// Prints the table of one row and its target lines; returns whether dict-1 or dict-3
-/// met every target.
+/// Prints the table of one row and its target lines; returns whether a codec with the
+/// dictionary (dict-1, dict-3, or stream-1+dict for delta frames) met every target.
 fn report(kind: &Recorded, dict: &Result<Dictionary, String>) -> bool {
     let raw = kind.raw_bytes();
     println!();
@@ -354,30 +427,60 @@ fn report(kind: &Recorded, dict: &Result<Dictionary, String>) -> bool {
             decode_mbps,
         });
     }
+    for (name, d) in streams(dict.as_ref().ok())
+        .into_iter()
+        .filter(|_| kind.streamed())
+    {
+        let mut stream = Stream::new(d);
+        let framed = stream.framed(&kind.measured);
+        let mut decoded = Vec::with_capacity(framed.len());
+        stream.decode_all(&framed, kind.max_len, |m| decoded.push(m));
+        assert_eq!(decoded, kind.measured, "{name} round trip");
+        let bytes = framed.iter().map(Vec::len).sum();
+        let mut out = Vec::new();
+        let encode_mbps = timed(raw, || {
+            stream.encode_all(&kind.measured, &mut out, |f| {
+                black_box(f);
+            })
+        });
+        let decode_mbps = timed(raw, || {
+            stream.decode_all(&framed, kind.max_len, |m| {
+                black_box(m);
+            })
+        });
+        rows.push(Row {
+            name,
+            bytes,
+            encode_mbps,
+            decode_mbps,
+        });
+    }
+    // The level of `dict-L`, `zstd-L`, `stream-L` and `stream-L+dict`.
+    let level_of = |name: &str| name.split('-').nth(1).and_then(|l| l.chars().next());
     let plain = |level: char| {
         rows.iter()
             .find(|r| r.name.ends_with(level) && r.name.starts_with("zstd"))
             .map(|r| r.bytes)
     };
     println!(
-        "   {:<8} {:>10} {:>9} {:>11} {:>12} {:>12}",
+        "   {:<13} {:>10} {:>9} {:>11} {:>12} {:>12}",
         "codec", "bytes", "vs raw", "vs zstd-L", "encode MB/s", "decode MB/s"
     );
     println!(
-        "   {:<8} {:>10} {:>8.1}% {:>11} {:>12} {:>12}",
+        "   {:<13} {:>10} {:>8.1}% {:>11} {:>12} {:>12}",
         "(raw)", raw, 100.0, "", "", ""
     );
     for r in &rows {
-        let vs_zstd = if r.name.starts_with("dict") {
-            let level = r.name.chars().last().unwrap_or('1');
-            plain(level)
+        let vs_zstd = if r.name.starts_with("dict") || r.name.starts_with("stream") {
+            level_of(r.name)
+                .and_then(plain)
                 .map(|p| format!("{:.1}%", 100.0 * r.bytes as f64 / p as f64))
                 .unwrap_or_default()
         } else {
             String::new()
         };
         println!(
-            "   {:<8} {:>10} {:>8.1}% {:>11} {:>12.0} {:>12.0}",
+            "   {:<13} {:>10} {:>8.1}% {:>11} {:>12.0} {:>12.0}",
             r.name,
             r.bytes,
             100.0 * r.bytes as f64 / raw as f64,
@@ -396,29 +499,28 @@ fn report(kind: &Recorded, dict: &Result<Dictionary, String>) -> bool {
         return false;
     }
     let mut passed = false;
-    for level in ['1', '3'] {
-        let Some(d) = rows
-            .iter()
-            .find(|r| r.name.starts_with("dict") && r.name.ends_with(level))
-        else {
-            continue;
-        };
+    // Every codec with the dictionary: dict-1, dict-3, and stream-1+dict for delta frames.
+    for d in rows
+        .iter()
+        .filter(|r| r.name.starts_with("dict") || r.name.ends_with("+dict"))
+    {
+        let (name, level) = (d.name, level_of(d.name).unwrap_or('1'));
         let p = plain(level).unwrap_or(raw);
         let ratio = d.bytes as f64 / raw as f64;
         let vs = d.bytes as f64 / p as f64;
         let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
         println!(
-            "   {} [{tag}] dict-{level} ≤ 50 % of uncompressed: {:.1} %",
+            "   {} [{tag}] {name} ≤ 50 % of uncompressed: {:.1} %",
             verdict(ratio <= TARGET_MAX_RATIO),
             100.0 * ratio
         );
         println!(
-            "   {} [{tag}] dict-{level} ≥ 30 % smaller than zstd-{level}: {:.1} % smaller",
+            "   {} [{tag}] {name} ≥ 30 % smaller than zstd-{level}: {:.1} % smaller",
             verdict(vs <= TARGET_VS_ZSTD),
             100.0 * (1.0 - vs)
         );
         println!(
-            "   {} [{tag}] dict-{level} decode ≥ {TARGET_DECODE_MBPS} MB/s: {:.0} MB/s",
+            "   {} [{tag}] {name} decode ≥ {TARGET_DECODE_MBPS} MB/s: {:.0} MB/s",
             verdict(d.decode_mbps >= TARGET_DECODE_MBPS),
             d.decode_mbps
         );
@@ -458,6 +560,28 @@ fn criterion_benches(c: &mut Criterion, kinds: &[(Recorded, Result<Dictionary, S
                                 .expect("decode"),
                         );
                     }
+                })
+            });
+        }
+        for (name, d) in streams(dict.as_ref().ok())
+            .into_iter()
+            .filter(|_| kind.streamed())
+        {
+            let mut stream = Stream::new(d);
+            let framed = stream.framed(&kind.measured);
+            let mut out = Vec::new();
+            group.bench_function(BenchmarkId::new("encode", name), |b| {
+                b.iter(|| {
+                    stream.encode_all(&kind.measured, &mut out, |f| {
+                        black_box(f);
+                    })
+                })
+            });
+            group.bench_function(BenchmarkId::new("decode", name), |b| {
+                b.iter(|| {
+                    stream.decode_all(&framed, kind.max_len, |m| {
+                        black_box(m);
+                    })
                 })
             });
         }
@@ -520,7 +644,7 @@ fn main() {
     .collect();
     println!(
         "compression report (issue 6): recorded and trained in {:.1} s; MB/s are of \
-         uncompressed bytes, timed loops of ≥ {} ms; 'vs zstd-L' = dict-L bytes / zstd-L bytes",
+         uncompressed bytes, timed loops of ≥ {} ms; 'vs zstd-L' = dict-L (stream-L) bytes / zstd-L bytes",
         started.elapsed().as_secs_f64(),
         LOOP_TIME.as_millis()
     );
@@ -530,7 +654,10 @@ fn main() {
         summary.push((kind.slug, kind.binding, passed));
     }
     println!();
-    println!("summary (a row passes when dict-1 or dict-3 meets all three targets):");
+    println!(
+        "summary (a row passes when dict-1, dict-3 or, for delta frames, stream-1+dict meets \
+         all three targets):"
+    );
     for (slug, binding, passed) in summary {
         println!(
             "   {} {slug}{}",

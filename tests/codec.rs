@@ -6,7 +6,7 @@ use std::io::Write;
 
 use theta_net::wire::codec::{
     train_dictionary, Codec, CodecError, Dictionary, DictionarySet, FrameFormat, FrameHeader,
-    MessageKind, NoCodec, Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
+    MessageKind, NoCodec, StreamDecoder, StreamEncoder, Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
 };
 use theta_net::wire::Encoder;
 use theta_net::{ComponentId, DeltaTracker, EntityId, Layout, World, DEFAULT_MAX_CHUNK_BYTES};
@@ -304,6 +304,53 @@ fn tiny_frames_never_grow_by_more_than_one_byte() {
         }
     }
     assert_eq!(frame(&zstd, &[]), vec![FrameFormat::Raw as u8]);
+}
+
+/// Delta frames of one connection in one compression stream, with a dictionary trained on
+/// earlier ones: each round-trips, in order, bounded by the kind's maximum; the stream is
+/// smaller than each frame alone with the same dictionary; and an incompressible message
+/// costs at most a few bytes more than raw (it still goes into the stream).
+#[test]
+fn delta_frames_round_trip_through_a_compression_stream() {
+    let mut scene = Scene::new(300, 11, Motion::Smooth);
+    let frames = delta_frames(&mut scene, 90, 30);
+    let (training, measured) = frames.split_at(30);
+    let dict = dictionary_from(training, 5);
+    let mut receiver = DictionarySet::new();
+    receiver.insert(dict.clone()).unwrap();
+    let per_frame = ZstdDict::new(1, &dict).unwrap();
+    let max = MessageKind::DeltaFrame.max_len();
+    let mut encoder = StreamEncoder::new(1).unwrap();
+    let mut decoder = StreamDecoder::new().unwrap();
+    let (mut streamed, mut alone) = (0, 0);
+    for (i, input) in measured.iter().enumerate() {
+        let mut framed = Vec::new();
+        encoder.compress(input, Some(&dict), &mut framed).unwrap();
+        let header = FrameHeader::parse(&framed).unwrap();
+        let expected = if i == 0 {
+            FrameFormat::StreamStart
+        } else {
+            FrameFormat::StreamContinue
+        };
+        assert_eq!(header.format, expected);
+        assert_eq!(&decoder.decompress(&framed, max, &receiver).unwrap(), input);
+        assert_eq!(decoder.dictionary(), Some(5));
+        streamed += framed.len();
+        alone += frame(&per_frame, input).len();
+    }
+    assert!(
+        streamed * 10 < alone * 9,
+        "stream {streamed} B vs per frame {alone} B"
+    );
+    let mut rng = Rng(17);
+    for len in [1, 2, 10, 100, 1000, 20_000] {
+        let random: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+        let mut framed = Vec::new();
+        let format = encoder.compress(&random, Some(&dict), &mut framed).unwrap();
+        assert_eq!(format, FrameFormat::StreamContinue);
+        assert!(framed.len() <= len + 8, "{len}: {}", framed.len());
+        assert_eq!(decoder.decompress(&framed, max, &receiver).unwrap(), random);
+    }
 }
 
 #[test]

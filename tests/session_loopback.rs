@@ -423,8 +423,7 @@ fn host_shutdown_disconnects_clients_with_a_reason() {
 /// neither applies nor forwards it.
 #[test]
 fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
-    use theta_net::net::framing::{read_message, write_message};
-    use theta_net::net::tls::{client_config, transport_config};
+    use theta_net::net::framing::read_message;
     use theta_net::wire::{decode, BatchRef, Encoder, FrameParts, Message};
 
     let mut net = host(SessionConfig::default());
@@ -440,24 +439,8 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     converge(&mut net.host, &mut observer, CONVERGE_TICKS);
     let before = net.host.state_hash();
 
-    let addr = net.host.local_addr().unwrap();
-    let token = mint(&net.secret, 9, now() + 60, None).to_text();
-    let request = Encoder::new().join_request(&token, net.scene.registry.hash());
-    let trust = ServerTrust::Fingerprint(net.fingerprint);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (conn, _send, mut recv, endpoint) = runtime.block_on(async {
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        let transport = std::sync::Arc::new(transport_config(
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-        ));
-        endpoint.set_default_client_config(client_config(&trust, transport).unwrap());
-        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut send, recv) = conn.open_bi().await.unwrap();
-        write_message(&mut send, &request).await.unwrap();
-        // `send` is kept: the stream stays open for the host's answers.
-        (conn, send, recv, endpoint)
-    });
+    // `send` is kept in `raw`: the stream stays open for the host's answers.
+    let mut raw = RawClient::join(&net, 9);
     // Let the host admit it and send the snapshot.
     for _ in 0..20 {
         tick_all(&mut net.host, &mut observer);
@@ -481,13 +464,15 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         despawns: &entities,
     };
     // Garbage and a truncated datagram first: dropped, counted, harmless.
-    conn.send_datagram(b"not a theta datagram".to_vec().into())
+    raw.conn
+        .send_datagram(b"not a theta datagram".to_vec().into())
         .unwrap();
     // State datagrams travel in the codec envelope: format byte 0 is a raw frame.
     let forged = raw_envelope(&Encoder::new().state_datagram(0, &[], Some(&parts)));
-    conn.send_datagram(forged[..forged.len() / 2].to_vec().into())
+    raw.conn
+        .send_datagram(forged[..forged.len() / 2].to_vec().into())
         .unwrap();
-    conn.send_datagram(forged.into()).unwrap();
+    raw.conn.send_datagram(forged.into()).unwrap();
     let mut host_saw = None;
     for _ in 0..200 {
         tick_all(&mut net.host, &mut observer);
@@ -507,10 +492,10 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     );
     // Reported to the offender: its stream carries the acceptance, the snapshot chunks,
     // then the rejection.
-    let rejection = runtime.block_on(async {
+    let rejection = raw.runtime.block_on(async {
         tokio::time::timeout(Duration::from_secs(5), async {
             loop {
-                let bytes = read_message(&mut recv, 1 << 20).await.unwrap();
+                let bytes = read_message(&mut raw.recv, 1 << 20).await.unwrap();
                 // After admission a rejection is a control message: kind byte, raw envelope.
                 let Some((StreamKind::Control, frame)) = split_stream_message(&bytes) else {
                     continue;
@@ -549,8 +534,56 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         .map(|p| p.malformed)
         .sum();
     assert_eq!(malformed, 2, "the garbage and the truncated datagram");
-    conn.close(0u32.into(), b"done");
-    runtime.block_on(endpoint.wait_idle());
+    raw.close();
+}
+
+/// A hand-driven client (peer `peer`): a raw QUIC connection that sent its join request on
+/// the stream, for tests of what a hostile peer can do. The runtime and endpoint must
+/// outlive the connection.
+struct RawClient {
+    runtime: tokio::runtime::Runtime,
+    conn: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    endpoint: quinn::Endpoint,
+}
+
+impl RawClient {
+    fn join(net: &Net, peer: u16) -> RawClient {
+        use theta_net::net::framing::write_message;
+        use theta_net::net::tls::{client_config, transport_config};
+        use theta_net::wire::Encoder;
+        let addr = net.host.local_addr().unwrap();
+        let token = mint(&net.secret, peer, now() + 60, None).to_text();
+        let request = Encoder::new().join_request(&token, net.scene.registry.hash());
+        let trust = ServerTrust::Fingerprint(net.fingerprint);
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let (conn, send, recv, endpoint) = runtime.block_on(async {
+            let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
+            let transport = std::sync::Arc::new(transport_config(
+                Duration::from_secs(5),
+                Duration::from_secs(1),
+            ));
+            endpoint.set_default_client_config(client_config(&trust, transport).unwrap());
+            let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
+            let (mut send, recv) = conn.open_bi().await.unwrap();
+            write_message(&mut send, &request).await.unwrap();
+            (conn, send, recv, endpoint)
+        });
+        RawClient {
+            runtime,
+            conn,
+            send,
+            recv,
+            endpoint,
+        }
+    }
+
+    /// Closes the connection and waits for the endpoint to be idle.
+    fn close(self) {
+        self.conn.close(0u32.into(), b"done");
+        self.runtime.block_on(self.endpoint.wait_idle());
+    }
 }
 
 /// `message` in a raw codec envelope.
@@ -647,6 +680,121 @@ fn values_too_large_for_a_datagram_go_on_the_stream() {
         .map(|p| p.outbox.stream_frames)
         .sum();
     assert!(streamed >= 1);
+}
+
+/// Delta frames on the stream share one compression stream per connection and direction:
+/// each frame is coded against the ones before it (a large value changed a little each tick
+/// costs a few bytes, which plain zstd of one frame could not do on random bytes); the
+/// stream restarts with a delta-frame dictionary once one is trained (dictionary hits both
+/// ways) and on a new connection (a resume); nothing fails to decode and all converge.
+#[test]
+fn delta_frames_on_the_stream_share_a_compression_stream_per_connection() {
+    let (mut world, scene) = scene_world();
+    let layout = Layout::Variable { max: 64 * 1024 };
+    let blob = world.register("test.Blob", layout).unwrap();
+    let mut registry = scene.registry.clone();
+    registry.register("test.Blob", layout).unwrap();
+    let identity = HostIdentity::self_signed(&[]).unwrap();
+    let secret = JoinSecret::generate();
+    let config = |faults| SessionConfig {
+        train_after_samples: 0,
+        ..quick_timeouts(faults, Duration::from_secs(30))
+    };
+    let mut hosted = Session::host(
+        "127.0.0.1:0".parse().unwrap(),
+        world,
+        &identity,
+        secret.clone(),
+        config(None),
+    )
+    .unwrap();
+    let control = FaultControl::new();
+    let token = mint(&secret, 1, now() + 60, None).to_text();
+    let trust = ServerTrust::Fingerprint(identity.fingerprint());
+    let mut clients = vec![Session::join(
+        hosted.local_addr().unwrap(),
+        &trust,
+        &token,
+        &registry,
+        config(Some(control.clone())),
+    )
+    .unwrap()];
+    wait_joined(&mut hosted, &mut clients);
+    let theirs = hosted.spawn().unwrap();
+    let mine = clients[0].spawn().unwrap();
+    // Random bytes (plain zstd cannot shrink them), far too large for a datagram.
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut value: Vec<u8> = (0..6000)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect();
+    let mut t = 0u32;
+    let mut change = |hosted: &mut Session, clients: &mut Vec<Session>, ticks: u32| {
+        for _ in 0..ticks {
+            t += 1;
+            let at = (t as usize * 4) % (value.len() - 4);
+            value[at..at + 4].copy_from_slice(&t.to_le_bytes());
+            hosted.set(theirs, blob, &value).unwrap();
+            value.reverse();
+            clients[0].set(mine, blob, &value).unwrap();
+            value.reverse();
+            tick_all(hosted, clients);
+        }
+        converge(hosted, clients, CONVERGE_TICKS);
+        assert_eq!(clients[0].world().get(theirs, blob), Some(&value[..]));
+        value.reverse();
+        assert_eq!(hosted.world().get(mine, blob), Some(&value[..]));
+        value.reverse();
+    };
+    let deltas = |s: &Session| kind_stats(s, MessageKind::DeltaFrame);
+    let no_failures = |hosted: &Session, clients: &[Session]| {
+        for s in std::iter::once(hosted).chain(clients) {
+            assert_eq!(deltas(s).counters.decode_failures(), 0, "{:?}", deltas(s));
+        }
+    };
+
+    // Without a dictionary: every frame after the first is coded against the ones before.
+    change(&mut hosted, &mut clients, 30);
+    for s in [&hosted, &clients[0]] {
+        let d = deltas(s);
+        assert!(d.counters.frames_out >= 10, "{d:?}");
+        assert!(d.counters.frames_in >= 10, "{d:?}");
+        assert!(d.ratio() < 0.5, "{d:?}");
+        assert_eq!(d.counters.dictionary_out, 0, "{d:?}");
+    }
+    no_failures(&hosted, &clients);
+
+    // A delta-frame dictionary: both streams restart with it.
+    let id = hosted.train_dictionary(MessageKind::DeltaFrame).unwrap();
+    tick_until(
+        &mut hosted,
+        &mut clients,
+        TRAIN_TICKS,
+        "the client holds the delta-frame dictionary",
+        |_, clients| deltas(&clients[0]).dictionaries == [id],
+    );
+    change(&mut hosted, &mut clients, 20);
+    for s in [&hosted, &clients[0]] {
+        let d = deltas(s);
+        assert!(d.counters.dictionary_out > 0, "{d:?}");
+        assert!(d.counters.dictionary_in > 0, "{d:?}");
+    }
+    no_failures(&hosted, &clients);
+
+    // A new connection (resumed) starts new streams on both sides.
+    control.set(FaultConfig::with_loss(3, 1.0)).unwrap();
+    wait_dropped(&mut hosted, &mut clients[0]);
+    control.clear();
+    clients[0].reconnect().unwrap();
+    wait_joined(&mut hosted, &mut clients);
+    change(&mut hosted, &mut clients, 20);
+    no_failures(&hosted, &clients);
+    let host = deltas(&hosted);
+    assert!(host.ratio() < 0.5, "{host:?}");
 }
 
 /// With a per-tick byte budget far below what changed, the priority accumulator spreads
@@ -1026,8 +1174,6 @@ fn a_late_joiner_receives_the_current_dictionary_and_converges() {
 #[test]
 fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
     use std::io::Write;
-    use theta_net::net::framing::write_message;
-    use theta_net::net::tls::{client_config, transport_config};
     use theta_net::wire::codec::{write_varint, Zstd};
     use theta_net::wire::{BatchRef, Encoder, FrameParts};
 
@@ -1040,23 +1186,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
     let before = net.host.state_hash();
     let stats_before = kind_stats(&net.host, MessageKind::Datagram).counters;
 
-    let addr = net.host.local_addr().unwrap();
-    let token = mint(&net.secret, 9, now() + 60, None).to_text();
-    let request = Encoder::new().join_request(&token, net.scene.registry.hash());
-    let trust = ServerTrust::Fingerprint(net.fingerprint);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (conn, _send, endpoint) = runtime.block_on(async {
-        let mut endpoint = quinn::Endpoint::client("127.0.0.1:0".parse().unwrap()).unwrap();
-        let transport = std::sync::Arc::new(transport_config(
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-        ));
-        endpoint.set_default_client_config(client_config(&trust, transport).unwrap());
-        let conn = endpoint.connect(addr, "localhost").unwrap().await.unwrap();
-        let (mut send, _recv) = conn.open_bi().await.unwrap();
-        write_message(&mut send, &request).await.unwrap();
-        (conn, send, endpoint)
-    });
+    let raw = RawClient::join(&net, 9);
     for _ in 0..20 {
         tick_all(&mut net.host, &mut observer);
     }
@@ -1124,7 +1254,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         vec![0x80, 1, 2, 3],
     ];
     for datagram in &hostile {
-        conn.send_datagram(datagram.clone().into()).unwrap();
+        raw.conn.send_datagram(datagram.clone().into()).unwrap();
     }
     let expected = (1, 2, 1);
     let counts = |host: &Session| {
@@ -1156,6 +1286,79 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
     // The honest client is unaffected.
     run_changes(&mut net, &mut observer, 10, |_, _, _| {});
     converge(&mut net.host, &mut observer, CONVERGE_TICKS);
-    conn.close(0u32.into(), b"done");
-    runtime.block_on(endpoint.wait_idle());
+    raw.close();
+}
+
+/// A peer whose compression stream cannot be decoded (a continuation with no stream
+/// started, as a desynchronised or hostile sender would send) is disconnected with the
+/// reason, instead of losing every later delta frame of that stream; the other clients
+/// carry on.
+#[test]
+fn a_broken_compression_stream_ends_the_connection() {
+    use theta_net::net::framing::write_message;
+    use theta_net::wire::codec::write_varint;
+
+    let mut net = host(SessionConfig::default());
+    let mut observer = vec![net.join(2, SessionConfig::default())];
+    wait_joined(&mut net.host, &mut observer);
+    let mut raw = RawClient::join(&net, 9);
+    let mut joined = false;
+    for _ in 0..200 {
+        tick_all(&mut net.host, &mut observer);
+        joined |= net
+            .host
+            .poll_events(usize::MAX)
+            .iter()
+            .any(|e| matches!(e, SessionEvent::PeerJoined { peer: 9 }));
+        if joined {
+            break;
+        }
+    }
+    assert!(joined, "the raw client was not admitted");
+    let errors_before = kind_stats(&net.host, MessageKind::DeltaFrame).counters;
+    // A delta frame (kind byte 1) in a stream continuation (format 4) of 16 junk bytes.
+    let mut message = vec![
+        StreamKind::DeltaFrame as u8,
+        FrameFormat::StreamContinue as u8,
+    ];
+    write_varint(&mut message, 16);
+    message.extend_from_slice(&[0xA5; 16]);
+    raw.runtime
+        .block_on(write_message(&mut raw.send, &message))
+        .unwrap();
+    let mut left = None;
+    for _ in 0..400 {
+        tick_all(&mut net.host, &mut observer);
+        for e in net.host.poll_events(usize::MAX) {
+            if let SessionEvent::PeerLeft { peer: 9, reason } = e {
+                left = Some(reason);
+            }
+        }
+        if left.is_some() {
+            break;
+        }
+    }
+    assert!(
+        left.is_some(),
+        "the host kept the broken stream's connection"
+    );
+    let closed = raw.runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(5), raw.conn.closed())
+            .await
+            .expect("closed in time")
+    });
+    match closed {
+        quinn::ConnectionError::ApplicationClosed(close) => {
+            assert_eq!(close.error_code, 2u32.into());
+            let reason = String::from_utf8_lossy(&close.reason);
+            assert!(reason.contains("compression stream broken"), "{reason}");
+        }
+        other => panic!("closed otherwise: {other}"),
+    }
+    let errors = kind_stats(&net.host, MessageKind::DeltaFrame).counters;
+    assert!(errors.malformed > errors_before.malformed, "{errors:?}");
+    // The honest client is unaffected.
+    run_changes(&mut net, &mut observer, 10, |_, _, _| {});
+    converge(&mut net.host, &mut observer, CONVERGE_TICKS);
+    raw.close();
 }

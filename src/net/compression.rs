@@ -11,6 +11,16 @@
 //!   receiver knows the message kind, and with it the decompression bound, before it
 //!   decompresses anything. Control messages (dictionaries, their acknowledgements and
 //!   retirements, write rejections) are always raw envelopes.
+//! - Delta frames on the stream, when their kind uses [`CodecChoice::ZstdDict`], share one
+//!   compression stream per connection and direction (envelope formats 3 start and 4
+//!   continuation, see [`crate::wire::codec`]): `LinkStreams` holds a link's encoder
+//!   (what this side sends) and decoder (what the peer sends), new with every connection
+//!   (join or resume). The encoder starts a stream with the dictionary it would use (below;
+//!   none before one is trained) and starts a new one when that changes; the receiver
+//!   decodes stream frames with the link's decoder and any other format as before. A stream
+//!   frame that fails to decode is counted (per cause, like any other) and dropped, and the
+//!   link's decoder stays poisoned, its continuations counted as malformed, until the
+//!   sender's next stream start (a new dictionary, or a new connection).
 //!
 //! # Codecs and dictionaries
 //! Each message kind uses the codec its [`CodecConfig`] names. With
@@ -55,7 +65,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::registry::{ComponentId, Registry};
 use crate::wire::codec::{
     train_dictionary, Codec, CodecChoice, CodecConfig, CodecCounters, CodecError, Dictionary,
-    DictionarySet, FrameFormat, MessageKind, NoCodec, Zstd, ZstdDict, MIN_TRAINING_SAMPLES,
+    DictionarySet, FrameFormat, MessageKind, NoCodec, StreamDecoder, StreamEncoder, Zstd, ZstdDict,
+    MIN_TRAINING_SAMPLES,
 };
 use crate::wire::{self, fb, Encoder, Message};
 
@@ -251,6 +262,34 @@ impl PeerDicts {
     }
 }
 
+/// Whether a codec envelope is a frame of a compression stream (start or continuation).
+pub(crate) fn is_stream_frame(frame: &[u8]) -> bool {
+    frame
+        .first()
+        .copied()
+        .and_then(FrameFormat::from_byte)
+        .is_some_and(FrameFormat::is_stream)
+}
+
+/// The delta-frame compression streams of one link (see the module documentation): the
+/// encoder of the delta frames this side sends on the stream and the decoder of those the
+/// peer sends, each made on first use. A new link (connection) starts with new ones.
+#[derive(Debug, Default)]
+pub(crate) struct LinkStreams {
+    encoder: Option<StreamEncoder>,
+    decoder: Option<StreamDecoder>,
+}
+
+impl LinkStreams {
+    /// The encoder at `level`, made on first use; `None` when zstd cannot make one.
+    fn encoder(&mut self, level: i32) -> Option<&mut StreamEncoder> {
+        if self.encoder.is_none() {
+            self.encoder = StreamEncoder::new(level).ok();
+        }
+        self.encoder.as_mut()
+    }
+}
+
 /// One dictionary held: its encoder (built on first use) and when it was last used.
 struct Held {
     dictionary: Dictionary,
@@ -420,14 +459,17 @@ impl Compression {
     }
 
     /// Frames `message` of `kind` into `out`, with the codec of its kind: with the newest
-    /// dictionary `usable` accepts when the kind uses one. Counts it, splits its wire size
-    /// between the component types of `values`, and (host) records it as a sample.
+    /// dictionary `usable` accepts when the kind uses one, in the link's compression stream
+    /// for a delta frame given `streams`. Counts it, splits its wire size between the
+    /// component types of `values`, and (host) records it as a sample.
+    #[allow(clippy::too_many_arguments)]
     fn frame(
         &mut self,
         kind: MessageKind,
         message: &[u8],
         values: &[(ComponentId, usize)],
         usable: impl Fn(u32) -> bool,
+        streams: Option<&mut LinkStreams>,
         now: Instant,
         out: &mut Vec<u8>,
     ) {
@@ -435,9 +477,20 @@ impl Compression {
         let start = out.len();
         let choice = self.config.kind(kind).choice;
         let mut with_dictionary = None;
+        let mut stream_dictionary = false;
         if let CodecChoice::ZstdDict { level } = choice {
             let store = &mut self.kinds[k];
-            if let Some(id) = store.newest(usable) {
+            let streams = streams.filter(|_| kind == MessageKind::DeltaFrame);
+            if let Some(encoder) = streams.and_then(|s| s.encoder(level)) {
+                // The stream restarts whenever the dictionary to use changes.
+                let dictionary = store.newest(usable).map(|id| {
+                    let held = store.held.get_mut(&id).expect("newest is held");
+                    held.last_used = Some(now);
+                    &held.dictionary
+                });
+                with_dictionary = Some(encoder.compress(message, dictionary, out));
+                stream_dictionary = encoder.dictionary().is_some();
+            } else if let Some(id) = store.newest(usable) {
                 let held = store.held.get_mut(&id).expect("newest is held");
                 if held.encoder.is_none() {
                     held.encoder = ZstdDict::new(level, &held.dictionary).ok();
@@ -459,7 +512,11 @@ impl Compression {
             NoCodec.compress(message, out).unwrap_or(FrameFormat::Raw)
         });
         let framed = out.len() - start;
-        self.counters[k].record_encode(format, message.len(), framed);
+        let dictionary = match format {
+            FrameFormat::StreamStart | FrameFormat::StreamContinue => stream_dictionary,
+            other => other == FrameFormat::ZstdDict,
+        };
+        self.counters[k].record_encode_with(format, dictionary, message.len(), framed);
         self.attribute(values, framed);
         if let Some(trainer) = &mut self.trainer {
             if matches!(choice, CodecChoice::ZstdDict { .. }) {
@@ -482,6 +539,7 @@ impl Compression {
             message,
             values,
             |id| dicts.datagram_usable(id),
+            None,
             now,
             &mut out,
         );
@@ -489,13 +547,16 @@ impl Compression {
     }
 
     /// A stream message of `kind` (snapshot chunk or delta frame): its kind byte and
-    /// envelope, for a peer whose dictionaries `dicts` tracks.
+    /// envelope, for a peer whose dictionaries `dicts` tracks; a delta frame goes into the
+    /// link's compression stream `streams` when its kind uses a dictionary. The message must
+    /// then be sent, after every stream message framed before it.
     pub(crate) fn stream(
         &mut self,
         kind: MessageKind,
         message: &[u8],
         values: &[(ComponentId, usize)],
         dicts: &PeerDicts,
+        streams: &mut LinkStreams,
         now: Instant,
     ) -> Vec<u8> {
         let mut out = Vec::with_capacity(message.len() + 2);
@@ -505,6 +566,7 @@ impl Compression {
             message,
             values,
             |id| dicts.stream_usable(id),
+            Some(streams),
             now,
             &mut out,
         );
@@ -536,6 +598,36 @@ impl Compression {
             .decode
             .decompress(frame, self.config.kind(kind).max_len);
         self.counters[k].record_received(frame, &result);
+        result
+    }
+
+    /// Decodes the envelope of a stream message of `kind` from the peer, bounded by the
+    /// kind's maximum: a delta frame's stream frames (formats 3 and 4) with the link's
+    /// stream decoder `streams`, any other frame as [`Compression::decode`] does. Counts the
+    /// outcome (a stream frame of a stream started with a dictionary is a dictionary hit).
+    pub(crate) fn decode_stream(
+        &mut self,
+        kind: MessageKind,
+        frame: &[u8],
+        streams: &mut LinkStreams,
+    ) -> Result<Vec<u8>, CodecError> {
+        let k = kind.index();
+        let format = frame.first().copied().and_then(FrameFormat::from_byte);
+        if kind != MessageKind::DeltaFrame || !format.is_some_and(FrameFormat::is_stream) {
+            return self.decode(kind, frame);
+        }
+        if streams.decoder.is_none() {
+            streams.decoder = StreamDecoder::new().ok();
+        }
+        let max_len = self.config.kind(kind).max_len;
+        let (result, dictionary) = match &mut streams.decoder {
+            Some(decoder) => {
+                let result = decoder.decompress(frame, max_len, &self.kinds[k].decode);
+                (result, decoder.dictionary().is_some())
+            }
+            None => (Err(CodecError::Compress("out of memory".into())), false),
+        };
+        self.counters[k].record_received_with(frame, &result, dictionary);
         result
     }
 

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 
 use super::acks::ReceivedSeqs;
 use super::compression::{
-    control_message, message_values, split_stream_message, ComponentWire, Compression,
-    KindDiagnostics, PeerDicts, StreamKind, TrainError,
+    control_message, is_stream_frame, message_values, split_stream_message, ComponentWire,
+    Compression, KindDiagnostics, LinkStreams, PeerDicts, StreamKind, TrainError,
 };
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
@@ -32,7 +32,7 @@ use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::{EventKind, Replica};
-use crate::wire::codec::{CodecConfig, MessageKind};
+use crate::wire::codec::{CodecConfig, CodecError, MessageKind};
 use crate::wire::{self, fb, Acceptance, BatchView, Encoder, Message, RemoveView, WireError};
 use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
 use crate::xr::{ControllerState, Device, PoseSample, Sampled};
@@ -50,6 +50,10 @@ const STREAM_QUEUE: usize = 1024;
 /// QUIC close code of an orderly shutdown, and of a refused join.
 const CLOSE_SHUTDOWN: u32 = 0;
 const CLOSE_REFUSED: u32 = 1;
+/// QUIC close code when the peer's compression stream cannot be decoded: every later delta
+/// frame of that stream would be lost, so the connection ends (a client may resume on a
+/// new one, with new streams) rather than diverging silently.
+const CLOSE_BROKEN_STREAM: u32 = 2;
 /// Write rejections reported to a client per frame; more are only counted.
 const REJECTIONS_REPORTED: usize = 16;
 
@@ -312,6 +316,8 @@ struct Link {
     poses: PoseLink,
     /// The dictionaries the other side holds.
     dicts: PeerDicts,
+    /// The delta-frame compression streams of this connection, each way.
+    streams: LinkStreams,
 }
 
 /// A connected client, on the host.
@@ -880,6 +886,18 @@ impl Link {
         }
     }
 
+    /// Ends the connection when `frame`, which failed to decode with `error`, belonged to
+    /// the peer's compression stream: the stream cannot recover (see
+    /// [`CLOSE_BROKEN_STREAM`]). Other frames are independent; their failures are only
+    /// counted.
+    fn close_if_stream_broken(&mut self, frame: &[u8], error: &CodecError) {
+        if is_stream_frame(frame) {
+            let reason = format!("compression stream broken: {error}");
+            self.conn
+                .close(CLOSE_BROKEN_STREAM.into(), reason.as_bytes());
+        }
+    }
+
     fn send_datagram(&mut self, datagram: Vec<u8>) {
         self.diagnostics.payload_bytes_sent += datagram.len() as u64;
         // A full send buffer drops it: newer poses follow.
@@ -904,6 +922,7 @@ impl Link {
                 ..PeerDiagnostics::default()
             },
             dicts: PeerDicts::default(),
+            streams: LinkStreams::default(),
         }
     }
 
@@ -968,7 +987,7 @@ impl Link {
         compression: &mut Compression,
         now: Instant,
     ) {
-        let framed = compression.stream(kind, message, values, &self.dicts, now);
+        let framed = compression.stream(kind, message, values, &self.dicts, &mut self.streams, now);
         self.backlog.push_back(framed);
     }
 
@@ -1191,10 +1210,18 @@ impl Host {
                     Some((StreamKind::Control, frame)) => Compression::decode_control(frame),
                     // A value too large for a datagram, in a delta frame.
                     Some((StreamKind::DeltaFrame, frame)) => {
-                        match self.compression.decode(MessageKind::DeltaFrame, frame) {
+                        let streams = &mut client.link.streams;
+                        match self.compression.decode_stream(
+                            MessageKind::DeltaFrame,
+                            frame,
+                            streams,
+                        ) {
                             Ok(message) => Ok(message),
                             // Counted by the codec, per kind and cause.
-                            Err(_) => return,
+                            Err(e) => {
+                                client.link.close_if_stream_broken(frame, &e);
+                                return;
+                            }
                         }
                     }
                     // Clients send no snapshots; anything else is not a stream message.
@@ -1564,14 +1591,16 @@ impl Client {
                     Some((kind, frame)) => {
                         let kind = kind.message_kind().unwrap_or(MessageKind::DeltaFrame);
                         // A decode failure is counted by the codec, per kind and cause.
-                        if let Ok(message) = self.compression.decode(kind, frame) {
-                            match self.replica.apply(&message) {
+                        let streams = &mut link.streams;
+                        match self.compression.decode_stream(kind, frame, streams) {
+                            Ok(message) => match self.replica.apply(&message) {
                                 Ok(crate::Applied::SnapshotChunk { .. }) => {
                                     link.diagnostics.snapshot_bytes += message.len() as u64;
                                 }
                                 Ok(_) => {}
                                 Err(_) => link.diagnostics.malformed += 1,
-                            }
+                            },
+                            Err(e) => link.close_if_stream_broken(frame, &e),
                         }
                     }
                     None => link.diagnostics.malformed += 1,
