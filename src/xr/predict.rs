@@ -39,7 +39,7 @@ use super::bits::{BitReader, BitWriter};
 use super::pose::Pose;
 use super::quantize::{
     encode_quantized_delta, read_quantized_delta, ClassCode, EncodeInfo, QuantizeError,
-    QuantizedPose, Volume, ORIENTATION_BITS,
+    QuantizedPose, Volume, ORIENTATION_LEVELS,
 };
 
 /// Extrapolation horizon cap in frames: beyond it the velocity is extrapolated only this
@@ -103,7 +103,7 @@ pub fn predict(reference: &Reference, volume: &Volume) -> Result<QuantizedPose, 
         extrapolate(last.position[i], prev.position[i], s, g, levels[i] - 1)
     });
     let rest = if prev.largest == last.largest {
-        let max = (1u64 << ORIENTATION_BITS) - 1;
+        let max = u64::from(ORIENTATION_LEVELS - 1);
         std::array::from_fn(|i| extrapolate(last.rest[i], prev.rest[i], s, g, max))
     } else {
         last.rest
@@ -494,15 +494,16 @@ mod tests {
         );
         // Leaving the range clamps.
         let top = v.axis_levels()[1] as u32 - 1;
+        let rot_top = ORIENTATION_LEVELS - 1;
         let r3 = Reference {
-            last: q([2, top - 2, 5], 0, [1, 4094, 7]),
-            previous: Some(q([9, top - 8, 5], 0, [10, 4080, 7])),
+            last: q([2, top - 2, 5], 0, [1, rot_top - 1, 7]),
+            previous: Some(q([9, top - 8, 5], 0, [10, rot_top - 15, 7])),
             frames_between_refs: 1,
             frames_since_last: 3,
         };
         let p3 = predict(&r3, &v).expect("ok");
         assert_eq!(p3.position, [0, top, 5]);
-        assert_eq!(p3.rest, [0, 4095, 7]);
+        assert_eq!(p3.rest, [0, rot_top, 7]);
         // No previous, or a zero gap: plain delta. A huge horizon is capped.
         assert_eq!(predict(&Reference::plain(r.last), &v).expect("ok"), r.last);
         let r4 = Reference {

@@ -13,15 +13,17 @@
 //! The largest-magnitude component of the unit quaternion is dropped and its index sent in
 //! 2 bits; `q` and `−q` are the same rotation, so the sign is normalised to make the dropped
 //! component positive (then both encode identically). The three others lie in
-//! `[−1/√2, 1/√2]` and take [`ORIENTATION_BITS`] = 12 bits each (38 bits in all).
+//! `[−1/√2, 1/√2]`, each quantised to one of [`ORIENTATION_LEVELS`] = 2901 values and
+//! written in [`ORIENTATION_BITS`] = 12 bits (38 bits in all).
 //!
-//! Error bound: a component error of at most `e = (√2 / (2¹² − 1)) / 2 = 1.727e-4` on each
-//! of the three sent components moves the point `a ∈ ℝ³` by at most `√3·e`. The decoder
+//! Error bound: a component error of at most `e = (√2 / 2900) / 2 = 2.438e-4` on each of
+//! the three sent components moves the point `a ∈ ℝ³` by at most `√3·e`. The decoder
 //! rebuilds the dropped component as `d = √(1 − |a|²)`, and since `d ≥ 1/2` (it is the
 //! largest of four unit components) the arc on the unit 3-sphere is at most `|Δa| / d ≤
-//! 2√3·e`. The rotation angle is twice the arc: `θ ≤ 4√3·e = 1.196e-3 rad = 0.0685°`
-//! (to first order; the tests measure the maximum), below the 0.1° target. 11 bits would
-//! give 0.137°, too much.
+//! 2√3·e`. The rotation angle is twice the arc: `θ ≤ 4√3·e = 1.689e-3 rad = 0.0968°` (to
+//! first order; the tests measure the maximum, 0.093° near the worst case), below the 0.1°
+//! target. The levels are as few as that allows: finer steps would only make residuals
+//! larger (4096 levels give 0.0685°).
 //!
 //! # Absolute and delta encodings
 //! Absolute ([`encode_pose`]): `x, y, z` (per-axis bits), largest index (2 bits), three
@@ -55,9 +57,14 @@ pub const MAX_AXIS_ERROR_M: f64 = 0.000_577_350_269_189_625_8;
 pub const MAX_ANGLE_ERROR_DEG: f64 = 0.1;
 /// Bits per sent component of the smallest-three orientation (see the module docs).
 pub const ORIENTATION_BITS: u32 = 12;
-/// The first-order worst-case orientation error of [`ORIENTATION_BITS`], in degrees:
-/// `4√3·e` with `e = √2 / (2·(2^bits − 1))` (see the module docs), 0.0685° for 12 bits.
-pub const ORIENTATION_ERROR_BOUND_DEG: f64 = 0.0685;
+/// Quantised values of a sent orientation component: as few as keep the first-order
+/// worst case within [`MAX_ANGLE_ERROR_DEG`] with a margin, so residuals are small (a
+/// power of two, 4096, would make the steps needlessly fine: 0.0685°).
+pub const ORIENTATION_LEVELS: u32 = 2901;
+const _: () = assert!(ORIENTATION_LEVELS <= 1 << ORIENTATION_BITS);
+/// The first-order worst-case orientation error of [`ORIENTATION_LEVELS`], in degrees:
+/// `4√3·e` with `e = √2 / (2·(levels − 1))` (see the module docs).
+pub const ORIENTATION_ERROR_BOUND_DEG: f64 = 0.0968;
 /// Bits of a whole absolute orientation: 2 (dropped index) + 3 × [`ORIENTATION_BITS`].
 pub const ORIENTATION_TOTAL_BITS: u32 = 2 + 3 * ORIENTATION_BITS;
 /// Widths (bits per component) of the delta size classes 0..=6; class 7 is "absolute".
@@ -314,7 +321,7 @@ impl QuantizedPose {
 
     /// Whether every field is within the volume's quantised ranges.
     pub fn fits(&self, volume: &Volume) -> bool {
-        let max_rot = (1u32 << ORIENTATION_BITS) - 1;
+        let max_rot = ORIENTATION_LEVELS - 1;
         self.position
             .iter()
             .zip(volume.axis_levels())
@@ -346,7 +353,7 @@ fn quantize_orientation(q: Quat) -> (u8, [u32; 3]) {
         }
     }
     let sign = if c[largest] < 0.0 { -1.0 } else { 1.0 };
-    let max_q = ((1u32 << ORIENTATION_BITS) - 1) as f64;
+    let max_q = f64::from(ORIENTATION_LEVELS - 1);
     let mut rest = [0u32; 3];
     let mut k = 0;
     for (i, &v) in c.iter().enumerate() {
@@ -363,7 +370,7 @@ fn quantize_orientation(q: Quat) -> (u8, [u32; 3]) {
 }
 
 fn dequantize_orientation(largest: u8, rest: [u32; 3]) -> Quat {
-    let max_q = ((1u32 << ORIENTATION_BITS) - 1) as f64;
+    let max_q = f64::from(ORIENTATION_LEVELS - 1);
     let a = rest.map(|r| f64::from(r) / max_q * 2.0 * RANGE - RANGE);
     let d = (1.0 - a.iter().map(|v| v * v).sum::<f64>()).max(0.0).sqrt();
     let largest = usize::from(largest.min(3));
@@ -428,7 +435,11 @@ fn read_orientation(r: &mut BitReader<'_>) -> Result<(u8, [u32; 3]), QuantizeErr
     let largest = r.read_bits(2)? as u8;
     let mut rest = [0u32; 3];
     for slot in &mut rest {
-        *slot = r.read_bits(ORIENTATION_BITS)? as u32;
+        let v = r.read_bits(ORIENTATION_BITS)? as u32;
+        if v >= ORIENTATION_LEVELS {
+            return Err(QuantizeError::Corrupt("orientation component out of range"));
+        }
+        *slot = v;
     }
     Ok((largest, rest))
 }
@@ -634,7 +645,7 @@ pub fn read_quantized_delta(
     let (largest, rest) = if class == CLASS_ABSOLUTE {
         read_orientation(r)?
     } else {
-        let limit = 1u64 << ORIENTATION_BITS;
+        let limit = u64::from(ORIENTATION_LEVELS);
         (
             reference.largest,
             read_group_delta(r, class, reference.rest, [limit; 3])?,
@@ -718,16 +729,18 @@ mod tests {
 
     #[test]
     fn documented_orientation_bound_matches_the_formula() {
-        let e = std::f64::consts::SQRT_2 / (2.0 * ((1u32 << ORIENTATION_BITS) - 1) as f64);
-        let bound = (4.0 * 3f64.sqrt() * e).to_degrees();
+        let bound_deg = |levels: u32| {
+            let e = std::f64::consts::SQRT_2 / (2.0 * f64::from(levels - 1));
+            (4.0 * 3f64.sqrt() * e).to_degrees()
+        };
+        let bound = bound_deg(ORIENTATION_LEVELS);
         assert!(
             (bound - ORIENTATION_ERROR_BOUND_DEG).abs() < 1e-4,
             "{bound}"
         );
         assert!(bound < MAX_ANGLE_ERROR_DEG);
-        // One bit fewer would break the 0.1° target.
-        let e11 = std::f64::consts::SQRT_2 / (2.0 * ((1u32 << (ORIENTATION_BITS - 1)) - 1) as f64);
-        assert!((4.0 * 3f64.sqrt() * e11).to_degrees() > MAX_ANGLE_ERROR_DEG);
+        // 10 % fewer levels would break the 0.1° target.
+        assert!(bound_deg(ORIENTATION_LEVELS * 9 / 10) > MAX_ANGLE_ERROR_DEG);
     }
 
     #[test]
