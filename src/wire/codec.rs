@@ -35,7 +35,11 @@
 //! Every message the encoder takes goes into its stream, so it is always sent as a stream
 //! frame, even when that is a few bytes larger than raw (a zstd block header and the
 //! envelope's length; a raw block when nothing compresses): a raw frame would leave the
-//! decoder's history behind the encoder's. Only an empty message is sent raw, without
+//! decoder's history behind the encoder's. Restarting the stream after a raw frame instead
+//! was tried: a message incompressible alone but close to the one before it then never
+//! benefits (each start loses the history), so delta frames of such values went raw
+//! forever. The "never grows" rule binds datagrams (per-frame codecs, above); a stream
+//! frame is at most 8 bytes over raw, on messages of hundreds of bytes or more. Only an empty message is sent raw, without
 //! touching the stream; a raw frame leaves a [`StreamDecoder`] as it was. When the encoder
 //! fails, it drops its stream (its next frame is a start) and the caller sends that message
 //! raw.
