@@ -48,21 +48,7 @@ fn new_world() -> (ThetaWorld, Components) {
 }
 
 fn host_session(world: ThetaWorld) -> ThetaSession {
-    let bind = b"127.0.0.1:0";
-    let mut session = ThetaSession { id: 0 };
-    // SAFETY: valid address bytes, NULL secret and config, valid out-pointer.
-    ok(unsafe {
-        theta_session_host(
-            bind.as_ptr(),
-            bind.len(),
-            world,
-            null(),
-            0,
-            null(),
-            &mut session,
-        )
-    });
-    session
+    host_with_config(world, null())
 }
 
 fn fingerprint(session: ThetaSession) -> [u8; THETA_FINGERPRINT_LEN] {
@@ -1214,11 +1200,11 @@ fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
     );
 }
 
-/// Hosts `world` on a free loopback port with `config`.
-fn host_with_config(world: ThetaWorld, config: &ThetaSessionConfig) -> ThetaSession {
+/// Hosts `world` on a free loopback port with `config` (NULL: the defaults).
+fn host_with_config(world: ThetaWorld, config: *const ThetaSessionConfig) -> ThetaSession {
     let bind = b"127.0.0.1:0";
     let mut session = ThetaSession { id: 0 };
-    // SAFETY: valid address bytes and config, NULL secret, valid out-pointer.
+    // SAFETY: valid address bytes, NULL or a valid config, NULL secret, valid out-pointer.
     ok(unsafe {
         theta_session_host(
             bind.as_ptr(),
