@@ -453,11 +453,12 @@ fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
 /// acknowledgements flow (12 before), a 12-bit acknowledgement in every packet (both directions stream), per-device time and
 /// flags, references chosen from acknowledgements that return `lag` frames after a packet
 /// is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
-fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize) {
+fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize, f64, f64) {
     let mut tx = PoseSender::new(*v);
     let mut rx = PoseReceiver::new(*v);
     let mut acks: std::collections::VecDeque<(usize, u16)> = Default::default();
     let (mut total, mut max) = (0usize, 0usize);
+    let (mut max_dist, mut max_angle) = (0.0f64, 0.0f64);
     for (i, frame) in frames.iter().enumerate() {
         while acks.front().is_some_and(|(due, _)| *due <= i) {
             if let Some((_, a)) = acks.pop_front() {
@@ -491,14 +492,20 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize)
             )
             .expect("encode");
         let d = rx.decode(&enc.bytes, false, 1).expect("decode");
-        assert_eq!(d.sections, vec![section]);
+        assert_eq!(d.sections, enc.sent);
+        // Quantised toward the prediction: still within the bounds of the truth.
+        for (got, truth) in d.sections[0].samples.iter().zip(frame) {
+            let got = got.pose.to_pose(v);
+            max_dist = max_dist.max(got.position.distance(truth.position));
+            max_angle = max_angle.max(got.orientation.angle_deg(truth.orientation));
+        }
         if let Some(a) = rx.take_ack() {
             acks.push_back((i + lag, a));
         }
         total += enc.bytes.len();
         max = max.max(enc.bytes.len());
     }
-    (total as f64 / frames.len() as f64, max)
+    (total as f64 / frames.len() as f64, max, max_dist, max_angle)
 }
 
 fn session_report(frames: &[[Pose; 3]], v: &Volume) {
@@ -508,14 +515,16 @@ fn session_report(frames: &[[Pose; 3]], v: &Volume) {
          one per 3-point update"
     );
     println!(
-        "{:<34} {:>10} {:>6} {:>13} {:>13} {:>10} {:>10}",
+        "{:<34} {:>10} {:>6} {:>13} {:>13} {:>10} {:>10} {:>8} {:>8}",
         "ack returns after",
         "bytes mean",
         "max",
         "payload kbps",
         "wire kbps",
         "payload/a",
-        "wire/a"
+        "wire/a",
+        "max mm",
+        "max deg"
     );
     let raw_wire = (RAW_UPDATE_BYTES + WIRE_OVERHEAD_BYTES) as f64;
     for (lag, label) in [
@@ -524,10 +533,11 @@ fn session_report(frames: &[[Pose; 3]], v: &Volume) {
         (4, "4 frames (RTT ~ 45 ms)"),
         (9, "9 frames (RTT ~ 100 ms)"),
     ] {
-        let (mean, max) = session_packets(frames, v, lag);
+        let (mean, max, dist, angle) = session_packets(frames, v, lag);
         let wire = mean + WIRE_OVERHEAD_BYTES as f64;
+        let within = dist <= MAX_POSITION_ERROR_M && angle <= MAX_ANGLE_ERROR_DEG;
         println!(
-            "{:<34} {:>10.2} {:>6} {:>13.1} {:>13.1} {:>10.3} {:>10.3}  target <= {TARGET_MEAN_BYTES}: {}",
+            "{:<34} {:>10.2} {:>6} {:>13.1} {:>13.1} {:>10.3} {:>10.3} {:>8.4} {:>8.4}  target <= {TARGET_MEAN_BYTES}: {}, error bounds: {}",
             label,
             mean,
             max,
@@ -535,7 +545,10 @@ fn session_report(frames: &[[Pose; 3]], v: &Volume) {
             kbps(wire),
             mean / RAW_UPDATE_BYTES as f64,
             wire / raw_wire,
-            pass(mean <= TARGET_MEAN_BYTES)
+            dist * 1e3,
+            angle,
+            pass(mean <= TARGET_MEAN_BYTES),
+            pass(within)
         );
     }
     println!();

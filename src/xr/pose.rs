@@ -34,6 +34,12 @@ impl Vec3 {
     pub fn is_finite(self) -> bool {
         self.x.is_finite() && self.y.is_finite() && self.z.is_finite()
     }
+
+    /// Euclidean distance to `other`, computed in `f64`.
+    pub fn distance(self, other: Vec3) -> f64 {
+        let d = [self.x - other.x, self.y - other.y, self.z - other.z].map(f64::from);
+        (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+    }
 }
 
 /// A rotation quaternion `(x, y, z, w)` of `f32`, layout-identical to OpenXR's

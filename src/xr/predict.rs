@@ -35,12 +35,14 @@
 //!
 //! [`DELTA_WIDTHS`]: super::quantize::DELTA_WIDTHS
 
+use super::bits::fits_signed;
 use super::bits::{BitReader, BitWriter};
-use super::pose::Pose;
+use super::pose::{validate_pose, Pose};
 use super::quantize::{
     encode_quantized_delta, read_quantized_delta, ClassCode, EncodeInfo, QuantizeError,
     QuantizedPose, Volume, ORIENTATION_LEVELS,
 };
+use super::quantize::{DELTA_WIDTHS, MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
 
 /// Extrapolation horizon cap in frames: beyond it the velocity is extrapolated only this
 /// far (an old reference predicts poorly anyway; the cap also bounds the arithmetic).
@@ -142,6 +144,94 @@ pub fn encode_quantized_predicted(
     let predicted = predict(reference, volume)?;
     let code = ClassCode::for_frames_ahead(reference.frames_since_last);
     encode_quantized_delta(quantized, &predicted, volume, code, w)
+}
+
+/// Quantises `pose` for coding against `reference` (rate-distortion quantisation): a
+/// group (position, orientation) moves off the nearest quantised value, each component at
+/// most one step toward [`predict`]`(reference)`, only when that makes its residual fit a
+/// narrower delta width and the decoded pose stays within the error bounds
+/// ([`MAX_POSITION_ERROR_M`] of distance, [`MAX_ANGLE_ERROR_DEG`]). The bound is spent on
+/// fewer bits rather than on a needlessly exact value; the receiver decodes whatever was
+/// chosen, only the sender needs `pose`.
+///
+/// Moving only when a narrower width results keeps the values close to the truth, so the
+/// velocities later predictions extrapolate stay sound (moving whenever the residual
+/// shrinks cost bytes at references 2+ frames old on the synthetic avatar).
+/// A clamped position (outside the volume) keeps the nearest quantisation.
+pub fn quantize_toward(
+    pose: &Pose,
+    reference: &Reference,
+    volume: &Volume,
+) -> Result<QuantizedPose, QuantizeError> {
+    let (nearest, clamped) = QuantizedPose::from_pose(pose, volume)?;
+    let predicted = predict(reference, volume)?;
+    if clamped {
+        return Ok(nearest);
+    }
+    let exact = validate_pose(pose)?;
+    let mut best = nearest;
+    // A hair inside the bounds: the decoded f32 values must stay within them.
+    let within = |position: [u32; 3]| {
+        let q = QuantizedPose {
+            position,
+            ..nearest
+        };
+        q.to_pose(volume).position.distance(exact.position) <= MAX_POSITION_ERROR_M * (1.0 - 1e-6)
+    };
+    best.position = narrowest(nearest.position, predicted.position, within);
+    if nearest.largest == predicted.largest {
+        let within = |rest: [u32; 3]| {
+            let q = QuantizedPose { rest, ..nearest };
+            q.to_pose(volume).orientation.angle_deg(exact.orientation)
+                <= MAX_ANGLE_ERROR_DEG * (1.0 - 1e-3)
+        };
+        best.rest = narrowest(nearest.rest, predicted.rest, within);
+    }
+    Ok(best)
+}
+
+/// Among `nearest` and its neighbours toward `predicted` that `within` accepts, the one
+/// whose residual fits the narrowest delta width (`nearest` on a tie).
+fn narrowest(
+    nearest: [u32; 3],
+    predicted: [u32; 3],
+    within: impl Fn([u32; 3]) -> bool,
+) -> [u32; 3] {
+    let width = |g: [u32; 3]| {
+        DELTA_WIDTHS
+            .iter()
+            .position(|&w| {
+                (0..3).all(|i| fits_signed(i64::from(g[i]) - i64::from(predicted[i]), w))
+            })
+            .unwrap_or(DELTA_WIDTHS.len())
+    };
+    let mut best = (width(nearest), nearest);
+    for candidate in toward(nearest, predicted) {
+        let w = width(candidate);
+        if w < best.0 && within(candidate) {
+            best = (w, candidate);
+        }
+    }
+    best.1
+}
+
+/// The groups next to `from` with some components moved one step toward `to` (all but
+/// `from` itself).
+fn toward(from: [u32; 3], to: [u32; 3]) -> impl Iterator<Item = [u32; 3]> {
+    let step: [i64; 3] = std::array::from_fn(|i| (i64::from(to[i]) - i64::from(from[i])).signum());
+    (1..8u8).filter_map(move |mask| {
+        let mut out = from;
+        for i in 0..3 {
+            if mask & (1 << i) != 0 {
+                if step[i] == 0 {
+                    return None;
+                }
+                // Toward a value in range, so it stays in range.
+                out[i] = (i64::from(from[i]) + step[i]) as u32;
+            }
+        }
+        Some(out)
+    })
 }
 
 /// Reads the quantised pose written by [`encode_pose_predicted`] against `reference`.
@@ -607,6 +697,61 @@ mod tests {
         assert_ne!(quantize(&after, &v).largest, r.last.largest);
         predicted_round_trip(&after, &r, &v);
         predicted_round_trip(&before, &r, &v);
+    }
+
+    #[test]
+    fn quantizing_toward_the_prediction_stays_within_the_bounds_and_never_costs_more() {
+        let v = Volume::default();
+        let mut rng = Rng(0x7070);
+        let (mut moved, mut total) = (0usize, 0usize);
+        for n in 0..5_000 {
+            let pose = random_pose(&mut rng, &v);
+            // A reference near the pose (a moving device) or anywhere (far off).
+            let near = |rng: &mut Rng| {
+                let p = pose.position.to_array();
+                let o = pose.orientation.to_array().map(f64::from);
+                let q = qmul(
+                    o,
+                    [
+                        rng.unit() * 0.004,
+                        rng.unit() * 0.004,
+                        rng.unit() * 0.004,
+                        1.0,
+                    ],
+                );
+                to_pose(
+                    q,
+                    std::array::from_fn(|i| f64::from(p[i]) + rng.unit() * 0.01),
+                )
+            };
+            let (last, previous) = if n % 5 == 0 {
+                (random_pose(&mut rng, &v), random_pose(&mut rng, &v))
+            } else {
+                (near(&mut rng), near(&mut rng))
+            };
+            let reference = Reference {
+                last: quantize(&last, &v),
+                previous: Some(quantize(&previous, &v)),
+                frames_between_refs: 1 + (n % 3) as u32,
+                frames_since_last: 1 + (n % 4) as u32,
+            };
+            let q = quantize_toward(&pose, &reference, &v).expect("valid");
+            let got = q.to_pose(&v);
+            assert!(got.position.distance(pose.position) <= MAX_POSITION_ERROR_M);
+            assert!(got.orientation.angle_deg(pose.orientation) <= MAX_ANGLE_ERROR_DEG);
+            // Never more bits than the nearest quantisation against the same prediction.
+            let bits = |q: &QuantizedPose| {
+                let mut w = BitWriter::new();
+                encode_quantized_predicted(q, &reference, &v, &mut w).expect("ok");
+                w.bit_len()
+            };
+            let nearest = quantize(&pose, &v);
+            assert!(bits(&q) <= bits(&nearest), "{q:?} vs {nearest:?}");
+            moved += usize::from(q != nearest);
+            total += 1;
+        }
+        // It does move poses, or it buys nothing.
+        assert!(moved * 10 > total, "moved {moved} of {total}");
     }
 
     #[test]

@@ -59,8 +59,10 @@
 use std::collections::VecDeque;
 
 use super::bits::{BitError, BitReader, BitWriter};
-use super::pose::{ControllerState, Device, PoseFlags, PoseSample, Vec3};
-use super::predict::{encode_quantized_predicted, read_quantized_predicted, Reference};
+use super::pose::{ControllerState, Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
+use super::predict::{
+    encode_quantized_predicted, quantize_toward, read_quantized_predicted, Reference,
+};
 use super::quantize::{read_quantized, write_quantized, QuantizeError, QuantizedPose, Volume};
 
 /// Nanoseconds per unit of time on the wire (0.1 ms).
@@ -207,14 +209,43 @@ impl QuantizedController {
     }
 }
 
+/// A pose kept exactly (its `f32` bit patterns: orientation x, y, z, w, then position x,
+/// y, z), so that samples stay comparable and hashable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ExactPose([u32; 7]);
+
+impl ExactPose {
+    /// Keeps `pose` exactly.
+    pub fn new(pose: &Pose) -> Self {
+        let o = pose.orientation.to_array();
+        let p = pose.position.to_array();
+        ExactPose([o[0], o[1], o[2], o[3], p[0], p[1], p[2]].map(f32::to_bits))
+    }
+
+    /// The pose kept.
+    pub fn pose(&self) -> Pose {
+        let v = self.0.map(f32::from_bits);
+        Pose::new(
+            Quat::from_array([v[0], v[1], v[2], v[3]]),
+            Vec3::new(v[4], v[5], v[6]),
+        )
+    }
+}
+
 /// One device's sample as it travels: everything quantised, so a relay forwards it
 /// unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct StreamSample {
     /// The device.
     pub device: Device,
-    /// The quantised pose.
+    /// The quantised pose (the nearest; a sender may send another within the error bounds,
+    /// see [`Self::exact`]).
     pub pose: QuantizedPose,
+    /// The sender's unquantised pose, never on the wire: with it the sender quantises
+    /// against the receiver's prediction ([`quantize_toward`]), which costs fewer bits
+    /// within the same error bounds. `None` in what a receiver decodes (a relay forwards
+    /// `pose` as it is).
+    pub exact: Option<ExactPose>,
     /// The sample time in [`TIME_UNIT_NS`] units.
     pub time: i64,
     /// Validity / tracking flags.
@@ -246,6 +277,7 @@ impl StreamSample {
             StreamSample {
                 device,
                 pose,
+                exact: (!clamped).then(|| ExactPose::new(&sample.pose)),
                 time: time_to_units(sample.time),
                 flags: sample.flags,
                 velocity,
@@ -253,6 +285,24 @@ impl StreamSample {
             },
             clamped,
         ))
+    }
+
+    /// The sample as it goes out against `reference`: quantised toward the receiver's
+    /// prediction when the exact pose is known, without the exact pose.
+    fn as_sent(
+        &self,
+        reference: Option<Reference>,
+        volume: &Volume,
+    ) -> Result<StreamSample, QuantizeError> {
+        let pose = match (&self.exact, reference) {
+            (Some(exact), Some(reference)) => quantize_toward(&exact.pose(), &reference, volume)?,
+            _ => self.pose,
+        };
+        Ok(StreamSample {
+            pose,
+            exact: None,
+            ..*self
+        })
     }
 
     /// The sample these integers stand for, with its time in nanoseconds.
@@ -686,6 +736,7 @@ fn read_section(
         samples.push(StreamSample {
             device,
             pose,
+            exact: None,
             time,
             flags,
             velocity,
@@ -711,6 +762,9 @@ pub struct Encoded {
     pub seq: u64,
     /// How many of the given sections it holds (the first ones; the rest did not fit).
     pub sections: usize,
+    /// Those sections as they went out: what the receiver decodes (poses quantised toward
+    /// its predictions, no exact poses).
+    pub sent: Vec<Section>,
 }
 
 /// The sending side of a pose stream (see the module docs).
@@ -815,18 +869,22 @@ impl PoseSender {
             } else {
                 candidate.write_bool(true);
             }
-            write_section(
-                &mut candidate,
-                section,
-                &self.refs(seq, section.source),
-                &self.volume,
-            )?;
+            let refs = self.refs(seq, section.source);
+            let sent = Section {
+                source: section.source,
+                samples: section
+                    .samples
+                    .iter()
+                    .map(|s| s.as_sent(refs.reference(s.device), &self.volume))
+                    .collect::<Result<_, _>>()?,
+            };
+            write_section(&mut candidate, &sent, &refs, &self.volume)?;
             // One more bit ends the section list.
             if (candidate.bit_len() + 1).div_ceil(8) > max_bytes {
                 break;
             }
             w = candidate;
-            included.push(section.clone());
+            included.push(sent);
             taken += 1;
         }
         if explicit_sources || included.is_empty() {
@@ -845,6 +903,7 @@ impl PoseSender {
             bytes: w.into_bytes(),
             seq,
             sections: taken,
+            sent: included,
         })
     }
 }
@@ -1018,6 +1077,7 @@ impl PoseReceiver {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
     use crate::xr::synthetic::{avatar, Rng};
 
     fn volume() -> Volume {
@@ -1066,12 +1126,20 @@ mod tests {
                 .expect("encode");
             assert_eq!(enc.sections, 1);
             referenced += usize::from(enc.bytes.len() < 20);
+            // What goes out may be quantised toward the prediction, within the bounds.
+            let sent = enc.sent[0].clone();
+            for (out, input) in sent.samples.iter().zip(&s.samples) {
+                let exact = input.exact.expect("pushed poses are exact").pose();
+                let got = out.pose.to_pose(&volume());
+                assert!(got.position.distance(exact.position) <= MAX_POSITION_ERROR_M);
+                assert!(got.orientation.angle_deg(exact.orientation) <= MAX_ANGLE_ERROR_DEG);
+            }
             // 20 % loss, 10 % duplicated, delivered 0-3 steps late.
             if rng.unit() > -0.6 {
                 let delay = (rng.next_u64() % 4) + i as u64;
-                in_flight.push((delay, enc.bytes.clone(), s.clone()));
+                in_flight.push((delay, enc.bytes.clone(), sent.clone()));
                 if rng.unit() > 0.8 {
-                    in_flight.push((delay + 2, enc.bytes, s));
+                    in_flight.push((delay + 2, enc.bytes, sent));
                 }
             }
             let (due, later): (Vec<_>, Vec<_>) =
@@ -1121,7 +1189,7 @@ mod tests {
         let enc = tx.encode(&sections, Some(42), true, 1200).expect("encode");
         assert_eq!(enc.sections, 3);
         let d = rx.decode(&enc.bytes, true, 0).expect("decode");
-        assert_eq!((d.ack, &d.sections), (Some(42), &sections));
+        assert_eq!((d.ack, &d.sections), (Some(42), &enc.sent));
         // Implicit-source packets are refused where sources must be named, and back.
         assert!(rx.decode(&enc.bytes, false, 0).is_err());
         let one = tx.encode(&sections, None, false, 1200).expect("encode");
@@ -1188,7 +1256,7 @@ mod tests {
                 .encode(std::slice::from_ref(&s), None, false, 1200)
                 .expect("encode");
             let d = rx.decode(&enc.bytes, false, 1).expect("decode");
-            assert_eq!(d.sections, vec![s]);
+            assert_eq!(d.sections, enc.sent);
             if let Some(a) = rx.take_ack() {
                 tx.on_ack(a);
             }

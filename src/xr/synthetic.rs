@@ -170,6 +170,5 @@ pub fn pose_at(track: &[(i64, Pose)], t: i64) -> Option<Pose> {
 
 /// Euclidean distance between two positions, in metres.
 pub fn distance_m(a: Vec3, b: Vec3) -> f64 {
-    let d = [a.x - b.x, a.y - b.y, a.z - b.z].map(f64::from);
-    (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt()
+    a.distance(b)
 }
