@@ -45,7 +45,7 @@ use theta_net::xr::quantize::{
     encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, ClassCode,
     MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M,
 };
-use theta_net::xr::stream::{PoseReceiver, PoseSender, Section, StreamSample};
+use theta_net::xr::stream::{Ack, PoseReceiver, PoseSender, Section, StreamSample};
 use theta_net::xr::synthetic::{avatar, SEGMENTS};
 use theta_net::xr::{
     BitReader, BitWriter, Device, Pose, PoseFlags, PoseSample, QuantizedPose, Quat, Volume,
@@ -450,19 +450,19 @@ fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
 }
 
 /// The session's own pose packets ([`theta_net::xr::stream`]): 7-bit sequence number once
-/// acknowledgements flow (12 before), a 12-bit acknowledgement in every packet (both directions stream), per-device time and
+/// acknowledgements flow (12 before), a 7-bit acknowledgement in every packet (both directions stream), per-device time and
 /// flags, references chosen from acknowledgements that return `lag` frames after a packet
 /// is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
 fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize, f64, f64) {
     let mut tx = PoseSender::new(*v);
     let mut rx = PoseReceiver::new(*v);
-    let mut acks: std::collections::VecDeque<(usize, u16)> = Default::default();
+    let mut acks: std::collections::VecDeque<(usize, u64)> = Default::default();
     let (mut total, mut max) = (0usize, 0usize);
     let (mut max_dist, mut max_angle) = (0.0f64, 0.0f64);
     for (i, frame) in frames.iter().enumerate() {
         while acks.front().is_some_and(|(due, _)| *due <= i) {
             if let Some((_, a)) = acks.pop_front() {
-                tx.on_ack(a);
+                tx.on_ack(Ack::new(a, true));
             }
         }
         let time = i as i64 * 11_111_111;
@@ -482,11 +482,12 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize,
             })
             .collect();
         let section = Section { source: 1, samples };
-        // The other direction's acknowledgement rides in every packet: 12 bits + flag.
+        // The other direction's acknowledgement rides in every packet: short (7 bits + 2),
+        // as a session sends it below ~350 ms of round trip.
         let enc = tx
             .encode(
                 std::slice::from_ref(&section),
-                Some((i % 4096) as u16),
+                Some(Ack::new(i as u64, true)),
                 false,
                 1200,
             )
@@ -510,7 +511,7 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize,
 
 fn session_report(frames: &[[Pose; 3]], v: &Volume) {
     println!(
-        "(e) session pose packets (theta_net::xr::stream: tag, 7- or 12-bit seq, 12-bit ack, \
+        "(e) session pose packets (theta_net::xr::stream: tag, 7- or 12-bit seq, 7-bit ack, \
          standard-section bit or device mask, reference age/gap, time, flags, predicted poses), \
          one per 3-point update"
     );

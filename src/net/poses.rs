@@ -24,7 +24,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::world::PeerId;
 use crate::xr::stream::{
-    PoseReceiver, PoseSender, QuantizedController, Section, StreamError, StreamSample,
+    Ack, PoseReceiver, PoseSender, QuantizedController, Section, StreamError, StreamSample,
     CLOCK_MESSAGE_TAG, TIME_UNIT_NS,
 };
 use crate::xr::{
@@ -43,6 +43,12 @@ const PING_SLOW: Duration = Duration::from_secs(1);
 const IN_FLIGHT: usize = 64;
 /// Send credit a link may save up, in packets (absorbs engine-frame jitter).
 const MAX_CREDIT: f64 = 2.0;
+/// The default send-rate cap, packets per second.
+const DEFAULT_MAX_RATE_HZ: f64 = 90.0;
+/// Most of the peer's packets in flight (round trip × rate) for a short acknowledgement.
+const SHORT_ACK_IN_FLIGHT: f64 = 32.0;
+/// Window over which the peer's packet rate is measured.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 const PING: u8 = CLOCK_MESSAGE_TAG;
 const PONG: u8 = CLOCK_MESSAGE_TAG | 1;
@@ -65,7 +71,7 @@ impl Default for PoseConfig {
     fn default() -> Self {
         PoseConfig {
             volume: Volume::default(),
-            max_rate_hz: 90.0,
+            max_rate_hz: DEFAULT_MAX_RATE_HZ,
             jitter: JitterConfig::default(),
         }
     }
@@ -204,6 +210,10 @@ pub(crate) struct PoseLink {
     last_flush: Option<Instant>,
     /// Client side only: the estimate of the host's clock.
     clock: Option<ClockSync>,
+    /// The peer's pose packet rate: packets counted since the window's start, and the
+    /// rate of the last full window (packets per second).
+    rate_window: (Instant, u32),
+    peer_rate: f64,
     pub(crate) stats: PoseLinkStats,
 }
 
@@ -219,8 +229,31 @@ impl PoseLink {
             credit: 1.0,
             last_flush: None,
             clock: client.then(ClockSync::default),
+            rate_window: (Instant::now(), 0),
+            peer_rate: 0.0,
             stats: PoseLinkStats::default(),
         }
+    }
+
+    /// Counts a pose packet from the peer, for its packet rate.
+    fn count_arrival(&mut self, at: Instant) {
+        let (start, count) = &mut self.rate_window;
+        *count += 1;
+        let elapsed = at.saturating_duration_since(*start);
+        if elapsed >= RATE_WINDOW {
+            self.peer_rate = f64::from(*count) / elapsed.as_secs_f64();
+            self.rate_window = (at, 0);
+        }
+    }
+
+    /// The acknowledgement of the peer's packet `seq`: short (7 bits) when fewer than
+    /// [`SHORT_ACK_IN_FLIGHT`] of the peer's packets can be in flight, judged from the
+    /// connection's round trip `rtt` and the peer's rate (at least the default cap, so a
+    /// rate not measured yet errs long); long otherwise. A short one is exact below 128
+    /// (see `xr::stream::Ack`), so this keeps a 4× margin.
+    fn ack_for(&self, seq: u64, rtt: Duration) -> Ack {
+        let rate = self.peer_rate.max(DEFAULT_MAX_RATE_HZ);
+        Ack::new(seq, rtt.as_secs_f64() * rate < SHORT_ACK_IN_FLIGHT)
     }
 
     /// The offset in use, host clock − local clock (clients; `Some(0)` on the host).
@@ -237,7 +270,7 @@ impl PoseLink {
         Some(Duration::from_nanos(u64::try_from(ns).unwrap_or(0)))
     }
 
-    fn on_ack(&mut self, ack: u16) {
+    fn on_ack(&mut self, ack: Ack) {
         let Some(seq) = self.sender.on_ack(ack) else {
             return;
         };
@@ -465,6 +498,7 @@ impl PoseHub {
         };
         link.stats.packets_received += 1;
         link.stats.bytes_received += bytes.len() as u64;
+        link.count_arrival(arrival);
         if let Some(ack) = decoded.ack {
             link.on_ack(ack);
         }
@@ -571,6 +605,7 @@ impl PoseHub {
         now: Instant,
         relay: bool,
         max_bytes: usize,
+        rtt: Duration,
     ) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         let local_now = self.local_ns(now);
@@ -646,7 +681,7 @@ impl PoseHub {
                 ));
             }
         }
-        let ack = link.receiver.take_ack();
+        let ack = link.receiver.take_ack().map(|seq| link.ack_for(seq, rtt));
         if sections.is_empty() && ack.is_none() {
             return out;
         }
@@ -679,6 +714,9 @@ impl PoseHub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A loopback round trip.
+    const RTT: Duration = Duration::from_millis(1);
     use crate::xr::{Pose, PoseFlags, Quat, Vec3};
 
     fn sample(time: i64) -> PoseSample {
@@ -754,6 +792,25 @@ mod tests {
     }
 
     #[test]
+    fn acknowledgements_are_short_only_while_few_packets_can_be_in_flight() {
+        let mut link = PoseLink::new(1, Volume::default(), false);
+        // No rate measured yet: judged at the default cap, 90 packets/s.
+        assert!(link.ack_for(300, RTT).short);
+        assert!(link.ack_for(300, Duration::from_millis(300)).short);
+        assert!(!link.ack_for(300, Duration::from_millis(400)).short);
+        // A peer sending 400 packets/s: 100 ms of round trip is 40 in flight, too many.
+        let start = Instant::now();
+        for i in 0..=400u64 {
+            link.count_arrival(start + Duration::from_micros(i * 2_500));
+        }
+        assert!(!link.ack_for(300, Duration::from_millis(100)).short);
+        assert!(link.ack_for(300, Duration::from_millis(50)).short);
+        // Both forms name the same packet.
+        assert_eq!(link.ack_for(300, RTT).seq, 300 & 0x7F);
+        assert_eq!(link.ack_for(300, Duration::from_secs(1)).seq, 300);
+    }
+
+    #[test]
     fn the_rate_cap_limits_packets_and_a_relay_never_echoes() {
         let config = PoseConfig::default();
         let mut host = PoseHub::new(config);
@@ -765,7 +822,7 @@ mod tests {
             let at = start + Duration::from_micros(u64::from(i) * 4_167);
             host.push(Device::HEAD, &sample(i64::from(i) * 4_167_000))
                 .expect("push");
-            sent += host.flush(&mut link, 1, at, true, 1200).len();
+            sent += host.flush(&mut link, 1, at, true, 1200, RTT).len();
         }
         assert!((85..=93).contains(&sent), "{sent}");
         // A relay sends its own devices and other clients', never a client's own back.
@@ -774,7 +831,7 @@ mod tests {
         host.latest.insert((3, Device::LEFT_HAND), head);
         let mut back = PoseLink::new(2, config.volume, false);
         let later = start + Duration::from_secs(2);
-        let packets = host.flush(&mut back, 1, later, true, 1200);
+        let packets = host.flush(&mut back, 1, later, true, 1200, RTT);
         assert_eq!(packets.len(), 1);
         let decoded = PoseReceiver::new(config.volume)
             .decode(&packets[0], true, 0)

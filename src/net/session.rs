@@ -881,7 +881,7 @@ impl Link {
     /// Sends this tick's pose datagrams (rate-capped by the hub).
     fn send_poses(&mut self, hub: &mut PoseHub, own: PeerId, now: Instant, relay: bool) {
         let max = self.conn.max_datagram_size().unwrap_or(0);
-        for datagram in hub.flush(&mut self.poses, own, now, relay, max) {
+        for datagram in hub.flush(&mut self.poses, own, now, relay, max, self.conn.rtt()) {
             self.send_datagram(datagram);
         }
     }

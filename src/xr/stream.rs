@@ -17,8 +17,7 @@
 //! | tag | 1 | always `1`: the first byte is ≥ `0x80`, telling pose packets from state datagrams |
 //! | long | 1 | `1`: the sequence number is long ([`SEQ_BITS`] = 12 bits in all), `0`: short ([`SHORT_SEQ_BITS`] = 7) |
 //! | seq high | 6 or 1 | the sequence number's other bits |
-//! | has ack | 1 | an acknowledgement follows |
-//! | ack | 12 | the sequence number of the last packet received from the other side |
+//! | ack | 1, 2 + 7 or 2 + 12 | `0`: none; `10` and 7 bits (short) or `11` and 12 bits: the sequence number of the last packet received from the other side (see [`Ack`]) |
 //! | explicit sources | 1 | `0`: at most one section, of the sender itself; `1`: sections name their source |
 //! | sections | … | `0`: none (an acknowledgement alone); see below |
 //!
@@ -73,6 +72,43 @@ pub const SEQ_BITS: u32 = 12;
 pub const SHORT_SEQ_BITS: u32 = 7;
 /// The short form is used at most this many packets past the newest acknowledged one.
 pub const SHORT_SEQ_LEAD: u64 = 16;
+/// Bits of a short acknowledgement.
+pub const SHORT_ACK_BITS: u32 = 7;
+
+/// An acknowledgement as a packet carries it: the low bits of the sequence number of the
+/// last packet received from the other side, 12 (long) or [`SHORT_ACK_BITS`] (short).
+///
+/// The sender matches it against the [`HISTORY`] packets it remembers, so a short one is
+/// exact while fewer than 128 of the sender's packets are in flight; the side that
+/// acknowledges chooses the short form only when the round trip makes that certain with a
+/// margin (`net::poses`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    /// The low bits of the acknowledged sequence number.
+    pub seq: u16,
+    /// Whether only [`SHORT_ACK_BITS`] bits are sent.
+    pub short: bool,
+}
+
+impl Ack {
+    /// The acknowledgement of full sequence number `seq`, in the long or short form.
+    pub fn new(seq: u64, short: bool) -> Ack {
+        let bits = if short { SHORT_ACK_BITS } else { SEQ_BITS };
+        Ack {
+            seq: (seq & ((1 << bits) - 1)) as u16,
+            short,
+        }
+    }
+
+    fn bits(self) -> u32 {
+        if self.short {
+            SHORT_ACK_BITS
+        } else {
+            SEQ_BITS
+        }
+    }
+}
+
 /// Oldest reference a packet may name, in packets.
 pub const MAX_REFERENCE_AGE: u64 = 31;
 /// Largest gap between the two references of a device, in packets.
@@ -86,7 +122,6 @@ pub const POSE_PACKET_TAG: u8 = 0b1000_0000;
 /// See [`POSE_PACKET_TAG`].
 pub const CLOCK_MESSAGE_TAG: u8 = 0b1100_0000;
 
-const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
 const GAP_BITS: u32 = 3;
 const TIME_ABS_BITS: u32 = 48;
 const TIME_SHORT_BITS: u32 = 10;
@@ -785,16 +820,15 @@ impl PoseSender {
         }
     }
 
-    /// Takes in an acknowledgement from the other side: the 12-bit sequence number of the
-    /// last packet it received. Returns that packet's full sequence number when it is one
-    /// this sender remembers.
-    pub fn on_ack(&mut self, ack: u16) -> Option<u64> {
-        let ack = u64::from(ack) & SEQ_MASK;
+    /// Takes in an acknowledgement from the other side (the last packet it received).
+    /// Returns that packet's full sequence number when it is one this sender remembers.
+    pub fn on_ack(&mut self, ack: Ack) -> Option<u64> {
+        let mask = (1u64 << ack.bits()) - 1;
         let sent = self
             .history
             .iter_mut()
             .rev()
-            .find(|s| s.seq & SEQ_MASK == ack)?;
+            .find(|s| s.seq & mask == u64::from(ack.seq) & mask)?;
         sent.acked = true;
         Some(sent.seq)
     }
@@ -831,7 +865,7 @@ impl PoseSender {
     pub fn encode(
         &mut self,
         sections: &[Section],
-        ack: Option<u16>,
+        ack: Option<Ack>,
         explicit_sources: bool,
         max_bytes: usize,
     ) -> Result<Encoded, StreamError> {
@@ -852,7 +886,8 @@ impl PoseSender {
         w.write_bits((seq & ((1 << bits) - 1)) >> 6, bits - 6);
         w.write_bool(ack.is_some());
         if let Some(a) = ack {
-            w.write_bits(u64::from(a) & SEQ_MASK, SEQ_BITS);
+            w.write_bool(!a.short);
+            w.write_bits(u64::from(a.seq) & ((1 << a.bits()) - 1), a.bits());
         }
         w.write_bool(explicit_sources);
         let limit = if explicit_sources { MAX_SECTIONS } else { 1 };
@@ -914,7 +949,7 @@ pub struct Decoded {
     /// The packet's sequence number as this receiver numbers it.
     pub seq: i64,
     /// The acknowledgement it carries for this side's own sender.
-    pub ack: Option<u16>,
+    pub ack: Option<Ack>,
     /// Its sections (none for an acknowledgement alone).
     pub sections: Vec<Section>,
 }
@@ -997,7 +1032,12 @@ impl PoseReceiver {
             return Err(StreamError::Stale);
         }
         let ack = if r.read_bool()? {
-            Some(r.read_bits(SEQ_BITS)? as u16)
+            let short = !r.read_bool()?;
+            let bits = if short { SHORT_ACK_BITS } else { SEQ_BITS };
+            Some(Ack {
+                seq: r.read_bits(bits)? as u16,
+                short,
+            })
         } else {
             None
         };
@@ -1051,13 +1091,13 @@ impl PoseReceiver {
 
     /// The acknowledgement to send: the last packet with samples received, once per such
     /// packet (an acknowledgement alone is never acknowledged).
-    pub fn take_ack(&mut self) -> Option<u16> {
+    pub fn take_ack(&mut self) -> Option<u64> {
         let (seq, acked) = self.last_received.as_mut()?;
         if *acked {
             return None;
         }
         *acked = true;
-        Some((*seq as u64 & SEQ_MASK) as u16)
+        Some(*seq as u64)
     }
 
     /// Leaves the last packet unacknowledged (its samples were not used), so the sender
@@ -1117,7 +1157,7 @@ mod tests {
         let mut tx = PoseSender::new(volume());
         let mut rx = PoseReceiver::new(volume());
         let mut in_flight: Vec<(u64, Vec<u8>, Section)> = Vec::new();
-        let mut acks_in_flight: Vec<(u64, u16)> = Vec::new();
+        let mut acks_in_flight: Vec<(u64, Ack)> = Vec::new();
         let (mut decoded, mut stale_or_dup, mut referenced) = (0, 0, 0);
         for i in 0..frames.len() {
             let s = section(&frames, i, 7);
@@ -1158,7 +1198,8 @@ mod tests {
             // Acknowledgements come back 2 steps later, 20 % lost.
             if let Some(a) = rx.take_ack() {
                 if rng.unit() > -0.6 {
-                    acks_in_flight.push((i as u64 + 2, a));
+                    // Both forms: short and long acknowledgements resolve alike.
+                    acks_in_flight.push((i as u64 + 2, Ack::new(a, i % 2 == 0)));
                 }
             }
             let (due, later): (Vec<_>, Vec<_>) =
@@ -1186,10 +1227,12 @@ mod tests {
             .iter()
             .map(|&p| section(&frames, 5, p))
             .collect();
-        let enc = tx.encode(&sections, Some(42), true, 1200).expect("encode");
+        let enc = tx
+            .encode(&sections, Some(Ack::new(42, false)), true, 1200)
+            .expect("encode");
         assert_eq!(enc.sections, 3);
         let d = rx.decode(&enc.bytes, true, 0).expect("decode");
-        assert_eq!((d.ack, &d.sections), (Some(42), &enc.sent));
+        assert_eq!((d.ack, &d.sections), (Some(Ack::new(42, false)), &enc.sent));
         // Implicit-source packets are refused where sources must be named, and back.
         assert!(rx.decode(&enc.bytes, false, 0).is_err());
         let one = tx.encode(&sections, None, false, 1200).expect("encode");
@@ -1258,7 +1301,7 @@ mod tests {
             let d = rx.decode(&enc.bytes, false, 1).expect("decode");
             assert_eq!(d.sections, enc.sent);
             if let Some(a) = rx.take_ack() {
-                tx.on_ack(a);
+                tx.on_ack(Ack::new(a, true));
             }
             let got = d.sections[0].samples[1];
             let c = got.controller.expect("controller").state();
@@ -1287,7 +1330,7 @@ mod tests {
         for (i, p) in packets.iter().take(30).enumerate() {
             rx.decode(p, false, 2).expect("valid");
             if let Some(a) = rx.take_ack() {
-                assert_eq!(tx.on_ack(a), Some(i as u64));
+                assert_eq!(tx.on_ack(Ack::new(a, i % 2 == 1)), Some(i as u64));
             }
         }
         let before = format!("{rx:?}");
@@ -1346,7 +1389,7 @@ mod tests {
             .expect("absolute decodes alone");
         let a = rx.take_ack().expect("ack");
         assert_eq!(rx.take_ack(), None, "acknowledged once");
-        assert_eq!(tx.on_ack(a), Some(1));
+        assert_eq!(tx.on_ack(Ack::new(a, true)), Some(1));
         let third = tx
             .encode(&[section(&frames, 2, 1)], None, false, 1200)
             .expect("encode");
@@ -1367,7 +1410,7 @@ mod tests {
         );
         rx.decode(&third.bytes, false, 1).expect("decodes");
         assert_eq!(
-            tx.on_ack(0xFFF),
+            tx.on_ack(Ack::new(0xFFF, false)),
             None,
             "unknown acknowledgements are ignored"
         );
