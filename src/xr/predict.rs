@@ -27,8 +27,7 @@
 //! # Wire format
 //! That of [`encode_pose_delta`] with the prediction as its reference, except that the size
 //! classes use [`ClassCode::for_frames_ahead`] (a shorter code for references one or two
-//! frames old): one mode bit, then per group (position, orientation) a size class (for
-//! [`DELTA_WIDTHS`]) and
+//! frames old): per group (position, orientation) a size class (for [`DELTA_WIDTHS`]) and
 //! three residuals, or class 7 and that group absolute. Which acked poses form the
 //! [`Reference`] (and hence the gaps) must be agreed by the stream layer, e.g. by naming
 //! the acked sequence numbers in the datagram.
@@ -285,11 +284,11 @@ mod tests {
         if !info.clamped {
             assert!(pe <= MAX_POSITION_ERROR_M, "{pe}");
         }
-        assert!(info.bits <= 1 + v.absolute_pose_bits() as usize);
+        assert!(info.bits <= (MAX_DELTA_OVERHEAD_BITS + v.absolute_pose_bits()) as usize);
         (info.bits, pe, ang)
     }
 
-    use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
+    use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_DELTA_OVERHEAD_BITS, MAX_POSITION_ERROR_M};
 
     /// Euclidean distance, the error [`MAX_POSITION_ERROR_M`] bounds.
     fn pos_err_m(a: Vec3, b: Vec3) -> f64 {

@@ -30,15 +30,14 @@
 //! components (12 bits each): 84 bits in the default volume.
 //!
 //! Delta ([`encode_pose_delta`]) against a reference [`QuantizedPose`] (the receiver's last
-//! acked pose of that device): one mode bit (`0` absolute follows, `1` delta follows) and
-//! then, for the position and for the orientation separately, a size class selecting a
-//! width from [`DELTA_WIDTHS`] for three signed two's-complement deltas of the quantised
-//! integers, or class 7: that group in absolute form. The class is a truncated unary code
-//! over [`CLASS_ORDER`] (1 bit for 2-bit deltas, the commonest at 90 Hz, 2 bits for no
-//! change, up to 7 bits for absolute), which the synthetic avatar's residuals favour over a
-//! fixed 3-bit class. An orientation delta needs the same
-//! dropped index as the reference; otherwise that group goes absolute. The encoder picks
-//! whichever of absolute and delta is smaller.
+//! acked pose of that device): for the position and for the orientation separately, a size
+//! class selecting a width from [`DELTA_WIDTHS`] for three signed two's-complement deltas
+//! of the quantised integers, or class 7: that group in absolute form (when no width fits,
+//! a delta would not be smaller, or, for the orientation, the dropped index differs from
+//! the reference's). The class is 3 bits ([`ClassCode::Fixed`]) or a truncated unary code
+//! ([`ClassCode::Near`]). There is no mode bit: a pose whose two groups are both absolute
+//! costs a few bits more than [`encode_pose`], which is rare against a recent reference;
+//! every other pose saves the bit.
 //!
 //! Against references several frames old, [`super::predict`] sends the same delta format
 //! against an integer-exact linear extrapolation of two acked poses instead of against the
@@ -93,17 +92,6 @@ impl ClassCode {
         }
     }
 
-    /// Bits of the code of size class `class`.
-    fn bits(self, class: u64) -> u32 {
-        match self {
-            ClassCode::Fixed => CLASS_BITS,
-            ClassCode::Near => {
-                let rank = near_rank(class);
-                (rank + usize::from(rank < NEAR_CLASS_ORDER.len() - 1)) as u32
-            }
-        }
-    }
-
     fn write(self, w: &mut BitWriter, class: u64) {
         match self {
             ClassCode::Fixed => w.write_bits(class, CLASS_BITS),
@@ -135,6 +123,9 @@ impl ClassCode {
 
 /// Bits of a fixed size class.
 const CLASS_BITS: u32 = 3;
+/// The most a delta-coded pose can exceed the absolute form by: two absolute classes of
+/// the longest code (both groups absolute).
+pub const MAX_DELTA_OVERHEAD_BITS: u32 = 2 * 7;
 /// Size classes of [`ClassCode::Near`] from the shortest code to the longest: the class at
 /// rank `r` is `r` one bits then a zero, the last one seven one bits.
 pub const NEAR_CLASS_ORDER: [u64; 8] = [1, 0, 2, 3, 4, 5, 6, CLASS_ABSOLUTE];
@@ -500,19 +491,13 @@ enum Group {
     Absolute,
 }
 
-fn plan_group(
-    cur: [u32; 3],
-    reference: [u32; 3],
-    absolute_bits: u32,
-    code: ClassCode,
-) -> (Group, u32) {
+/// How one group is sent against `reference`: the narrowest delta width, or absolute when
+/// no width fits or a delta would not be smaller.
+fn plan_group(cur: [u32; 3], reference: [u32; 3], absolute_bits: u32) -> Group {
     let deltas: [i64; 3] = std::array::from_fn(|i| i64::from(cur[i]) - i64::from(reference[i]));
     match delta_class(&deltas) {
-        Some(c) if 3 * DELTA_WIDTHS[c] < absolute_bits => (
-            Group::Delta(c, deltas),
-            code.bits(c as u64) + 3 * DELTA_WIDTHS[c],
-        ),
-        _ => (Group::Absolute, code.bits(CLASS_ABSOLUTE) + absolute_bits),
+        Some(c) if 3 * DELTA_WIDTHS[c] < absolute_bits => Group::Delta(c, deltas),
+        _ => Group::Absolute,
     }
 }
 
@@ -560,40 +545,32 @@ pub fn encode_quantized_delta(
     if !quantized.fits(volume) || !reference.fits(volume) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
-    let (pos, pos_bits) = plan_group(
+    let pos = plan_group(
         quantized.position,
         reference.position,
         volume.position_bits(),
-        code,
     );
-    let (rot, rot_bits) = if quantized.largest == reference.largest {
-        plan_group(quantized.rest, reference.rest, ORIENTATION_TOTAL_BITS, code)
+    let rot = if quantized.largest == reference.largest {
+        plan_group(quantized.rest, reference.rest, ORIENTATION_TOTAL_BITS)
     } else {
-        (
-            Group::Absolute,
-            code.bits(CLASS_ABSOLUTE) + ORIENTATION_TOTAL_BITS,
-        )
+        Group::Absolute
     };
     let start = w.bit_len();
-    let delta = pos_bits + rot_bits < volume.absolute_pose_bits();
-    w.write_bool(delta);
-    if delta {
-        write_group(w, &pos, code);
-        if matches!(pos, Group::Absolute) {
-            write_position(w, &quantized, volume);
-        }
-        write_group(w, &rot, code);
-        if matches!(rot, Group::Absolute) {
-            write_orientation(w, &quantized);
-        }
-    } else {
-        write_quantized(&quantized, volume, w);
+    // No mode bit: a group that does not fit a delta width is sent absolute by its class,
+    // which costs a few bits more than a whole absolute pose only when both groups are.
+    write_group(w, &pos, code);
+    if matches!(pos, Group::Absolute) {
+        write_position(w, &quantized, volume);
+    }
+    write_group(w, &rot, code);
+    if matches!(rot, Group::Absolute) {
+        write_orientation(w, &quantized);
     }
     Ok(EncodeInfo {
         quantized,
         clamped,
         bits: w.bit_len() - start,
-        delta,
+        delta: !matches!((&pos, &rot), (Group::Absolute, Group::Absolute)),
     })
 }
 
@@ -630,9 +607,6 @@ pub fn read_quantized_delta(
     volume.validate()?;
     if !reference.fits(volume) {
         return Err(QuantizeError::ReferenceOutOfRange);
-    }
-    if !r.read_bool()? {
-        return read_quantized(r, volume);
     }
     let pos_limits = volume.axis_levels();
     let class = code.read(r)?;
@@ -1043,9 +1017,9 @@ mod tests {
                 .map(|c| c + (rng.unit() * scale) as f32);
             let pose = Pose::new(q, Vec3::new(p[0], p[1], p[2]));
             let info = delta_round_trip(&pose, &reference, &v);
-            assert!(info.bits <= 1 + v.absolute_pose_bits() as usize);
+            assert!(info.bits <= (MAX_DELTA_OVERHEAD_BITS + v.absolute_pose_bits()) as usize);
             if scale == 0.0 {
-                assert!(info.delta && info.bits == 1 + 2 * CLASS_BITS as usize);
+                assert!(info.delta && info.bits == 2 * CLASS_BITS as usize);
             }
             // Unrelated poses: absolute (or per-group absolute) and still exact.
             let far = Pose::new(rng.quat(), rng.in_volume(&v));
@@ -1077,7 +1051,7 @@ mod tests {
         let info = delta_round_trip(&turned, &reference, &v);
         assert!(info.delta);
         assert_eq!(info.quantized.largest, 1);
-        assert!(info.bits < 1 + v.absolute_pose_bits() as usize);
+        assert!(info.bits < v.absolute_pose_bits() as usize);
     }
 
     /// Rotation about the y axis by `yaw` radians, then a small pitch about x.
