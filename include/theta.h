@@ -946,10 +946,8 @@ ThetaStatus theta_session_get(ThetaSession session,
 // zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
 //
 // The session runs one network thread of its own; `theta_session_free` closes its
-// connections and joins it. The address is checked by binding it before the world is
-// taken, so a bad or busy address leaves the world valid; only if another process takes
-// the port between that check and the session's own bind does the call fail with the
-// world already consumed (its handle freed), which the error message then says.
+// connections and joins it. Any failure (a bad or busy address, an invalid config)
+// leaves the world valid and unchanged under its handle.
 //
 // # Safety
 // `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`

@@ -1362,3 +1362,29 @@ fn a_broken_compression_stream_ends_the_connection() {
     converge(&mut net.host, &mut observer, CONVERGE_TICKS);
     raw.close();
 }
+
+/// A host that cannot start (a busy port) hands the world back unchanged.
+#[test]
+fn a_host_that_cannot_start_returns_the_world() {
+    let (mut world, scene) = scene_world();
+    let e = world.spawn().unwrap();
+    world.set(e, scene.position, &[7u8; 12]).unwrap();
+    let hash = world.state_hash();
+    let busy = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let identity = HostIdentity::self_signed(&["localhost".to_owned()]).unwrap();
+    let Err(error) = Session::host(
+        busy.local_addr().unwrap(),
+        world,
+        &identity,
+        JoinSecret::generate(),
+        SessionConfig::default(),
+    ) else {
+        panic!("hosted on a taken port");
+    };
+    assert!(
+        error.to_string().contains("cannot start the endpoint"),
+        "{error}"
+    );
+    assert_eq!(error.world.state_hash(), hash);
+    assert_eq!(error.world.get(e, scene.position), Some(&[7u8; 12][..]));
+}

@@ -104,15 +104,19 @@ impl<T> HandleTable<T> {
         value
     }
 
-    /// Moves the object behind `handle` out of the table (its handle is freed), provided
-    /// no call on another thread holds it and `check` accepts it; otherwise the handle and
-    /// its object are left exactly as they were.
-    pub(crate) fn take(
+    /// Moves the object behind `handle` out of the table into `f`, provided no call on
+    /// another thread holds it and `check` accepts it; otherwise the handle and its object
+    /// are left exactly as they were. The handle is freed only if `f` succeeds: on failure
+    /// `f` hands the object back and the handle stays valid, unchanged. The table stays
+    /// locked while `f` runs (other calls on this table wait), so no other call can see the
+    /// slot empty or take it.
+    pub(crate) fn take_with<R>(
         &self,
         handle: u64,
         kind: &str,
         check: impl FnOnce(&T) -> FfiResult,
-    ) -> FfiResult<T> {
+        f: impl FnOnce(T) -> Result<R, (FfiError, Box<T>)>,
+    ) -> FfiResult<R> {
         let not_live = || FfiError::handle(kind, handle);
         let (index, generation) = self.locate(handle).ok_or_else(not_live)?;
         let mut table = self.lock();
@@ -126,17 +130,26 @@ impl<T> HandleTable<T> {
             return Err(not_live());
         };
         // Other holders clone the Arc only under the table lock, which this call holds.
-        match Arc::try_unwrap(shared) {
-            Ok(value) => {
-                Self::retire(&mut table, index);
-                Ok(value)
-            }
+        let value = match Arc::try_unwrap(shared) {
+            Ok(value) => value,
             Err(shared) => {
                 slot.value = Some(shared);
-                Err(FfiError::new(
+                return Err(FfiError::new(
                     ThetaStatus::InvalidArgument,
                     format!("this {kind} is in use by a call on another thread"),
-                ))
+                ));
+            }
+        };
+        match f(value) {
+            Ok(result) => {
+                Self::retire(&mut table, index);
+                Ok(result)
+            }
+            Err((error, value)) => {
+                if let Some(slot) = table.slots.get_mut(index) {
+                    slot.value = Some(Arc::new(*value));
+                }
+                Err(error)
             }
         }
     }
@@ -219,22 +232,44 @@ mod tests {
     }
 
     #[test]
-    fn take_moves_an_unshared_object_out_and_frees_its_handle() {
+    fn take_with_moves_an_unshared_object_out_and_frees_its_handle_only_on_success() {
         let table = HandleTable::new(7);
         let a = table.insert(String::from("a"));
+        let keep = |s: String| -> Result<String, (FfiError, Box<String>)> { Ok(s) };
         let held = table.get(a).unwrap();
-        let error = table.take(a, "thing", |_| Ok(())).unwrap_err();
+        let error = table.take_with(a, "thing", |_| Ok(()), keep).unwrap_err();
         assert_eq!(error.status, ThetaStatus::InvalidArgument, "in use");
         assert_eq!(*table.get(a).unwrap(), "a", "left in place");
         drop(held);
         let error = table
-            .take(a, "thing", |_| Err(FfiError::new(ThetaStatus::Panic, "no")))
+            .take_with(
+                a,
+                "thing",
+                |_| Err(FfiError::new(ThetaStatus::Panic, "no")),
+                keep,
+            )
             .unwrap_err();
         assert_eq!(error.status, ThetaStatus::Panic, "refused by the check");
         assert_eq!(*table.get(a).unwrap(), "a", "left in place");
-        assert_eq!(table.take(a, "thing", |_| Ok(())).unwrap(), "a");
+        // `f` fails: the object goes back under the same handle, unchanged.
+        let error = table
+            .take_with(
+                a,
+                "thing",
+                |_| Ok(()),
+                |s| {
+                    Err::<(), _>((
+                        FfiError::new(ThetaStatus::InvalidArgument, "bind"),
+                        Box::new(s),
+                    ))
+                },
+            )
+            .unwrap_err();
+        assert_eq!(error.status, ThetaStatus::InvalidArgument);
+        assert_eq!(*table.get(a).unwrap(), "a", "handed back");
+        assert_eq!(table.take_with(a, "thing", |_| Ok(()), keep).unwrap(), "a");
         assert!(table.get(a).is_none(), "the handle is freed");
-        let error = table.take(a, "thing", |_| Ok(())).unwrap_err();
+        let error = table.take_with(a, "thing", |_| Ok(()), keep).unwrap_err();
         assert_eq!(error.status, ThetaStatus::InvalidHandle);
         let b = table.insert(String::from("b"));
         assert_ne!(a, b, "reused slot, new generation");

@@ -357,10 +357,8 @@ fn unix_now() -> u64 {
 /// zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
 ///
 /// The session runs one network thread of its own; `theta_session_free` closes its
-/// connections and joins it. The address is checked by binding it before the world is
-/// taken, so a bad or busy address leaves the world valid; only if another process takes
-/// the port between that check and the session's own bind does the call fail with the
-/// world already consumed (its handle freed), which the error message then says.
+/// connections and joins it. Any failure (a bad or busy address, an invalid config)
+/// leaves the world valid and unchanged under its handle.
 ///
 /// # Safety
 /// `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
@@ -467,23 +465,21 @@ unsafe fn host_with(
     // SAFETY: per the contract.
     let settings = unsafe { config_in(config) }?;
     let identity = identity()?;
-    // Session::host consumes the world even when it fails: find a bad or busy address
-    // while the world is still the caller's.
-    drop(std::net::UdpSocket::bind(bind).map_err(|e| invalid(format!("cannot bind {bind}: {e}")))?);
-    let world = WORLDS
-        .take(world.id, "world", |w| {
-            if w.is_poisoned() {
-                return Err(FfiError::new(
-                    ThetaStatus::Panic,
-                    "this world is unusable after a panic in an earlier call; free it",
-                ));
-            }
-            Ok(())
-        })?
-        .into_inner()
-        .unwrap_or_else(PoisonError::into_inner);
-    let session = Session::host(bind, world, &identity, secret.clone(), settings)
-        .map_err(|e| invalid(format!("{e} (the world was consumed: its handle is freed)")))?;
+    // The world leaves its handle only if the session starts; otherwise it goes back.
+    let poisoned = |w: &Mutex<crate::World>| {
+        if w.is_poisoned() {
+            return Err(FfiError::new(
+                ThetaStatus::Panic,
+                "this world is unusable after a panic in an earlier call; free it",
+            ));
+        }
+        Ok(())
+    };
+    let session = WORLDS.take_with(world.id, "world", poisoned, |w| {
+        let world = w.into_inner().unwrap_or_else(PoisonError::into_inner);
+        Session::host(bind, world, &identity, secret.clone(), settings)
+            .map_err(|e| (invalid(e.error.to_string()), Box::new(Mutex::new(*e.world))))
+    })?;
     let fingerprint = identity.fingerprint();
     let id = SESSIONS.insert(Mutex::new(SessionObject {
         session,

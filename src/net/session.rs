@@ -115,6 +115,40 @@ impl Default for SessionConfig {
     }
 }
 
+/// Why [`Session::host`] could not start, with the world it was given, unchanged.
+pub struct HostError {
+    /// What failed.
+    pub error: SessionError,
+    /// The world, handed back.
+    pub world: Box<World>,
+}
+
+impl std::fmt::Debug for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostError")
+            .field("error", &self.error)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Display for HostError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for HostError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.error)
+    }
+}
+
+impl From<HostError> for SessionError {
+    fn from(e: HostError) -> SessionError {
+        e.error
+    }
+}
+
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -442,24 +476,38 @@ fn endpoint(
 
 impl Session {
     /// Hosts a session on `bind` with `world` as the authoritative state. Clients need the
-    /// identity's fingerprint (or its CA) and a join token minted with `secret`.
+    /// identity's fingerprint (or its CA) and a join token minted with `secret`. On failure
+    /// the world comes back in the error ([`HostError::world`]): nothing is lost.
     pub fn host(
         bind: SocketAddr,
         world: World,
         identity: &HostIdentity,
         secret: JoinSecret,
         config: SessionConfig,
-    ) -> Result<Session, SessionError> {
-        config.poses.volume.validate()?;
-        let runtime = runtime()?;
-        let transport = Arc::new(tls::transport_config(
-            config.idle_timeout,
-            config.keep_alive,
-        ));
-        let server = tls::server_config(identity, transport)?;
-        let endpoint = {
-            let _guard = runtime.enter();
-            endpoint(bind, Some(server), config.faults.as_ref())?
+    ) -> Result<Session, HostError> {
+        // Everything that can fail comes before the world is used.
+        let started = (|| -> Result<_, SessionError> {
+            config.poses.volume.validate()?;
+            let runtime = runtime()?;
+            let transport = Arc::new(tls::transport_config(
+                config.idle_timeout,
+                config.keep_alive,
+            ));
+            let server = tls::server_config(identity, transport)?;
+            let endpoint = {
+                let _guard = runtime.enter();
+                endpoint(bind, Some(server), config.faults.as_ref())?
+            };
+            Ok((runtime, endpoint))
+        })();
+        let (runtime, endpoint) = match started {
+            Ok(started) => started,
+            Err(error) => {
+                return Err(HostError {
+                    error,
+                    world: Box::new(world),
+                })
+            }
         };
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
         let shared = Arc::new(HostShared {
