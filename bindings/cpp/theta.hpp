@@ -653,20 +653,14 @@ class Session {
 
    private:
     explicit Session(ThetaSession handle) : owned_(handle) {}
-    /// The result of a host call: on success the world was moved into the session.
+    /// The result of a host call: on success the world was moved into the session; on
+    /// failure it stays the caller's, unchanged.
     static Result<Session> hosted(ThetaStatus status, ThetaSession handle, World &world) {
         if (status == THETA_STATUS_OK) {
             world.owned_.release();
             return Session(handle);
         }
-        Error error = detail::error_of(status);
-        // Only when another process took the port at the last moment was the world
-        // consumed anyway (the message says so): then its handle is gone too.
-        uint64_t tick = 0;
-        if (world.owned_ && theta_world_tick(world.get(), &tick) == THETA_STATUS_INVALID_HANDLE) {
-            world.owned_.release();
-        }
-        return error;
+        return detail::error_of(status);
     }
     detail::Owned<ThetaSession, theta_session_free> owned_;
 };
