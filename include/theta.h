@@ -291,6 +291,37 @@ typedef uint8_t ThetaCodec;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Why a client's connection ended: `ThetaSessionEvent.cause` of a `DISCONNECTED` event.
+enum ThetaDisconnectCause
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // The host refused the join (token expired, forged or used, registry mismatch):
+    // joining again needs a fresh token or another build.
+    THETA_DISCONNECT_CAUSE_REFUSED = 1,
+    // Nothing answered at the address, or the address is unusable.
+    THETA_DISCONNECT_CAUSE_UNREACHABLE = 2,
+    // The host's certificate did not match the pinned fingerprint or the CA roots.
+    THETA_DISCONNECT_CAUSE_CERTIFICATE = 3,
+    // The connection went silent past the idle timeout, or the join request got no answer
+    // in time: worth joining again.
+    THETA_DISCONNECT_CAUSE_TIMED_OUT = 4,
+    // The host closed the connection (it shut down).
+    THETA_DISCONNECT_CAUSE_HOST_CLOSED = 5,
+    // The host broke the protocol (a malformed answer, a broken compression stream).
+    THETA_DISCONNECT_CAUSE_PROTOCOL = 6,
+    // This side closed it.
+    THETA_DISCONNECT_CAUSE_LOCAL = 7,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaDisconnectCause ThetaDisconnectCause;
+#else
+typedef uint8_t ThetaDisconnectCause;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An encoded delta frame handle. `id` 0 is null.
 typedef struct {
     // Opaque, validated by the library.
@@ -571,8 +602,9 @@ typedef struct {
     uint16_t peer;
     // A `ThetaSessionEventKind`.
     uint8_t kind;
-    // Padding; 0.
-    uint8_t reserved[1];
+    // For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
+    // text in `data` says more); 0 otherwise.
+    uint8_t cause;
 } ThetaSessionEvent;
 
 // A controller's input state: a buttons bitmask, trigger and grip in `[0, 1]`,

@@ -113,6 +113,7 @@ struct Event {
     peer: u16,
     tick: u64,
     data: Vec<u8>,
+    cause: u8,
 }
 
 impl Event {
@@ -133,7 +134,7 @@ fn poll(session: ThetaSession) -> Vec<Event> {
             component: 0,
             peer: 0,
             kind: 0,
-            reserved: [0],
+            cause: 0,
         };
         let mut batch = [zeroed; 4];
         let mut count = 0usize;
@@ -152,8 +153,11 @@ fn poll(session: ThetaSession) -> Vec<Event> {
                 } else {
                     std::slice::from_raw_parts(e.data, e.data_len).to_vec()
                 };
-                assert_eq!(e.reserved, [0]);
+                if e.kind != ThetaSessionEventKind::Disconnected as u8 {
+                    assert_eq!(e.cause, 0);
+                }
                 all.push(Event {
+                    cause: e.cause,
                     kind: e.kind,
                     entity: e.entity,
                     component: e.component,
@@ -785,8 +789,8 @@ fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
     ok(theta_world_free(registry));
 }
 
-/// Waits for the client's DISCONNECTED event and returns its reason.
-fn refusal(host: ThetaSession, client: ThetaSession) -> String {
+/// Waits for the client's DISCONNECTED event and returns its reason and cause.
+fn refusal(host: ThetaSession, client: ThetaSession) -> (String, u8) {
     let deadline = Instant::now() + WAIT;
     loop {
         tick(&[host, client]);
@@ -798,7 +802,7 @@ fn refusal(host: ThetaSession, client: ThetaSession) -> String {
             );
             if e.kind == ThetaSessionEventKind::Disconnected as u8 {
                 assert_eq!(e.peer, 0);
-                return e.text();
+                return (e.text(), e.cause);
             }
         }
         assert!(Instant::now() < deadline, "no DISCONNECTED event");
@@ -813,15 +817,17 @@ fn a_refused_join_gives_a_disconnected_event_saying_why() {
     let fp = fingerprint(host);
 
     let client = join(port(host), &fp, "not-a-token", registry);
-    let reason = refusal(host, client);
+    let (reason, cause) = refusal(host, client);
     assert!(reason.contains("token"), "{reason}");
+    assert_eq!(cause, ThetaDisconnectCause::Refused as u8);
     ok(theta_session_free(client));
 
     let wrong = [7u8; THETA_FINGERPRINT_LEN];
     let token = mint(host, 2);
     let client = join(port(host), &wrong, &token, registry);
-    let reason = refusal(host, client);
+    let (reason, cause) = refusal(host, client);
     assert!(reason.contains("fingerprint"), "{reason}");
+    assert_eq!(cause, ThetaDisconnectCause::Certificate as u8);
     ok(theta_session_free(client));
 
     // The host never admitted either.
@@ -909,8 +915,9 @@ fn a_host_certificate_verified_against_a_ca() {
             .any(|e| e.kind == ThetaSessionEventKind::Joined as u8)
     });
     let stranger = join_ca(port(host), &ca, "other.test", &mint(host, 2), registry);
-    let reason = refusal(host, stranger);
+    let (reason, cause) = refusal(host, stranger);
     assert!(reason.contains("not valid for name"), "{reason}");
+    assert_eq!(cause, ThetaDisconnectCause::Certificate as u8);
     // Bad PEM is refused before anything is taken.
     let (kept, _) = new_world();
     let mut out = ThetaSession { id: 0 };

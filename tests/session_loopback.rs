@@ -5,7 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use theta_net::net::compression::{split_stream_message, KindDiagnostics, StreamKind};
 use theta_net::net::faults::{FaultConfig, FaultControl};
-use theta_net::net::session::{Session, SessionConfig, SessionEvent};
+use theta_net::net::session::{DisconnectCause, Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
 use theta_net::wire::codec::{Codec, DictionarySet, FrameFormat, MessageKind};
@@ -109,7 +109,7 @@ fn wait_joined(host: &mut Session, clients: &mut [Session]) {
             for event in c.poll_events(usize::MAX) {
                 match event {
                     SessionEvent::Joined { .. } => joined[i] = true,
-                    SessionEvent::Disconnected { reason } => {
+                    SessionEvent::Disconnected { reason, .. } => {
                         panic!("client {i} disconnected: {reason}")
                     }
                     _ => {}
@@ -325,7 +325,7 @@ fn a_third_client_joining_at_tick_60_converges() {
     converge(&mut net.host, &mut clients, CONVERGE_TICKS);
 }
 
-fn refused(net: &mut Net, mut client: Session) -> String {
+fn refused(net: &mut Net, mut client: Session) -> (String, DisconnectCause) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         assert!(Instant::now() < deadline, "no refusal in time");
@@ -333,7 +333,7 @@ fn refused(net: &mut Net, mut client: Session) -> String {
         client.tick();
         for event in client.poll_events(usize::MAX) {
             match event {
-                SessionEvent::Disconnected { reason } => return reason,
+                SessionEvent::Disconnected { reason, cause } => return (reason, cause),
                 SessionEvent::Joined { .. } => panic!("joined although it should be refused"),
                 _ => {}
             }
@@ -353,29 +353,34 @@ fn each_refused_admission_says_why() {
     };
 
     let expired = mint(&net.secret, 5, now() - 10, None).to_text();
-    let reason = refused(&mut net, join(&pin, &expired, &registry));
+    let (reason, cause) = refused(&mut net, join(&pin, &expired, &registry));
     assert!(reason.contains("expired"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Refused);
 
     let forged = mint(&JoinSecret::generate(), 5, now() + 60, None).to_text();
-    let reason = refused(&mut net, join(&pin, &forged, &registry));
+    let (reason, cause) = refused(&mut net, join(&pin, &forged, &registry));
     assert!(reason.contains("forged"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Refused);
 
     let token = mint(&net.secret, 6, now() + 60, None).to_text();
     let mut first = vec![join(&pin, &token, &registry)];
     wait_joined(&mut net.host, &mut first);
-    let reason = refused(&mut net, join(&pin, &token, &registry));
+    let (reason, cause) = refused(&mut net, join(&pin, &token, &registry));
     assert!(reason.contains("already used"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Refused);
 
     let mut other = Registry::new();
     other.register("test.Other", Layout::Fixed(1)).unwrap();
     let fresh = mint(&net.secret, 7, now() + 60, None).to_text();
-    let reason = refused(&mut net, join(&pin, &fresh, &other));
+    let (reason, cause) = refused(&mut net, join(&pin, &fresh, &other));
     assert!(reason.contains("registry"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Refused);
 
     let wrong_pin = ServerTrust::Fingerprint(Fingerprint([7; 32]));
     let fresh = mint(&net.secret, 8, now() + 60, None).to_text();
-    let reason = refused(&mut net, join(&wrong_pin, &fresh, &registry));
+    let (reason, cause) = refused(&mut net, join(&wrong_pin, &fresh, &registry));
     assert!(reason.contains("fingerprint"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Certificate);
 
     // The host saw the four refusals it made (the wrong pin failed in the client's TLS
     // handshake, before any join request).
@@ -408,10 +413,12 @@ fn host_shutdown_disconnects_clients_with_a_reason() {
         clients[0].tick();
         let events = clients[0].poll_events(usize::MAX);
         if let Some(reason) = events.iter().find_map(|e| match e {
-            SessionEvent::Disconnected { reason } => Some(reason.clone()),
+            SessionEvent::Disconnected { reason, cause } => Some((reason.clone(), *cause)),
             _ => None,
         }) {
+            let (reason, cause) = reason;
             assert!(reason.contains("host shut down"), "{reason}");
+            assert_eq!(cause, DisconnectCause::HostClosed);
             break;
         }
         std::thread::sleep(Duration::from_millis(5));
@@ -844,7 +851,7 @@ fn a_silent_peer_times_out() {
         );
         tick_all(&mut net.host, &mut clients);
         for event in clients[0].poll_events(usize::MAX) {
-            if let SessionEvent::Disconnected { reason } = event {
+            if let SessionEvent::Disconnected { reason, .. } = event {
                 client_reason = Some(reason);
             }
         }
@@ -940,11 +947,12 @@ fn resuming_after_the_grace_period_is_refused() {
     }
     control.clear();
     client.reconnect().unwrap();
-    let reason = refused(&mut net, client);
+    let (reason, cause) = refused(&mut net, client);
     assert!(
         reason.contains("resume token") && reason.contains("expired"),
         "{reason}"
     );
+    assert_eq!(cause, DisconnectCause::Refused);
 }
 
 /// Joining an address where no host answers fails after the connect timeout, saying so,
@@ -972,7 +980,7 @@ fn joining_nobody_times_out_quickly_with_a_reason() {
             .poll_events(usize::MAX)
             .into_iter()
             .find_map(|e| match e {
-                SessionEvent::Disconnected { reason } => Some(reason),
+                SessionEvent::Disconnected { reason, cause } => Some((reason, cause)),
                 _ => None,
             })
         {
@@ -980,8 +988,10 @@ fn joining_nobody_times_out_quickly_with_a_reason() {
         }
         std::thread::sleep(Duration::from_millis(10));
     };
+    let (reason, cause) = reason;
     // Only the connect timeout says this (the idle timeout says "timed out (idle)").
     assert!(reason.contains("no answer"), "{reason}");
+    assert_eq!(cause, DisconnectCause::Unreachable);
 }
 
 /// Ticks a dictionary training (on the host's blocking pool) may take to be installed.

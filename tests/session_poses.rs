@@ -118,7 +118,7 @@ fn three_sessions() -> (
         for (i, c) in clients.iter_mut().enumerate() {
             c.tick();
             for e in c.poll_events(usize::MAX) {
-                if let SessionEvent::Disconnected { reason } = &e {
+                if let SessionEvent::Disconnected { reason, .. } = &e {
                     panic!("client {i}: {reason}");
                 }
                 seen[i].push(e);

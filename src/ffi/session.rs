@@ -15,7 +15,9 @@ use super::replica::ThetaEventKind;
 use super::world::{copy_value, value_of, ThetaChange, ThetaWorld, WORLDS};
 use super::{bytes_in, check_out, write_optional, write_out, ThetaStatus};
 use crate::net::compression::MAX_DICTIONARY_BYTES;
-use crate::net::session::{PeerDiagnostics, Session, SessionConfig, SessionError, SessionEvent};
+use crate::net::session::{
+    DisconnectCause, PeerDiagnostics, Session, SessionConfig, SessionError, SessionEvent,
+};
 use crate::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
 use crate::registry::ComponentId;
@@ -88,6 +90,42 @@ pub const THETA_TRAIN_ON_DEMAND_ONLY: u32 = u32::MAX;
 pub const THETA_MAX_DICTIONARY_BYTES: u32 = 128 << 10;
 const _: () = assert!(THETA_MAX_DICTIONARY_BYTES as usize == MAX_DICTIONARY_BYTES);
 
+/// Why a client's connection ended: `ThetaSessionEvent.cause` of a `DISCONNECTED` event.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThetaDisconnectCause {
+    /// The host refused the join (token expired, forged or used, registry mismatch):
+    /// joining again needs a fresh token or another build.
+    Refused = 1,
+    /// Nothing answered at the address, or the address is unusable.
+    Unreachable = 2,
+    /// The host's certificate did not match the pinned fingerprint or the CA roots.
+    Certificate = 3,
+    /// The connection went silent past the idle timeout, or the join request got no answer
+    /// in time: worth joining again.
+    TimedOut = 4,
+    /// The host closed the connection (it shut down).
+    HostClosed = 5,
+    /// The host broke the protocol (a malformed answer, a broken compression stream).
+    Protocol = 6,
+    /// This side closed it.
+    Local = 7,
+}
+
+impl From<DisconnectCause> for ThetaDisconnectCause {
+    fn from(cause: DisconnectCause) -> Self {
+        match cause {
+            DisconnectCause::Refused => Self::Refused,
+            DisconnectCause::Unreachable => Self::Unreachable,
+            DisconnectCause::Certificate => Self::Certificate,
+            DisconnectCause::TimedOut => Self::TimedOut,
+            DisconnectCause::HostClosed => Self::HostClosed,
+            DisconnectCause::Protocol => Self::Protocol,
+            DisconnectCause::Local => Self::Local,
+        }
+    }
+}
+
 /// Kinds of `ThetaSessionEvent` (its `kind` field). 1 to 5 are the replica's events, with
 /// the values of `ThetaEventKind`.
 #[repr(u8)]
@@ -145,8 +183,9 @@ pub struct ThetaSessionEvent {
     pub peer: u16,
     /// A `ThetaSessionEventKind`.
     pub kind: u8,
-    /// Padding; 0.
-    pub reserved: [u8; 1],
+    /// For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
+    /// text in `data` says more); 0 otherwise.
+    pub cause: u8,
 }
 
 /// Figures of a session.
@@ -955,7 +994,7 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
         component: 0,
         peer: 0,
         kind: 0,
-        reserved: [0],
+        cause: 0,
     };
     let mut borrow = |bytes: &[u8]| {
         if !bytes.is_empty() {
@@ -998,8 +1037,9 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
             out.peer = *peer;
             ThetaSessionEventKind::PeerLeft as u8
         }
-        SessionEvent::Disconnected { reason } => {
+        SessionEvent::Disconnected { reason, cause } => {
             borrow(reason.as_bytes());
+            out.cause = ThetaDisconnectCause::from(*cause) as u8;
             ThetaSessionEventKind::Disconnected as u8
         }
         SessionEvent::JoinRefused { reason, .. } => {

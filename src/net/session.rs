@@ -149,6 +149,56 @@ impl From<HostError> for SessionError {
     }
 }
 
+/// Why a client's connection to its host ended, as a kind an engine can act on (the
+/// event's text says more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DisconnectCause {
+    /// The host refused the join (token expired, forged or used, registry mismatch, ...):
+    /// joining again needs a fresh token or another build.
+    Refused = 1,
+    /// Nothing answered at the address, or the address is unusable.
+    Unreachable = 2,
+    /// The host's certificate did not match the pinned fingerprint or the CA roots.
+    Certificate = 3,
+    /// The connection went silent past the idle timeout, or the host did not answer the
+    /// join request in time: worth resuming.
+    TimedOut = 4,
+    /// The host closed the connection (it shut down).
+    HostClosed = 5,
+    /// The host broke the protocol (a malformed answer, a broken compression stream).
+    Protocol = 6,
+    /// This side closed it.
+    Local = 7,
+}
+
+impl DisconnectCause {
+    /// The cause of a connection error.
+    fn of(error: &quinn::ConnectionError) -> DisconnectCause {
+        use quinn::ConnectionError as E;
+        match error {
+            E::ApplicationClosed(close) => match u32::try_from(u64::from(close.error_code)) {
+                Ok(CLOSE_REFUSED) => DisconnectCause::Refused,
+                Ok(CLOSE_BROKEN_STREAM) => DisconnectCause::Protocol,
+                _ => DisconnectCause::HostClosed,
+            },
+            E::TimedOut => DisconnectCause::TimedOut,
+            E::LocallyClosed | E::CidsExhausted => DisconnectCause::Local,
+            // TLS alerts travel as crypto errors (0x100 + alert): the handshake failed.
+            E::TransportError(e) if (0x100..0x200).contains(&u64::from(e.code)) => {
+                DisconnectCause::Certificate
+            }
+            E::ConnectionClosed(close) if (0x100..0x200).contains(&u64::from(close.error_code)) => {
+                DisconnectCause::Certificate
+            }
+            E::Reset => DisconnectCause::HostClosed,
+            E::TransportError(_) | E::ConnectionClosed(_) | E::VersionMismatch => {
+                DisconnectCause::Protocol
+            }
+        }
+    }
+}
+
 /// Why a session could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum SessionError {
@@ -219,6 +269,8 @@ pub enum SessionEvent {
     Disconnected {
         /// Why, in words: a refusal names the failed check.
         reason: String,
+        /// Why, as a kind an engine can act on.
+        cause: DisconnectCause,
     },
     /// A write to an entity the writer does not own was refused and not applied: on the
     /// host, `peer` is the offending client; on that client, its own id.
@@ -329,6 +381,7 @@ enum NetEvent {
     Closed {
         peer: PeerId,
         reason: String,
+        cause: DisconnectCause,
     },
     /// Host: a join request was refused.
     Refused {
@@ -1297,7 +1350,7 @@ impl Host {
                     _ => client.link.diagnostics.malformed += 1,
                 }
             }
-            NetEvent::Closed { peer, reason } => {
+            NetEvent::Closed { peer, reason, .. } => {
                 hub.forget(peer);
                 if let Some(client) = self.peers.remove(&peer) {
                     let notice = control_message(&encoder.peer_left(peer, &reason));
@@ -1670,10 +1723,10 @@ impl Client {
                     }
                 }
             }
-            NetEvent::Closed { reason, .. } => {
+            NetEvent::Closed { reason, cause, .. } => {
                 if !self.closed {
                     self.closed = true;
-                    events.push_back(SessionEvent::Disconnected { reason });
+                    events.push_back(SessionEvent::Disconnected { reason, cause });
                 }
             }
             NetEvent::PeerJoined { .. } | NetEvent::Refused { .. } => {}
@@ -1916,11 +1969,18 @@ async fn run_connection(
                     dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             }
-            Err(e) => break describe(&e),
+            Err(e) => break (describe(&e), DisconnectCause::of(&e)),
         }
     };
     stream_reader.abort();
-    let _ = tx.send(NetEvent::Closed { peer, reason }).await;
+    let (reason, cause) = reason;
+    let _ = tx
+        .send(NetEvent::Closed {
+            peer,
+            reason,
+            cause,
+        })
+        .await;
 }
 
 /// Client: connects, presents the join request, and reads the answer.
@@ -1933,12 +1993,17 @@ async fn connect(
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
-    let closed = |reason: String| NetEvent::Closed { peer: 0, reason };
+    let closed = |reason: String, cause: DisconnectCause| NetEvent::Closed {
+        peer: 0,
+        reason,
+        cause,
+    };
+    let of = |e: &quinn::ConnectionError| (describe(e), DisconnectCause::of(e));
     let conn = match endpoint.connect(addr, &server_name) {
         Ok(connecting) => match tokio::time::timeout(connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
-                let _ = tx.send(closed(describe(&e))).await;
+                let _ = tx.send(closed(describe(&e), DisconnectCause::of(&e))).await;
                 return;
             }
             Err(_) => {
@@ -1946,42 +2011,45 @@ async fn connect(
                     "no answer from {addr} within {} ms: is a host running there?",
                     connect_timeout.as_millis()
                 );
-                let _ = tx.send(closed(reason)).await;
+                let _ = tx.send(closed(reason, DisconnectCause::Unreachable)).await;
                 return;
             }
         },
         Err(e) => {
-            let _ = tx
-                .send(closed(format!("cannot connect to {addr}: {e}")))
-                .await;
+            let reason = format!("cannot connect to {addr}: {e}");
+            let _ = tx.send(closed(reason, DisconnectCause::Unreachable)).await;
             return;
         }
     };
     let answer = async {
-        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| describe(&e))?;
+        let (mut send, mut recv) = conn.open_bi().await.map_err(|e| of(&e))?;
         write_message(&mut send, &request)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| (e.to_string(), DisconnectCause::Protocol))?;
         let bytes = read_message(&mut recv, MAX_JOIN_REQUEST)
             .await
             .map_err(|_| {
                 conn.close_reason().map_or_else(
-                    || "the host closed the join stream".to_owned(),
-                    |e| describe(&e),
+                    || {
+                        (
+                            "the host closed the join stream".to_owned(),
+                            DisconnectCause::Protocol,
+                        )
+                    },
+                    |e| of(&e),
                 )
             })?;
-        Ok::<_, String>((send, recv, bytes))
+        Ok::<_, (String, DisconnectCause)>((send, recv, bytes))
     };
     let (send, recv, bytes) = match tokio::time::timeout(JOIN_TIMEOUT, answer).await {
         Ok(Ok(parts)) => parts,
-        Ok(Err(reason)) => {
-            let _ = tx.send(closed(reason)).await;
+        Ok(Err((reason, cause))) => {
+            let _ = tx.send(closed(reason, cause)).await;
             return;
         }
         Err(_) => {
-            let _ = tx
-                .send(closed("the host did not answer the join request".into()))
-                .await;
+            let reason = "the host did not answer the join request".to_owned();
+            let _ = tx.send(closed(reason, DisconnectCause::TimedOut)).await;
             return;
         }
     };
@@ -2005,13 +2073,13 @@ async fn connect(
         }
         Ok(Message::JoinRefused(refused)) => {
             let reason = refused.message().unwrap_or("refused").to_owned();
-            let _ = tx.send(closed(format!("join refused: {reason}"))).await;
+            let reason = format!("join refused: {reason}");
+            let _ = tx.send(closed(reason, DisconnectCause::Refused)).await;
             return;
         }
         _ => {
-            let _ = tx
-                .send(closed("malformed answer to the join request".into()))
-                .await;
+            let reason = "malformed answer to the join request".to_owned();
+            let _ = tx.send(closed(reason, DisconnectCause::Protocol)).await;
             return;
         }
     };

@@ -423,7 +423,7 @@ pub fn join(args: &[String]) -> Result<(), String> {
                     );
                     joined = Some((peer, Instant::now()));
                 }
-                SessionEvent::Disconnected { reason } => {
+                SessionEvent::Disconnected { reason, .. } => {
                     ended.get_or_insert(reason);
                 }
                 SessionEvent::Replica { .. } => updates += 1,

@@ -177,7 +177,7 @@ fn tick_all(host: &mut Session, clients: &mut [Client]) {
         for event in c.session.poll_events(usize::MAX) {
             match event {
                 SessionEvent::Joined { .. } => c.joined = true,
-                SessionEvent::Disconnected { reason } => {
+                SessionEvent::Disconnected { reason, .. } => {
                     c.disconnected.get_or_insert(reason);
                 }
                 SessionEvent::Replica { .. } => c.events += 1,
