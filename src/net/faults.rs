@@ -851,19 +851,18 @@ impl fmt::Display for FaultStats {
     }
 }
 
-/// Binds a UDP socket on `addr`, wraps it with quinn's tokio runtime and then in a
-/// [`FaultySocket`] driven by `control`, and builds a quinn endpoint on it (a server when
-/// `server_config` is given; set a default client config to connect from it).
+/// Wraps a bound UDP `socket` with quinn's tokio runtime and then in a [`FaultySocket`]
+/// driven by `control`, and builds a quinn endpoint on it (a server when `server_config`
+/// is given; set a default client config to connect from it).
 ///
 /// Must be called inside a tokio runtime; outside one it returns an error of kind `Other`
 /// (rather than letting tokio panic).
 pub fn faulty_endpoint(
-    addr: SocketAddr,
+    socket: std::net::UdpSocket,
     server_config: Option<quinn::ServerConfig>,
     control: FaultControl,
 ) -> io::Result<quinn::Endpoint> {
     tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-    let socket = std::net::UdpSocket::bind(addr)?;
     let runtime = Arc::new(TokioRuntime);
     let inner = runtime.wrap_udp_socket(socket)?;
     let faulty = FaultySocket::new(inner, control)?;
@@ -952,12 +951,17 @@ mod tests {
         }
     }
 
+    /// A UDP socket on a free loopback port.
+    fn bound() -> StdUdpSocket {
+        StdUdpSocket::bind(LOOPBACK).expect("bind")
+    }
+
     /// A server and a client endpoint on loopback, each on its own fault socket, connected.
     async fn connect(server_faults: FaultControl, client_faults: FaultControl) -> Pair {
         let (server_config, client_config) = tls_configs();
         let server =
-            faulty_endpoint(LOOPBACK, Some(server_config), server_faults).expect("server endpoint");
-        let mut client = faulty_endpoint(LOOPBACK, None, client_faults).expect("client endpoint");
+            faulty_endpoint(bound(), Some(server_config), server_faults).expect("server endpoint");
+        let mut client = faulty_endpoint(bound(), None, client_faults).expect("client endpoint");
         client.set_default_client_config(client_config);
         let server_addr = server.local_addr().expect("server address");
         let connecting = client
@@ -1243,7 +1247,7 @@ mod tests {
 
     #[test]
     fn endpoint_outside_a_runtime_is_an_error() {
-        let err = faulty_endpoint(LOOPBACK, None, FaultControl::new()).expect_err("no runtime");
+        let err = faulty_endpoint(bound(), None, FaultControl::new()).expect_err("no runtime");
         assert_eq!(err.kind(), io::ErrorKind::Other);
     }
 

@@ -518,13 +518,36 @@ fn endpoint(
     server: Option<quinn::ServerConfig>,
     faults: Option<&FaultControl>,
 ) -> std::io::Result<quinn::Endpoint> {
+    let socket = bind_udp(addr)?;
     match faults {
-        Some(control) => faulty_endpoint(addr, server, control.clone()),
-        None => match server {
-            Some(server) => quinn::Endpoint::server(server, addr),
-            None => quinn::Endpoint::client(addr),
-        },
+        Some(control) => faulty_endpoint(socket, server, control.clone()),
+        None => quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            server,
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        ),
     }
+}
+
+/// Socket buffer size asked for each way: a host's burst of state datagrams to several
+/// clients, or a snapshot's packets, must not overflow the OS default (64 KiB on Windows,
+/// where Unity and Unreal mostly run; about 200 KiB on Linux).
+pub const SOCKET_BUFFER_BYTES: usize = 2 << 20;
+
+/// A UDP socket bound to `addr` with [`SOCKET_BUFFER_BYTES`] asked for each way. The OS may
+/// grant less (Linux caps at `net.core.rmem_max`); that is not an error.
+pub(crate) fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Both families on a wildcard address, as std's bind would not promise either.
+        let _ = socket.set_only_v6(false);
+    }
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 impl Session {
@@ -2107,5 +2130,42 @@ fn describe(error: &quinn::ConnectionError) -> String {
         quinn::ConnectionError::TimedOut => "connection timed out (idle)".to_owned(),
         quinn::ConnectionError::LocallyClosed => "closed locally".to_owned(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sockets_ask_for_larger_buffers_and_work() {
+        let plain = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+        let sized = bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind");
+        let size = |s: &std::net::UdpSocket| {
+            socket2::SockRef::from(s)
+                .recv_buffer_size()
+                .expect("SO_RCVBUF")
+        };
+        // The OS may cap what was asked, never give less than its default.
+        assert!(
+            size(&sized) >= size(&plain),
+            "{} < {}",
+            size(&sized),
+            size(&plain)
+        );
+        eprintln!(
+            "SO_RCVBUF: default {}, asked {SOCKET_BUFFER_BYTES}, got {}",
+            size(&plain),
+            size(&sized)
+        );
+        plain
+            .send_to(b"ping", sized.local_addr().expect("addr"))
+            .expect("send");
+        let mut buf = [0u8; 8];
+        sized
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let (n, _) = sized.recv_from(&mut buf).expect("recv");
+        assert_eq!(&buf[..n], b"ping");
     }
 }
