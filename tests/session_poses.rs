@@ -8,7 +8,7 @@ use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
-use theta_net::xr::synthetic::{avatar, distance_m, pose_at};
+use theta_net::xr::synthetic::{avatar, pose_at};
 use theta_net::xr::{ControllerState, Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
 use theta_net::{Layout, World};
 
@@ -192,7 +192,7 @@ fn remote_avatars_stay_near_the_truth_through_loss_and_jitter() {
                     extrapolated += 1;
                 }
                 if let Some(truth) = pose_at(truth, s.render_time) {
-                    errors.push(distance_m(s.pose.position, truth.position));
+                    errors.push(s.pose.position.distance(truth.position));
                     angles.push(s.pose.orientation.angle_deg(truth.orientation));
                 }
             }

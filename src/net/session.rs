@@ -1983,7 +1983,7 @@ async fn run_connection(
             }
         }
     });
-    let reason = loop {
+    let (reason, cause) = loop {
         match conn.read_datagram().await {
             Ok(bytes) => {
                 // Datagrams are droppable by design; a full queue drops, and counts.
@@ -1996,7 +1996,6 @@ async fn run_connection(
         }
     };
     stream_reader.abort();
-    let (reason, cause) = reason;
     let _ = tx
         .send(NetEvent::Closed {
             peer,

@@ -280,7 +280,7 @@ mod tests {
         let unit = validate_pose(pose).expect("valid");
         let ang = out.orientation.angle_deg(unit.orientation);
         assert!(ang <= MAX_ANGLE_ERROR_DEG, "{ang}");
-        let pe = pos_err_m(out.position, unit.position);
+        let pe = out.position.distance(unit.position);
         if !info.clamped {
             assert!(pe <= MAX_POSITION_ERROR_M, "{pe}");
         }
@@ -289,11 +289,6 @@ mod tests {
     }
 
     use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_DELTA_OVERHEAD_BITS, MAX_POSITION_ERROR_M};
-
-    /// Euclidean distance, the error [`MAX_POSITION_ERROR_M`] bounds.
-    fn pos_err_m(a: Vec3, b: Vec3) -> f64 {
-        crate::xr::synthetic::distance_m(a, b)
-    }
 
     fn to_pose(q: [f64; 4], p: [f64; 3]) -> Pose {
         Pose::new(

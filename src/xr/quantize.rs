@@ -678,11 +678,6 @@ mod tests {
         }
     }
 
-    /// Euclidean distance, the error [`MAX_POSITION_ERROR_M`] bounds.
-    fn pos_err_m(a: Vec3, b: Vec3) -> f64 {
-        crate::xr::synthetic::distance_m(a, b)
-    }
-
     /// Encodes absolutely, decodes, and returns (max axis error m, angle error deg, bits).
     fn round_trip(pose: &Pose, volume: &Volume) -> (f64, f64, usize, bool) {
         let mut w = BitWriter::new();
@@ -694,7 +689,7 @@ mod tests {
         assert_eq!(info.quantized.to_pose(volume), out);
         let unit = validate_pose(pose).expect("valid");
         (
-            pos_err_m(out.position, unit.position),
+            out.position.distance(unit.position),
             out.orientation.angle_deg(unit.orientation),
             info.bits,
             info.clamped,
@@ -900,7 +895,7 @@ mod tests {
         assert!(info.clamped);
         let bytes = w.into_bytes();
         let out = decode_pose(&mut BitReader::new(&bytes), &v).expect("decode");
-        assert!(pos_err_m(out.position, Vec3::new(32.0, -4.0, 3.0)) <= MAX_POSITION_ERROR_M);
+        assert!(out.position.distance(Vec3::new(32.0, -4.0, 3.0)) <= MAX_POSITION_ERROR_M);
         let mut rng = Rng(5);
         for _ in 0..1_000 {
             let p = Vec3::new(
@@ -995,7 +990,7 @@ mod tests {
         let out = q.to_pose(v);
         assert!(out.orientation.angle_deg(unit.orientation) <= MAX_ANGLE_ERROR_DEG);
         if !info.clamped {
-            assert!(pos_err_m(out.position, unit.position) <= MAX_POSITION_ERROR_M);
+            assert!(out.position.distance(unit.position) <= MAX_POSITION_ERROR_M);
         }
         info
     }

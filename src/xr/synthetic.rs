@@ -167,8 +167,3 @@ pub fn pose_at(track: &[(i64, Pose)], t: i64) -> Option<Pose> {
     );
     Some(Pose::new(slerp(a.orientation, b.orientation, u), p))
 }
-
-/// Euclidean distance between two positions, in metres.
-pub fn distance_m(a: Vec3, b: Vec3) -> f64 {
-    a.distance(b)
-}

@@ -3,7 +3,7 @@
 //! at the render time.
 
 use theta_net::net::session::Session;
-use theta_net::xr::synthetic::{avatar, distance_m, pose_at};
+use theta_net::xr::synthetic::{avatar, pose_at};
 use theta_net::xr::{Device, Pose, PoseFlags, PoseSample};
 
 /// The avatar's devices, in the synthetic frame's order.
@@ -82,7 +82,7 @@ impl Avatars {
                 self.extrapolated[i] += 1;
             }
             if let Some(truth) = pose_at(&self.host_head, s.render_time) {
-                self.errors[i].push(distance_m(s.pose.position, truth.position));
+                self.errors[i].push(s.pose.position.distance(truth.position));
             }
         }
     }
