@@ -24,7 +24,7 @@ use crate::scene::{Motion, Scene};
 
 const USAGE: &str = "\
 usage: theta demo [--clients N] [--entities M] [--ticks T] [--rate HZ] [--loss P]
-                  [--move-percent P] [--motion teleport|smooth] [--seed S]
+                  [--move-percent P] [--motion smooth|teleport] [--seed S]
        theta demo --in-process [options of `theta demo --in-process --help`]
 
 A host and N clients in this process over loopback QUIC (127.0.0.1), the host's world
@@ -37,8 +37,9 @@ holding a scene of moving, recoloring, arriving and leaving objects.
   --loss P           share of UDP datagrams each endpoint drops while the ticks run, with
                      some reordering and duplication too (default 0; e.g. 0.1)
   --move-percent P   percent of objects that move each tick (default 10)
-  --motion M         teleport: movers get random transforms (default); smooth: the
-                     same objects keep moving along continuous paths, the rest rest
+  --motion M         smooth: the same objects keep moving along continuous paths, the
+                     rest rest (default); teleport: movers get random transforms (a
+                     stress test: random floats)
   --seed S           scene and fault seed (default 1)
   --in-process       the replication core alone, no network (issue 2's demo)
 
@@ -68,7 +69,7 @@ fn options(args: &[String]) -> Result<Options, String> {
         rate: 60.0,
         loss: 0.0,
         move_percent: 10.0,
-        motion: Motion::Teleport,
+        motion: Motion::Smooth,
         seed: 1,
     };
     for (name, value) in crate::parse_options(

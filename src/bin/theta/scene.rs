@@ -5,10 +5,10 @@
 //! The scene keeps its component ids, its objects and its random generator; the world it
 //! writes is passed to each call, so it can live inside a host session.
 //!
-//! Two motions: `teleport` (the default) writes a fresh random transform for each mover,
-//! a worst case for compression; `smooth` keeps a persistent set of objects in motion
-//! along continuous paths (walking speed, turning, at 60 Hz) while the rest stay at rest,
-//! as objects carried or animated in an XR scene move.
+//! Two motions: `smooth` (the default) keeps a persistent set of objects in motion along
+//! continuous paths (walking speed, turning, at 60 Hz) while the rest stay at rest, as
+//! objects carried or animated in an XR scene move; `teleport` writes a fresh random
+//! transform (random floats) for each mover, a stress test and a worst case for compression.
 
 use theta_net::{ComponentId, EntityId, Layout, Registry, World};
 
@@ -43,10 +43,10 @@ const MAX_SPEED: f32 = 1.5;
 /// How the moving objects move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Motion {
-    /// Every mover gets a fresh random transform (position anywhere, any rotation).
-    Teleport,
     /// A persistent share of the objects moves along continuous paths; the rest rest.
     Smooth,
+    /// Every mover gets a fresh random transform (position anywhere, any rotation).
+    Teleport,
 }
 
 impl std::str::FromStr for Motion {
@@ -128,9 +128,9 @@ pub struct Scene {
 
 impl Scene {
     /// Registers the scene's types in `world` and spawns `entities` objects there
-    /// (teleport motion).
+    /// (smooth motion).
     pub fn new(world: &mut World, entities: usize, seed: u64) -> Result<Self, String> {
-        Self::with_motion(world, entities, seed, Motion::Teleport)
+        Self::with_motion(world, entities, seed, Motion::Smooth)
     }
 
     /// As [`Scene::new`], with the given motion.
