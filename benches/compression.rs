@@ -255,8 +255,11 @@ fn record_pose_updates() -> Vec<Vec<u8>> {
                 let reference = Reference {
                     last: history[n - ACK_LAG][d],
                     previous: Some(history[n - 2 * ACK_LAG][d]),
+                    earlier: None,
                     frames_between_refs: ACK_LAG as u32,
+                    frames_before_previous: 0,
                     frames_since_last: ACK_LAG as u32,
+                    head: d == 0,
                 };
                 encode_pose_predicted(pose, &reference, &volume, &mut w)
             } else {

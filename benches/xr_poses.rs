@@ -9,7 +9,7 @@
 //! The sender encodes frame `i` against what the receiver holds: the acked reference lags
 //! [`LAG`] = 4 frames (≈ 45 ms round trip at 90 Hz), so `last` is the receiver's decoded
 //! quantised pose of frame `i − 4` and, for prediction, `previous` that of frame `i − 6`
-//! ([`GAP`] = 2 frames before it). The first frames, with no such reference yet, are sent
+//! ([`GAP`] = 2 frames before it) and `earlier` that of frame `i − 8`. The first frames, with no such reference yet, are sent
 //! absolute (plain delta for predicted coding when only `last` exists). The receiver's
 //! history is built from what it actually decodes, and checked bit-exact against the
 //! sender's quantised poses.
@@ -26,7 +26,8 @@
 //! (`frames_since_last`, 0 = no reference: poses are absolute). The receiver is assumed to
 //! know the frame number of the update (from the stream's sequence number, which the
 //! session layer carries, as it does the stream identity Ubiq's 8-byte header carries);
-//! `previous` is by convention the acked pose [`GAP`] frames before `last` when it exists.
+//! `previous` is by convention the acked pose [`GAP`] frames before `last` when it exists,
+//! `earlier` the one [`GAP`] frames before `previous`.
 //!
 //! # Wire overhead (an assumption, one update per datagram)
 //! IPv4 20 + UDP 8 + QUIC short header (1 flags + 8 destination connection id + 2 packet
@@ -42,8 +43,8 @@ use std::time::Duration;
 use criterion::Criterion;
 use theta_net::xr::predict::{encode_pose_predicted, read_quantized_predicted, Reference};
 use theta_net::xr::quantize::{
-    encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, ClassCode,
-    MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M,
+    encode_pose, encode_pose_delta, read_quantized, read_quantized_delta, MAX_ANGLE_ERROR_DEG,
+    MAX_POSITION_ERROR_M,
 };
 use theta_net::xr::stream::{Ack, PoseReceiver, PoseSender, Section, StreamSample};
 use theta_net::xr::synthetic::{avatar, SEGMENTS};
@@ -116,11 +117,15 @@ fn reference_for(
     if scheme == Scheme::Plain || i < LAG + GAP {
         return Some(Reference::plain(last));
     }
+    let earlier = (i >= LAG + 2 * GAP).then(|| recv[i - LAG - 2 * GAP][d]);
     Some(Reference {
         last,
         previous: Some(recv[i - LAG - GAP][d]),
+        earlier,
         frames_between_refs: GAP as u32,
+        frames_before_previous: if earlier.is_some() { GAP as u32 } else { 0 },
         frames_since_last: LAG as u32,
+        head: d == 0,
     })
 }
 
@@ -177,9 +182,7 @@ fn decode_update(
     std::array::from_fn(|d| {
         match (scheme, reference_for(scheme, i, d, recv)) {
             (_, None) => read_quantized(&mut r, v),
-            (Scheme::Plain, Some(re)) => {
-                read_quantized_delta(&mut r, &re.last, v, ClassCode::Fixed)
-            }
+            (Scheme::Plain, Some(re)) => read_quantized_delta(&mut r, &re.last, v),
             (_, Some(re)) => read_quantized_predicted(&mut r, &re, v),
         }
         .expect("decode")
@@ -450,9 +453,10 @@ fn bench(c: &mut Criterion, frames: &[[Pose; 3]], runs: &[Run], v: &Volume) {
 }
 
 /// The session's own pose packets ([`theta_net::xr::stream`]): 7-bit sequence number once
-/// acknowledgements flow (12 before), a 7-bit acknowledgement in every packet (both directions stream), per-device time and
-/// flags, references chosen from acknowledgements that return `lag` frames after a packet
-/// is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
+/// acknowledgements flow (12 before), a short acknowledgement in every packet (both
+/// directions stream; coded against the one the reference packet carried), per-device time
+/// and flags, references chosen from acknowledgements that return `lag` frames after a
+/// packet is sent. Returns (mean, max) bytes per 3-point packet, checking every decode.
 fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize, f64, f64) {
     let mut tx = PoseSender::new(*v);
     let mut rx = PoseReceiver::new(*v);
@@ -511,8 +515,9 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize,
 
 fn session_report(frames: &[[Pose; 3]], v: &Volume) {
     println!(
-        "(e) session pose packets (theta_net::xr::stream: tag, 7- or 12-bit seq, 7-bit ack, \
-         standard-section bit or device mask, reference age/gap, time, flags, predicted poses), \
+        "(e) session pose packets (theta_net::xr::stream: tag, 7- or 12-bit seq, \
+         standard-section bit or device mask, reference age/gaps, time, flags, predicted poses, \
+         ack against the reference's), \
          one per 3-point update"
     );
     println!(

@@ -1,51 +1,129 @@
-//! Predictive delta coding of poses against old references.
+//! Predictive coding of poses against acknowledged references.
 //!
 //! A delta against the receiver's last acked pose grows with the round trip: with ~45 ms
 //! before an ack at 90 Hz, the reference is about 4 frames old and most of the delta is
-//! plain motion. Both sides know the acked pose ([`Reference::last`]) and, usually, an
-//! earlier acked pose ([`Reference::previous`]); from the two and the frame gaps they compute
-//! the *same* prediction of the current quantised pose by linear extrapolation of the
-//! quantised integers, and only the residual against that prediction is sent, with the
-//! delta format of [`encode_pose_delta`] (the prediction takes the place of the reference).
+//! plain motion. Both sides know the acked pose ([`Reference::last`]) and, usually, one or
+//! two earlier acked poses ([`Reference::previous`], [`Reference::earlier`]); from them and
+//! the frame gaps they compute the *same* prediction of the current quantised pose, and the
+//! *same* code for each residual, from integers alone. Only the residuals are sent.
 //!
 //! # Prediction (integer-exact)
-//! With `L = last`, `P = previous`, `g = frames_between_refs` and
+//! Per quantised component (three position axes, three smallest-three components), with
+//! `l`, `p`, `e` the component in `last`, `previous` and `earlier`, `g₁` the frames from
+//! `previous` to `last`, `g₂` from `earlier` to `previous`, `G = g₁ + g₂` and
 //! `s = min(frames_since_last, MAX_EXTRAPOLATION_FRAMES)`:
-//! - position per axis: `L + round((L − P) · s / g)` (round half up, computed in `i128`),
-//!   clamped to `0 ..= 2^axis_bits − 1`;
-//! - orientation: the same per smallest-three component, clamped to
-//!   `0 ..= 2^ORIENTATION_BITS − 1`, only when `P.largest == L.largest`; otherwise the
-//!   prediction keeps `L`'s orientation;
-//! - no `previous`, or `g == 0`: the prediction is `L` (plain delta coding).
+//! - no `previous` (or `g₁ = 0`): `l` (plain delta coding);
+//! - `previous` only (or `g₂ = 0`): linear, `l + round((l − p)·s / g₁)`;
+//! - all three: the curvature `c = |(l − p)·g₂ − (p − e)·g₁|` decides. Small curvature is
+//!   mostly quantisation noise: linear over the longer baseline, `l + round((l − e)·s / G)`
+//!   (half the noise of the short one). Large curvature (`2c ≥ CURVATURE_THRESHOLD·g₁g₂G`,
+//!   i.e. a second difference of [`CURVATURE_THRESHOLD`] steps at unit gaps) is real
+//!   acceleration: the quadratic through the three,
+//!   `round((l(s+g₁)(s+G)g₂ − p·s(s+G)G + e·s(s+g₁)g₁) / (g₁g₂G))`.
 //!
-//! There is no floating point in the prediction path, so sender and receiver agree bit for
-//! bit. When the current dropped index differs from the prediction's, the orientation group
-//! is sent absolute (as in [`encode_pose_delta`]); a prediction that would leave the range
-//! is clamped, and a residual too large for a delta class falls back to absolute form.
-//! Either way the decoded pose is exactly the sender's quantised pose.
+//! Rounding is half up, computed in `i128`, and the result clamped to the component's range.
 //!
-//! # Wire format
-//! That of [`encode_pose_delta`] with the prediction as its reference, except that the size
-//! classes use [`ClassCode::for_frames_ahead`] (a shorter code for references one or two
-//! frames old): per group (position, orientation) a size class (for [`DELTA_WIDTHS`]) and
-//! three residuals, or class 7 and that group absolute. Which acked poses form the
-//! [`Reference`] (and hence the gaps) must be agreed by the stream layer, e.g. by naming
-//! the acked sequence numbers in the datagram.
+//! The orientation is extrapolated in `last`'s smallest-three basis: a reference whose
+//! dropped index differs is first re-expressed in it. Re-expressing uses integers only: a
+//! component `t` stands for `u = 2t − 2900` units of `1/(2900·√2)`, the dropped one is the
+//! integer square root of `2·2900² − Σu²`, and the new basis drops another index (negating
+//! all four when that one is negative) and maps the other three back to `t = ⌊(u + 2901)
+//! / 2⌋`, clamped. When the extrapolated orientation's rebuilt dropped component is no
+//! longer the largest in magnitude (strictly), the prediction is re-expressed with the
+//! largest one dropped. There is no floating point in the prediction path, so sender and
+//! receiver agree bit for bit.
 //!
-//! [`DELTA_WIDTHS`]: super::quantize::DELTA_WIDTHS
+//! # Residual code (no side information)
+//! Each component's residual `r` (current minus predicted) is written as a Rice code of
+//! `u = zigzag(r)` (`0, −1, 1, −2, …` → `0, 1, 2, 3, …`) with a parameter `k` both sides
+//! derive from the references: the expected size `m = 2·|l − p|·s/g₁ + 2c·s²/(g₁g₂G) + s`
+//! (speed and acceleration carried `s` frames ahead, plus the noise that grows with `s`;
+//! the curvature term only with `earlier`, `m = 9s` without `previous`) selects `k` from
+//! [`RICE_K`] by the device (head or other), the group (position or orientation) and `m`'s
+//! bit length. The code: `u >> k` one bits, a zero, and the low `k` bits of `u`. A quotient
+//! of [`RICE_ESCAPE`] or more is an escape instead: that many one bits, then the component
+//! in absolute form (position: its axis bits; orientation: 12 bits). The first orientation
+//! component's escape carries one more bit first: `0` for that component alone; `1` when
+//! the dropped index differs from the prediction's: the index (2 bits) follows, then the
+//! three orientation components again, as residuals against the prediction re-expressed
+//! with that index dropped (their escapes without the extra bit).
+//!
+//! Position axes first, then the orientation. Which acked poses form the [`Reference`]
+//! (and hence the gaps) must be agreed by the stream layer, e.g. by naming the acked
+//! sequence numbers in the datagram.
 
-use super::bits::fits_signed;
 use super::bits::{BitReader, BitWriter};
 use super::pose::{validate_pose, Pose};
 use super::quantize::{
-    encode_quantized_delta, read_quantized_delta, ClassCode, EncodeInfo, QuantizeError,
-    QuantizedPose, Volume, ORIENTATION_LEVELS,
+    EncodeInfo, QuantizeError, QuantizedPose, Volume, MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M,
+    ORIENTATION_BITS, ORIENTATION_LEVELS,
 };
-use super::quantize::{DELTA_WIDTHS, MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
 
-/// Extrapolation horizon cap in frames: beyond it the velocity is extrapolated only this
+/// Extrapolation horizon cap in frames: beyond it the motion is extrapolated only this
 /// far (an old reference predicts poorly anyway; the cap also bounds the arithmetic).
 pub const MAX_EXTRAPOLATION_FRAMES: u32 = 16;
+
+/// Second difference (in quantisation steps, at unit gaps) from which the prediction is
+/// quadratic rather than linear (see the module docs).
+pub const CURVATURE_THRESHOLD: u64 = 6;
+
+/// Orientations move toward the prediction ([`quantize_toward`]) only against references
+/// at most this many frames old: the moved components feed later predictions' velocity
+/// and curvature, amplified by the horizon, which cost more than the move saved beyond it.
+pub const MAX_RD_ORIENTATION_AGE: u32 = 2;
+
+/// Rice quotients from this on are escapes (see the module docs).
+pub const RICE_ESCAPE: u64 = 12;
+
+/// Bit-length buckets of the expected residual size `m` (see the module docs).
+pub const SIZE_BUCKETS: usize = 20;
+
+/// Rice parameters by `[head?][group: 0 position, 1 orientation][bit length of m]`:
+/// `RICE_K[0]` for hands and trackers, `RICE_K[1]` for the head. Fitted on the synthetic
+/// avatar's residuals at reference ages 1 to 9 (a parameter off by one costs a fraction of
+/// a bit per component, never correctness).
+pub const RICE_K: [[[u8; SIZE_BUCKETS]; 2]; 2] = [
+    [
+        [
+            0, 0, 0, 0, 1, 2, 3, 4, 5, 6, 8, 10, 10, 11, 12, 13, 14, 15, 16, 16,
+        ],
+        [
+            0, 0, 0, 0, 0, 1, 2, 3, 4, 5, 7, 8, 9, 9, 10, 11, 12, 12, 12, 12,
+        ],
+    ],
+    [
+        [
+            0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 4, 6, 8, 10, 11, 12, 13, 14, 15, 16,
+        ],
+        [
+            0, 0, 0, 0, 0, 1, 1, 2, 2, 4, 5, 8, 9, 9, 10, 11, 12, 12, 12, 12,
+        ],
+    ],
+];
+
+/// The expected residual size per frame of a component without velocity (no `previous`).
+const NO_VELOCITY_SIZE: i128 = 9;
+
+/// The most bits [`encode_quantized_predicted`] writes for one pose in `volume`: every
+/// component an escape (or its longest Rice code), the orientation's after the escape
+/// that changes its dropped index.
+pub fn max_predicted_bits(volume: &Volume) -> u32 {
+    let longest = |group: usize| {
+        let k = RICE_K
+            .iter()
+            .flat_map(|rows| rows[group])
+            .max()
+            .unwrap_or(0);
+        RICE_ESCAPE as u32 + u32::from(k)
+    };
+    let position: u32 = volume
+        .axis_bits()
+        .iter()
+        .map(|&b| longest(0).max(RICE_ESCAPE as u32 + b))
+        .sum();
+    let component = longest(1).max(RICE_ESCAPE as u32 + ORIENTATION_BITS);
+    position + RICE_ESCAPE as u32 + 3 + 3 * component
+}
 
 /// What both sides know for predicting a device's current pose.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,10 +132,16 @@ pub struct Reference {
     pub last: QuantizedPose,
     /// An earlier acked quantised pose of the device, if any (for the velocity).
     pub previous: Option<QuantizedPose>,
+    /// An acked quantised pose before `previous`, if any (for the acceleration).
+    pub earlier: Option<QuantizedPose>,
     /// Frames (sample periods) from `previous` to `last`; `0` disables the velocity.
     pub frames_between_refs: u32,
+    /// Frames from `earlier` to `previous`; `0` disables the acceleration.
+    pub frames_before_previous: u32,
     /// Frames from `last` to the pose being coded.
     pub frames_since_last: u32,
+    /// Whether the device is a head (its residuals take their own code parameters).
+    pub head: bool,
 }
 
 impl Reference {
@@ -66,59 +150,311 @@ impl Reference {
         Reference {
             last,
             previous: None,
+            earlier: None,
             frames_between_refs: 0,
+            frames_before_previous: 0,
             frames_since_last: 0,
+            head: false,
         }
     }
 
-    /// Whether `last` and `previous` (if any) fit the volume's quantised ranges.
+    /// Whether the reference poses fit the volume's quantised ranges.
     pub fn fits(&self, volume: &Volume) -> bool {
-        self.last.fits(volume) && self.previous.is_none_or(|p| p.fits(volume))
+        self.last.fits(volume)
+            && self.previous.is_none_or(|p| p.fits(volume))
+            && self.earlier.is_none_or(|p| p.fits(volume))
     }
 }
 
-/// `l + round((l − p) · s / g)` clamped to `0 ..= max`; `g > 0`.
-fn extrapolate(l: u32, p: u32, s: u32, g: u32, max: u64) -> u32 {
-    let num = (i128::from(l) - i128::from(p)) * i128::from(s);
-    let g = i128::from(g);
-    let step = (2 * num + g).div_euclid(2 * g);
-    (i128::from(l) + step).clamp(0, i128::from(max)) as u32
+/// `round(num / den)`, half up, for `den > 0`.
+fn round_div(num: i128, den: i128) -> i128 {
+    (2 * num + den).div_euclid(2 * den)
 }
 
-/// The prediction of the current quantised pose (see the module docs). Errors when the
-/// volume is invalid or a reference pose does not fit it.
-pub fn predict(reference: &Reference, volume: &Volume) -> Result<QuantizedPose, QuantizeError> {
+/// The predicted value of one component (`last`, `previous`, `earlier`), and the bucket of
+/// its expected residual size.
+fn component(
+    l: u32,
+    p: Option<u32>,
+    e: Option<u32>,
+    gaps: (u32, u32, u32),
+    max: u64,
+) -> (u32, usize) {
+    let (s, g1, g2) = (i128::from(gaps.0), i128::from(gaps.1), i128::from(gaps.2));
+    let l = i128::from(l);
+    let (predicted, size) = match (p.filter(|_| g1 > 0), e.filter(|_| g2 > 0)) {
+        // Plain delta coding: sized as if moving a few steps per frame.
+        (None, _) => (l, NO_VELOCITY_SIZE * s),
+        (Some(p), None) => {
+            let p = i128::from(p);
+            let predicted = l + round_div((l - p) * s, g1);
+            (predicted, 2 * (l - p).abs() * s / g1 + s)
+        }
+        (Some(p), Some(e)) => {
+            let (p, e) = (i128::from(p), i128::from(e));
+            let g = g1 + g2;
+            let curvature = ((l - p) * g2 - (p - e) * g1).abs();
+            let predicted = if 2 * curvature >= i128::from(CURVATURE_THRESHOLD) * g1 * g2 * g {
+                round_div(
+                    l * (s + g1) * (s + g) * g2 - p * s * (s + g) * g + e * s * (s + g1) * g1,
+                    g1 * g2 * g,
+                )
+            } else {
+                l + round_div((l - e) * s, g)
+            };
+            let size = 2 * (l - p).abs() * s / g1 + 2 * curvature * s * s / (g1 * g2 * g) + s;
+            (predicted, size)
+        }
+    };
+    let bucket = (128 - size.max(0).leading_zeros() as usize).min(SIZE_BUCKETS - 1);
+    (predicted.clamp(0, i128::from(max)) as u32, bucket)
+}
+
+/// A prediction and the Rice parameters of the six residuals (position axes, then the
+/// orientation components).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prediction {
+    pose: QuantizedPose,
+    /// The predicted orientation's four components (see [`components`]).
+    orientation: [i64; 4],
+    k: [u32; 6],
+}
+
+impl Prediction {
+    /// The predicted orientation with index `largest` dropped.
+    fn rest_for(&self, largest: u8) -> [u32; 3] {
+        if largest == self.pose.largest {
+            self.pose.rest
+        } else {
+            rebase(self.orientation, largest)
+        }
+    }
+}
+
+fn prediction(reference: &Reference, volume: &Volume) -> Result<Prediction, QuantizeError> {
+    let (pose, buckets, orientation) = prediction_buckets(reference, volume)?;
+    let rows = &RICE_K[usize::from(reference.head)];
+    let k = std::array::from_fn(|i| u32::from(rows[i / 3][buckets[i]]));
+    Ok(Prediction {
+        pose,
+        orientation,
+        k,
+    })
+}
+
+/// The prediction, the size bucket of each residual and the predicted orientation's
+/// components.
+fn prediction_buckets(
+    reference: &Reference,
+    volume: &Volume,
+) -> Result<(QuantizedPose, [usize; 6], [i64; 4]), QuantizeError> {
     volume.validate()?;
     if !reference.fits(volume) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
     let last = reference.last;
-    let prev = match reference.previous {
-        Some(p) if reference.frames_between_refs > 0 => p,
-        _ => return Ok(last),
-    };
-    let s = reference.frames_since_last.min(MAX_EXTRAPOLATION_FRAMES);
-    let g = reference.frames_between_refs;
+    let gaps = (
+        reference.frames_since_last.min(MAX_EXTRAPOLATION_FRAMES),
+        reference.frames_between_refs,
+        reference.frames_before_previous,
+    );
     let levels = volume.axis_levels();
-    let position = std::array::from_fn(|i| {
-        extrapolate(last.position[i], prev.position[i], s, g, levels[i] - 1)
-    });
-    let rest = if prev.largest == last.largest {
-        let max = u64::from(ORIENTATION_LEVELS - 1);
-        std::array::from_fn(|i| extrapolate(last.rest[i], prev.rest[i], s, g, max))
-    } else {
-        last.rest
-    };
-    Ok(QuantizedPose {
-        position,
-        largest: last.largest,
-        rest,
-    })
+    let mut buckets = [0; 6];
+    let mut position = [0u32; 3];
+    for i in 0..3 {
+        (position[i], buckets[i]) = component(
+            last.position[i],
+            reference.previous.map(|p| p.position[i]),
+            reference.earlier.map(|e| e.position[i]),
+            gaps,
+            levels[i] - 1,
+        );
+    }
+    // The orientation extrapolates in `last`'s smallest-three basis (older references
+    // re-expressed in it), then drops the component the prediction makes the largest.
+    let in_last_basis = |q: QuantizedPose| rebase(components(q.largest, q.rest), last.largest);
+    let previous = reference.previous.map(in_last_basis);
+    let earlier = reference.earlier.map(in_last_basis);
+    let mut rest = [0u32; 3];
+    for i in 0..3 {
+        (rest[i], buckets[3 + i]) = component(
+            last.rest[i],
+            previous.map(|p| p[i]),
+            earlier.map(|e| e[i]),
+            gaps,
+            u64::from(ORIENTATION_LEVELS - 1),
+        );
+    }
+    let predicted = components(last.largest, rest);
+    let largest = largest_of(predicted, last.largest);
+    Ok((
+        QuantizedPose {
+            position,
+            largest,
+            rest: rebase(predicted, largest),
+        },
+        buckets,
+        predicted,
+    ))
 }
 
-/// Encodes a pose as a residual against [`predict`]`(reference)`, choosing the smaller of
-/// the residual and absolute forms. Decode with [`decode_pose_predicted`] and the same
-/// reference. `EncodeInfo::quantized` is the pose the receiver will hold.
+/// `ORIENTATION_LEVELS − 1`: a sent component `t` stands for `(2t − HALF_STEPS)` units of
+/// `1/(√2·HALF_STEPS)`, the unit of [`components`].
+const HALF_STEPS: i64 = ORIENTATION_LEVELS as i64 - 1;
+
+/// The four quaternion components (x, y, z, w) of a quantised orientation as integers in
+/// units of `1/(√2·HALF_STEPS)` (a unit quaternion has `Σc² = 2·HALF_STEPS²`), the dropped
+/// one rebuilt by an integer square root: exact integer arithmetic, so both sides agree.
+fn components(largest: u8, rest: [u32; 3]) -> [i64; 4] {
+    let u = rest.map(|t| 2 * i64::from(t) - HALF_STEPS);
+    let dropped = (2 * HALF_STEPS * HALF_STEPS - u.iter().map(|c| c * c).sum::<i64>())
+        .max(0)
+        .isqrt();
+    let mut out = [0i64; 4];
+    let mut k = 0;
+    for (i, slot) in out.iter_mut().enumerate() {
+        if i == usize::from(largest) {
+            *slot = dropped;
+        } else {
+            *slot = u[k];
+            k += 1;
+        }
+    }
+    out
+}
+
+/// The smallest-three components (clamped into range) of `c` with index `largest` dropped,
+/// the sign chosen to make the dropped one non-negative.
+fn rebase(c: [i64; 4], largest: u8) -> [u32; 3] {
+    let largest = usize::from(largest.min(3));
+    let sign = if c[largest] < 0 { -1 } else { 1 };
+    let mut rest = [0u32; 3];
+    let mut k = 0;
+    for (i, &v) in c.iter().enumerate() {
+        if i != largest {
+            // t = (u + HALF_STEPS) / 2, rounded half up.
+            rest[k] = (sign * v + HALF_STEPS + 1)
+                .div_euclid(2)
+                .clamp(0, HALF_STEPS) as u32;
+            k += 1;
+        }
+    }
+    rest
+}
+
+/// The index of the largest-magnitude component of `c`, `current` unless another is
+/// strictly larger (the lowest such index on a tie).
+fn largest_of(c: [i64; 4], current: u8) -> u8 {
+    let mut best = usize::from(current.min(3));
+    for i in 0..4 {
+        if c[i].abs() > c[best].abs() {
+            best = i;
+        }
+    }
+    best as u8
+}
+
+/// The prediction of the current quantised pose (see the module docs). Errors when the
+/// volume is invalid or a reference pose does not fit it.
+pub fn predict(reference: &Reference, volume: &Volume) -> Result<QuantizedPose, QuantizeError> {
+    Ok(prediction(reference, volume)?.pose)
+}
+
+fn zigzag(r: i64) -> u64 {
+    ((r << 1) ^ (r >> 63)) as u64
+}
+
+fn unzigzag(u: u64) -> i64 {
+    (u >> 1) as i64 ^ -((u & 1) as i64)
+}
+
+/// Bits of a residual `r` under parameter `k`, or `None` when it is an escape.
+fn rice_bits(r: i64, k: u32) -> Option<u32> {
+    let q = zigzag(r) >> k;
+    (q < RICE_ESCAPE).then(|| q as u32 + 1 + k)
+}
+
+fn write_rice(w: &mut BitWriter, r: i64, k: u32) -> bool {
+    let u = zigzag(r);
+    let q = u >> k;
+    if q >= RICE_ESCAPE {
+        return false;
+    }
+    for _ in 0..q {
+        w.write_bool(true);
+    }
+    w.write_bool(false);
+    w.write_bits(u, k);
+    true
+}
+
+/// Reads a Rice code: `Some(residual)`, or `None` after the escape's one bits.
+fn read_rice(r: &mut BitReader<'_>, k: u32) -> Result<Option<i64>, QuantizeError> {
+    let mut q = 0u64;
+    while q < RICE_ESCAPE && r.read_bool()? {
+        q += 1;
+    }
+    if q == RICE_ESCAPE {
+        return Ok(None);
+    }
+    let low = r.read_bits(k)?;
+    Ok(Some(unzigzag(q << k | low)))
+}
+
+/// The bits of a group's three residuals (escapes counted at their absolute cost).
+fn group_bits(values: [u32; 3], predicted: [u32; 3], k: &[u32], escape_bits: [u32; 3]) -> u32 {
+    (0..3)
+        .map(|i| {
+            let r = i64::from(values[i]) - i64::from(predicted[i]);
+            rice_bits(r, k[i]).unwrap_or(RICE_ESCAPE as u32 + escape_bits[i])
+        })
+        .sum()
+}
+
+fn position_escape_bits(volume: &Volume) -> [u32; 3] {
+    volume.axis_bits()
+}
+
+const ORIENTATION_ESCAPE_BITS: [u32; 3] =
+    [1 + ORIENTATION_BITS, ORIENTATION_BITS, ORIENTATION_BITS];
+
+fn write_predicted(q: &QuantizedPose, p: &Prediction, volume: &Volume, w: &mut BitWriter) {
+    for (i, bits) in volume.axis_bits().into_iter().enumerate() {
+        let r = i64::from(q.position[i]) - i64::from(p.pose.position[i]);
+        if !write_rice(w, r, p.k[i]) {
+            for _ in 0..RICE_ESCAPE {
+                w.write_bool(true);
+            }
+            w.write_bits(u64::from(q.position[i]), bits);
+        }
+    }
+    let rebased = q.largest != p.pose.largest;
+    if rebased {
+        // The escape of the first component, then "another dropped index" and that index.
+        for _ in 0..RICE_ESCAPE {
+            w.write_bool(true);
+        }
+        w.write_bool(true);
+        w.write_bits(u64::from(q.largest), 2);
+    }
+    let predicted = p.rest_for(q.largest);
+    for (i, (&value, &predicted)) in q.rest.iter().zip(&predicted).enumerate() {
+        let r = i64::from(value) - i64::from(predicted);
+        if !write_rice(w, r, p.k[3 + i]) {
+            for _ in 0..RICE_ESCAPE {
+                w.write_bool(true);
+            }
+            if i == 0 && !rebased {
+                w.write_bool(false);
+            }
+            w.write_bits(u64::from(value), ORIENTATION_BITS);
+        }
+    }
+}
+
+/// Encodes a pose as residuals against [`predict`]`(reference)`. Decode with
+/// [`decode_pose_predicted`] and the same reference. `EncodeInfo::quantized` is the pose
+/// the receiver will hold.
 pub fn encode_pose_predicted(
     pose: &Pose,
     reference: &Reference,
@@ -134,28 +470,39 @@ pub fn encode_pose_predicted(
 
 /// Encodes an already quantised pose against [`predict`]`(reference)`, as
 /// [`encode_pose_predicted`] does for a pose (a relay re-encodes what it received).
+/// Errors, writing nothing, when a pose does not fit the volume.
 pub fn encode_quantized_predicted(
     quantized: &QuantizedPose,
     reference: &Reference,
     volume: &Volume,
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
-    let predicted = predict(reference, volume)?;
-    let code = ClassCode::for_frames_ahead(reference.frames_since_last);
-    encode_quantized_delta(quantized, &predicted, volume, code, w)
+    let p = prediction(reference, volume)?;
+    if !quantized.fits(volume) {
+        return Err(QuantizeError::ReferenceOutOfRange);
+    }
+    let start = w.bit_len();
+    write_predicted(quantized, &p, volume, w);
+    let bits = w.bit_len() - start;
+    Ok(EncodeInfo {
+        quantized: *quantized,
+        clamped: false,
+        bits,
+        delta: bits < volume.absolute_pose_bits() as usize,
+    })
 }
 
 /// Quantises `pose` for coding against `reference` (rate-distortion quantisation): a
 /// group (position, orientation) moves off the nearest quantised value, each component at
-/// most one step toward [`predict`]`(reference)`, only when that makes its residual fit a
-/// narrower delta width and the decoded pose stays within the error bounds
+/// most one step toward [`predict`]`(reference)`, only when that makes its residuals
+/// strictly cheaper and the decoded pose stays within the error bounds
 /// ([`MAX_POSITION_ERROR_M`] of distance, [`MAX_ANGLE_ERROR_DEG`]). The bound is spent on
 /// fewer bits rather than on a needlessly exact value; the receiver decodes whatever was
 /// chosen, only the sender needs `pose`.
 ///
-/// Moving only when a narrower width results keeps the values close to the truth, so the
-/// velocities later predictions extrapolate stay sound (moving whenever the residual
-/// shrinks cost bytes at references 2+ frames old on the synthetic avatar).
+/// Moving only when bits are saved keeps the values close to the truth, so the velocities
+/// later predictions extrapolate stay sound (moving whenever the residual shrinks cost
+/// bytes at references 2+ frames old on the synthetic avatar).
 /// A clamped position (outside the volume) keeps the nearest quantisation.
 pub fn quantize_toward(
     pose: &Pose,
@@ -163,7 +510,7 @@ pub fn quantize_toward(
     volume: &Volume,
 ) -> Result<QuantizedPose, QuantizeError> {
     let (nearest, clamped) = QuantizedPose::from_pose(pose, volume)?;
-    let predicted = predict(reference, volume)?;
+    let p = prediction(reference, volume)?;
     if clamped {
         return Ok(nearest);
     }
@@ -177,60 +524,73 @@ pub fn quantize_toward(
         };
         q.to_pose(volume).position.distance(exact.position) <= MAX_POSITION_ERROR_M * (1.0 - 1e-6)
     };
-    best.position = narrowest(nearest.position, predicted.position, within);
-    if nearest.largest == predicted.largest {
+    let escape = position_escape_bits(volume);
+    best.position = cheapest(nearest.position, p.pose.position, 1, within, |g| {
+        group_bits(g, p.pose.position, &p.k[..3], escape)
+    });
+    if nearest.largest == p.pose.largest && reference.frames_since_last <= MAX_RD_ORIENTATION_AGE {
         let within = |rest: [u32; 3]| {
             let q = QuantizedPose { rest, ..nearest };
             q.to_pose(volume).orientation.angle_deg(exact.orientation)
                 <= MAX_ANGLE_ERROR_DEG * (1.0 - 1e-3)
         };
-        best.rest = narrowest(nearest.rest, predicted.rest, within);
+        best.rest = cheapest(nearest.rest, p.pose.rest, 1, within, |g| {
+            group_bits(g, p.pose.rest, &p.k[3..], ORIENTATION_ESCAPE_BITS)
+        });
     }
     Ok(best)
 }
 
 /// Among `nearest` and its neighbours toward `predicted` that `within` accepts, the one
-/// whose residual fits the narrowest delta width (`nearest` on a tie).
-fn narrowest(
+/// with the fewest `bits` (`nearest` on a tie).
+fn cheapest(
     nearest: [u32; 3],
     predicted: [u32; 3],
+    max_steps: u32,
     within: impl Fn([u32; 3]) -> bool,
+    bits: impl Fn([u32; 3]) -> u32,
 ) -> [u32; 3] {
-    let width = |g: [u32; 3]| {
-        DELTA_WIDTHS
-            .iter()
-            .position(|&w| {
-                (0..3).all(|i| fits_signed(i64::from(g[i]) - i64::from(predicted[i]), w))
-            })
-            .unwrap_or(DELTA_WIDTHS.len())
-    };
-    let mut best = (width(nearest), nearest);
-    for candidate in toward(nearest, predicted) {
-        let w = width(candidate);
-        if w < best.0 && within(candidate) {
-            best = (w, candidate);
+    let mut best = (bits(nearest), 0, nearest);
+    for (moved, candidate) in toward(nearest, predicted, max_steps) {
+        let b = bits(candidate);
+        if (b, moved) < (best.0, best.1) && within(candidate) {
+            best = (b, moved, candidate);
         }
     }
-    best.1
+    best.2
 }
 
-/// The groups next to `from` with some components moved one step toward `to` (all but
-/// `from` itself).
-fn toward(from: [u32; 3], to: [u32; 3]) -> impl Iterator<Item = [u32; 3]> {
-    let step: [i64; 3] = std::array::from_fn(|i| (i64::from(to[i]) - i64::from(from[i])).signum());
-    (1..8u8).filter_map(move |mask| {
-        let mut out = from;
-        for i in 0..3 {
-            if mask & (1 << i) != 0 {
-                if step[i] == 0 {
-                    return None;
-                }
-                // Toward a value in range, so it stays in range.
-                out[i] = (i64::from(from[i]) + step[i]) as u32;
-            }
+/// The groups near `from` with components moved up to `max_steps` steps toward `to` (never
+/// past it), with the steps moved in all; all but `from` itself.
+fn toward(from: [u32; 3], to: [u32; 3], max_steps: u32) -> impl Iterator<Item = (u32, [u32; 3])> {
+    let reach: [u32; 3] = std::array::from_fn(|i| from[i].abs_diff(to[i]).min(max_steps));
+    let n = max_steps + 1;
+    (1..n * n * n).filter_map(move |code| {
+        let moves = [code % n, code / n % n, code / (n * n)];
+        if (0..3).any(|i| moves[i] > reach[i]) {
+            return None;
         }
-        Some(out)
+        // Toward a value in range, so it stays in range.
+        let out = std::array::from_fn(|i| {
+            if to[i] >= from[i] {
+                from[i] + moves[i]
+            } else {
+                from[i] - moves[i]
+            }
+        });
+        Some((moves.iter().sum(), out))
     })
+}
+
+/// `predicted + residual` when inside `0 .. limit`.
+fn add_residual(predicted: u32, residual: i64, limit: u64) -> Result<u32, QuantizeError> {
+    let v = i64::from(predicted).checked_add(residual);
+    match v {
+        Some(v) if v >= 0 && (v as u64) < limit => Ok(v as u32),
+        _ => Err(QuantizeError::Corrupt(
+            "residual leaves the quantised range",
+        )),
+    }
 }
 
 /// Reads the quantised pose written by [`encode_pose_predicted`] against `reference`.
@@ -240,9 +600,55 @@ pub fn read_quantized_predicted(
     reference: &Reference,
     volume: &Volume,
 ) -> Result<QuantizedPose, QuantizeError> {
-    let predicted = predict(reference, volume)?;
-    let code = ClassCode::for_frames_ahead(reference.frames_since_last);
-    read_quantized_delta(r, &predicted, volume, code)
+    let p = prediction(reference, volume)?;
+    let levels = volume.axis_levels();
+    let bits = volume.axis_bits();
+    let mut position = [0u32; 3];
+    for i in 0..3 {
+        position[i] = match read_rice(r, p.k[i])? {
+            Some(residual) => add_residual(p.pose.position[i], residual, levels[i])?,
+            None => {
+                let v = r.read_bits(bits[i])?;
+                if v >= levels[i] {
+                    return Err(QuantizeError::Corrupt("position outside the volume"));
+                }
+                v as u32
+            }
+        };
+    }
+    let mut rest = [0u32; 3];
+    let limit = u64::from(ORIENTATION_LEVELS);
+    let mut largest = p.pose.largest;
+    let mut predicted = p.pose.rest;
+    let mut rebased = false;
+    let mut i = 0;
+    while i < 3 {
+        let residual = read_rice(r, p.k[3 + i])?;
+        if residual.is_none() && i == 0 && !rebased && r.read_bool()? {
+            // Another dropped index: the components follow against the prediction in
+            // its basis, starting over.
+            rebased = true;
+            largest = r.read_bits(2)? as u8;
+            predicted = p.rest_for(largest);
+            continue;
+        }
+        rest[i] = match residual {
+            Some(residual) => add_residual(predicted[i], residual, limit)?,
+            None => {
+                let v = r.read_bits(ORIENTATION_BITS)?;
+                if v >= limit {
+                    return Err(QuantizeError::Corrupt("orientation component out of range"));
+                }
+                v as u32
+            }
+        };
+        i += 1;
+    }
+    Ok(QuantizedPose {
+        position,
+        largest,
+        rest,
+    })
 }
 
 /// Decodes a pose written by [`encode_pose_predicted`] against the same `reference`.
@@ -284,11 +690,11 @@ mod tests {
         if !info.clamped {
             assert!(pe <= MAX_POSITION_ERROR_M, "{pe}");
         }
-        assert!(info.bits <= (MAX_DELTA_OVERHEAD_BITS + v.absolute_pose_bits()) as usize);
+        assert!(info.bits <= max_predicted_bits(v) as usize);
         (info.bits, pe, ang)
     }
 
-    use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_DELTA_OVERHEAD_BITS, MAX_POSITION_ERROR_M};
+    use crate::xr::quantize::{MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M};
 
     fn to_pose(q: [f64; 4], p: [f64; 3]) -> Pose {
         Pose::new(
@@ -368,6 +774,9 @@ mod tests {
                         previous: Some(quant[i - LAG - g][d]),
                         frames_between_refs: g as u32,
                         frames_since_last: LAG as u32,
+                        earlier: None,
+                        frames_before_previous: 0,
+                        head: false,
                     };
                     let (bits, pe, ae) = predicted_round_trip(pose, &reference, &v);
                     b_pred[k][d] = bits;
@@ -415,117 +824,6 @@ mod tests {
         );
     }
 
-    fn zigzag(d: i64) -> u64 {
-        ((d << 1) ^ (d >> 63)) as u64
-    }
-    fn eg_bits(u: u64, k: u32) -> usize {
-        let v = u + (1u64 << k);
-        let n = 63 - v.leading_zeros();
-        (2 * n + 1 - k) as usize
-    }
-    fn class_cost(d: &[i64; 3], widths: &[u32], abs: usize, hdr: usize) -> usize {
-        widths
-            .iter()
-            .filter(|&&w| d.iter().all(|&x| crate::xr::bits::fits_signed(x, w)))
-            .map(|&w| hdr + 3 * w as usize)
-            .min()
-            .unwrap_or(hdr + abs)
-            .min(hdr + abs)
-    }
-    fn eg_cost(d: &[i64; 3], ks: &[u32], abs: usize, hdr: usize) -> usize {
-        ks.iter()
-            .map(|&k| hdr + d.iter().map(|&x| eg_bits(zigzag(x), k)).sum::<usize>())
-            .min()
-            .unwrap_or(usize::MAX)
-            .min(hdr + abs)
-    }
-    fn peraxis_cost(d: &[i64; 3], widths: &[u32], abs: usize, hdr: usize) -> usize {
-        // per-group: 1 bit "per-axis" flag; each axis a 2-bit class from widths[0..4]
-        let per: Option<usize> = d
-            .iter()
-            .map(|&x| {
-                widths
-                    .iter()
-                    .filter(|&&w| crate::xr::bits::fits_signed(x, w))
-                    .map(|&w| 2 + w as usize)
-                    .min()
-            })
-            .sum();
-        per.map(|c| c + hdr).unwrap_or(hdr + abs).min(hdr + abs)
-    }
-
-    #[test]
-    #[ignore]
-    fn experiment_residual_codes() {
-        let v = Volume::default();
-        let frames = avatar();
-        let quant: Vec<[QuantizedPose; 3]> =
-            frames.iter().map(|f| f.map(|p| quantize(&p, &v))).collect();
-        let names = [
-            "class3 [0,2,3,4,5,6,8]",
-            "class3 [0,1,2,3,4,5,7]",
-            "class3 [0,2,3,4,5,6,7]",
-            "class3 [1,2,3,4,5,6,8]",
-            "class2 [0,3,5]",
-            "class2 [2,3,5]",
-            "EG k in {0,1,2} + abs (2b)",
-            "EG k in {0,1,2,3,4,5,6} + abs (3b)",
-            "EG k in {1,2,4} + abs (2b)",
-            "per-axis 2b [1,3,5,8] + abs(1b)",
-        ];
-        let mut tot = vec![0usize; names.len()];
-        let mut n = 0usize;
-        for i in 14..frames.len() {
-            for (d, &cur) in quant[i].iter().enumerate() {
-                let r = Reference {
-                    last: quant[i - 4][d],
-                    previous: Some(quant[i - 6][d]),
-                    frames_between_refs: 2,
-                    frames_since_last: 4,
-                };
-                let p = predict(&r, &v).expect("ok");
-                let dp: [i64; 3] =
-                    std::array::from_fn(|k| i64::from(cur.position[k]) - i64::from(p.position[k]));
-                let same = cur.largest == p.largest;
-                let dr: [i64; 3] = if same {
-                    std::array::from_fn(|k| i64::from(cur.rest[k]) - i64::from(p.rest[k]))
-                } else {
-                    [1 << 40; 3]
-                };
-                let (pa, ra) = (43usize, 38usize);
-                let costs = [
-                    class_cost(&dp, &[0, 2, 3, 4, 5, 6, 8], pa, 3)
-                        + class_cost(&dr, &[0, 2, 3, 4, 5, 6, 8], ra, 3),
-                    class_cost(&dp, &[0, 1, 2, 3, 4, 5, 7], pa, 3)
-                        + class_cost(&dr, &[0, 1, 2, 3, 4, 5, 7], ra, 3),
-                    class_cost(&dp, &[0, 2, 3, 4, 5, 6, 7], pa, 3)
-                        + class_cost(&dr, &[0, 2, 3, 4, 5, 6, 7], ra, 3),
-                    class_cost(&dp, &[1, 2, 3, 4, 5, 6, 8], pa, 3)
-                        + class_cost(&dr, &[1, 2, 3, 4, 5, 6, 8], ra, 3),
-                    class_cost(&dp, &[0, 3, 5], pa, 2) + class_cost(&dr, &[0, 3, 5], ra, 2),
-                    class_cost(&dp, &[2, 3, 5], pa, 2) + class_cost(&dr, &[2, 3, 5], ra, 2),
-                    eg_cost(&dp, &[0, 1, 2], pa, 2) + eg_cost(&dr, &[0, 1, 2], ra, 2),
-                    eg_cost(&dp, &[0, 1, 2, 3, 4, 5, 6], pa, 3)
-                        + eg_cost(&dr, &[0, 1, 2, 3, 4, 5, 6], ra, 3),
-                    eg_cost(&dp, &[1, 2, 4], pa, 2) + eg_cost(&dr, &[1, 2, 4], ra, 2),
-                    peraxis_cost(&dp, &[1, 3, 5, 8], pa, 1)
-                        + peraxis_cost(&dr, &[1, 3, 5, 8], ra, 1),
-                ];
-                for (t, c) in tot.iter_mut().zip(costs) {
-                    *t += 1 + c;
-                }
-                n += 1;
-            }
-        }
-        for (name, t) in names.iter().zip(&tot) {
-            eprintln!(
-                "{name:<36} {:5.1} bits/pose, {:5.2} bytes per 3-point update",
-                *t as f64 / n as f64,
-                *t as f64 / n as f64 * 3.0 / 8.0
-            );
-        }
-    }
-
     fn random_pose(rng: &mut Rng, v: &Volume) -> Pose {
         let lo = v.min.to_array();
         let hi = v.max.to_array();
@@ -544,7 +842,7 @@ mod tests {
     }
 
     #[test]
-    fn prediction_is_integer_linear_extrapolation() {
+    fn prediction_is_integer_extrapolation() {
         let v = Volume::default();
         let q = |p: [u32; 3], largest: u8, rest: [u32; 3]| QuantizedPose {
             position: p,
@@ -554,8 +852,11 @@ mod tests {
         let r = Reference {
             last: q([100, 200, 300], 3, [2000, 2100, 2200]),
             previous: Some(q([96, 201, 300], 3, [1990, 2100, 2203])),
+            earlier: None,
             frames_between_refs: 2,
+            frames_before_previous: 0,
             frames_since_last: 4,
+            head: false,
         };
         let p = predict(&r, &v).expect("ok");
         assert_eq!(p, q([108, 198, 300], 3, [2020, 2100, 2194]));
@@ -566,52 +867,153 @@ mod tests {
             ..r
         };
         assert_eq!(predict(&r1, &v).expect("ok").position, [101, 200, 300]);
-        // A changed dropped index keeps the last orientation; position still extrapolates.
+        // With an earlier reference: little curvature extrapolates the longer baseline,
+        // a second difference of CURVATURE_THRESHOLD or more the quadratic.
         let r2 = Reference {
-            previous: Some(q([96, 201, 300], 1, [1990, 2100, 2203])),
+            last: q([100, 200, 300], 3, [1450, 1450, 1450]),
+            previous: Some(q([96, 190, 300], 3, [1450, 1450, 1450])),
+            earlier: Some(q([92, 190, 301], 3, [1450, 1450, 1450])),
+            frames_between_refs: 1,
+            frames_before_previous: 1,
+            frames_since_last: 4,
+            head: false,
+        };
+        // x: straight, 100 + 8·4/2; y: curved (10, then 0), 100 + 15t + 5t² at t = 4
+        // shifted by 100; z: a second difference of 1, linear over l − e = −1: −2.
+        assert_eq!(predict(&r2, &v).expect("ok").position, [116, 340, 298]);
+        assert_eq!(CURVATURE_THRESHOLD, 6);
+        let r2b = Reference {
+            previous: Some(q([96, 197, 300], 3, [1450, 1450, 1450])),
+            earlier: Some(q([92, 197, 300], 3, [1450, 1450, 1450])),
+            ..r2
+        };
+        // y: second difference 3, below the threshold: 200 + round(3·4/2) = 206.
+        assert_eq!(predict(&r2b, &v).expect("ok").position[1], 206);
+        // Unequal gaps: quadratic through (0, 100), (−2, 80), (−3, 80) at 1, exactly.
+        let r2c = Reference {
+            last: q([100, 200, 300], 3, [1450, 1450, 1450]),
+            previous: Some(q([80, 200, 300], 3, [1450, 1450, 1450])),
+            earlier: Some(q([80, 200, 300], 3, [1450, 1450, 1450])),
+            frames_between_refs: 2,
+            frames_before_previous: 1,
+            frames_since_last: 1,
+            head: true,
+        };
+        // f(t) = 100 + a t + b t²: f(−2) = 80, f(−3) = 80 → a = 50/3, b = 10/3; f(1) = 120.
+        assert_eq!(predict(&r2c, &v).expect("ok").position[0], 120);
+        // A reference with another dropped index is re-expressed in `last`'s basis first.
+        let other = q([96, 201, 300], 1, [1990, 2100, 2203]);
+        let r3 = Reference {
+            previous: Some(other),
             ..r
         };
-        let p2 = predict(&r2, &v).expect("ok");
-        assert_eq!(
-            (p2.position, p2.largest, p2.rest),
-            ([108, 198, 300], 3, r.last.rest)
-        );
+        let rebased = q(other.position, 3, rebase(components(1, other.rest), 3));
+        let r3b = Reference {
+            previous: Some(rebased),
+            ..r
+        };
+        assert_eq!(predict(&r3, &v), predict(&r3b, &v));
         // Leaving the range clamps.
         let top = v.axis_levels()[1] as u32 - 1;
         let rot_top = ORIENTATION_LEVELS - 1;
-        let r3 = Reference {
-            last: q([2, top - 2, 5], 0, [1, rot_top - 1, 7]),
-            previous: Some(q([9, top - 8, 5], 0, [10, rot_top - 15, 7])),
+        let r4 = Reference {
+            last: q([2, top - 2, 5], 0, [1, 1450, 1450]),
+            previous: Some(q([9, top - 8, 5], 0, [10, 1450, 1450])),
+            earlier: None,
             frames_between_refs: 1,
+            frames_before_previous: 0,
             frames_since_last: 3,
+            head: false,
         };
-        let p3 = predict(&r3, &v).expect("ok");
-        assert_eq!(p3.position, [0, top, 5]);
-        assert_eq!(p3.rest, [0, rot_top, 7]);
+        let p4 = predict(&r4, &v).expect("ok");
+        assert_eq!(
+            (p4.position, p4.largest, p4.rest),
+            ([0, top, 5], 0, [0, 1450, 1450])
+        );
+        let r4b = Reference {
+            last: q([2, top - 2, 5], 0, [1450, rot_top - 1, 1450]),
+            previous: Some(q([9, top - 8, 5], 0, [1450, rot_top - 15, 1450])),
+            ..r4
+        };
+        assert_eq!(predict(&r4b, &v).expect("ok").rest, [1450, rot_top, 1450]);
         // No previous, or a zero gap: plain delta. A huge horizon is capped.
         assert_eq!(predict(&Reference::plain(r.last), &v).expect("ok"), r.last);
-        let r4 = Reference {
+        let r5 = Reference {
             frames_between_refs: 0,
             ..r
         };
-        assert_eq!(predict(&r4, &v).expect("ok"), r.last);
-        let r5 = Reference {
+        assert_eq!(predict(&r5, &v).expect("ok"), r.last);
+        let r6 = Reference {
             frames_since_last: u32::MAX,
             frames_between_refs: 1,
             ..r
         };
-        let r6 = Reference {
+        let r7 = Reference {
             frames_since_last: MAX_EXTRAPOLATION_FRAMES,
-            ..r5
+            ..r6
         };
-        assert_eq!(predict(&r5, &v), predict(&r6, &v));
+        assert_eq!(predict(&r6, &v), predict(&r7, &v));
         // References outside the volume's ranges are refused.
         let bad = q([1 << 20, 0, 0], 3, [0; 3]);
-        let r7 = Reference {
-            previous: Some(bad),
-            ..r
-        };
-        assert_eq!(predict(&r7, &v), Err(QuantizeError::ReferenceOutOfRange));
+        for r8 in [
+            Reference {
+                previous: Some(bad),
+                ..r
+            },
+            Reference {
+                earlier: Some(bad),
+                ..r2
+            },
+        ] {
+            assert_eq!(predict(&r8, &v), Err(QuantizeError::ReferenceOutOfRange));
+        }
+    }
+
+    /// The smallest-three components rebuilt as integers and re-expressed with another
+    /// dropped index stay within a step of quantising the same rotation that way.
+    #[test]
+    fn components_and_rebase_are_exact_within_a_step() {
+        let v = Volume::default();
+        let mut rng = Rng(0x0DD5);
+        for _ in 0..20_000 {
+            let pose = random_pose(&mut rng, &v);
+            let nearest = quantize(&pose, &v);
+            let c = components(nearest.largest, nearest.rest);
+            // Own basis: exact.
+            assert_eq!(rebase(c, nearest.largest), nearest.rest);
+            // A unit quaternion: Σc² within the rounding of the rebuilt component.
+            let norm: i64 = c.iter().map(|x| x * x).sum();
+            let unit = 2 * HALF_STEPS * HALF_STEPS;
+            assert!((norm - unit).abs() <= 2 * c[usize::from(nearest.largest)] + 1);
+            // Another basis: the same rotation quantised with that index dropped.
+            let o = pose.orientation.to_array().map(f64::from);
+            for other in 0..4u8 {
+                let i = usize::from(other);
+                // Only where that component is (nearly) the largest: in range.
+                if o[i].abs() + 1e-3 < o.iter().fold(0.0f64, |m, x| m.max(x.abs())) {
+                    continue;
+                }
+                let sign = if o[i] < 0.0 { -1.0 } else { 1.0 };
+                let mut k = 0;
+                for (j, &x) in o.iter().enumerate() {
+                    if j == i {
+                        continue;
+                    }
+                    let t = ((sign * x + std::f64::consts::FRAC_1_SQRT_2)
+                        / std::f64::consts::SQRT_2
+                        * HALF_STEPS as f64)
+                        .round()
+                        .clamp(0.0, HALF_STEPS as f64);
+                    let got = rebase(c, other)[k];
+                    assert!((f64::from(got) - t).abs() <= 2.0, "{got} vs {t}");
+                    k += 1;
+                }
+            }
+        }
+        // The largest component decides the basis; ties keep the current one.
+        assert_eq!(largest_of([10, -30, 20, 29], 3), 1);
+        assert_eq!(largest_of([10, -29, 20, 29], 3), 3);
+        assert_eq!(largest_of([29, -29, 20, 29], 0), 0);
     }
 
     #[test]
@@ -649,6 +1051,9 @@ mod tests {
                 previous: (n % 7 != 0).then(|| quantize(&prev, &v)),
                 frames_between_refs: g,
                 frames_since_last: s,
+                earlier: None,
+                frames_before_previous: 0,
+                head: false,
             };
             let (bits, _, _) = predicted_round_trip(&cur, &reference, &v);
             if bits >= v.absolute_pose_bits() as usize {
@@ -667,6 +1072,9 @@ mod tests {
             )),
             frames_between_refs: 1,
             frames_since_last: 4,
+            earlier: None,
+            frames_before_previous: 0,
+            head: false,
         };
         let pose = to_pose([0.0, 0.0, 0.0, 1.0], [40.0, 20.0, -40.0]);
         let mut w = BitWriter::new();
@@ -686,6 +1094,9 @@ mod tests {
             previous: Some(quantize(&before, &v)),
             frames_between_refs: 2,
             frames_since_last: 2,
+            earlier: None,
+            frames_before_previous: 0,
+            head: false,
         };
         assert_ne!(r.last.largest, r.previous.map_or(0, |p| p.largest));
         assert_ne!(quantize(&after, &v).largest, r.last.largest);
@@ -728,6 +1139,9 @@ mod tests {
                 previous: Some(quantize(&previous, &v)),
                 frames_between_refs: 1 + (n % 3) as u32,
                 frames_since_last: 1 + (n % 4) as u32,
+                earlier: None,
+                frames_before_previous: 0,
+                head: false,
             };
             let q = quantize_toward(&pose, &reference, &v).expect("valid");
             let got = q.to_pose(&v);
@@ -749,6 +1163,158 @@ mod tests {
     }
 
     #[test]
+    fn rice_codes_round_trip_every_parameter_up_to_the_escape() {
+        let max_k = RICE_K
+            .iter()
+            .flatten()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0);
+        for k in 0..=u32::from(max_k) {
+            // Around every quotient boundary, up to the last code before the escape.
+            let mut residuals = vec![0i64, 1, -1, 2, -2];
+            for q in 1..=RICE_ESCAPE {
+                for u in [(q << k) - 1, q << k, (q << k) + 1] {
+                    residuals.push(unzigzag(u));
+                }
+            }
+            for r in residuals {
+                let mut w = BitWriter::new();
+                let written = write_rice(&mut w, r, k);
+                assert_eq!(written, rice_bits(r, k).is_some(), "k {k} r {r}");
+                if !written {
+                    assert_eq!(w.bit_len(), 0);
+                    // The escape: RICE_ESCAPE one bits read as `None`.
+                    let mut e = BitWriter::new();
+                    e.write_bits(u64::MAX, RICE_ESCAPE as u32);
+                    let bytes = e.into_bytes();
+                    assert_eq!(read_rice(&mut BitReader::new(&bytes), k), Ok(None));
+                    continue;
+                }
+                assert_eq!(Some(w.bit_len() as u32), rice_bits(r, k));
+                assert!(zigzag(r) >> k < RICE_ESCAPE);
+                let bytes = w.into_bytes();
+                assert_eq!(read_rice(&mut BitReader::new(&bytes), k), Ok(Some(r)));
+            }
+        }
+        // zigzag is a bijection on the values that occur.
+        for r in -70_000i64..70_000 {
+            assert_eq!(unzigzag(zigzag(r)), r);
+        }
+    }
+
+    /// Residuals as large as the ranges allow, in every component, with and without a
+    /// change of the dropped index, against plain, linear and quadratic predictions:
+    /// escapes round-trip exactly and stay within [`max_predicted_bits`].
+    #[test]
+    fn extreme_residuals_round_trip() {
+        let v = Volume::default();
+        let top = v.axis_levels().map(|l| l as u32 - 1);
+        let rot_top = ORIENTATION_LEVELS - 1;
+        let corner = |bits: u32, largest: u8| QuantizedPose {
+            position: std::array::from_fn(|i| if bits >> i & 1 == 1 { top[i] } else { 0 }),
+            largest,
+            rest: std::array::from_fn(|i| if bits >> (3 + i) & 1 == 1 { rot_top } else { 0 }),
+        };
+        let mut max_bits = 0;
+        let mut escapes = 0;
+        for reference_bits in [0u32, 0b111_111, 0b101_010] {
+            for kind in 0..3 {
+                let last = corner(reference_bits, 3);
+                let far = corner(!reference_bits & 0b111_111, 0);
+                let reference = Reference {
+                    last,
+                    previous: (kind > 0).then_some(far),
+                    earlier: (kind > 1).then_some(last),
+                    frames_between_refs: 1,
+                    frames_before_previous: 1,
+                    frames_since_last: 16,
+                    head: kind == 1,
+                };
+                for pose_bits in 0..64u32 {
+                    for largest in 0..4u8 {
+                        let q = corner(pose_bits, largest);
+                        let mut w = BitWriter::new();
+                        let info =
+                            encode_quantized_predicted(&q, &reference, &v, &mut w).expect("ok");
+                        assert_eq!(info.bits, w.bit_len());
+                        assert!(info.bits <= max_predicted_bits(&v) as usize);
+                        max_bits = max_bits.max(info.bits);
+                        escapes += usize::from(info.bits > 60);
+                        let bytes = w.into_bytes();
+                        let got =
+                            read_quantized_predicted(&mut BitReader::new(&bytes), &reference, &v)
+                                .expect("decodes");
+                        assert_eq!(got, q);
+                        // Every truncation fails cleanly.
+                        for cut in 0..info.bits / 8 {
+                            assert!(read_quantized_predicted(
+                                &mut BitReader::new(&bytes[..cut]),
+                                &reference,
+                                &v
+                            )
+                            .is_err());
+                        }
+                    }
+                }
+            }
+        }
+        assert!(escapes > 100, "{escapes}");
+        assert!(max_bits > 120, "{max_bits}");
+    }
+
+    /// References moving at speeds from none to the volume's size per frame, head or not:
+    /// the residual size buckets of both groups are used, and every pose round-trips.
+    #[test]
+    fn every_size_bucket_round_trips() {
+        let v = Volume::default();
+        let mut rng = Rng(0xB0C4);
+        let mut used = [[[false; SIZE_BUCKETS]; 2]; 2];
+        for n in 0..6_000u32 {
+            let base = random_pose(&mut rng, &v);
+            let speed = 1e-5 * 2f64.powi((n % 20) as i32);
+            let drift = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * speed);
+            let spin = [rng.unit(), rng.unit(), rng.unit()].map(|x| x * speed.min(0.3));
+            let at = |k: f64, wobble: f64| {
+                let p = base.position.to_array();
+                let o = base.orientation.to_array().map(f64::from);
+                let q = qmul(o, [spin[0] * k, spin[1] * k * wobble, spin[2] * k, 1.0]);
+                to_pose(
+                    q,
+                    std::array::from_fn(|i| f64::from(p[i]) + drift[i] * k * wobble),
+                )
+            };
+            let wobble = 1.0 + rng.unit() * 0.5;
+            let reference = Reference {
+                last: quantize(&at(0.0, 1.0), &v),
+                previous: Some(quantize(&at(-1.0, 1.0), &v)),
+                earlier: Some(quantize(&at(-2.0, wobble), &v)),
+                frames_between_refs: 1,
+                frames_before_previous: 1,
+                frames_since_last: 1 + n % 9,
+                head: n % 2 == 0,
+            };
+            let (_, buckets, _) = prediction_buckets(&reference, &v).expect("ok");
+            for (i, &b) in buckets.iter().enumerate() {
+                used[usize::from(reference.head)][i / 3][b] = true;
+            }
+            predicted_round_trip(
+                &at(f64::from(reference.frames_since_last), wobble),
+                &reference,
+                &v,
+            );
+        }
+        for (head, groups) in used.iter().enumerate() {
+            for (group, buckets) in groups.iter().enumerate() {
+                // The largest buckets need rotations of most of a turn between frames.
+                let missing: Vec<usize> = (1..=16).filter(|&b| !buckets[b]).collect();
+                assert!(missing.is_empty(), "head {head} group {group}: {missing:?}");
+            }
+        }
+    }
+
+    #[test]
     fn predicted_decoder_never_panics() {
         let v = Volume::default();
         let mut rng = Rng(0xBADF00D);
@@ -763,6 +1329,9 @@ mod tests {
                 } else {
                     (rng.next_u64() % 20) as u32
                 },
+                earlier: (n % 3 == 0).then(|| quantize(&random_pose(&mut rng, &v), &v)),
+                frames_before_previous: (rng.next_u64() % 4) as u32,
+                head: n % 5 == 0,
             };
             let len = (rng.next_u64() % 14) as usize;
             let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();

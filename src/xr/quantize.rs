@@ -34,14 +34,13 @@
 //! class selecting a width from [`DELTA_WIDTHS`] for three signed two's-complement deltas
 //! of the quantised integers, or class 7: that group in absolute form (when no width fits,
 //! a delta would not be smaller, or, for the orientation, the dropped index differs from
-//! the reference's). The class is 3 bits ([`ClassCode::Fixed`]) or a truncated unary code
-//! ([`ClassCode::Near`]). There is no mode bit: a pose whose two groups are both absolute
+//! the reference's). The class is 3 bits. There is no mode bit: a pose whose two groups are both absolute
 //! costs a few bits more than [`encode_pose`], which is rare against a recent reference;
 //! every other pose saves the bit.
 //!
-//! Against references several frames old, [`super::predict`] sends the same delta format
-//! against an integer-exact linear extrapolation of two acked poses instead of against the
-//! last acked pose itself.
+//! The session's pose stream uses [`super::predict`] instead: per-component Rice codes of
+//! the residuals against an integer-exact extrapolation of up to three acked poses, with
+//! parameters both sides derive from those poses (no size classes).
 
 use super::bits::{fits_signed, BitError, BitReader, BitWriter};
 use super::pose::{validate_pose, Pose, PoseError, Quat, Vec3};
@@ -70,72 +69,10 @@ pub const ORIENTATION_TOTAL_BITS: u32 = 2 + 3 * ORIENTATION_BITS;
 pub const DELTA_WIDTHS: [u32; 7] = [0, 2, 3, 4, 5, 6, 8];
 /// The size class meaning "this group in absolute form".
 const CLASS_ABSOLUTE: u64 = 7;
-/// How a group's size class is written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ClassCode {
-    /// Three bits.
-    Fixed,
-    /// A truncated unary code over [`NEAR_CLASS_ORDER`]: 1 bit for 2-bit deltas, 2 bits for
-    /// no change, up to 7 bits for absolute. Residuals against a reference one or two
-    /// frames old are mostly that small (on the synthetic avatar at 90 Hz: 70 % of the
-    /// groups), older references spread them over more classes, where [`Self::Fixed`] wins.
-    Near,
-}
-
-impl ClassCode {
-    /// The code for residuals predicted `frames` frames ahead of their reference.
-    pub fn for_frames_ahead(frames: u32) -> Self {
-        if frames <= 2 {
-            ClassCode::Near
-        } else {
-            ClassCode::Fixed
-        }
-    }
-
-    fn write(self, w: &mut BitWriter, class: u64) {
-        match self {
-            ClassCode::Fixed => w.write_bits(class, CLASS_BITS),
-            ClassCode::Near => {
-                let rank = near_rank(class);
-                for _ in 0..rank {
-                    w.write_bool(true);
-                }
-                if rank < NEAR_CLASS_ORDER.len() - 1 {
-                    w.write_bool(false);
-                }
-            }
-        }
-    }
-
-    fn read(self, r: &mut BitReader<'_>) -> Result<u64, QuantizeError> {
-        match self {
-            ClassCode::Fixed => Ok(r.read_bits(CLASS_BITS)?),
-            ClassCode::Near => {
-                let mut rank = 0;
-                while rank < NEAR_CLASS_ORDER.len() - 1 && r.read_bool()? {
-                    rank += 1;
-                }
-                Ok(NEAR_CLASS_ORDER[rank])
-            }
-        }
-    }
-}
-
-/// Bits of a fixed size class.
+/// Bits of a size class.
 const CLASS_BITS: u32 = 3;
-/// The most a delta-coded pose can exceed the absolute form by: two absolute classes of
-/// the longest code (both groups absolute).
-pub const MAX_DELTA_OVERHEAD_BITS: u32 = 2 * 7;
-/// Size classes of [`ClassCode::Near`] from the shortest code to the longest: the class at
-/// rank `r` is `r` one bits then a zero, the last one seven one bits.
-pub const NEAR_CLASS_ORDER: [u64; 8] = [1, 0, 2, 3, 4, 5, 6, CLASS_ABSOLUTE];
-
-fn near_rank(class: u64) -> usize {
-    NEAR_CLASS_ORDER
-        .iter()
-        .position(|&c| c == class)
-        .unwrap_or(NEAR_CLASS_ORDER.len() - 1)
-}
+/// The most a delta-coded pose can exceed the absolute form by: two size classes.
+pub const MAX_DELTA_OVERHEAD_BITS: u32 = 2 * CLASS_BITS;
 /// The most bits one position axis may take.
 const MAX_AXIS_BITS: u32 = 31;
 /// `1/√2`, the range of the three sent quaternion components.
@@ -501,15 +438,15 @@ fn plan_group(cur: [u32; 3], reference: [u32; 3], absolute_bits: u32) -> Group {
     }
 }
 
-fn write_group(w: &mut BitWriter, g: &Group, code: ClassCode) {
+fn write_group(w: &mut BitWriter, g: &Group) {
     match g {
         Group::Delta(c, deltas) => {
-            code.write(w, *c as u64);
+            w.write_bits(*c as u64, CLASS_BITS);
             for &d in deltas {
                 w.write_signed(d, DELTA_WIDTHS[*c]);
             }
         }
-        Group::Absolute => code.write(w, CLASS_ABSOLUTE),
+        Group::Absolute => w.write_bits(CLASS_ABSOLUTE, CLASS_BITS),
     }
 }
 
@@ -523,20 +460,18 @@ pub fn encode_pose_delta(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     let (quantized, clamped) = QuantizedPose::from_pose(pose, volume)?;
-    let mut info = encode_quantized_delta(&quantized, reference, volume, ClassCode::Fixed, w)?;
+    let mut info = encode_quantized_delta(&quantized, reference, volume, w)?;
     info.clamped = clamped;
     Ok(info)
 }
 
 /// Encodes an already quantised pose against `reference` as [`encode_pose_delta`] does
-/// (a relay forwards what it received without quantising twice), with size classes
-/// written by `code` ([`ClassCode::Fixed`] for [`encode_pose_delta`]'s format). Errors
-/// when either pose does not fit the volume.
+/// (a relay forwards what it received without quantising twice). Errors when either pose
+/// does not fit the volume.
 pub fn encode_quantized_delta(
     quantized: &QuantizedPose,
     reference: &QuantizedPose,
     volume: &Volume,
-    code: ClassCode,
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     volume.validate()?;
@@ -558,11 +493,11 @@ pub fn encode_quantized_delta(
     let start = w.bit_len();
     // No mode bit: a group that does not fit a delta width is sent absolute by its class,
     // which costs a few bits more than a whole absolute pose only when both groups are.
-    write_group(w, &pos, code);
+    write_group(w, &pos);
     if matches!(pos, Group::Absolute) {
         write_position(w, &quantized, volume);
     }
-    write_group(w, &rot, code);
+    write_group(w, &rot);
     if matches!(rot, Group::Absolute) {
         write_orientation(w, &quantized);
     }
@@ -596,26 +531,24 @@ fn read_group_delta(
     Ok(out)
 }
 
-/// Reads a quantised pose written by [`encode_quantized_delta`] against `reference` with
-/// the same `code` ([`ClassCode::Fixed`] for [`encode_pose_delta`]).
+/// Reads a quantised pose written by [`encode_quantized_delta`] against `reference`.
 pub fn read_quantized_delta(
     r: &mut BitReader<'_>,
     reference: &QuantizedPose,
     volume: &Volume,
-    code: ClassCode,
 ) -> Result<QuantizedPose, QuantizeError> {
     volume.validate()?;
     if !reference.fits(volume) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
     let pos_limits = volume.axis_levels();
-    let class = code.read(r)?;
+    let class = r.read_bits(CLASS_BITS)?;
     let position = if class == CLASS_ABSOLUTE {
         read_position(r, volume)?
     } else {
         read_group_delta(r, class, reference.position, pos_limits)?
     };
-    let class = code.read(r)?;
+    let class = r.read_bits(CLASS_BITS)?;
     let (largest, rest) = if class == CLASS_ABSOLUTE {
         read_orientation(r)?
     } else {
@@ -638,7 +571,7 @@ pub fn decode_pose_delta(
     reference: &QuantizedPose,
     volume: &Volume,
 ) -> Result<Pose, QuantizeError> {
-    Ok(read_quantized_delta(r, reference, volume, ClassCode::Fixed)?.to_pose(volume))
+    Ok(read_quantized_delta(r, reference, volume)?.to_pose(volume))
 }
 
 #[cfg(test)]
@@ -984,7 +917,7 @@ mod tests {
         assert_eq!(info.bits, w.bit_len());
         let bytes = w.into_bytes();
         let mut r = BitReader::new(&bytes);
-        let q = read_quantized_delta(&mut r, reference, v, ClassCode::Fixed).expect("decode");
+        let q = read_quantized_delta(&mut r, reference, v).expect("decode");
         assert_eq!(q, info.quantized);
         let unit = validate_pose(pose).expect("valid");
         let out = q.to_pose(v);

@@ -5,9 +5,10 @@
 //! whose avatars travel on this link) into a packet; a [`PoseReceiver`] decodes packets and
 //! tells the sender, through acknowledgements carried by the packets of the other
 //! direction, which packet it received last. The sender codes a device against the
-//! receiver's copy of that device in the newest acknowledged packet (and, for the velocity,
-//! the one before it) with [`super::predict`]; whatever the receiver did not acknowledge is
-//! never referenced, so loss, duplication and reordering cannot desynchronise the two.
+//! receiver's copy of that device in the newest acknowledged packet (and, for the velocity
+//! and acceleration, the two acknowledged before it) with [`super::predict`]; whatever the
+//! receiver did not acknowledge is never referenced, so loss, duplication and reordering
+//! cannot desynchronise the two.
 //!
 //! # Packet (bits least significant first, see [`super::bits`])
 //! | field | bits | meaning |
@@ -17,31 +18,44 @@
 //! | tag | 1 | always `1`: the first byte is ≥ `0x80`, telling pose packets from state datagrams |
 //! | long | 1 | `1`: the sequence number is long ([`SEQ_BITS`] = 12 bits in all), `0`: short ([`SHORT_SEQ_BITS`] = 7) |
 //! | seq high | 6 or 1 | the sequence number's other bits |
-//! | ack | 1, 2 + 7 or 2 + 12 | `0`: none; `10` and 7 bits (short) or `11` and 12 bits: the sequence number of the last packet received from the other side (see [`Ack`]) |
 //! | explicit sources | 1 | `0`: at most one section, of the sender itself; `1`: sections name their source |
-//! | sections | … | `0`: none (an acknowledgement alone); see below |
+//! | sections | … | see below |
+//! | ack | 1, 2 + … or 3 + 7 or 3 + 12 | the sequence number of the last packet received from the other side (see [`Ack`] and below) |
 //!
-//! Sections: with implicit sources one presence bit then the section; with explicit
-//! sources, before each section a `1` bit and the source peer id (`1` + 6 bits below 64,
-//! else `0` + 16 bits), and a final `0` bit.
+//! Sections: with implicit sources `1` for a standard section (below), `01` for another
+//! section, `00` for none (an acknowledgement alone); with explicit sources, before each
+//! section a `1` bit and the source peer id (`1` + 6 bits below 64, else `0` + 16 bits),
+//! and a final `0` bit.
 //!
-//! Section: a "standard" bit (`1`: head and both hands, all fully tracked, one time), else
-//! a device mask (3 bits head / left / right, 1 bit "trackers", then 8 tracker bits if set;
-//! never empty); the references (a presence bit, then the age in packets minus one as an
-//! order-1 Exp-Golomb code, then the gap to the previous reference: `1` for a gap of one,
-//! else `0` and 3 bits, `0` = none); an "extras" bit,
-//! then per device in index order:
+//! Section: a "standard" bit (`1`: head and both hands, all fully tracked, one time; with
+//! implicit sources it is the bit above), else a device mask (3 bits head / left / right,
+//! 1 bit "trackers", then 8 tracker bits if set; never empty); the references (the age in
+//! packets minus one as an order-1 Exp-Golomb code, [`MAX_REFERENCE_AGE`] for none; then
+//! `1` when the previous and the earlier reference are each one packet before the next,
+//! else `0` and the gap to the previous reference, and when there is one the gap from it
+//! to the earlier one, each `1` for one packet, else `0` and 3 bits, `0` = none); an
+//! "extras" bit, then per device in index order:
 //! - time, in [`TIME_UNIT_NS`] units: in a standard section only for the first device;
 //!   otherwise after the first device a bit "same as the device before". A time is a
-//!   prefix code against the time predicted from the device's references (`0` exact, `10`
-//!   and a sign bit for ±1 unit, `110` and a 10-bit residual, `111` and the 48-bit absolute
-//!   time), or the 48-bit absolute time when the device has no reference;
+//!   prefix code against the time predicted from the device's last two references (`0`
+//!   exact, `10` and a sign bit for ±1 unit, `110`, a sign bit and an order-0 Exp-Golomb
+//!   code of the magnitude minus 2 up to 2¹⁶, `111` and the 48-bit absolute time), or the
+//!   48-bit absolute time when the device has no reference;
 //! - flags (not in a standard section): `1` = all four `XrSpaceLocationFlags` bits, else
 //!   `0` and the 4 bits;
 //! - the pose: [`encode_quantized_predicted`] against the references when the reference
 //!   packet holds this device, else absolute ([`write_quantized`]);
 //! - with extras: a velocity bit (and 6 × 16 bits: mm/s, mrad/s) and a controller bit
 //!   (and 32 + 4 × 8 bits).
+//!
+//! Acknowledgement: `0` for none, else `1`; then, when some section has references whose
+//! newest packet carried an acknowledgement (the first such section is the base), a bit:
+//! `1` and an order-0 Exp-Golomb code of the zigzag of the distance from the base's
+//! acknowledgement plus the reference's age (same form only; both directions stream at
+//! about the same rate, so this is mostly `1` bit), or `0`; unless so predicted, the
+//! explicit form follows: `0` and 7 bits (short) or `1` and 12 bits (long). It comes last
+//! because it is coded against the references the sections name; the reference packet is
+//! needed to decode the packet anyway, so this costs no robustness.
 //!
 //! # Sequence numbers
 //! Numbers are 12 bits on the wire (long form). The receiver expands each to the value
@@ -52,8 +66,9 @@
 //! current one: the receiver's highest number is then at most 16 below it, and it refuses
 //! a short number expanding to more than 16 above its highest, so a short number is
 //! misread only if a datagram arrives 112 or more packets (over a second at 90 Hz) after
-//! a newer one. The sender references only packets acknowledged and at most
-//! [`MAX_REFERENCE_AGE`] old; both sides keep [`HISTORY`] packets.
+//! a newer one. The sender references only acknowledged packets: the newest at most
+//! [`MAX_REFERENCE_AGE`] old, the two before it each at most [`MAX_PREVIOUS_GAP`] earlier;
+//! both sides keep [`HISTORY`] packets.
 
 use std::collections::VecDeque;
 
@@ -111,7 +126,7 @@ impl Ack {
 
 /// Oldest reference a packet may name, in packets.
 pub const MAX_REFERENCE_AGE: u64 = 31;
-/// Largest gap between the two references of a device, in packets.
+/// Largest gap between consecutive references of a device, in packets.
 pub const MAX_PREVIOUS_GAP: u64 = 7;
 /// Packets the sender remembers and receiver slots.
 pub const HISTORY: usize = 64;
@@ -124,7 +139,8 @@ pub const CLOCK_MESSAGE_TAG: u8 = 0b1100_0000;
 
 const GAP_BITS: u32 = 3;
 const TIME_ABS_BITS: u32 = 48;
-const TIME_SHORT_BITS: u32 = 10;
+/// The largest time residual (in magnitude) coded against the prediction.
+const MAX_TIME_RESIDUAL: u128 = 1 << 16;
 /// Devices of a standard section: head, left and right.
 const STANDARD_MASK: u64 = 0b111;
 const SMALL_SOURCE_BITS: u32 = 6;
@@ -379,6 +395,8 @@ struct Kept {
 struct Record {
     seq: i64,
     sections: Vec<(u16, Vec<Kept>)>,
+    /// The acknowledgement the packet carried.
+    ack: Option<Ack>,
 }
 
 impl Record {
@@ -389,9 +407,10 @@ impl Record {
             .map(|(_, k)| k.as_slice())
     }
 
-    fn from_sections(seq: i64, sections: &[Section]) -> Record {
+    fn from_sections(seq: i64, sections: &[Section], ack: Option<Ack>) -> Record {
         Record {
             seq,
+            ack,
             sections: sections
                 .iter()
                 .map(|s| {
@@ -415,12 +434,16 @@ fn kept(section: Option<&[Kept]>, device: Device) -> Option<Kept> {
     section?.iter().find(|k| k.device == device).copied()
 }
 
-/// The references of one section: packet ages and the kept devices of both packets.
+/// The references of one section: packet ages and the kept devices of the packets.
 struct Refs<'a> {
     age: u64,
     gap: u64,
+    gap2: u64,
+    /// The acknowledgement the `last` packet carried.
+    last_ack: Option<Ack>,
     last: Option<&'a [Kept]>,
     previous: Option<&'a [Kept]>,
+    earlier: Option<&'a [Kept]>,
 }
 
 impl Refs<'_> {
@@ -428,24 +451,41 @@ impl Refs<'_> {
         Refs {
             age: 0,
             gap: 0,
+            gap2: 0,
+            last_ack: None,
             last: None,
             previous: None,
+            earlier: None,
         }
     }
 
     fn reference(&self, device: Device) -> Option<Reference> {
         let last = kept(self.last, device)?;
         let previous = kept(self.previous, device);
+        let earlier = kept(self.earlier, device).filter(|_| previous.is_some());
         Some(Reference {
             last: last.pose,
             previous: previous.map(|p| p.pose),
+            earlier: earlier.map(|e| e.pose),
             frames_between_refs: if previous.is_some() {
                 self.gap as u32
             } else {
                 0
             },
+            frames_before_previous: if earlier.is_some() {
+                self.gap2 as u32
+            } else {
+                0
+            },
             frames_since_last: self.age as u32,
+            head: device == Device::HEAD,
         })
+    }
+
+    /// What an acknowledgement is coded against: the reference's age and the
+    /// acknowledgement the reference packet carried.
+    fn ack_base(&self) -> Option<(u64, Ack)> {
+        Some((self.age, self.last_ack?)).filter(|_| self.age > 0)
     }
 
     fn predicted_time(&self, device: Device) -> Option<i64> {
@@ -468,18 +508,17 @@ fn write_time(w: &mut BitWriter, time: i64, predicted: Option<i64>) {
         return;
     };
     // Prefix code by how often each case occurs at a steady frame rate: the prediction is
-    // exact or off by one unit (the frame period rounded to 0.1 ms).
+    // exact or off by a few units (the frame period rounded to 0.1 ms, times the age).
     match i128::from(time) - i128::from(p) {
         0 => w.write_bool(false),
         residual @ (-1 | 1) => {
             w.write_bits(0b01, 2);
             w.write_bool(residual > 0);
         }
-        residual
-            if (-(1 << (TIME_SHORT_BITS - 1))..1 << (TIME_SHORT_BITS - 1)).contains(&residual) =>
-        {
+        residual if (2..=MAX_TIME_RESIDUAL).contains(&residual.unsigned_abs()) => {
             w.write_bits(0b011, 3);
-            w.write_signed(residual as i64, TIME_SHORT_BITS);
+            w.write_bool(residual > 0);
+            write_exp_golomb0(w, residual.unsigned_abs() as u64 - 2);
         }
         _ => {
             w.write_bits(0b111, 3);
@@ -501,7 +540,13 @@ fn read_time(r: &mut BitReader<'_>, predicted: Option<i64>) -> Result<i64, Strea
             -1
         }
     } else if !r.read_bool()? {
-        r.read_signed(TIME_SHORT_BITS)?
+        let positive = r.read_bool()?;
+        let magnitude = read_exp_golomb0(r, MAX_TIME_RESIDUAL as u64 - 2)? as i64 + 2;
+        if positive {
+            magnitude
+        } else {
+            -magnitude
+        }
     } else {
         return Ok(r.read_signed(TIME_ABS_BITS)?);
     };
@@ -509,39 +554,57 @@ fn read_time(r: &mut BitReader<'_>, predicted: Option<i64>) -> Result<i64, Strea
         .ok_or(StreamError::Corrupt("time overflows"))
 }
 
-/// Writes the reference ages: a presence bit, then `age − 1` as an order-1 Exp-Golomb
-/// code (2 bits for ages 1–2, 4 for 3–6, …) and the gap (`1` for the usual 1, else `0`
-/// and 3 bits, `0` = no previous reference).
+/// Writes the references: `age − 1` as an order-1 Exp-Golomb code (2 bits for ages 1–2,
+/// 4 for 3–6, …; [`MAX_REFERENCE_AGE`] for none), then `1` for the usual gaps of one
+/// packet between the references, else `0`, the gap to the previous reference and, when
+/// there is one, the gap from it to the earlier one (each `1` for one, else `0` and 3
+/// bits, `0` = none).
 fn write_refs(w: &mut BitWriter, refs: &Refs<'_>) {
-    w.write_bool(refs.age > 0);
     if refs.age == 0 {
+        write_exp_golomb1(w, MAX_REFERENCE_AGE);
         return;
     }
     write_exp_golomb1(w, refs.age - 1);
-    w.write_bool(refs.gap == 1);
-    if refs.gap != 1 {
-        w.write_bits(refs.gap, GAP_BITS);
+    let usual = refs.gap == 1 && refs.gap2 == 1;
+    w.write_bool(usual);
+    if !usual {
+        write_gap(w, refs.gap);
+        if refs.gap != 0 {
+            write_gap(w, refs.gap2);
+        }
     }
 }
 
-/// Reads what [`write_refs`] wrote: `(age, gap)`, `(0, 0)` for none.
-fn read_refs(r: &mut BitReader<'_>) -> Result<(u64, u64), StreamError> {
-    if !r.read_bool()? {
-        return Ok((0, 0));
+fn write_gap(w: &mut BitWriter, gap: u64) {
+    w.write_bool(gap == 1);
+    if gap != 1 {
+        w.write_bits(gap, GAP_BITS);
     }
-    let age = read_exp_golomb1(r)? + 1;
-    if age > MAX_REFERENCE_AGE {
-        return Err(StreamError::Corrupt("reference too old"));
+}
+
+fn read_gap(r: &mut BitReader<'_>) -> Result<u64, StreamError> {
+    if r.read_bool()? {
+        return Ok(1);
     }
-    let gap = if r.read_bool()? {
-        1
-    } else {
-        match r.read_bits(GAP_BITS)? {
-            1 => return Err(StreamError::Corrupt("gap 1 in long form")),
-            gap => gap,
-        }
+    match r.read_bits(GAP_BITS)? {
+        1 => Err(StreamError::Corrupt("gap 1 in long form")),
+        gap => Ok(gap),
+    }
+}
+
+/// Reads what [`write_refs`] wrote: `(age, gap, gap2)`, zeros for none.
+fn read_refs(r: &mut BitReader<'_>) -> Result<(u64, u64, u64), StreamError> {
+    let age = match read_exp_golomb1(r)? {
+        MAX_REFERENCE_AGE => return Ok((0, 0, 0)),
+        v if v > MAX_REFERENCE_AGE => return Err(StreamError::Corrupt("reference too old")),
+        v => v + 1,
     };
-    Ok((age, gap))
+    if r.read_bool()? {
+        return Ok((age, 1, 1));
+    }
+    let gap = read_gap(r)?;
+    let gap2 = if gap != 0 { read_gap(r)? } else { 0 };
+    Ok((age, gap, gap2))
 }
 
 /// Order-1 Exp-Golomb code of `value` (small values short; at most 2·6 bits here).
@@ -570,6 +633,103 @@ fn read_exp_golomb1(r: &mut BitReader<'_>) -> Result<u64, StreamError> {
     Ok(shifted - 2)
 }
 
+/// Largest acknowledgement delta ([`write_ack`]) the decoder accepts, in magnitude.
+const MAX_ACK_DELTA: u64 = 1 << 12;
+
+/// The acknowledgement's distance from its prediction, `base` = (reference age, the
+/// reference packet's acknowledgement): both sides stream at about the same rate, so an
+/// acknowledgement moves on by about as many packets as the reference is old.
+fn ack_delta(ack: Ack, base: (u64, Ack)) -> Option<i64> {
+    let (age, b) = base;
+    if ack.short != b.short {
+        return None;
+    }
+    let modulus = 1i64 << ack.bits();
+    let d = (i64::from(ack.seq) - i64::from(b.seq) - age as i64).rem_euclid(modulus);
+    Some(if d >= modulus / 2 { d - modulus } else { d })
+}
+
+/// Writes the acknowledgement (after the sections, see the module docs) against `base`
+/// (the base section's reference age and the acknowledgement its packet carried): the
+/// predicted form ([`ack_delta`]) when it is no longer than the explicit one.
+fn write_ack(w: &mut BitWriter, ack: Option<Ack>, base: Option<(u64, Ack)>) {
+    w.write_bool(ack.is_some());
+    let Some(a) = ack else {
+        return;
+    };
+    if let Some(base) = base {
+        let delta = ack_delta(a, base).map(|d| ((d << 1) ^ (d >> 63)) as u64);
+        match delta {
+            Some(z) if exp_golomb0_bits(z) <= 1 + a.bits() => {
+                w.write_bool(true);
+                write_exp_golomb0(w, z);
+                return;
+            }
+            _ => w.write_bool(false),
+        }
+    }
+    w.write_bool(!a.short);
+    w.write_bits(u64::from(a.seq) & ((1 << a.bits()) - 1), a.bits());
+}
+
+fn read_ack(r: &mut BitReader<'_>, base: Option<(u64, Ack)>) -> Result<Option<Ack>, StreamError> {
+    if !r.read_bool()? {
+        return Ok(None);
+    }
+    if let Some((age, b)) = base {
+        if r.read_bool()? {
+            let z = read_exp_golomb0(r, MAX_ACK_DELTA)?;
+            let d = (z >> 1) as i64 ^ -((z & 1) as i64);
+            let modulus = 1i64 << b.bits();
+            let seq = (i64::from(b.seq) + age as i64 + d).rem_euclid(modulus);
+            return Ok(Some(Ack {
+                seq: seq as u16,
+                short: b.short,
+            }));
+        }
+    }
+    let short = !r.read_bool()?;
+    let bits = if short { SHORT_ACK_BITS } else { SEQ_BITS };
+    Ok(Some(Ack {
+        seq: r.read_bits(bits)? as u16,
+        short,
+    }))
+}
+
+fn exp_golomb0_bits(value: u64) -> u32 {
+    2 * (63 - (value + 1).leading_zeros()) + 1
+}
+
+/// Order-0 Exp-Golomb code of `value`.
+fn write_exp_golomb0(w: &mut BitWriter, value: u64) {
+    let shifted = value + 1;
+    let width = 64 - shifted.leading_zeros();
+    w.write_bits(0, width - 1);
+    for bit in (0..width).rev() {
+        w.write_bool(shifted >> bit & 1 == 1);
+    }
+}
+
+/// Reads an order-0 Exp-Golomb code; values above `max` are an error.
+fn read_exp_golomb0(r: &mut BitReader<'_>, max: u64) -> Result<u64, StreamError> {
+    let limit = 64 - (max + 1).leading_zeros();
+    let mut zeros = 0;
+    while !r.read_bool()? {
+        zeros += 1;
+        if zeros >= limit {
+            return Err(StreamError::Corrupt("Exp-Golomb code too long"));
+        }
+    }
+    let mut shifted = 1u64;
+    for _ in 0..zeros {
+        shifted = shifted << 1 | u64::from(r.read_bool()?);
+    }
+    match shifted - 1 {
+        v if v > max => Err(StreamError::Corrupt("Exp-Golomb value too large")),
+        v => Ok(v),
+    }
+}
+
 fn write_source(w: &mut BitWriter, source: u16) {
     if source < (1 << SMALL_SOURCE_BITS) {
         w.write_bool(true);
@@ -589,11 +749,14 @@ fn read_source(r: &mut BitReader<'_>) -> Result<u16, StreamError> {
     Ok(r.read_bits(bits)? as u16)
 }
 
+/// Writes a section. `implicit`: the packet's only section, of the sender itself, whose
+/// "standard" bit also tells that the section is there (`1` standard, `01` not).
 fn write_section(
     w: &mut BitWriter,
     section: &Section,
     refs: &Refs<'_>,
     volume: &Volume,
+    implicit: bool,
 ) -> Result<(), StreamError> {
     let mut mask = 0u64;
     for s in &section.samples {
@@ -614,7 +777,11 @@ fn write_section(
             .samples
             .iter()
             .all(|s| s.flags == PoseFlags::ALL && s.time == section.samples[0].time);
-    w.write_bool(standard);
+    if implicit && !standard {
+        w.write_bits(0b10, 2);
+    } else {
+        w.write_bool(standard);
+    }
     if !standard {
         w.write_bits(mask & 0b111, 3);
         let trackers = mask >> 3;
@@ -685,8 +852,12 @@ fn read_section(
     seq: i64,
     slots: &[Option<Record>],
     volume: &Volume,
-) -> Result<Section, StreamError> {
-    let standard = r.read_bool()?;
+    standard: Option<bool>,
+) -> Result<(Section, Option<(u64, Ack)>), StreamError> {
+    let standard = match standard {
+        Some(s) => s,
+        None => r.read_bool()?,
+    };
     let mut mask = STANDARD_MASK;
     if !standard {
         mask = r.read_bits(3)?;
@@ -701,23 +872,30 @@ fn read_section(
             return Err(StreamError::Corrupt("empty device mask"));
         }
     }
-    let (age, gap) = read_refs(r)?;
+    let (age, gap, gap2) = read_refs(r)?;
     let mut refs = Refs::none();
     if age > 0 {
-        let find = |back: u64| -> Result<&[Kept], StreamError> {
+        let record = |back: u64| -> Result<&Record, StreamError> {
             let want = seq - back as i64;
-            let slot = slots
+            slots
                 .get(want.rem_euclid(HISTORY as i64) as usize)
                 .and_then(Option::as_ref)
                 .filter(|rec| rec.seq == want)
-                .ok_or(StreamError::MissingReference(want))?;
-            Ok(slot.section(source).unwrap_or(&[]))
+                .ok_or(StreamError::MissingReference(want))
+        };
+        let find = |back: u64| -> Result<&[Kept], StreamError> {
+            Ok(record(back)?.section(source).unwrap_or(&[]))
         };
         refs.age = age;
         refs.gap = gap;
+        refs.gap2 = gap2;
+        refs.last_ack = record(age)?.ack;
         refs.last = Some(find(age)?);
         if gap > 0 {
             refs.previous = Some(find(age + gap)?);
+        }
+        if gap2 > 0 {
+            refs.earlier = Some(find(age + gap + gap2)?);
         }
     }
     let extras = r.read_bool()?;
@@ -778,7 +956,8 @@ fn read_section(
             controller,
         });
     }
-    Ok(Section { source, samples })
+    let ack_base = refs.ack_base();
+    Ok((Section { source, samples }, ack_base))
 }
 
 #[derive(Clone, Debug)]
@@ -834,27 +1013,44 @@ impl PoseSender {
     }
 
     /// Chooses the references for `source`: the newest acknowledged packet holding it at
-    /// most [`MAX_REFERENCE_AGE`] old, and the newest acknowledged one before that at most
-    /// [`MAX_PREVIOUS_GAP`] earlier.
+    /// most [`MAX_REFERENCE_AGE`] old, the newest acknowledged one before that at most
+    /// [`MAX_PREVIOUS_GAP`] earlier, and the newest before that one likewise.
     fn refs(&self, seq: u64, source: u16) -> Refs<'_> {
         let mut holding = self
             .history
             .iter()
             .rev()
-            .filter(|s| s.acked && seq - s.seq <= MAX_REFERENCE_AGE + MAX_PREVIOUS_GAP)
+            .filter(|s| s.acked && seq - s.seq <= MAX_REFERENCE_AGE + 2 * MAX_PREVIOUS_GAP)
             .filter_map(|s| s.record.section(source).map(|k| (s.seq, k)));
         let Some((last_seq, last)) = holding.next().filter(|(s, _)| seq - s <= MAX_REFERENCE_AGE)
         else {
             return Refs::none();
         };
+        let last_ack = self
+            .history
+            .iter()
+            .rev()
+            .find(|s| s.seq == last_seq)
+            .and_then(|s| s.record.ack);
         let previous = holding
             .next()
             .filter(|(s, _)| last_seq - s <= MAX_PREVIOUS_GAP);
+        let earlier = previous.and_then(|(previous_seq, _)| {
+            holding
+                .next()
+                .filter(|(s, _)| previous_seq - s <= MAX_PREVIOUS_GAP)
+        });
         Refs {
             age: seq - last_seq,
             gap: previous.map_or(0, |(s, _)| last_seq - s),
+            gap2: match (previous, earlier) {
+                (Some((p, _)), Some((e, _))) => p - e,
+                _ => 0,
+            },
+            last_ack,
             last: Some(last),
             previous: previous.map(|(_, k)| k),
+            earlier: earlier.map(|(_, k)| k),
         }
     }
 
@@ -884,15 +1080,21 @@ impl PoseSender {
         w.write_bool(!short);
         let bits = if short { SHORT_SEQ_BITS } else { SEQ_BITS };
         w.write_bits((seq & ((1 << bits) - 1)) >> 6, bits - 6);
-        w.write_bool(ack.is_some());
-        if let Some(a) = ack {
-            w.write_bool(!a.short);
-            w.write_bits(u64::from(a.seq) & ((1 << a.bits()) - 1), a.bits());
-        }
         w.write_bool(explicit_sources);
         let limit = if explicit_sources { MAX_SECTIONS } else { 1 };
         let mut included = Vec::new();
         let mut taken = 0;
+        // What the acknowledgement is coded against: the first section's reference.
+        let mut ack_base = None;
+        // The section list's end and the acknowledgement.
+        let tail = |w: &mut BitWriter, any: bool, base: Option<(u64, Ack)>| {
+            if explicit_sources {
+                w.write_bool(false);
+            } else if !any {
+                w.write_bits(0, 2);
+            }
+            write_ack(w, ack, base);
+        };
         for section in sections.iter().filter(|s| !s.samples.is_empty()) {
             if included.len() == limit {
                 break;
@@ -901,8 +1103,6 @@ impl PoseSender {
             if explicit_sources {
                 candidate.write_bool(true);
                 write_source(&mut candidate, section.source);
-            } else {
-                candidate.write_bool(true);
             }
             let refs = self.refs(seq, section.source);
             let sent = Section {
@@ -913,18 +1113,25 @@ impl PoseSender {
                     .map(|s| s.as_sent(refs.reference(s.device), &self.volume))
                     .collect::<Result<_, _>>()?,
             };
-            write_section(&mut candidate, &sent, &refs, &self.volume)?;
-            // One more bit ends the section list.
-            if (candidate.bit_len() + 1).div_ceil(8) > max_bytes {
+            write_section(
+                &mut candidate,
+                &sent,
+                &refs,
+                &self.volume,
+                !explicit_sources,
+            )?;
+            let base = ack_base.or(refs.ack_base());
+            let mut whole = candidate.clone();
+            tail(&mut whole, true, base);
+            if whole.bit_len().div_ceil(8) > max_bytes {
                 break;
             }
             w = candidate;
+            ack_base = base;
             included.push(sent);
             taken += 1;
         }
-        if explicit_sources || included.is_empty() {
-            w.write_bool(false);
-        }
+        tail(&mut w, !included.is_empty(), ack_base);
         self.next_seq += 1;
         if self.history.len() == HISTORY {
             self.history.pop_front();
@@ -932,7 +1139,7 @@ impl PoseSender {
         self.history.push_back(Sent {
             seq,
             acked: false,
-            record: Record::from_sections(seq as i64, &included),
+            record: Record::from_sections(seq as i64, &included, ack),
         });
         Ok(Encoded {
             bytes: w.into_bytes(),
@@ -1031,20 +1238,11 @@ impl PoseReceiver {
         {
             return Err(StreamError::Stale);
         }
-        let ack = if r.read_bool()? {
-            let short = !r.read_bool()?;
-            let bits = if short { SHORT_ACK_BITS } else { SEQ_BITS };
-            Some(Ack {
-                seq: r.read_bits(bits)? as u16,
-                short,
-            })
-        } else {
-            None
-        };
         if r.read_bool()? != explicit_sources {
             return Err(StreamError::Corrupt("unexpected source naming"));
         }
         let mut sections: Vec<Section> = Vec::new();
+        let mut ack_base = None;
         if explicit_sources {
             while r.read_bool()? {
                 if sections.len() == MAX_SECTIONS {
@@ -1054,23 +1252,32 @@ impl PoseReceiver {
                 if sections.iter().any(|s| s.source == source) {
                     return Err(StreamError::Corrupt("a source appears twice"));
                 }
-                sections.push(read_section(
+                let (section, base) =
+                    read_section(&mut r, source, seq, &self.slots, &self.volume, None)?;
+                ack_base = ack_base.or(base);
+                sections.push(section);
+            }
+        } else {
+            // `1`: a standard section, `01`: another section, `00`: none.
+            let standard = if r.read_bool()? {
+                Some(true)
+            } else {
+                r.read_bool()?.then_some(false)
+            };
+            if let Some(standard) = standard {
+                let (section, base) = read_section(
                     &mut r,
-                    source,
+                    implicit_source,
                     seq,
                     &self.slots,
                     &self.volume,
-                )?);
+                    Some(standard),
+                )?;
+                ack_base = base;
+                sections.push(section);
             }
-        } else if r.read_bool()? {
-            sections.push(read_section(
-                &mut r,
-                implicit_source,
-                seq,
-                &self.slots,
-                &self.volume,
-            )?);
         }
+        let ack = read_ack(&mut r, ack_base)?;
         // Only zero padding may follow.
         if r.remaining() >= 8 || r.read_bits(r.remaining() as u32)? != 0 {
             return Err(StreamError::Corrupt("trailing bits"));
@@ -1081,7 +1288,7 @@ impl PoseReceiver {
                 if slot.as_ref().is_some_and(|rec| rec.seq == seq) {
                     return Err(StreamError::Duplicate);
                 }
-                *slot = Some(Record::from_sections(seq, &sections));
+                *slot = Some(Record::from_sections(seq, &sections, ack));
             }
             self.last_received = Some((seq, false));
         }
@@ -1369,6 +1576,111 @@ mod tests {
         for p in &packets[30..] {
             rx.decode(p, false, 2).expect("still decodes");
         }
+    }
+
+    #[test]
+    fn framing_codes_round_trip_and_refuse_hostile_bits() {
+        // Acknowledgements against every kind of base, across the wrap of both forms.
+        let bases = [
+            None,
+            Some((4, Ack::new(126, true))),
+            Some((1, Ack::new(5, true))),
+            Some((9, Ack::new(4090, false))),
+            Some((31, Ack::new(0, false))),
+        ];
+        for base in bases {
+            for seq in [0u64, 1, 3, 126, 127, 128, 130, 4094, 4095, 4096, 4100] {
+                for short in [true, false] {
+                    for ack in [None, Some(Ack::new(seq, short))] {
+                        let mut w = BitWriter::new();
+                        write_ack(&mut w, ack, base);
+                        let bits = w.bit_len();
+                        let bytes = w.into_bytes();
+                        let mut r = BitReader::new(&bytes);
+                        assert_eq!(read_ack(&mut r, base), Ok(ack), "{base:?} {ack:?}");
+                        assert_eq!(r.position(), bits);
+                        // Never longer than the explicit form and the "predicted" bit.
+                        let explicit = ack.map_or(1, |a| 2 + a.bits() as usize);
+                        assert!(bits <= explicit + usize::from(base.is_some()));
+                    }
+                }
+            }
+        }
+        // The steady state: as many packets on as the reference is old, three bits.
+        let base = Some((4, Ack::new(126, true)));
+        let mut w = BitWriter::new();
+        write_ack(&mut w, Some(Ack::new(130, true)), base);
+        assert_eq!(w.bit_len(), 3);
+        // Times against predictions: every branch of the code, and the limits.
+        let p = 1_000_000i64;
+        for residual in [
+            0i64,
+            1,
+            -1,
+            2,
+            -2,
+            3,
+            -5,
+            1000,
+            -65_536,
+            65_536,
+            65_537,
+            -1 << 40,
+        ] {
+            for predicted in [Some(p), None] {
+                let time = p + residual;
+                let mut w = BitWriter::new();
+                write_time(&mut w, time, predicted);
+                let bits = w.bit_len();
+                let bytes = w.into_bytes();
+                let mut r = BitReader::new(&bytes);
+                assert_eq!(read_time(&mut r, predicted), Ok(time));
+                assert_eq!(r.position(), bits);
+            }
+        }
+        // Absolute times are 48 bits: the extremes of that range.
+        let (lo, hi) = (-(1i64 << 47), (1i64 << 47) - 1);
+        let mut w = BitWriter::new();
+        write_time(&mut w, hi, Some(lo));
+        let bytes = w.into_bytes();
+        assert_eq!(read_time(&mut BitReader::new(&bytes), Some(lo)), Ok(hi));
+        // References: none, every age, usual and other gaps.
+        for age in 0..=MAX_REFERENCE_AGE {
+            for (gap, gap2) in [(0, 0), (1, 1), (1, 0), (2, 1), (7, 7), (1, 3)] {
+                let (gap, gap2) = if age == 0 { (0, 0) } else { (gap, gap2) };
+                let refs = Refs {
+                    age,
+                    gap,
+                    gap2,
+                    ..Refs::none()
+                };
+                let mut w = BitWriter::new();
+                write_refs(&mut w, &refs);
+                let bits = w.bit_len();
+                let bytes = w.into_bytes();
+                let mut r = BitReader::new(&bytes);
+                assert_eq!(read_refs(&mut r), Ok((age, gap, gap2)));
+                assert_eq!(r.position(), bits);
+            }
+        }
+        // Hostile: codes too long or out of range are errors, never panics.
+        for bytes in [[0u8; 8], [0xFF; 8], [0x55; 8], [0xAA; 8]] {
+            let _ = read_refs(&mut BitReader::new(&bytes));
+            let _ = read_time(&mut BitReader::new(&bytes), Some(0));
+            let _ = read_ack(&mut BitReader::new(&bytes), Some((3, Ack::new(9, true))));
+        }
+        assert!(read_exp_golomb0(&mut BitReader::new(&[0; 8]), MAX_ACK_DELTA).is_err());
+        let mut w = BitWriter::new();
+        write_exp_golomb0(&mut w, MAX_ACK_DELTA + 1);
+        let bytes = w.into_bytes();
+        assert!(read_exp_golomb0(&mut BitReader::new(&bytes), MAX_ACK_DELTA).is_err());
+        let mut w = BitWriter::new();
+        write_exp_golomb1(&mut w, MAX_REFERENCE_AGE + 1);
+        let bytes = w.into_bytes();
+        assert_eq!(
+            read_refs(&mut BitReader::new(&bytes)),
+            Err(StreamError::Corrupt("reference too old"))
+        );
     }
 
     #[test]
