@@ -81,6 +81,16 @@ impl BitWriter {
     }
 }
 
+/// Maps signed to unsigned so small magnitudes stay small: `0, −1, 1, −2, …` → `0, 1, 2, 3, …`.
+pub(crate) fn zigzag(r: i64) -> u64 {
+    ((r << 1) ^ (r >> 63)) as u64
+}
+
+/// The inverse of [`zigzag`].
+pub(crate) fn unzigzag(u: u64) -> i64 {
+    (u >> 1) as i64 ^ -((u & 1) as i64)
+}
+
 /// Whether `value` fits an `n`-bit two's complement field (`n` in 1..=64).
 pub fn fits_signed(value: i64, n: u32) -> bool {
     if n == 0 {

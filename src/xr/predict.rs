@@ -52,7 +52,7 @@
 //! (and hence the gaps) must be agreed by the stream layer, e.g. by naming the acked
 //! sequence numbers in the datagram.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{unzigzag, zigzag, BitReader, BitWriter};
 use super::pose::{validate_pose, Pose};
 use super::quantize::{
     EncodeInfo, QuantizeError, QuantizedPose, Volume, MAX_ANGLE_ERROR_DEG, MAX_POSITION_ERROR_M,
@@ -360,14 +360,6 @@ pub fn predict(reference: &Reference, volume: &Volume) -> Result<QuantizedPose, 
     Ok(prediction(reference, volume)?.pose)
 }
 
-fn zigzag(r: i64) -> u64 {
-    ((r << 1) ^ (r >> 63)) as u64
-}
-
-fn unzigzag(u: u64) -> i64 {
-    (u >> 1) as i64 ^ -((u & 1) as i64)
-}
-
 /// Bits of a residual `r` under parameter `k`, or `None` when it is an escape.
 fn rice_bits(r: i64, k: u32) -> Option<u32> {
     let q = zigzag(r) >> k;
@@ -386,6 +378,13 @@ fn write_rice(w: &mut BitWriter, r: i64, k: u32) -> bool {
     w.write_bool(false);
     w.write_bits(u, k);
     true
+}
+
+/// The escape: [`RICE_ESCAPE`] one bits.
+fn write_escape(w: &mut BitWriter) {
+    for _ in 0..RICE_ESCAPE {
+        w.write_bool(true);
+    }
 }
 
 /// Reads a Rice code: `Some(residual)`, or `None` after the escape's one bits.
@@ -411,10 +410,6 @@ fn group_bits(values: [u32; 3], predicted: [u32; 3], k: &[u32], escape_bits: [u3
         .sum()
 }
 
-fn position_escape_bits(volume: &Volume) -> [u32; 3] {
-    volume.axis_bits()
-}
-
 const ORIENTATION_ESCAPE_BITS: [u32; 3] =
     [1 + ORIENTATION_BITS, ORIENTATION_BITS, ORIENTATION_BITS];
 
@@ -422,18 +417,14 @@ fn write_predicted(q: &QuantizedPose, p: &Prediction, volume: &Volume, w: &mut B
     for (i, bits) in volume.axis_bits().into_iter().enumerate() {
         let r = i64::from(q.position[i]) - i64::from(p.pose.position[i]);
         if !write_rice(w, r, p.k[i]) {
-            for _ in 0..RICE_ESCAPE {
-                w.write_bool(true);
-            }
+            write_escape(w);
             w.write_bits(u64::from(q.position[i]), bits);
         }
     }
     let rebased = q.largest != p.pose.largest;
     if rebased {
         // The escape of the first component, then "another dropped index" and that index.
-        for _ in 0..RICE_ESCAPE {
-            w.write_bool(true);
-        }
+        write_escape(w);
         w.write_bool(true);
         w.write_bits(u64::from(q.largest), 2);
     }
@@ -441,9 +432,7 @@ fn write_predicted(q: &QuantizedPose, p: &Prediction, volume: &Volume, w: &mut B
     for (i, (&value, &predicted)) in q.rest.iter().zip(&predicted).enumerate() {
         let r = i64::from(value) - i64::from(predicted);
         if !write_rice(w, r, p.k[3 + i]) {
-            for _ in 0..RICE_ESCAPE {
-                w.write_bool(true);
-            }
+            write_escape(w);
             if i == 0 && !rebased {
                 w.write_bool(false);
             }
@@ -524,7 +513,7 @@ pub fn quantize_toward(
         };
         q.to_pose(volume).position.distance(exact.position) <= MAX_POSITION_ERROR_M * (1.0 - 1e-6)
     };
-    let escape = position_escape_bits(volume);
+    let escape = volume.axis_bits();
     best.position = cheapest(nearest.position, p.pose.position, 1, within, |g| {
         group_bits(g, p.pose.position, &p.k[..3], escape)
     });

@@ -72,7 +72,7 @@
 
 use std::collections::VecDeque;
 
-use super::bits::{BitError, BitReader, BitWriter};
+use super::bits::{unzigzag, zigzag, BitError, BitReader, BitWriter};
 use super::pose::{ControllerState, Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
 use super::predict::{
     encode_quantized_predicted, quantize_toward, read_quantized_predicted, Reference,
@@ -658,7 +658,7 @@ fn write_ack(w: &mut BitWriter, ack: Option<Ack>, base: Option<(u64, Ack)>) {
         return;
     };
     if let Some(base) = base {
-        let delta = ack_delta(a, base).map(|d| ((d << 1) ^ (d >> 63)) as u64);
+        let delta = ack_delta(a, base).map(zigzag);
         match delta {
             Some(z) if exp_golomb0_bits(z) <= 1 + a.bits() => {
                 w.write_bool(true);
@@ -679,7 +679,7 @@ fn read_ack(r: &mut BitReader<'_>, base: Option<(u64, Ack)>) -> Result<Option<Ac
     if let Some((age, b)) = base {
         if r.read_bool()? {
             let z = read_exp_golomb0(r, MAX_ACK_DELTA)?;
-            let d = (z >> 1) as i64 ^ -((z & 1) as i64);
+            let d = unzigzag(z);
             let modulus = 1i64 << b.bits();
             let seq = (i64::from(b.seq) + age as i64 + d).rem_euclid(modulus);
             return Ok(Some(Ack {
