@@ -1,12 +1,20 @@
 //! Acknowledgement of datagrams by sequence number: the receiver keeps the ranges it got
 //! lately and repeats them in every datagram it sends, so one lost ack costs nothing.
+//!
+//! Reordering by delay variation leaves many short-lived holes: with a few datagrams a
+//! tick and jitter of a couple of ticks, a dozen ranges can be open at once, and a range
+//! left out of every acknowledgement is a datagram whose keys go again for nothing. So
+//! the newest [`ACK_RANGES_SENT`] ranges travel each time, and every sequence number the
+//! peer used counts, acknowledgement-only datagrams included (they are recorded without
+//! being acknowledged, so they do not punch holes between the ranges that matter).
 
 use std::collections::VecDeque;
 
-/// Ranges repeated in each datagram: enough to cover a burst of reordering and loss.
-pub const ACK_RANGES_SENT: usize = 4;
+/// Ranges repeated in each datagram: enough to cover the holes reordering and loss open
+/// within a round trip (16 bytes each on the wire before compression).
+pub const ACK_RANGES_SENT: usize = 16;
 /// Ranges remembered.
-const RANGES_KEPT: usize = 16;
+const RANGES_KEPT: usize = 32;
 
 /// The sequence numbers received lately, as disjoint inclusive ranges, newest last.
 #[derive(Debug, Default)]
@@ -17,8 +25,22 @@ pub struct ReceivedSeqs {
 }
 
 impl ReceivedSeqs {
-    /// Notes `seq` as received; false when it was known already (a duplicate).
+    /// Notes `seq` as received and to be acknowledged; false when it was known already
+    /// (a duplicate).
     pub fn insert(&mut self, seq: u64) -> bool {
+        let new = self.record(seq);
+        self.unacked |= new;
+        new
+    }
+
+    /// Notes `seq` as used by the peer without asking for an acknowledgement (an
+    /// acknowledgement-only datagram: acknowledging it would make two idle peers
+    /// acknowledge each other forever). It joins the ranges around it.
+    pub fn insert_silently(&mut self, seq: u64) {
+        self.record(seq);
+    }
+
+    fn record(&mut self, seq: u64) -> bool {
         // Usually `seq` extends the newest range or starts a new one.
         let at = self.ranges.partition_point(|&(first, _)| first <= seq);
         if at > 0 {
@@ -27,7 +49,6 @@ impl ReceivedSeqs {
                 return false;
             }
         }
-        self.unacked = true;
         let joins_left = at > 0 && self.ranges[at - 1].1 + 1 == seq;
         let joins_right = at < self.ranges.len() && seq + 1 == self.ranges[at].0;
         match (joins_left, joins_right) {
@@ -89,5 +110,18 @@ mod tests {
         }
         assert_eq!(seqs.ranges.len(), RANGES_KEPT);
         assert_eq!(seqs.to_send()[0], (198, 198));
+        assert_eq!(seqs.to_send().len(), ACK_RANGES_SENT);
+    }
+
+    #[test]
+    fn silent_sequence_numbers_join_ranges_without_asking_for_an_ack() {
+        let mut seqs = ReceivedSeqs::default();
+        seqs.insert(1);
+        seqs.to_send();
+        seqs.insert_silently(2);
+        assert!(!seqs.has_unacked(), "an ack-only datagram asks for no ack");
+        seqs.insert(3);
+        assert_eq!(seqs.to_send(), vec![(1, 3)]);
+        assert!(!seqs.insert(2), "a silent one is still a duplicate");
     }
 }

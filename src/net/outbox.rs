@@ -7,8 +7,14 @@
 //! never re-sent as such, newer state replaces it, and it never delays later ones.
 //! When not everything fits the byte budget, a priority accumulator (one point per tick
 //! waited) decides what goes first.
+//!
+//! Datagrams overtake each other on real paths (Wi-Fi reorders by delay variation), so
+//! nothing here infers loss from order: a datagram sent stays on record, by sequence
+//! number, until an acknowledgement names it (however late) or it ages out. The resend
+//! delay is the acknowledgement round trip as this outbox measures it (ticks of both
+//! sides included) plus its variation, as TCP's retransmission timer (RFC 6298).
 
-use std::collections::VecDeque;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -24,13 +30,16 @@ pub(crate) type Key = (ComponentId, EntityId);
 /// The entity itself, as a key component.
 const ENTITY: ComponentId = ComponentId(0);
 
-/// Datagrams remembered while unacknowledged; older ones count as lost.
+/// Datagrams remembered while unacknowledged; beyond this the oldest counts as lost.
 const MAX_IN_FLIGHT: usize = 4096;
-/// A datagram this many sequence numbers older than the newest acked one is lost.
-const REORDER_THRESHOLD: u64 = 3;
-/// Bytes of a state datagram besides its entries: message, datagram and frame tables,
-/// and the repeated ack ranges.
+/// Bytes of a state datagram besides its entries and acknowledgement ranges: message,
+/// datagram and frame tables, vector headers and padding.
 const DATAGRAM_BASE: usize = 256;
+/// An unacknowledged datagram is forgotten (counted lost) after this many resend delays,
+/// and never sooner than [`MIN_FLIGHT_AGE`]: a late acknowledgement still counts until
+/// then.
+const FLIGHT_AGE_IN_RESENDS: u32 = 4;
+const MIN_FLIGHT_AGE: Duration = Duration::from_secs(1);
 
 #[derive(Debug)]
 struct Pending {
@@ -44,7 +53,6 @@ struct Pending {
 
 #[derive(Debug)]
 struct InFlight {
-    seq: u64,
     tick: u64,
     sent_at: Instant,
     keys: Vec<Key>,
@@ -65,6 +73,9 @@ pub struct OutboxStats {
     pub stream_frames: u64,
     /// Keys skipped this tick because the byte budget was spent.
     pub deferred_keys: u64,
+    /// Keys sent again unchanged because their acknowledgement did not come within the
+    /// resend delay (their datagram was lost, or its acknowledgement late).
+    pub keys_resent: u64,
 }
 
 /// Value bytes per component type in one encoded message, for the per-component wire
@@ -89,17 +100,52 @@ pub(crate) struct SendLimits {
     pub max_datagram: usize,
     /// Bytes this tick may use.
     pub budget: usize,
-    /// How long a sent key waits for its ack before it is sent again.
-    pub resend_after: Duration,
+    /// Resend delay until the outbox has measured acknowledgement round trips of its own
+    /// (see [`Outbox::resend_after`]).
+    pub initial_resend: Duration,
+}
+
+/// The acknowledgement round trip: from sending a datagram to taking in the
+/// acknowledgement that names it, so both sides' tick intervals are included. Smoothed
+/// as RFC 6298 smooths TCP's.
+#[derive(Clone, Copy, Debug, Default)]
+struct AckRtt {
+    smoothed: Option<Duration>,
+    variation: Duration,
+}
+
+impl AckRtt {
+    fn sample(&mut self, rtt: Duration) {
+        match self.smoothed {
+            None => {
+                self.smoothed = Some(rtt);
+                self.variation = rtt / 2;
+            }
+            Some(srtt) => {
+                let error = srtt.abs_diff(rtt);
+                self.variation = (self.variation * 3 + error) / 4;
+                self.smoothed = Some((srtt * 7 + rtt) / 8);
+            }
+        }
+    }
+
+    /// How long a key waits for its acknowledgement before it goes again: the smoothed
+    /// round trip plus twice its variation. Lower than TCP's four variations on purpose:
+    /// a needless resend costs one small value, a late one delays convergence.
+    fn resend_after(&self) -> Option<Duration> {
+        self.smoothed
+            .map(|srtt| srtt + self.variation * 2 + Duration::from_millis(1))
+    }
 }
 
 /// One peer's outstanding state.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pending: FxHashMap<Key, Pending>,
-    in_flight: VecDeque<InFlight>,
+    /// Datagrams sent and not yet acknowledged, by sequence number.
+    in_flight: BTreeMap<u64, InFlight>,
     next_seq: u64,
-    newest_acked: u64,
+    rtt: AckRtt,
     pub stats: OutboxStats,
 }
 
@@ -166,20 +212,31 @@ impl Outbox {
         self.pending.len()
     }
 
-    /// Processes the peer's acknowledgements (inclusive ranges of our sequence numbers).
-    pub(crate) fn on_acks(&mut self, ranges: &[(u64, u64)]) {
-        let acked = |seq: u64| {
-            ranges
-                .iter()
-                .any(|&(first, last)| (first..=last).contains(&seq))
-        };
-        if let Some(newest) = ranges.iter().map(|r| r.1).max() {
-            self.newest_acked = self.newest_acked.max(newest);
-        }
-        let mut kept = VecDeque::with_capacity(self.in_flight.len());
-        for flight in self.in_flight.drain(..) {
-            if acked(flight.seq) {
+    /// The resend delay now: measured (see [`AckRtt::resend_after`]), or `initial` before
+    /// the first acknowledgement.
+    pub(crate) fn resend_after(&self, initial: Duration) -> Duration {
+        self.rtt.resend_after().unwrap_or(initial)
+    }
+
+    /// Processes the peer's acknowledgements (inclusive ranges of our sequence numbers,
+    /// in any order, naming datagrams in any order, repeated or not), taken in at `now`.
+    pub(crate) fn on_acks(&mut self, ranges: &[(u64, u64)], now: Instant) {
+        let mut newest: Option<(u64, Instant)> = None;
+        for &(first, last) in ranges {
+            if first > last {
+                continue;
+            }
+            // The records in first..=last, cut out of the map in O(log n).
+            let mut acked = self.in_flight.split_off(&first);
+            if let Some(after) = last.checked_add(1) {
+                let mut rest = acked.split_off(&after);
+                self.in_flight.append(&mut rest);
+            }
+            for (seq, flight) in acked {
                 self.stats.datagrams_acked += 1;
+                if newest.is_none_or(|(s, _)| seq > s) {
+                    newest = Some((seq, flight.sent_at));
+                }
                 for key in &flight.keys {
                     if self
                         .pending
@@ -189,15 +246,13 @@ impl Outbox {
                         self.pending.remove(key);
                     }
                 }
-            } else if flight.seq + REORDER_THRESHOLD < self.newest_acked {
-                // Later datagrams were acknowledged and this one was not: lost. Its keys
-                // are still pending and go again as the state of their next sending.
-                self.stats.datagrams_lost += 1;
-            } else {
-                kept.push_back(flight);
             }
         }
-        self.in_flight = kept;
+        // One sample per acknowledgement, from the newest datagram it names first (an
+        // older one may have waited behind a lost acknowledgement).
+        if let Some((_, sent_at)) = newest {
+            self.rtt.sample(now.saturating_duration_since(sent_at));
+        }
     }
 
     /// Chooses what to send this tick, encodes it and records it as in flight.
@@ -211,15 +266,17 @@ impl Outbox {
         encoder: &mut Encoder,
     ) -> Built {
         let mut built = Built::default();
-        self.expire(now, (limits.resend_after * 4).max(Duration::from_secs(1)));
+        let resend_after = self.resend_after(limits.initial_resend);
+        self.expire(
+            now,
+            (resend_after * FLIGHT_AGE_IN_RESENDS).max(MIN_FLIGHT_AGE),
+        );
         let mut chosen: Vec<(Key, u32)> = Vec::new();
         for (key, pending) in &mut self.pending {
             let due = match pending.sent_at {
                 None => true,
-                Some(at) => {
-                    pending.sent_tick < pending.changed
-                        || now.duration_since(at) >= limits.resend_after
-                }
+                Some(_) if pending.sent_tick < pending.changed => true,
+                Some(at) => now.saturating_duration_since(at) >= resend_after,
             };
             if due {
                 pending.priority = pending.priority.saturating_add(1);
@@ -229,7 +286,9 @@ impl Outbox {
         // Highest priority first; ties in key order, so a run is reproducible.
         chosen.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
 
-        let room = limits.max_datagram.saturating_sub(DATAGRAM_BASE);
+        // The acknowledgement ranges repeat in every datagram of this tick.
+        let base = DATAGRAM_BASE + acks.len() * size::ACK_RANGE;
+        let room = limits.max_datagram.saturating_sub(base);
         let mut spent = 0usize;
         let mut current: Vec<(Key, Entry)> = Vec::new();
         let mut current_bytes = 0usize;
@@ -278,8 +337,7 @@ impl Outbox {
             // The budget bounds what this tick sends, but one datagram always goes, so a
             // tiny budget still makes progress.
             let started = spent > 0 || !current.is_empty();
-            if started && spent + current_bytes + cost + batch_cost + DATAGRAM_BASE > limits.budget
-            {
+            if started && spent + current_bytes + cost + batch_cost + base > limits.budget {
                 self.stats.deferred_keys += (chosen.len() - index) as u64;
                 break;
             }
@@ -368,35 +426,39 @@ impl Outbox {
         let keys: Vec<Key> = entries.drain(..).map(|(key, _)| key).collect();
         for key in &keys {
             if let Some(pending) = self.pending.get_mut(key) {
+                if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
+                    self.stats.keys_resent += 1;
+                }
                 pending.sent_tick = tick;
                 pending.sent_at = Some(now);
                 pending.priority = 0;
             }
         }
-        if self.in_flight.len() >= MAX_IN_FLIGHT {
-            self.in_flight.pop_front();
+        if self.in_flight.len() >= MAX_IN_FLIGHT && self.in_flight.pop_first().is_some() {
             self.stats.datagrams_lost += 1;
         }
-        self.in_flight.push_back(InFlight {
+        self.in_flight.insert(
             seq,
-            tick,
-            sent_at: now,
-            keys,
-        });
+            InFlight {
+                tick,
+                sent_at: now,
+                keys,
+            },
+        );
         self.stats.datagrams_sent += 1;
         self.stats.datagram_bytes += len as u64;
         built.datagrams.push((bytes, values));
         len
     }
 
-    /// Counts as lost the datagrams unacknowledged for longer than `timeout` (when no
-    /// later datagram is acknowledged either, the reorder rule cannot tell).
+    /// Counts as lost, and forgets, the datagrams unacknowledged for longer than
+    /// `timeout` (sequence numbers grow with sending time, so they are the first ones).
     fn expire(&mut self, now: Instant, timeout: Duration) {
-        while let Some(flight) = self.in_flight.front() {
-            if now.duration_since(flight.sent_at) < timeout {
+        while let Some(entry) = self.in_flight.first_entry() {
+            if now.saturating_duration_since(entry.get().sent_at) < timeout {
                 break;
             }
-            self.in_flight.pop_front();
+            entry.remove();
             self.stats.datagrams_lost += 1;
         }
     }
@@ -428,4 +490,158 @@ fn single_value_frame(
         ..Delta::default()
     };
     delta.encode_with(encoder)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::Layout;
+
+    fn world_with(n: usize) -> (World, ComponentId, Vec<EntityId>) {
+        let mut world = World::default();
+        let c = world
+            .register("t.Value", Layout::Fixed(28))
+            .expect("register");
+        let entities = (0..n)
+            .map(|i| {
+                let e = world.spawn().expect("spawn");
+                world.set(e, c, &[i as u8; 28]).expect("set");
+                e
+            })
+            .collect();
+        (world, c, entities)
+    }
+
+    fn limits() -> SendLimits {
+        SendLimits {
+            max_datagram: 1200,
+            budget: 1 << 20,
+            initial_resend: Duration::from_millis(100),
+        }
+    }
+
+    /// Marks every change of `world` so far and builds one tick's datagrams.
+    fn send_all(outbox: &mut Outbox, world: &World, now: Instant, acks: &[(u64, u64)]) -> Built {
+        let delta = world.delta_since(0).expect("history");
+        outbox.mark_delta(&delta, |_| false);
+        outbox.build(
+            world,
+            world.tick(),
+            now,
+            limits(),
+            acks,
+            &mut Encoder::new(),
+        )
+    }
+
+    #[test]
+    fn a_late_acknowledgement_of_an_overtaken_datagram_still_counts() {
+        let (world, _, _) = world_with(200);
+        let mut outbox = Outbox::default();
+        let t0 = Instant::now();
+        let built = send_all(&mut outbox, &world, t0, &[]);
+        let n = built.datagrams.len() as u64;
+        assert!(n >= 4, "{n} datagrams");
+        // The newest ones are acknowledged first, as reordering would have it; the first
+        // one much later, after many newer ones.
+        outbox.on_acks(&[(n - 1, n - 1)], t0 + Duration::from_millis(30));
+        outbox.on_acks(&[(1, n - 2)], t0 + Duration::from_millis(35));
+        assert!(outbox.pending() > 0, "datagram 0 is not acknowledged yet");
+        outbox.on_acks(&[(0, 0), (1, n - 1)], t0 + Duration::from_millis(60));
+        assert_eq!(outbox.pending(), 0, "every key was acknowledged");
+        assert_eq!(outbox.stats.datagrams_acked, n);
+        assert_eq!(outbox.stats.datagrams_lost, 0);
+        // Nothing goes again: no key is pending.
+        let again = outbox.build(
+            &world,
+            world.tick(),
+            t0 + Duration::from_secs(5),
+            limits(),
+            &[],
+            &mut Encoder::new(),
+        );
+        assert!(again.datagrams.is_empty());
+        assert_eq!(outbox.stats.keys_resent, 0);
+    }
+
+    #[test]
+    fn unacknowledged_keys_go_again_after_the_measured_resend_delay() {
+        let (mut world, c, entities) = world_with(3);
+        let mut outbox = Outbox::default();
+        let t0 = Instant::now();
+        assert_eq!(
+            outbox.resend_after(limits().initial_resend),
+            limits().initial_resend
+        );
+        let first = send_all(&mut outbox, &world, t0, &[]);
+        assert_eq!(first.datagrams.len(), 1);
+        // Acknowledged after 40 ms: the resend delay follows the measurement.
+        outbox.on_acks(&[(0, 0)], t0 + Duration::from_millis(40));
+        let measured = outbox.resend_after(limits().initial_resend);
+        assert!(
+            measured > Duration::from_millis(40) && measured < Duration::from_millis(100),
+            "{measured:?}"
+        );
+        // A new change, sent and not acknowledged: not again before the delay...
+        world.advance();
+        world.set(entities[0], c, &[99; 28]).expect("set");
+        let t1 = t0 + Duration::from_millis(100);
+        let delta = world.delta_since(world.tick() - 1).expect("history");
+        outbox.mark_delta(&delta, |_| false);
+        let sent = outbox.build(&world, world.tick(), t1, limits(), &[], &mut Encoder::new());
+        assert_eq!(sent.datagrams.len(), 1);
+        let early = t1 + measured / 2;
+        let none = outbox.build(
+            &world,
+            world.tick(),
+            early,
+            limits(),
+            &[],
+            &mut Encoder::new(),
+        );
+        assert!(none.datagrams.is_empty(), "resent before the delay");
+        // ... and once it passed, the current value goes again, counted as a resend.
+        let late = t1 + measured;
+        let resent = outbox.build(
+            &world,
+            world.tick(),
+            late,
+            limits(),
+            &[],
+            &mut Encoder::new(),
+        );
+        assert_eq!(resent.datagrams.len(), 1);
+        assert_eq!(outbox.stats.keys_resent, 1);
+    }
+
+    #[test]
+    fn datagrams_stay_within_the_path_with_every_acknowledgement_range() {
+        let (world, _, _) = world_with(500);
+        let mut outbox = Outbox::default();
+        let acks: Vec<(u64, u64)> = (0..crate::net::acks::ACK_RANGES_SENT as u64)
+            .map(|i| (u64::MAX - 10 * i - 5, u64::MAX - 10 * i))
+            .collect();
+        let built = send_all(&mut outbox, &world, Instant::now(), &acks);
+        assert!(built.datagrams.len() > 10);
+        for (datagram, _) in &built.datagrams {
+            assert!(
+                datagram.len() <= limits().max_datagram,
+                "{} bytes",
+                datagram.len()
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_acknowledgements_change_nothing_they_should_not() {
+        let (world, _, _) = world_with(50);
+        let mut outbox = Outbox::default();
+        let t0 = Instant::now();
+        send_all(&mut outbox, &world, t0, &[]);
+        let pending = outbox.pending();
+        // Inverted, never-sent and extreme ranges.
+        outbox.on_acks(&[(5, 1), (1000, u64::MAX), (u64::MAX, u64::MAX)], t0);
+        assert_eq!(outbox.pending(), pending);
+        assert_eq!(outbox.stats.datagrams_acked, 0);
+    }
 }

@@ -405,6 +405,47 @@ struct Link {
     dicts: PeerDicts,
     /// The delta-frame compression streams of this connection, each way.
     streams: LinkStreams,
+    /// How much of this tick's state may go to quinn's datagram queue.
+    pacer: DatagramPacer,
+}
+
+/// Keeps quinn's datagram queue short. Congestion control may let less out than the
+/// outbox would send; what waits in the queue goes stale and adds latency, and a full
+/// queue drops its oldest datagrams silently. So while the queue did not empty between
+/// two ticks, a tick adds about what the path drained in one tick, and keys that do not
+/// fit stay pending in the outbox, where newer state replaces them.
+#[derive(Debug, Default)]
+struct DatagramPacer {
+    /// The queue's capacity: the most free space ever seen.
+    capacity: usize,
+    /// Bytes queued right after the previous tick's sending.
+    queued_after_send: usize,
+    /// Smoothed bytes the queue drained per tick while it was not empty.
+    drained_per_tick: usize,
+}
+
+impl DatagramPacer {
+    /// The bytes this tick may queue, given the queue's free `space` and the configured
+    /// per-tick `budget`.
+    fn budget(&mut self, space: usize, budget: usize) -> usize {
+        self.capacity = self.capacity.max(space);
+        let queued = self.capacity - space;
+        if queued == 0 {
+            // Everything went out: the path is not the limit.
+            return budget.min(space);
+        }
+        let drained = self.queued_after_send.saturating_sub(queued);
+        self.drained_per_tick = (self.drained_per_tick * 3 + drained) / 4;
+        budget
+            .min(space)
+            .min((self.drained_per_tick * 2).saturating_sub(queued))
+    }
+
+    /// Notes the queue's free space after this tick's sending.
+    fn sent(&mut self, space: usize) {
+        self.capacity = self.capacity.max(space);
+        self.queued_after_send = self.capacity - space;
+    }
 }
 
 /// A connected client, on the host.
@@ -881,14 +922,19 @@ impl Session {
             match &mut self.role {
                 Role::Host(host) => host.handle(
                     event,
+                    now,
                     &self.config,
                     &mut self.encoder,
                     &mut self.events,
                     &mut self.poses,
                 ),
-                Role::Client(client) => {
-                    client.handle(event, &mut self.encoder, &mut self.events, &mut self.poses)
-                }
+                Role::Client(client) => client.handle(
+                    event,
+                    now,
+                    &mut self.encoder,
+                    &mut self.events,
+                    &mut self.poses,
+                ),
             }
         }
         match &mut self.role {
@@ -1047,6 +1093,7 @@ impl Link {
             },
             dicts: PeerDicts::default(),
             streams: LinkStreams::default(),
+            pacer: DatagramPacer::default(),
         }
     }
 
@@ -1077,25 +1124,25 @@ impl Link {
         }
     }
 
-    /// Verifies a state datagram message, takes in its acks and returns its frame when
-    /// the datagram is new (not a duplicate).
-    fn receive<'a>(&mut self, message: &'a [u8]) -> Option<fb::DeltaFrame<'a>> {
+    /// Verifies a state datagram message, takes in its acks (at `now`) and returns its
+    /// frame when the datagram is new (not a duplicate).
+    fn receive<'a>(&mut self, message: &'a [u8], now: Instant) -> Option<fb::DeltaFrame<'a>> {
         // A datagram that does not decode is dropped and counted: it changes nothing.
         let Ok(Message::StateDatagram(datagram)) = wire::decode(message) else {
             self.diagnostics.malformed += 1;
             return None;
         };
         if let Some(acks) = datagram.acks() {
-            let ranges: Vec<(u64, u64)> = acks
-                .iter()
-                .map(|r| (r.first(), r.last()))
-                .filter(|r| r.0 <= r.1)
-                .collect();
-            self.outbox.on_acks(&ranges);
+            let ranges: Vec<(u64, u64)> = acks.iter().map(|r| (r.first(), r.last())).collect();
+            self.outbox.on_acks(&ranges, now);
         }
-        // An acknowledgement alone carries nothing to acknowledge: answering it would make
-        // two idle peers acknowledge each other's acknowledgements forever.
-        let frame = datagram.frame()?;
+        let Some(frame) = datagram.frame() else {
+            // An acknowledgement alone carries nothing to acknowledge: answering it would
+            // make two idle peers acknowledge each other's acknowledgements forever. Its
+            // sequence number still closes the gap between the ranges around it.
+            self.received.insert_silently(datagram.seq());
+            return None;
+        };
         if !self.received.insert(datagram.seq()) {
             return None;
         }
@@ -1132,8 +1179,10 @@ impl Link {
         let path = self.conn.max_datagram_size().unwrap_or(0);
         let limits = SendLimits {
             max_datagram: path.min(compression.max_datagram()).saturating_sub(1),
-            budget,
-            resend_after: self.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
+            budget: self
+                .pacer
+                .budget(self.conn.datagram_send_buffer_space(), budget),
+            initial_resend: self.conn.rtt().mul_f32(1.5) + Duration::from_millis(20),
         };
         if limits.max_datagram > 0 {
             let unacked = self.received.has_unacked();
@@ -1153,6 +1202,7 @@ impl Link {
             for (frame, values) in built.stream_frames {
                 self.queue(MessageKind::DeltaFrame, &frame, &values, compression, now);
             }
+            self.pacer.sent(self.conn.datagram_send_buffer_space());
         }
         while let Some(message) = self.backlog.pop_front() {
             let len = message.len() as u64;
@@ -1218,6 +1268,7 @@ impl Host {
     fn handle(
         &mut self,
         event: NetEvent,
+        now: Instant,
         config: &SessionConfig,
         encoder: &mut Encoder,
         events: &mut VecDeque<SessionEvent>,
@@ -1234,7 +1285,6 @@ impl Host {
                 let mut link = Link::new(conn, stream, peer, PoseLink::new(peer, volume, false));
                 let resume = resume_token();
                 let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
-                let now = Instant::now();
                 let (mut client, snapshot) = match self.parked.remove(&peer) {
                     // Resumed: the parked outbox holds exactly what the client lacks.
                     Some(parked) if resumed => {
@@ -1312,7 +1362,7 @@ impl Host {
                 let Some(message) = client.link.open_datagram(&bytes, &mut self.compression) else {
                     return;
                 };
-                if let Some(frame) = client.link.receive(&message) {
+                if let Some(frame) = client.link.receive(&message, now) {
                     let counter = self.next_counters.entry(peer).or_insert(1);
                     apply_client_frame(
                         &mut self.world,
@@ -1626,6 +1676,7 @@ impl Client {
     fn handle(
         &mut self,
         event: NetEvent,
+        now: Instant,
         encoder: &mut Encoder,
         events: &mut VecDeque<SessionEvent>,
         hub: &mut PoseHub,
@@ -1739,7 +1790,7 @@ impl Client {
                 let Some(message) = link.open_datagram(&bytes, &mut self.compression) else {
                     return;
                 };
-                if let Some(frame) = link.receive(&message) {
+                if let Some(frame) = link.receive(&message, now) {
                     // A refused frame changes nothing; the host sends newer state.
                     if self.replica.apply_frame_in(frame, message.len()).is_err() {
                         link.diagnostics.malformed += 1;

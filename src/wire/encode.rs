@@ -434,4 +434,6 @@ pub(crate) mod size {
     pub const ENTITY: usize = 8;
     /// Length prefix of a variable-size value.
     pub const LENGTH: usize = 4;
+    /// One acknowledgement range of a state datagram (two u64s).
+    pub const ACK_RANGE: usize = 16;
 }
