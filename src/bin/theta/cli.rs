@@ -104,7 +104,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "M", default_value_t = 1000, value_parser = at_least_one)]
     pub entities: usize,
     /// Engine ticks with changes [default: 600; 120 with --in-process]
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", value_parser = positive)]
     pub ticks: Option<u64>,
     /// Percent of objects that move each tick
     #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent)]
@@ -272,6 +272,13 @@ where
 }
 
 fn at_least_one(s: &str) -> Result<usize, String> {
+    match number(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+fn positive(s: &str) -> Result<u64, String> {
     match number(s)? {
         0 => Err("must be at least 1".into()),
         n => Ok(n),
@@ -452,6 +459,7 @@ mod tests {
             (&["demo", "--loss", "1"][..], "--loss", "0..1"),
             (&["demo", "--rate", "0"][..], "--rate", "0.1..=10000"),
             (&["demo", "--ticks", "x"][..], "--ticks", "invalid digit"),
+            (&["demo", "--ticks", "0"][..], "--ticks", "at least 1"),
             (&["demo", "--bogus", "1"][..], "--bogus", ""),
             (&["demo", "--motion", "wobbly"][..], "--motion", "teleport"),
             (

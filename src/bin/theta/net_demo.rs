@@ -333,6 +333,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     let mut last = (run_started, before.clone());
     let mut avatars = Avatars::new(clients.len(), ticks);
     let mut last_change = Instant::now();
+    let mut after_change = vec![AfterLastChange::default(); clients.len()];
     for t in 1..=ticks {
         scene.step(
             host.host_world().map_err(|e| e.to_string())?,
@@ -343,6 +344,10 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         last_change = Instant::now();
         tick_all(&mut host, &mut clients);
         interval_rate.tick();
+        if t == ticks {
+            // A client may hold the last change already, within its tick.
+            note_converged(&host, &clients, &mut after_change, 0, last_change);
+        }
         avatars.observe(clients.iter_mut().map(|c| &mut c.session));
         if (status.is_live() && status.due()) || (!status.is_live() && t % every == 0) {
             let now = sample(&host, &clients);
@@ -391,20 +396,16 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         }
     }
 
-    // Tick, without changes, until every client holds the host's state.
+    // Tick, without changes, until every client holds the host's state. The engine loop
+    // ended waiting for the next tick, which is due now; a client is checked right after
+    // each tick, so its time counts the ticks it needed and not the wait after them.
     let bound = converge_bound(o.rate, &faults);
     let mut tail = Pacer::new(o.rate);
-    let mut after_change = vec![AfterLastChange::default(); clients.len()];
     let mut extra_ticks = 0u64;
     loop {
-        let hash = host.state_hash();
-        for (c, a) in clients.iter().zip(after_change.iter_mut()) {
-            if a.converged.is_none() && c.session.state_hash() == hash {
-                *a = AfterLastChange {
-                    converged: Some((extra_ticks, last_change.elapsed())),
-                    held: true,
-                };
-            }
+        // (The last tick with changes checked itself.)
+        if extra_ticks > 0 {
+            note_converged(&host, &clients, &mut after_change, extra_ticks, last_change);
         }
         if after_change.iter().all(|a| a.converged.is_some())
             || last_change.elapsed() > bound
@@ -412,9 +413,11 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         {
             break;
         }
+        if extra_ticks > 0 {
+            tail.wait();
+        }
         tick_all(&mut host, &mut clients);
         extra_ticks += 1;
-        tail.wait();
     }
 
     // The quiet window: still no changes; what does the host send to clients up to date?
@@ -422,8 +425,8 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     let quiet_before = sample(&host, &clients);
     let quiet_started = Instant::now();
     while quiet_started.elapsed() < quiet && first_disconnect(&clients).is_none() {
-        tick_all(&mut host, &mut clients);
         tail.wait();
+        tick_all(&mut host, &mut clients);
         let hash = host.state_hash();
         for (c, a) in clients.iter().zip(after_change.iter_mut()) {
             if a.converged.is_some() && c.session.state_hash() != hash {
@@ -488,6 +491,26 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         Ok(())
     } else {
         Err(failed.join("; "))
+    }
+}
+
+/// Notes, for each client not converged yet that holds the host's state now, that it
+/// converged `ticks` ticks after the last change, made at `last_change`.
+fn note_converged(
+    host: &Session,
+    clients: &[Client],
+    after_change: &mut [AfterLastChange],
+    ticks: u64,
+    last_change: Instant,
+) {
+    let hash = host.state_hash();
+    for (c, a) in clients.iter().zip(after_change.iter_mut()) {
+        if a.converged.is_none() && c.session.state_hash() == hash {
+            *a = AfterLastChange {
+                converged: Some((ticks, last_change.elapsed())),
+                held: true,
+            };
+        }
     }
 }
 
