@@ -83,9 +83,11 @@ typedef enum {
     THETA_STATUS_WRONG_SIZE = 5,
     // The entity is not alive (never spawned here, or despawned).
     THETA_STATUS_DEAD_ENTITY = 6,
-    // A registration conflicts with a registered type (other layout, or a hash collision).
+    // A registration call of the engine's conflicts with a registered type (other layout,
+    // or a hash collision). A conflicting descriptor in a peer's bytes is `MALFORMED`.
     THETA_STATUS_REGISTRY_CONFLICT = 7,
-    // Bytes from a peer failed decoding or validation; nothing was applied.
+    // Bytes from a peer failed decoding or validation (a descriptor conflicting with a
+    // registered type included); nothing was applied.
     THETA_STATUS_MALFORMED = 8,
     // The delta base is older than the kept history: send a snapshot instead.
     THETA_STATUS_HISTORY_TRUNCATED = 9,
@@ -753,7 +755,9 @@ ThetaStatus theta_last_error(uint8_t *buf, size_t len, size_t *out_len);
 // Applies a snapshot chunk or a delta frame, whichever the bytes hold (copied; the caller
 // keeps them). Chunks and frames may come in any order and more than once: per entity and
 // component the newest tick wins. Bytes that fail any check give
-// `THETA_STATUS_MALFORMED` and change nothing. `out_applied` (may be NULL) receives a
+// `THETA_STATUS_MALFORMED` and change nothing, a descriptor that conflicts with a type
+// registered on this replica (another layout, or a colliding id) included: that is peer
+// input, not a registration of the engine's. `out_applied` (may be NULL) receives a
 // `ThetaApplied`.
 //
 // # Safety

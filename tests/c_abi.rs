@@ -660,3 +660,86 @@ fn an_empty_snapshot_is_completed_by_its_tick() {
     ok(theta_replica_free(replica));
     ok(theta_world_free(h.world));
 }
+
+#[test]
+fn a_peer_descriptor_that_conflicts_with_a_registered_type_is_malformed() {
+    // The peer's world says test.Position is 16 bytes; this engine registered 12.
+    let mut peer = ThetaWorld { id: 0 };
+    let mut theirs = 0u32;
+    let mut replica = ThetaReplica { id: 0 };
+    let mut ours = 0u32;
+    let mut snapshot = ThetaSnapshot { id: 0 };
+    let mut delta = ThetaDelta { id: 0 };
+    // SAFETY: valid pointers and names throughout; chunk and delta bytes are used while
+    // their handles live.
+    unsafe {
+        ok(theta_world_new(null(), &mut peer));
+        ok(theta_world_register_fixed(
+            peer,
+            b"test.Position".as_ptr(),
+            13,
+            16,
+            &mut theirs,
+        ));
+        let e = spawn(peer);
+        ok(theta_world_set(
+            peer,
+            e,
+            theirs,
+            [3u8; 16].as_ptr(),
+            16,
+            null_mut(),
+        ));
+        ok(theta_replica_new(&mut replica));
+        ok(theta_replica_register_fixed(
+            replica,
+            b"test.Position".as_ptr(),
+            13,
+            12,
+            &mut ours,
+        ));
+        assert_eq!(ours, theirs, "one name, one id");
+
+        ok(theta_world_snapshot(peer, 16 * 1024, &mut snapshot));
+        let (mut ptr, mut len) = (null(), 0usize);
+        ok(theta_snapshot_chunk(snapshot, 0, &mut ptr, &mut len));
+        let mut applied = 0xEEu8;
+        assert_eq!(
+            theta_replica_apply(replica, ptr, len, &mut applied),
+            ThetaStatus::Malformed,
+            "{}",
+            last_error()
+        );
+        assert!(last_error().contains("test.Position"), "{}", last_error());
+        assert_eq!(applied, 0xEE, "no output on failure");
+        assert_eq!(
+            theta_replica_apply_snapshot_chunk(replica, ptr, len, null_mut()),
+            ThetaStatus::Malformed
+        );
+
+        ok(theta_world_delta_since(peer, 0, &mut delta));
+        ok(theta_delta_bytes(delta, &mut ptr, &mut len));
+        assert_eq!(
+            theta_replica_apply_delta(replica, ptr, len, null_mut()),
+            ThetaStatus::Malformed,
+            "{}",
+            last_error()
+        );
+
+        // Nothing was applied.
+        let mut stats = ThetaReplicaStats::default();
+        ok(theta_replica_stats(replica, &mut stats));
+        assert_eq!((stats.entities, stats.components), (0, 0));
+        assert_eq!(stats.rejected, 3);
+
+        // The engine's own conflicting registration is still a registry conflict.
+        assert_eq!(
+            theta_replica_register_fixed(replica, b"test.Position".as_ptr(), 13, 16, &mut ours),
+            ThetaStatus::RegistryConflict
+        );
+    }
+    ok(theta_delta_free(delta));
+    ok(theta_snapshot_free(snapshot));
+    ok(theta_replica_free(replica));
+    ok(theta_world_free(peer));
+}

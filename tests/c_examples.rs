@@ -159,3 +159,83 @@ fn readme_c_snippet_compiles_and_runs() {
     std::fs::remove_file(&source).ok();
     run_checked(&binary);
 }
+
+/// Starts `theta host` for the demo scene and returns it with its `theta join` arguments
+/// (address, fingerprint, token) and a reader of the rest of its output.
+fn theta_host(
+    args: &[&str],
+) -> (
+    std::process::Child,
+    Vec<String>,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+) {
+    use std::io::BufRead;
+    let mut host = Command::new(env!("CARGO_BIN_EXE_theta"))
+        .args(["host", "--bind", "127.0.0.1:0", "--entities", "200"])
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(host.stdout.take().unwrap()).lines();
+    let join_line = loop {
+        let line = lines.next().expect("the host printed a join line").unwrap();
+        if let Some(rest) = line.trim_start().strip_prefix("theta join ") {
+            break rest.to_owned();
+        }
+    };
+    // ADDR --fingerprint HEX --token TOKEN
+    let words: Vec<&str> = join_line.split_whitespace().collect();
+    let join_args = vec![
+        words[0].to_owned(),
+        words[2].to_owned(),
+        words[4].to_owned(),
+    ];
+    (host, join_args, lines)
+}
+
+/// The 16 hex digits after "final state hash " in `output`.
+fn final_hash(output: &str) -> &str {
+    let at = output
+        .find("final state hash ")
+        .expect("a final state hash")
+        + 17;
+    &output[at..at + 16]
+}
+
+#[test]
+fn c_join_example_joins_theta_host_and_ends_with_its_state() {
+    let binary = build("cc", &["-std=c11"], "examples/c/join.c", "theta-join-c");
+    // valgrind runs the client ~40 times slower: the host lingers long enough for it to
+    // join and catch up, and the client gives up later.
+    let (linger, give_up) = if valgrind_available() {
+        ("25", "120")
+    } else {
+        ("3", "30")
+    };
+    let (mut host, join_args, lines) = theta_host(&["--ticks", "120", "--linger", linger]);
+    let mut args: Vec<&str> = join_args.iter().map(String::as_str).collect();
+    args.push(give_up);
+    let stdout = run_checked_with(&binary, &args);
+    let host_output: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
+    assert!(host.wait().unwrap().success(), "{host_output}");
+    assert!(stdout.contains("joined as peer 1"), "{stdout}");
+    assert!(stdout.contains("disconnected: "), "{stdout}");
+    assert_eq!(
+        final_hash(&stdout),
+        final_hash(&host_output),
+        "client:\n{stdout}\nhost:\n{host_output}"
+    );
+}
+
+#[test]
+fn readme_quotes_the_c_join_example() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root().join("examples/c/join.c")).unwrap();
+    let start = example.find("/* --8<-- [start:join] */\n").unwrap() + 26;
+    let end = example.find("/* --8<-- [end:join] */").unwrap();
+    let quoted = &example[start..end];
+    assert!(
+        readme.contains(quoted),
+        "README.md must quote examples/c/join.c between its --8<-- markers:\n{quoted}"
+    );
+}

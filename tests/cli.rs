@@ -1,5 +1,5 @@
-//! The `theta` binary as a user runs it: `theta host` and `theta join` in two processes
-//! over loopback, and `theta token`.
+//! The `theta` binary as a user runs it: help and bad options, `theta host` and `theta join`
+//! in two processes over loopback, `theta token`, and `theta demo` under delay jitter.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -47,6 +47,8 @@ fn host_and_join_in_two_processes_end_with_the_same_state() {
             "180",
             "--rate",
             "60",
+            "--linger",
+            "2",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -129,8 +131,128 @@ fn token_and_bad_arguments() {
     ];
     for (args, expected) in cases {
         let output = Command::new(THETA).args(args).output().unwrap();
-        assert!(!output.status.success());
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
         let message = String::from_utf8_lossy(&output.stderr);
         assert!(message.contains(expected), "{message}");
     }
+}
+
+#[test]
+fn every_command_prints_its_help_on_stdout_and_exits_0() {
+    let cases: [(&[&str], &[&str]); 8] = [
+        (&["--help"], &["demo", "host", "join", "token", "bench"]),
+        (&["help", "host"], &["--bind", "--linger"]),
+        (
+            &["demo", "--help"],
+            &[
+                "--in-process",
+                "--delay <MS>",
+                "--jitter <MS>",
+                "--loss",
+                "--duplicate",
+                "--reorder",
+            ],
+        ),
+        (&["demo", "--in-process", "--help"], &["--chunk-bytes"]),
+        (&["host", "--help"], &["--bind <ADDR>", "[default: 5]"]),
+        (&["join", "-h"], &["<ADDR>", "--fingerprint", "--token"]),
+        (&["token", "--help"], &["--secret", "--peer", "--ttl"]),
+        (&["bench", "--help"], &["--millis", "--batches"]),
+    ];
+    for (args, mentions) in cases {
+        let output = Command::new(THETA).args(args).output().unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{args:?}:\n{stdout}");
+        assert!(stdout.contains("Usage: theta"), "{args:?}:\n{stdout}");
+        for mention in mentions {
+            assert!(
+                stdout.contains(mention),
+                "{args:?} lacks {mention}:\n{stdout}"
+            );
+        }
+        assert!(output.stderr.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn a_bad_option_exits_2_with_a_message_naming_it() {
+    let cases: [(&[&str], &str); 7] = [
+        (&["demo", "--bogus"], "--bogus"),
+        (&["host", "--bind", "127.0.0.1:0", "--nope", "1"], "--nope"),
+        (&["frobnicate"], "frobnicate"),
+        (&["demo", "--clients", "0"], "1..=64"),
+        (&["demo", "--jitter", "x"], "--jitter"),
+        (&["demo", "--in-process", "--jitter", "5"], "--jitter"),
+        (&["token", "--peer", "1"], "--secret"),
+    ];
+    for (args, named) in cases {
+        let output = Command::new(THETA).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}:\n{stderr}");
+        assert!(stderr.contains(named), "{args:?}:\n{stderr}");
+        assert!(output.stdout.is_empty(), "{args:?}");
+    }
+}
+
+/// The row of client `c1` in the demo's "after the last change" table, split in columns.
+fn after_change_row(output: &str) -> Vec<String> {
+    let table = &output[output
+        .find("\nafter the last change")
+        .expect("the after-the-last-change table")..];
+    let row = table
+        .lines()
+        .find(|l| l.starts_with("c1 "))
+        .expect("a row for c1");
+    // "c1  3  41.20 ms  40.11  96.55 ms  yes  312  280  yes": rejoin the "ms" units.
+    row.replace(" ms", "ms")
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn demo_under_delay_jitter_and_loss_converges_and_reports_the_quiet_after() {
+    let demo = Command::new(THETA)
+        .args([
+            "demo",
+            "--clients",
+            "1",
+            "--entities",
+            "100",
+            "--ticks",
+            "60",
+            "--delay",
+            "10",
+            "--jitter",
+            "5",
+            "--loss",
+            "0.1",
+            "--seed",
+            "2",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, output) = wait_output(demo, Duration::from_secs(120));
+    assert!(ok, "the demo failed:\n{output}");
+    assert!(
+        output.contains("path delay 10 ms ± 5 ms (always); while changing: loss 10%"),
+        "{output}"
+    );
+    assert!(output.contains("converged: yes"), "{output}");
+    let row = after_change_row(&output);
+    assert_eq!(row.len(), 9, "{row:?}");
+    let ticks: u64 = row[1].parse().unwrap();
+    let ms = |s: &str| -> f64 { s.trim_end_matches("ms").parse().unwrap() };
+    let (time, rtt, bound) = (ms(&row[2]), ms(&row[3]), ms(&row[4]));
+    // Two one-way delays of 10 ms ± 5 ms at least: the RTT saw the path.
+    assert!(rtt >= 10.0, "{row:?}");
+    assert!(bound > 2.0 * rtt, "{row:?}");
+    assert!(time > 0.0 && ticks >= 1, "{row:?}");
+    assert_eq!(row[5], if time <= bound { "yes" } else { "NO" }, "{row:?}");
+    let quiet_down: f64 = row[6].parse().unwrap();
+    assert!(quiet_down.is_finite(), "{row:?}");
+    assert_eq!(row[8], "yes", "held through the quiet window: {row:?}");
+    eprintln!("c1 after the last change: {row:?}");
 }

@@ -55,9 +55,11 @@ pub enum ThetaStatus {
     WrongSize = 5,
     /// The entity is not alive (never spawned here, or despawned).
     DeadEntity = 6,
-    /// A registration conflicts with a registered type (other layout, or a hash collision).
+    /// A registration call of the engine's conflicts with a registered type (other layout,
+    /// or a hash collision). A conflicting descriptor in a peer's bytes is `MALFORMED`.
     RegistryConflict = 7,
-    /// Bytes from a peer failed decoding or validation; nothing was applied.
+    /// Bytes from a peer failed decoding or validation (a descriptor conflicting with a
+    /// registered type included); nothing was applied.
     Malformed = 8,
     /// The delta base is older than the kept history: send a snapshot instead.
     HistoryTruncated = 9,

@@ -7,9 +7,8 @@ use super::boundary::{boundary, FfiError, FfiResult};
 use super::handles::HandleTable;
 use super::world::{component_info, copy_value, value_of, ThetaComponentInfo};
 use super::{bytes_in, check_out, name_in, write_optional, write_out, ThetaStatus};
-use crate::registry::{ComponentId, Layout, RegistryError};
+use crate::registry::{ComponentId, Layout};
 use crate::replica::{Applied, EventKind, Replica, ReplicaError};
-use crate::wire::WireError;
 use crate::world::EntityId;
 
 /// A replica handle: a local copy of a peer's world. `id` 0 is the null handle.
@@ -110,15 +109,14 @@ pub struct ThetaReplicaStats {
 static REPLICAS: HandleTable<Mutex<Replica>> = HandleTable::new(5);
 const KIND: &str = "replica";
 
+/// A message refused by the replica is peer input that failed a check, whatever the
+/// check: a descriptor in it that conflicts with a type registered here (another layout,
+/// or a name with a colliding id) is as malformed as a truncated buffer, so it is
+/// `THETA_STATUS_MALFORMED`. `THETA_STATUS_REGISTRY_CONFLICT` stays for the engine's own
+/// registration calls (see the `From<RegistryError>` in `world.rs`).
 impl From<ReplicaError> for FfiError {
     fn from(error: ReplicaError) -> Self {
-        let status = match &error {
-            ReplicaError::Wire(WireError::Descriptor(
-                RegistryError::LayoutConflict { .. } | RegistryError::HashCollision { .. },
-            )) => ThetaStatus::RegistryConflict,
-            _ => ThetaStatus::Malformed,
-        };
-        FfiError::new(status, error.to_string())
+        FfiError::new(ThetaStatus::Malformed, error.to_string())
     }
 }
 
@@ -247,7 +245,9 @@ unsafe fn apply_with(
 /// Applies a snapshot chunk or a delta frame, whichever the bytes hold (copied; the caller
 /// keeps them). Chunks and frames may come in any order and more than once: per entity and
 /// component the newest tick wins. Bytes that fail any check give
-/// `THETA_STATUS_MALFORMED` and change nothing. `out_applied` (may be NULL) receives a
+/// `THETA_STATUS_MALFORMED` and change nothing, a descriptor that conflicts with a type
+/// registered on this replica (another layout, or a colliding id) included: that is peer
+/// input, not a registration of the engine's. `out_applied` (may be NULL) receives a
 /// `ThetaApplied`.
 ///
 /// # Safety

@@ -11,20 +11,10 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use crate::bench_scene::{payload, Scene, LARGE, SMALL};
+use crate::cli::BenchArgs;
 use theta_net::baseline::{snapshot_json, BaselineReplica, BaselineTracker};
 use theta_net::wire::Encoder;
 use theta_net::{Delta, DeltaTracker, EntityId, Replica, DEFAULT_MAX_CHUNK_BYTES};
-
-const USAGE: &str = "\
-usage: theta bench [--millis N] [--batches N]
-
-Measures snapshot build+encode (10 to 10 000 entities), delta diff+encode and delta apply
-(10 000 entities, 1 to 100 % changed) and tracking memory, ours beside the seed's JSON
-full-rescan design in the same run, then checks the targets of issue 2. Build with
---release. The exit status does not depend on the targets (timings vary by machine).
-
-  --millis N    least wall time of one measuring batch, in ms (default 200)
-  --batches N   batches per figure; the median is reported (default 5)";
 
 /// Entities of the snapshot cases.
 const SNAPSHOT_SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
@@ -43,21 +33,13 @@ struct Options {
     batches: usize,
 }
 
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        batch: Duration::from_millis(200),
-        batches: 5,
-    };
-    for (name, value) in crate::parse_options(args, &["millis", "batches"], USAGE)? {
-        match name {
-            "millis" => o.batch = Duration::from_millis(crate::parse_value(name, value)?),
-            _ => o.batches = crate::parse_value(name, value)?,
+impl From<&BenchArgs> for Options {
+    fn from(a: &BenchArgs) -> Self {
+        Options {
+            batch: Duration::from_millis(a.millis),
+            batches: a.batches,
         }
     }
-    if o.batches == 0 {
-        return Err("--batches must be at least 1".into());
-    }
-    Ok(o)
 }
 
 /// Runs `op` (which returns the duration of its measured part) in batches; returns the
@@ -251,8 +233,9 @@ fn bench_apply(o: &Options, scene: &mut Scene, percent: u32) -> ApplyRow {
     }
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let o = options(args)?;
+/// Runs `theta bench`.
+pub fn run(args: &BenchArgs) -> Result<(), String> {
+    let o = Options::from(args);
     let started = Instant::now();
     println!(
         "theta bench: the replication core beside the seed's JSON full-rescan design, same run"

@@ -6,19 +6,12 @@
 use std::time::{Duration, Instant};
 
 use theta_net::baseline::{snapshot_json, BaselineTracker};
-use theta_net::{DeltaTracker, EventKind, Replica, World, DEFAULT_MAX_CHUNK_BYTES};
+use theta_net::{DeltaTracker, EventKind, Replica, World};
 
+use crate::cli::DemoArgs;
 use crate::scene::{Rng, Scene};
 
-const USAGE: &str = "\
-usage: theta demo --in-process [--entities N] [--ticks T] [--move-percent P] [--chunk-bytes B] [--seed S]
-
-  --entities N       objects in the scene at the start (default 1000)
-  --ticks T          simulation ticks to replicate (default 120)
-  --move-percent P   percent of objects that move each tick (default 10)
-  --chunk-bytes B    snapshot chunk bound in bytes (default 16384)
-  --seed S           scene and delivery-order seed (default 1)";
-
+/// What the in-process demo takes from `theta demo --in-process ...`.
 struct Options {
     entities: usize,
     ticks: u64,
@@ -27,34 +20,16 @@ struct Options {
     seed: u64,
 }
 
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        entities: 1000,
-        ticks: 120,
-        move_percent: 10.0,
-        chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
-        seed: 1,
-    };
-    for (name, value) in crate::parse_options(
-        args,
-        &["entities", "ticks", "move-percent", "chunk-bytes", "seed"],
-        USAGE,
-    )? {
-        match name {
-            "entities" => o.entities = crate::parse_value(name, value)?,
-            "ticks" => o.ticks = crate::parse_value(name, value)?,
-            "move-percent" => o.move_percent = crate::parse_value(name, value)?,
-            "chunk-bytes" => o.chunk_bytes = crate::parse_value(name, value)?,
-            _ => o.seed = crate::parse_value(name, value)?,
+impl From<&DemoArgs> for Options {
+    fn from(a: &DemoArgs) -> Self {
+        Options {
+            entities: a.entities,
+            ticks: a.ticks(),
+            move_percent: a.move_percent,
+            chunk_bytes: a.chunk_bytes(),
+            seed: a.seed,
         }
     }
-    if !(0.0..=100.0).contains(&o.move_percent) {
-        return Err(format!(
-            "--move-percent {} is not within 0..=100",
-            o.move_percent
-        ));
-    }
-    Ok(o)
 }
 
 #[derive(Default)]
@@ -69,8 +44,9 @@ struct Totals {
     events: [u64; 5],
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let o = options(args)?;
+/// Runs `theta demo --in-process`.
+pub fn run(args: &DemoArgs) -> Result<(), String> {
+    let o = Options::from(args);
     let mut world = World::default();
     let mut scene = Scene::new(&mut world, o.entities, o.seed)?;
     let mut replica = Replica::new();

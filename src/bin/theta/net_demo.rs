@@ -3,11 +3,16 @@
 //! The host's world holds the demo scene; each client joins with a token minted for its
 //! peer id and the host's certificate fingerprint pinned. Every tick (the engine loop, paced
 //! to `--rate`): the scene steps, the host ticks (sends what changed), every client ticks
-//! (applies what arrived, sends its acks). With `--loss P` every endpoint drops that share
-//! of its outgoing UDP datagrams (and reorders and duplicates some) from the first tick to
-//! the last. Afterwards the sessions keep ticking, without changes and faults, until every
-//! client's state hash equals the host's (bounded), and a table says what crossed the wire,
-//! beside what the seed's JSON design would have sent for the same scene.
+//! (applies what arrived, sends its acks).
+//!
+//! Faults act on every endpoint's outgoing UDP datagrams (host and each client). The path's
+//! delay and jitter (`--delay`, `--jitter`) are on from the join to the end; loss,
+//! duplication, reordering and corruption hit the datagrams from the first tick to the last
+//! change. Afterwards the sessions keep ticking, without changes, until every client's
+//! state hash equals the host's (bounded), which gives each client's time to converge after
+//! the last change; then for a quiet window, over which the host's wire bytes to each
+//! client are measured. A table says what crossed the wire during the ticks, beside what
+//! the seed's JSON design would have sent for the same scene.
 
 use std::time::{Duration, Instant};
 
@@ -19,124 +24,123 @@ use theta_net::net::token::{mint, JoinSecret};
 use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 
 use crate::avatars::Avatars;
-use crate::netutil::{self, Pacer, Status};
-use crate::scene::{Motion, Scene};
-
-const USAGE: &str = "\
-usage: theta demo [--clients N] [--entities M] [--ticks T] [--rate HZ] [--loss P]
-                  [--move-percent P] [--motion smooth|teleport] [--seed S]
-       theta demo --in-process [options of `theta demo --in-process --help`]
-
-A host and N clients in this process over loopback QUIC (127.0.0.1), the host's world
-holding a scene of moving, recoloring, arriving and leaving objects.
-
-  --clients N        clients joining the host (default 2)
-  --entities M       objects in the scene (default 1000)
-  --ticks T          engine ticks with changes (default 600)
-  --rate HZ          engine ticks per second (default 60)
-  --loss P           share of UDP datagrams each endpoint drops while the ticks run, with
-                     some reordering and duplication too (default 0; e.g. 0.1)
-  --move-percent P   percent of objects that move each tick (default 10)
-  --motion M         smooth: the same objects keep moving along continuous paths, the
-                     rest rest (default); teleport: movers get random transforms (a
-                     stress test: random floats)
-  --seed S           scene and fault seed (default 1)
-  --in-process       the replication core alone, no network (issue 2's demo)
-
-Exits non-zero when a client did not converge or was disconnected.";
+use crate::cli::DemoArgs;
+use crate::demo_report::Report;
+use crate::netutil::{self, Pacer, Status, TickRate};
+use crate::scene::Scene;
 
 /// How long joining (admission and the snapshot) may take.
 const JOIN_BOUND: Duration = Duration::from_secs(10);
-/// How long the sessions may take to converge once changes and faults stop.
-const CONVERGE_BOUND: Duration = Duration::from_secs(5);
 
-struct Options {
-    clients: usize,
-    entities: usize,
-    ticks: u64,
-    rate: f64,
+/// How long the sessions may take to converge once the changes stop, at least: slow rates
+/// and long delays get more (see [`converge_bound`]).
+const CONVERGE_BOUND_MIN: Duration = Duration::from_secs(5);
+/// The quiet window after convergence, at least (and at least [`QUIET_TICKS`] ticks).
+const QUIET_MIN: Duration = Duration::from_secs(1);
+/// Ticks of the quiet window, at least.
+const QUIET_TICKS: f64 = 10.0;
+
+/// The faults of a run, from the command line.
+pub struct Faults {
+    pub delay: Duration,
+    pub jitter: Duration,
     loss: f64,
-    move_percent: f64,
-    motion: Motion,
-    seed: u64,
+    duplicate: f64,
+    reorder: f64,
+    corrupt: f64,
 }
 
-fn options(args: &[String]) -> Result<Options, String> {
-    let mut o = Options {
-        clients: 2,
-        entities: 1000,
-        ticks: 600,
-        rate: 60.0,
-        loss: 0.0,
-        move_percent: 10.0,
-        motion: Motion::Smooth,
-        seed: 1,
-    };
-    for (name, value) in crate::parse_options(
-        args,
-        &[
-            "clients",
-            "entities",
-            "ticks",
-            "rate",
-            "loss",
-            "move-percent",
-            "motion",
-            "seed",
-        ],
-        USAGE,
-    )? {
-        match name {
-            "clients" => o.clients = crate::parse_value(name, value)?,
-            "entities" => o.entities = crate::parse_value(name, value)?,
-            "ticks" => o.ticks = crate::parse_value(name, value)?,
-            "rate" => o.rate = crate::parse_value(name, value)?,
-            "loss" => o.loss = crate::parse_value(name, value)?,
-            "move-percent" => o.move_percent = crate::parse_value(name, value)?,
-            "motion" => o.motion = crate::parse_value(name, value)?,
-            _ => o.seed = crate::parse_value(name, value)?,
+impl Faults {
+    fn new(a: &DemoArgs) -> Self {
+        Faults {
+            delay: a.delay,
+            jitter: a.jitter,
+            loss: a.loss,
+            duplicate: a.duplicate(),
+            reorder: a.reorder(),
+            corrupt: a.corrupt,
         }
     }
-    if !(1..=64).contains(&o.clients) {
-        return Err(format!("--clients {} is not within 1..=64", o.clients));
+
+    /// The path's delay and jitter for the endpoint with this seed; `None` without either.
+    fn path(&self, seed: u64) -> Option<FaultConfig> {
+        let config = FaultConfig {
+            seed,
+            delay: self.delay,
+            jitter: self.jitter,
+            ..FaultConfig::default()
+        };
+        (!config.is_noop()).then_some(config)
     }
-    if o.entities == 0 {
-        return Err("--entities must be at least 1".into());
+
+    /// Everything, while the ticks change the scene.
+    fn while_changing(&self, seed: u64) -> FaultConfig {
+        FaultConfig {
+            seed,
+            loss: self.loss,
+            duplicate: self.duplicate,
+            reorder: self.reorder,
+            corrupt: self.corrupt,
+            delay: self.delay,
+            jitter: self.jitter,
+        }
     }
-    netutil::check_rate(o.rate)?;
-    if !(0.0..1.0).contains(&o.loss) {
-        return Err(format!(
-            "--loss {} is not within 0..1 (a share of datagrams, e.g. 0.1)",
-            o.loss
-        ));
+
+    /// True when any fault is asked for: the endpoints then get fault sockets.
+    fn any(&self) -> bool {
+        !self.while_changing(0).is_noop()
     }
-    if !(0.0..=100.0).contains(&o.move_percent) {
-        return Err(format!(
-            "--move-percent {} is not within 0..=100",
-            o.move_percent
-        ));
+
+    /// In words, for the header line.
+    fn describe(&self) -> String {
+        if !self.any() {
+            return "no faults".into();
+        }
+        let pct = |p: f64| format!("{}%", p * 100.0);
+        let ms = |d: Duration| format!("{}", d.as_secs_f64() * 1e3);
+        format!(
+            "path delay {} ms ± {} ms (always); while changing: loss {}, duplication {}, reordering {}, corruption {}",
+            ms(self.delay),
+            ms(self.jitter),
+            pct(self.loss),
+            pct(self.duplicate),
+            pct(self.reorder),
+            pct(self.corrupt)
+        )
     }
-    Ok(o)
+}
+
+/// The fault seed of endpoint `i` (0 is the host).
+fn endpoint_seed(seed: u64, i: usize) -> u64 {
+    seed.wrapping_mul(1000).wrapping_add(i as u64)
+}
+
+/// How long the sessions may take to converge after the last change before the demo calls
+/// it a failure: at least 5 s, 20 ticks and 20 times the slowest one-way delay.
+fn converge_bound(rate: f64, faults: &Faults) -> Duration {
+    let ticks = Duration::from_secs_f64(20.0 / rate);
+    let path = (faults.delay + faults.jitter) * 20;
+    CONVERGE_BOUND_MIN.max(ticks).max(path)
 }
 
 /// One client of the demo and what happened to it.
-struct Client {
-    peer: PeerId,
-    session: Session,
+pub struct Client {
+    pub peer: PeerId,
+    pub session: Session,
     faults: Option<FaultControl>,
     joined: bool,
-    disconnected: Option<String>,
+    pub disconnected: Option<String>,
     /// Replica events received (spawns, inserts, updates, removes, despawns).
-    events: u64,
+    pub events: u64,
 }
 
 /// Counters of one client at a moment, to take differences over the run.
 #[derive(Clone, Copy, Default)]
-struct Sample {
+pub struct Sample {
     /// The client's own view of its connection.
-    client: PeerDiagnostics,
+    pub client: PeerDiagnostics,
     /// The host's view of the connection to this client.
-    host: PeerDiagnostics,
+    pub host: PeerDiagnostics,
 }
 
 fn sample(host: &Session, clients: &[Client]) -> Vec<Sample> {
@@ -201,27 +205,44 @@ fn first_disconnect(clients: &[Client]) -> Option<String> {
     })
 }
 
-pub fn run(args: &[String]) -> Result<(), String> {
-    let o = options(args)?;
-    let faulty = o.loss > 0.0;
+/// What one client did after the last change.
+#[derive(Clone, Copy, Default)]
+pub struct AfterLastChange {
+    /// Ticks and time from the last change until the client's state hash equalled the
+    /// host's; `None` when it did not within the bound.
+    pub converged: Option<(u64, Duration)>,
+    /// False when the client left the host's state again during the quiet window.
+    pub held: bool,
+}
+
+/// Runs `theta demo` over loopback QUIC.
+pub fn run(o: &DemoArgs) -> Result<(), String> {
+    let ticks = o.ticks();
+    let faults = Faults::new(o);
     let config = |faults: &Option<FaultControl>| SessionConfig {
         faults: faults.clone(),
         ..SessionConfig::default()
     };
     println!(
-        "theta demo: host + {} clients over loopback QUIC, {} objects, {} ticks at {} Hz, {}% moving per tick ({:?} motion), loss {}",
+        "theta demo: host + {} clients over loopback QUIC, {} objects, {} ticks at {} Hz, {}% moving per tick ({:?} motion); {}",
         o.clients,
         o.entities,
-        o.ticks,
+        ticks,
         o.rate,
         o.move_percent,
         o.motion,
-        if faulty {
-            format!("{}% (+ reordering and duplication)", o.loss * 100.0)
-        } else {
-            "0%".into()
-        }
+        faults.describe()
     );
+    // A fault socket per endpoint; the path's delay and jitter from the start.
+    let fault_control = |i: usize| -> Result<Option<FaultControl>, String> {
+        if !faults.any() {
+            return Ok(None);
+        }
+        match faults.path(endpoint_seed(o.seed, i)) {
+            Some(path) => FaultControl::with_config(path).map(Some),
+            None => Ok(Some(FaultControl::new())),
+        }
+    };
 
     // The host: the scene in its world, a self-signed certificate, a fresh secret.
     let mut world = World::default();
@@ -234,7 +255,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let identity = HostIdentity::self_signed(&["localhost".to_owned()])
         .map_err(|e| format!("cannot make the host certificate: {e}"))?;
     let secret = JoinSecret::try_generate().map_err(|e| e.to_string())?;
-    let host_faults = faulty.then(FaultControl::new);
+    let host_faults = fault_control(0)?;
     let mut host = Session::host(
         "127.0.0.1:0".parse().expect("a valid address"),
         world,
@@ -251,7 +272,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut clients = Vec::with_capacity(o.clients);
     for peer in 1..=o.clients as PeerId {
         let token = mint(&secret, peer, netutil::unix_now() + 60, None).to_text();
-        let faults = faulty.then(FaultControl::new);
+        let faults = fault_control(peer as usize)?;
         let session = Session::join(addr, &trust, &token, &registry, config(&faults))
             .map_err(|e| format!("client {peer} cannot start: {e}"))?;
         clients.push(Client {
@@ -264,13 +285,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         });
     }
     // Admission, then the snapshot: every client holds the host's state.
+    let join_bound = JOIN_BOUND + (faults.delay + faults.jitter) * 20;
     while !(clients.iter().all(|c| c.joined) && converged(&host, &clients)) {
         if let Some(reason) = first_disconnect(&clients) {
             return Err(reason);
         }
-        if started.elapsed() > JOIN_BOUND {
+        if started.elapsed() > join_bound {
             return Err(format!(
-                "the clients did not join and receive the snapshot within {JOIN_BOUND:?}"
+                "the clients did not join and receive the snapshot within {join_bound:?}"
             ));
         }
         tick_all(&mut host, &mut clients);
@@ -287,18 +309,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
         json_snapshot
     );
 
-    // Faults from the first tick to the last.
-    if faulty {
-        let all = host_faults
-            .iter()
-            .chain(clients.iter().flat_map(|c| &c.faults));
-        for (i, control) in all.enumerate() {
-            control.set(FaultConfig {
-                duplicate: 0.05,
-                reorder: 0.1,
-                ..FaultConfig::with_loss(o.seed.wrapping_mul(1000).wrapping_add(i as u64), o.loss)
-            })?;
-        }
+    // Every fault from the first tick to the last change.
+    // Handles to every endpoint's fault socket, host first (clones share the switch).
+    let controls: Vec<FaultControl> = host_faults
+        .iter()
+        .chain(clients.iter().flat_map(|c| &c.faults))
+        .cloned()
+        .collect();
+    for (i, control) in controls.iter().enumerate() {
+        control.set(faults.while_changing(endpoint_seed(o.seed, i)))?;
     }
 
     // The engine loop.
@@ -306,20 +325,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
     baseline.diff(host.world());
     let mut json_bytes = 0u64;
     let mut status = Status::new();
-    let every = (o.ticks / 10).max(1);
+    let every = (ticks / 10).max(1);
     let mut pacer = Pacer::new(o.rate);
+    let mut interval_rate = TickRate::new(o.rate);
     let run_started = Instant::now();
     let before = sample(&host, &clients);
     let mut last = (run_started, before.clone());
-    let mut avatars = Avatars::new(clients.len(), o.ticks);
-    for t in 1..=o.ticks {
+    let mut avatars = Avatars::new(clients.len(), ticks);
+    let mut last_change = Instant::now();
+    let mut after_change = vec![AfterLastChange::default(); clients.len()];
+    for t in 1..=ticks {
         scene.step(
             host.host_world().map_err(|e| e.to_string())?,
             o.move_percent,
         )?;
         json_bytes += baseline.diff(host.world()).len() as u64;
         avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
+        last_change = Instant::now();
         tick_all(&mut host, &mut clients);
+        interval_rate.tick();
+        if t == ticks {
+            // A client may hold the last change already, within its tick.
+            note_converged(&host, &clients, &mut after_change, 0, last_change);
+        }
         avatars.observe(clients.iter_mut().map(|c| &mut c.session));
         if (status.is_live() && status.due()) || (!status.is_live() && t % every == 0) {
             let now = sample(&host, &clients);
@@ -329,27 +357,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .zip(&last.1)
                 .map(|(n, l)| n.client.wire_bytes_received - l.client.wire_bytes_received)
                 .sum();
-            let host_tick = host.diagnostics().tick;
-            let hash = host.state_hash();
-            let per_client: Vec<String> = clients
-                .iter()
-                .map(|c| {
-                    if c.session.state_hash() == hash {
-                        format!("c{} =", c.peer)
-                    } else {
-                        // Not the host's state yet: at least the newest tick is missing.
-                        let applied = c.session.diagnostics().tick;
-                        let behind = host_tick.saturating_sub(applied + 1).max(1);
-                        format!("c{} -{behind}", c.peer)
-                    }
-                })
-                .collect();
+            let achieved = interval_rate.take();
             status.show(&format!(
-                "tick {t:>5}/{}  host {} entities  clients (= host state, -n ticks behind): {}  down {} per client",
-                o.ticks,
+                "tick {t:>5}/{ticks}  host {} entities  clients (= host state, -n ticks behind): {}  down {} per client{}",
                 host.world().stats().entities,
-                per_client.join(" "),
+                behind(&host, &clients).join(" "),
                 netutil::rate(down as f64 / secs / clients.len() as f64),
+                interval_rate
+                    .warning(achieved)
+                    .map_or(String::new(), |w| format!("  {w}")),
             ));
             last = (Instant::now(), now);
         }
@@ -363,13 +379,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let after = sample(&host, &clients);
     status.finish();
 
-    // No more changes, no more faults: tick until every client holds the host's state.
-    for control in host_faults
-        .iter()
-        .chain(clients.iter().flat_map(|c| &c.faults))
-    {
-        control.clear();
-    }
+    // No more changes: the faults that hit datagrams stop, the path's delay and jitter stay.
     let fault_stats: Vec<(String, String)> = host_faults
         .iter()
         .map(|f| ("host".to_owned(), f.stats().to_string()))
@@ -379,154 +389,92 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .map(|f| (format!("c{}", c.peer), f.stats().to_string()))
         }))
         .collect();
-    let converge_started = Instant::now();
-    let mut tail = Pacer::new(o.rate.max(60.0));
-    let mut extra_ticks = 0u64;
-    let converged_after = loop {
-        if converged(&host, &clients) {
-            break Some(extra_ticks);
+    for (i, control) in controls.iter().enumerate() {
+        match faults.path(endpoint_seed(o.seed, i)) {
+            Some(path) => control.set(path)?,
+            None => control.clear(),
         }
-        if converge_started.elapsed() > CONVERGE_BOUND || first_disconnect(&clients).is_some() {
-            break None;
+    }
+
+    // Tick, without changes, until every client holds the host's state. The engine loop
+    // ended waiting for the next tick, which is due now; a client is checked right after
+    // each tick, so its time counts the ticks it needed and not the wait after them.
+    let bound = converge_bound(o.rate, &faults);
+    let mut tail = Pacer::new(o.rate);
+    let mut extra_ticks = 0u64;
+    loop {
+        // (The last tick with changes checked itself.)
+        if extra_ticks > 0 {
+            note_converged(&host, &clients, &mut after_change, extra_ticks, last_change);
+        }
+        if after_change.iter().all(|a| a.converged.is_some())
+            || last_change.elapsed() > bound
+            || first_disconnect(&clients).is_some()
+        {
+            break;
+        }
+        if extra_ticks > 0 {
+            tail.wait();
         }
         tick_all(&mut host, &mut clients);
         extra_ticks += 1;
+    }
+
+    // The quiet window: still no changes; what does the host send to clients up to date?
+    let quiet = QUIET_MIN.max(Duration::from_secs_f64(QUIET_TICKS / o.rate));
+    let quiet_before = sample(&host, &clients);
+    let quiet_started = Instant::now();
+    while quiet_started.elapsed() < quiet && first_disconnect(&clients).is_none() {
         tail.wait();
-    };
-    let converge_time = converge_started.elapsed();
+        tick_all(&mut host, &mut clients);
+        let hash = host.state_hash();
+        for (c, a) in clients.iter().zip(after_change.iter_mut()) {
+            if a.converged.is_some() && c.session.state_hash() != hash {
+                a.held = false;
+            }
+        }
+    }
+    let quiet_time = quiet_started.elapsed();
+    let quiet_after = sample(&host, &clients);
 
     // The report.
-    let stats = host.world().stats();
-    let secs = run_time.as_secs_f64();
-    println!(
-        "run: {} ticks in {:.2} s ({:.1} ticks/s); host world at the end: {} entities, {} components, tick {}",
-        o.ticks,
-        secs,
-        o.ticks as f64 / secs,
-        stats.entities,
-        stats.components,
-        host.diagnostics().tick
-    );
-    match converged_after {
-        Some(ticks) => println!(
-            "converged: yes, every client's state hash equals the host's ({:016x}) {ticks} tick{} ({}) after the last change",
-            host.state_hash(),
-            if ticks == 1 { "" } else { "s" },
-            netutil::ms(converge_time)
-        ),
-        None => println!(
-            "converged: NO, not within {CONVERGE_BOUND:?} ({extra_ticks} ticks) after the last change"
-        ),
-    }
-    for (who, stats) in &fault_stats {
-        println!("faults injected at {who}: {stats}");
-    }
-    let json_rate = json_bytes as f64 / secs;
-    println!();
-    println!(
-        "per client, over the {} ticks ({:.2} s); wire = UDP payload bytes (QUIC headers, TLS, acks included)",
-        o.ticks, secs
-    );
-    println!(
-        "{:<6} {:>10} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9} {:>11} {:>10} {:>10} {:>16}",
-        "client",
-        "down B/s",
-        "up B/s",
-        "pkts down",
-        "pkts up",
-        "RTT ms",
-        "lost down",
-        "lost up",
-        "dgrams lost",
-        "snapshot B",
-        "JSON B/s",
-        "ours/JSON (down)"
-    );
+    let achieved = ticks as f64 / run_time.as_secs_f64().max(1e-9);
+    let report = Report {
+        o,
+        ticks,
+        run_time,
+        achieved,
+        json_bytes,
+        before: &before,
+        after: &after,
+        joined: &joined,
+        bound,
+        after_change: &after_change,
+        quiet_time,
+        quiet_before: &quiet_before,
+        quiet_after: &quiet_after,
+        faults: &faults,
+        fault_stats: &fault_stats,
+        avatars: &avatars,
+    };
+    report.print(&host, &clients);
+
     let mut failed = Vec::new();
-    for (i, c) in clients.iter().enumerate() {
-        let (b, a) = (&before[i], &after[i]);
-        let down = (a.client.wire_bytes_received - b.client.wire_bytes_received) as f64 / secs;
-        let up = (a.client.wire_bytes_sent - b.client.wire_bytes_sent) as f64 / secs;
-        let ratio = down / json_rate.max(1e-9);
-        println!(
-            "{:<6} {:>10.0} {:>10.0} {:>9} {:>9} {:>8.2} {:>9} {:>9} {:>11} {:>10} {:>10.0} {:>16}",
-            format!("c{}", c.peer),
-            down,
-            up,
-            a.client.packets_received - b.client.packets_received,
-            a.client.packets_sent - b.client.packets_sent,
-            a.client.rtt.as_secs_f64() * 1e3,
-            a.host.packets_lost - b.host.packets_lost,
-            a.client.packets_lost - b.client.packets_lost,
-            a.host.outbox.datagrams_lost - b.host.outbox.datagrams_lost,
-            joined[i].client.snapshot_bytes,
-            json_rate,
-            format!("{:.1}% ({:.1}x less)", ratio * 100.0, 1.0 / ratio.max(1e-9)),
-        );
+    for c in &clients {
         if let Some(reason) = &c.disconnected {
             failed.push(format!("client {} disconnected: {reason}", c.peer));
         }
     }
-    println!(
-        "JSON B/s: the frames the seed's JSON full-rescan design makes for the same scene (BaselineTracker::diff each tick), payload only, per client"
-    );
-    let events: Vec<String> = clients
-        .iter()
-        .map(|c| format!("c{} {}", c.peer, c.events))
-        .collect();
-    println!("replica events received: {}", events.join(", "));
-    println!();
-    println!(
-        "avatars: every peer pushes a 3-point avatar (head, hands) each tick; pose packets are bit-packed datagrams beside the state datagrams"
-    );
-    println!(
-        "{:<6} {:>11} {:>11} {:>12} {:>12} {:>8} {:>13} {:>12} {:>12} {:>13}",
-        "client",
-        "pkts down",
-        "B/pkt down",
-        "pose B/s dn",
-        "pose B/s up",
-        "renders",
-        "host head mm",
-        "p95 mm",
-        "max mm",
-        "extrapolated"
-    );
-    for (i, c) in clients.iter().enumerate() {
-        let (b, a) = (&before[i].client.poses, &after[i].client.poses);
-        let packets = a.packets_received - b.packets_received;
-        let down = a.bytes_received - b.bytes_received;
-        let up = a.bytes_sent - b.bytes_sent;
-        let errors = avatars.summary(i);
-        let mm = |f: fn(&crate::avatars::ErrorSummary) -> f64| {
-            errors
-                .as_ref()
-                .map_or("-".into(), |e| format!("{:.1}", f(e)))
-        };
-        println!(
-            "{:<6} {:>11} {:>11.1} {:>12.0} {:>12.0} {:>8} {:>13} {:>12} {:>12} {:>13}",
-            format!("c{}", c.peer),
-            packets,
-            down as f64 / packets.max(1) as f64,
-            down as f64 / secs,
-            up as f64 / secs,
-            errors.as_ref().map_or(0, |e| e.renders),
-            mm(|e| e.mean_mm),
-            mm(|e| e.p95_mm),
-            mm(|e| e.max_mm),
-            errors.as_ref().map_or(0, |e| e.extrapolated),
-        );
-    }
-    println!(
-        "host head mm: mean distance between the host's head as this client renders it and the truth at the render time (jitter buffer delay included)"
-    );
-    println!();
-    println!(
-        "host diagnostics (compression: KB of messages before and after the codec envelope; per component: value KB sent and the wire KB they cost):"
-    );
-    print!("{}", host.diagnostics().text_panel());
-    if converged_after.is_none() {
+    if after_change.iter().any(|a| a.converged.is_none()) {
         failed.push("not every client converged".into());
+    }
+    for (a, c) in after_change.iter().zip(&clients) {
+        if a.converged.is_some() && !a.held {
+            failed.push(format!(
+                "client {} left the host's state during the quiet window",
+                c.peer
+            ));
+        }
     }
     for (i, c) in clients.iter().enumerate() {
         if avatars.summary(i).is_none() {
@@ -546,12 +494,57 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Notes, for each client not converged yet that holds the host's state now, that it
+/// converged `ticks` ticks after the last change, made at `last_change`.
+fn note_converged(
+    host: &Session,
+    clients: &[Client],
+    after_change: &mut [AfterLastChange],
+    ticks: u64,
+    last_change: Instant,
+) {
+    let hash = host.state_hash();
+    for (c, a) in clients.iter().zip(after_change.iter_mut()) {
+        if a.converged.is_none() && c.session.state_hash() == hash {
+            *a = AfterLastChange {
+                converged: Some((ticks, last_change.elapsed())),
+                held: true,
+            };
+        }
+    }
+}
+
+/// Per client, `=` when it holds the host's state, else about how many ticks it is behind.
+fn behind(host: &Session, clients: &[Client]) -> Vec<String> {
+    let host_tick = host.diagnostics().tick;
+    let hash = host.state_hash();
+    clients
+        .iter()
+        .map(|c| {
+            if c.session.state_hash() == hash {
+                format!("c{} =", c.peer)
+            } else {
+                // Not the host's state yet: at least the newest tick is missing.
+                let applied = c.session.diagnostics().tick;
+                let behind = host_tick.saturating_sub(applied + 1).max(1);
+                format!("c{} -{behind}", c.peer)
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+    use clap::Parser;
 
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
+    fn demo(args: &[&str]) -> DemoArgs {
+        let argv = ["theta", "demo"].into_iter().chain(args.iter().copied());
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Demo(d) => d,
+            _ => panic!("not the demo"),
+        }
     }
 
     #[test]
@@ -566,24 +559,37 @@ mod tests {
             "--rate",
             "200",
         ];
-        run(&args(&small)).unwrap();
-        let mut lossy = args(&small);
-        lossy.extend(args(&["--loss", "0.2", "--seed", "3"]));
-        run(&lossy).unwrap();
+        run(&demo(&small)).unwrap();
+        let lossy: Vec<&str> = small
+            .iter()
+            .copied()
+            .chain(["--loss", "0.2", "--seed", "3"])
+            .collect();
+        run(&demo(&lossy)).unwrap();
     }
 
     #[test]
-    fn bad_options_are_refused_with_the_option_named() {
-        for (bad, named) in [
-            (&["--clients", "0"][..], "--clients"),
-            (&["--loss", "1"][..], "--loss"),
-            (&["--rate", "0"][..], "--rate"),
-            (&["--ticks", "x"][..], "--ticks"),
-            (&["--bogus", "1"][..], "--bogus"),
-            (&["--motion", "wobbly"][..], "--motion"),
-        ] {
-            let err = options(&args(bad)).err().unwrap();
-            assert!(err.contains(named), "{err}");
-        }
+    fn the_path_keeps_its_delay_and_everything_else_stops_with_the_changes() {
+        let f = Faults::new(&demo(&["--delay", "20", "--jitter", "10", "--loss", "0.3"]));
+        let changing = f.while_changing(9);
+        assert_eq!(
+            (changing.loss, changing.duplicate, changing.reorder),
+            (0.3, 0.05, 0.1)
+        );
+        assert_eq!(changing.delay, Duration::from_millis(20));
+        let path = f.path(9).expect("a path with delay");
+        assert_eq!(
+            (path.loss, path.duplicate, path.reorder, path.corrupt),
+            (0.0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!(
+            (path.delay, path.jitter),
+            (Duration::from_millis(20), Duration::from_millis(10))
+        );
+        assert!(Faults::new(&demo(&["--loss", "0.1"])).path(1).is_none());
+        assert!(!Faults::new(&demo(&[])).any());
+        assert!(Faults::new(&demo(&["--jitter", "1"])).any());
+        assert!(converge_bound(60.0, &f) >= Duration::from_millis(600));
+        assert!(converge_bound(1.0, &Faults::new(&demo(&[]))) >= Duration::from_secs(20));
     }
 }

@@ -12,17 +12,6 @@ pub fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Checks a tick rate option.
-pub fn check_rate(rate: f64) -> Result<f64, String> {
-    if rate.is_finite() && (0.1..=10_000.0).contains(&rate) {
-        Ok(rate)
-    } else {
-        Err(format!(
-            "--rate {rate} is not within 0.1..=10000 (ticks per second)"
-        ))
-    }
-}
-
 /// Resolves `host:port` (an IP address or a name) to one socket address.
 pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
     let mut addrs = addr.to_socket_addrs().map_err(|e| {
@@ -58,6 +47,59 @@ impl Pacer {
             self.next = now;
         }
     }
+}
+
+/// Share of the requested tick rate below which a loop is said not to keep it.
+const KEEPS_RATE: f64 = 0.95;
+
+/// Counts the ticks an engine loop achieves, to compare with the rate it asked for: a
+/// loop that cannot keep its rate (too much work per tick for the machine) would otherwise
+/// print per-second figures that read as if at the requested rate.
+pub struct TickRate {
+    requested: f64,
+    since: Instant,
+    ticks: u64,
+}
+
+impl TickRate {
+    pub fn new(requested: f64) -> Self {
+        TickRate {
+            requested,
+            since: Instant::now(),
+            ticks: 0,
+        }
+    }
+
+    /// Counts one tick.
+    pub fn tick(&mut self) {
+        self.ticks += 1;
+    }
+
+    /// Ticks per second since the previous call (or since creation); starts a new interval.
+    pub fn take(&mut self) -> f64 {
+        let secs = self.since.elapsed().as_secs_f64().max(1e-9);
+        let achieved = self.ticks as f64 / secs;
+        self.since = Instant::now();
+        self.ticks = 0;
+        achieved
+    }
+
+    /// A warning when `achieved` ticks/s falls below about 95 % of the requested rate,
+    /// else `None`.
+    pub fn warning(&self, achieved: f64) -> Option<String> {
+        below_rate(achieved, self.requested).then(|| {
+            format!(
+                "SLOW: {achieved:.1} ticks/s, {:.0}% of the requested {} Hz",
+                100.0 * achieved / self.requested,
+                self.requested
+            )
+        })
+    }
+}
+
+/// True when `achieved` ticks/s falls below about 95 % of `requested`.
+pub fn below_rate(achieved: f64, requested: f64) -> bool {
+    achieved < requested * KEEPS_RATE
 }
 
 /// Bytes per second in words: `812 B/s`, `41.2 kB/s`, `3.10 MB/s`.
@@ -124,5 +166,35 @@ impl Status {
             println!();
             self.width = 0;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loop_below_95_percent_of_its_rate_is_flagged() {
+        let meter = TickRate::new(60.0);
+        assert!(meter.warning(58.0).is_none());
+        let warning = meter.warning(11.0).expect("11 of 60 Hz is slow");
+        assert!(
+            warning.contains("11.0 ticks/s") && warning.contains("60 Hz"),
+            "{warning}"
+        );
+        assert!(below_rate(56.9, 60.0) && !below_rate(57.1, 60.0));
+    }
+
+    #[test]
+    fn the_tick_rate_counts_ticks_over_the_interval() {
+        let mut meter = TickRate::new(1000.0);
+        for _ in 0..5 {
+            meter.tick();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        let achieved = meter.take();
+        // 5 ticks in at least 20 ms: at most 250 ticks/s, and a new interval starts.
+        assert!(achieved > 0.0 && achieved <= 250.0, "{achieved}");
+        assert_eq!(meter.take(), 0.0);
     }
 }

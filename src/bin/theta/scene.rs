@@ -40,25 +40,13 @@ const DT: f32 = 1.0 / 60.0;
 /// Fastest an object moves in smooth motion, m/s (a brisk walk).
 const MAX_SPEED: f32 = 1.5;
 
-/// How the moving objects move.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How the moving objects move (`--motion smooth|teleport`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Motion {
-    /// A persistent share of the objects moves along continuous paths; the rest rest.
+    /// The same objects keep moving along continuous paths; the rest rest.
     Smooth,
-    /// Every mover gets a fresh random transform (position anywhere, any rotation).
+    /// Movers get fresh random transforms (a stress test: random floats).
     Teleport,
-}
-
-impl std::str::FromStr for Motion {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "teleport" => Ok(Motion::Teleport),
-            "smooth" => Ok(Motion::Smooth),
-            other => Err(format!("{other:?} is not a motion (teleport or smooth)")),
-        }
-    }
 }
 
 /// Where an object is and how it moves (smooth motion).

@@ -1,0 +1,594 @@
+//! The command line of `theta`, declared with clap's derive: every command, its options,
+//! their defaults and their checks. A value out of range is refused while parsing, so
+//! clap reports it like any other bad option (the option named, usage, exit status 2),
+//! and `--help` prints to stdout with exit status 0.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use theta_net::net::faults::MAX_FAULT_DELAY;
+use theta_net::net::tls::Fingerprint;
+use theta_net::net::token::{JoinSecret, JoinToken};
+use theta_net::{PeerId, DEFAULT_MAX_CHUNK_BYTES};
+
+use crate::netutil;
+use crate::scene::Motion;
+
+/// `theta`: replicate a scene between a host and clients over QUIC, and measure it.
+#[derive(Parser)]
+#[command(name = "theta", version, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Subcommand)]
+pub enum Command {
+    /// A host and N clients over loopback QUIC replicating a scene of moving objects: live
+    /// progress, then convergence, bytes/s on the wire against the seed's JSON design, and
+    /// the quiet after convergence (`--in-process`: the replication core alone, no network)
+    #[command(long_about = DEMO_LONG)]
+    Demo(DemoArgs),
+    /// Host the demo scene on an address; prints the certificate fingerprint, the join
+    /// secret and a ready `theta join` command line
+    #[command(long_about = HOST_LONG)]
+    Host(HostArgs),
+    /// Join a host: `theta join ADDR --fingerprint HEX --token TOKEN`
+    #[command(long_about = JOIN_LONG)]
+    Join(JoinArgs),
+    /// Mint a join token from a host's secret: `theta token --secret HEX --peer N`
+    #[command(long_about = TOKEN_LONG)]
+    Token(TokenArgs),
+    /// Measure snapshot, delta and apply against the seed's JSON full-rescan design
+    #[command(long_about = BENCH_LONG)]
+    Bench(BenchArgs),
+}
+
+/// The long help of `theta demo`.
+const DEMO_LONG: &str = "\
+A host and N clients in this process over loopback QUIC (127.0.0.1), the host's \
+world holding a scene of moving, recoloring, arriving and leaving objects. With --in-process, \
+the replication core alone: the same scene replicated through encoded snapshot chunks and delta \
+frames in this process, no network (options --entities --ticks --move-percent --chunk-bytes \
+--seed).";
+
+/// The long help of `theta host`.
+const HOST_LONG: &str = "\
+Hosts the demo scene on ADDR (e.g. 0.0.0.0:4433, or 127.0.0.1:0 for any free \
+port) with a fresh self-signed certificate; prints its fingerprint, the join secret and a ready \
+`theta join` command line with a token for peer 1, then ticks the scene until Ctrl-C (or \
+--ticks), printing a stats line every second.";
+
+/// The long help of `theta join`.
+const JOIN_LONG: &str = "\
+Joins the host at ADDR (host:port), trusting only the certificate with this \
+SHA-256 fingerprint, and replicates its scene until Ctrl-C, --ticks, or the host shuts down; \
+prints a stats line every second and the final state hash.";
+
+/// The long help of `theta token`.
+const TOKEN_LONG: &str = "\
+Prints a join token for peer N, signed with the host's secret (64 hex digits, \
+as `theta host` prints it). Each token admits one join.";
+
+/// The long help of `theta bench`.
+const BENCH_LONG: &str = "\
+Measures snapshot build+encode (10 to 10 000 entities), delta diff+encode and \
+delta apply (10 000 entities, 1 to 100 % changed) and tracking memory, ours beside the seed's \
+JSON full-rescan design in the same run, then checks the targets of issue 2. Build with \
+--release. The exit status does not depend on the targets (timings vary by machine).";
+
+/// What `theta demo --help` says after the options.
+const DEMO_AFTER: &str = "\
+Faults: --delay and --jitter are the path's: each datagram waits delay ± jitter \
+(uniform, at least 0), which reorders datagrams as Wi-Fi does; they stay on from the join to the \
+end. --loss, --duplicate, --reorder and --corrupt hit the datagrams while the ticks change the \
+scene and stop with the last change.\n\nExits non-zero when a client did not converge, was \
+disconnected or never rendered the host's avatar.";
+
+/// Help heading of the options that only the demo over QUIC has.
+const NETWORK: &str = "Over QUIC (not with --in-process)";
+/// Help heading of the fault options.
+const FAULTS: &str = "Faults on every endpoint's outgoing UDP datagrams (not with --in-process)";
+
+/// `theta demo`.
+#[derive(Args, Clone, Debug)]
+#[command(after_help = DEMO_AFTER)]
+pub struct DemoArgs {
+    /// The replication core alone, in this process: snapshot chunks and delta frames, no
+    /// network
+    #[arg(long)]
+    pub in_process: bool,
+    /// Objects in the scene at the start
+    #[arg(long, value_name = "M", default_value_t = 1000, value_parser = at_least_one)]
+    pub entities: usize,
+    /// Engine ticks with changes [default: 600; 120 with --in-process]
+    #[arg(long, value_name = "T", value_parser = positive)]
+    pub ticks: Option<u64>,
+    /// Percent of objects that move each tick
+    #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent)]
+    pub move_percent: f64,
+    /// Scene, fault and delivery-order seed
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// Snapshot chunk bound in bytes [default: 16384] (only with --in-process)
+    #[arg(long, value_name = "B", requires = "in_process", value_parser = at_least_one)]
+    pub chunk_bytes: Option<usize>,
+    /// Clients joining the host
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clients,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub clients: usize,
+    /// Engine ticks per second; the demo warns when it cannot keep this rate
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub rate: f64,
+    /// How the moving objects move
+    #[arg(long, value_name = "M", value_enum, default_value_t = Motion::Smooth,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub motion: Motion,
+    /// Base delay of every datagram, in ms (the path's; stays on while the sessions
+    /// converge)
+    #[arg(long, value_name = "MS", default_value = "0", value_parser = millis,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub delay: Duration,
+    /// Each datagram's delay is uniform in delay ± jitter, in ms (the path's; reorders by
+    /// delay variation)
+    #[arg(long, value_name = "MS", default_value = "0", value_parser = millis,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub jitter: Duration,
+    /// Share of datagrams dropped while the ticks run, e.g. 0.1; implies --duplicate 0.05
+    /// and --reorder 0.1 unless those are given
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = share_below_one,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub loss: f64,
+    /// Share of datagrams sent twice while the ticks run [default: 0.05 with --loss, else 0]
+    #[arg(long, value_name = "P", value_parser = share,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub duplicate: Option<f64>,
+    /// Share of datagrams held back behind the next 1 to 3 while the ticks run [default: 0.1
+    /// with --loss, else 0]
+    #[arg(long, value_name = "P", value_parser = share,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub reorder: Option<f64>,
+    /// Share of datagrams with 1 to 3 bits flipped while the ticks run (QUIC refuses them:
+    /// a loss that costs a decryption)
+    #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = share_below_one,
+          conflicts_with = "in_process", help_heading = FAULTS)]
+    pub corrupt: f64,
+}
+
+impl DemoArgs {
+    /// Ticks of changes, with the mode's default.
+    pub fn ticks(&self) -> u64 {
+        self.ticks
+            .unwrap_or(if self.in_process { 120 } else { 600 })
+    }
+
+    /// The snapshot chunk bound of the in-process demo.
+    pub fn chunk_bytes(&self) -> usize {
+        self.chunk_bytes.unwrap_or(DEFAULT_MAX_CHUNK_BYTES)
+    }
+
+    /// Share of duplicated datagrams, with its default implied by `--loss`.
+    pub fn duplicate(&self) -> f64 {
+        self.duplicate
+            .unwrap_or(if self.loss > 0.0 { 0.05 } else { 0.0 })
+    }
+
+    /// Share of reordered datagrams, with its default implied by `--loss`.
+    pub fn reorder(&self) -> f64 {
+        self.reorder
+            .unwrap_or(if self.loss > 0.0 { 0.1 } else { 0.0 })
+    }
+}
+
+/// `theta host`.
+#[derive(Args, Clone)]
+pub struct HostArgs {
+    /// Address and UDP port to listen on
+    #[arg(long, value_name = "ADDR", value_parser = address)]
+    pub bind: SocketAddr,
+    /// Join secret (64 hex digits); a random one when not given
+    #[arg(long, value_name = "HEX", value_parser = secret)]
+    pub secret: Option<JoinSecret>,
+    /// Objects in the scene
+    #[arg(long, value_name = "M", default_value_t = 1000, value_parser = at_least_one)]
+    pub entities: usize,
+    /// Engine ticks per second; the stats line warns when the host cannot keep it
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub rate: f64,
+    /// Stop changing the scene after T ticks, linger, then shut down [default: run until
+    /// Ctrl-C]
+    #[arg(long, value_name = "T")]
+    pub ticks: Option<u64>,
+    /// Percent of objects that move each tick
+    #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent)]
+    pub move_percent: f64,
+    /// Scene seed
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    /// With --ticks: keep serving, without changes, this long after the last tick, so that
+    /// clients on slow paths (50 ms and more) catch up and hear the close
+    #[arg(long, value_name = "SECONDS", default_value_t = 5.0, value_parser = linger)]
+    pub linger: f64,
+    /// Validity of the printed token, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = ttl)]
+    pub ttl: u64,
+}
+
+/// `theta join`.
+#[derive(Args, Clone)]
+pub struct JoinArgs {
+    /// The host's address, host:port
+    #[arg(value_name = "ADDR", value_parser = address)]
+    pub addr: SocketAddr,
+    /// The host certificate's SHA-256 (64 hex digits, `:` pairs accepted)
+    #[arg(long, value_name = "HEX", value_parser = fingerprint)]
+    pub fingerprint: Fingerprint,
+    /// A join token from `theta host` or `theta token`
+    #[arg(long, value_name = "TOKEN", value_parser = token)]
+    pub token: String,
+    /// Leave after T ticks once joined [default: until Ctrl-C or the host shuts down]
+    #[arg(long, value_name = "T")]
+    pub ticks: Option<u64>,
+    /// Ticks per second; the stats line warns when the client cannot keep it
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub rate: f64,
+}
+
+/// `theta token`.
+#[derive(Args, Clone)]
+pub struct TokenArgs {
+    /// The host's join secret
+    #[arg(long, value_name = "HEX", value_parser = secret)]
+    pub secret: JoinSecret,
+    /// The peer id the token admits, 1..=65535 (the host is peer 0)
+    #[arg(long, value_name = "N", value_parser = peer)]
+    pub peer: PeerId,
+    /// How long the token stays valid, in seconds
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = ttl)]
+    pub ttl: u64,
+}
+
+/// `theta bench`.
+#[derive(Args, Clone)]
+pub struct BenchArgs {
+    /// Least wall time of one measuring batch, in ms
+    #[arg(long, value_name = "N", default_value_t = 200)]
+    pub millis: u64,
+    /// Batches per figure; the median is reported
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_one)]
+    pub batches: usize,
+}
+
+// Value checks. clap prefixes each message with the option and the value it refused.
+
+fn number<T: std::str::FromStr>(s: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    s.trim().parse().map_err(|e: T::Err| e.to_string())
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match number(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+fn positive(s: &str) -> Result<u64, String> {
+    match number(s)? {
+        0 => Err("must be at least 1".into()),
+        n => Ok(n),
+    }
+}
+
+fn clients(s: &str) -> Result<usize, String> {
+    let n = number(s)?;
+    if (1..=64).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not within 1..=64"))
+    }
+}
+
+/// A tick rate in ticks per second.
+pub fn rate(s: &str) -> Result<f64, String> {
+    let r: f64 = number(s)?;
+    if r.is_finite() && (0.1..=10_000.0).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{r} is not within 0.1..=10000 (ticks per second)"))
+    }
+}
+
+fn percent(s: &str) -> Result<f64, String> {
+    let p: f64 = number(s)?;
+    if (0.0..=100.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!("{p} is not within 0..=100"))
+    }
+}
+
+/// A share of datagrams that leaves some through (loss, corruption).
+fn share_below_one(s: &str) -> Result<f64, String> {
+    let p: f64 = number(s)?;
+    if (0.0..1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{p} is not within 0..1 (a share of datagrams, e.g. 0.1)"
+        ))
+    }
+}
+
+/// A share of datagrams, all of them allowed (duplication, reordering).
+fn share(s: &str) -> Result<f64, String> {
+    let p: f64 = number(s)?;
+    if (0.0..=1.0).contains(&p) {
+        Ok(p)
+    } else {
+        Err(format!(
+            "{p} is not within 0..=1 (a share of datagrams, e.g. 0.1)"
+        ))
+    }
+}
+
+/// Milliseconds, up to what the fault sockets accept.
+fn millis(s: &str) -> Result<Duration, String> {
+    let ms: f64 = number(s)?;
+    let max = MAX_FAULT_DELAY.as_secs_f64() * 1e3;
+    if (0.0..=max).contains(&ms) {
+        Ok(Duration::from_secs_f64(ms / 1e3))
+    } else {
+        Err(format!("{ms} is not within 0..={max} (milliseconds)"))
+    }
+}
+
+fn linger(s: &str) -> Result<f64, String> {
+    let l: f64 = number(s)?;
+    if l.is_finite() && (0.0..=3600.0).contains(&l) {
+        Ok(l)
+    } else {
+        Err(format!("{l} is not within 0..=3600"))
+    }
+}
+
+fn ttl(s: &str) -> Result<u64, String> {
+    match number(s)? {
+        0 => Err("must be at least 1 second".into()),
+        n => Ok(n),
+    }
+}
+
+fn peer(s: &str) -> Result<PeerId, String> {
+    let n: u32 = number(s)?;
+    PeerId::try_from(n)
+        .ok()
+        .filter(|&p| p != 0)
+        .ok_or_else(|| format!("{n} is not within 1..=65535 (0 is the host)"))
+}
+
+fn secret(s: &str) -> Result<JoinSecret, String> {
+    JoinSecret::from_hex(s).map_err(|e| e.to_string())
+}
+
+fn fingerprint(s: &str) -> Result<Fingerprint, String> {
+    Fingerprint::from_hex(s).map_err(|e| e.to_string())
+}
+
+/// A join token's text, checked for form here; the host checks the signature and expiry.
+fn token(s: &str) -> Result<String, String> {
+    JoinToken::from_text(s).map_err(|e| e.to_string())?;
+    Ok(s.trim().to_owned())
+}
+
+fn address(s: &str) -> Result<SocketAddr, String> {
+    netutil::resolve(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("theta").chain(args.iter().copied()))
+    }
+
+    fn refused(args: &[&str]) -> String {
+        match parse(args) {
+            Ok(_) => panic!("{args:?} was accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn demo_defaults_and_modes() {
+        let Command::Demo(d) = parse(&["demo"]).unwrap().command else {
+            panic!("not the demo")
+        };
+        assert!(!d.in_process);
+        assert_eq!((d.clients, d.entities, d.ticks()), (2, 1000, 600));
+        assert_eq!(
+            (d.rate, d.loss, d.duplicate(), d.reorder()),
+            (60.0, 0.0, 0.0, 0.0)
+        );
+        assert_eq!((d.delay, d.jitter), (Duration::ZERO, Duration::ZERO));
+        let Command::Demo(d) = parse(&["demo", "--loss", "0.2", "--reorder", "0"])
+            .unwrap()
+            .command
+        else {
+            panic!("not the demo")
+        };
+        assert_eq!(
+            (d.duplicate(), d.reorder()),
+            (0.05, 0.0),
+            "--loss implies the others"
+        );
+        let Command::Demo(d) = parse(&["demo", "--delay", "20", "--jitter", "10.5"])
+            .unwrap()
+            .command
+        else {
+            panic!("not the demo")
+        };
+        assert_eq!(d.delay, Duration::from_millis(20));
+        assert_eq!(d.jitter, Duration::from_micros(10_500));
+        let Command::Demo(d) = parse(&["demo", "--in-process", "--chunk-bytes", "4096"])
+            .unwrap()
+            .command
+        else {
+            panic!("not the demo")
+        };
+        assert!(d.in_process);
+        assert_eq!((d.ticks(), d.chunk_bytes()), (120, 4096));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_option_and_the_range_named() {
+        for (bad, named, range) in [
+            (&["demo", "--clients", "0"][..], "--clients", "1..=64"),
+            (&["demo", "--loss", "1"][..], "--loss", "0..1"),
+            (&["demo", "--rate", "0"][..], "--rate", "0.1..=10000"),
+            (&["demo", "--ticks", "x"][..], "--ticks", "invalid digit"),
+            (&["demo", "--ticks", "0"][..], "--ticks", "at least 1"),
+            (&["demo", "--bogus", "1"][..], "--bogus", ""),
+            (&["demo", "--motion", "wobbly"][..], "--motion", "teleport"),
+            (
+                &["demo", "--move-percent", "101"][..],
+                "--move-percent",
+                "0..=100",
+            ),
+            (&["demo", "--jitter=-1"][..], "--jitter", "milliseconds"),
+            (&["demo", "--delay", "60001"][..], "--delay", "0..=60000"),
+            (&["demo", "--duplicate", "2"][..], "--duplicate", "0..=1"),
+            (
+                &["demo", "--in-process", "--clients", "3"][..],
+                "--clients",
+                "--in-process",
+            ),
+            (
+                &["demo", "--chunk-bytes", "9"][..],
+                "--chunk-bytes",
+                "--in-process",
+            ),
+            (&["host"][..], "--bind", "required"),
+            (
+                &["host", "--bind", "127.0.0.1:1", "--linger=-1"][..],
+                "--linger",
+                "0..=3600",
+            ),
+            (
+                &["token", "--secret", "zz", "--peer", "1"][..],
+                "--secret",
+                "",
+            ),
+            (
+                &["token", "--secret", &"11".repeat(32), "--peer", "0"][..],
+                "--peer",
+                "1..=65535",
+            ),
+            (
+                &["token", "--secret", &"11".repeat(32), "--peer", "70000"][..],
+                "--peer",
+                "1..=65535",
+            ),
+            (
+                &[
+                    "token",
+                    "--secret",
+                    &"11".repeat(32),
+                    "--peer",
+                    "1",
+                    "--ttl",
+                    "0",
+                ][..],
+                "--ttl",
+                "at least 1",
+            ),
+            (
+                &["token", "--secret", &"11".repeat(32)][..],
+                "--peer",
+                "required",
+            ),
+            (&["bench", "--batches", "0"][..], "--batches", "at least 1"),
+        ] {
+            let err = refused(bad);
+            assert!(err.contains(named) && err.contains(range), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn join_checks_address_fingerprint_and_token() {
+        use theta_net::net::token::try_mint;
+        let fp = "ab".repeat(32);
+        let secret = JoinSecret::from_bytes([7; 32]);
+        let token = try_mint(&secret, 3, netutil::unix_now() + 60, None)
+            .unwrap()
+            .to_text();
+        let Command::Join(j) = parse(&[
+            "join",
+            "127.0.0.1:4433",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &token,
+            "--ticks",
+            "5",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not join")
+        };
+        assert_eq!(j.fingerprint.to_hex(), fp);
+        assert_eq!(j.ticks, Some(5));
+        assert_eq!(j.addr, "127.0.0.1:4433".parse().unwrap());
+        let err = refused(&["join", "--fingerprint", &fp, "--token", &token]);
+        assert!(err.contains("ADDR"), "{err}");
+        let err = refused(&[
+            "join",
+            "127.0.0.1:1",
+            "--fingerprint",
+            "xyz",
+            "--token",
+            &token,
+        ]);
+        assert!(err.contains("--fingerprint"), "{err}");
+        let err = refused(&["join", "127.0.0.1:1", "--fingerprint", &fp, "--token", "00"]);
+        assert!(err.contains("--token"), "{err}");
+        let err = refused(&[
+            "join",
+            "127.0.0.1:notaport",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &token,
+        ]);
+        assert!(err.contains("notaport"), "{err}");
+    }
+
+    #[test]
+    fn help_is_not_an_error() {
+        for args in [
+            &["--help"][..],
+            &["demo", "--help"],
+            &["host", "-h"],
+            &["join", "--help"],
+        ] {
+            let err = parse(args).err().expect("help stops the parse");
+            assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}");
+            assert_eq!(err.exit_code(), 0, "{args:?}");
+        }
+        assert!(refused(&["demo", "--nope"]).contains("--nope"));
+        assert_eq!(parse(&["demo", "--nope"]).err().unwrap().exit_code(), 2);
+    }
+}

@@ -1,0 +1,281 @@
+//! The summary `theta demo` prints after a run over QUIC: the achieved tick rate, each
+//! client's convergence after the last change beside the bound 2 RTT + 2 ticks, the quiet
+//! after convergence, what crossed the wire during the ticks against the seed's JSON
+//! design, the avatars, and the host's diagnostics panel.
+
+use std::time::Duration;
+
+use theta_net::net::session::Session;
+
+use crate::avatars::{Avatars, ErrorSummary};
+use crate::cli::DemoArgs;
+use crate::net_demo::{AfterLastChange, Client, Faults, Sample};
+use crate::netutil::{self, below_rate};
+
+/// Everything the summary needs from a run.
+pub struct Report<'a> {
+    pub o: &'a DemoArgs,
+    /// Ticks with changes.
+    pub ticks: u64,
+    /// Wall time of those ticks.
+    pub run_time: Duration,
+    /// Ticks per second achieved over them.
+    pub achieved: f64,
+    /// Bytes the seed's JSON design made for the same scene over the ticks.
+    pub json_bytes: u64,
+    /// Counters per client before and after the ticks, and once joined.
+    pub before: &'a [Sample],
+    pub after: &'a [Sample],
+    pub joined: &'a [Sample],
+    /// How long the clients were allowed to converge after the last change.
+    pub bound: Duration,
+    pub after_change: &'a [AfterLastChange],
+    /// The quiet window after convergence and the counters around it.
+    pub quiet_time: Duration,
+    pub quiet_before: &'a [Sample],
+    pub quiet_after: &'a [Sample],
+    pub faults: &'a Faults,
+    /// What the fault sockets did: (endpoint, counters in words).
+    pub fault_stats: &'a [(String, String)],
+    pub avatars: &'a Avatars,
+}
+
+impl Report<'_> {
+    /// Prints the summary.
+    pub fn print(&self, host: &Session, clients: &[Client]) {
+        self.run_line(host);
+        self.convergence(host, clients);
+        self.wire(clients);
+        self.avatars(clients);
+        println!();
+        println!(
+            "host diagnostics (compression: KB of messages before and after the codec envelope; per component: value KB sent and the wire KB they cost):"
+        );
+        print!("{}", host.diagnostics().text_panel());
+        if let Some(warning) = self.slow() {
+            println!("{warning}");
+        }
+    }
+
+    /// The warning printed when the engine loop fell below the requested rate.
+    fn slow(&self) -> Option<String> {
+        below_rate(self.achieved, self.o.rate).then(|| {
+            format!(
+                "WARNING: the engine loop ran at {:.1} ticks/s, {:.0}% of the requested {} Hz (too much work per tick for this machine): the per-second figures are at {:.1} ticks/s, not at {} Hz",
+                self.achieved,
+                100.0 * self.achieved / self.o.rate,
+                self.o.rate,
+                self.achieved,
+                self.o.rate
+            )
+        })
+    }
+
+    fn run_line(&self, host: &Session) {
+        let stats = host.world().stats();
+        println!(
+            "run: {} ticks in {:.2} s ({:.1} ticks/s; requested {} Hz); host world at the end: {} entities, {} components, tick {}",
+            self.ticks,
+            self.run_time.as_secs_f64(),
+            self.achieved,
+            self.o.rate,
+            stats.entities,
+            stats.components,
+            host.diagnostics().tick
+        );
+        if let Some(warning) = self.slow() {
+            println!("{warning}");
+        }
+    }
+
+    /// Per client: time to converge after the last change beside 2 RTT + 2 ticks, and the
+    /// host's bytes to it over the quiet window that followed.
+    fn convergence(&self, host: &Session, clients: &[Client]) {
+        let all = self.after_change.iter().all(|a| a.converged.is_some());
+        let slowest = self.after_change.iter().filter_map(|a| a.converged).max();
+        match (all, slowest) {
+            (true, Some((ticks, time))) => println!(
+                "converged: yes, every client's state hash equals the host's ({:016x}) at most {ticks} tick{} ({}) after the last change",
+                host.state_hash(),
+                if ticks == 1 { "" } else { "s" },
+                netutil::ms(time)
+            ),
+            _ => println!(
+                "converged: NO, not every client within {:?} after the last change",
+                self.bound
+            ),
+        }
+        for (who, stats) in self.fault_stats {
+            println!("faults injected at {who}: {stats}");
+        }
+        // A tick as the engine loop ran it: a slow loop's ticks are longer than requested.
+        let tick = Duration::from_secs_f64(1.0 / self.o.rate.min(self.achieved).max(1e-3));
+        let quiet = self.quiet_time.as_secs_f64().max(1e-9);
+        println!();
+        println!(
+            "after the last change{}: ticks and time until the client's state hash equals the host's, beside the bound 2 RTT + 2 ticks (RTT: the client's smoothed RTT; a tick: {} at the achieved rate); then {:.2} s more without changes, over which the host's wire bytes to the client are counted (keep-alives alone are under 1 kB/s)",
+            if self.faults.delay.is_zero() && self.faults.jitter.is_zero() {
+                String::new()
+            } else {
+                format!(
+                    " (the path's delay {} ± {} stays on)",
+                    netutil::ms(self.faults.delay),
+                    netutil::ms(self.faults.jitter)
+                )
+            },
+            netutil::ms(tick),
+            quiet
+        );
+        println!(
+            "{:<6} {:>6} {:>12} {:>9} {:>14} {:>7} {:>14} {:>14} {:>6}",
+            "client",
+            "ticks",
+            "time",
+            "RTT ms",
+            "2 RTT+2 ticks",
+            "within",
+            "quiet down B/s",
+            "quiet up B/s",
+            "held"
+        );
+        for (i, c) in clients.iter().enumerate() {
+            let (b, a) = (&self.quiet_before[i], &self.quiet_after[i]);
+            let rtt = a.client.rtt;
+            let limit = rtt * 2 + tick * 2;
+            let change = self.after_change[i];
+            let (ticks, time, within) = match change.converged {
+                Some((ticks, time)) => (
+                    ticks.to_string(),
+                    netutil::ms(time),
+                    if time <= limit { "yes" } else { "NO" },
+                ),
+                None => ("-".into(), "NO".into(), "NO"),
+            };
+            println!(
+                "{:<6} {:>6} {:>12} {:>9.2} {:>14} {:>7} {:>14.0} {:>14.0} {:>6}",
+                format!("c{}", c.peer),
+                ticks,
+                time,
+                rtt.as_secs_f64() * 1e3,
+                netutil::ms(limit),
+                within,
+                (a.host.wire_bytes_sent - b.host.wire_bytes_sent) as f64 / quiet,
+                (a.client.wire_bytes_sent - b.client.wire_bytes_sent) as f64 / quiet,
+                match change.converged {
+                    None => "-",
+                    Some(_) if change.held => "yes",
+                    Some(_) => "NO",
+                },
+            );
+        }
+        println!(
+            "held: the client still held the host's state at every tick of the quiet window; quiet down/up: the host's wire bytes to the client, the client's to the host"
+        );
+    }
+
+    /// What crossed the wire during the ticks, per client, against the seed's JSON design.
+    fn wire(&self, clients: &[Client]) {
+        let secs = self.run_time.as_secs_f64().max(1e-9);
+        let json_rate = self.json_bytes as f64 / secs;
+        println!();
+        println!(
+            "per client, over the {} ticks ({:.2} s); wire = UDP payload bytes (QUIC headers, TLS, acks included)",
+            self.ticks, secs
+        );
+        println!(
+            "{:<6} {:>10} {:>10} {:>9} {:>9} {:>8} {:>9} {:>9} {:>11} {:>10} {:>10} {:>16}",
+            "client",
+            "down B/s",
+            "up B/s",
+            "pkts down",
+            "pkts up",
+            "RTT ms",
+            "lost down",
+            "lost up",
+            "dgrams lost",
+            "snapshot B",
+            "JSON B/s",
+            "ours/JSON (down)"
+        );
+        for (i, c) in clients.iter().enumerate() {
+            let (b, a) = (&self.before[i], &self.after[i]);
+            let down = (a.client.wire_bytes_received - b.client.wire_bytes_received) as f64 / secs;
+            let up = (a.client.wire_bytes_sent - b.client.wire_bytes_sent) as f64 / secs;
+            let ratio = down / json_rate.max(1e-9);
+            println!(
+                "{:<6} {:>10.0} {:>10.0} {:>9} {:>9} {:>8.2} {:>9} {:>9} {:>11} {:>10} {:>10.0} {:>16}",
+                format!("c{}", c.peer),
+                down,
+                up,
+                a.client.packets_received - b.client.packets_received,
+                a.client.packets_sent - b.client.packets_sent,
+                a.client.rtt.as_secs_f64() * 1e3,
+                a.host.packets_lost - b.host.packets_lost,
+                a.client.packets_lost - b.client.packets_lost,
+                a.host.outbox.datagrams_lost - b.host.outbox.datagrams_lost,
+                self.joined[i].client.snapshot_bytes,
+                json_rate,
+                format!("{:.1}% ({:.1}x less)", ratio * 100.0, 1.0 / ratio.max(1e-9)),
+            );
+        }
+        println!(
+            "JSON B/s: the frames the seed's JSON full-rescan design makes for the same scene (BaselineTracker::diff each tick), payload only, per client"
+        );
+        let events: Vec<String> = clients
+            .iter()
+            .map(|c| format!("c{} {}", c.peer, c.events))
+            .collect();
+        println!("replica events received: {}", events.join(", "));
+    }
+
+    /// The avatars: pose packets and how far each client renders the host's head from the
+    /// truth.
+    fn avatars(&self, clients: &[Client]) {
+        let secs = self.run_time.as_secs_f64().max(1e-9);
+        println!();
+        println!(
+            "avatars: every peer pushes a 3-point avatar (head, hands) each tick; pose packets are bit-packed datagrams beside the state datagrams"
+        );
+        println!(
+            "{:<6} {:>11} {:>11} {:>12} {:>12} {:>8} {:>13} {:>12} {:>12} {:>13}",
+            "client",
+            "pkts down",
+            "B/pkt down",
+            "pose B/s dn",
+            "pose B/s up",
+            "renders",
+            "host head mm",
+            "p95 mm",
+            "max mm",
+            "extrapolated"
+        );
+        for (i, c) in clients.iter().enumerate() {
+            let (b, a) = (&self.before[i].client.poses, &self.after[i].client.poses);
+            let packets = a.packets_received - b.packets_received;
+            let down = a.bytes_received - b.bytes_received;
+            let up = a.bytes_sent - b.bytes_sent;
+            let errors = self.avatars.summary(i);
+            let mm = |f: fn(&ErrorSummary) -> f64| {
+                errors
+                    .as_ref()
+                    .map_or("-".into(), |e| format!("{:.1}", f(e)))
+            };
+            println!(
+                "{:<6} {:>11} {:>11.1} {:>12.0} {:>12.0} {:>8} {:>13} {:>12} {:>12} {:>13}",
+                format!("c{}", c.peer),
+                packets,
+                down as f64 / packets.max(1) as f64,
+                down as f64 / secs,
+                up as f64 / secs,
+                errors.as_ref().map_or(0, |e| e.renders),
+                mm(|e| e.mean_mm),
+                mm(|e| e.p95_mm),
+                mm(|e| e.max_mm),
+                errors.as_ref().map_or(0, |e| e.extrapolated),
+            );
+        }
+        println!(
+            "host head mm: mean distance between the host's head as this client renders it and the truth at the render time (jitter buffer delay included)"
+        );
+    }
+}
