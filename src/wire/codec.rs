@@ -20,8 +20,12 @@
 //! Decompression is always bounded by the maximum of the message's kind ([`MessageKind`]):
 //! a frame declaring more is refused before anything is allocated, the output buffer is
 //! never larger than the declared length, and a body that expands past it is an error. A
-//! truncated or garbage frame, or one naming a dictionary the receiver does not hold, is an
-//! error too, never a panic.
+//! compressed frame also cannot declare more than its body could hold at zstd's densest
+//! (one 4-byte RLE block per 128 KiB, [`max_output_of`]), so what a frame makes the
+//! receiver allocate is bounded by its own length as well as by the kind's maximum. A
+//! session narrows the kinds' maxima to what its protocol really sends
+//! ([`CodecConfig::bounded_for`]). A truncated or garbage frame, or one naming a dictionary
+//! the receiver does not hold, is an error too, never a panic.
 //!
 //! # Compression streams (formats 3 and 4)
 //! The messages one side sends the other on an ordered, reliable connection can share one
@@ -57,7 +61,8 @@ use zstd::zstd_safe::{
     self, CCtx, CParameter, DCtx, DParameter, InBuffer, OutBuffer, ResetDirective,
 };
 
-use super::MAX_MESSAGE_BYTES;
+use super::{size, MAX_MESSAGE_BYTES};
+use crate::registry::{Registry, MAX_NAME_BYTES};
 
 /// Largest state datagram accepted by default: the UDP payload of a 1500-byte Ethernet
 /// MTU, above any QUIC path's datagram size (~1200–1400 bytes).
@@ -68,6 +73,15 @@ pub const MIN_TRAINING_SAMPLES: usize = 8;
 
 /// Longest encoded varint of a `u64`.
 const MAX_VARINT_LEN: usize = 10;
+
+/// Largest output of one zstd block (RFC 8878 `Block_Maximum_Size`).
+const ZSTD_BLOCK_MAX: usize = 128 << 10;
+/// Fewest bytes of a zstd block that produces output: a 3-byte header and the one byte an
+/// RLE block repeats.
+const ZSTD_MIN_BLOCK: usize = 4;
+
+/// First allocation of a stream frame's output; it doubles as the body fills it.
+const STREAM_OUTPUT_STEP: usize = 16 << 10;
 
 /// Window of a compression stream (log2: 128 KiB). The encoder uses it, and the decoder
 /// refuses a stream asking for more, so a peer cannot make it allocate a larger window.
@@ -224,16 +238,30 @@ impl<'a> FrameHeader<'a> {
         }
     }
 
-    /// The declared length, checked against `max_len`.
+    /// The declared length, checked against `max_len` and, for a compressed body, against
+    /// the most its body could hold ([`max_output_of`]): only then may it be allocated.
     fn bounded_len(&self, max_len: usize) -> Result<usize, CodecError> {
+        let max = match self.format {
+            FrameFormat::Raw => max_len,
+            _ => max_len.min(max_output_of(self.body.len())),
+        };
         usize::try_from(self.declared_len)
             .ok()
-            .filter(|&len| len <= max_len)
+            .filter(|&len| len <= max)
             .ok_or(CodecError::TooLarge {
                 declared: self.declared_len,
-                max: max_len,
+                max,
             })
     }
+}
+
+/// The most a zstd body of `body_len` bytes can decompress to: every block yields at most
+/// 128 KiB and takes at least 4 bytes, plus one block whose start a stream frame's earlier
+/// message may have carried. A frame declaring more is refused before it is decompressed
+/// or anything is allocated for it; this is also the largest output per input byte any
+/// compressed frame can reach (about 32 768 to 1, less the kind's bound).
+pub const fn max_output_of(body_len: usize) -> usize {
+    (body_len / ZSTD_MIN_BLOCK + 1).saturating_mul(ZSTD_BLOCK_MAX)
 }
 
 /// Appends `value` as an LEB128 varint.
@@ -891,12 +919,17 @@ impl StreamDecoder {
     /// Feeds exactly `body` to the stream; its output must be exactly `declared` bytes.
     fn read(&mut self, body: &[u8], declared: usize) -> Result<Vec<u8>, CodecError> {
         let corrupt = |e| CodecError::Corrupt(zstd_error(e));
-        // Never more than the declared length, itself within the kind's bound.
-        let mut out = Vec::with_capacity(declared);
+        // The output grows as the body fills it, never past the declared length (itself
+        // within the kind's bound and what the body can hold): what is allocated is what
+        // the body really gives.
+        let mut out = Vec::with_capacity(declared.min(STREAM_OUTPUT_STEP));
         let mut source = InBuffer::around(body);
         loop {
             let consumed = source.pos();
             let produced = out.len();
+            if out.len() == out.capacity() && out.len() < declared {
+                out.reserve_exact((declared - out.len()).min(out.len().max(STREAM_OUTPUT_STEP)));
+            }
             if out.len() < out.capacity() {
                 let pos = out.len();
                 let mut sink = OutBuffer::around_pos(&mut out, pos);
@@ -1074,6 +1107,22 @@ impl CodecConfig {
         self
     }
 
+    /// Narrows each kind's bound to what a session really sends with `registry` (the
+    /// types both peers hold, their registry hashes being equal) and snapshot chunks cut at
+    /// `max_chunk_bytes` (the host's `SessionConfig::max_chunk_bytes`): snapshot chunks to
+    /// [`snapshot_chunk_bound`], delta frames (on a session's stream they carry one value
+    /// too large for a datagram) to [`delta_frame_bound`], datagrams to
+    /// [`MAX_DATAGRAM_BYTES`]; never above what was configured.
+    pub fn bounded_for(mut self, registry: &Registry, max_chunk_bytes: usize) -> Self {
+        let chunk = &mut self.snapshot_chunk.max_len;
+        *chunk = (*chunk).min(snapshot_chunk_bound(registry, max_chunk_bytes));
+        let delta = &mut self.delta_frame.max_len;
+        *delta = (*delta).min(delta_frame_bound(registry));
+        let datagram = &mut self.datagram.max_len;
+        *datagram = (*datagram).min(MAX_DATAGRAM_BYTES);
+        self
+    }
+
     /// The configuration of `kind`.
     pub fn kind(&self, kind: MessageKind) -> &KindConfig {
         match kind {
@@ -1091,6 +1140,42 @@ impl CodecConfig {
             MessageKind::Datagram => &mut self.datagram,
         }
     }
+}
+
+/// Room over the computed message sizes of the bounds below (FlatBuffers alignment and
+/// vtables the size estimates leave out).
+const BOUND_SLACK: usize = 1024;
+
+/// Encoded size, at most, of one value of `registry`'s largest type with its entity, its
+/// length, its batch and its type's descriptor.
+fn largest_item(registry: &Registry) -> usize {
+    let value = registry
+        .descriptors()
+        .iter()
+        .map(|d| d.layout.max_bytes() as usize)
+        .max()
+        .unwrap_or(0);
+    size::BATCH_BASE + size::DESCRIPTOR_BASE + MAX_NAME_BYTES + size::ENTITY + size::LENGTH + value
+}
+
+/// The largest snapshot chunk a host with `registry` sends when it cuts its snapshots at
+/// `max_chunk_bytes`: a chunk holds at most that much, except that one item alone may
+/// exceed it (every chunk holds at least one) and that chunk 0 carries every descriptor of
+/// the registry. At most [`MAX_MESSAGE_BYTES`].
+pub fn snapshot_chunk_bound(registry: &Registry, max_chunk_bytes: usize) -> usize {
+    let described: usize = registry
+        .descriptors()
+        .iter()
+        .map(|d| size::DESCRIPTOR_BASE + d.name.len())
+        .sum();
+    let extra = size::CHUNK_BASE + described + largest_item(registry) + BOUND_SLACK;
+    max_chunk_bytes.saturating_add(extra).min(MAX_MESSAGE_BYTES)
+}
+
+/// The largest delta frame a session sends on its stream with `registry`: one value too
+/// large for a datagram, of the largest type. At most [`MAX_MESSAGE_BYTES`].
+pub fn delta_frame_bound(registry: &Registry) -> usize {
+    (size::CHUNK_BASE + largest_item(registry) + BOUND_SLACK).min(MAX_MESSAGE_BYTES)
 }
 
 /// Counters a caller keeps per message kind: frames and bytes each way, and errors.
@@ -1376,11 +1461,74 @@ mod tests {
 
     /// Every hostile or broken frame is an error, never a panic; it poisons the decoder
     /// (the encoder's next continuation is refused) until a new stream start.
+    /// The delta-frame bound of a session whose largest type holds 1 KiB values (the
+    /// samples above are about 200 bytes).
+    fn session_delta_bound() -> usize {
+        let mut registry = Registry::new();
+        registry
+            .register("test.Blob", crate::Layout::Variable { max: 1024 })
+            .unwrap();
+        registry
+            .register("test.Pose", crate::Layout::Fixed(28))
+            .unwrap();
+        CodecConfig::default()
+            .bounded_for(&registry, crate::DEFAULT_MAX_CHUNK_BYTES)
+            .kind(MessageKind::DeltaFrame)
+            .max_len
+    }
+
+    #[test]
+    fn stream_output_grows_to_the_declared_length() {
+        let set = DictionarySet::new();
+        let mut encoder = StreamEncoder::new(1).unwrap();
+        let mut decoder = StreamDecoder::new().unwrap();
+        let mut state = 5;
+        for len in [
+            STREAM_OUTPUT_STEP - 1,
+            STREAM_OUTPUT_STEP,
+            STREAM_OUTPUT_STEP + 1,
+            100_000,
+            300_000,
+        ] {
+            for message in [vec![9u8; len], random_bytes(&mut state, len)] {
+                let frame = encode(&mut encoder, &message, None);
+                // Bounded by exactly the message's length.
+                assert_eq!(decoder.decompress(&frame, len, &set).unwrap(), message);
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_cannot_declare_more_than_its_body_can_hold() {
+        assert_eq!(max_output_of(0), 128 << 10);
+        assert_eq!(max_output_of(9), 3 * (128 << 10));
+        // A zstd frame of 13 bytes declaring 60 MiB, under a 64 MiB bound.
+        let mut frame = vec![FrameFormat::Zstd as u8];
+        write_varint(&mut frame, 60 << 20);
+        frame.resize(13, 0);
+        let body = 13 - 5;
+        let refused = Err(CodecError::TooLarge {
+            declared: 60 << 20,
+            max: max_output_of(body),
+        });
+        assert_eq!(Zstd::new(1).unwrap().decompress(&frame, 64 << 20), refused);
+        assert_eq!(DictionarySet::new().decompress(&frame, 64 << 20), refused);
+        frame[0] = FrameFormat::StreamContinue as u8;
+        let mut decoder = StreamDecoder::new().unwrap();
+        decoder.stream = Some(0);
+        assert_eq!(
+            decoder.decompress(&frame, 64 << 20, &DictionarySet::new()),
+            refused
+        );
+        // A raw frame carries what it declares: only the kind's bound applies.
+        assert!(NoCodec.decompress(&[0; 100], 99).is_ok());
+    }
+
     #[test]
     fn stream_decoding_errors_poison_until_the_next_start() {
         let dict = dictionary(3);
         let set = set_of(&[&dict]);
-        let max = 1 << 16;
+        let max = session_delta_bound();
         let mut encoder = StreamEncoder::new(1).unwrap();
         let mut decoder = StreamDecoder::new().unwrap();
         let n = std::cell::Cell::new(0);
