@@ -2,6 +2,7 @@
 //! replication over datagrams, and fault injection for tests.
 
 pub mod acks;
+mod admission;
 pub mod compression;
 pub mod faults;
 pub mod framing;
