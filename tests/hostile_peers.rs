@@ -592,7 +592,7 @@ fn before_admission_a_peer_gets_one_stream_and_a_small_window() {
 fn a_full_admission_gate_asks_to_retry_then_refuses_until_a_place_frees() {
     let config = SessionConfig {
         max_pending_admissions: 1,
-        admission_timeout: Duration::from_secs(1),
+        admission_timeout: Duration::from_secs(2),
         ..SessionConfig::default()
     };
     let mut local = local_host(config);
