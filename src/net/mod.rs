@@ -8,6 +8,7 @@ pub mod faults;
 pub mod framing;
 mod hex;
 pub(crate) mod outbox;
+pub mod pacing;
 mod panel;
 pub mod poses;
 pub mod session;

@@ -22,13 +22,13 @@ use tokio::sync::mpsc;
 use super::acks::ReceivedSeqs;
 use super::admission::{registry_differences, Gate, Ticket, Verdict};
 use super::compression::{
-    control_message, decode_cost, is_stream_frame, max_stream_message, message_values,
-    split_stream_message, ComponentWire, Compression, DecodePacer, KindDiagnostics, LinkStreams,
-    PeerDicts, StreamKind, TrainError,
+    control_message, is_stream_frame, message_values, split_stream_message, ComponentWire,
+    Compression, KindDiagnostics, LinkStreams, PeerDicts, StreamKind, TrainError,
 };
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
 use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
+use super::pacing::{decode_cost, max_stream_message, DecodePacer};
 use super::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
 use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
