@@ -4,12 +4,17 @@
 
 use std::io::Write;
 
+use theta_net::registry::MAX_VALUE_BYTES;
 use theta_net::wire::codec::{
-    train_dictionary, Codec, CodecError, Dictionary, DictionarySet, FrameFormat, FrameHeader,
-    MessageKind, NoCodec, StreamDecoder, StreamEncoder, Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
+    max_output_of, train_dictionary, write_varint, Codec, CodecConfig, CodecError, Dictionary,
+    DictionarySet, FrameFormat, FrameHeader, MessageKind, NoCodec, StreamDecoder, StreamEncoder,
+    Zstd, ZstdDict, MAX_DATAGRAM_BYTES,
 };
 use theta_net::wire::Encoder;
-use theta_net::{ComponentId, DeltaTracker, EntityId, Layout, World, DEFAULT_MAX_CHUNK_BYTES};
+use theta_net::{
+    ComponentId, Delta, DeltaTracker, EntityId, Layout, Registry, SetBatch, World,
+    DEFAULT_MAX_CHUNK_BYTES,
+};
 
 /// SplitMix64, for a deterministic scene.
 struct Rng(u64);
@@ -468,10 +473,37 @@ fn peak_rss() -> Option<usize> {
     Some(kb * 1024)
 }
 
+/// The decoding bounds of a session with `registry` and the default snapshot chunk size:
+/// snapshot chunk, delta frame and datagram, in [`MessageKind::ALL`] order.
+fn session_bounds(registry: &Registry) -> [(MessageKind, usize); 3] {
+    let config = CodecConfig::default().bounded_for(registry, DEFAULT_MAX_CHUNK_BYTES);
+    MessageKind::ALL.map(|kind| (kind, config.kind(kind).max_len))
+}
+
+/// A registry with the largest values a registry may hold: 1 MiB fixed and variable.
+fn largest_registry() -> Registry {
+    let mut registry = Registry::new();
+    registry
+        .register(
+            "test.Blob",
+            Layout::Variable {
+                max: MAX_VALUE_BYTES,
+            },
+        )
+        .unwrap();
+    registry
+        .register("test.Block", Layout::Fixed(MAX_VALUE_BYTES))
+        .unwrap();
+    registry
+}
+
+/// 64 MiB of zeros in a zstd frame of about 2 KiB, sent as frames of every kind with the
+/// bounds of a real session (`theta demo`'s registry, then one with 1 MiB values): an
+/// honest header is refused before decompressing, lying ones as the body expands past
+/// them, and decoding them all does not grow the process's peak memory.
 #[test]
 fn decompression_bomb_is_refused_without_allocating_it() {
     const BOMB: usize = 64 << 20;
-    const BOUND: usize = 64 << 10;
     // 64 MiB of zeros, compressed as a stream: the input is never held whole.
     let mut encoder = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
     let zeros = vec![0u8; 64 << 10];
@@ -484,52 +516,221 @@ fn decompression_bomb_is_refused_without_allocating_it() {
         body.len()
     );
 
-    let with_header = |declared: usize| {
-        let mut frame = vec![FrameFormat::Zstd as u8];
-        theta_net::wire::codec::write_varint(&mut frame, declared as u64);
+    let with_header = |format: FrameFormat, declared: usize| {
+        let mut frame = vec![format as u8];
+        if format == FrameFormat::StreamStart {
+            frame.push(0);
+        }
+        write_varint(&mut frame, declared as u64);
         frame.extend_from_slice(&body);
         frame
     };
     let before = peak_rss();
     let zstd = Zstd::new(1).unwrap();
     let set = DictionarySet::new();
-    for codec in [&zstd as &dyn Codec, &set] {
-        // Honest header: refused before decompressing.
-        assert_eq!(
-            codec.decompress(&with_header(BOMB), BOUND),
-            Err(CodecError::TooLarge {
-                declared: BOMB as u64,
-                max: BOUND
-            })
-        );
-        // Lying headers: the body expands past what they declare.
-        for declared in [0, 1000, BOUND] {
-            assert_eq!(
-                codec.decompress(&with_header(declared), BOUND),
-                Err(CodecError::ExpandsPast { declared })
-            );
+    let demo = Scene::new(10, 1, Motion::Smooth).world.registry().clone();
+    for registry in [demo, largest_registry()] {
+        for (kind, bound) in session_bounds(&registry) {
+            for codec in [&zstd as &dyn Codec, &set] {
+                // Honest header: refused before decompressing.
+                assert_eq!(
+                    codec.decompress(&with_header(FrameFormat::Zstd, BOMB), bound),
+                    Err(CodecError::TooLarge {
+                        declared: BOMB as u64,
+                        max: bound
+                    }),
+                    "{kind:?}"
+                );
+                // Lying headers: the body expands past what they declare.
+                for declared in [0, 1000, bound] {
+                    assert_eq!(
+                        codec.decompress(&with_header(FrameFormat::Zstd, declared), bound),
+                        Err(CodecError::ExpandsPast { declared }),
+                        "{kind:?}"
+                    );
+                }
+                // A huge declared length in a tiny frame, past any bound.
+                let mut huge = vec![FrameFormat::Zstd as u8];
+                write_varint(&mut huge, u64::MAX);
+                assert!(matches!(
+                    codec.decompress(&huge, bound),
+                    Err(CodecError::TooLarge { .. })
+                ));
+            }
+            // The same bomb as the start of a compression stream.
+            let mut decoder = StreamDecoder::new().unwrap();
+            assert!(matches!(
+                decoder.decompress(&with_header(FrameFormat::StreamStart, BOMB), bound, &set),
+                Err(CodecError::TooLarge { .. })
+            ));
+            assert!(matches!(
+                decoder.decompress(&with_header(FrameFormat::StreamStart, bound), bound, &set),
+                Err(CodecError::ExpandsPast { .. } | CodecError::Corrupt(_))
+            ));
+            // A raw frame above the bound.
+            assert!(matches!(
+                NoCodec.decompress(&vec![0u8; bound + 2], bound),
+                Err(CodecError::TooLarge { .. })
+            ));
         }
-        // A huge declared length in a tiny frame, past any bound.
-        let mut huge = vec![FrameFormat::Zstd as u8];
-        theta_net::wire::codec::write_varint(&mut huge, u64::MAX);
-        assert!(matches!(
-            codec.decompress(&huge, BOUND),
-            Err(CodecError::TooLarge { .. })
-        ));
     }
-    // A raw frame above the bound.
-    assert!(matches!(
-        NoCodec.decompress(&vec![0u8; BOUND + 2], BOUND),
-        Err(CodecError::TooLarge { .. })
-    ));
+    // 13 bytes declaring 60 MiB under a bound that would allow it: a body of 10 bytes
+    // cannot hold that much, so nothing is reserved for it.
+    let mut liar = vec![FrameFormat::Zstd as u8];
+    write_varint(&mut liar, 60 << 20);
+    liar.extend_from_slice(&body[..13 - liar.len()]);
+    assert_eq!(liar.len(), 13);
+    assert_eq!(
+        zstd.decompress(&liar, 64 << 20),
+        Err(CodecError::TooLarge {
+            declared: 60 << 20,
+            max: max_output_of(liar.len() - 5)
+        })
+    );
     if let (Some(before), Some(after)) = (before, peak_rss()) {
         let grew = after.saturating_sub(before);
-        eprintln!("peak RSS grew by {grew} bytes while decoding the bomb");
+        eprintln!("peak RSS grew by {grew} bytes while decoding the bombs");
         assert!(
             grew < 16 << 20,
-            "decoding the bomb grew peak RSS by {grew} bytes"
+            "decoding the bombs grew peak RSS by {grew} bytes"
         );
     }
+}
+
+/// The smallest zstd body that decompresses to `len` bytes: a frame header without
+/// content size (window 128 KiB) and one RLE block per 128 KiB (RFC 8878).
+fn densest_body(len: usize) -> Vec<u8> {
+    const BLOCK: usize = 128 << 10;
+    // Magic number, frame header descriptor (no checksum, no dictionary id, no content
+    // size, not single-segment), window descriptor 2^17.
+    let mut body = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x38];
+    let mut left = len;
+    loop {
+        let size = left.min(BLOCK);
+        left -= size;
+        let last = u32::from(left == 0);
+        // Block header: last-block bit, type 1 (RLE), size; then the byte repeated.
+        let header = (size as u32) << 3 | 1 << 1 | last;
+        body.extend_from_slice(&header.to_le_bytes()[..3]);
+        body.push(0);
+        if left == 0 {
+            return body;
+        }
+    }
+}
+
+/// Per kind, with a real session's bounds, the largest output per input byte a decoder
+/// accepts: the kind's bound over the smallest frame that reaches it (the densest zstd
+/// body, in its envelope), checked to decode exactly; one byte more is refused. Printed
+/// for `theta demo`'s registry and for one with 1 MiB values.
+#[test]
+fn largest_output_per_input_byte_of_each_kind() {
+    let demo = Scene::new(10, 1, Motion::Smooth).world.registry().clone();
+    let set = DictionarySet::new();
+    for (name, registry) in [("theta demo", demo), ("1 MiB values", largest_registry())] {
+        for (kind, bound) in session_bounds(&registry) {
+            let body = densest_body(bound);
+            let mut frame = vec![FrameFormat::Zstd as u8];
+            write_varint(&mut frame, bound as u64);
+            frame.extend_from_slice(&body);
+            assert_eq!(set.decompress(&frame, bound).unwrap(), vec![0u8; bound]);
+            // As the start of a compression stream too (the stream frames' kind).
+            let mut start = vec![FrameFormat::StreamStart as u8, 0];
+            write_varint(&mut start, bound as u64);
+            start.extend_from_slice(&body);
+            let mut decoder = StreamDecoder::new().unwrap();
+            assert_eq!(
+                decoder.decompress(&start, bound, &set).unwrap().len(),
+                bound
+            );
+            // One byte more than the bound is refused before decompressing.
+            let mut over = vec![FrameFormat::Zstd as u8];
+            write_varint(&mut over, bound as u64 + 1);
+            over.extend_from_slice(&densest_body(bound + 1));
+            assert!(matches!(
+                set.decompress(&over, bound),
+                Err(CodecError::TooLarge { .. })
+            ));
+            let ratio = bound as f64 / frame.len() as f64;
+            eprintln!(
+                "{name}: {:>14}: bound {bound:>8} B, smallest frame reaching it {:>3} B: {ratio:>7.0} bytes out per byte in",
+                kind.name(),
+                frame.len()
+            );
+            // Never denser than zstd's format allows.
+            assert!(bound <= max_output_of(body.len()), "{kind:?}");
+            assert!(ratio < 32_768.0, "{kind:?}: {ratio}");
+        }
+    }
+}
+
+/// The bounds hold what a session really sends: every chunk of snapshots with large
+/// values and many types, and the delta frame of one value of the largest type (what a
+/// session sends on its stream), are within them.
+#[test]
+fn session_bounds_hold_real_messages() {
+    let mut world = World::default();
+    let blob = world
+        .register("test.Blob", Layout::Variable { max: 200_000 })
+        .unwrap();
+    let small = world.register("test.Small", Layout::Fixed(12)).unwrap();
+    // Many types with long names: chunk 0 carries all their descriptors.
+    let names: Vec<String> = (0..300).map(|i| format!("test.{i:0>250}")).collect();
+    let many: Vec<ComponentId> = names
+        .iter()
+        .map(|n| world.register(n, Layout::Fixed(1)).unwrap())
+        .collect();
+    for i in 0..400u32 {
+        let e = world.spawn().unwrap();
+        world.set(e, small, &[i as u8; 12]).unwrap();
+        world.set(e, many[i as usize % many.len()], &[1]).unwrap();
+        if i % 50 == 0 {
+            let len = 150_000 + i as usize * 100;
+            world.set(e, blob, &vec![i as u8; len]).unwrap();
+        }
+    }
+    let registry = world.registry().clone();
+    for chunk_bytes in [1024, DEFAULT_MAX_CHUNK_BYTES, 256 << 10] {
+        let config = CodecConfig::default().bounded_for(&registry, chunk_bytes);
+        let bound = config.kind(MessageKind::SnapshotChunk).max_len;
+        let snapshot = world.snapshot(chunk_bytes);
+        let largest = snapshot.chunks.iter().map(|c| c.bytes.len()).max().unwrap();
+        assert!(largest <= bound, "chunk of {largest} B over {bound} B");
+        eprintln!("chunks cut at {chunk_bytes} B: largest {largest} B, bound {bound} B");
+    }
+    // A value too large for a datagram, alone in a delta frame: the largest possible.
+    let delta_bound = CodecConfig::default()
+        .bounded_for(&registry, DEFAULT_MAX_CHUNK_BYTES)
+        .kind(MessageKind::DeltaFrame)
+        .max_len;
+    let frame = Delta {
+        base_tick: 0,
+        tick: u64::MAX,
+        sets: vec![SetBatch {
+            component: blob,
+            entities: vec![EntityId(u64::MAX >> 1)],
+            data: vec![7; 200_000],
+            lengths: Some(vec![200_000]),
+            inserted: vec![0],
+        }],
+        ..Delta::default()
+    }
+    .encode();
+    assert!(
+        frame.len() <= delta_bound,
+        "{} over {delta_bound}",
+        frame.len()
+    );
+    eprintln!(
+        "one 200 000-byte value: delta frame {} B, bound {delta_bound} B",
+        frame.len()
+    );
+    // The bounds of the demo registry are those of small messages.
+    let demo = Scene::new(10, 1, Motion::Smooth).world.registry().clone();
+    let [(_, chunk), (_, delta), (_, datagram)] = session_bounds(&demo);
+    assert!(chunk < DEFAULT_MAX_CHUNK_BYTES + 4096, "{chunk}");
+    assert!(delta < 4096, "{delta}");
+    assert_eq!(datagram, MAX_DATAGRAM_BYTES);
 }
 
 #[test]

@@ -83,7 +83,7 @@ pub const SAMPLE_BYTES_PER_KIND: usize = 4 << 20;
 /// Longest sample kept (a longer message is recorded truncated).
 const SAMPLE_MAX_BYTES: usize = 64 << 10;
 /// Largest control message: a dictionary and its table.
-const MAX_CONTROL_BYTES: usize = MAX_DICTIONARY_BYTES + 4096;
+pub(crate) const MAX_CONTROL_BYTES: usize = MAX_DICTIONARY_BYTES + 4096;
 /// The smallest dictionary asked of the trainer.
 const MIN_DICTIONARY_BYTES: usize = 1024;
 
@@ -456,6 +456,14 @@ impl Compression {
     /// The largest datagram body accepted.
     pub(crate) fn max_datagram(&self) -> usize {
         self.config.datagram.max_len
+    }
+
+    /// Takes the decompression bounds of `bounds` (the codec choices stay): a client learns
+    /// the host's snapshot chunk size only when it is admitted.
+    pub(crate) fn set_bounds(&mut self, bounds: &CodecConfig) {
+        for kind in MessageKind::ALL {
+            self.config.kind_mut(kind).max_len = bounds.kind(kind).max_len;
+        }
     }
 
     /// Frames `message` of `kind` into `out`, with the codec of its kind: with the newest

@@ -20,6 +20,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 
 use super::acks::ReceivedSeqs;
+use super::admission::{registry_differences, Gate, Ticket, Verdict};
 use super::compression::{
     control_message, is_stream_frame, message_values, split_stream_message, ComponentWire,
     Compression, KindDiagnostics, LinkStreams, PeerDicts, StreamKind, TrainError,
@@ -27,10 +28,13 @@ use super::compression::{
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
 use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
+use super::pacing::{decode_cost, max_stream_message, DecodePacer};
 use super::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
 use super::tls::{self, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
-use crate::registry::{ComponentId, Registry};
+use crate::registry::{
+    ComponentDescriptor, ComponentId, Registry, MAX_COMPONENT_TYPES, MAX_NAME_BYTES,
+};
 use crate::replica::{EventKind, Replica};
 use crate::wire::codec::{CodecConfig, CodecError, MessageKind};
 use crate::wire::{self, fb, Acceptance, BatchView, Encoder, Message, RemoveView, WireError};
@@ -41,8 +45,19 @@ use rustc_hash::FxHashMap;
 
 /// Longest join request accepted before admission.
 const MAX_JOIN_REQUEST: usize = 4096;
-/// How long a connection may take to present its join request.
+/// Longest answer to a join request a client reads: a refusal carrying every component
+/// type of the host's registry, at most.
+const MAX_JOIN_ANSWER: usize =
+    MAX_COMPONENT_TYPES * (wire::size::DESCRIPTOR_BASE + MAX_NAME_BYTES) + 8192;
+/// How long a client waits for the answer to its join request.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the host gives a refusal to reach the client before it closes the connection.
+const REFUSAL_GRACE: Duration = Duration::from_secs(1);
+/// What one admitted client's stream messages may make the host decompress, in bytes a
+/// second ([`DecodePacer`]): a 1 MiB value every 16 ms, far above what an engine writes.
+const CLIENT_DECODE_RATE: u64 = 64 << 20;
+/// ... and at once (at least two of the largest messages its stream may carry).
+const CLIENT_DECODE_BURST: u64 = 8 << 20;
 /// Messages queued from the network to the engine thread.
 const INBOUND_QUEUE: usize = 8192;
 /// Messages queued from the engine thread to one peer's stream writer.
@@ -93,6 +108,15 @@ pub struct SessionConfig {
     /// [`super::compression::MAX_DICTIONARY_BYTES`]; less when the samples are few).
     /// Default 16 KiB.
     pub dictionary_bytes: usize,
+    /// Host: connection attempts that may await admission at once (from their first
+    /// packet to a checked join request), at most half of them from one address (an IPv6
+    /// /64). Further attempts are asked to retry with address validation, and refused if
+    /// they come back validated while it is still full. Default 32.
+    pub max_pending_admissions: usize,
+    /// Host: how long a connection attempt may take from its first packet to presenting
+    /// its join request (QUIC and TLS handshake included) before the host closes it.
+    /// Default 3 s.
+    pub admission_timeout: Duration,
 }
 
 impl Default for SessionConfig {
@@ -111,6 +135,8 @@ impl Default for SessionConfig {
             codec: CodecConfig::default(),
             train_after_samples: 512,
             dictionary_bytes: 16 << 10,
+            max_pending_admissions: 32,
+            admission_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -161,8 +187,9 @@ pub enum DisconnectCause {
     Unreachable = 2,
     /// The host's certificate did not match the pinned fingerprint or the CA roots.
     Certificate = 3,
-    /// The connection went silent past the idle timeout, or the host did not answer the
-    /// join request in time: worth resuming.
+    /// The connection went silent past the idle timeout, the host did not answer the
+    /// join request in time, or it was too busy admitting other connections to take this
+    /// one: worth resuming (or joining again).
     TimedOut = 4,
     /// The host closed the connection (it shut down).
     HostClosed = 5,
@@ -183,6 +210,11 @@ impl DisconnectCause {
                 _ => DisconnectCause::HostClosed,
             },
             E::TimedOut => DisconnectCause::TimedOut,
+            E::ConnectionClosed(close)
+                if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+            {
+                DisconnectCause::TimedOut
+            }
             E::LocallyClosed | E::CidsExhausted => DisconnectCause::Local,
             // TLS alerts travel as crypto errors (0x100 + alert): the handshake failed.
             E::TransportError(e) if (0x100..0x200).contains(&u64::from(e.code)) => {
@@ -368,6 +400,8 @@ enum NetEvent {
         stream: mpsc::Sender<Vec<u8>>,
         resume: Vec<u8>,
         resumed: bool,
+        /// Decoding bounds, sized to the host's snapshot chunks.
+        bounds: CodecConfig,
     },
     Datagram {
         peer: PeerId,
@@ -488,6 +522,11 @@ struct Host {
 struct HostShared {
     verifier: Mutex<TokenVerifier>,
     registry_hash: u64,
+    /// The host's component types, told to a client with a valid token whose registry
+    /// differs.
+    types: Vec<ComponentDescriptor>,
+    /// Longest stream message read from an admitted client.
+    stream_bound: usize,
     host_peer: PeerId,
     connected: Mutex<HashSet<PeerId>>,
     /// Resume tokens of the parked clients, checked at admission.
@@ -606,7 +645,7 @@ impl Session {
         let started = (|| -> Result<_, SessionError> {
             config.poses.volume.validate()?;
             let runtime = runtime()?;
-            let transport = Arc::new(tls::transport_config(
+            let transport = Arc::new(tls::host_transport_config(
                 config.idle_timeout,
                 config.keep_alive,
             ));
@@ -627,9 +666,15 @@ impl Session {
             }
         };
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
+        // Decoding is bounded by what this session really sends with this registry.
+        let codec = config
+            .codec
+            .bounded_for(world.registry(), config.max_chunk_bytes);
         let shared = Arc::new(HostShared {
             verifier: Mutex::new(TokenVerifier::new(secret)),
             registry_hash: world.registry().hash(),
+            types: world.registry().descriptors().to_vec(),
+            stream_bound: max_stream_message(&codec),
             host_peer: world.config().local_peer,
             connected: Mutex::new(HashSet::new()),
             resumable: Mutex::new(FxHashMap::default()),
@@ -640,11 +685,13 @@ impl Session {
             Arc::clone(&shared),
             tx,
             Arc::clone(&dropped),
+            Gate::new(config.max_pending_admissions),
+            config.admission_timeout,
         ));
         let marked = world.tick();
         let poses = PoseHub::new(config.poses);
         let compression = Compression::new(
-            config.codec,
+            codec,
             Some((
                 runtime.handle().clone(),
                 config.train_after_samples,
@@ -685,7 +732,7 @@ impl Session {
     ) -> Result<Session, SessionError> {
         config.poses.volume.validate()?;
         let runtime = runtime()?;
-        let transport = Arc::new(tls::transport_config(
+        let transport = Arc::new(tls::client_transport_config(
             config.idle_timeout,
             config.keep_alive,
         ));
@@ -704,10 +751,7 @@ impl Session {
         let request = Encoder::new().join_request(token, registry.hash());
         runtime.spawn(connect(
             endpoint.clone(),
-            addr,
-            config.server_name.clone(),
-            config.connect_timeout,
-            request,
+            Dial::new(addr, &config, request, registry),
             tx.clone(),
             Arc::clone(&dropped),
         ));
@@ -727,7 +771,11 @@ impl Session {
                 resume: Vec::new(),
                 tx,
                 dropped: Arc::clone(&dropped),
-                compression: Compression::new(config.codec, None),
+                // Until the host says how it cuts snapshot chunks: as this side would.
+                compression: Compression::new(
+                    config.codec.bounded_for(registry, config.max_chunk_bytes),
+                    None,
+                ),
             })),
             config,
             events: VecDeque::new(),
@@ -757,12 +805,15 @@ impl Session {
         let request = self
             .encoder
             .resume_request(peer, &client.resume, client.registry_hash);
+        let dial = Dial::new(
+            client.host,
+            &self.config,
+            request,
+            client.replica.world().registry(),
+        );
         let task = connect(
             self.endpoint.clone(),
-            client.host,
-            self.config.server_name.clone(),
-            self.config.connect_timeout,
-            request,
+            dial,
             client.tx.clone(),
             Arc::clone(&client.dropped),
         );
@@ -1316,6 +1367,7 @@ impl Host {
                     next_counter,
                     resume: &resume,
                     resumed: snapshot.is_none(),
+                    max_chunk_bytes: u32::try_from(config.max_chunk_bytes).unwrap_or(u32::MAX),
                 }));
                 let welcome = self.compression.welcome(&mut link.dicts, encoder);
                 link.backlog.extend(welcome);
@@ -1691,7 +1743,9 @@ impl Client {
                 stream,
                 resume,
                 resumed,
+                bounds,
             } => {
+                self.compression.set_bounds(&bounds);
                 let poses = PoseLink::new(peer, hub.config().volume, true);
                 let mut link = Link::new(conn, stream, peer, poses);
                 link.dicts = PeerDicts::to_host();
@@ -1836,34 +1890,73 @@ impl Client {
     }
 }
 
-/// Host: accepts connections and runs admission on each.
+/// Host: accepts connections and runs admission on each, at most as many at once as
+/// `gate` allows (see [`super::admission`]), each within `admission_timeout` from its
+/// first packet to a checked join request.
 async fn accept_loop(
     endpoint: quinn::Endpoint,
     shared: Arc<HostShared>,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    gate: Arc<Gate>,
+    admission_timeout: Duration,
 ) {
     while let Some(incoming) = endpoint.accept().await {
+        let from = incoming.remote_address();
+        let ticket = match gate.enter(from.ip(), incoming.remote_address_validated()) {
+            Verdict::Admit(ticket) => ticket,
+            Verdict::Retry => {
+                // A retry holds nothing here; the client comes back with its address
+                // validated (or not at all). Refused when quinn cannot ask for one.
+                if let Err(e) = incoming.retry() {
+                    e.into_incoming().refuse();
+                }
+                continue;
+            }
+            Verdict::Refuse => {
+                incoming.refuse();
+                continue;
+            }
+        };
         let (shared, tx, dropped) = (Arc::clone(&shared), tx.clone(), Arc::clone(&dropped));
         tokio::spawn(async move {
-            // Handshake failures (wrong ALPN, TLS errors) end here; nothing was allocated.
-            let Ok(conn) = incoming.await else { return };
-            admit(conn, shared, tx, dropped).await;
+            let deadline = tokio::time::Instant::now() + admission_timeout;
+            // Handshake failures (wrong ALPN, TLS errors) and handshakes past the deadline
+            // end here; nothing was allocated for the peer.
+            let Ok(Ok(conn)) = tokio::time::timeout_at(deadline, incoming).await else {
+                return;
+            };
+            admit(conn, shared, tx, dropped, deadline, ticket).await;
         });
     }
 }
 
-/// Reads the join request and checks it before anything is allocated for the peer.
+/// Reads the join request (by `deadline`) and checks it before anything is allocated for
+/// the peer; `ticket` holds the connection's place among those awaiting admission until
+/// it is admitted or refused. Until then the connection may hold at most
+/// [`tls::ADMISSION_RECEIVE_WINDOW`] of stream data, and its datagrams are dropped as
+/// they come; an admitted peer's window is widened to [`tls::ADMITTED_RECEIVE_WINDOW`].
 async fn admit(
     conn: quinn::Connection,
     shared: Arc<HostShared>,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    deadline: tokio::time::Instant,
+    ticket: Ticket,
 ) {
-    let request = tokio::time::timeout(JOIN_TIMEOUT, async {
+    let request = async {
         let (send, mut recv) = conn.accept_bi().await.ok()?;
         let bytes = read_message(&mut recv, MAX_JOIN_REQUEST).await.ok()?;
         Some((send, recv, bytes))
+    };
+    // Nothing is owed to a peer before admission: its datagrams are read and dropped, so
+    // that they do not pile up in quinn's buffer (nor pin its receive buffers).
+    let drain = async { while conn.read_datagram().await.is_ok() {} };
+    let request = tokio::time::timeout_at(deadline, async {
+        tokio::select! {
+            request = request => request,
+            () = drain => None,
+        }
     })
     .await;
     let Ok(Some((mut send, recv, bytes))) = request else {
@@ -1895,15 +1988,28 @@ async fn admit(
                 from: conn.remote_address(),
                 reason: message.clone(),
             });
-            let refusal = Encoder::new().join_refused(reason, &message);
-            let _ = write_message(&mut send, &refusal).await;
-            let _ = send.finish();
-            // Give the refusal a moment to arrive before the close overtakes it.
-            let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
+            // Only a peer whose token checked out gets this far with a registry mismatch:
+            // it is told the host's types, to name what differs.
+            let types: &[ComponentDescriptor] = match reason {
+                fb::RefuseReason::RegistryMismatch => &shared.types,
+                _ => &[],
+            };
+            let refusal = Encoder::new().join_refused_with_types(reason, &message, types);
+            // Give the refusal a moment to arrive before the close overtakes it, but no
+            // more: a peer that does not read it keeps its place only that long.
+            let _ = tokio::time::timeout(REFUSAL_GRACE, async {
+                write_message(&mut send, &refusal).await?;
+                let _ = send.finish();
+                let _ = tokio::time::timeout(Duration::from_millis(200), send.stopped()).await;
+                Ok::<_, super::framing::FramingError>(())
+            })
+            .await;
             conn.close(CLOSE_REFUSED.into(), message.as_bytes());
             return;
         }
     };
+    drop(ticket);
+    conn.set_receive_window(tls::ADMITTED_RECEIVE_WINDOW.into());
     let (stream_tx, stream_rx) = mpsc::channel(STREAM_QUEUE);
     let (peer, resumed) = peer;
     let joined = NetEvent::PeerJoined {
@@ -1916,23 +2022,28 @@ async fn admit(
         return;
     }
     tokio::spawn(write_stream(send, stream_rx));
-    run_connection(conn, peer, recv, tx, dropped).await;
+    let burst = CLIENT_DECODE_BURST.max(2 * shared.stream_bound as u64);
+    let pacer = DecodePacer::new(CLIENT_DECODE_RATE, burst);
+    run_connection(
+        conn,
+        peer,
+        recv,
+        tx,
+        dropped,
+        shared.stream_bound,
+        Some(pacer),
+    )
+    .await;
 }
 
 /// Checks a resume request: the token the host gave `peer` for its parked state, in
-/// constant time, and the registry.
+/// constant time, then the registry (nothing is told to a peer without a valid token).
 fn check_resume(
     shared: &HostShared,
     peer: PeerId,
     presented: &[u8],
     registry_hash: u64,
 ) -> Result<PeerId, (fb::RefuseReason, String)> {
-    if registry_hash != shared.registry_hash {
-        return Err((
-            fb::RefuseReason::RegistryMismatch,
-            "component registry mismatch".to_owned(),
-        ));
-    }
     let unknown = || {
         (
             fb::RefuseReason::ResumeUnknown,
@@ -1953,6 +2064,9 @@ fn check_resume(
     if differs {
         return Err(unknown());
     }
+    if registry_hash != shared.registry_hash {
+        return Err(registry_mismatch(shared, registry_hash));
+    }
     let mut connected = shared.connected.lock().unwrap_or_else(|p| p.into_inner());
     if !connected.insert(peer) {
         return Err((
@@ -1963,6 +2077,19 @@ fn check_resume(
     // One use: the token is spent, a new one comes with the acceptance.
     resumable.remove(&peer);
     Ok(peer)
+}
+
+/// The refusal of a client whose registry hash differs from the host's; the client names
+/// the differing types from the host's list that comes with it.
+fn registry_mismatch(shared: &HostShared, registry_hash: u64) -> (fb::RefuseReason, String) {
+    (
+        fb::RefuseReason::RegistryMismatch,
+        format!(
+            "component registry mismatch: client {registry_hash:#018x}, host {:#018x} (the client was sent the host's {} component types)",
+            shared.registry_hash,
+            shared.types.len()
+        ),
+    )
 }
 
 fn check_join(
@@ -1985,13 +2112,7 @@ fn check_join(
             (reason, e.to_string())
         })?;
     if registry_hash != shared.registry_hash {
-        return Err((
-            fb::RefuseReason::RegistryMismatch,
-            format!(
-                "component registry mismatch: client {registry_hash:#018x}, host {:#018x}",
-                shared.registry_hash
-            ),
-        ));
+        return Err(registry_mismatch(shared, registry_hash));
     }
     let peer = claims.peer();
     let mut connected = shared.connected.lock().unwrap_or_else(|p| p.into_inner());
@@ -2014,17 +2135,36 @@ async fn write_stream(mut send: quinn::SendStream, mut rx: mpsc::Receiver<Vec<u8
     let _ = send.finish();
 }
 
-/// Reads datagrams and stream messages of an admitted connection until it closes.
+/// Reads datagrams and stream messages of an admitted connection until it closes. Stream
+/// messages are at most `max_message` bytes (what the peer may send, see
+/// [`max_stream_message`]): a longer one breaks the stream and ends the connection. With
+/// a `pacer`, what the messages would decompress to is paced before they reach the engine
+/// thread (host: a client's stream).
 async fn run_connection(
     conn: quinn::Connection,
     peer: PeerId,
     mut recv: quinn::RecvStream,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
+    max_message: usize,
+    mut pacer: Option<DecodePacer>,
 ) {
     let stream_tx = tx.clone();
+    let stream_conn = conn.clone();
     let stream_reader = tokio::spawn(async move {
-        while let Ok(bytes) = read_message(&mut recv, wire::MAX_MESSAGE_BYTES).await {
+        loop {
+            let bytes = match read_message(&mut recv, max_message).await {
+                Ok(bytes) => bytes,
+                Err(e @ super::framing::FramingError::TooLarge { .. }) => {
+                    let reason = format!("stream broken: {e}");
+                    stream_conn.close(CLOSE_BROKEN_STREAM.into(), reason.as_bytes());
+                    return;
+                }
+                Err(_) => return,
+            };
+            if let Some(pacer) = &mut pacer {
+                pacer.take(decode_cost(&bytes, max_message)).await;
+            }
             if stream_tx
                 .send(NetEvent::Stream { peer, bytes })
                 .await
@@ -2056,24 +2196,56 @@ async fn run_connection(
         .await;
 }
 
-/// Client: connects, presents the join request, and reads the answer.
-async fn connect(
-    endpoint: quinn::Endpoint,
+/// What a client's connection task needs to join (or resume).
+struct Dial {
     addr: SocketAddr,
     server_name: String,
     connect_timeout: Duration,
+    /// The join (or resume) request.
     request: Vec<u8>,
+    /// This client's component types, to name what differs when the host refuses them.
+    registry: Registry,
+    /// The codec configuration as given, bounded once the host's chunk size is known.
+    codec: CodecConfig,
+    /// This side's chunk size, for a host that does not say its own.
+    max_chunk_bytes: usize,
+}
+
+impl Dial {
+    fn new(
+        addr: SocketAddr,
+        config: &SessionConfig,
+        request: Vec<u8>,
+        registry: &Registry,
+    ) -> Dial {
+        Dial {
+            addr,
+            server_name: config.server_name.clone(),
+            connect_timeout: config.connect_timeout,
+            request,
+            registry: registry.clone(),
+            codec: config.codec,
+            max_chunk_bytes: config.max_chunk_bytes,
+        }
+    }
+}
+
+/// Client: connects, presents the join request, and reads the answer.
+async fn connect(
+    endpoint: quinn::Endpoint,
+    dial: Dial,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
 ) {
+    let addr = dial.addr;
     let closed = |reason: String, cause: DisconnectCause| NetEvent::Closed {
         peer: 0,
         reason,
         cause,
     };
     let of = |e: &quinn::ConnectionError| (describe(e), DisconnectCause::of(e));
-    let conn = match endpoint.connect(addr, &server_name) {
-        Ok(connecting) => match tokio::time::timeout(connect_timeout, connecting).await {
+    let conn = match endpoint.connect(addr, &dial.server_name) {
+        Ok(connecting) => match tokio::time::timeout(dial.connect_timeout, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) => {
                 let _ = tx.send(closed(describe(&e), DisconnectCause::of(&e))).await;
@@ -2082,7 +2254,7 @@ async fn connect(
             Err(_) => {
                 let reason = format!(
                     "no answer from {addr} within {} ms: is a host running there?",
-                    connect_timeout.as_millis()
+                    dial.connect_timeout.as_millis()
                 );
                 let _ = tx.send(closed(reason, DisconnectCause::Unreachable)).await;
                 return;
@@ -2096,10 +2268,10 @@ async fn connect(
     };
     let answer = async {
         let (mut send, mut recv) = conn.open_bi().await.map_err(|e| of(&e))?;
-        write_message(&mut send, &request)
+        write_message(&mut send, &dial.request)
             .await
             .map_err(|e| (e.to_string(), DisconnectCause::Protocol))?;
-        let bytes = read_message(&mut recv, MAX_JOIN_REQUEST)
+        let bytes = read_message(&mut recv, MAX_JOIN_ANSWER)
             .await
             .map_err(|_| {
                 conn.close_reason().map_or_else(
@@ -2128,6 +2300,11 @@ async fn connect(
     };
     let joined = match wire::decode(&bytes) {
         Ok(Message::JoinAccepted(accepted)) => {
+            let chunk_bytes = match accepted.max_chunk_bytes() {
+                0 => dial.max_chunk_bytes,
+                bytes => bytes as usize,
+            };
+            let bounds = dial.codec.bounded_for(&dial.registry, chunk_bytes);
             let (stream, stream_rx) = mpsc::channel(STREAM_QUEUE);
             tokio::spawn(write_stream(send, stream_rx));
             NetEvent::Joined {
@@ -2142,10 +2319,20 @@ async fn connect(
                     .map(|r| r.bytes().to_vec())
                     .unwrap_or_default(),
                 resumed: accepted.resumed(),
+                bounds,
             }
         }
         Ok(Message::JoinRefused(refused)) => {
-            let reason = refused.message().unwrap_or("refused").to_owned();
+            let reason = match (refused.reason(), refused.host_types()) {
+                // The host's types: name what differs rather than two hashes.
+                (fb::RefuseReason::RegistryMismatch, Some(types)) => {
+                    match wire::read_descriptors(Some(types)) {
+                        Ok(types) => registry_differences(&dial.registry, &types),
+                        Err(_) => refused.message().unwrap_or("refused").to_owned(),
+                    }
+                }
+                _ => refused.message().unwrap_or("refused").to_owned(),
+            };
             let reason = format!("join refused: {reason}");
             let _ = tx.send(closed(reason, DisconnectCause::Refused)).await;
             return;
@@ -2156,14 +2343,15 @@ async fn connect(
             return;
         }
     };
-    let peer = match &joined {
-        NetEvent::Joined { peer, .. } => *peer,
-        _ => 0,
+    let (peer, bound) = match &joined {
+        NetEvent::Joined { peer, bounds, .. } => (*peer, max_stream_message(bounds)),
+        _ => (0, 0),
     };
     if tx.send(joined).await.is_err() {
         return;
     }
-    run_connection(conn, peer, recv, tx, dropped).await;
+    // The host is trusted (its certificate is pinned): its stream is not paced.
+    run_connection(conn, peer, recv, tx, dropped, bound, None).await;
 }
 
 /// A connection error in words, with the host's reason when it gave one.
@@ -2176,6 +2364,12 @@ fn describe(error: &quinn::ConnectionError) -> String {
             } else {
                 format!("closed by the peer: {reason}")
             }
+        }
+        quinn::ConnectionError::ConnectionClosed(close)
+            if close.error_code == quinn::TransportErrorCode::CONNECTION_REFUSED =>
+        {
+            "the host refused the connection: it is admitting too many at once, try again"
+                .to_owned()
         }
         quinn::ConnectionError::TimedOut => "connection timed out (idle)".to_owned(),
         quinn::ConnectionError::LocallyClosed => "closed locally".to_owned(),

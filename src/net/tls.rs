@@ -415,15 +415,31 @@ fn rustls_client_config(trust: &ServerTrust) -> Result<rustls::ClientConfig, Tls
     Ok(config)
 }
 
+/// Connection attempts quinn holds before the host decides on them (it decides on each at
+/// once: admit, retry or refuse); more are refused by quinn itself.
+const MAX_INCOMING: usize = 1024;
+/// Bytes quinn buffers for one connection attempt before the host decides on it (the
+/// client's handshake; 0-RTT is off, so no application data).
+const INCOMING_BUFFER_BYTES: u64 = 64 << 10;
+/// Bytes quinn buffers for all connection attempts together.
+const INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 << 20;
+
 /// The host's quinn server configuration: TLS 1.3 with `identity`, ALPN [`ALPN`] (clients
-/// offering another protocol or none are refused in the handshake), and `transport`.
+/// offering another protocol or none are refused in the handshake), and `transport`
+/// (a host uses [`host_transport_config`]). What quinn buffers for connection attempts
+/// before the host decides on them is bounded (1024 attempts, 64 KiB each, 4 MiB in all,
+/// where quinn allows 65 536, 10 MiB and 100 MiB by default).
 pub fn server_config(
     identity: &HostIdentity,
     transport: Arc<quinn::TransportConfig>,
 ) -> Result<quinn::ServerConfig, TlsError> {
     let crypto = QuicServerConfig::try_from(rustls_server_config(identity)?)?;
     let mut config = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    config.transport_config(transport);
+    config
+        .transport_config(transport)
+        .max_incoming(MAX_INCOMING)
+        .incoming_buffer_size(INCOMING_BUFFER_BYTES)
+        .incoming_buffer_size_total(INCOMING_BUFFER_TOTAL_BYTES);
     Ok(config)
 }
 
@@ -477,6 +493,58 @@ pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> quinn::
     // of 170 kB/s fell 3.6 s behind with Cubic, 2 ticks with BBR), and Cubic fills the
     // queues that add latency to every update.
     config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
+    config
+}
+
+/// Stream data a connection may have the host hold before its peer is admitted: the
+/// connection-level receive window of every connection until admission widens it to
+/// [`ADMITTED_RECEIVE_WINDOW`]. The one stream a peer may open then carries only the join
+/// request (at most 4 KiB and its length).
+pub const ADMISSION_RECEIVE_WINDOW: u32 = 16 << 10;
+/// Receive window of one stream from a client: its one stream carries control messages
+/// and the values too large for a datagram (at most 1 MiB each), read as they arrive, so
+/// the window only paces them (a 1 MiB value takes one round trip).
+pub const HOST_STREAM_WINDOW: u32 = 1 << 20;
+/// Connection-level receive window of an admitted client: its one stream's window.
+pub const ADMITTED_RECEIVE_WINDOW: u32 = HOST_STREAM_WINDOW;
+/// Datagrams the host buffers per connection until its reader takes them (bytes): about a
+/// hundred full-size datagrams, several ticks of a client's state and poses. Before
+/// admission the host reads and drops them, so they cannot pile up.
+pub const HOST_DATAGRAM_BUFFER: usize = 128 << 10;
+
+/// The host's transport configuration ([`transport_config`] with the limits of issue 12):
+/// a client may open one bidirectional stream (the join stream, which carries the whole
+/// session) and no unidirectional one; the connection's receive window is
+/// [`ADMISSION_RECEIVE_WINDOW`] until the host admits the peer and widens it to
+/// [`ADMITTED_RECEIVE_WINDOW`] (`quinn::Connection::set_receive_window`); each stream's
+/// window is [`HOST_STREAM_WINDOW`] and received datagrams are buffered up to
+/// [`HOST_DATAGRAM_BUFFER`]. quinn's defaults, 100 streams of each kind with 1.25 MB
+/// windows and no connection-level limit, let one unauthenticated connection make the host
+/// hold hundreds of megabytes.
+pub fn host_transport_config(
+    idle_timeout: Duration,
+    keep_alive: Duration,
+) -> quinn::TransportConfig {
+    let mut config = transport_config(idle_timeout, keep_alive);
+    config
+        .max_concurrent_bidi_streams(1u32.into())
+        .max_concurrent_uni_streams(0u32.into())
+        .stream_receive_window(HOST_STREAM_WINDOW.into())
+        .receive_window(ADMISSION_RECEIVE_WINDOW.into())
+        .datagram_receive_buffer_size(Some(HOST_DATAGRAM_BUFFER));
+    config
+}
+
+/// A client's transport configuration ([`transport_config`]): the host opens no stream
+/// toward a client, so a client allows none.
+pub fn client_transport_config(
+    idle_timeout: Duration,
+    keep_alive: Duration,
+) -> quinn::TransportConfig {
+    let mut config = transport_config(idle_timeout, keep_alive);
+    config
+        .max_concurrent_bidi_streams(0u32.into())
+        .max_concurrent_uni_streams(0u32.into());
     config
 }
 

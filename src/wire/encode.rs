@@ -59,6 +59,8 @@ pub struct Acceptance<'a> {
     pub resume: &'a [u8],
     /// Whether this join resumed earlier state (no snapshot follows).
     pub resumed: bool,
+    /// The bound the host cuts snapshot chunks at (0: unsaid).
+    pub max_chunk_bytes: u32,
 }
 
 /// Encodes messages, reusing its buffers from one message to the next.
@@ -205,6 +207,7 @@ impl Encoder {
                 next_counter: a.next_counter,
                 resume,
                 resumed: a.resumed,
+                max_chunk_bytes: a.max_chunk_bytes,
             },
         );
         self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())
@@ -212,13 +215,27 @@ impl Encoder {
 
     /// Encodes the host's refusal of a client.
     pub fn join_refused(&mut self, reason: fb::RefuseReason, message: &str) -> Vec<u8> {
+        self.join_refused_with_types(reason, message, &[])
+    }
+
+    /// Encodes the host's refusal of a client with the host's component types (a registry
+    /// mismatch: the client names what differs).
+    pub fn join_refused_with_types(
+        &mut self,
+        reason: fb::RefuseReason,
+        message: &str,
+        host_types: &[ComponentDescriptor],
+    ) -> Vec<u8> {
         self.fbb.reset();
         let message = self.fbb.create_string(message);
+        let types: Vec<&ComponentDescriptor> = host_types.iter().collect();
+        let host_types = self.descriptors(&types);
         let refused = fb::JoinRefused::create(
             &mut self.fbb,
             &fb::JoinRefusedArgs {
                 reason,
                 message: Some(message),
+                host_types,
             },
         );
         self.finish(fb::Payload::JoinRefused, refused.as_union_value())

@@ -1592,6 +1592,7 @@ impl<'a> JoinAccepted<'a> {
   pub const VT_NEXT_COUNTER: ::flatbuffers::VOffsetT = 12;
   pub const VT_RESUME: ::flatbuffers::VOffsetT = 14;
   pub const VT_RESUMED: ::flatbuffers::VOffsetT = 16;
+  pub const VT_MAX_CHUNK_BYTES: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1605,6 +1606,7 @@ impl<'a> JoinAccepted<'a> {
     let mut builder = JoinAcceptedBuilder::new(_fbb);
     builder.add_next_counter(args.next_counter);
     builder.add_tick(args.tick);
+    builder.add_max_chunk_bytes(args.max_chunk_bytes);
     if let Some(x) = args.resume { builder.add_resume(x); }
     builder.add_snapshot_chunks(args.snapshot_chunks);
     builder.add_host_peer(args.host_peer);
@@ -1671,6 +1673,16 @@ impl<'a> JoinAccepted<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(JoinAccepted::VT_RESUMED, Some(false)).unwrap()}
   }
+  /// The bound the host cuts snapshot chunks at (SessionConfig::max_chunk_bytes): with
+  /// the registry it sizes the client's decoding bound of snapshot chunks. 0: the
+  /// client's own setting.
+  #[inline]
+  pub fn max_chunk_bytes(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(JoinAccepted::VT_MAX_CHUNK_BYTES, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
@@ -1686,6 +1698,7 @@ impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
      .visit_field::<u64>("next_counter", Self::VT_NEXT_COUNTER, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
      .visit_field::<bool>("resumed", Self::VT_RESUMED, false)?
+     .visit_field::<u32>("max_chunk_bytes", Self::VT_MAX_CHUNK_BYTES, false)?
      .finish();
     Ok(())
   }
@@ -1698,6 +1711,7 @@ pub struct JoinAcceptedArgs<'a> {
     pub next_counter: u64,
     pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub resumed: bool,
+    pub max_chunk_bytes: u32,
 }
 impl<'a> Default for JoinAcceptedArgs<'a> {
   #[inline]
@@ -1710,6 +1724,7 @@ impl<'a> Default for JoinAcceptedArgs<'a> {
       next_counter: 0,
       resume: None,
       resumed: false,
+      max_chunk_bytes: 0,
     }
   }
 }
@@ -1748,6 +1763,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(JoinAccepted::VT_RESUMED, resumed, false);
   }
   #[inline]
+  pub fn add_max_chunk_bytes(&mut self, max_chunk_bytes: u32) {
+    self.fbb_.push_slot::<u32>(JoinAccepted::VT_MAX_CHUNK_BYTES, max_chunk_bytes, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinAcceptedBuilder {
@@ -1772,6 +1791,7 @@ impl ::core::fmt::Debug for JoinAccepted<'_> {
       ds.field("next_counter", &self.next_counter());
       ds.field("resume", &self.resume());
       ds.field("resumed", &self.resumed());
+      ds.field("max_chunk_bytes", &self.max_chunk_bytes());
       ds.finish()
   }
 }
@@ -1794,6 +1814,7 @@ impl<'a> ::flatbuffers::Follow<'a> for JoinRefused<'a> {
 impl<'a> JoinRefused<'a> {
   pub const VT_REASON: ::flatbuffers::VOffsetT = 4;
   pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 6;
+  pub const VT_HOST_TYPES: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1805,6 +1826,7 @@ impl<'a> JoinRefused<'a> {
     args: &'args JoinRefusedArgs<'args>
   ) -> ::flatbuffers::WIPOffset<JoinRefused<'bldr>> {
     let mut builder = JoinRefusedBuilder::new(_fbb);
+    if let Some(x) = args.host_types { builder.add_host_types(x); }
     if let Some(x) = args.message { builder.add_message(x); }
     builder.add_reason(args.reason);
     builder.finish()
@@ -1825,6 +1847,16 @@ impl<'a> JoinRefused<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(JoinRefused::VT_MESSAGE, None)}
   }
+  /// RegistryMismatch only: the host's component types, so that the client can name the
+  /// types that differ (at most MAX_COMPONENT_TYPES). Sent only to a client whose join
+  /// or resume token checked out: nothing of the host is told to a peer without one.
+  #[inline]
+  pub fn host_types(&self) -> Option<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Descriptor<'a>>>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Descriptor>>>>(JoinRefused::VT_HOST_TYPES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRefused<'_> {
@@ -1835,6 +1867,7 @@ impl ::flatbuffers::Verifiable for JoinRefused<'_> {
     v.visit_table(pos)?
      .visit_field::<RefuseReason>("reason", Self::VT_REASON, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<Descriptor>>>>("host_types", Self::VT_HOST_TYPES, false)?
      .finish();
     Ok(())
   }
@@ -1842,6 +1875,7 @@ impl ::flatbuffers::Verifiable for JoinRefused<'_> {
 pub struct JoinRefusedArgs<'a> {
     pub reason: RefuseReason,
     pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+    pub host_types: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<Descriptor<'a>>>>>,
 }
 impl<'a> Default for JoinRefusedArgs<'a> {
   #[inline]
@@ -1849,6 +1883,7 @@ impl<'a> Default for JoinRefusedArgs<'a> {
     JoinRefusedArgs {
       reason: RefuseReason::Malformed,
       message: None,
+      host_types: None,
     }
   }
 }
@@ -1865,6 +1900,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRefusedBuilder<'a, 'b, A>
   #[inline]
   pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRefused::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn add_host_types(&mut self, host_types: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , ::flatbuffers::ForwardsUOffset<Descriptor<'b >>>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRefused::VT_HOST_TYPES, host_types);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRefusedBuilder<'a, 'b, A> {
@@ -1886,6 +1925,7 @@ impl ::core::fmt::Debug for JoinRefused<'_> {
     let mut ds = f.debug_struct("JoinRefused");
       ds.field("reason", &self.reason());
       ds.field("message", &self.message());
+      ds.field("host_types", &self.host_types());
       ds.finish()
   }
 }
