@@ -574,6 +574,14 @@ fn codec_stream_seeds() -> Seeds {
         PRIME | DICTIONARY | (3 << 2),
         &frames[1..3],
     );
+    // 4 MiB of zeros as one stream message: zstd's largest expansion, within the bound.
+    let mut zeros = Vec::new();
+    StreamEncoder::new(LEVEL)
+        .expect("zstd")
+        .compress(&vec![0u8; 4 << 20], None, &mut zeros)
+        .expect("compress");
+    s.add("zeros", bound, &[&zeros]);
+    s.add("zeros-datagram-bound", 0, &[&zeros]);
     s
 }
 
