@@ -470,7 +470,9 @@ impl Replica {
 
     /// Applies a delta frame carried inside another message (a state datagram), with the
     /// same checks and counters as `apply_delta`; `len` is the carrying message's size.
-    pub(crate) fn apply_frame_in(
+    /// Public so that a transport other than the session's (and the fuzz targets) can hand
+    /// a datagram's frame to the replica the way the session does.
+    pub fn apply_frame_in(
         &mut self,
         frame: fb::DeltaFrame<'_>,
         len: usize,

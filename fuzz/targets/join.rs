@@ -1,0 +1,163 @@
+//! Targets `join_request` and `join_token`: what the host checks before it allocates
+//! anything for a peer, and the client's reading of the answer.
+//!
+//! `join_request`: each record is one connection's first message, as the host reads it
+//! (at most [`MAX_JOIN_REQUEST`] bytes, `wire::decode`, then the resume token or the join
+//! token with one `TokenVerifier` for all records, then the registry hash), or as a client
+//! reads the host's answer (`JoinAccepted`, `JoinRefused`). The session's admission steps
+//! are crate-private; they are mirrored here through the public types they use.
+//!
+//! `join_token`: each record is a time step (its first byte, in minutes) and a token's text,
+//! checked by one `TokenVerifier` of capacity [`REPLAY_CAPACITY`].
+
+use std::collections::BTreeSet;
+
+use theta_net::net::token::{JoinSecret, JoinToken, TokenError, TokenVerifier};
+use theta_net::wire::{self, Message};
+
+use super::{fixture, input, Outcome};
+
+/// Largest join request the host reads (as the session bounds it).
+pub const MAX_JOIN_REQUEST: usize = 4096;
+/// Used tokens the `join_token` verifier remembers: small, so that a run fills it.
+pub const REPLAY_CAPACITY: usize = 4;
+
+/// Checks a token's text with `verifier` at `now` and what an accepted one promises: its
+/// claims are the token's, it is unexpired, and the same text is refused as replayed.
+fn verify(verifier: &mut TokenVerifier, text: &str, now: u64) -> Result<u16, TokenError> {
+    let result = verifier.verify(text, now);
+    let parsed = JoinToken::from_text(text);
+    match &result {
+        Ok(claims) => {
+            let token = parsed.as_ref().expect("an accepted token parses");
+            assert_eq!(
+                (claims.peer(), claims.expires(), claims.nonce()),
+                (token.peer(), token.expires(), token.nonce())
+            );
+            assert!(claims.expires() > now, "accepted an expired token");
+            assert_eq!(verifier.verify(text, now), Err(TokenError::Replayed));
+        }
+        Err(TokenError::Forged | TokenError::Expired { .. } | TokenError::Replayed) => {
+            assert!(
+                parsed.is_ok(),
+                "refused a token it could not parse as forged"
+            );
+        }
+        Err(_) => {}
+    }
+    if let Ok(token) = parsed {
+        // The text form is canonical: lowercase, trimmed.
+        assert_eq!(token.to_text(), text.trim().to_ascii_lowercase());
+    }
+    assert!(
+        verifier.len() <= verifier.capacity(),
+        "replay cache over its bound"
+    );
+    result.map(|claims| claims.peer())
+}
+
+/// Join requests and their answers (see the module docs). Header bit 0: the host holds a
+/// resume token for [`fixture::RESUME_PEER`].
+pub fn join_request(data: &[u8]) -> Outcome {
+    let (header, records) = input::split(data);
+    let mut verifier = TokenVerifier::with_capacity(JoinSecret::from_bytes(fixture::SECRET), 8);
+    let registry_hash = fixture::prime().registry.hash();
+    let mut resumable = (header & 1 != 0).then_some(fixture::RESUME);
+    let mut connected: BTreeSet<u16> = BTreeSet::new();
+    let mut outcome = Outcome::default();
+    for bytes in records {
+        if bytes.len() > MAX_JOIN_REQUEST {
+            outcome.refuse();
+            continue;
+        }
+        let output = match wire::decode(bytes) {
+            Ok(Message::JoinRequest(request)) => match request.resume() {
+                Some(resume) => {
+                    let presented = resume.bytes();
+                    let known = request.peer() == fixture::RESUME_PEER
+                        && resumable.is_some_and(|expected| {
+                            presented.len() == expected.len()
+                                && presented
+                                    .iter()
+                                    .zip(expected)
+                                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                                    == 0
+                        });
+                    let admitted = known
+                        && request.registry_hash() == registry_hash
+                        && connected.insert(request.peer());
+                    if admitted {
+                        // One use.
+                        resumable = None;
+                    }
+                    admitted.then_some(presented.len())
+                }
+                None => {
+                    let token = request.token();
+                    let peer = verify(&mut verifier, token, fixture::NOW_UNIX).ok();
+                    peer.filter(|&peer| {
+                        request.registry_hash() == registry_hash
+                            && peer != 0
+                            && connected.insert(peer)
+                    })
+                    .map(|_| token.len())
+                }
+            },
+            Ok(Message::JoinAccepted(accepted)) => {
+                let resume = accepted
+                    .resume()
+                    .map(|r| r.bytes().to_vec())
+                    .unwrap_or_default();
+                let _ = (
+                    accepted.peer(),
+                    accepted.host_peer(),
+                    accepted.tick(),
+                    accepted.snapshot_chunks(),
+                    accepted.next_counter(),
+                    accepted.resumed(),
+                );
+                Some(resume.len())
+            }
+            Ok(Message::JoinRefused(refused)) => {
+                let _ = refused.reason();
+                Some(refused.message().unwrap_or("refused").to_owned().len())
+            }
+            _ => None,
+        };
+        match output {
+            Some(output) => outcome.accept(bytes.len(), output),
+            None => outcome.refuse(),
+        }
+    }
+    outcome
+}
+
+/// Token texts through one verifier (see the module docs); text that is not UTF-8 never
+/// reaches it (a FlatBuffers string is verified UTF-8).
+pub fn join_token(data: &[u8]) -> Outcome {
+    let (_, records) = input::split(data);
+    let mut verifier =
+        TokenVerifier::with_capacity(JoinSecret::from_bytes(fixture::SECRET), REPLAY_CAPACITY);
+    let mut now = fixture::NOW_UNIX;
+    let mut outcome = Outcome::default();
+    for record in records {
+        let Some((&minutes, text)) = record.split_first() else {
+            outcome.refuse();
+            continue;
+        };
+        now += 60 * u64::from(minutes);
+        let Ok(text) = std::str::from_utf8(text) else {
+            outcome.refuse();
+            continue;
+        };
+        // The CLI's secret parser takes the same kind of text.
+        if let Ok(secret) = JoinSecret::from_hex(text) {
+            assert_eq!(secret.to_hex(), text.trim().to_ascii_lowercase());
+        }
+        match verify(&mut verifier, text, now) {
+            Ok(_) => outcome.accept(record.len(), std::mem::size_of::<JoinToken>()),
+            Err(_) => outcome.refuse(),
+        }
+    }
+    outcome
+}
