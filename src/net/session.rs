@@ -30,7 +30,7 @@ use super::framing::{read_message, write_message};
 use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
 use super::pacing::{decode_cost, max_stream_message, DecodePacer};
 use super::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
-use super::tls::{self, HostIdentity, ServerTrust};
+use super::tls::{self, CongestionControl, HostIdentity, ServerTrust};
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{
     ComponentDescriptor, ComponentId, Registry, MAX_COMPONENT_TYPES, MAX_NAME_BYTES,
@@ -77,6 +77,8 @@ const REJECTIONS_REPORTED: usize = 16;
 pub struct SessionConfig {
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
+    /// The connections' congestion controller (default BBR, see [`CongestionControl`]).
+    pub congestion: CongestionControl,
     /// Keep-alive interval (well below `idle_timeout`).
     pub keep_alive: Duration,
     /// Bytes of state datagrams each peer may receive per tick.
@@ -123,6 +125,7 @@ impl Default for SessionConfig {
     fn default() -> Self {
         SessionConfig {
             idle_timeout: Duration::from_secs(10),
+            congestion: CongestionControl::default(),
             keep_alive: Duration::from_secs(2),
             budget_bytes_per_tick: 256 * 1024,
             max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
@@ -645,11 +648,9 @@ impl Session {
         let started = (|| -> Result<_, SessionError> {
             config.poses.volume.validate()?;
             let runtime = runtime()?;
-            let transport = Arc::new(tls::host_transport_config(
-                config.idle_timeout,
-                config.keep_alive,
-            ));
-            let server = tls::server_config(identity, transport)?;
+            let mut transport = tls::host_transport_config(config.idle_timeout, config.keep_alive);
+            config.congestion.apply(&mut transport);
+            let server = tls::server_config(identity, Arc::new(transport))?;
             let endpoint = {
                 let _guard = runtime.enter();
                 endpoint(bind, Some(server), config.faults.as_ref())?
@@ -732,11 +733,9 @@ impl Session {
     ) -> Result<Session, SessionError> {
         config.poses.volume.validate()?;
         let runtime = runtime()?;
-        let transport = Arc::new(tls::client_transport_config(
-            config.idle_timeout,
-            config.keep_alive,
-        ));
-        let client = tls::client_config(trust, transport)?;
+        let mut transport = tls::client_transport_config(config.idle_timeout, config.keep_alive);
+        config.congestion.apply(&mut transport);
+        let client = tls::client_config(trust, Arc::new(transport))?;
         let local: SocketAddr = match addr.ip() {
             IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
             IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
@@ -1063,22 +1062,70 @@ fn fill_connection(p: &mut PeerDiagnostics, conn: &quinn::Connection) {
     p.packets_lost = stats.path.lost_packets;
 }
 
+/// Longest wait, when a session is dropped, for its peers to answer its goodbye.
+const GOODBYE_WAIT_MAX: Duration = Duration::from_secs(1);
+/// A goodbye on the datagram channel: one byte no state datagram (codec formats 0..=2)
+/// or pose packet (0x80..) starts with.
+const GOODBYE_DATAGRAM: [u8; 1] = [0x7F];
+
 impl Drop for Session {
+    /// Says goodbye to every peer and waits, bounded, for them to hear it: each link's
+    /// stream is finished after what was queued on it, and [`GOODBYE_DATAGRAM`] goes
+    /// every quarter round trip (5 to 50 ms) until the peer answers by closing the
+    /// connection. The wait is 4 round trips of the slowest peer plus 50 ms, at most
+    /// [`GOODBYE_WAIT_MAX`], and ends as soon as every peer answered. Then the endpoint
+    /// closes and the runtime thread is joined.
     fn drop(&mut self) {
         let reason: &[u8] = match self.role {
             Role::Host(_) => b"host shut down",
             Role::Client(_) => b"client left",
         };
-        self.endpoint.close(CLOSE_SHUTDOWN.into(), reason);
-        if let Some(runtime) = self.runtime.take() {
-            // Lets the close frames go out, then joins the runtime thread.
-            let endpoint = self.endpoint.clone();
-            runtime.block_on(async move {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(500), endpoint.wait_idle()).await;
-            });
-            runtime.shutdown_timeout(Duration::from_secs(1));
+        let links: Vec<&mut Link> = match &mut self.role {
+            Role::Host(host) => host.peers.values_mut().map(|p| &mut p.link).collect(),
+            Role::Client(client) => client.link.iter_mut().collect(),
+        };
+        let mut conns = Vec::with_capacity(links.len());
+        let mut rtt = Duration::ZERO;
+        for link in links {
+            link.finish_stream();
+            rtt = rtt.max(link.conn.rtt());
+            conns.push(link.conn.clone());
         }
+        let wait = (rtt * 4 + Duration::from_millis(50)).min(GOODBYE_WAIT_MAX);
+        let every = (rtt / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
+        let Some(runtime) = self.runtime.take() else {
+            self.endpoint.close(CLOSE_SHUTDOWN.into(), reason);
+            return;
+        };
+        let endpoint = self.endpoint.clone();
+        runtime.block_on(async move {
+            let answered = async {
+                for conn in &conns {
+                    conn.closed().await;
+                }
+            };
+            let repeat = async {
+                let mut ticks = tokio::time::interval(every);
+                loop {
+                    ticks.tick().await;
+                    for conn in &conns {
+                        let _ = conn.send_datagram(Bytes::from_static(&GOODBYE_DATAGRAM));
+                    }
+                }
+            };
+            let all_answered = tokio::select! {
+                () = answered => true,
+                () = repeat => false,
+                () = tokio::time::sleep(wait) => false,
+            };
+            endpoint.close(CLOSE_SHUTDOWN.into(), reason);
+            if !all_answered {
+                // Peers that did not answer get a QUIC close; let it go out.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(100), endpoint.wait_idle()).await;
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
     }
 }
 
@@ -1117,6 +1164,18 @@ impl Link {
             self.conn
                 .close(CLOSE_BROKEN_STREAM.into(), reason.as_bytes());
         }
+    }
+
+    /// Finishes this side's stream after what is queued on it: the goodbye (see
+    /// `Session::drop`). The writer task flushes its queue, then finishes.
+    fn finish_stream(&mut self) {
+        while let Some(message) = self.backlog.pop_front() {
+            if self.stream.try_send(message).is_err() {
+                break;
+            }
+        }
+        let (closed, _) = mpsc::channel(1);
+        self.stream = closed;
     }
 
     fn send_datagram(&mut self, datagram: Vec<u8>) {
@@ -2030,8 +2089,11 @@ async fn admit(
         recv,
         tx,
         dropped,
-        shared.stream_bound,
-        Some(pacer),
+        PeerRules {
+            max_message: shared.stream_bound,
+            pacer: Some(pacer),
+            goodbye: CLIENT_GOODBYE,
+        },
     )
     .await;
 }
@@ -2135,32 +2197,47 @@ async fn write_stream(mut send: quinn::SendStream, mut rx: mpsc::Receiver<Vec<u8
     let _ = send.finish();
 }
 
-/// Reads datagrams and stream messages of an admitted connection until it closes. Stream
-/// messages are at most `max_message` bytes (what the peer may send, see
-/// [`max_stream_message`]): a longer one breaks the stream and ends the connection. With
-/// a `pacer`, what the messages would decompress to is paced before they reach the engine
-/// thread (host: a client's stream).
+/// How one side reads its peer's connection.
+struct PeerRules {
+    /// Longest stream message the peer may send (see [`max_stream_message`]): a longer
+    /// one breaks the stream and ends the connection.
+    max_message: usize,
+    /// With a pacer, what the messages would decompress to is paced before they reach the
+    /// engine thread (host: a client's stream).
+    pacer: Option<DecodePacer>,
+    /// What the peer's goodbye means here.
+    goodbye: Goodbye,
+}
+
+/// Reads datagrams and stream messages of an admitted connection until it closes, by
+/// `rules`.
 async fn run_connection(
     conn: quinn::Connection,
     peer: PeerId,
     mut recv: quinn::RecvStream,
     tx: mpsc::Sender<NetEvent>,
     dropped: Arc<std::sync::atomic::AtomicU64>,
-    max_message: usize,
-    mut pacer: Option<DecodePacer>,
+    rules: PeerRules,
 ) {
+    let PeerRules {
+        max_message,
+        mut pacer,
+        goodbye,
+    } = rules;
     let stream_tx = tx.clone();
     let stream_conn = conn.clone();
-    let stream_reader = tokio::spawn(async move {
+    // Ends true when the peer finished its stream cleanly: its goodbye.
+    let mut reader = tokio::spawn(async move {
         loop {
             let bytes = match read_message(&mut recv, max_message).await {
                 Ok(bytes) => bytes,
+                Err(super::framing::FramingError::Finished) => return true,
                 Err(e @ super::framing::FramingError::TooLarge { .. }) => {
                     let reason = format!("stream broken: {e}");
                     stream_conn.close(CLOSE_BROKEN_STREAM.into(), reason.as_bytes());
-                    return;
+                    return false;
                 }
-                Err(_) => return,
+                Err(_) => return false,
             };
             if let Some(pacer) = &mut pacer {
                 pacer.take(decode_cost(&bytes, max_message)).await;
@@ -2170,23 +2247,39 @@ async fn run_connection(
                 .await
                 .is_err()
             {
-                return;
+                return false;
             }
         }
     });
+    let mut reading = true;
     let (reason, cause) = loop {
-        match conn.read_datagram().await {
-            Ok(bytes) => {
-                // Datagrams are droppable by design; a full queue drops, and counts.
-                let at = Instant::now();
-                if tx.try_send(NetEvent::Datagram { peer, bytes, at }).is_err() {
-                    dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tokio::select! {
+            datagram = conn.read_datagram() => match datagram {
+                Ok(bytes) if bytes[..] == GOODBYE_DATAGRAM => {
+                    conn.close(CLOSE_SHUTDOWN.into(), goodbye.reason.as_bytes());
+                    break (goodbye.reason.to_owned(), goodbye.cause);
+                }
+                Ok(bytes) => {
+                    // Datagrams are droppable by design; a full queue drops, and counts.
+                    let at = Instant::now();
+                    if tx.try_send(NetEvent::Datagram { peer, bytes, at }).is_err() {
+                        dropped.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+                Err(e) => break (describe(&e), DisconnectCause::of(&e)),
+            },
+            finished = &mut reader, if reading => {
+                reading = false;
+                if matches!(finished, Ok(true)) {
+                    // Every message before the goodbye has reached the engine queue.
+                    // Closing answers it: the peer stops waiting (see `Session::drop`).
+                    conn.close(CLOSE_SHUTDOWN.into(), goodbye.reason.as_bytes());
+                    break (goodbye.reason.to_owned(), goodbye.cause);
                 }
             }
-            Err(e) => break (describe(&e), DisconnectCause::of(&e)),
         }
     };
-    stream_reader.abort();
+    reader.abort();
     let _ = tx
         .send(NetEvent::Closed {
             peer,
@@ -2195,6 +2288,27 @@ async fn run_connection(
         })
         .await;
 }
+
+/// What a peer's goodbye means to this side: it is leaving, on purpose. A session that is
+/// dropped finishes its streams (after what it queued on them) and repeats
+/// [`GOODBYE_DATAGRAM`] until the peer answers by closing the connection, or a bound
+/// passes (see `Session::drop`): where a lone QUIC close is lost on a lossy path and
+/// leaves the peer waiting for its idle timeout, one of many goodbyes arrives.
+struct Goodbye {
+    reason: &'static str,
+    cause: DisconnectCause,
+}
+
+/// A client's goodbye, as the host reports it ([`SessionEvent::PeerLeft`]).
+const CLIENT_GOODBYE: Goodbye = Goodbye {
+    reason: "client left",
+    cause: DisconnectCause::Local,
+};
+/// The host's goodbye, as a client reports it ([`SessionEvent::Disconnected`]).
+const HOST_GOODBYE: Goodbye = Goodbye {
+    reason: "host shut down",
+    cause: DisconnectCause::HostClosed,
+};
 
 /// What a client's connection task needs to join (or resume).
 struct Dial {
@@ -2351,7 +2465,12 @@ async fn connect(
         return;
     }
     // The host is trusted (its certificate is pinned): its stream is not paced.
-    run_connection(conn, peer, recv, tx, dropped, bound, None).await;
+    let rules = PeerRules {
+        max_message: bound,
+        pacer: None,
+        goodbye: HOST_GOODBYE,
+    };
+    run_connection(conn, peer, recv, tx, dropped, rules).await;
 }
 
 /// A connection error in words, with the host's reason when it gave one.

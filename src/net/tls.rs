@@ -471,8 +471,8 @@ const REORDER_TIME: f32 = 1.5;
 /// A zero `idle_timeout` disables the idle timeout (QUIC's convention), one beyond QUIC's
 /// limit (2^62 ms) is clamped to it; a zero `keep_alive` disables keep-alives. The
 /// effective idle timeout of a connection is the smaller of the two sides' values, so
-/// `keep_alive` should be well below both. Loss detection tolerates reordering and the
-/// congestion controller is BBR (see the body).
+/// `keep_alive` should be well below both. Loss detection tolerates reordering (see the
+/// body); the congestion controller is quinn's default until [`CongestionControl::apply`].
 pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> quinn::TransportConfig {
     let mut config = quinn::TransportConfig::default();
     config.datagram_receive_buffer_size(Some(1 << 20));
@@ -487,13 +487,34 @@ pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> quinn::
     // instead, past one and a half round trips.
     config.packet_threshold(REORDER_PACKETS);
     config.time_threshold(REORDER_TIME);
-    // BBR models the path's bandwidth and round trip instead of reading every loss as
-    // congestion: on a lossy radio link (random loss, not queue overflow) Cubic's window
-    // collapses below what a scene needs (measured at 10 % loss and 20 ± 10 ms: a scene
-    // of 170 kB/s fell 3.6 s behind with Cubic, 2 ticks with BBR), and Cubic fills the
-    // queues that add latency to every update.
-    config.congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default()));
     config
+}
+
+/// The congestion controller of a session's connections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CongestionControl {
+    /// BBR (the default): models the path's bandwidth and round trip instead of reading
+    /// every loss as congestion. On a lossy radio link (random loss, not queue overflow)
+    /// Cubic's window collapses below what a scene needs (measured at 10 % loss and
+    /// 20 ± 10 ms: a scene of 170 kB/s fell 3.6 s behind with Cubic, 2 ticks with BBR),
+    /// and Cubic fills the queues that add latency to every update. quinn marks its BBR
+    /// experimental, hence the choice.
+    #[default]
+    Bbr,
+    /// Cubic (quinn's default, RFC 9438): halves its window on loss, whatever caused it.
+    Cubic,
+}
+
+impl CongestionControl {
+    /// Sets this controller in `config`.
+    pub fn apply(self, config: &mut quinn::TransportConfig) {
+        match self {
+            CongestionControl::Bbr => config
+                .congestion_controller_factory(Arc::new(quinn::congestion::BbrConfig::default())),
+            CongestionControl::Cubic => config
+                .congestion_controller_factory(Arc::new(quinn::congestion::CubicConfig::default())),
+        };
+    }
 }
 
 /// Stream data a connection may have the host hold before its peer is admitted: the
