@@ -6,7 +6,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use theta_net::net::compression::{split_stream_message, KindDiagnostics, StreamKind};
 use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{DisconnectCause, Session, SessionConfig, SessionEvent};
-use theta_net::net::tls::{Fingerprint, HostIdentity, ServerTrust};
+use theta_net::net::tls::{CongestionControl, Fingerprint, HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
 use theta_net::wire::codec::{Codec, DictionarySet, FrameFormat, MessageKind};
 use theta_net::{ComponentId, EntityId, Layout, Registry, World};
@@ -223,10 +223,27 @@ fn faulty() -> (SessionConfig, FaultControl) {
 }
 
 fn converges_under(loss: f64, seed: u64) {
-    let (host_config, host_faults) = faulty();
+    converges_with(loss, seed, CongestionControl::default());
+}
+
+/// Changes under `loss` (with duplication, reordering, corruption) and delay jitter of
+/// ± the delay, so that datagrams also overtake each other as on Wi-Fi; then
+/// convergence once the faults stop.
+fn converges_with(loss: f64, seed: u64, congestion: CongestionControl) {
+    let config = || {
+        let (config, faults) = faulty();
+        (
+            SessionConfig {
+                congestion,
+                ..config
+            },
+            faults,
+        )
+    };
+    let (host_config, host_faults) = config();
     let mut net = host(host_config);
-    let (c1, f1) = faulty();
-    let (c2, f2) = faulty();
+    let (c1, f1) = config();
+    let (c2, f2) = config();
     let mut clients = vec![net.join(1, c1), net.join(2, c2)];
     wait_joined(&mut net.host, &mut clients);
     let faults = FaultConfig {
@@ -234,6 +251,8 @@ fn converges_under(loss: f64, seed: u64) {
         duplicate: if loss > 0.0 { 0.05 } else { 0.0 },
         reorder: if loss > 0.0 { 0.1 } else { 0.0 },
         corrupt: if loss > 0.0 { 0.02 } else { 0.0 },
+        delay: Duration::from_millis(5),
+        jitter: Duration::from_millis(5),
         ..FaultConfig::default()
     };
     for (i, control) in [&host_faults, &f1, &f2].into_iter().enumerate() {
@@ -307,6 +326,12 @@ fn two_clients_converge_after_10_percent_loss_with_reordering_and_duplication() 
 #[test]
 fn two_clients_converge_after_30_percent_loss_with_reordering_and_duplication() {
     converges_under(0.30, 3);
+}
+
+/// BBR is the default; Cubic, the alternative, replicates the same.
+#[test]
+fn two_clients_converge_with_cubic_congestion_control() {
+    converges_with(0.10, 5, CongestionControl::Cubic);
 }
 
 #[test]
