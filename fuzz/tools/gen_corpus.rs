@@ -820,6 +820,7 @@ fn join_request_seeds() -> Seeds {
         next_counter: 1,
         resume: &RESUME,
         resumed: false,
+        max_chunk_bytes: 16 << 10,
     });
     let refused = e.join_refused(fb::RefuseReason::TokenExpired, "join token expired");
     s.add(
