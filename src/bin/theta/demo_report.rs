@@ -113,7 +113,7 @@ impl Report<'_> {
         let quiet = self.quiet_time.as_secs_f64().max(1e-9);
         println!();
         println!(
-            "after the last change{}: ticks and time until the client's state hash equals the host's, beside the bound 2 RTT + 2 ticks (RTT: the client's smoothed RTT; a tick: {} at the achieved rate); then {:.2} s more without changes, over which the host's wire bytes to the client are counted (keep-alives alone are under 1 kB/s)",
+            "after the last change{}: ticks and time until the client's state hash equals the host's, beside the bound 2 RTT + 2 ticks (RTT: the client's smoothed RTT; a tick: {} at the achieved rate); then, 4 RTT later (the last acknowledgements land), {:.2} s more without changes, over which the host's wire bytes to the client are counted (keep-alives alone are under 1 kB/s)",
             if self.faults.delay.is_zero() && self.faults.jitter.is_zero() {
                 String::new()
             } else {

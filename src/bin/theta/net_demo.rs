@@ -39,6 +39,9 @@ const CONVERGE_BOUND_MIN: Duration = Duration::from_secs(5);
 const QUIET_MIN: Duration = Duration::from_secs(1);
 /// Ticks of the quiet window, at least.
 const QUIET_TICKS: f64 = 10.0;
+/// Round trips between convergence and the quiet window: the last change's
+/// acknowledgements land meanwhile.
+const SETTLE_RTTS: u32 = 4;
 
 /// The faults of a run, from the command line.
 pub struct Faults {
@@ -421,10 +424,23 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     }
 
     // The quiet window: still no changes; what does the host send to clients up to date?
+    // It opens once the last change's acknowledgements had time to land (and the values
+    // whose acknowledgement was late went once more): a few round trips.
+    let settle = clients
+        .iter()
+        .filter_map(|c| c.session.diagnostics().peers.first().map(|p| p.rtt))
+        .max()
+        .unwrap_or_default()
+        * SETTLE_RTTS;
     let quiet = QUIET_MIN.max(Duration::from_secs_f64(QUIET_TICKS / o.rate));
-    let quiet_before = sample(&host, &clients);
-    let quiet_started = Instant::now();
+    let mut quiet_before = None;
+    let settle_started = Instant::now();
+    let mut quiet_started = settle_started;
     while quiet_started.elapsed() < quiet && first_disconnect(&clients).is_none() {
+        if quiet_before.is_none() && settle_started.elapsed() >= settle {
+            quiet_before = Some(sample(&host, &clients));
+            quiet_started = Instant::now();
+        }
         tail.wait();
         tick_all(&mut host, &mut clients);
         let hash = host.state_hash();
@@ -434,6 +450,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
             }
         }
     }
+    let quiet_before = quiet_before.unwrap_or_else(|| sample(&host, &clients));
     let quiet_time = quiet_started.elapsed();
     let quiet_after = sample(&host, &clients);
 
