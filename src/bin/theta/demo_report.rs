@@ -5,12 +5,38 @@
 
 use std::time::Duration;
 
-use theta_net::net::session::Session;
+use theta_net::net::session::{PeerDiagnostics, Session};
+use theta_net::PeerId;
 
 use crate::avatars::{Avatars, ErrorSummary};
 use crate::cli::DemoArgs;
-use crate::net_demo::{AfterLastChange, Client, Faults, Sample};
 use crate::netutil::{self, below_rate};
+
+/// Counters of one client at a moment, to take differences over the run.
+#[derive(Clone, Copy, Default)]
+pub struct Sample {
+    /// The client's own view of its connection.
+    pub client: PeerDiagnostics,
+    /// The host's view of the connection to this client.
+    pub host: PeerDiagnostics,
+}
+
+/// What one client did after the last change.
+#[derive(Clone, Copy, Default)]
+pub struct AfterLastChange {
+    /// Ticks and time from the last change until the client's state hash equalled the
+    /// host's; `None` when it did not within the bound.
+    pub converged: Option<(u64, Duration)>,
+    /// False when the client left the host's state again during the quiet window.
+    pub held: bool,
+}
+
+/// What the summary shows of one client besides its counters.
+pub struct ClientTally {
+    pub peer: PeerId,
+    /// Replica events received (spawns, inserts, updates, removes, despawns).
+    pub events: u64,
+}
 
 /// Everything the summary needs from a run.
 pub struct Report<'a> {
@@ -34,7 +60,8 @@ pub struct Report<'a> {
     pub quiet_time: Duration,
     pub quiet_before: &'a [Sample],
     pub quiet_after: &'a [Sample],
-    pub faults: &'a Faults,
+    /// The path's delay and jitter.
+    pub path: (Duration, Duration),
     /// What the fault sockets did: (endpoint, counters in words).
     pub fault_stats: &'a [(String, String)],
     pub avatars: &'a Avatars,
@@ -42,7 +69,7 @@ pub struct Report<'a> {
 
 impl Report<'_> {
     /// Prints the summary.
-    pub fn print(&self, host: &Session, clients: &[Client]) {
+    pub fn print(&self, host: &Session, clients: &[ClientTally]) {
         self.run_line(host);
         self.convergence(host, clients);
         self.wire(clients);
@@ -90,7 +117,7 @@ impl Report<'_> {
 
     /// Per client: time to converge after the last change beside 2 RTT + 2 ticks, and the
     /// host's bytes to it over the quiet window that followed.
-    fn convergence(&self, host: &Session, clients: &[Client]) {
+    fn convergence(&self, host: &Session, clients: &[ClientTally]) {
         let all = self.after_change.iter().all(|a| a.converged.is_some());
         let slowest = self.after_change.iter().filter_map(|a| a.converged).max();
         match (all, slowest) {
@@ -114,13 +141,13 @@ impl Report<'_> {
         println!();
         println!(
             "after the last change{}: ticks and time until the client's state hash equals the host's, beside the bound 2 RTT + 2 ticks (RTT: the client's smoothed RTT; a tick: {} at the achieved rate); then, 4 RTT later (the last acknowledgements land), {:.2} s more without changes, over which the host's wire bytes to the client are counted (keep-alives alone are under 1 kB/s)",
-            if self.faults.delay.is_zero() && self.faults.jitter.is_zero() {
+            if self.path.0.is_zero() && self.path.1.is_zero() {
                 String::new()
             } else {
                 format!(
                     " (the path's delay {} ± {} stays on)",
-                    netutil::ms(self.faults.delay),
-                    netutil::ms(self.faults.jitter)
+                    netutil::ms(self.path.0),
+                    netutil::ms(self.path.1)
                 )
             },
             netutil::ms(tick),
@@ -174,7 +201,7 @@ impl Report<'_> {
     }
 
     /// What crossed the wire during the ticks, per client, against the seed's JSON design.
-    fn wire(&self, clients: &[Client]) {
+    fn wire(&self, clients: &[ClientTally]) {
         let secs = self.run_time.as_secs_f64().max(1e-9);
         let json_rate = self.json_bytes as f64 / secs;
         println!();
@@ -230,7 +257,7 @@ impl Report<'_> {
 
     /// The avatars: pose packets and how far each client renders the host's head from the
     /// truth.
-    fn avatars(&self, clients: &[Client]) {
+    fn avatars(&self, clients: &[ClientTally]) {
         let secs = self.run_time.as_secs_f64().max(1e-9);
         println!();
         println!(

@@ -18,14 +18,14 @@ use std::time::{Duration, Instant};
 
 use theta_net::baseline::{snapshot_json, BaselineTracker};
 use theta_net::net::faults::{FaultConfig, FaultControl};
-use theta_net::net::session::{PeerDiagnostics, Session, SessionConfig, SessionEvent};
+use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
 use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 
 use crate::avatars::Avatars;
 use crate::cli::DemoArgs;
-use crate::demo_report::Report;
+use crate::demo_report::{AfterLastChange, ClientTally, Report, Sample};
 use crate::netutil::{self, Pacer, Status, TickRate};
 use crate::scene::Scene;
 
@@ -137,15 +137,6 @@ pub struct Client {
     pub events: u64,
 }
 
-/// Counters of one client at a moment, to take differences over the run.
-#[derive(Clone, Copy, Default)]
-pub struct Sample {
-    /// The client's own view of its connection.
-    pub client: PeerDiagnostics,
-    /// The host's view of the connection to this client.
-    pub host: PeerDiagnostics,
-}
-
 fn sample(host: &Session, clients: &[Client]) -> Vec<Sample> {
     let host_peers = host.diagnostics().peers;
     clients
@@ -206,16 +197,6 @@ fn first_disconnect(clients: &[Client]) -> Option<String> {
             .as_ref()
             .map(|r| format!("client {} disconnected: {r}", c.peer))
     })
-}
-
-/// What one client did after the last change.
-#[derive(Clone, Copy, Default)]
-pub struct AfterLastChange {
-    /// Ticks and time from the last change until the client's state hash equalled the
-    /// host's; `None` when it did not within the bound.
-    pub converged: Option<(u64, Duration)>,
-    /// False when the client left the host's state again during the quiet window.
-    pub held: bool,
 }
 
 /// Runs `theta demo` over loopback QUIC.
@@ -470,11 +451,18 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         quiet_time,
         quiet_before: &quiet_before,
         quiet_after: &quiet_after,
-        faults: &faults,
+        path: (faults.delay, faults.jitter),
         fault_stats: &fault_stats,
         avatars: &avatars,
     };
-    report.print(&host, &clients);
+    let tallies: Vec<ClientTally> = clients
+        .iter()
+        .map(|c| ClientTally {
+            peer: c.peer,
+            events: c.events,
+        })
+        .collect();
+    report.print(&host, &tallies);
 
     let mut failed = Vec::new();
     for c in &clients {
