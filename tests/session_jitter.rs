@@ -433,6 +433,28 @@ fn holds_the_contract(loss: f64, seed: u64) {
     );
 }
 
+/// Not a test: a measurement. Runs the scenario over many seeds and prints how the time
+/// to converge compares with 2 RTT + 2 ticks, e.g.
+/// `LOSS=0.3 SEEDS=20 cargo test --release --test session_jitter sweep -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn sweep() {
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or(default.to_owned());
+    let loss: f64 = var("LOSS", "0.1").parse().expect("LOSS: a share, e.g. 0.1");
+    let seeds: u64 = var("SEEDS", "10").parse().expect("SEEDS: a count");
+    let mut ratios: Vec<f64> = (1..=seeds)
+        .map(|seed| {
+            let o = run(20, 20, loss, seed * 7);
+            o.converged_after.as_secs_f64() / o.bound(2, 2).as_secs_f64()
+        })
+        .collect();
+    ratios.sort_by(f64::total_cmp);
+    let within = ratios.iter().filter(|&&r| r <= 1.0).count();
+    eprintln!(
+        "loss {loss}: {within} of {seeds} runs within 2 RTT + 2 ticks; time/bound {ratios:.2?}"
+    );
+}
+
 #[test]
 fn converges_and_goes_quiet_under_jitter_without_loss() {
     holds_the_contract(0.0, 1);
