@@ -1,16 +1,14 @@
-//! The QUIC transport (quinn on tokio): TLS and admission, sessions, acked-baseline
-//! replication over datagrams, and fault injection for tests.
+//! The QUIC driver (quinn on tokio): the endpoint, TLS, admission limits, the runtime and
+//! the tasks that move bytes between connections and the protocol core
+//! ([`crate::proto`]), and fault injection for tests.
 
-pub mod acks;
 mod admission;
-pub mod compression;
 pub mod faults;
 pub mod framing;
-mod hex;
-pub(crate) mod outbox;
 pub mod pacing;
 mod panel;
-pub mod poses;
 pub mod session;
 pub mod tls;
-pub mod token;
+
+// The protocol's modules, by the names the driver's users have always used.
+pub use crate::proto::{acks, compression, poses, token};

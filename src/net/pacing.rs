@@ -6,7 +6,7 @@
 
 use crate::wire::codec::{CodecConfig, FrameHeader, MessageKind};
 
-use super::compression::{split_stream_message, MAX_CONTROL_BYTES};
+use crate::proto::compression::{split_stream_message, MAX_CONTROL_BYTES};
 
 /// Bytes a stream message may have beyond its codec envelope's content: its kind byte,
 /// the envelope's header (format, dictionary id, declared length) and the few bytes a

@@ -2,8 +2,8 @@
 
 use std::fmt::Write;
 
-use super::compression::{ComponentWire, KindDiagnostics};
 use super::session::{PeerDiagnostics, SessionDiagnostics};
+use crate::proto::compression::{ComponentWire, KindDiagnostics};
 use crate::wire::codec::CodecChoice;
 
 /// Column headings of the per-peer table, and the width of each column.
@@ -208,7 +208,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::net::outbox::OutboxStats;
+    use crate::proto::outbox::OutboxStats;
 
     #[test]
     fn the_panel_has_a_summary_and_one_aligned_line_per_peer() {

@@ -9,7 +9,7 @@
 //!
 //! After the join handshake every state datagram and stream message travels in the codec
 //! envelope, compressed per message kind, with dictionaries the host trains on its own
-//! frames (see [`super::compression`]).
+//! frames (see [`crate::proto::compression`]).
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -19,19 +19,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::acks::ReceivedSeqs;
 use super::admission::{registry_differences, Gate, Ticket, Verdict};
-use super::compression::{
-    control_message, is_stream_frame, message_values, split_stream_message, ComponentWire,
-    Compression, KindDiagnostics, LinkStreams, PeerDicts, StreamKind, TrainError,
-};
 use super::faults::{faulty_endpoint, FaultControl};
 use super::framing::{read_message, write_message};
-use super::outbox::{Key, Outbox, OutboxStats, SendLimits};
 use super::pacing::{decode_cost, max_stream_message, DecodePacer};
-use super::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
 use super::tls::{self, CongestionControl, HostIdentity, ServerTrust};
-use super::token::{JoinSecret, TokenError, TokenVerifier};
+use crate::proto::acks::ReceivedSeqs;
+use crate::proto::compression::{
+    control_message, is_stream_frame, message_values, split_stream_message, ComponentWire,
+    Compression, KindDiagnostics, LinkStreams, PeerDicts, StreamKind, TrainError, TrainingDone,
+};
+use crate::proto::outbox::{Key, Outbox, OutboxStats, SendLimits};
+use crate::proto::poses::{Inbound, PoseConfig, PoseHub, PoseLink, PoseLinkStats, PosePushError};
+use crate::proto::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{
     ComponentDescriptor, ComponentId, Registry, MAX_COMPONENT_TYPES, MAX_NAME_BYTES,
 };
@@ -107,7 +107,7 @@ pub struct SessionConfig {
     /// ([`Session::train_dictionary`]). Default 512.
     pub train_after_samples: u64,
     /// Host: size asked of the dictionary trainer, in bytes (at most
-    /// [`super::compression::MAX_DICTIONARY_BYTES`]; less when the samples are few).
+    /// [`crate::proto::compression::MAX_DICTIONARY_BYTES`]; less when the samples are few).
     /// Default 16 KiB.
     pub dictionary_bytes: usize,
     /// Host: connection attempts that may await admission at once (from their first
@@ -519,6 +519,10 @@ struct Host {
     joins_refused: u64,
     /// Codecs, dictionaries (trained here) and their figures.
     compression: Compression,
+    /// Runs dictionary trainings off the engine thread, and their results back.
+    runtime: tokio::runtime::Handle,
+    trained_tx: std::sync::mpsc::Sender<TrainingDone>,
+    trained: std::sync::mpsc::Receiver<TrainingDone>,
 }
 
 /// Admission state shared with the accept tasks.
@@ -690,14 +694,12 @@ impl Session {
             config.admission_timeout,
         ));
         let marked = world.tick();
-        let poses = PoseHub::new(config.poses);
+        let (trained_tx, trained) = std::sync::mpsc::channel();
+        let handle = runtime.handle().clone();
+        let poses = PoseHub::new(config.poses, Instant::now());
         let compression = Compression::new(
             codec,
-            Some((
-                runtime.handle().clone(),
-                config.train_after_samples,
-                config.dictionary_bytes,
-            )),
+            Some((config.train_after_samples, config.dictionary_bytes)),
         );
         Ok(Session {
             runtime: Some(runtime),
@@ -712,6 +714,9 @@ impl Session {
                 parked: FxHashMap::default(),
                 joins_refused: 0,
                 compression,
+                runtime: handle,
+                trained_tx,
+                trained,
             })),
             config,
             events: VecDeque::new(),
@@ -754,7 +759,7 @@ impl Session {
             tx.clone(),
             Arc::clone(&dropped),
         ));
-        let poses = PoseHub::new(config.poses);
+        let poses = PoseHub::new(config.poses, Instant::now());
         Ok(Session {
             runtime: Some(runtime),
             endpoint,
@@ -949,7 +954,7 @@ impl Session {
     /// [`Session::now`] share the engine's clock. Without it, times are nanoseconds since
     /// the session started.
     pub fn set_xr_time(&mut self, xr_now: i64) {
-        self.poses.set_xr_time(xr_now);
+        self.poses.set_xr_time(xr_now, Instant::now());
     }
 
     /// The session clock now, in the engine's `XrTime` nanoseconds (see
@@ -1141,7 +1146,9 @@ impl Link {
     /// Takes in a pose-channel datagram, answering a clock ping (host).
     fn receive_poses(&mut self, hub: &mut PoseHub, bytes: &[u8], at: Instant, relay: bool) {
         self.diagnostics.payload_bytes_received += bytes.len() as u64;
-        if let Inbound::Reply(reply) = hub.receive(&mut self.poses, bytes, at, relay) {
+        if let Inbound::Reply(reply) =
+            hub.receive(&mut self.poses, bytes, at, Instant::now(), relay)
+        {
             self.send_datagram(reply);
         }
     }
@@ -1340,10 +1347,24 @@ impl Host {
         }
     }
 
-    /// Installs the dictionaries trained and sends them to every client; retires the old
-    /// ones every client has moved on from, telling the clients.
+    /// Installs the dictionaries trained and sends them to every client; starts the
+    /// trainings due; retires the old dictionaries every client has moved on from, telling
+    /// the clients.
     fn update_dictionaries(&mut self, now: Instant, encoder: &mut Encoder) {
-        for (kind, id) in self.compression.poll_training() {
+        let finished: Vec<TrainingDone> = self.trained.try_iter().collect();
+        let installed: Vec<_> = finished
+            .into_iter()
+            .filter_map(|done| self.compression.finish_training(done))
+            .collect();
+        self.compression.start_due_trainings();
+        for job in self.compression.take_training_jobs() {
+            let tx = self.trained_tx.clone();
+            self.runtime.spawn_blocking(move || {
+                // The session may be gone by now; nobody is left to tell.
+                let _ = tx.send(job.run());
+            });
+        }
+        for (kind, id) in installed {
             if let Some(message) = self.compression.announce(kind, id, encoder) {
                 for client in self.peers.values_mut() {
                     client.link.dicts.mark_sent(id);
@@ -1392,7 +1413,8 @@ impl Host {
                 resumed,
             } => {
                 let volume = config.poses.volume;
-                let mut link = Link::new(conn, stream, peer, PoseLink::new(peer, volume, false));
+                let mut link =
+                    Link::new(conn, stream, peer, PoseLink::new(peer, volume, false, now));
                 let resume = resume_token();
                 let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
                 let (mut client, snapshot) = match self.parked.remove(&peer) {
@@ -1805,7 +1827,7 @@ impl Client {
                 bounds,
             } => {
                 self.compression.set_bounds(&bounds);
-                let poses = PoseLink::new(peer, hub.config().volume, true);
+                let poses = PoseLink::new(peer, hub.config().volume, true, now);
                 let mut link = Link::new(conn, stream, peer, poses);
                 link.dicts = PeerDicts::to_host();
                 // The host sends its dictionaries again on every connection.

@@ -18,7 +18,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
-use super::hex::{hex_decode, hex_encode};
+use crate::hex::{hex_decode, hex_encode};
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};

@@ -27,7 +27,8 @@
 //! [`CodecChoice::ZstdDict`] the host records samples of the uncompressed messages of that
 //! kind it sends (at most [`SAMPLES_PER_KIND`] samples and [`SAMPLE_BYTES_PER_KIND`] bytes,
 //! oldest dropped first) and, once `train_after_samples` were recorded or on demand,
-//! trains a dictionary on the session runtime's blocking pool; a later `tick` installs it
+//! trains a dictionary (a [`TrainingJob`] the driver runs off the engine thread and hands
+//! back; see [`Compression::take_training_jobs`]) and installs it
 //! under the next id (ids increase over the session). The host sends each dictionary to
 //! each client on the stream (a late joiner gets the newest of each kind before its
 //! snapshot chunks) and compresses:
@@ -57,7 +58,6 @@
 //! unattributed.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::{FxHashMap, FxHashSet};
@@ -352,11 +352,45 @@ impl Samples {
     }
 }
 
-/// A training's outcome: the kind's index, and the dictionary or why not.
-type Trained = (usize, Result<Dictionary, CodecError>);
+/// A dictionary training to run: CPU work (tens of milliseconds to seconds) that the
+/// protocol hands to whoever drives it, to run off the engine thread and give back with
+/// [`TrainingJob::run`]'s result.
+pub struct TrainingJob {
+    kind: usize,
+    id: u32,
+    samples: Vec<Vec<u8>>,
+    size: usize,
+}
 
-/// The host's dictionary training: samples, and trainings running on the runtime's
-/// blocking pool.
+impl TrainingJob {
+    /// Trains the dictionary (pure; blocking).
+    pub fn run(self) -> TrainingDone {
+        let refs: Vec<&[u8]> = self.samples.iter().map(Vec::as_slice).collect();
+        TrainingDone {
+            kind: self.kind,
+            result: train_dictionary(&refs, self.size, self.id),
+        }
+    }
+}
+
+impl std::fmt::Debug for TrainingJob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrainingJob")
+            .field("kind", &MessageKind::ALL[self.kind].name())
+            .field("id", &self.id)
+            .field("samples", &self.samples.len())
+            .finish()
+    }
+}
+
+/// A finished [`TrainingJob`]: the dictionary or why not.
+#[derive(Debug)]
+pub struct TrainingDone {
+    kind: usize,
+    result: Result<Dictionary, CodecError>,
+}
+
+/// The host's dictionary training: samples, and the trainings handed out to run.
 struct Trainer {
     samples: [Samples; 3],
     train_after: u64,
@@ -365,9 +399,8 @@ struct Trainer {
     running: [Option<u32>; 3],
     trained: [u64; 3],
     failed: [u64; 3],
-    runtime: tokio::runtime::Handle,
-    tx: mpsc::Sender<Trained>,
-    rx: mpsc::Receiver<Trained>,
+    /// Trainings started and not yet taken by the driver.
+    jobs: Vec<TrainingJob>,
 }
 
 /// Why a training could not start.
@@ -417,29 +450,20 @@ impl Compression {
     /// A client's compression (no training), or with `trainer` a host's, which trains a
     /// kind automatically after `train_after` samples (0: only on demand) and asks the
     /// trainer for `dictionary_bytes`.
-    pub(crate) fn new(
-        config: CodecConfig,
-        trainer: Option<(tokio::runtime::Handle, u64, usize)>,
-    ) -> Self {
+    pub(crate) fn new(config: CodecConfig, trainer: Option<(u64, usize)>) -> Self {
         let plain = MessageKind::ALL.map(|kind| {
             // A level zstd refuses leaves the kind raw rather than failing the session.
             level_of(config.kind(kind).choice).and_then(|level| Zstd::new(level).ok())
         });
-        let trainer = trainer.map(|(runtime, train_after, dictionary_bytes)| {
-            let (tx, rx) = mpsc::channel();
-            Trainer {
-                samples: Default::default(),
-                train_after,
-                dictionary_bytes: dictionary_bytes
-                    .clamp(MIN_DICTIONARY_BYTES, MAX_DICTIONARY_BYTES),
-                next_id: 1,
-                running: [None; 3],
-                trained: [0; 3],
-                failed: [0; 3],
-                runtime,
-                tx,
-                rx,
-            }
+        let trainer = trainer.map(|(train_after, dictionary_bytes)| Trainer {
+            samples: Default::default(),
+            train_after,
+            dictionary_bytes: dictionary_bytes.clamp(MIN_DICTIONARY_BYTES, MAX_DICTIONARY_BYTES),
+            next_id: 1,
+            running: [None; 3],
+            trained: [0; 3],
+            failed: [0; 3],
+            jobs: Vec::new(),
         });
         Compression {
             config,
@@ -744,40 +768,51 @@ impl Compression {
             .max(MIN_DICTIONARY_BYTES);
         samples.since_training = 0;
         trainer.running[k] = Some(id);
-        let tx = trainer.tx.clone();
-        trainer.runtime.spawn_blocking(move || {
-            let refs: Vec<&[u8]> = recorded.iter().map(Vec::as_slice).collect();
-            let result = train_dictionary(&refs, size, id);
-            // The session may be gone by now; nobody is left to tell.
-            let _ = tx.send((k, result));
+        trainer.jobs.push(TrainingJob {
+            kind: k,
+            id,
+            samples: recorded,
+            size,
         });
         Ok(id)
     }
 
-    /// Host: installs the trainings finished, then starts the automatic trainings due (a
-    /// kind that has no dictionary yet and recorded `train_after_samples` since its last
-    /// training started; a failed one is so retried); returns the kinds and ids
-    /// installed, to send to the peers.
-    pub(crate) fn poll_training(&mut self) -> Vec<(MessageKind, u32)> {
-        let mut installed = Vec::new();
-        let Some(trainer) = &mut self.trainer else {
-            return installed;
-        };
-        while let Ok((k, result)) = trainer.rx.try_recv() {
-            trainer.running[k] = None;
-            match result {
-                Ok(dictionary) if dictionary.bytes.len() <= MAX_DICTIONARY_BYTES => {
-                    let id = dictionary.id;
-                    if self.kinds[k].insert(dictionary).is_ok() {
-                        trainer.trained[k] += 1;
-                        installed.push((MessageKind::ALL[k], id));
-                    } else {
-                        trainer.failed[k] += 1;
-                    }
+    /// Host: the trainings started since the last call, for the driver to run (see
+    /// [`TrainingJob`]) and hand back to [`Compression::finish_training`].
+    pub(crate) fn take_training_jobs(&mut self) -> Vec<TrainingJob> {
+        self.trainer
+            .as_mut()
+            .map(|t| std::mem::take(&mut t.jobs))
+            .unwrap_or_default()
+    }
+
+    /// Host: installs a finished training; returns its kind and id, to send to the peers,
+    /// or `None` when it failed (counted).
+    pub(crate) fn finish_training(&mut self, done: TrainingDone) -> Option<(MessageKind, u32)> {
+        let trainer = self.trainer.as_mut()?;
+        let k = done.kind.min(MessageKind::ALL.len() - 1);
+        trainer.running[k] = None;
+        match done.result {
+            Ok(dictionary) if dictionary.bytes.len() <= MAX_DICTIONARY_BYTES => {
+                let id = dictionary.id;
+                if self.kinds[k].insert(dictionary).is_ok() {
+                    trainer.trained[k] += 1;
+                    return Some((MessageKind::ALL[k], id));
                 }
-                _ => trainer.failed[k] += 1,
+                trainer.failed[k] += 1;
             }
+            _ => trainer.failed[k] += 1,
         }
+        None
+    }
+
+    /// Host: starts the automatic trainings due: a kind that has no dictionary yet and
+    /// recorded `train_after_samples` since its last training started (a failed one is so
+    /// retried).
+    pub(crate) fn start_due_trainings(&mut self) {
+        let Some(trainer) = &self.trainer else {
+            return;
+        };
         let due: Vec<MessageKind> = MessageKind::ALL
             .into_iter()
             .filter(|kind| {
@@ -792,7 +827,6 @@ impl Compression {
             // Refusals (too few samples, another codec) wait for more samples.
             let _ = self.train(kind);
         }
-        installed
     }
 
     /// Host: the control message announcing dictionary `id` of `kind`.

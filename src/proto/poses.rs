@@ -218,8 +218,9 @@ pub(crate) struct PoseLink {
 }
 
 impl PoseLink {
-    /// The stream with `peer`; `client` when this side is a client (it syncs its clock).
-    pub(crate) fn new(peer: PeerId, volume: Volume, client: bool) -> PoseLink {
+    /// The stream with `peer`, opened at `now`; `client` when this side is a client (it
+    /// syncs its clock).
+    pub(crate) fn new(peer: PeerId, volume: Volume, client: bool, now: Instant) -> PoseLink {
         PoseLink {
             peer,
             sender: PoseSender::new(volume),
@@ -229,7 +230,7 @@ impl PoseLink {
             credit: 1.0,
             last_flush: None,
             clock: client.then(ClockSync::default),
-            rate_window: (Instant::now(), 0),
+            rate_window: (now, 0),
             peer_rate: 0.0,
             stats: PoseLinkStats::default(),
         }
@@ -319,10 +320,11 @@ pub(crate) struct PoseHub {
 }
 
 impl PoseHub {
-    pub(crate) fn new(config: PoseConfig) -> PoseHub {
+    /// The pose state of a session started at `now` (the session clock's origin).
+    pub(crate) fn new(config: PoseConfig, now: Instant) -> PoseHub {
         PoseHub {
             config,
-            epoch: Instant::now(),
+            epoch: now,
             xr_offset: 0,
             own: FxHashMap::default(),
             latest: FxHashMap::default(),
@@ -347,9 +349,10 @@ impl PoseHub {
             .saturating_add(self.xr_offset)
     }
 
-    /// Declares that the engine's `XrTime` is `xr_now` at this instant.
-    pub(crate) fn set_xr_time(&mut self, xr_now: i64) {
-        let elapsed = i64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(i64::MAX);
+    /// Declares that the engine's `XrTime` is `xr_now` at `now`.
+    pub(crate) fn set_xr_time(&mut self, xr_now: i64, now: Instant) {
+        let elapsed =
+            i64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(i64::MAX);
         self.xr_offset = xr_now.saturating_sub(elapsed);
     }
 
@@ -446,14 +449,17 @@ impl PoseHub {
     }
 
     /// Handles a pose-channel datagram from `link.peer`. `relay` is true on the host, which
-    /// keeps a client's samples to forward; `arrival` is when the datagram arrived.
+    /// keeps a client's samples to forward; `arrival` is when the datagram arrived, `now`
+    /// when it is handled (a clock reply carries both).
     pub(crate) fn receive(
         &mut self,
         link: &mut PoseLink,
         bytes: &[u8],
         arrival: Instant,
+        now: Instant,
         relay: bool,
     ) -> Inbound {
+        let replied = self.local_ns(now);
         let now = self.local_ns(arrival);
         match bytes.first() {
             Some(&PING) if bytes.len() == PING_LEN && relay => {
@@ -462,7 +468,7 @@ impl PoseHub {
                 reply.push(PONG);
                 reply.extend_from_slice(&bytes[1..9]);
                 reply.extend_from_slice(&now.to_le_bytes());
-                reply.extend_from_slice(&self.local_ns(Instant::now()).to_le_bytes());
+                reply.extend_from_slice(&replied.to_le_bytes());
                 return Inbound::Reply(reply);
             }
             Some(&PONG) if bytes.len() == PONG_LEN => {
@@ -731,7 +737,7 @@ mod tests {
 
     #[test]
     fn pushes_reject_bad_input_and_backwards_time() {
-        let mut hub = PoseHub::new(PoseConfig::default());
+        let mut hub = PoseHub::new(PoseConfig::default(), Instant::now());
         hub.push(Device::HEAD, &sample(1000)).expect("valid");
         hub.push(Device::HEAD, &sample(1000))
             .expect("same time replaces");
@@ -793,13 +799,13 @@ mod tests {
 
     #[test]
     fn acknowledgements_are_short_only_while_few_packets_can_be_in_flight() {
-        let mut link = PoseLink::new(1, Volume::default(), false);
+        let start = Instant::now();
+        let mut link = PoseLink::new(1, Volume::default(), false, start);
         // No rate measured yet: judged at the default cap, 90 packets/s.
         assert!(link.ack_for(300, RTT).short);
         assert!(link.ack_for(300, Duration::from_millis(300)).short);
         assert!(!link.ack_for(300, Duration::from_millis(400)).short);
         // A peer sending 400 packets/s: 100 ms of round trip is 40 in flight, too many.
-        let start = Instant::now();
         for i in 0..=400u64 {
             link.count_arrival(start + Duration::from_micros(i * 2_500));
         }
@@ -813,9 +819,9 @@ mod tests {
     #[test]
     fn the_rate_cap_limits_packets_and_a_relay_never_echoes() {
         let config = PoseConfig::default();
-        let mut host = PoseHub::new(config);
-        let mut link = PoseLink::new(2, config.volume, false);
         let start = Instant::now();
+        let mut host = PoseHub::new(config, start);
+        let mut link = PoseLink::new(2, config.volume, false, start);
         let mut sent = 0;
         // 240 pushes in 1 s (240 Hz): at most ~90 packets leave.
         for i in 0..240u32 {
@@ -829,7 +835,7 @@ mod tests {
         let head = host.own[&Device::HEAD];
         host.latest.insert((2, Device::LEFT_HAND), head);
         host.latest.insert((3, Device::LEFT_HAND), head);
-        let mut back = PoseLink::new(2, config.volume, false);
+        let mut back = PoseLink::new(2, config.volume, false, start);
         let later = start + Duration::from_secs(2);
         let packets = host.flush(&mut back, 1, later, true, 1200, RTT);
         assert_eq!(packets.len(), 1);
