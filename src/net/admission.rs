@@ -1,5 +1,5 @@
-//! Admission before a peer is known: how many connections may wait for it at once, and
-//! what a client is told when its component registry differs from the host's.
+//! Admission before a peer is known: how many connections may wait for it at once (the
+//! protocol's own checks, in [`crate::proto`], come once the join request is read).
 //!
 //! Until a connection's join request has been read and checked, the host knows nothing of
 //! the peer, so whatever that connection costs, anyone can make it cost many times over.
@@ -12,13 +12,10 @@
 //! cannot), and one already validated is refused. One address (an IPv6 /64) may hold at
 //! most half the tickets, so a flood from one place leaves room for everyone else.
 
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
 use rustc_hash::FxHashMap;
-
-use crate::registry::{ComponentDescriptor, Registry};
 
 /// What the host does with a connection attempt.
 pub(crate) enum Verdict {
@@ -119,54 +116,9 @@ impl Gate {
     }
 }
 
-/// Most differences a registry mismatch names; more are counted.
-const DIFFERENCES_NAMED: usize = 8;
-
-/// Why `local` (this client's registry) and the host's component types `host` differ, in
-/// words: each type missing on one side, or registered with another layout, by name.
-pub(crate) fn registry_differences(local: &Registry, host: &[ComponentDescriptor]) -> String {
-    let mut differences = Vec::new();
-    for theirs in host {
-        match local.get(theirs.id) {
-            None => differences.push(format!(
-                "{:?} ({}) is missing here",
-                theirs.name, theirs.layout
-            )),
-            Some(ours) if ours.name != theirs.name => differences.push(format!(
-                "id {} is {:?} here and {:?} on the host",
-                theirs.id, ours.name, theirs.name
-            )),
-            Some(ours) if ours.layout != theirs.layout => differences.push(format!(
-                "{:?} is {} here and {} on the host",
-                ours.name, ours.layout, theirs.layout
-            )),
-            Some(_) => {}
-        }
-    }
-    for ours in local.descriptors() {
-        if !host.iter().any(|d| d.id == ours.id) {
-            differences.push(format!(
-                "{:?} ({}) is missing on the host",
-                ours.name, ours.layout
-            ));
-        }
-    }
-    let mut text = String::from("component registry mismatch: ");
-    if differences.is_empty() {
-        text.push_str("the host sent the same component types as this client's");
-        return text;
-    }
-    text.push_str(&differences[..differences.len().min(DIFFERENCES_NAMED)].join("; "));
-    if differences.len() > DIFFERENCES_NAMED {
-        let _ = write!(text, "; and {} more", differences.len() - DIFFERENCES_NAMED);
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::Layout;
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("address")
@@ -229,62 +181,5 @@ mod tests {
         let ticket = gate.enter(ip("127.0.0.1"), false);
         assert!(matches!(ticket, Verdict::Admit(_)));
         assert!(matches!(gate.enter(ip("127.0.0.1"), true), Verdict::Refuse));
-    }
-
-    fn registry(types: &[(&str, Layout)]) -> Registry {
-        let mut r = Registry::new();
-        for (name, layout) in types {
-            r.register(name, *layout).expect("register");
-        }
-        r
-    }
-
-    #[test]
-    fn registry_differences_name_each_type_that_differs() {
-        let local = registry(&[
-            ("acme.Transform", Layout::Fixed(28)),
-            ("acme.Color", Layout::Fixed(4)),
-            ("acme.Label", Layout::Variable { max: 64 }),
-        ]);
-        let host = registry(&[
-            ("acme.Transform", Layout::Fixed(32)),
-            ("acme.Color", Layout::Fixed(4)),
-            ("acme.Health", Layout::Fixed(2)),
-        ]);
-        let text = registry_differences(&local, host.descriptors());
-        assert!(text.starts_with("component registry mismatch: "), "{text}");
-        assert!(
-            text.contains(
-                "\"acme.Transform\" is fixed 28 bytes here and fixed 32 bytes on the host"
-            ),
-            "{text}"
-        );
-        assert!(
-            text.contains("\"acme.Health\" (fixed 2 bytes) is missing here"),
-            "{text}"
-        );
-        assert!(
-            text.contains("\"acme.Label\" (variable up to 64 bytes) is missing on the host"),
-            "{text}"
-        );
-        assert!(!text.contains("acme.Color"), "{text}");
-        assert!(!text.contains("0x"), "names, not hashes: {text}");
-    }
-
-    #[test]
-    fn many_differences_are_counted_past_the_first_few() {
-        let names: Vec<String> = (0..20).map(|i| format!("t{i}")).collect();
-        let types: Vec<(&str, Layout)> = names
-            .iter()
-            .map(|n| (n.as_str(), Layout::Fixed(1)))
-            .collect();
-        let text = registry_differences(&registry(&types), &[]);
-        assert_eq!(
-            text.matches("is missing on the host").count(),
-            DIFFERENCES_NAMED
-        );
-        assert!(text.ends_with("; and 12 more"), "{text}");
-        let same = registry_differences(&registry(&types), registry(&types).descriptors());
-        assert!(same.contains("same component types"), "{same}");
     }
 }

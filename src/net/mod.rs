@@ -3,6 +3,7 @@
 //! ([`crate::proto`]), and fault injection for tests.
 
 mod admission;
+mod conn;
 pub mod faults;
 pub mod framing;
 pub mod pacing;

@@ -1,28 +1,12 @@
-//! What one peer's reliable stream may cost this side: the longest message read from it
-//! ([`max_stream_message`]), and how fast what its messages decompress to reaches the
-//! engine thread ([`DecodePacer`], by [`decode_cost`]). The engine thread decompresses
+//! What one peer's reliable stream may cost this side: how fast what its messages
+//! decompress to reaches the engine thread ([`DecodePacer`], by [`decode_cost`]; the
+//! longest message is the protocol's [`crate::proto::compression::max_stream_message`]). The engine thread decompresses
 //! stream messages as it takes them; pacing them before they reach it bounds that work per
 //! tick, whatever a peer sends.
 
-use crate::wire::codec::{CodecConfig, FrameHeader, MessageKind};
+use crate::wire::codec::FrameHeader;
 
-use crate::proto::compression::{split_stream_message, MAX_CONTROL_BYTES};
-
-/// Bytes a stream message may have beyond its codec envelope's content: its kind byte,
-/// the envelope's header (format, dictionary id, declared length) and the few bytes a
-/// stream frame may exceed the raw frame by.
-const STREAM_MESSAGE_OVERHEAD: usize = 64;
-
-/// The longest stream message a peer whose decoding `config` bounds may send after
-/// admission: the largest bound of a kind or of a control message, in its envelope. The
-/// session reads no longer message from the stream.
-pub fn max_stream_message(config: &CodecConfig) -> usize {
-    MessageKind::ALL
-        .iter()
-        .map(|&kind| config.kind(kind).max_len)
-        .fold(MAX_CONTROL_BYTES, usize::max)
-        + STREAM_MESSAGE_OVERHEAD
-}
+use crate::proto::compression::split_stream_message;
 
 /// What decoding a stream message would produce, at most, before it is decoded: the
 /// length its envelope declares (within `max`), or its own length when it has none.
@@ -90,7 +74,6 @@ impl DecodePacer {
 mod tests {
     use super::*;
     use crate::net::compression::{control_message, StreamKind};
-    use crate::registry::Registry;
     use crate::wire::codec::FrameFormat;
 
     #[test]
@@ -118,22 +101,7 @@ mod tests {
     }
 
     #[test]
-    fn stream_bounds_and_decode_costs() {
-        let config = CodecConfig::default();
-        assert_eq!(
-            max_stream_message(&config),
-            crate::wire::MAX_MESSAGE_BYTES + STREAM_MESSAGE_OVERHEAD
-        );
-        let mut registry = Registry::new();
-        registry
-            .register("test.Small", crate::Layout::Fixed(8))
-            .expect("register");
-        let bounded = config.bounded_for(&registry, crate::DEFAULT_MAX_CHUNK_BYTES);
-        // Control messages (a dictionary) are the longest then.
-        assert_eq!(
-            max_stream_message(&bounded),
-            MAX_CONTROL_BYTES + STREAM_MESSAGE_OVERHEAD
-        );
+    fn a_message_costs_what_it_declares_within_the_bound() {
         // A frame's cost is what it declares (within the bound), or its length.
         let mut frame = vec![StreamKind::DeltaFrame as u8, FrameFormat::Zstd as u8];
         crate::wire::codec::write_varint(&mut frame, 50_000);

@@ -129,6 +129,22 @@ impl StreamKind {
     }
 }
 
+/// Bytes a stream message may have beyond its codec envelope's content: its kind byte,
+/// the envelope's header (format, dictionary id, declared length) and the few bytes a
+/// stream frame may exceed the raw frame by.
+const STREAM_MESSAGE_OVERHEAD: usize = 64;
+
+/// The longest stream message a peer whose decoding `config` bounds may send after
+/// admission: the largest bound of a kind or of a control message, in its envelope. The
+/// session reads no longer message from the stream.
+pub fn max_stream_message(config: &CodecConfig) -> usize {
+    MessageKind::ALL
+        .iter()
+        .map(|&kind| config.kind(kind).max_len)
+        .fold(MAX_CONTROL_BYTES, usize::max)
+        + STREAM_MESSAGE_OVERHEAD
+}
+
 /// Splits a stream message after admission into its kind and its codec envelope.
 pub fn split_stream_message(bytes: &[u8]) -> Option<(StreamKind, &[u8])> {
     let (&tag, frame) = bytes.split_first()?;
@@ -953,6 +969,25 @@ pub(crate) fn message_values(message: &[u8]) -> ValueBytes {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stream_messages_are_bounded_by_the_largest_kind_or_control_message() {
+        let config = CodecConfig::default();
+        assert_eq!(
+            max_stream_message(&config),
+            crate::wire::MAX_MESSAGE_BYTES + STREAM_MESSAGE_OVERHEAD
+        );
+        let mut registry = Registry::new();
+        registry
+            .register("test.Small", crate::Layout::Fixed(8))
+            .expect("register");
+        let bounded = config.bounded_for(&registry, crate::DEFAULT_MAX_CHUNK_BYTES);
+        // Control messages (a dictionary) are the longest then.
+        assert_eq!(
+            max_stream_message(&bounded),
+            MAX_CONTROL_BYTES + STREAM_MESSAGE_OVERHEAD
+        );
+    }
 
     #[test]
     fn stream_kinds_and_control_messages() {

@@ -1,12 +1,161 @@
 //! The session protocol as a pure state machine: admission, acknowledgements, the outbox,
 //! authority over client writes, resume, dictionaries and poses, with no sockets, threads,
-//! locks or clock reads. Inputs are calls (bytes a peer sent, the time, the engine's
-//! writes); outputs are polled (bytes to send per connection and channel, events). The
-//! QUIC driver in [`crate::net`] runs it over quinn; an engine can run it over its own
-//! transport; tests run it in a deterministic simulator.
+//! locks or clock reads. Its shape is quinn-proto's: inputs are calls (what a connection
+//! delivered, the time, the engine's writes), outputs are polled ([`Host::poll_output`]:
+//! bytes to send per connection and channel, connections to open up or close;
+//! [`Host::poll_event`]). The QUIC driver in [`crate::net`] runs it over quinn; an engine can
+//! run it over its own transport; tests run it in a deterministic simulator.
+//!
+//! A transport carries two channels per connection (see [`Channel`]): reliable and
+//! ordered (the join handshake, snapshot chunks, dictionaries, control, values too large for
+//! a datagram), and unreliable with a maximum size (state datagrams, poses, goodbyes).
 
 pub mod acks;
+pub(crate) mod admission;
+mod client;
 pub mod compression;
+mod events;
+mod host;
+mod link;
 pub(crate) mod outbox;
 pub mod poses;
+mod rng;
 pub mod token;
+
+use std::time::Duration;
+
+pub use client::{CannotResume, Client, HOST_SHUT_DOWN};
+pub use events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
+pub use host::{Host, HostConfigError, CLIENT_LEFT};
+
+use crate::wire::codec::CodecConfig;
+use crate::DEFAULT_MAX_CHUNK_BYTES;
+use poses::PoseConfig;
+
+/// A transport connection, as its driver names it: never reused while a session lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnId(pub u64);
+
+/// How bytes travel on a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    /// Reliable and ordered: every message arrives once, in the order sent. Each message
+    /// is delivered whole (the QUIC driver frames them on one stream).
+    Reliable,
+    /// Unreliable: each message arrives once, more than once or not at all, in any order,
+    /// whole or not at all; at most [`Path::max_datagram`] bytes.
+    Unreliable,
+}
+
+/// What the protocol asks its driver to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send `bytes` on `conn`'s `channel`.
+    Send {
+        /// The connection.
+        conn: ConnId,
+        /// The channel.
+        channel: Channel,
+        /// One message.
+        bytes: Vec<u8>,
+    },
+    /// `conn` passed admission (host) or was admitted (client): read its reliable channel
+    /// with messages of at most `read_bound` bytes from now on, paced when `paced` (a
+    /// host's client: see [`crate::net::pacing`]), and give it the room an admitted peer
+    /// has.
+    Admitted {
+        /// The connection.
+        conn: ConnId,
+        /// Longest reliable message the peer may send; a longer one breaks the protocol.
+        read_bound: usize,
+        /// Whether what its messages decompress to is paced before it reaches the engine.
+        paced: bool,
+    },
+    /// Close `conn` after what was sent on its reliable channel had a moment to arrive.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Why, as a code ([`CLOSE_SHUTDOWN`], [`CLOSE_REFUSED`], [`CLOSE_BROKEN_STREAM`]).
+        code: u32,
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// What the driver knows of a connection's path when the protocol sends on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Path {
+    /// Largest unreliable message the path takes now (0 while unknown: nothing goes).
+    pub max_datagram: usize,
+    /// The transport's smoothed round trip, for the first resend delay (the protocol
+    /// measures its own from acknowledgements after that).
+    pub rtt: Duration,
+    /// Bytes of state datagrams the transport takes this tick (see
+    /// [`Config::budget_bytes_per_tick`], which bounds it too).
+    pub budget: usize,
+}
+
+/// An orderly close: the session shut down, or the peer left.
+pub const CLOSE_SHUTDOWN: u32 = 0;
+/// The host refused the join.
+pub const CLOSE_REFUSED: u32 = 1;
+/// The peer broke the protocol (a malformed reliable message, a broken compression stream):
+/// every later message of that stream would be lost, so the connection ends rather than
+/// diverging silently.
+pub const CLOSE_BROKEN_STREAM: u32 = 2;
+
+/// A goodbye on the unreliable channel: one byte no state datagram (codec formats 0..=2)
+/// or pose packet (0x80..) starts with. A peer that is leaving repeats it until answered
+/// by a close ([`Host::goodbye`], [`Client::goodbye`]); where a lone close can be lost on a
+/// lossy path, one of many goodbyes arrives.
+pub const GOODBYE_DATAGRAM: [u8; 1] = [0x7F];
+
+/// Longest join request accepted before admission.
+pub const MAX_JOIN_REQUEST: usize = 4096;
+/// Longest answer to a join request a client reads: a refusal carrying every component
+/// type of the host's registry, at most.
+pub const MAX_JOIN_ANSWER: usize = crate::registry::MAX_COMPONENT_TYPES
+    * (crate::wire::size::DESCRIPTOR_BASE + crate::registry::MAX_NAME_BYTES)
+    + 8192;
+
+/// The protocol's settings (the driver's own, such as timeouts and sockets, are its own).
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Bytes of state datagrams each peer may receive per tick.
+    pub budget_bytes_per_tick: usize,
+    /// Snapshot chunk bound for late joiners.
+    pub max_chunk_bytes: usize,
+    /// How long the host keeps a dropped client's state for it to resume.
+    pub resume_grace: Duration,
+    /// XR pose streams: volume, send-rate cap, jitter buffers.
+    pub poses: PoseConfig,
+    /// Codec and decompression bound per message kind (see [`compression`]).
+    pub codec: CodecConfig,
+    /// Host: samples of a kind (using a dictionary codec) recorded before its first
+    /// dictionary is trained automatically; 0 trains only on demand.
+    pub train_after_samples: u64,
+    /// Host: size asked of the dictionary trainer, in bytes.
+    pub dictionary_bytes: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            budget_bytes_per_tick: 256 * 1024,
+            max_chunk_bytes: DEFAULT_MAX_CHUNK_BYTES,
+            resume_grace: Duration::from_secs(30),
+            poses: PoseConfig::default(),
+            codec: CodecConfig::default(),
+            train_after_samples: 512,
+            dictionary_bytes: 16 << 10,
+        }
+    }
+}
+
+/// Whether an unreliable message belongs to the pose channel (first byte `0x80..=0xFF`,
+/// see [`crate::xr::stream`]) rather than to replication.
+fn is_pose_datagram(bytes: &[u8]) -> bool {
+    bytes
+        .first()
+        .is_some_and(|b| b & crate::xr::stream::POSE_PACKET_TAG != 0)
+}

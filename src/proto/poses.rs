@@ -298,8 +298,9 @@ pub(crate) enum Inbound {
     Nothing,
 }
 
-/// All pose state of a session.
-pub(crate) struct PoseHub {
+/// All pose state of a session: this peer's devices (pushed by the engine, streamed to
+/// the peers) and the other peers' (received, jitter-buffered, sampled for rendering).
+pub struct PoseHub {
     config: PoseConfig,
     /// The session clock's origin; local time = elapsed + `xr_offset`.
     epoch: Instant,
@@ -336,13 +337,9 @@ impl PoseHub {
         }
     }
 
-    pub(crate) fn config(&self) -> &PoseConfig {
-        &self.config
-    }
-
     /// Local time in nanoseconds (the engine's `XrTime` once [`PoseHub::set_xr_time`] was
     /// called) at `at`.
-    pub(crate) fn local_ns(&self, at: Instant) -> i64 {
+    pub fn local_ns(&self, at: Instant) -> i64 {
         let elapsed = at.saturating_duration_since(self.epoch).as_nanos();
         i64::try_from(elapsed)
             .unwrap_or(i64::MAX)
@@ -350,7 +347,7 @@ impl PoseHub {
     }
 
     /// Declares that the engine's `XrTime` is `xr_now` at `now`.
-    pub(crate) fn set_xr_time(&mut self, xr_now: i64, now: Instant) {
+    pub fn set_xr_time(&mut self, xr_now: i64, now: Instant) {
         let elapsed =
             i64::try_from(now.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(i64::MAX);
         self.xr_offset = xr_now.saturating_sub(elapsed);
@@ -363,11 +360,7 @@ impl PoseHub {
 
     /// Stores a local device's sample (times in local time; the session converts them to
     /// the host's clock when it sends).
-    pub(crate) fn push(
-        &mut self,
-        device: Device,
-        sample: &PoseSample,
-    ) -> Result<(), PosePushError> {
+    pub fn push(&mut self, device: Device, sample: &PoseSample) -> Result<(), PosePushError> {
         let sample = validate_sample(sample)?;
         if let Some(&last) = self.pushed.get(&device) {
             if sample.time < last {
@@ -392,7 +385,7 @@ impl PoseHub {
     }
 
     /// Stores a local controller's state.
-    pub(crate) fn push_controller(
+    pub fn push_controller(
         &mut self,
         device: Device,
         state: &ControllerState,
@@ -411,12 +404,7 @@ impl PoseHub {
     }
 
     /// Renders a remote device for local display time `display_ns`.
-    pub(crate) fn sample(
-        &mut self,
-        peer: PeerId,
-        device: Device,
-        display_ns: i64,
-    ) -> Option<Sampled> {
+    pub fn sample(&mut self, peer: PeerId, device: Device, display_ns: i64) -> Option<Sampled> {
         self.remote
             .get_mut(&(peer, device))?
             .buffer
@@ -424,13 +412,13 @@ impl PoseHub {
     }
 
     /// The newest controller state of a remote device.
-    pub(crate) fn controller(&self, peer: PeerId, device: Device) -> Option<ControllerState> {
+    pub fn controller(&self, peer: PeerId, device: Device) -> Option<ControllerState> {
         let (_, c) = self.remote.get(&(peer, device))?.controller?;
         Some(c.state())
     }
 
     /// Remote devices known, as (peer, device).
-    pub(crate) fn remote_devices(&self) -> Vec<(PeerId, Device)> {
+    pub fn remote_devices(&self) -> Vec<(PeerId, Device)> {
         let mut v: Vec<_> = self.remote.keys().copied().collect();
         v.sort();
         v

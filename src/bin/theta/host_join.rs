@@ -167,9 +167,10 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
             match event {
                 SessionEvent::PeerJoined { peer } => println!("peer {peer} joined"),
                 SessionEvent::PeerLeft { peer, reason } => println!("peer {peer} left: {reason}"),
-                SessionEvent::JoinRefused { from, reason } => {
-                    println!("refused a join from {from}: {reason}")
-                }
+                SessionEvent::JoinRefused { from, reason } => match from {
+                    Some(from) => println!("refused a join from {from}: {reason}"),
+                    None => println!("refused a join: {reason}"),
+                },
                 _ => {}
             }
         }

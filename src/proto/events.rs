@@ -1,0 +1,170 @@
+//! What the protocol tells its driver and the engine: events, the figures of a session,
+//! and the outputs a driver carries out (bytes to send, connections to open up or close).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use super::compression::{ComponentWire, KindDiagnostics};
+use super::outbox::OutboxStats;
+use super::poses::PoseLinkStats;
+use crate::registry::ComponentId;
+use crate::replica::EventKind;
+use crate::world::{EntityId, PeerId};
+
+#[cfg(doc)]
+use super::{Client, Host};
+#[cfg(doc)]
+use crate::wire::codec::MessageKind;
+
+/// Why a client's connection to its host ended, as a kind an engine can act on (the
+/// event's text says more).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DisconnectCause {
+    /// The host refused the join (token expired, forged or used, registry mismatch, ...):
+    /// joining again needs a fresh token or another build.
+    Refused = 1,
+    /// Nothing answered at the address, or the address is unusable.
+    Unreachable = 2,
+    /// The host's certificate did not match the pinned fingerprint or the CA roots.
+    Certificate = 3,
+    /// The connection went silent past the idle timeout, the host did not answer the
+    /// join request in time, or it was too busy admitting other connections to take this
+    /// one: worth resuming (or joining again).
+    TimedOut = 4,
+    /// The host closed the connection (it shut down).
+    HostClosed = 5,
+    /// The host broke the protocol (a malformed answer, a broken compression stream).
+    Protocol = 6,
+    /// This side closed it.
+    Local = 7,
+}
+
+/// Something the engine should know (`Session::poll_events`, [`Host::poll_event`],
+/// [`Client::poll_event`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// A change to the replicated state (clients).
+    Replica {
+        /// What happened.
+        kind: EventKind,
+        /// The entity.
+        entity: EntityId,
+        /// The component, for inserts, updates and removes.
+        component: ComponentId,
+        /// Host tick of the change.
+        tick: u64,
+        /// The value, for inserts and updates.
+        data: Vec<u8>,
+    },
+    /// The host admitted this client as `peer`.
+    Joined {
+        /// This client's peer id.
+        peer: PeerId,
+    },
+    /// A client joined or resumed: on the host, one of its clients; on a client, another
+    /// client of the same host (a newly admitted client hears of every client already
+    /// there).
+    PeerJoined {
+        /// Its peer id.
+        peer: PeerId,
+    },
+    /// The host refused a connection's join request (host); nothing was allocated for it.
+    JoinRefused {
+        /// Where the request came from, when the transport knows.
+        from: Option<SocketAddr>,
+        /// Which check failed.
+        reason: String,
+    },
+    /// A client left or was lost: on the host, one of its clients; on a client, another
+    /// client of the same host (its avatar's devices are forgotten).
+    PeerLeft {
+        /// Its peer id.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+    /// The connection to the host ended or was refused (client).
+    Disconnected {
+        /// Why, in words: a refusal names the failed check.
+        reason: String,
+        /// Why, as a kind an engine can act on.
+        cause: DisconnectCause,
+    },
+    /// A write to an entity the writer does not own was refused and not applied: on the
+    /// host, `peer` is the offending client; on that client, its own id.
+    WriteRejected {
+        /// The writer.
+        peer: PeerId,
+        /// The entity.
+        entity: EntityId,
+        /// The component (0 for a spawn or despawn).
+        component: ComponentId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Figures of one connection: the protocol's, and the transport's where a driver fills
+/// them in (round trip, wire bytes and packets; zero without one).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PeerDiagnostics {
+    /// The peer.
+    pub peer: PeerId,
+    /// Smoothed round-trip time.
+    pub rtt: Duration,
+    /// UDP bytes sent, headers of QUIC included.
+    pub wire_bytes_sent: u64,
+    /// UDP bytes received.
+    pub wire_bytes_received: u64,
+    /// UDP datagrams sent.
+    pub packets_sent: u64,
+    /// UDP datagrams received.
+    pub packets_received: u64,
+    /// QUIC packets the connection counted as lost.
+    pub packets_lost: u64,
+    /// Payload bytes of state datagrams and stream messages sent.
+    pub payload_bytes_sent: u64,
+    /// Payload bytes received.
+    pub payload_bytes_received: u64,
+    /// Encoded snapshot bytes sent (host) or received (client).
+    pub snapshot_bytes: u64,
+    /// State datagram counters (host side).
+    pub outbox: OutboxStats,
+    /// Keys waiting for an acknowledgement (host side).
+    pub pending_keys: u64,
+    /// Writes of this peer refused (not the owner).
+    pub writes_rejected: u64,
+    /// State datagrams or frames from this peer that failed validation.
+    pub malformed: u64,
+    /// The XR pose stream with this peer.
+    pub poses: PoseLinkStats,
+    /// Client: the host's clock minus this one's, as applied to pose times (0 on the host).
+    pub clock_offset_ns: i64,
+    /// Client: the fastest clock round trip measured.
+    pub clock_rtt: Duration,
+}
+
+/// Figures of a session.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SessionDiagnostics {
+    /// The current tick (host) or newest host tick applied (client).
+    pub tick: u64,
+    /// Live entities.
+    pub entities: u64,
+    /// Stored values.
+    pub components: u64,
+    /// One entry per connection.
+    pub peers: Vec<PeerDiagnostics>,
+    /// State datagrams dropped because the inbound queue was full.
+    pub inbound_dropped: u64,
+    /// Join requests the host refused.
+    pub joins_refused: u64,
+    /// Compression per message kind, in [`MessageKind::ALL`] order.
+    pub compression: Vec<KindDiagnostics>,
+    /// Per component type, the value bytes this side sent and the wire bytes they cost,
+    /// in registry order (see `net::compression` for the method).
+    pub component_wire: Vec<ComponentWire>,
+    /// Wire bytes of frames without values (acknowledgements, spawns, despawns, removals).
+    pub unattributed_wire_bytes: u64,
+}

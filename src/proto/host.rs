@@ -1,0 +1,768 @@
+//! The host's side of the protocol: the authoritative world, admission, one [`Link`] per
+//! admitted client, its writes under the host's authority, resume, dictionaries, and the
+//! relay of poses. Pure: see the module documentation of [`crate::proto`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+
+use super::admission::{Admission, Admitted};
+use super::compression::{
+    control_message, max_stream_message, message_values, split_stream_message, Compression,
+    StreamKind, TrainError, TrainingDone, TrainingJob,
+};
+use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
+use super::link::{Link, Outputs};
+use super::outbox::{Key, Outbox};
+use super::poses::{PoseHub, PoseLink};
+use super::rng::TokenRng;
+use super::token::JoinSecret;
+use super::{
+    is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_REFUSED, CLOSE_SHUTDOWN,
+    GOODBYE_DATAGRAM,
+};
+use crate::registry::ComponentId;
+use crate::replica::check_frame;
+use crate::wire::codec::MessageKind;
+use crate::wire::{self, fb, Acceptance, Encoder, Message};
+use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
+use crate::xr::QuantizeError;
+
+/// Write rejections reported to a client per frame; more are only counted.
+const REJECTIONS_REPORTED: usize = 16;
+
+/// A connected client.
+struct PeerLink {
+    link: Link,
+    /// Per key, the client tick of the newest write of it applied (latest wins, as the
+    /// client's datagrams may come in any order).
+    client_ticks: FxHashMap<Key, u64>,
+    /// Client tick at which each of its entities was despawned: a write from before that
+    /// arriving late must not bring the entity back.
+    despawned_at: FxHashMap<EntityId, u64>,
+    /// Token the client presents to resume this state after a dropped connection.
+    resume: [u8; 16],
+}
+
+/// A dropped client's state, kept for it to resume: changes keep being marked in its
+/// outbox, so on resume it is sent exactly what it lacks.
+struct Parked {
+    client: PeerLink,
+    since: Instant,
+}
+
+/// Why a [`Host`] could not start, with the world it was given.
+pub struct HostConfigError {
+    /// What is wrong.
+    pub error: QuantizeError,
+    /// The world, handed back.
+    pub world: Box<World>,
+}
+
+/// The host's protocol endpoint. See the module documentation.
+pub struct Host {
+    world: World,
+    config: Config,
+    host_peer: PeerId,
+    admission: Admission,
+    /// Longest reliable message an admitted client may send.
+    stream_bound: usize,
+    peers: BTreeMap<PeerId, PeerLink>,
+    /// Which admitted client each connection carries.
+    conns: FxHashMap<ConnId, PeerId>,
+    /// Changes up to this tick are marked in every outbox.
+    marked: u64,
+    /// Per client, above the highest entity counter it ever used (across connections).
+    next_counters: FxHashMap<PeerId, u64>,
+    /// Dropped clients that may resume.
+    parked: FxHashMap<PeerId, Parked>,
+    /// Join requests refused.
+    joins_refused: u64,
+    /// Codecs, dictionaries (trained here) and their figures.
+    compression: Compression,
+    poses: PoseHub,
+    rng: TokenRng,
+    encoder: Encoder,
+    events: VecDeque<SessionEvent>,
+    out: Outputs,
+}
+
+impl Host {
+    /// A host of `world` (the authoritative state) admitting clients whose join tokens
+    /// were minted with `secret`. `now` starts the session clock; `seed` makes its resume
+    /// tokens (give it 32 unguessable bytes, or a fixed seed to replay a simulation).
+    pub fn new(
+        world: World,
+        secret: JoinSecret,
+        config: Config,
+        now: Instant,
+        seed: [u8; 32],
+    ) -> Result<Host, HostConfigError> {
+        if let Err(error) = config.poses.volume.validate() {
+            return Err(HostConfigError {
+                error,
+                world: Box::new(world),
+            });
+        }
+        // Decoding is bounded by what this session really sends with this registry.
+        let codec = config
+            .codec
+            .bounded_for(world.registry(), config.max_chunk_bytes);
+        let host_peer = world.config().local_peer;
+        Ok(Host {
+            admission: Admission::new(secret, world.registry(), host_peer),
+            stream_bound: max_stream_message(&codec),
+            marked: world.tick(),
+            compression: Compression::new(
+                codec,
+                Some((config.train_after_samples, config.dictionary_bytes)),
+            ),
+            poses: PoseHub::new(config.poses, now),
+            world,
+            config,
+            host_peer,
+            peers: BTreeMap::new(),
+            conns: FxHashMap::default(),
+            next_counters: FxHashMap::default(),
+            parked: FxHashMap::default(),
+            joins_refused: 0,
+            rng: TokenRng::new(seed),
+            encoder: Encoder::new(),
+            events: VecDeque::new(),
+            out: VecDeque::new(),
+        })
+    }
+
+    /// The authoritative world.
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    /// The authoritative world, to write (changes go to the clients from the next
+    /// [`Host::tick`]).
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// This host's peer id.
+    pub fn peer(&self) -> PeerId {
+        self.host_peer
+    }
+
+    fn check_owned(&self, entity: EntityId) -> Result<(), WorldError> {
+        if entity.creator() == self.host_peer {
+            Ok(())
+        } else {
+            Err(WorldError::NotOwner {
+                entity,
+                peer: self.host_peer,
+            })
+        }
+    }
+
+    /// Creates an entity in the host's id range.
+    pub fn spawn(&mut self) -> Result<EntityId, WorldError> {
+        self.world.spawn()
+    }
+
+    /// Writes a value of an entity the host owns; a client's entity is
+    /// `WorldError::NotOwner` (only its client writes it).
+    pub fn set(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        bytes: &[u8],
+    ) -> Result<Change, WorldError> {
+        self.check_owned(entity)?;
+        self.world.set(entity, component, bytes)
+    }
+
+    /// Removes a component from an entity the host owns.
+    pub fn remove(&mut self, entity: EntityId, component: ComponentId) -> Result<bool, WorldError> {
+        self.check_owned(entity)?;
+        self.world.remove(entity, component)
+    }
+
+    /// Destroys an entity the host owns.
+    pub fn despawn(&mut self, entity: EntityId) -> Result<(), WorldError> {
+        self.check_owned(entity)?;
+        self.world.despawn(entity)
+    }
+
+    /// The next output for the driver, oldest first.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
+    }
+
+    /// The next event for the engine, oldest first.
+    pub fn poll_event(&mut self) -> Option<SessionEvent> {
+        self.events.pop_front()
+    }
+
+    /// The first reliable message of a new connection, `request` (at most
+    /// [`super::MAX_JOIN_REQUEST`] bytes), arrived from `from` at `now` (`unix_now` in
+    /// seconds, for the token's expiry): admits the peer or refuses it. Admitted: an
+    /// [`Output::Admitted`], then the acceptance, the current dictionaries and the snapshot
+    /// (or, resumed, what the client lacks). Refused: the refusal, then an
+    /// [`Output::Close`], and a [`SessionEvent::JoinRefused`]; nothing is kept of it.
+    pub fn handle_join(
+        &mut self,
+        conn: ConnId,
+        from: Option<SocketAddr>,
+        now: Instant,
+        unix_now: u64,
+        request: &[u8],
+    ) {
+        match self.admission.check(request, unix_now) {
+            Ok(admitted) => self.admit(conn, admitted, now),
+            Err((reason, message)) => {
+                self.joins_refused += 1;
+                // Only a peer whose token checked out gets this far with a registry
+                // mismatch: it is told the host's types, to name what differs.
+                let types = match reason {
+                    fb::RefuseReason::RegistryMismatch => &self.admission.types[..],
+                    _ => &[],
+                };
+                let refusal = self
+                    .encoder
+                    .join_refused_with_types(reason, &message, types);
+                self.out.push_back(Output::Send {
+                    conn,
+                    channel: Channel::Reliable,
+                    bytes: refusal,
+                });
+                self.out.push_back(Output::Close {
+                    conn,
+                    code: CLOSE_REFUSED,
+                    reason: message.clone(),
+                });
+                self.events.push_back(SessionEvent::JoinRefused {
+                    from,
+                    reason: message,
+                });
+            }
+        }
+    }
+
+    fn admit(&mut self, conn: ConnId, admitted: Admitted, now: Instant) {
+        let Admitted { peer, resumed } = admitted;
+        self.out.push_back(Output::Admitted {
+            conn,
+            read_bound: self.stream_bound,
+            paced: true,
+        });
+        let volume = self.config.poses.volume;
+        let mut link = Link::new(conn, peer, PoseLink::new(peer, volume, false, now));
+        let resume = self.rng.token();
+        let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
+        let (mut client, snapshot) = match self.parked.remove(&peer) {
+            // Resumed: the parked outbox holds exactly what the client lacks.
+            Some(parked) if resumed => {
+                let mut client = parked.client;
+                client.link.outbox.forget_in_flight();
+                link.outbox = std::mem::take(&mut client.link.outbox);
+                link.received = std::mem::take(&mut client.link.received);
+                client.link = link;
+                (client, None)
+            }
+            _ => (
+                PeerLink {
+                    link,
+                    client_ticks: FxHashMap::default(),
+                    despawned_at: FxHashMap::default(),
+                    resume,
+                },
+                Some(self.world.snapshot(self.config.max_chunk_bytes)),
+            ),
+        };
+        // The acceptance (bare), the newest dictionary of each kind, then the snapshot
+        // chunks (which may use them: the channel keeps the order).
+        let link = &mut client.link;
+        let accepted = self.encoder.join_accepted(&Acceptance {
+            peer,
+            host_peer: self.host_peer,
+            tick: snapshot.as_ref().map_or(self.world.tick(), |s| s.tick),
+            snapshot_chunks: snapshot.as_ref().map_or(0, |s| s.chunks.len() as u32),
+            next_counter,
+            resume: &resume,
+            resumed: snapshot.is_none(),
+            max_chunk_bytes: u32::try_from(self.config.max_chunk_bytes).unwrap_or(u32::MAX),
+        });
+        link.send_reliable(accepted, &mut self.out);
+        for message in self.compression.welcome(&mut link.dicts, &mut self.encoder) {
+            link.send_reliable(message, &mut self.out);
+        }
+        for chunk in snapshot.map(|s| s.chunks).unwrap_or_default() {
+            link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
+            let values = message_values(&chunk.bytes);
+            link.queue(
+                MessageKind::SnapshotChunk,
+                &chunk.bytes,
+                &values,
+                &mut self.compression,
+                now,
+                &mut self.out,
+            );
+        }
+        client.resume = resume;
+        // The newcomer learns who is here; the others learn of it.
+        let joined = control_message(&self.encoder.peer_joined(peer));
+        for (&other, connected) in &mut self.peers {
+            connected.link.send_reliable(joined.clone(), &mut self.out);
+            let present = control_message(&self.encoder.peer_joined(other));
+            client.link.send_reliable(present, &mut self.out);
+        }
+        self.poses.welcome(peer);
+        self.conns.insert(conn, peer);
+        self.peers.insert(peer, client);
+        self.events.push_back(SessionEvent::PeerJoined { peer });
+    }
+
+    /// A message that arrived on `conn`'s unreliable channel at `arrival` (`now` is the
+    /// time it is handled). Nothing happens for a connection not admitted.
+    pub fn handle_datagram(&mut self, conn: ConnId, arrival: Instant, now: Instant, bytes: &[u8]) {
+        let Some(&peer) = self.conns.get(&conn) else {
+            return;
+        };
+        if bytes == GOODBYE_DATAGRAM {
+            self.out.push_back(Output::Close {
+                conn,
+                code: CLOSE_SHUTDOWN,
+                reason: CLIENT_LEFT.to_owned(),
+            });
+            self.handle_closed(conn, now, CLIENT_LEFT.to_owned());
+            return;
+        }
+        let Some(client) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        if is_pose_datagram(bytes) {
+            client
+                .link
+                .receive_poses(&mut self.poses, bytes, arrival, now, true, &mut self.out);
+            return;
+        }
+        let Some(message) = client.link.open_datagram(bytes, &mut self.compression) else {
+            return;
+        };
+        if let Some(frame) = client.link.receive(&message, now) {
+            let counter = self.next_counters.entry(peer).or_insert(1);
+            let mut writes = ClientWrites {
+                world: &mut self.world,
+                client,
+                peer,
+                next_counter: counter,
+                encoder: &mut self.encoder,
+                events: &mut self.events,
+                out: &mut self.out,
+            };
+            writes.apply(frame);
+        }
+    }
+
+    /// A message that arrived on `conn`'s reliable channel, after its join request.
+    pub fn handle_stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
+        let _ = now;
+        let Some(&peer) = self.conns.get(&conn) else {
+            return;
+        };
+        let Some(client) = self.peers.get_mut(&peer) else {
+            return;
+        };
+        client.link.diagnostics.payload_bytes_received += bytes.len() as u64;
+        let message = match split_stream_message(bytes) {
+            Some((StreamKind::Control, frame)) => Compression::decode_control(frame),
+            // A value too large for a datagram, in a delta frame.
+            Some((StreamKind::DeltaFrame, frame)) => {
+                let streams = &mut client.link.streams;
+                match self
+                    .compression
+                    .decode_stream(MessageKind::DeltaFrame, frame, streams)
+                {
+                    Ok(message) => Ok(message),
+                    // Counted by the codec, per kind and cause.
+                    Err(e) => {
+                        client.link.close_if_stream_broken(frame, &e, &mut self.out);
+                        return;
+                    }
+                }
+            }
+            // Clients send no snapshots; anything else is not a stream message.
+            Some((StreamKind::SnapshotChunk, _)) | None => {
+                client.link.diagnostics.malformed += 1;
+                return;
+            }
+        };
+        match message.as_deref().map(wire::decode) {
+            Ok(Ok(Message::DictionaryAck(ack))) => {
+                client.link.dicts.acknowledge(ack.id());
+            }
+            Ok(Ok(Message::DeltaFrame(frame))) => {
+                let counter = self.next_counters.entry(peer).or_insert(1);
+                let mut writes = ClientWrites {
+                    world: &mut self.world,
+                    client,
+                    peer,
+                    next_counter: counter,
+                    encoder: &mut self.encoder,
+                    events: &mut self.events,
+                    out: &mut self.out,
+                };
+                writes.apply(frame);
+            }
+            _ => client.link.diagnostics.malformed += 1,
+        }
+    }
+
+    /// `conn` ended (`reason` in words): its client is parked for
+    /// [`Config::resume_grace`], may resume in that time, and the others hear it left.
+    pub fn handle_closed(&mut self, conn: ConnId, now: Instant, reason: String) {
+        let Some(peer) = self.conns.remove(&conn) else {
+            return;
+        };
+        self.poses.forget(peer);
+        if let Some(client) = self.peers.remove(&peer) {
+            let notice = control_message(&self.encoder.peer_left(peer, &reason));
+            for other in self.peers.values_mut() {
+                other.link.send_reliable(notice.clone(), &mut self.out);
+            }
+            self.events
+                .push_back(SessionEvent::PeerLeft { peer, reason });
+            // Kept for the client to resume within the grace period.
+            self.admission.left(peer, client.resume);
+            self.parked.insert(peer, Parked { client, since: now });
+        }
+    }
+
+    /// One tick at `now`: sends every client what changed (within `path`'s and the
+    /// configured budget), installs and announces dictionaries, relays poses, forgets the
+    /// parked clients whose grace ended, and closes the world's tick.
+    pub fn tick(&mut self, now: Instant, mut path: impl FnMut(ConnId) -> Path) {
+        self.mark_changes(now);
+        self.update_dictionaries(now);
+        let budget = self.config.budget_bytes_per_tick;
+        for client in self.peers.values_mut() {
+            let path = path(client.link.conn);
+            client.link.send(
+                &self.world,
+                self.marked,
+                now,
+                path,
+                budget,
+                &mut self.encoder,
+                &mut self.compression,
+                &mut self.out,
+            );
+            client.link.send_poses(
+                &mut self.poses,
+                self.host_peer,
+                now,
+                true,
+                path,
+                &mut self.out,
+            );
+        }
+        let grace = self.config.resume_grace;
+        let expired: Vec<PeerId> = self
+            .parked
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.since) > grace)
+            .map(|(&peer, _)| peer)
+            .collect();
+        for peer in expired {
+            self.parked.remove(&peer);
+            self.admission.forget(peer);
+        }
+        self.world.advance();
+    }
+
+    /// Marks what changed since the last tick in every client's outbox (parked ones
+    /// too, so that a resume sends exactly what is missing).
+    fn mark_changes(&mut self, now: Instant) {
+        match self.world.delta_since(self.marked) {
+            Ok(delta) => {
+                let parked = self
+                    .parked
+                    .iter_mut()
+                    .map(|(peer, p)| (peer, &mut p.client));
+                for (&peer, client) in self.peers.iter_mut().chain(parked) {
+                    // A client's own entities are not echoed back to it.
+                    client
+                        .link
+                        .outbox
+                        .mark_delta(&delta, |e| e.creator() == peer);
+                }
+                self.marked = delta.tick;
+            }
+            Err(_) => {
+                // History lost (the engine did not tick for a long time): every peer gets
+                // a fresh snapshot, which also removes what it should no longer hold.
+                let snapshot = self.world.snapshot(self.config.max_chunk_bytes);
+                let chunks: Vec<_> = snapshot
+                    .chunks
+                    .iter()
+                    .map(|c| (&c.bytes, message_values(&c.bytes)))
+                    .collect();
+                for client in self.peers.values_mut() {
+                    client.link.outbox = Outbox::default();
+                    for (bytes, values) in &chunks {
+                        client.link.queue(
+                            MessageKind::SnapshotChunk,
+                            bytes,
+                            values,
+                            &mut self.compression,
+                            now,
+                            &mut self.out,
+                        );
+                    }
+                }
+                self.marked = snapshot.tick;
+            }
+        }
+    }
+
+    /// Starts the dictionary trainings due; announces the dictionaries installed to every
+    /// client; retires the old ones every client has moved on from, telling the clients.
+    fn update_dictionaries(&mut self, now: Instant) {
+        self.compression.start_due_trainings();
+        let rtt = self
+            .peers
+            .values()
+            .map(|p| p.link.outbox.resend_after(std::time::Duration::ZERO))
+            .max()
+            .unwrap_or_default();
+        let grace = rtt * 3 + std::time::Duration::from_millis(100);
+        let retired =
+            self.compression
+                .retire(self.peers.values().map(|p| &p.link.dicts), now, grace);
+        if retired.is_empty() {
+            return;
+        }
+        let message = control_message(&self.encoder.dictionary_retire(&retired));
+        for client in self.peers.values_mut() {
+            if Compression::forget_in(&mut client.link.dicts, &retired) {
+                client.link.send_reliable(message.clone(), &mut self.out);
+            }
+        }
+        for parked in self.parked.values_mut() {
+            Compression::forget_in(&mut parked.client.link.dicts, &retired);
+        }
+    }
+
+    /// Starts training a dictionary for `kind` from the messages of that kind recorded so
+    /// far; the work comes out of [`Host::take_training_jobs`]. Returns the id it will
+    /// have. Refused for a kind whose codec is not
+    /// [`crate::wire::codec::CodecChoice::ZstdDict`], while a training of the kind runs,
+    /// or with too few samples.
+    pub fn train_dictionary(&mut self, kind: MessageKind) -> Result<u32, TrainError> {
+        self.compression.train(kind)
+    }
+
+    /// The dictionary trainings started (on demand or automatically), for the driver to
+    /// run off the engine thread and hand back to [`Host::finish_training`].
+    pub fn take_training_jobs(&mut self) -> Vec<TrainingJob> {
+        self.compression.take_training_jobs()
+    }
+
+    /// Installs a finished training and sends the dictionary to every client (which uses
+    /// it once it acknowledged it).
+    pub fn finish_training(&mut self, done: TrainingDone) {
+        let Some((kind, id)) = self.compression.finish_training(done) else {
+            return;
+        };
+        if let Some(message) = self.compression.announce(kind, id, &mut self.encoder) {
+            for client in self.peers.values_mut() {
+                client.link.dicts.mark_sent(id);
+                client.link.send_reliable(message.clone(), &mut self.out);
+            }
+        }
+    }
+
+    /// Says goodbye to every client on its unreliable channel (see
+    /// [`GOODBYE_DATAGRAM`]); a driver that shuts down repeats it until each answered.
+    pub fn goodbye(&mut self) {
+        for client in self.peers.values_mut() {
+            client
+                .link
+                .send_unreliable(GOODBYE_DATAGRAM.to_vec(), &mut self.out);
+        }
+    }
+
+    /// The connections of admitted clients, with their peers.
+    pub fn connections(&self) -> impl Iterator<Item = (ConnId, PeerId)> + '_ {
+        self.peers.iter().map(|(&peer, p)| (p.link.conn, peer))
+    }
+
+    /// The protocol's figures (a driver adds its transport's to each peer's).
+    pub fn diagnostics(&self) -> SessionDiagnostics {
+        let stats = self.world.stats();
+        let (compression, component_wire, unattributed_wire_bytes) =
+            self.compression.diagnostics(self.world.registry());
+        SessionDiagnostics {
+            tick: self.world.tick(),
+            entities: stats.entities as u64,
+            components: stats.components as u64,
+            peers: self.peers.values().map(|p| p.link.diagnostics()).collect(),
+            joins_refused: self.joins_refused,
+            compression,
+            component_wire,
+            unattributed_wire_bytes,
+            ..SessionDiagnostics::default()
+        }
+    }
+
+    /// The protocol's figures of one client's connection.
+    pub fn peer_diagnostics(&self, peer: PeerId) -> Option<PeerDiagnostics> {
+        self.peers.get(&peer).map(|p| p.link.diagnostics())
+    }
+
+    /// The session's pose state: this host's devices, and the clients' to render.
+    pub fn poses(&self) -> &PoseHub {
+        &self.poses
+    }
+
+    /// The session's pose state, to push this host's devices and sample the clients'.
+    pub fn poses_mut(&mut self) -> &mut PoseHub {
+        &mut self.poses
+    }
+}
+
+/// How the host reports a client that said goodbye.
+pub const CLIENT_LEFT: &str = "client left";
+
+/// A client's frame applied to the host's world under the host's authority.
+struct ClientWrites<'a> {
+    world: &'a mut World,
+    client: &'a mut PeerLink,
+    peer: PeerId,
+    next_counter: &'a mut u64,
+    encoder: &'a mut Encoder,
+    events: &'a mut VecDeque<SessionEvent>,
+    out: &'a mut Outputs,
+}
+
+impl ClientWrites<'_> {
+    /// Applies a client's frame: checked whole first, as a replica checks one (a
+    /// malformed frame is dropped and counted), then per key if newer than what that
+    /// client wrote before, and only for entities the client created; other writes are
+    /// refused, counted and reported.
+    fn apply(&mut self, frame: fb::DeltaFrame<'_>) {
+        let checked = match check_frame(self.world.registry(), frame) {
+            // A client registers no types: a frame that brings one is not a client's.
+            Ok(checked) if checked.descriptors.is_empty() => checked,
+            _ => {
+                self.client.link.diagnostics.malformed += 1;
+                return;
+            }
+        };
+        let tick = checked.tick;
+        let mut rejected = 0usize;
+        for &entity in &checked.spawns {
+            if self.refuse_if_not_owner(entity, ComponentId(0), &mut rejected) {
+                continue;
+            }
+            if self.newer((ComponentId(0), entity), tick) {
+                self.ensure_alive(entity, tick);
+            }
+        }
+        for batch in &checked.batches {
+            let component = batch.component();
+            for entry in batch.iter() {
+                if self.refuse_if_not_owner(entry.entity, component, &mut rejected) {
+                    continue;
+                }
+                if self.newer((component, entry.entity), tick)
+                    && self.ensure_alive(entry.entity, tick)
+                {
+                    // Checked against the layout above; the entity is alive.
+                    let _ = self.world.set(entry.entity, component, entry.bytes);
+                }
+            }
+        }
+        for remove in &checked.removes {
+            for entity in remove.entities() {
+                if self.refuse_if_not_owner(entity, remove.component(), &mut rejected) {
+                    continue;
+                }
+                if self.newer((remove.component(), entity), tick) && self.world.is_alive(entity) {
+                    let _ = self.world.remove(entity, remove.component());
+                }
+            }
+        }
+        for &entity in &checked.despawns {
+            if self.refuse_if_not_owner(entity, ComponentId(0), &mut rejected) {
+                continue;
+            }
+            if self.newer((ComponentId(0), entity), tick) {
+                self.client.despawned_at.insert(entity, tick);
+                if self.world.is_alive(entity) {
+                    let _ = self.world.despawn(entity);
+                }
+            }
+        }
+    }
+
+    /// Refuses (counts, and reports the first few of a frame) a write to an entity this
+    /// client did not create; true when refused.
+    fn refuse_if_not_owner(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        rejected: &mut usize,
+    ) -> bool {
+        if entity.creator() == self.peer {
+            return false;
+        }
+        let reason = format!(
+            "entity {entity} belongs to peer {}, not to peer {}",
+            entity.creator(),
+            self.peer
+        );
+        self.client.link.diagnostics.writes_rejected += 1;
+        if *rejected < REJECTIONS_REPORTED {
+            let notice =
+                control_message(&self.encoder.write_rejected(entity.0, component.0, &reason));
+            self.client.link.send_reliable(notice, self.out);
+            self.events.push_back(SessionEvent::WriteRejected {
+                peer: self.peer,
+                entity,
+                component,
+                reason,
+            });
+        }
+        *rejected += 1;
+        true
+    }
+
+    /// Latest wins per key by client tick; records the tick when it does.
+    fn newer(&mut self, key: Key, tick: u64) -> bool {
+        match self.client.client_ticks.get(&key) {
+            Some(&seen) if seen >= tick => false,
+            _ => {
+                self.client.client_ticks.insert(key, tick);
+                true
+            }
+        }
+    }
+
+    /// An entity of this client that is not alive: spawned by this frame's tick unless
+    /// the client despawned it later.
+    fn ensure_alive(&mut self, entity: EntityId, tick: u64) -> bool {
+        if self.world.is_alive(entity) {
+            return true;
+        }
+        if self
+            .client
+            .despawned_at
+            .get(&entity)
+            .is_some_and(|&t| t >= tick)
+        {
+            return false;
+        }
+        self.world.spawn_with_id(entity, Stamp::Local);
+        *self.next_counter = (*self.next_counter).max(entity.counter() + 1);
+        true
+    }
+}

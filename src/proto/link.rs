@@ -1,0 +1,252 @@
+//! One connection as the protocol sees it: what the peer still needs (the outbox), what it
+//! sent (sequence numbers to acknowledge), its pose stream, the dictionaries it holds, the
+//! compression streams each way, and the figures.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::acks::ReceivedSeqs;
+use super::compression::{is_stream_frame, Compression, LinkStreams, PeerDicts};
+use super::events::PeerDiagnostics;
+use super::outbox::{Outbox, SendLimits};
+use super::poses::{Inbound, PoseHub, PoseLink};
+use super::{Channel, ConnId, Output, Path, CLOSE_BROKEN_STREAM};
+use crate::registry::ComponentId;
+use crate::wire::codec::{CodecError, MessageKind};
+use crate::wire::{self, fb, Encoder, Message};
+use crate::world::{PeerId, World};
+
+/// What the protocol hands its driver, in order.
+pub(crate) type Outputs = VecDeque<Output>;
+
+/// One end of a connection, as the protocol sees it.
+pub(crate) struct Link {
+    pub(crate) conn: ConnId,
+    pub(crate) outbox: Outbox,
+    /// The other side's datagrams received, to acknowledge.
+    pub(crate) received: ReceivedSeqs,
+    pub(crate) diagnostics: PeerDiagnostics,
+    pub(crate) poses: PoseLink,
+    /// The dictionaries the other side holds.
+    pub(crate) dicts: PeerDicts,
+    /// The delta-frame compression streams of this connection, each way.
+    pub(crate) streams: LinkStreams,
+}
+
+impl Link {
+    pub(crate) fn new(conn: ConnId, peer: PeerId, poses: PoseLink) -> Link {
+        Link {
+            conn,
+            poses,
+            outbox: Outbox::default(),
+            received: ReceivedSeqs::default(),
+            diagnostics: PeerDiagnostics {
+                peer,
+                ..PeerDiagnostics::default()
+            },
+            dicts: PeerDicts::default(),
+            streams: LinkStreams::default(),
+        }
+    }
+
+    /// Takes in a pose-channel datagram that arrived at `arrival`, answering a clock ping
+    /// (host).
+    pub(crate) fn receive_poses(
+        &mut self,
+        hub: &mut PoseHub,
+        bytes: &[u8],
+        arrival: Instant,
+        now: Instant,
+        relay: bool,
+        out: &mut Outputs,
+    ) {
+        self.diagnostics.payload_bytes_received += bytes.len() as u64;
+        if let Inbound::Reply(reply) = hub.receive(&mut self.poses, bytes, arrival, now, relay) {
+            self.send_unreliable(reply, out);
+        }
+    }
+
+    /// Sends this tick's pose datagrams (rate-capped by the hub).
+    pub(crate) fn send_poses(
+        &mut self,
+        hub: &mut PoseHub,
+        own: PeerId,
+        now: Instant,
+        relay: bool,
+        path: Path,
+        out: &mut Outputs,
+    ) {
+        for datagram in hub.flush(
+            &mut self.poses,
+            own,
+            now,
+            relay,
+            path.max_datagram,
+            path.rtt,
+        ) {
+            self.send_unreliable(datagram, out);
+        }
+    }
+
+    /// Ends the connection when `frame`, which failed to decode with `error`, belonged to
+    /// the peer's compression stream: the stream cannot recover (see
+    /// [`CLOSE_BROKEN_STREAM`]). Other frames are independent; their failures are only
+    /// counted.
+    pub(crate) fn close_if_stream_broken(
+        &mut self,
+        frame: &[u8],
+        error: &CodecError,
+        out: &mut Outputs,
+    ) {
+        if is_stream_frame(frame) {
+            out.push_back(Output::Close {
+                conn: self.conn,
+                code: CLOSE_BROKEN_STREAM,
+                reason: format!("compression stream broken: {error}"),
+            });
+        }
+    }
+
+    pub(crate) fn send_unreliable(&mut self, bytes: Vec<u8>, out: &mut Outputs) {
+        self.diagnostics.payload_bytes_sent += bytes.len() as u64;
+        out.push_back(Output::Send {
+            conn: self.conn,
+            channel: Channel::Unreliable,
+            bytes,
+        });
+    }
+
+    pub(crate) fn send_reliable(&mut self, bytes: Vec<u8>, out: &mut Outputs) {
+        self.diagnostics.payload_bytes_sent += bytes.len() as u64;
+        out.push_back(Output::Send {
+            conn: self.conn,
+            channel: Channel::Reliable,
+            bytes,
+        });
+    }
+
+    /// The protocol's figures of this connection (a driver adds its transport's).
+    pub(crate) fn diagnostics(&self) -> PeerDiagnostics {
+        let mut p = self.diagnostics;
+        p.outbox = self.outbox.stats;
+        p.pending_keys = self.outbox.pending() as u64;
+        p.poses = self.poses.stats;
+        p.clock_offset_ns = self.poses.clock_offset().unwrap_or(0);
+        p.clock_rtt = self.poses.clock_rtt().unwrap_or_default();
+        p
+    }
+
+    /// Opens a state datagram's codec envelope (bounded; a failure is counted per cause
+    /// by `compression` and the datagram dropped). Returns the state datagram message.
+    pub(crate) fn open_datagram(
+        &mut self,
+        bytes: &[u8],
+        compression: &mut Compression,
+    ) -> Option<Vec<u8>> {
+        self.diagnostics.payload_bytes_received += bytes.len() as u64;
+        match bytes.first().copied() {
+            // Codec envelope of a state datagram: 0 raw, 1 zstd, 2 zstd + dictionary.
+            // (0x80..=0xFF, pose packets, never reach here: see `is_pose_datagram`.)
+            Some(0..=2) => compression.decode(MessageKind::Datagram, bytes).ok(),
+            _ => {
+                self.diagnostics.malformed += 1;
+                None
+            }
+        }
+    }
+
+    /// Verifies a state datagram message, takes in its acks (at `now`) and returns its
+    /// frame when the datagram is new (not a duplicate).
+    pub(crate) fn receive<'a>(
+        &mut self,
+        message: &'a [u8],
+        now: Instant,
+    ) -> Option<fb::DeltaFrame<'a>> {
+        // A datagram that does not decode is dropped and counted: it changes nothing.
+        let Ok(Message::StateDatagram(datagram)) = wire::decode(message) else {
+            self.diagnostics.malformed += 1;
+            return None;
+        };
+        if let Some(acks) = datagram.acks() {
+            let ranges: Vec<(u64, u64)> = acks.iter().map(|r| (r.first(), r.last())).collect();
+            self.outbox.on_acks(&ranges, now);
+        }
+        let Some(frame) = datagram.frame() else {
+            // An acknowledgement alone carries nothing to acknowledge: answering it would
+            // make two idle peers acknowledge each other's acknowledgements forever. Its
+            // sequence number still closes the gap between the ranges around it.
+            self.received.insert_silently(datagram.seq());
+            return None;
+        };
+        if !self.received.insert(datagram.seq()) {
+            return None;
+        }
+        Some(frame)
+    }
+
+    /// Sends a snapshot chunk or delta frame on the reliable channel, in its codec
+    /// envelope.
+    pub(crate) fn queue(
+        &mut self,
+        kind: MessageKind,
+        message: &[u8],
+        values: &[(ComponentId, usize)],
+        compression: &mut Compression,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        let framed = compression.stream(kind, message, values, &self.dicts, &mut self.streams, now);
+        self.send_reliable(framed, out);
+    }
+
+    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each in
+    /// its codec envelope, within `budget` bytes and what `path` takes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send(
+        &mut self,
+        world: &World,
+        tick: u64,
+        now: Instant,
+        path: Path,
+        budget: usize,
+        encoder: &mut Encoder,
+        compression: &mut Compression,
+        out: &mut Outputs,
+    ) {
+        // One byte of every datagram is the envelope's format byte (a compressed frame is
+        // never larger than the raw one).
+        let limits = SendLimits {
+            max_datagram: path
+                .max_datagram
+                .min(compression.max_datagram())
+                .saturating_sub(1),
+            budget: budget.min(path.budget),
+            initial_resend: path.rtt.mul_f32(1.5) + Duration::from_millis(20),
+        };
+        if limits.max_datagram == 0 {
+            return;
+        }
+        let unacked = self.received.has_unacked();
+        let acks = self.received.to_send();
+        let mut built = self.outbox.build(world, tick, now, limits, &acks, encoder);
+        if built.datagrams.is_empty() && unacked {
+            built
+                .datagrams
+                .push((self.outbox.ack_only(&acks, encoder), Vec::new()));
+        }
+        for (datagram, values) in built.datagrams {
+            let framed = compression.datagram(&datagram, &values, &self.dicts, now);
+            self.send_unreliable(framed, out);
+        }
+        for (frame, values) in built.stream_frames {
+            self.queue(
+                MessageKind::DeltaFrame,
+                &frame,
+                &values,
+                compression,
+                now,
+                out,
+            );
+        }
+    }
+}
