@@ -135,7 +135,7 @@ case "$mode" in
       for f in "${shared[@]}"; do stage "target/$profile/$f" "$binaries/$platform_dir"; done
       stage "target/$profile/$static" "$binaries/$platform_dir/Static"
     fi
-    cp "$notes" "$binaries/$platform_dir/Static/native-static-libs.txt"
+    cat "$notes" > "$binaries/$platform_dir/Static/native-static-libs.txt"
     rm -f "$notes"
     echo "static link needs: $(cat "$binaries/$platform_dir/Static/native-static-libs.txt")" ;;
 esac

@@ -29,10 +29,8 @@ fn valgrind_available() -> bool {
 
 /// Compiles `bindings/unreal/tests/frames_test.cpp` with `std` and returns the binary.
 fn build(std: &str) -> PathBuf {
-    let binary = std::env::temp_dir().join(format!(
-        "theta-unreal-frames-{std}-{}",
-        std::process::id()
-    ));
+    let binary =
+        std::env::temp_dir().join(format!("theta-unreal-frames-{std}-{}", std::process::id()));
     let output = Command::new("c++")
         .arg(format!("-std={std}"))
         .args(["-fno-exceptions", "-fno-rtti"])
@@ -107,7 +105,10 @@ fn unreal_engine_free_headers_build_as_cpp20() {
 fn unreal_engine_free_headers_include_no_engine_header() {
     for name in ["ThetaNetFrames.h", "ThetaNetText.h"] {
         let text = std::fs::read_to_string(public_headers().join(name)).unwrap();
-        for line in text.lines().filter(|l| l.trim_start().starts_with("#include")) {
+        for line in text
+            .lines()
+            .filter(|l| l.trim_start().starts_with("#include"))
+        {
             let allowed = line.contains('<') || line.contains("\"theta.h\"");
             assert!(allowed, "{name} must stay engine-free: {line}");
         }
