@@ -11,8 +11,8 @@ public class ThetaNet : ModuleRules
 		bEnableExceptions = false;
 		bUseRTTI = false;
 
-		PublicDependencyModuleNames.AddRange(new string[] { "Core", "CoreUObject", "Engine", "ThetaNetLibrary" });
-		PrivateDependencyModuleNames.AddRange(new string[] { "Projects", "DeveloperSettings", "HeadMountedDisplay" });
+		PublicDependencyModuleNames.AddRange(new string[] { "Core", "CoreUObject", "Engine", "DeveloperSettings", "ThetaNetLibrary" });
+		PrivateDependencyModuleNames.AddRange(new string[] { "Projects", "HeadMountedDisplay" });
 
 		// OpenXR's display time on the platforms its plugin runs on; elsewhere pose times are
 		// the session's own clock.

@@ -81,9 +81,9 @@ FString SharedLibraryPath()
 	return FPaths::Combine(Root, TEXT("Win64"), TEXT("theta_net.dll"));
 #elif PLATFORM_MAC
 	return FPaths::Combine(Root, TEXT("Mac"), TEXT("libtheta_net.dylib"));
-#elif PLATFORM_LINUX && PLATFORM_CPU_ARM_FAMILY
+#elif PLATFORM_UNIX && PLATFORM_CPU_ARM_FAMILY  // LinuxArm64 (Mac and Android are handled above)
 	return FPaths::Combine(Root, TEXT("Linux/aarch64-unknown-linux-gnueabi"), TEXT("libtheta_net.so"));
-#elif PLATFORM_LINUX
+#elif PLATFORM_UNIX
 	return FPaths::Combine(Root, TEXT("Linux/x86_64-unknown-linux-gnu"), TEXT("libtheta_net.so"));
 #else
 	return FString();

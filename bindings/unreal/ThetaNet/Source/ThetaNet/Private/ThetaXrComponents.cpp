@@ -34,7 +34,8 @@ bool IsTracked(const USceneComponent* Device, bool bIsHead)
 	return true;
 }
 
-const FName DeviceTags[] = {FName(TEXT("ThetaHead")), FName(TEXT("ThetaLeftHand")), FName(TEXT("ThetaRightHand"))};
+constexpr int32 DeviceCount = 3;
+const TCHAR* const DeviceTags[DeviceCount] = {TEXT("ThetaHead"), TEXT("ThetaLeftHand"), TEXT("ThetaRightHand")};
 }  // namespace
 
 UThetaXrRigComponent::UThetaXrRigComponent()
@@ -98,7 +99,7 @@ UThetaAvatarComponent::UThetaAvatarComponent()
 void UThetaAvatarComponent::BeginPlay()
 {
 	Super::BeginPlay();
-	Devices.Init(nullptr, UE_ARRAY_COUNT(DeviceTags));
+	Devices.Init(nullptr, DeviceCount);
 	AActor* Owner = GetOwner();
 	if (Owner == nullptr)
 	{
@@ -110,7 +111,7 @@ void UThetaAvatarComponent::BeginPlay()
 	{
 		for (int32 Index = 0; Index < Devices.Num(); ++Index)
 		{
-			if (Devices[Index] == nullptr && Component->ComponentHasTag(DeviceTags[Index]))
+			if (Devices[Index] == nullptr && Component->ComponentHasTag(FName(DeviceTags[Index])))
 			{
 				Devices[Index] = Component;
 			}

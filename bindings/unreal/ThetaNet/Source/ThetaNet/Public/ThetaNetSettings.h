@@ -5,6 +5,7 @@
 
 #include "CoreMinimal.h"
 #include "Engine/DeveloperSettings.h"
+#include "GameFramework/Actor.h"
 #include "ThetaNetTypes.h"
 
 #include "ThetaNetSettings.generated.h"

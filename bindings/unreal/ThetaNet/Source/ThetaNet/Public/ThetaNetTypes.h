@@ -44,6 +44,7 @@ enum class EThetaDisconnectCause : uint8
 UENUM(BlueprintType)
 enum class EThetaEntityEventKind : uint8
 {
+	None = 0 UMETA(Hidden),
 	Spawn = 1,
 	Insert = 2,
 	Update = 3,

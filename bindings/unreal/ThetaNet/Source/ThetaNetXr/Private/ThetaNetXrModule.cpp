@@ -10,9 +10,7 @@
 #include "Modules/ModuleManager.h"
 #include "OpenXRCore.h"
 
-#if PLATFORM_WINDOWS
-#include "Windows/WindowsPlatformTime.h"
-#else
+#if !PLATFORM_WINDOWS
 #include <time.h>
 #endif
 
