@@ -47,7 +47,7 @@ while [ $# -gt 0 ]; do
     --debug) profile=debug; shift ;;
     --android) mode=android; shift ;;
     --stage-only) mode=stage; stage_from=$(cd "$2" && pwd); shift 2 ;;
-    -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d'; exit 0 ;;
+    -h|--help) sed -n '2,/^# Arrays are expanded/p' "$0" | sed '$d'; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
