@@ -653,7 +653,7 @@ fn a_resume_token_is_checked_before_the_registry() {
     let mut local = local_host(SessionConfig::default());
     let (addr, fingerprint) = (local.addr, local.fingerprint);
     let runtime = runtime();
-    let request = Encoder::new().resume_request(3, &[7; 16], 0x1234);
+    let request = Encoder::new().resume_request(3, &[7; 16], 0x1234, 0);
     let answer = local.drive(&runtime, async move {
         let conn = raw_connection(addr, fingerprint).await;
         let (mut send, mut recv) = conn.open_bi().await.expect("the join stream");

@@ -806,9 +806,9 @@ fn join_request_seeds() -> Seeds {
         e.join_request(&token(7, NOW_UNIX + 600, 4), hash ^ 1),
         e.join_request(&token(0, NOW_UNIX + 600, 5), hash),
         e.join_request("not a token", hash),
-        e.resume_request(RESUME_PEER, &RESUME, hash),
-        e.resume_request(RESUME_PEER, &RESUME, hash),
-        e.resume_request(4, &RESUME, hash),
+        e.resume_request(RESUME_PEER, &RESUME, hash, 1),
+        e.resume_request(RESUME_PEER, &RESUME, hash, 1),
+        e.resume_request(4, &RESUME, hash, 1),
     ];
     s.add("host-admission", 1, &records);
     s.add("host-no-resume", 0, &records[7..]);

@@ -28,11 +28,14 @@ pub(crate) struct Admission {
     resumable: FxHashMap<PeerId, [u8; 16]>,
 }
 
-/// A request that passed: the peer, and whether it resumes a parked state.
+/// A request that passed: the peer, whether it resumes a parked state, and whether it
+/// needs a snapshot (a new client, or one whose connection dropped before its snapshot
+/// arrived whole).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Admitted {
     pub(crate) peer: PeerId,
     pub(crate) resumed: bool,
+    pub(crate) needs_snapshot: bool,
 }
 
 impl Admission {
@@ -56,12 +59,14 @@ impl Admission {
                     .map(|peer| Admitted {
                         peer,
                         resumed: true,
+                        needs_snapshot: request.snapshot_tick() == 0,
                     }),
                 None => self
                     .check_join(request.token(), request.registry_hash(), unix_now)
                     .map(|peer| Admitted {
                         peer,
                         resumed: false,
+                        needs_snapshot: true,
                     }),
             },
             _ => Err((

@@ -195,9 +195,12 @@ impl Client {
         if self.resume.is_empty() {
             return Err(CannotResume::NoToken);
         }
-        self.request = self
-            .encoder
-            .resume_request(peer, &self.resume, self.registry.hash());
+        self.request = self.encoder.resume_request(
+            peer,
+            &self.resume,
+            self.registry.hash(),
+            self.replica.snapshot_tick(),
+        );
         // Dialing: a second reconnect is refused until this one ends.
         self.closed = false;
         Ok(())
@@ -247,6 +250,11 @@ impl Client {
                         outbox.forget_in_flight();
                         link.outbox = outbox;
                         link.received = old.received;
+                        // Without a complete snapshot it asked for one: none comes for an
+                        // empty world.
+                        if self.replica.snapshot_tick() == 0 && accepted.snapshot_chunks() == 0 {
+                            self.replica.apply_empty_snapshot(accepted.tick());
+                        }
                     }
                     _ => {
                         self.peer = Some(peer);

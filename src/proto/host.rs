@@ -247,7 +247,11 @@ impl Host {
     }
 
     fn admit(&mut self, conn: ConnId, admitted: Admitted, now: Instant) {
-        let Admitted { peer, resumed } = admitted;
+        let Admitted {
+            peer,
+            resumed,
+            needs_snapshot,
+        } = admitted;
         self.out.push_back(Output::Admitted {
             conn,
             read_bound: self.stream_bound,
@@ -257,26 +261,27 @@ impl Host {
         let mut link = Link::new(conn, peer, PoseLink::new(peer, volume, false, now));
         let resume = self.rng.token();
         let next_counter = self.next_counters.get(&peer).copied().unwrap_or(1);
-        let (mut client, snapshot) = match self.parked.remove(&peer) {
-            // Resumed: the parked outbox holds exactly what the client lacks.
+        let mut client = match self.parked.remove(&peer) {
+            // Resumed: the parked outbox holds exactly what the client lacks since its
+            // snapshot (its sequence numbers go on: the client remembers the old ones).
             Some(parked) if resumed => {
                 let mut client = parked.client;
                 client.link.outbox.forget_in_flight();
                 link.outbox = std::mem::take(&mut client.link.outbox);
                 link.received = std::mem::take(&mut client.link.received);
                 client.link = link;
-                (client, None)
+                client
             }
-            _ => (
-                PeerLink {
-                    link,
-                    client_ticks: FxHashMap::default(),
-                    despawned_at: FxHashMap::default(),
-                    resume,
-                },
-                Some(self.world.snapshot(self.config.max_chunk_bytes)),
-            ),
+            _ => PeerLink {
+                link,
+                client_ticks: FxHashMap::default(),
+                despawned_at: FxHashMap::default(),
+                resume,
+            },
         };
+        // A new client, or one that lost its connection before its snapshot arrived whole,
+        // gets one now.
+        let snapshot = needs_snapshot.then(|| self.world.snapshot(self.config.max_chunk_bytes));
         // The acceptance (bare), the newest dictionary of each kind, then the snapshot
         // chunks (which may use them: the channel keeps the order).
         let link = &mut client.link;
@@ -287,7 +292,7 @@ impl Host {
             snapshot_chunks: snapshot.as_ref().map_or(0, |s| s.chunks.len() as u32),
             next_counter,
             resume: &resume,
-            resumed: snapshot.is_none(),
+            resumed,
             max_chunk_bytes: u32::try_from(self.config.max_chunk_bytes).unwrap_or(u32::MAX),
         });
         link.send_reliable(accepted, &mut self.out);

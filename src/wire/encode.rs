@@ -169,15 +169,27 @@ impl Encoder {
 
     /// Encodes a client's join request.
     pub fn join_request(&mut self, token: &str, registry_hash: u64) -> Vec<u8> {
-        self.request(token, registry_hash, 0, &[])
+        self.request(token, registry_hash, (0, &[], 0))
     }
 
     /// Encodes a client's request to resume its dropped connection as `peer`.
-    pub fn resume_request(&mut self, peer: u16, resume: &[u8], registry_hash: u64) -> Vec<u8> {
-        self.request("", registry_hash, peer, resume)
+    /// `snapshot_tick` is the tick of the newest snapshot the client completed (0: none).
+    pub fn resume_request(
+        &mut self,
+        peer: u16,
+        resume: &[u8],
+        registry_hash: u64,
+        snapshot_tick: u64,
+    ) -> Vec<u8> {
+        self.request("", registry_hash, (peer, resume, snapshot_tick))
     }
 
-    fn request(&mut self, token: &str, registry_hash: u64, peer: u16, resume: &[u8]) -> Vec<u8> {
+    fn request(
+        &mut self,
+        token: &str,
+        registry_hash: u64,
+        (peer, resume, snapshot_tick): (u16, &[u8], u64),
+    ) -> Vec<u8> {
         self.fbb.reset();
         let token = self.fbb.create_string(token);
         let resume = (!resume.is_empty()).then(|| self.fbb.create_vector(resume));
@@ -188,6 +200,7 @@ impl Encoder {
                 registry_hash,
                 peer,
                 resume,
+                snapshot_tick,
             },
         );
         self.finish(fb::Payload::JoinRequest, request.as_union_value())

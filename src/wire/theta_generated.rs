@@ -1438,6 +1438,7 @@ impl<'a> JoinRequest<'a> {
   pub const VT_REGISTRY_HASH: ::flatbuffers::VOffsetT = 6;
   pub const VT_PEER: ::flatbuffers::VOffsetT = 8;
   pub const VT_RESUME: ::flatbuffers::VOffsetT = 10;
+  pub const VT_SNAPSHOT_TICK: ::flatbuffers::VOffsetT = 12;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1449,6 +1450,7 @@ impl<'a> JoinRequest<'a> {
     args: &'args JoinRequestArgs<'args>
   ) -> ::flatbuffers::WIPOffset<JoinRequest<'bldr>> {
     let mut builder = JoinRequestBuilder::new(_fbb);
+    builder.add_snapshot_tick(args.snapshot_tick);
     builder.add_registry_hash(args.registry_hash);
     if let Some(x) = args.resume { builder.add_resume(x); }
     if let Some(x) = args.token { builder.add_token(x); }
@@ -1487,6 +1489,15 @@ impl<'a> JoinRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(JoinRequest::VT_RESUME, None)}
   }
+  /// Resuming: the tick of the newest snapshot the client completed, 0 when none did (its
+  /// connection dropped before the snapshot arrived whole): the host then sends one again.
+  #[inline]
+  pub fn snapshot_tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(JoinRequest::VT_SNAPSHOT_TICK, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRequest<'_> {
@@ -1499,6 +1510,7 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
      .visit_field::<u64>("registry_hash", Self::VT_REGISTRY_HASH, false)?
      .visit_field::<u16>("peer", Self::VT_PEER, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
+     .visit_field::<u64>("snapshot_tick", Self::VT_SNAPSHOT_TICK, false)?
      .finish();
     Ok(())
   }
@@ -1508,6 +1520,7 @@ pub struct JoinRequestArgs<'a> {
     pub registry_hash: u64,
     pub peer: u16,
     pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub snapshot_tick: u64,
 }
 impl<'a> Default for JoinRequestArgs<'a> {
   #[inline]
@@ -1517,6 +1530,7 @@ impl<'a> Default for JoinRequestArgs<'a> {
       registry_hash: 0,
       peer: 0,
       resume: None,
+      snapshot_tick: 0,
     }
   }
 }
@@ -1543,6 +1557,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRequest::VT_RESUME, resume);
   }
   #[inline]
+  pub fn add_snapshot_tick(&mut self, snapshot_tick: u64) {
+    self.fbb_.push_slot::<u64>(JoinRequest::VT_SNAPSHOT_TICK, snapshot_tick, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinRequestBuilder {
@@ -1565,6 +1583,7 @@ impl ::core::fmt::Debug for JoinRequest<'_> {
       ds.field("registry_hash", &self.registry_hash());
       ds.field("peer", &self.peer());
       ds.field("resume", &self.resume());
+      ds.field("snapshot_tick", &self.snapshot_tick());
       ds.finish()
   }
 }
