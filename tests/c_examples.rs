@@ -133,6 +133,7 @@ fn cpp_session_example_builds_without_exceptions_or_rtti_and_converges() {
     assert!(stdout.contains("converged"), "{stdout}");
     assert!(stdout.contains("with dictionary"), "{stdout}");
     assert!(stdout.contains("host's head at"), "{stdout}");
+    assert!(stdout.contains("closed:   0 closes pending"), "{stdout}");
 }
 
 #[test]
