@@ -297,6 +297,29 @@ typedef uint8_t ThetaCodec;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// The congestion controller of a session's connections, as
+// `ThetaSessionConfig::congestion` takes it (a `uint8_t`).
+enum ThetaCongestion
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // The library's default (BBR).
+    THETA_CONGESTION_DEFAULT = 0,
+    // BBR: models the path's bandwidth and round trip instead of reading every loss as
+    // congestion; holds up on lossy radio links.
+    THETA_CONGESTION_BBR = 1,
+    // Cubic (RFC 9438): halves its window on loss, whatever caused it.
+    THETA_CONGESTION_CUBIC = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaCongestion ThetaCongestion;
+#else
+typedef uint8_t ThetaCongestion;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // Why a client's connection ended: `ThetaSessionEvent.cause` of a `DISCONNECTED` event.
 enum ThetaDisconnectCause
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
