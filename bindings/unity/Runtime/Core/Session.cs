@@ -147,6 +147,16 @@ namespace Theta
             return (Change)change;
         }
 
+        /// <summary>Writes a value (copied) from an array.</summary>
+        public Change Set(Entity entity, ComponentType component, byte[] value)
+        {
+            if (value == null)
+            {
+                throw new ArgumentNullException(nameof(value));
+            }
+            return Set(entity, component, new ReadOnlySpan<byte>(value));
+        }
+
         /// <summary>Writes an unmanaged value as its bytes.</summary>
         public Change Set<T>(Entity entity, ComponentType component, T value)
 #if THETA_NO_UNMANAGED_CONSTRAINT
