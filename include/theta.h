@@ -6,8 +6,11 @@
  *   thread, and from several threads at once: calls on one object take turns on its lock.
  *   A session runs one network thread of its own, which meets the caller's thread through
  *   bounded queues (theta_session_tick never waits for the network) and is joined by
- *   theta_session_free; nothing else starts a thread. The log callback runs on whichever
- *   thread logs and must be fast.
+ *   theta_session_free. theta_session_close does that on a background thread instead, and
+ *   a join by host name resolves it on one; theta_session_wait_closed waits for them, so
+ *   an engine can leave nothing running (domain reload, quitting). Nothing else starts a
+ *   thread. The log callback runs on whichever thread logs and must be fast; removing it
+ *   waits until no other thread is inside it.
  *
  * ERRORS
  *   Every fallible call returns a ThetaStatus. On anything but THETA_STATUS_OK nothing
@@ -25,7 +28,12 @@
  *
  * VERSIONS
  *   Compare theta_abi_version() with THETA_ABI_VERSION at start-up and refuse to run
- *   against a library of another ABI.
+ *   against a library of another ABI. Config structs start with struct_size (set it to
+ *   sizeof the struct): they grow by appending fields, without an ABI break.
+ *
+ * STATIC LIBRARY
+ *   Link the archive made by scripts/localize-symbols.sh: it exports theta_* only (no
+ *   zstd or Rust runtime symbol), so it links beside an engine's own zstd.
  */
 
 #ifndef THETA_H
