@@ -6,8 +6,11 @@
  *   thread, and from several threads at once: calls on one object take turns on its lock.
  *   A session runs one network thread of its own, which meets the caller's thread through
  *   bounded queues (theta_session_tick never waits for the network) and is joined by
- *   theta_session_free; nothing else starts a thread. The log callback runs on whichever
- *   thread logs and must be fast.
+ *   theta_session_free. theta_session_close does that on a background thread instead, and
+ *   a join by host name resolves it on one; theta_session_wait_closed waits for them, so
+ *   an engine can leave nothing running (domain reload, quitting). Nothing else starts a
+ *   thread. The log callback runs on whichever thread logs and must be fast; removing it
+ *   waits until no other thread is inside it.
  *
  * ERRORS
  *   Every fallible call returns a ThetaStatus. On anything but THETA_STATUS_OK nothing
@@ -25,7 +28,12 @@
  *
  * VERSIONS
  *   Compare theta_abi_version() with THETA_ABI_VERSION at start-up and refuse to run
- *   against a library of another ABI.
+ *   against a library of another ABI. Config structs start with struct_size (set it to
+ *   sizeof the struct): they grow by appending fields, without an ABI break.
+ *
+ * STATIC LIBRARY
+ *   Link the archive made by scripts/localize-symbols.sh: it exports theta_* only (no
+ *   zstd or Rust runtime symbol), so it links beside an engine's own zstd.
  */
 
 #ifndef THETA_H
@@ -40,7 +48,7 @@
 
 // Version of the C ABI: bumped on any incompatible change of a signature or struct.
 // Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
-#define THETA_ABI_VERSION 1
+#define THETA_ABI_VERSION 2
 
 // Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
 // and `theta_session_join` reads it.
@@ -99,6 +107,10 @@ typedef enum {
     THETA_STATUS_NOT_FOUND = 12,
     // The entity belongs to another peer: this peer may not write it.
     THETA_STATUS_NOT_OWNER = 13,
+    // A client joined by host name has no connection yet (the name is being resolved) or
+    // never will (it did not resolve): tick and poll it until `JOINED` or
+    // `DISCONNECTED`.
+    THETA_STATUS_NOT_CONNECTED = 14,
     // A panic was caught inside the library. The object involved may be unusable: free it.
     THETA_STATUS_PANIC = 99,
 } ThetaStatus;
@@ -290,6 +302,29 @@ enum ThetaCodec
 typedef enum ThetaCodec ThetaCodec;
 #else
 typedef uint8_t ThetaCodec;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// The congestion controller of a session's connections, as
+// `ThetaSessionConfig::congestion` takes it (a `uint8_t`).
+enum ThetaCongestion
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // The library's default (BBR).
+    THETA_CONGESTION_DEFAULT = 0,
+    // BBR: models the path's bandwidth and round trip instead of reading every loss as
+    // congestion; holds up on lossy radio links.
+    THETA_CONGESTION_BBR = 1,
+    // Cubic (RFC 9438): halves its window on loss, whatever caused it.
+    THETA_CONGESTION_CUBIC = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaCongestion ThetaCongestion;
+#else
+typedef uint8_t ThetaCongestion;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -494,15 +529,15 @@ typedef struct {
     uint64_t dictionaries_refused;
 } ThetaCompressionStats;
 
-// A world handle. `id` 0 is the null handle.
+// Settings of a new session; pass NULL for the defaults. Set `struct_size` to
+// `sizeof(ThetaSessionConfig)` (or start from `theta_session_config_init`); every other
+// field 0 means its default, so a zeroed struct with its size is the default
+// configuration. A library reads `struct_size` bytes: fields appended by a later version
+// keep their defaults when an older caller leaves them out, and a caller's fields this
+// library does not know must be 0.
 typedef struct {
-    // Opaque, validated by the library.
-    uint64_t id;
-} ThetaWorld;
-
-// Settings of a new session; pass NULL for the defaults. Every field 0 means its default,
-// so a zeroed struct is the default configuration.
-typedef struct {
+    // Bytes of this struct as the caller compiled it: `sizeof(ThetaSessionConfig)`.
+    uint32_t struct_size;
     // A connection silent this long is closed (default 10 000 ms).
     uint32_t idle_timeout_ms;
     // Keep-alive interval, well below the idle timeout (default 2 000 ms).
@@ -522,8 +557,8 @@ typedef struct {
     // Codec of state datagrams, a `ThetaCodec` (default zstd with the session's
     // dictionary).
     uint8_t datagram_codec;
-    // Padding; must be 0.
-    uint8_t reserved[1];
+    // The connections' congestion controller, a `ThetaCongestion` (default BBR).
+    uint8_t congestion;
     // zstd level of snapshot chunks (default 3). Every level is checked against zstd's
     // range (1 fastest to 22, negative levels faster still) and ignored with
     // `THETA_CODEC_NONE`.
@@ -539,7 +574,22 @@ typedef struct {
     // Host: bytes asked of the dictionary trainer (default 16 KiB), capped at
     // `THETA_MAX_DICTIONARY_BYTES` (and at least 1 KiB).
     uint32_t dictionary_bytes;
+    // Host: connection attempts that may await admission at once, from their first packet
+    // to a checked join request, at most half of them from one address (default 32).
+    // Further attempts are asked to retry with address validation.
+    uint32_t max_pending_admissions;
+    // Host: how long a connection attempt may take from its first packet to presenting
+    // its join request, handshake included, before the host closes it (default 3 000 ms).
+    uint32_t admission_timeout_ms;
+    // Reserved; must be 0.
+    uint32_t reserved;
 } ThetaSessionConfig;
+
+// A world handle. `id` 0 is the null handle.
+typedef struct {
+    // Opaque, validated by the library.
+    uint64_t id;
+} ThetaWorld;
 
 // Transport figures of one connection of a session. Blittable.
 typedef struct {
@@ -654,6 +704,16 @@ typedef struct {
     ThetaVector3f position;
 } ThetaPosef;
 
+// What a batch write did.
+typedef struct {
+    // Values the entities did not hold before.
+    uint64_t inserted;
+    // Values whose bytes changed.
+    uint64_t updated;
+    // Values written with identical bytes (not a change).
+    uint64_t unchanged;
+} ThetaBatchResult;
+
 // Figures of a session.
 typedef struct {
     // The current tick (host) or the newest host tick applied (client).
@@ -685,23 +745,20 @@ typedef struct {
     uint64_t id;
 } ThetaTracker;
 
-// Settings of a new world; pass NULL to `theta_world_new` for the defaults.
+// Settings of a new world; pass NULL to `theta_world_new` for the defaults. Set
+// `struct_size` to `sizeof(ThetaWorldConfig)`; it grows as `ThetaSessionConfig` does
+// (fields a caller leaves out keep their defaults; fields it sets that this library does
+// not know are refused).
 typedef struct {
+    // Bytes of this struct as the caller compiled it: `sizeof(ThetaWorldConfig)`.
+    uint32_t struct_size;
     // The peer this world spawns entities for (high 16 bits of their ids); 0 for a host.
     uint16_t local_peer;
+    // Reserved; must be 0.
+    uint16_t reserved;
     // Ticks of change history kept for deltas (default 1024); 0 means the default.
     uint64_t history_ticks;
 } ThetaWorldConfig;
-
-// What a batch write did.
-typedef struct {
-    // Values the entities did not hold before.
-    uint64_t inserted;
-    // Values whose bytes changed.
-    uint64_t updated;
-    // Values written with identical bytes (not a change).
-    uint64_t unchanged;
-} ThetaBatchResult;
 
 // Counts and memory of a world.
 typedef struct {
@@ -892,6 +949,17 @@ ThetaStatus theta_replica_state_hash(ThetaReplica replica, uint64_t *out_hash);
 // `out_stats` must point to a writable `ThetaReplicaStats`.
 ThetaStatus theta_replica_stats(ThetaReplica replica, ThetaReplicaStats *out_stats);
 
+// Frees a session as `theta_session_free` does, without blocking: the handle is invalid
+// when this returns, and the goodbye to the peers and the join of the network thread
+// happen on a background thread. The data of polled events goes at once.
+//
+// Contract for engines that must leave nothing running (an editor domain reload or
+// play-mode exit, quitting): close every session, then call
+// `theta_session_wait_closed`; once it reports 0 pending, no thread the library started
+// for a closed session (or for a join's host-name lookup) is running. The null handle
+// is a no-op.
+ThetaStatus theta_session_close(ThetaSession session);
+
 // Writes, per component type this session sent values of (in registry order), the value
 // bytes sent and the wire bytes they cost to `out_stats`, and their number to
 // `out_count`. When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL`
@@ -915,6 +983,13 @@ ThetaStatus theta_session_component_stats(ThetaSession session,
 ThetaStatus theta_session_compression_stats(ThetaSession session,
                                             uint8_t kind,
                                             ThetaCompressionStats *out_stats);
+
+// Writes the default configuration to `out_config`: every field 0 but `struct_size`,
+// which is this library's `sizeof(ThetaSessionConfig)`. Set the fields you need after.
+//
+// # Safety
+// `out_config` must point to a writable `ThetaSessionConfig`.
+ThetaStatus theta_session_config_init(ThetaSessionConfig *out_config);
 
 // Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
 // `THETA_STATUS_DEAD_ENTITY` if not alive).
@@ -945,10 +1020,11 @@ ThetaStatus theta_session_diagnostics_text(ThetaSession session,
 // `out_fingerprint` must point to `THETA_FINGERPRINT_LEN` writable bytes.
 ThetaStatus theta_session_fingerprint(ThetaSession session, uint8_t *out_fingerprint);
 
-// Frees a session: an orderly shutdown. Its connections are closed with a reason (clients
-// of a host get a `DISCONNECTED` event saying the host shut down; the host of a client a
-// `PEER_LEFT`), and its network thread is joined, which may take up to about 1.5 s while
-// the close goes out. Its world, pending events and the data of polled events go with it.
+// Frees a session: an orderly shutdown on the caller's thread. Its connections are
+// closed with a reason (clients of a host get a `DISCONNECTED` event saying the host shut
+// down; the host of a client a `PEER_LEFT`), and its network thread is joined, which may
+// take up to about 1.5 s while the close goes out (`theta_session_close` does the same
+// without blocking). Its world, pending events and the data of polled events go with it.
 // The null handle is a no-op. A call running on the session on another thread finishes
 // first; the shutdown then happens when it returns.
 ThetaStatus theta_session_free(ThetaSession session);
@@ -1024,8 +1100,8 @@ ThetaStatus theta_session_host_pem(const uint8_t *bind,
 // `out_alive` must point to a writable `uint8_t`.
 ThetaStatus theta_session_is_alive(ThetaSession session, uint64_t entity, uint8_t *out_alive);
 
-// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`; a `name:port` is resolved,
-// which may block on DNS) and writes the session's handle to `out_session`. The host's
+// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
+// writes the session's handle to `out_session`. The host's
 // certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
 // the host's `theta_session_fingerprint`); `token` is a join token's text (from the
 // host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
@@ -1033,11 +1109,15 @@ ThetaStatus theta_session_is_alive(ThetaSession session, uint64_t entity, uint8_
 // invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
 // host sends; its own codecs apply to what it sends.
 //
-// Returns at once, before any packet was exchanged: the outcome arrives as a
-// `THETA_SESSION_EVENT_KIND_JOINED` or `THETA_SESSION_EVENT_KIND_DISCONNECTED` event
-// (with the reason, e.g. an expired, forged or malformed token, a fingerprint or registry
-// mismatch) from `theta_session_poll_events` after some `theta_session_tick` calls. The
-// session runs one network thread of its own; `theta_session_free` leaves and joins it.
+// Returns at once, before any packet was exchanged and before a host name is resolved
+// (a background thread resolves it; until it has, calls that need the connection give
+// `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
+// outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
+// `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
+// or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
+// from `theta_session_poll_events` after some `theta_session_tick` calls. The session
+// runs one network thread of its own; `theta_session_free` or `theta_session_close`
+// leaves and joins it.
 //
 // # Safety
 // `addr` must point to `addr_len` readable bytes; `fingerprint` to
@@ -1228,6 +1308,23 @@ ThetaStatus theta_session_set(ThetaSession session,
                               size_t len,
                               uint8_t *out_change);
 
+// Writes `count` values of a fixed-size component to entities this peer owns in one
+// call, as `theta_world_set_batch` does for a world: value `i`, for `entities[i]`, is the
+// component's size in bytes at `values + i * stride`. All or nothing: the component,
+// stride and every entity are checked first, and should a write be refused midway (an
+// entity of another peer: `THETA_STATUS_NOT_OWNER`) the values written before it are
+// put back as they were. `out_result` may be NULL.
+//
+// # Safety
+// As `theta_world_set_batch`.
+ThetaStatus theta_session_set_batch(ThetaSession session,
+                                    uint32_t component,
+                                    const uint64_t *entities,
+                                    const uint8_t *values,
+                                    size_t stride,
+                                    size_t count,
+                                    ThetaBatchResult *out_result);
+
 // Tells the session that the engine's `XrTime` is `xr_now` at this moment (e.g. from
 // `xrConvertTimespecTimeToTimeKHR` of the monotonic clock now), so pose times, display
 // times and `theta_session_now` share the engine's clock. Without it, times are
@@ -1257,6 +1354,7 @@ ThetaStatus theta_session_stats(ThetaSession session, ThetaSessionStats *out_sta
 // One network tick: applies what arrived (clients: the host's state; host: its clients'
 // writes), queues events, sends what changed, and on the host closes the world's tick.
 // Never blocks on the network; call it once per engine frame or at the replication rate.
+// On a client still resolving its host's name, it only checks for the answer.
 ThetaStatus theta_session_tick(ThetaSession session);
 
 // Host: starts training a compression dictionary for message `kind` (a
@@ -1275,9 +1373,27 @@ ThetaStatus theta_session_tick(ThetaSession session);
 // `out_id` must be NULL or point to a writable `uint32_t`.
 ThetaStatus theta_session_train_dictionary(ThetaSession session, uint8_t kind, uint32_t *out_id);
 
-// Sets (or, with NULL, removes) the function that receives log messages. It is called
-// from whichever thread logs, possibly several at once, and must return quickly; it may
-// call `theta_set_log_callback` itself. `user_data` is passed back unchanged.
+// Waits up to `timeout_ms` milliseconds for the sessions closed by
+// `theta_session_close` to finish closing (and for host-name lookups of joins to end),
+// and writes how many are still pending to `out_pending` (may be NULL): 0 means nothing
+// the library started for them is running. Sessions not closed keep running: this does
+// not close them. `timeout_ms` 0 only counts.
+//
+// # Safety
+// `out_pending` must be NULL or point to a writable `size_t`.
+ThetaStatus theta_session_wait_closed(uint32_t timeout_ms, size_t *out_pending);
+
+// Sets (or, with NULL, removes) the function that receives log messages, for the whole
+// process (the last call wins). It is called from whichever thread logs, possibly
+// several at once, and must return quickly; it may call `theta_set_log_callback` itself
+// (the change then applies once the callback returns). `user_data` is passed back
+// unchanged.
+//
+// When this returns (called from outside the callback), no other thread is running the
+// previous callback, and none will call it again. So before the code of a callback goes
+// away (a Unity domain reload unloads the managed method it points to; a plugin is
+// unloaded), remove it with NULL: the library can then never call into freed code. The
+// callback must not wait for a thread that may be setting the callback.
 ThetaStatus theta_set_log_callback(ThetaLogCallback callback, void *user_data);
 
 // Sets the most verbose `ThetaLogLevel` passed to the log callback (default
@@ -1404,11 +1520,13 @@ ThetaStatus theta_world_get(ThetaWorld world,
 // `out_alive` must point to a writable `uint8_t`.
 ThetaStatus theta_world_is_alive(ThetaWorld world, uint64_t entity, uint8_t *out_alive);
 
-// Creates a world. `config` may be NULL for the defaults. Free it with `theta_world_free`.
+// Creates a world. `config` may be NULL for the defaults; a bad `struct_size` or a
+// non-zero reserved field is `THETA_STATUS_INVALID_ARGUMENT`. Free it with
+// `theta_world_free`.
 //
 // # Safety
-// `config` must be NULL or point to a `ThetaWorldConfig`; `out_world` to a writable
-// `ThetaWorld`.
+// `config` must be NULL or point to a `ThetaWorldConfig` of its `struct_size` bytes;
+// `out_world` to a writable `ThetaWorld`.
 ThetaStatus theta_world_new(const ThetaWorldConfig *config, ThetaWorld *out_world);
 
 // Registers a component type whose values are exactly `size` bytes (0 for a tag) and

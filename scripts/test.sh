@@ -15,3 +15,5 @@ cargo check --manifest-path fuzz/Cargo.toml --all-targets --locked
 echo "== cargo test"
 cargo test --all-targets --locked
 cargo test --doc --locked
+echo "== scripts/test-unity.sh (the Unity package's C# layer under Mono)"
+scripts/test-unity.sh

@@ -1362,7 +1362,7 @@ fn an_unknown_codec_or_a_level_out_of_range_is_refused_and_nothing_is_created() 
         ),
         (
             ThetaSessionConfig {
-                reserved: [1],
+                reserved: 1,
                 ..defaults
             },
             "reserved must be 0",

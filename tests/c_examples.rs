@@ -1,5 +1,5 @@
-//! Builds the C and C++ examples against the header and the static library with warnings
-//! as errors, runs them, and checks them under valgrind for leaks and invalid accesses.
+//! Builds the C and C++ examples against the header and the static library (localized, as
+//! engines link it) with warnings as errors, runs them, and checks them under valgrind for leaks and invalid accesses.
 //! Valgrind is required on CI (`CI` set) and used whenever it is installed.
 
 use std::path::{Path, PathBuf};
@@ -17,9 +17,28 @@ fn artifact_dir() -> PathBuf {
     exe.parent().unwrap().to_path_buf()
 }
 
+/// The static library as engines link it: this build's archive with every non-`theta_*`
+/// symbol made local by `scripts/localize-symbols.sh` (see `tests/c_abi_symbols.rs`),
+/// made once per test process.
+fn localized_library() -> &'static Path {
+    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    LIBRARY.get_or_init(|| {
+        let raw = artifact_dir().join("libtheta_net.a");
+        assert!(raw.exists(), "{} not built", raw.display());
+        let out = artifact_dir().join("libtheta_net-localized-examples.a");
+        let status = Command::new("bash")
+            .arg(root().join("scripts/localize-symbols.sh"))
+            .arg(&raw)
+            .arg(&out)
+            .status()
+            .expect("run scripts/localize-symbols.sh");
+        assert!(status.success(), "scripts/localize-symbols.sh failed");
+        out
+    })
+}
+
 fn build(compiler: &str, flags: &[&str], source: &str, output: &str) -> PathBuf {
-    let library = artifact_dir().join("libtheta_net.a");
-    assert!(library.exists(), "{} not built", library.display());
+    let library = localized_library();
     let binary = std::env::temp_dir().join(format!("{output}-{}", std::process::id()));
     let result = Command::new(compiler)
         .args(flags)
@@ -27,7 +46,7 @@ fn build(compiler: &str, flags: &[&str], source: &str, output: &str) -> PathBuf 
         .arg(format!("-I{}", root().join("include").display()))
         .arg(format!("-I{}", root().join("bindings/cpp").display()))
         .arg(root().join(source))
-        .arg(&library)
+        .arg(library)
         .args(["-lpthread", "-ldl", "-lm", "-o"])
         .arg(&binary)
         .output()
@@ -133,6 +152,7 @@ fn cpp_session_example_builds_without_exceptions_or_rtti_and_converges() {
     assert!(stdout.contains("converged"), "{stdout}");
     assert!(stdout.contains("with dictionary"), "{stdout}");
     assert!(stdout.contains("host's head at"), "{stdout}");
+    assert!(stdout.contains("closed:   0 closes pending"), "{stdout}");
 }
 
 #[test]

@@ -171,6 +171,21 @@ inline Status check_abi() {
     return {};
 }
 
+/// The default session configuration: zeroed, with its struct_size set (as
+/// theta_session_config_init writes it). Set the fields you need on the copy.
+inline ThetaSessionConfig session_config() {
+    ThetaSessionConfig config{};
+    config.struct_size = sizeof(ThetaSessionConfig);
+    return config;
+}
+
+/// The default world configuration: zeroed, with its struct_size set.
+inline ThetaWorldConfig world_config() {
+    ThetaWorldConfig config{};
+    config.struct_size = sizeof(ThetaWorldConfig);
+    return config;
+}
+
 /// Bytes owned by the library, valid as long as their owner.
 struct Bytes {
     const uint8_t *data = nullptr;
@@ -424,7 +439,9 @@ inline std::string_view event_data(const ThetaSessionEvent &event) {
 }
 
 /// A host or a client over QUIC, owning its world; the destructor leaves or shuts down
-/// (theta_session_free, which joins the session's network thread).
+/// (theta_session_free, which joins the session's network thread and may block about
+/// 1 s); close() does the same on a background thread, and wait_closed() waits for every
+/// such close.
 class Session {
    public:
     Session() = default;
@@ -514,6 +531,20 @@ class Session {
     Status set(uint64_t entity, uint32_t component, const T &value) {
         static_assert(std::is_trivially_copyable_v<T>, "component values are raw bytes");
         return set(entity, component, &value, sizeof(T));
+    }
+    /// Writes `count` values of a fixed-size component to entities this peer owns in one
+    /// call: value i, for entities[i], is at `first + i * stride`. All or nothing.
+    Status set_batch(uint32_t component, const uint64_t *entities, const void *first, size_t stride, size_t count,
+                     ThetaBatchResult *result = nullptr) {
+        return detail::status_of(theta_session_set_batch(get(), component, entities,
+                                                         static_cast<const uint8_t *>(first), stride, count, result));
+    }
+    /// Writes an array of trivially copyable values, one per entity.
+    template <class T>
+    Status set_batch_of(uint32_t component, const uint64_t *entities, const T *values, size_t count,
+                        ThetaBatchResult *result = nullptr) {
+        static_assert(std::is_trivially_copyable_v<T>, "component values are raw bytes");
+        return set_batch(component, entities, static_cast<const void *>(values), sizeof(T), count, result);
     }
     /// Whether the entity held the component.
     Result<bool> remove(uint64_t entity, uint32_t component) {
@@ -650,6 +681,15 @@ class Session {
             });
     }
     ThetaSession get() const { return owned_.get(); }
+
+    /// Leaves or shuts down without blocking: the session is empty afterwards, and its
+    /// goodbye and thread join happen in the background (theta_session_close).
+    Status close() { return detail::status_of(theta_session_close(owned_.release())); }
+    /// Waits up to `timeout_ms` for every close() to finish; the result is how many are
+    /// still pending (0: nothing the library started for them runs any more).
+    static Result<size_t> wait_closed(uint32_t timeout_ms) {
+        return detail::fetch<size_t>([&](size_t *out) { return theta_session_wait_closed(timeout_ms, out); });
+    }
 
    private:
     explicit Session(ThetaSession handle) : owned_(handle) {}

@@ -122,8 +122,8 @@ int main(int argc, char **argv) {
     theta::World registry = expect(theta::World::create(), "World::create");
     expect(registry.register_fixed("demo.Transform", sizeof(Transform)), "register");
 
-    // Defaults (a zeroed config), except that dictionaries are trained on demand only.
-    ThetaSessionConfig config{};
+    // Defaults, except that dictionaries are trained on demand only.
+    ThetaSessionConfig config = theta::session_config();
     config.train_after_samples = THETA_TRAIN_ON_DEMAND_ONLY;
 
     theta::Session host = expect(theta::Session::host("127.0.0.1:0", world, {}, &config), "Session::host");
@@ -144,7 +144,14 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < kEntities; i++) {
         entities.push_back(expect(host.spawn(), "spawn"));
         transforms[i] = Transform{{static_cast<float>(i), 0, 0}, {0, 0, 0, 1}};
-        expect(host.set(entities[i], transform_id, transforms[i]), "set");
+    }
+    // Every first value in one call, as an engine hands over its array of transforms.
+    ThetaBatchResult written{};
+    expect(host.set_batch_of(transform_id, entities.data(), transforms.data(), kEntities, &written), "set_batch");
+    if (written.inserted != kEntities) {
+        std::fprintf(stderr, "set_batch inserted %llu of %zu\n", static_cast<unsigned long long>(written.inserted),
+                     kEntities);
+        return 1;
     }
     for (int t = 0; t < kMovingTicks; t++) {
         for (size_t i = static_cast<size_t>(t) % 10; i < kEntities; i += 10) {
@@ -210,5 +217,11 @@ int main(int argc, char **argv) {
                 head.pose.position.y, head.pose.position.z, static_cast<unsigned long long>(head.flags));
     std::printf("state:    host %016llx, client %016llx: converged\n", static_cast<unsigned long long>(host_hash),
                 static_cast<unsigned long long>(client_hash));
-    return 0;  // the destructors leave and shut down: client first, then host
+    // Leave without blocking this thread, then wait (bounded) until nothing runs any more,
+    // as an engine does before its scripts reload.
+    expect(client.close(), "close");
+    expect(host.close(), "close");
+    const size_t pending = expect(theta::Session::wait_closed(10000), "wait_closed");
+    std::printf("closed:   %zu closes pending\n", pending);
+    return pending == 0 ? 0 : 1;
 }

@@ -218,7 +218,7 @@ pub unsafe extern "C" fn theta_session_train_dictionary(
 ) -> ThetaStatus {
     boundary("theta_session_train_dictionary", || {
         let kind = kind_in(kind)?;
-        let id = with_session(session, |o| Ok(o.session.train_dictionary(kind)?))?;
+        let id = with_session(session, |s| Ok(s.train_dictionary(kind)?))?;
         // SAFETY: NULL or writable per the contract.
         unsafe { write_optional(out_id, id) };
         Ok(())
@@ -240,8 +240,8 @@ pub unsafe extern "C" fn theta_session_compression_stats(
     boundary("theta_session_compression_stats", || {
         check_out(out_stats, "out_stats")?;
         let kind = kind_in(kind)?;
-        let stats = with_session(session, |o| {
-            let d = o.session.diagnostics();
+        let stats = with_session(session, |s| {
+            let d = s.diagnostics();
             d.compression
                 .get(kind.index())
                 .map(kind_stats)
@@ -274,7 +274,7 @@ pub unsafe extern "C" fn theta_session_component_stats(
         if capacity > 0 && out_stats.is_null() {
             return Err(FfiError::null("out_stats"));
         }
-        let components = with_session(session, |o| Ok(o.session.diagnostics().component_wire))?;
+        let components = with_session(session, |s| Ok(s.diagnostics().component_wire))?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_count, components.len()) };
         if components.len() > capacity {

@@ -4,12 +4,17 @@
 //! and runs inside a panic boundary. `include/theta.h` is generated from this module by
 //! cbindgen (see `cbindgen.toml`).
 
+mod background;
 mod boundary;
 mod compression;
 mod handles;
 mod log;
 mod replica;
 mod session;
+mod session_config;
+mod session_events;
+mod session_state;
+mod session_stats;
 mod snapshot;
 mod world;
 mod xr;
@@ -20,6 +25,10 @@ pub use compression::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
 pub use replica::*;
 pub use session::*;
+pub use session_config::*;
+pub use session_events::*;
+pub use session_state::*;
+pub use session_stats::*;
 pub use snapshot::*;
 pub use world::*;
 pub use xr::*;
@@ -34,7 +43,7 @@ pub const THETA_VERSION_MINOR: u32 = 1;
 pub const THETA_VERSION_PATCH: u32 = 0;
 /// Version of the C ABI: bumped on any incompatible change of a signature or struct.
 /// Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
-pub const THETA_ABI_VERSION: u32 = 1;
+pub const THETA_ABI_VERSION: u32 = 2;
 
 /// Result of every fallible call. On anything but `THETA_STATUS_OK`, no out-parameter was
 /// written, nothing changed, and `theta_last_error` describes the failure.
@@ -71,6 +80,10 @@ pub enum ThetaStatus {
     NotFound = 12,
     /// The entity belongs to another peer: this peer may not write it.
     NotOwner = 13,
+    /// A client joined by host name has no connection yet (the name is being resolved) or
+    /// never will (it did not resolve): tick and poll it until `JOINED` or
+    /// `DISCONNECTED`.
+    NotConnected = 14,
     /// A panic was caught inside the library. The object involved may be unusable: free it.
     Panic = 99,
 }
@@ -123,9 +136,17 @@ pub unsafe extern "C" fn theta_last_error(
     })
 }
 
-/// Sets (or, with NULL, removes) the function that receives log messages. It is called
-/// from whichever thread logs, possibly several at once, and must return quickly; it may
-/// call `theta_set_log_callback` itself. `user_data` is passed back unchanged.
+/// Sets (or, with NULL, removes) the function that receives log messages, for the whole
+/// process (the last call wins). It is called from whichever thread logs, possibly
+/// several at once, and must return quickly; it may call `theta_set_log_callback` itself
+/// (the change then applies once the callback returns). `user_data` is passed back
+/// unchanged.
+///
+/// When this returns (called from outside the callback), no other thread is running the
+/// previous callback, and none will call it again. So before the code of a callback goes
+/// away (a Unity domain reload unloads the managed method it points to; a plugin is
+/// unloaded), remove it with NULL: the library can then never call into freed code. The
+/// callback must not wait for a thread that may be setting the callback.
 #[no_mangle]
 pub extern "C" fn theta_set_log_callback(
     callback: ThetaLogCallback,

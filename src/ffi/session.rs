@@ -3,27 +3,24 @@
 //! A session handle holds a `Mutex` around the Rust [`Session`] together with what the C
 //! side must not handle itself (the host's TLS identity and join secret), and the batch of
 //! events handed out by the last poll, whose bytes the C side borrows until the next poll.
+//! A client joined by host name holds its join until a background thread has resolved
+//! the name (see [`Link`]), so neither joining nor closing blocks the caller.
 
+use std::collections::VecDeque;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::{Mutex, PoisonError};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{mpsc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::background;
 use super::boundary::{boundary, FfiError, FfiResult};
-use super::compression::codec_in;
 use super::handles::HandleTable;
-use super::replica::ThetaEventKind;
-use super::world::{copy_value, value_of, ThetaChange, ThetaWorld, WORLDS};
+use super::session_config::{config_in, ThetaSessionConfig};
+use super::world::{ThetaWorld, WORLDS};
 use super::{bytes_in, check_out, write_optional, write_out, ThetaStatus};
-use crate::net::compression::MAX_DICTIONARY_BYTES;
-use crate::net::session::{
-    DisconnectCause, PeerDiagnostics, Session, SessionConfig, SessionError, SessionEvent,
-};
+use crate::net::session::{DisconnectCause, Session, SessionConfig, SessionError, SessionEvent};
 use crate::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
-use crate::registry::ComponentId;
-use crate::replica::EventKind;
-use crate::wire::codec::MessageKind;
-use crate::world::{Change, EntityId};
+use crate::registry::Registry;
 
 /// Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
 /// and `theta_session_join` reads it.
@@ -39,226 +36,130 @@ pub struct ThetaSession {
     pub id: u64,
 }
 
-/// Settings of a new session; pass NULL for the defaults. Every field 0 means its default,
-/// so a zeroed struct is the default configuration.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ThetaSessionConfig {
-    /// A connection silent this long is closed (default 10 000 ms).
-    pub idle_timeout_ms: u32,
-    /// Keep-alive interval, well below the idle timeout (default 2 000 ms).
-    pub keep_alive_ms: u32,
-    /// Bytes of state datagrams each peer may receive per tick (default 256 KiB).
-    pub budget_bytes_per_tick: u32,
-    /// Snapshot chunk bound for late joiners (default 16 KiB).
-    pub max_chunk_bytes: u32,
-    /// How long a client waits for the handshake before giving up (default 5 000 ms).
-    pub connect_timeout_ms: u32,
-    /// How long a host keeps a dropped client's state for it to resume (default 30 000 ms).
-    pub resume_grace_ms: u32,
-    /// Codec of snapshot chunks, a `ThetaCodec` (default zstd).
-    pub snapshot_chunk_codec: u8,
-    /// Codec of delta frames, a `ThetaCodec` (default zstd with the session's dictionary).
-    pub delta_frame_codec: u8,
-    /// Codec of state datagrams, a `ThetaCodec` (default zstd with the session's
-    /// dictionary).
-    pub datagram_codec: u8,
-    /// Padding; must be 0.
-    pub reserved: [u8; 1],
-    /// zstd level of snapshot chunks (default 3). Every level is checked against zstd's
-    /// range (1 fastest to 22, negative levels faster still) and ignored with
-    /// `THETA_CODEC_NONE`.
-    pub snapshot_chunk_level: i32,
-    /// zstd level of delta frames (default 1).
-    pub delta_frame_level: i32,
-    /// zstd level of state datagrams (default 1).
-    pub datagram_level: i32,
-    /// Host: samples of a kind using `THETA_CODEC_ZSTD_DICT` recorded before its first
-    /// dictionary is trained automatically (default 512); `THETA_TRAIN_ON_DEMAND_ONLY`
-    /// trains only when `theta_session_train_dictionary` asks.
-    pub train_after_samples: u32,
-    /// Host: bytes asked of the dictionary trainer (default 16 KiB), capped at
-    /// `THETA_MAX_DICTIONARY_BYTES` (and at least 1 KiB).
-    pub dictionary_bytes: u32,
-}
-
-/// `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
-/// (`theta_session_train_dictionary`), never automatically.
-pub const THETA_TRAIN_ON_DEMAND_ONLY: u32 = u32::MAX;
-/// Largest dictionary a host trains or a client accepts, in bytes: the cap of
-/// `ThetaSessionConfig::dictionary_bytes`.
-pub const THETA_MAX_DICTIONARY_BYTES: u32 = 128 << 10;
-const _: () = assert!(THETA_MAX_DICTIONARY_BYTES as usize == MAX_DICTIONARY_BYTES);
-
-/// Why a client's connection ended: `ThetaSessionEvent.cause` of a `DISCONNECTED` event.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThetaDisconnectCause {
-    /// The host refused the join (token expired, forged or used, registry mismatch):
-    /// joining again needs a fresh token or another build.
-    Refused = 1,
-    /// Nothing answered at the address, or the address is unusable.
-    Unreachable = 2,
-    /// The host's certificate did not match the pinned fingerprint or the CA roots.
-    Certificate = 3,
-    /// The connection went silent past the idle timeout, or the join request got no answer
-    /// in time: worth joining again.
-    TimedOut = 4,
-    /// The host closed the connection (it shut down).
-    HostClosed = 5,
-    /// The host broke the protocol (a malformed answer, a broken compression stream).
-    Protocol = 6,
-    /// This side closed it.
-    Local = 7,
-}
-
-impl From<DisconnectCause> for ThetaDisconnectCause {
-    fn from(cause: DisconnectCause) -> Self {
-        match cause {
-            DisconnectCause::Refused => Self::Refused,
-            DisconnectCause::Unreachable => Self::Unreachable,
-            DisconnectCause::Certificate => Self::Certificate,
-            DisconnectCause::TimedOut => Self::TimedOut,
-            DisconnectCause::HostClosed => Self::HostClosed,
-            DisconnectCause::Protocol => Self::Protocol,
-            DisconnectCause::Local => Self::Local,
-        }
-    }
-}
-
-/// Kinds of `ThetaSessionEvent` (its `kind` field). 1 to 5 are the replica's events, with
-/// the values of `ThetaEventKind`.
-#[repr(u8)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ThetaSessionEventKind {
-    /// An entity appeared (client).
-    Spawn = 1,
-    /// An entity gained a component; `data` is the value (client).
-    Insert = 2,
-    /// A value changed; `data` is the new value (client).
-    Update = 3,
-    /// An entity lost a component (client).
-    Remove = 4,
-    /// An entity and all its components disappeared (client).
-    Despawn = 5,
-    /// A client joined or resumed (on the host, one of its clients; on a client, another
-    /// client of the host); `peer` is its id.
-    PeerJoined = 16,
-    /// A client left or was lost (on the host, one of its clients; on a client, another
-    /// client of the host, whose avatar is then forgotten); `peer` is its id, `data` the
-    /// reason.
-    PeerLeft = 17,
-    /// The host admitted this client (client); `peer` is this client's id.
-    Joined = 18,
-    /// The connection to the host ended or was refused (client); `data` is the reason, which
-    /// names the failed check of a refused join. The session stays valid but inert: free it.
-    Disconnected = 19,
-    /// A write to an entity the writer does not own was refused and not applied: on the
-    /// host `peer` is the offending client, on that client its own id; `entity` and
-    /// `component` (0 for a spawn or despawn) name the write, `data` is the reason.
-    WriteRejected = 20,
-    /// Host: a connection's join request was refused (nothing was allocated for it);
-    /// `data` is the reason.
-    JoinRefused = 21,
-}
-
-/// One event of a session. Blittable.
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct ThetaSessionEvent {
-    /// The entity, for replica events and `WRITE_REJECTED`; 0 otherwise.
-    pub entity: u64,
-    /// Host tick of the change, for replica events; 0 otherwise.
-    pub tick: u64,
-    /// The value (inserts, updates) or the reason, UTF-8 and not NUL-terminated
-    /// (`PEER_LEFT`, `DISCONNECTED`, `WRITE_REJECTED`); NULL when empty. Valid until the
-    /// next `theta_session_poll_events` on this session or its free.
-    pub data: *const u8,
-    /// Length of `data` in bytes.
-    pub data_len: usize,
-    /// The component, for inserts, updates, removes and `WRITE_REJECTED`; 0 otherwise.
-    pub component: u32,
-    /// The peer: see `ThetaSessionEventKind`; for replica events the peer that created
-    /// (owns) the entity; 0 for `DISCONNECTED`.
-    pub peer: u16,
-    /// A `ThetaSessionEventKind`.
-    pub kind: u8,
-    /// For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-    /// text in `data` says more); 0 otherwise.
-    pub cause: u8,
-}
-
-/// Figures of a session.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ThetaSessionStats {
-    /// The current tick (host) or the newest host tick applied (client).
-    pub tick: u64,
-    /// Live entities.
-    pub entities: u64,
-    /// Stored (entity, component) values.
-    pub components: u64,
-    /// Connections: the host's clients, or 1 on a client connected to its host.
-    pub peer_count: u64,
-    /// State datagrams dropped because the inbound queue was full.
-    pub inbound_dropped: u64,
-}
-
-/// Transport figures of one connection of a session. Blittable.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ThetaPeerStats {
-    /// The peer at the other end (on a client: the client's own id).
-    pub peer: u16,
-    /// Padding; 0.
-    pub reserved: [u8; 6],
-    /// Smoothed round-trip time, microseconds.
-    pub rtt_us: u64,
-    /// UDP bytes sent, QUIC headers included.
-    pub wire_bytes_sent: u64,
-    /// UDP bytes received.
-    pub wire_bytes_received: u64,
-    /// UDP datagrams sent.
-    pub packets_sent: u64,
-    /// UDP datagrams received.
-    pub packets_received: u64,
-    /// QUIC packets the connection counted as lost.
-    pub packets_lost: u64,
-    /// Payload bytes of state datagrams and stream messages sent.
-    pub payload_bytes_sent: u64,
-    /// Payload bytes received.
-    pub payload_bytes_received: u64,
-    /// Encoded snapshot bytes sent (host) or received (client).
-    pub snapshot_bytes: u64,
-    /// State datagrams sent.
-    pub datagrams_sent: u64,
-    /// State datagrams the peer acknowledged.
-    pub datagrams_acked: u64,
-    /// State datagrams never acknowledged (their keys were re-sent as newer state).
-    pub datagrams_lost: u64,
-    /// Encoded bytes of the state datagrams sent.
-    pub datagram_bytes: u64,
-    /// Values too large for a datagram, sent on the reliable stream.
-    pub stream_frames: u64,
-    /// Keys skipped in the last tick because the byte budget was spent.
-    pub deferred_keys: u64,
-    /// Keys waiting for an acknowledgement.
-    pub pending_keys: u64,
-    /// Writes of this peer refused (not the owner).
-    pub writes_rejected: u64,
-    /// State datagrams or frames from this peer that failed validation.
-    pub malformed: u64,
-}
-
 /// A session and what belongs with it on this side of the C ABI.
 pub(super) struct SessionObject {
-    pub(super) session: Session,
+    link: Link,
     /// The host's identity and join secret; `None` on a client.
     host: Option<(HostIdentity, JoinSecret)>,
     /// The host's certificate fingerprint: its own on a host, the pinned one on a client.
     fingerprint: Fingerprint,
     /// The events of the last poll, borrowed by the C side until the next one.
-    polled: Vec<SessionEvent>,
+    pub(super) polled: Vec<SessionEvent>,
+    /// Events of this layer (a host name that did not resolve), polled before the
+    /// session's.
+    own_events: VecDeque<SessionEvent>,
+}
+
+/// The Rust session behind a handle, or the join waiting for its host's address.
+enum Link {
+    /// A running session.
+    Ready(Box<Session>),
+    /// A client joined by host name: a background thread resolves it; the join starts at
+    /// the first call that finds the answer.
+    Resolving {
+        answer: mpsc::Receiver<std::io::Result<SocketAddr>>,
+        join: Box<PendingJoin>,
+    },
+    /// The name did not resolve or the join could not start: an inert client whose
+    /// `DISCONNECTED` event says why.
+    Failed,
+}
+
+/// What a join by host name needs once the name is resolved.
+struct PendingJoin {
+    name: String,
+    trust: ServerTrust,
+    token: String,
+    registry: Registry,
+    settings: SessionConfig,
+}
+
+impl SessionObject {
+    fn new(
+        session: Session,
+        host: Option<(HostIdentity, JoinSecret)>,
+        fingerprint: Fingerprint,
+    ) -> Self {
+        SessionObject {
+            link: Link::Ready(Box::new(session)),
+            host,
+            fingerprint,
+            polled: Vec::new(),
+            own_events: VecDeque::new(),
+        }
+    }
+
+    /// Starts a resolved join, or records why it cannot start; never waits.
+    fn advance(&mut self) {
+        let Link::Resolving { answer, .. } = &self.link else {
+            return;
+        };
+        let resolved = match answer.try_recv() {
+            Err(mpsc::TryRecvError::Empty) => return,
+            Ok(resolved) => resolved,
+            Err(mpsc::TryRecvError::Disconnected) => Err(std::io::Error::other(
+                "the resolver thread ended without an answer",
+            )),
+        };
+        let Link::Resolving { join, .. } = std::mem::replace(&mut self.link, Link::Failed) else {
+            return;
+        };
+        let started = resolved
+            .map_err(|e| format!("cannot resolve the host {:?}: {e}", join.name))
+            .and_then(|addr| {
+                Session::join(
+                    addr,
+                    &join.trust,
+                    &join.token,
+                    &join.registry,
+                    join.settings,
+                )
+                .map_err(|e| format!("cannot join {:?} ({addr}): {e}", join.name))
+            });
+        match started {
+            Ok(session) => self.link = Link::Ready(Box::new(session)),
+            Err(reason) => self.own_events.push_back(SessionEvent::Disconnected {
+                reason,
+                cause: DisconnectCause::Unreachable,
+            }),
+        }
+    }
+
+    /// The running session, once there is one.
+    pub(super) fn session(&mut self) -> FfiResult<&mut Session> {
+        self.advance();
+        match &mut self.link {
+            Link::Ready(session) => Ok(session),
+            Link::Resolving { join, .. } => Err(FfiError::new(
+                ThetaStatus::NotConnected,
+                format!(
+                    "this client is still resolving its host {:?}: tick and poll it until \
+                     JOINED or DISCONNECTED",
+                    join.name
+                ),
+            )),
+            Link::Failed => Err(FfiError::new(
+                ThetaStatus::NotConnected,
+                "this client's host name did not resolve (see its DISCONNECTED event): free it",
+            )),
+        }
+    }
+
+    /// The running session, or `None` while (or because) a host name is being resolved.
+    pub(super) fn ready(&mut self) -> Option<&mut Session> {
+        self.session().ok()
+    }
+
+    /// Takes up to `max` events: this layer's first, then the session's.
+    pub(super) fn poll(&mut self, max: usize) -> Vec<SessionEvent> {
+        self.advance();
+        let n = max.min(self.own_events.len());
+        let mut events: Vec<SessionEvent> = self.own_events.drain(..n).collect();
+        if let Link::Ready(session) = &mut self.link {
+            events.extend(session.poll_events(max - n));
+        }
+        events
+    }
 }
 
 static SESSIONS: HandleTable<Mutex<SessionObject>> = HandleTable::new(6);
@@ -270,11 +171,21 @@ impl From<SessionError> for FfiError {
     }
 }
 
-pub(super) fn with_session<R>(
+/// Runs `f` on the session's object (whatever state its join is in).
+pub(super) fn with_object<R>(
     session: ThetaSession,
     f: impl FnOnce(&mut SessionObject) -> FfiResult<R>,
 ) -> FfiResult<R> {
     SESSIONS.with(session.id, KIND, f)
+}
+
+/// Runs `f` on the running session; `THETA_STATUS_NOT_CONNECTED` while a client's host
+/// name is being resolved, or after it failed to.
+pub(super) fn with_session<R>(
+    session: ThetaSession,
+    f: impl FnOnce(&mut Session) -> FfiResult<R>,
+) -> FfiResult<R> {
+    with_object(session, |o| f(o.session()?))
 }
 
 fn invalid(message: impl Into<String>) -> FfiError {
@@ -291,85 +202,55 @@ unsafe fn text_in<'a>(ptr: *const u8, len: usize, what: &str) -> FfiResult<&'a s
     std::str::from_utf8(bytes).map_err(|e| invalid(format!("{what} is not UTF-8: {e}")))
 }
 
-/// Reads a socket address, `"127.0.0.1:7000"` or `"[::1]:7000"`; a `"name:port"` is
-/// resolved (which may block on DNS) to its first address.
+/// A socket address as the C side gives it: a literal one, or a host name to resolve.
+enum Address {
+    /// `"127.0.0.1:7000"`, `"[::1]:7000"`.
+    Literal(SocketAddr),
+    /// `"name:port"`, with a port that parses.
+    Name(String),
+}
+
+/// Reads a socket address, `"127.0.0.1:7000"` or `"[::1]:7000"`, or a `"name:port"`
+/// (not resolved here).
+///
+/// # Safety
+/// As `bytes_in`.
+unsafe fn address_text_in(ptr: *const u8, len: usize, what: &str) -> FfiResult<Address> {
+    // SAFETY: forwarded contract.
+    let text = unsafe { text_in(ptr, len, what) }?.trim();
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(Address::Literal(addr));
+    }
+    let name_and_port = text
+        .rsplit_once(':')
+        .filter(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
+    match name_and_port {
+        Some(_) => Ok(Address::Name(text.to_owned())),
+        None => Err(invalid(format!(
+            "{what} {text:?} is not an address (host:port)"
+        ))),
+    }
+}
+
+/// Reads a socket address; a `"name:port"` is resolved here (a host's bind address, which
+/// names this machine: `localhost` or its own name, answered without the network).
 ///
 /// # Safety
 /// As `bytes_in`.
 unsafe fn address_in(ptr: *const u8, len: usize, what: &str) -> FfiResult<SocketAddr> {
     // SAFETY: forwarded contract.
-    let text = unsafe { text_in(ptr, len, what) }?.trim();
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
+    match unsafe { address_text_in(ptr, len, what) }? {
+        Address::Literal(addr) => Ok(addr),
+        Address::Name(text) => first_address(&text)
+            .map_err(|e| invalid(format!("{what} {text:?} does not resolve: {e}"))),
     }
-    text.to_socket_addrs()
-        .ok()
-        .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| invalid(format!("{what} {text:?} is not an address (host:port)")))
 }
 
-/// The settings of a `ThetaSessionConfig`, NULL and 0 meaning the defaults; an unknown
-/// codec, a level outside zstd's range or non-zero padding is `InvalidArgument`.
-///
-/// # Safety
-/// `config` must be NULL or point to a `ThetaSessionConfig`.
-unsafe fn config_in(config: *const ThetaSessionConfig) -> FfiResult<SessionConfig> {
-    let mut settings = SessionConfig::default();
-    // SAFETY: NULL or a valid config, per the contract.
-    let Some(config) = (unsafe { config.as_ref() }) else {
-        return Ok(settings);
-    };
-    if config.reserved != [0] {
-        return Err(invalid("ThetaSessionConfig.reserved must be 0"));
-    }
-    for (kind, codec, level) in [
-        (
-            MessageKind::SnapshotChunk,
-            config.snapshot_chunk_codec,
-            config.snapshot_chunk_level,
-        ),
-        (
-            MessageKind::DeltaFrame,
-            config.delta_frame_codec,
-            config.delta_frame_level,
-        ),
-        (
-            MessageKind::Datagram,
-            config.datagram_codec,
-            config.datagram_level,
-        ),
-    ] {
-        let choice = &mut settings.codec.kind_mut(kind).choice;
-        *choice = codec_in(kind, codec, level, *choice)?;
-    }
-    settings.train_after_samples = match config.train_after_samples {
-        0 => settings.train_after_samples,
-        THETA_TRAIN_ON_DEMAND_ONLY => 0,
-        n => u64::from(n),
-    };
-    if config.dictionary_bytes != 0 {
-        settings.dictionary_bytes = (config.dictionary_bytes as usize).min(MAX_DICTIONARY_BYTES);
-    }
-    let ms = |ms: u32| std::time::Duration::from_millis(u64::from(ms));
-    if config.idle_timeout_ms != 0 {
-        settings.idle_timeout = ms(config.idle_timeout_ms);
-    }
-    if config.keep_alive_ms != 0 {
-        settings.keep_alive = ms(config.keep_alive_ms);
-    }
-    if config.budget_bytes_per_tick != 0 {
-        settings.budget_bytes_per_tick = config.budget_bytes_per_tick as usize;
-    }
-    if config.max_chunk_bytes != 0 {
-        settings.max_chunk_bytes = config.max_chunk_bytes as usize;
-    }
-    if config.connect_timeout_ms != 0 {
-        settings.connect_timeout = ms(config.connect_timeout_ms);
-    }
-    if config.resume_grace_ms != 0 {
-        settings.resume_grace = ms(config.resume_grace_ms);
-    }
-    Ok(settings)
+/// The first address `text` (`name:port`) resolves to.
+fn first_address(text: &str) -> std::io::Result<SocketAddr> {
+    text.to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))
 }
 
 fn unix_now() -> u64 {
@@ -520,19 +401,18 @@ unsafe fn host_with(
             .map_err(|e| (invalid(e.error.to_string()), Box::new(Mutex::new(*e.world))))
     })?;
     let fingerprint = identity.fingerprint();
-    let id = SESSIONS.insert(Mutex::new(SessionObject {
+    let id = SESSIONS.insert(Mutex::new(SessionObject::new(
         session,
-        host: Some((identity, secret)),
+        Some((identity, secret)),
         fingerprint,
-        polled: Vec::new(),
-    }));
+    )));
     // SAFETY: checked non-NULL.
     unsafe { write_out(out_session, ThetaSession { id }) };
     Ok(())
 }
 
-/// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`; a `name:port` is resolved,
-/// which may block on DNS) and writes the session's handle to `out_session`. The host's
+/// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
+/// writes the session's handle to `out_session`. The host's
 /// certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
 /// the host's `theta_session_fingerprint`); `token` is a join token's text (from the
 /// host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
@@ -540,11 +420,15 @@ unsafe fn host_with(
 /// invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
 /// host sends; its own codecs apply to what it sends.
 ///
-/// Returns at once, before any packet was exchanged: the outcome arrives as a
-/// `THETA_SESSION_EVENT_KIND_JOINED` or `THETA_SESSION_EVENT_KIND_DISCONNECTED` event
-/// (with the reason, e.g. an expired, forged or malformed token, a fingerprint or registry
-/// mismatch) from `theta_session_poll_events` after some `theta_session_tick` calls. The
-/// session runs one network thread of its own; `theta_session_free` leaves and joins it.
+/// Returns at once, before any packet was exchanged and before a host name is resolved
+/// (a background thread resolves it; until it has, calls that need the connection give
+/// `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
+/// outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
+/// `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
+/// or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
+/// from `theta_session_poll_events` after some `theta_session_tick` calls. The session
+/// runs one network thread of its own; `theta_session_free` or `theta_session_close`
+/// leaves and joins it.
 ///
 /// # Safety
 /// `addr` must point to `addr_len` readable bytes; `fingerprint` to
@@ -660,7 +544,7 @@ unsafe fn join_with(
     out_session: *mut ThetaSession,
 ) -> FfiResult {
     // SAFETY: per the contract.
-    let addr = unsafe { address_in(addr, addr_len, "addr") }?;
+    let addr = unsafe { address_text_in(addr, addr_len, "addr") }?;
     // SAFETY: per the contract.
     let token = unsafe { text_in(token, token_len, "token") }?;
     // SAFETY: per the contract.
@@ -673,22 +557,48 @@ unsafe fn join_with(
         ServerTrust::CaRoots(_) => Fingerprint([0; THETA_FINGERPRINT_LEN]),
     };
     let registry = WORLDS.with(registry_world.id, "world", |w| Ok(w.registry().clone()))?;
-    let session = Session::join(addr, &trust, token, &registry, settings)?;
-    let id = SESSIONS.insert(Mutex::new(SessionObject {
-        session,
-        host: None,
-        fingerprint,
-        polled: Vec::new(),
-    }));
+    let object = match addr {
+        Address::Literal(addr) => SessionObject::new(
+            Session::join(addr, &trust, token, &registry, settings)?,
+            None,
+            fingerprint,
+        ),
+        Address::Name(name) => {
+            let (tell, answer) = mpsc::sync_channel(1);
+            let lookup = name.clone();
+            background::spawn("theta-resolve", move || {
+                // The session may be gone by now: then nobody listens, which is fine.
+                let _ = tell.send(first_address(&lookup));
+            });
+            SessionObject {
+                link: Link::Resolving {
+                    answer,
+                    join: Box::new(PendingJoin {
+                        name,
+                        trust,
+                        token: token.to_owned(),
+                        registry,
+                        settings,
+                    }),
+                },
+                host: None,
+                fingerprint,
+                polled: Vec::new(),
+                own_events: VecDeque::new(),
+            }
+        }
+    };
+    let id = SESSIONS.insert(Mutex::new(object));
     // SAFETY: checked non-NULL by the callers.
     unsafe { write_out(out_session, ThetaSession { id }) };
     Ok(())
 }
 
-/// Frees a session: an orderly shutdown. Its connections are closed with a reason (clients
-/// of a host get a `DISCONNECTED` event saying the host shut down; the host of a client a
-/// `PEER_LEFT`), and its network thread is joined, which may take up to about 1.5 s while
-/// the close goes out. Its world, pending events and the data of polled events go with it.
+/// Frees a session: an orderly shutdown on the caller's thread. Its connections are
+/// closed with a reason (clients of a host get a `DISCONNECTED` event saying the host shut
+/// down; the host of a client a `PEER_LEFT`), and its network thread is joined, which may
+/// take up to about 1.5 s while the close goes out (`theta_session_close` does the same
+/// without blocking). Its world, pending events and the data of polled events go with it.
 /// The null handle is a no-op. A call running on the session on another thread finishes
 /// first; the shutdown then happens when it returns.
 #[no_mangle]
@@ -696,14 +606,65 @@ pub extern "C" fn theta_session_free(session: ThetaSession) -> ThetaStatus {
     boundary("theta_session_free", || SESSIONS.free(session.id, KIND))
 }
 
+/// Frees a session as `theta_session_free` does, without blocking: the handle is invalid
+/// when this returns, and the goodbye to the peers and the join of the network thread
+/// happen on a background thread. The data of polled events goes at once.
+///
+/// Contract for engines that must leave nothing running (an editor domain reload or
+/// play-mode exit, quitting): close every session, then call
+/// `theta_session_wait_closed`; once it reports 0 pending, no thread the library started
+/// for a closed session (or for a join's host-name lookup) is running. The null handle
+/// is a no-op.
+#[no_mangle]
+pub extern "C" fn theta_session_close(session: ThetaSession) -> ThetaStatus {
+    boundary("theta_session_close", || {
+        if session.id == 0 {
+            return Ok(());
+        }
+        let object = SESSIONS
+            .remove(session.id)
+            .ok_or_else(|| FfiError::handle(KIND, session.id))?;
+        // The event data the caller borrowed is released here, as the contract says.
+        if let Ok(mut o) = object.lock() {
+            o.polled = Vec::new();
+        }
+        background::spawn("theta-close", move || drop(object));
+        Ok(())
+    })
+}
+
+/// Waits up to `timeout_ms` milliseconds for the sessions closed by
+/// `theta_session_close` to finish closing (and for host-name lookups of joins to end),
+/// and writes how many are still pending to `out_pending` (may be NULL): 0 means nothing
+/// the library started for them is running. Sessions not closed keep running: this does
+/// not close them. `timeout_ms` 0 only counts.
+///
+/// # Safety
+/// `out_pending` must be NULL or point to a writable `size_t`.
+#[no_mangle]
+pub unsafe extern "C" fn theta_session_wait_closed(
+    timeout_ms: u32,
+    out_pending: *mut usize,
+) -> ThetaStatus {
+    boundary("theta_session_wait_closed", || {
+        let pending = background::wait(Duration::from_millis(u64::from(timeout_ms)));
+        // SAFETY: NULL or writable per the contract.
+        unsafe { write_optional(out_pending, pending) };
+        Ok(())
+    })
+}
+
 /// One network tick: applies what arrived (clients: the host's state; host: its clients'
 /// writes), queues events, sends what changed, and on the host closes the world's tick.
 /// Never blocks on the network; call it once per engine frame or at the replication rate.
+/// On a client still resolving its host's name, it only checks for the answer.
 #[no_mangle]
 pub extern "C" fn theta_session_tick(session: ThetaSession) -> ThetaStatus {
     boundary("theta_session_tick", || {
-        with_session(session, |o| {
-            o.session.tick();
+        with_object(session, |o| {
+            if let Some(session) = o.ready() {
+                session.tick();
+            }
             Ok(())
         })
     })
@@ -722,7 +683,7 @@ pub unsafe extern "C" fn theta_session_fingerprint(
 ) -> ThetaStatus {
     boundary("theta_session_fingerprint", || {
         check_out(out_fingerprint, "out_fingerprint")?;
-        let fingerprint = with_session(session, |o| Ok(o.fingerprint))?;
+        let fingerprint = with_object(session, |o| Ok(o.fingerprint))?;
         // SAFETY: checked non-NULL; the caller gives THETA_FINGERPRINT_LEN writable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
@@ -763,11 +724,12 @@ pub unsafe extern "C" fn theta_session_mint_token(
         if ttl_seconds == 0 {
             return Err(invalid("ttl_seconds is 0: the token would be expired"));
         }
-        let token = with_session(session, |o| {
+        let token = with_object(session, |o| {
+            let own = o.ready().and_then(|s| s.peer());
             let Some((_, secret)) = &o.host else {
                 return Err(invalid("only a host session mints join tokens"));
             };
-            if o.session.peer() == Some(peer) {
+            if own == Some(peer) {
                 return Err(invalid(format!("peer {peer} is the host's own id")));
             }
             let expires = unix_now().saturating_add(ttl_seconds);
@@ -802,9 +764,8 @@ pub unsafe extern "C" fn theta_session_local_port(
 ) -> ThetaStatus {
     boundary("theta_session_local_port", || {
         check_out(out_port, "out_port")?;
-        let port = with_session(session, |o| {
-            o.session
-                .local_addr()
+        let port = with_session(session, |s| {
+            s.local_addr()
                 .map(|a| a.port())
                 .map_err(|e| invalid(format!("no local address: {e}")))
         })?;
@@ -826,8 +787,8 @@ pub unsafe extern "C" fn theta_session_peer(
 ) -> ThetaStatus {
     boundary("theta_session_peer", || {
         check_out(out_peer, "out_peer")?;
-        let peer = with_session(session, |o| {
-            o.session.peer().ok_or_else(|| {
+        let peer = with_session(session, |s| {
+            s.peer().ok_or_else(|| {
                 FfiError::new(ThetaStatus::NotFound, "this client has not joined (yet)")
             })
         })?;
@@ -848,383 +809,9 @@ pub unsafe extern "C" fn theta_session_state_hash(
 ) -> ThetaStatus {
     boundary("theta_session_state_hash", || {
         check_out(out_hash, "out_hash")?;
-        let hash = with_session(session, |o| Ok(o.session.state_hash()))?;
+        let hash = with_session(session, |s| Ok(s.state_hash()))?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_hash, hash) };
-        Ok(())
-    })
-}
-
-/// Creates an entity owned by this peer and writes its id: on the host in the host's id
-/// range, on a client in the client's (a client that has not joined yet gets
-/// `THETA_STATUS_NOT_OWNER`). It reaches the other peers with the next ticks.
-///
-/// # Safety
-/// `out_entity` must point to a writable `uint64_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_spawn(
-    session: ThetaSession,
-    out_entity: *mut u64,
-) -> ThetaStatus {
-    boundary("theta_session_spawn", || {
-        check_out(out_entity, "out_entity")?;
-        let entity = with_session(session, |o| Ok(o.session.spawn()?))?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_entity, entity.0) };
-        Ok(())
-    })
-}
-
-/// Writes a component value (`len` bytes, copied) of an entity this peer owns, as
-/// `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
-/// changes. `out_change` (may be NULL) receives a `ThetaChange`.
-///
-/// # Safety
-/// `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
-/// must be NULL or point to a writable `uint8_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_set(
-    session: ThetaSession,
-    entity: u64,
-    component: u32,
-    data: *const u8,
-    len: usize,
-    out_change: *mut u8,
-) -> ThetaStatus {
-    boundary("theta_session_set", || {
-        // SAFETY: per the contract.
-        let value = unsafe { bytes_in(data, len, "data") }?;
-        let change = with_session(session, |o| {
-            Ok(o.session
-                .set(EntityId(entity), ComponentId(component), value)?)
-        })?;
-        let change = match change {
-            Change::Unchanged => ThetaChange::Unchanged,
-            Change::Inserted => ThetaChange::Inserted,
-            Change::Updated => ThetaChange::Updated,
-        };
-        // SAFETY: NULL or writable per the contract.
-        unsafe { write_optional(out_change, change as u8) };
-        Ok(())
-    })
-}
-
-/// Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for
-/// another peer's); `out_removed` (may be NULL) receives 1 if the entity held it, else 0.
-///
-/// # Safety
-/// `out_removed` must be NULL or point to a writable `uint8_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_remove(
-    session: ThetaSession,
-    entity: u64,
-    component: u32,
-    out_removed: *mut u8,
-) -> ThetaStatus {
-    boundary("theta_session_remove", || {
-        let removed = with_session(session, |o| {
-            Ok(o.session.remove(EntityId(entity), ComponentId(component))?)
-        })?;
-        // SAFETY: NULL or writable per the contract.
-        unsafe { write_optional(out_removed, u8::from(removed)) };
-        Ok(())
-    })
-}
-
-/// Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
-/// `THETA_STATUS_DEAD_ENTITY` if not alive).
-#[no_mangle]
-pub extern "C" fn theta_session_despawn(session: ThetaSession, entity: u64) -> ThetaStatus {
-    boundary("theta_session_despawn", || {
-        with_session(session, |o| Ok(o.session.despawn(EntityId(entity))?))
-    })
-}
-
-/// Copies a value of the session's state (any peer's entity), as `theta_world_get`.
-///
-/// # Safety
-/// As `theta_world_get`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_get(
-    session: ThetaSession,
-    entity: u64,
-    component: u32,
-    buf: *mut u8,
-    capacity: usize,
-    out_len: *mut usize,
-) -> ThetaStatus {
-    boundary("theta_session_get", || {
-        // SAFETY: per the contract.
-        unsafe {
-            copy_value(buf, capacity, out_len, || {
-                with_session(session, |o| value_of(o.session.world(), entity, component))
-            })
-        }
-    })
-}
-
-/// Writes 1 to `out_alive` if the entity is alive in the session's state, else 0.
-///
-/// # Safety
-/// `out_alive` must point to a writable `uint8_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_is_alive(
-    session: ThetaSession,
-    entity: u64,
-    out_alive: *mut u8,
-) -> ThetaStatus {
-    boundary("theta_session_is_alive", || {
-        check_out(out_alive, "out_alive")?;
-        let alive = with_session(session, |o| {
-            Ok(o.session.world().is_alive(EntityId(entity)))
-        })?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_alive, u8::from(alive)) };
-        Ok(())
-    })
-}
-
-/// The C form of an event, borrowing its bytes from `event`.
-fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
-    let mut out = ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: std::ptr::null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-    };
-    let mut borrow = |bytes: &[u8]| {
-        if !bytes.is_empty() {
-            out.data = bytes.as_ptr();
-            out.data_len = bytes.len();
-        }
-    };
-    let kind = match event {
-        SessionEvent::Replica {
-            kind,
-            entity,
-            component,
-            tick,
-            data,
-        } => {
-            borrow(data);
-            out.entity = entity.0;
-            out.component = component.0;
-            out.tick = *tick;
-            out.peer = entity.creator();
-            // The replica kinds keep their ThetaEventKind values.
-            (match kind {
-                EventKind::Spawn => ThetaEventKind::Spawn,
-                EventKind::Insert => ThetaEventKind::Insert,
-                EventKind::Update => ThetaEventKind::Update,
-                EventKind::Remove => ThetaEventKind::Remove,
-                EventKind::Despawn => ThetaEventKind::Despawn,
-            }) as u8
-        }
-        SessionEvent::Joined { peer } => {
-            out.peer = *peer;
-            ThetaSessionEventKind::Joined as u8
-        }
-        SessionEvent::PeerJoined { peer } => {
-            out.peer = *peer;
-            ThetaSessionEventKind::PeerJoined as u8
-        }
-        SessionEvent::PeerLeft { peer, reason } => {
-            borrow(reason.as_bytes());
-            out.peer = *peer;
-            ThetaSessionEventKind::PeerLeft as u8
-        }
-        SessionEvent::Disconnected { reason, cause } => {
-            borrow(reason.as_bytes());
-            out.cause = ThetaDisconnectCause::from(*cause) as u8;
-            ThetaSessionEventKind::Disconnected as u8
-        }
-        SessionEvent::JoinRefused { reason, .. } => {
-            borrow(reason.as_bytes());
-            ThetaSessionEventKind::JoinRefused as u8
-        }
-        SessionEvent::WriteRejected {
-            peer,
-            entity,
-            component,
-            reason,
-        } => {
-            borrow(reason.as_bytes());
-            out.peer = *peer;
-            out.entity = entity.0;
-            out.component = component.0;
-            ThetaSessionEventKind::WriteRejected as u8
-        }
-    };
-    out.kind = kind;
-    out
-}
-
-/// Moves up to `capacity` pending events, oldest first, into `out_events` and writes how
-/// many to `out_count`. Events arrive through `theta_session_tick`; poll until `out_count`
-/// is 0 to drain. The `data` of the events stays valid until the next poll on this session
-/// (from any thread) or its free: copy what you keep.
-///
-/// # Safety
-/// `out_events` must point to `capacity` writable `ThetaSessionEvent` (may be NULL when
-/// `capacity` is 0); `out_count` to a writable `size_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_poll_events(
-    session: ThetaSession,
-    out_events: *mut ThetaSessionEvent,
-    capacity: usize,
-    out_count: *mut usize,
-) -> ThetaStatus {
-    boundary("theta_session_poll_events", || {
-        check_out(out_count, "out_count")?;
-        if capacity > 0 && out_events.is_null() {
-            return Err(FfiError::null("out_events"));
-        }
-        let count = with_session(session, |o| {
-            o.polled = o.session.poll_events(capacity);
-            for (i, event) in o.polled.iter().enumerate() {
-                // SAFETY: `i < polled.len() <= capacity` and the caller gives `capacity`
-                // writable events (non-NULL since capacity > 0 here).
-                unsafe { out_events.add(i).write(event_out(event)) };
-            }
-            Ok(o.polled.len())
-        })?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_count, count) };
-        Ok(())
-    })
-}
-
-/// Writes the session's figures.
-///
-/// # Safety
-/// `out_stats` must point to a writable `ThetaSessionStats`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_stats(
-    session: ThetaSession,
-    out_stats: *mut ThetaSessionStats,
-) -> ThetaStatus {
-    boundary("theta_session_stats", || {
-        check_out(out_stats, "out_stats")?;
-        let stats = with_session(session, |o| {
-            let d = o.session.diagnostics();
-            Ok(ThetaSessionStats {
-                tick: d.tick,
-                entities: d.entities,
-                components: d.components,
-                peer_count: d.peers.len() as u64,
-                inbound_dropped: d.inbound_dropped,
-            })
-        })?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_stats, stats) };
-        Ok(())
-    })
-}
-
-fn peer_stats(p: &PeerDiagnostics) -> ThetaPeerStats {
-    ThetaPeerStats {
-        peer: p.peer,
-        reserved: [0; 6],
-        rtt_us: u64::try_from(p.rtt.as_micros()).unwrap_or(u64::MAX),
-        wire_bytes_sent: p.wire_bytes_sent,
-        wire_bytes_received: p.wire_bytes_received,
-        packets_sent: p.packets_sent,
-        packets_received: p.packets_received,
-        packets_lost: p.packets_lost,
-        payload_bytes_sent: p.payload_bytes_sent,
-        payload_bytes_received: p.payload_bytes_received,
-        snapshot_bytes: p.snapshot_bytes,
-        datagrams_sent: p.outbox.datagrams_sent,
-        datagrams_acked: p.outbox.datagrams_acked,
-        datagrams_lost: p.outbox.datagrams_lost,
-        datagram_bytes: p.outbox.datagram_bytes,
-        stream_frames: p.outbox.stream_frames,
-        deferred_keys: p.outbox.deferred_keys,
-        pending_keys: p.pending_keys,
-        writes_rejected: p.writes_rejected,
-        malformed: p.malformed,
-    }
-}
-
-/// Writes the figures of each connection (the host's clients in peer order; a client's
-/// one connection to its host, once joined) to `out_stats` and their number to
-/// `out_count`. When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL` with
-/// the number of connections in `out_count` (the one output written on that status):
-/// pass NULL and 0 to ask for it.
-///
-/// # Safety
-/// `out_stats` must point to `capacity` writable `ThetaPeerStats` (may be NULL when
-/// `capacity` is 0); `out_count` to a writable `size_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_peer_stats(
-    session: ThetaSession,
-    out_stats: *mut ThetaPeerStats,
-    capacity: usize,
-    out_count: *mut usize,
-) -> ThetaStatus {
-    boundary("theta_session_peer_stats", || {
-        check_out(out_count, "out_count")?;
-        if capacity > 0 && out_stats.is_null() {
-            return Err(FfiError::null("out_stats"));
-        }
-        let peers = with_session(session, |o| Ok(o.session.diagnostics().peers))?;
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_count, peers.len()) };
-        if peers.len() > capacity {
-            return Err(FfiError::new(
-                ThetaStatus::BufferTooSmall,
-                format!("{} connections, room for {capacity}", peers.len()),
-            ));
-        }
-        for (i, peer) in peers.iter().enumerate() {
-            // SAFETY: `i < peers.len() <= capacity` and the caller gives `capacity`
-            // writable structs (non-NULL since capacity > 0 here).
-            unsafe { out_stats.add(i).write(peer_stats(peer)) };
-        }
-        Ok(())
-    })
-}
-
-/// Copies a human-readable panel of the session's figures (a summary line, then one line
-/// per connection: peer, RTT, wire KB sent and received, packets, losses, datagrams sent /
-/// acked / lost, pending keys, snapshot bytes, writes rejected, malformed; then, once
-/// anything was compressed, one line per message kind: codec, frames, KB before and after
-/// compression, ratio, dictionary hit rate, dictionaries held, frames received and decode
-/// failures; and one line per component type: value KB sent and the wire KB they cost) into `buf`
-/// (UTF-8, lines ending in `\n`, NUL-terminated, truncated to `len - 1` bytes) and writes
-/// the full length (without NUL) to `out_len`. `buf` may be NULL when `len` is 0, to ask
-/// for the length; the panel may grow between two calls.
-///
-/// # Safety
-/// `buf` must point to `len` writable bytes; `out_len` to a writable `size_t`.
-#[no_mangle]
-pub unsafe extern "C" fn theta_session_diagnostics_text(
-    session: ThetaSession,
-    buf: *mut u8,
-    len: usize,
-    out_len: *mut usize,
-) -> ThetaStatus {
-    boundary("theta_session_diagnostics_text", || {
-        check_out(out_len, "out_len")?;
-        if buf.is_null() && len > 0 {
-            return Err(FfiError::null("buf"));
-        }
-        let panel = with_session(session, |o| Ok(o.session.diagnostics().text_panel()))?;
-        if len > 0 {
-            let n = panel.len().min(len - 1);
-            // SAFETY: the caller gives `len` writable bytes at `buf` (checked non-NULL); we
-            // write `n + 1 <= len` of them.
-            unsafe {
-                std::ptr::copy_nonoverlapping(panel.as_ptr(), buf, n);
-                *buf.add(n) = 0;
-            }
-        }
-        // SAFETY: checked non-NULL.
-        unsafe { write_out(out_len, panel.len()) };
         Ok(())
     })
 }
@@ -1232,66 +819,22 @@ pub unsafe extern "C" fn theta_session_diagnostics_text(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ffi::ThetaCodec;
-    use crate::wire::codec::{CodecChoice, CodecConfig};
 
-    /// The settings of `config`, which must be valid.
-    fn settings(config: &ThetaSessionConfig) -> SessionConfig {
-        // SAFETY: a valid config.
-        unsafe { config_in(config) }.unwrap()
+    fn address(text: &str) -> FfiResult<Address> {
+        // SAFETY: a valid byte range.
+        unsafe { address_text_in(text.as_ptr(), text.len(), "addr") }
     }
 
     #[test]
-    fn null_and_zeroed_configs_are_the_rust_defaults() {
-        let rust = SessionConfig::default();
-        // SAFETY: NULL is allowed.
-        let null = unsafe { config_in(std::ptr::null()) }.unwrap();
-        let zeroed = settings(&ThetaSessionConfig::default());
-        for s in [null, zeroed] {
-            assert_eq!(s.codec, rust.codec);
-            assert_eq!(s.codec, CodecConfig::default());
-            assert_eq!(s.train_after_samples, rust.train_after_samples);
-            assert_eq!(s.dictionary_bytes, rust.dictionary_bytes);
-            assert_eq!(s.idle_timeout, rust.idle_timeout);
-            assert_eq!(s.keep_alive, rust.keep_alive);
-            assert_eq!(s.budget_bytes_per_tick, rust.budget_bytes_per_tick);
-            assert_eq!(s.max_chunk_bytes, rust.max_chunk_bytes);
-            assert_eq!(s.connect_timeout, rust.connect_timeout);
-            assert_eq!(s.resume_grace, rust.resume_grace);
+    fn literal_addresses_parse_here_and_names_wait_for_a_resolver() {
+        assert!(matches!(address("127.0.0.1:7000"), Ok(Address::Literal(a)) if a.port() == 7000));
+        assert!(matches!(address(" [::1]:9 "), Ok(Address::Literal(a)) if a.is_ipv6()));
+        assert!(
+            matches!(address("host.example:7000"), Ok(Address::Name(n)) if n == "host.example:7000")
+        );
+        for bad in ["", "no-port", ":7000", "name:99999", "name:port"] {
+            let err = address(bad).err().expect(bad);
+            assert_eq!(err.status, ThetaStatus::InvalidArgument, "{bad}");
         }
-    }
-
-    #[test]
-    fn codec_fields_map_to_the_codec_config() {
-        let s = settings(&ThetaSessionConfig {
-            snapshot_chunk_codec: ThetaCodec::None as u8,
-            delta_frame_codec: ThetaCodec::Zstd as u8,
-            datagram_codec: ThetaCodec::Default as u8,
-            datagram_level: 7,
-            train_after_samples: THETA_TRAIN_ON_DEMAND_ONLY,
-            dictionary_bytes: u32::MAX,
-            ..ThetaSessionConfig::default()
-        });
-        assert_eq!(s.codec.snapshot_chunk.choice, CodecChoice::None);
-        // Level 0: the kind's default level (1 for delta frames).
-        assert_eq!(s.codec.delta_frame.choice, CodecChoice::Zstd { level: 1 });
-        assert_eq!(s.codec.datagram.choice, CodecChoice::ZstdDict { level: 7 });
-        assert_eq!(
-            s.codec.datagram.max_len,
-            CodecConfig::default().datagram.max_len
-        );
-        assert_eq!(s.train_after_samples, 0);
-        assert_eq!(s.dictionary_bytes, MAX_DICTIONARY_BYTES);
-        let s = settings(&ThetaSessionConfig {
-            snapshot_chunk_codec: ThetaCodec::ZstdDict as u8,
-            train_after_samples: 64,
-            dictionary_bytes: 4096,
-            ..ThetaSessionConfig::default()
-        });
-        assert_eq!(
-            s.codec.snapshot_chunk.choice,
-            CodecChoice::ZstdDict { level: 3 }
-        );
-        assert_eq!((s.train_after_samples, s.dictionary_bytes), (64, 4096));
     }
 }

@@ -4,6 +4,7 @@ use std::sync::Mutex;
 
 use super::boundary::{boundary, FfiError, FfiResult};
 use super::handles::HandleTable;
+use super::session_config::growable_in;
 use super::{bytes_in, check_out, name_in, write_optional, write_out, ThetaStatus};
 use crate::registry::{ComponentDescriptor, ComponentId, Layout, RegistryError};
 use crate::world::{Change, EntityId, World, WorldConfig, WorldError};
@@ -16,15 +17,40 @@ pub struct ThetaWorld {
     pub id: u64,
 }
 
-/// Settings of a new world; pass NULL to `theta_world_new` for the defaults.
+/// Settings of a new world; pass NULL to `theta_world_new` for the defaults. Set
+/// `struct_size` to `sizeof(ThetaWorldConfig)`; it grows as `ThetaSessionConfig` does
+/// (fields a caller leaves out keep their defaults; fields it sets that this library does
+/// not know are refused).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct ThetaWorldConfig {
+    /// Bytes of this struct as the caller compiled it: `sizeof(ThetaWorldConfig)`.
+    pub struct_size: u32,
     /// The peer this world spawns entities for (high 16 bits of their ids); 0 for a host.
     pub local_peer: u16,
+    /// Reserved; must be 0.
+    pub reserved: u16,
     /// Ticks of change history kept for deltas (default 1024); 0 means the default.
     pub history_ticks: u64,
 }
+
+impl Default for ThetaWorldConfig {
+    /// The default configuration: every field 0 but the size.
+    fn default() -> Self {
+        ThetaWorldConfig {
+            struct_size: size_of::<ThetaWorldConfig>() as u32,
+            local_peer: 0,
+            reserved: 0,
+            history_ticks: 0,
+        }
+    }
+}
+
+// No implicit padding, 8-byte aligned: the same layout from C, C++ and C#.
+const _: () = {
+    assert!(size_of::<ThetaWorldConfig>() == 16);
+    assert!(core::mem::offset_of!(ThetaWorldConfig, history_ticks) == 8);
+};
 
 /// A component type.
 #[repr(C)]
@@ -135,11 +161,13 @@ pub(crate) fn component_info(descriptor: &ComponentDescriptor) -> ThetaComponent
     }
 }
 
-/// Creates a world. `config` may be NULL for the defaults. Free it with `theta_world_free`.
+/// Creates a world. `config` may be NULL for the defaults; a bad `struct_size` or a
+/// non-zero reserved field is `THETA_STATUS_INVALID_ARGUMENT`. Free it with
+/// `theta_world_free`.
 ///
 /// # Safety
-/// `config` must be NULL or point to a `ThetaWorldConfig`; `out_world` to a writable
-/// `ThetaWorld`.
+/// `config` must be NULL or point to a `ThetaWorldConfig` of its `struct_size` bytes;
+/// `out_world` to a writable `ThetaWorld`.
 #[no_mangle]
 pub unsafe extern "C" fn theta_world_new(
     config: *const ThetaWorldConfig,
@@ -149,7 +177,13 @@ pub unsafe extern "C" fn theta_world_new(
         check_out(out_world, "out_world")?;
         let mut settings = WorldConfig::default();
         // SAFETY: NULL or a valid config, per the contract.
-        if let Some(config) = unsafe { config.as_ref() } {
+        if let Some(config) = unsafe { growable_in(config, "ThetaWorldConfig", 16) }? {
+            if config.reserved != 0 {
+                return Err(FfiError::new(
+                    ThetaStatus::InvalidArgument,
+                    "ThetaWorldConfig.reserved must be 0",
+                ));
+            }
             settings.local_peer = config.local_peer;
             if config.history_ticks != 0 {
                 settings.history_ticks = config.history_ticks;

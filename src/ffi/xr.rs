@@ -166,7 +166,7 @@ fn push(
         linear_velocity,
         angular_velocity,
     };
-    with_session(session, |o| pushed(o.session.push_pose(device, &sample)))
+    with_session(session, |s| pushed(s.push_pose(device, &sample)))
 }
 
 /// Reads a caller's struct.
@@ -259,9 +259,7 @@ pub unsafe extern "C" fn theta_session_push_controller(
         // SAFETY: forwarded contract.
         let state: ControllerState = unsafe { read_in(state, "state") }?.into();
         let device = device(device_index)?;
-        with_session(session, |o| {
-            pushed(o.session.push_controller(device, &state))
-        })
+        with_session(session, |s| pushed(s.push_controller(device, &state)))
     })
 }
 
@@ -286,15 +284,13 @@ pub unsafe extern "C" fn theta_session_sample_pose(
         check_out(out_pose, "out_pose")?;
         check_out(out_flags, "out_flags")?;
         let device = device(device_index)?;
-        let sampled = with_session(session, |o| {
-            o.session
-                .sample_pose(peer, device, display_time)
-                .ok_or_else(|| {
-                    FfiError::new(
-                        ThetaStatus::NotFound,
-                        format!("no pose of device {device_index} of peer {peer} yet"),
-                    )
-                })
+        let sampled = with_session(session, |s| {
+            s.sample_pose(peer, device, display_time).ok_or_else(|| {
+                FfiError::new(
+                    ThetaStatus::NotFound,
+                    format!("no pose of device {device_index} of peer {peer} yet"),
+                )
+            })
         })?;
         // SAFETY: both checked non-NULL.
         unsafe {
@@ -320,8 +316,8 @@ pub unsafe extern "C" fn theta_session_sample_controller(
     boundary("theta_session_sample_controller", || {
         check_out(out_state, "out_state")?;
         let device = device(device_index)?;
-        let c = with_session(session, |o| {
-            o.session.controller_state(peer, device).ok_or_else(|| {
+        let c = with_session(session, |s| {
+            s.controller_state(peer, device).ok_or_else(|| {
                 FfiError::new(
                     ThetaStatus::NotFound,
                     format!("no controller state of device {device_index} of peer {peer} yet"),
@@ -341,8 +337,8 @@ pub unsafe extern "C" fn theta_session_sample_controller(
 #[no_mangle]
 pub extern "C" fn theta_session_set_xr_time(session: ThetaSession, xr_now: i64) -> ThetaStatus {
     boundary("theta_session_set_xr_time", || {
-        with_session(session, |o| {
-            o.session.set_xr_time(xr_now);
+        with_session(session, |s| {
+            s.set_xr_time(xr_now);
             Ok(())
         })
     })
@@ -359,7 +355,7 @@ pub unsafe extern "C" fn theta_session_now(
 ) -> ThetaStatus {
     boundary("theta_session_now", || {
         check_out(out_time, "out_time")?;
-        let now = with_session(session, |o| Ok(o.session.now()))?;
+        let now = with_session(session, |s| Ok(s.now()))?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_time, now) };
         Ok(())
