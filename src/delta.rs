@@ -201,65 +201,17 @@ impl World {
     /// every component type it carries values of.
     pub fn delta_since(&self, since: u64) -> Result<Delta, DeltaError> {
         let tick = self.seal();
-        if since > tick {
-            return Err(DeltaError::FutureBase { since, tick });
-        }
         if since == 0 {
             return Ok(self.full_delta(tick));
         }
-        let floor = self.journal().floor();
-        if since < floor {
-            return Err(DeltaError::HistoryTruncated { since, floor });
-        }
+        let JournalWalk {
+            spawns,
+            sets,
+            removes,
+            despawns,
+        } = self.walk_journal(since, tick)?;
         let registry = self.registry();
         let columns = self.columns();
-        let mut spawns = Vec::new();
-        // (column, entity, row): rows stay valid while the delta is built.
-        let mut sets: Vec<(usize, EntityId, usize)> = Vec::new();
-        let mut removes: Vec<(usize, EntityId)> = Vec::new();
-        let mut despawns = Vec::new();
-        for entry in self.journal().since(since) {
-            match entry.kind {
-                EntryKind::Spawn => {
-                    if self.spawned_at(entry.entity) == Some(entry.tick) {
-                        spawns.push(entry.entity);
-                    }
-                }
-                EntryKind::Set => {
-                    let Some(at) = registry.position(entry.component) else {
-                        continue;
-                    };
-                    let column = &columns[at];
-                    // Only the key's latest change is current; earlier entries are stale.
-                    if let Some(row) = column.row(entry.entity) {
-                        if column.changed(row) == entry.tick {
-                            sets.push((at, entry.entity, row));
-                        }
-                    }
-                }
-                EntryKind::Remove => {
-                    let Some(at) = registry.position(entry.component) else {
-                        continue;
-                    };
-                    // Sent even when the value was inserted after `since`: a receiver acked
-                    // at `since` may have seen that insert in a later frame. A value held
-                    // again now travels as a set, a despawned entity as a despawn.
-                    if self.is_alive(entry.entity) && columns[at].row(entry.entity).is_none() {
-                        removes.push((at, entry.entity));
-                    }
-                }
-                // Sent even for entities spawned after `since`, for the same reason; a
-                // receiver that never saw the entity ignores it.
-                EntryKind::Despawn => despawns.push(entry.entity),
-            }
-        }
-        spawns.sort_unstable();
-        sets.sort_unstable();
-        sets.dedup();
-        removes.sort_unstable();
-        removes.dedup();
-        despawns.sort_unstable();
-
         let mut delta = Delta {
             base_tick: since,
             tick,
@@ -285,6 +237,91 @@ impl World {
                 .push((component, group.iter().map(|&(_, e)| e).collect()));
         }
         Ok(delta)
+    }
+
+    /// The keys that changed after tick `since`, as [`World::delta_since`] carries them
+    /// but without their values (nothing is copied): what an outbox marks. Closes the
+    /// current tick as `delta_since` does; `since == 0` gives every key of the world.
+    pub fn changed_keys_since(&self, since: u64) -> Result<ChangedKeys, DeltaError> {
+        let tick = self.seal();
+        let ids = |at: usize| self.registry().descriptors()[at].id;
+        if since == 0 {
+            let mut keys = ChangedKeys {
+                tick,
+                spawns: self.entities().collect(),
+                ..ChangedKeys::default()
+            };
+            for (at, column) in self.columns().iter().enumerate() {
+                keys.sets
+                    .extend((0..column.len()).map(|row| (ids(at), column.entity(row))));
+            }
+            return Ok(keys);
+        }
+        let walk = self.walk_journal(since, tick)?;
+        Ok(ChangedKeys {
+            tick,
+            spawns: walk.spawns,
+            despawns: walk.despawns,
+            sets: walk.sets.iter().map(|&(at, e, _)| (ids(at), e)).collect(),
+            removes: walk.removes.iter().map(|&(at, e)| (ids(at), e)).collect(),
+        })
+    }
+
+    /// The journal's entries after `since` that are still current at `tick`, sorted:
+    /// spawns, sets as (column, entity, row), removes as (column, entity), despawns.
+    fn walk_journal(&self, since: u64, tick: u64) -> Result<JournalWalk, DeltaError> {
+        if since > tick {
+            return Err(DeltaError::FutureBase { since, tick });
+        }
+        let floor = self.journal().floor();
+        if since < floor {
+            return Err(DeltaError::HistoryTruncated { since, floor });
+        }
+        let registry = self.registry();
+        let columns = self.columns();
+        let mut walk = JournalWalk::default();
+        for entry in self.journal().since(since) {
+            match entry.kind {
+                EntryKind::Spawn => {
+                    if self.spawned_at(entry.entity) == Some(entry.tick) {
+                        walk.spawns.push(entry.entity);
+                    }
+                }
+                EntryKind::Set => {
+                    let Some(at) = registry.position(entry.component) else {
+                        continue;
+                    };
+                    let column = &columns[at];
+                    // Only the key's latest change is current; earlier entries are stale.
+                    if let Some(row) = column.row(entry.entity) {
+                        if column.changed(row) == entry.tick {
+                            walk.sets.push((at, entry.entity, row));
+                        }
+                    }
+                }
+                EntryKind::Remove => {
+                    let Some(at) = registry.position(entry.component) else {
+                        continue;
+                    };
+                    // Sent even when the value was inserted after `since`: a receiver acked
+                    // at `since` may have seen that insert in a later frame. A value held
+                    // again now travels as a set, a despawned entity as a despawn.
+                    if self.is_alive(entry.entity) && columns[at].row(entry.entity).is_none() {
+                        walk.removes.push((at, entry.entity));
+                    }
+                }
+                // Sent even for entities spawned after `since`, for the same reason; a
+                // receiver that never saw the entity ignores it.
+                EntryKind::Despawn => walk.despawns.push(entry.entity),
+            }
+        }
+        walk.spawns.sort_unstable();
+        walk.sets.sort_unstable();
+        walk.sets.dedup();
+        walk.removes.sort_unstable();
+        walk.removes.dedup();
+        walk.despawns.sort_unstable();
+        Ok(walk)
     }
 
     /// The whole world as a delta from nothing.
@@ -314,6 +351,30 @@ impl World {
         }
         delta
     }
+}
+
+/// What [`World::walk_journal`] found.
+#[derive(Default)]
+struct JournalWalk {
+    spawns: Vec<EntityId>,
+    sets: Vec<(usize, EntityId, usize)>,
+    removes: Vec<(usize, EntityId)>,
+    despawns: Vec<EntityId>,
+}
+
+/// The keys a delta would carry, without values ([`World::changed_keys_since`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChangedKeys {
+    /// The tick the changes bring a receiver to.
+    pub tick: u64,
+    /// Entities created.
+    pub spawns: Vec<EntityId>,
+    /// Entities destroyed.
+    pub despawns: Vec<EntityId>,
+    /// Values inserted or changed, as (component, entity).
+    pub sets: Vec<(ComponentId, EntityId)>,
+    /// Components removed from live entities, as (component, entity).
+    pub removes: Vec<(ComponentId, EntityId)>,
 }
 
 impl SetBatch {
@@ -626,5 +687,58 @@ mod tests {
             Err(DeltaError::HistoryTruncated { .. })
         ));
         assert_eq!(stats.history_floor, world.stats().history_floor);
+    }
+
+    /// The keys-only walk lists exactly the keys the delta carries, over every base.
+    #[test]
+    fn changed_keys_are_the_keys_of_the_delta() {
+        let (mut world, position, velocity) = world();
+        let mut live = Vec::new();
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        for t in 0..60u64 {
+            if live.len() < 3 || next() % 3 == 0 {
+                live.push(world.spawn().unwrap());
+            }
+            let e = live[(next() % live.len() as u64) as usize];
+            let c = if next() % 2 == 0 { position } else { velocity };
+            match next() % 4 {
+                0 => {
+                    let _ = world.remove(e, c);
+                }
+                1 if live.len() > 2 => {
+                    let gone = live.swap_remove((next() % live.len() as u64) as usize);
+                    world.despawn(gone).unwrap();
+                }
+                _ => {
+                    world.set(e, c, &[t as u8; 12]).unwrap();
+                }
+            }
+            world.advance();
+            for since in [0, t.saturating_sub(3), t] {
+                let delta = world.delta_since(since).unwrap();
+                let keys = world.changed_keys_since(since).unwrap();
+                let mut sets: Vec<_> = delta.changes().map(|c| (c.component, c.entity)).collect();
+                let mut listed = keys.sets.clone();
+                sets.sort_unstable();
+                listed.sort_unstable();
+                assert_eq!(listed, sets, "since {since}");
+                let mut removes: Vec<_> = delta.removals().collect();
+                let mut listed = keys.removes.clone();
+                removes.sort_unstable();
+                listed.sort_unstable();
+                assert_eq!(listed, removes, "since {since}");
+                let mut spawns = keys.spawns.clone();
+                spawns.sort_unstable();
+                assert_eq!(spawns, delta.spawns, "since {since}");
+                assert_eq!(keys.despawns, delta.despawns, "since {since}");
+                assert_eq!(keys.tick, delta.tick);
+            }
+        }
     }
 }

@@ -22,7 +22,9 @@ pub mod wire;
 pub mod world;
 pub mod xr;
 
-pub use delta::{ChangeKind, ComponentChange, Delta, DeltaError, DeltaTracker, SetBatch};
+pub use delta::{
+    ChangeKind, ChangedKeys, ComponentChange, Delta, DeltaError, DeltaTracker, SetBatch,
+};
 pub use registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
 pub use replica::{Applied, Event, EventKind, Events, Replica, ReplicaError, ReplicaStats};
 pub use snapshot::{Snapshot, SnapshotChunk, DEFAULT_MAX_CHUNK_BYTES};

@@ -263,8 +263,8 @@ impl Client {
                         // tick).
                         self.marked = self
                             .replica
-                            .owned_delta_since(self.replica.world().tick())
-                            .map_or(self.marked, |d| d.tick);
+                            .owned_keys_since(self.replica.world().tick())
+                            .map_or(self.marked, |keys| keys.tick);
                         if accepted.snapshot_chunks() == 0 {
                             self.replica.apply_empty_snapshot(accepted.tick());
                         }
@@ -430,9 +430,9 @@ impl Client {
         if !matches!(self.phase, Phase::Joined(_)) {
             return;
         }
-        if let Ok(delta) = self.replica.owned_delta_since(self.marked) {
-            link.outbox.mark_delta(&delta, |e| e.creator() != own);
-            self.marked = delta.tick;
+        if let Ok(keys) = self.replica.owned_keys_since(self.marked) {
+            link.outbox.mark_changes(&keys, |e| e.creator() != own);
+            self.marked = keys.tick;
         }
         link.send(
             self.replica.world(),

@@ -57,6 +57,7 @@
 //! without values (acknowledgements, spawns, despawns, removals, control) count as
 //! unattributed.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -65,8 +66,8 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use crate::registry::{ComponentId, Registry};
 use crate::wire::codec::{
     train_dictionary, Codec, CodecChoice, CodecConfig, CodecCounters, CodecError, Dictionary,
-    DictionarySet, FrameFormat, MessageKind, NoCodec, StreamDecoder, StreamEncoder, Zstd, ZstdDict,
-    MIN_TRAINING_SAMPLES,
+    DictionarySet, FrameFormat, FrameHeader, MessageKind, NoCodec, StreamDecoder, StreamEncoder,
+    Zstd, ZstdDict, MIN_TRAINING_SAMPLES,
 };
 use crate::wire::{self, fb, Encoder, Message};
 
@@ -127,6 +128,24 @@ impl StreamKind {
             MessageKind::DeltaFrame | MessageKind::Datagram => Self::DeltaFrame,
         }
     }
+}
+
+/// A raw frame's body, borrowed (bounded by `max_len`, as a codec decodes it), or `None`
+/// for a frame of another format: a raw message is not copied on its way in.
+fn raw_body(frame: &[u8], max_len: usize) -> Option<Result<Cow<'_, [u8]>, CodecError>> {
+    let header = FrameHeader::parse(frame).ok()?;
+    if header.format != FrameFormat::Raw {
+        return None;
+    }
+    // A raw frame declares its body's length.
+    Some(if header.declared_len > max_len as u64 {
+        Err(CodecError::TooLarge {
+            declared: header.declared_len,
+            max: max_len,
+        })
+    } else {
+        Ok(Cow::Borrowed(header.body))
+    })
 }
 
 /// Bytes a stream message may have beyond its codec envelope's content: its kind byte,
@@ -636,15 +655,20 @@ impl Compression {
 
     /// Decodes an envelope of `kind` from the peer, bounded by the kind's maximum, with
     /// the dictionaries held; counts the outcome.
-    pub(crate) fn decode(
+    pub(crate) fn decode<'a>(
         &mut self,
         kind: MessageKind,
-        frame: &[u8],
-    ) -> Result<Vec<u8>, CodecError> {
+        frame: &'a [u8],
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
         let k = kind.index();
-        let result = self.kinds[k]
-            .decode
-            .decompress(frame, self.config.kind(kind).max_len);
+        let max_len = self.config.kind(kind).max_len;
+        let result = match raw_body(frame, max_len) {
+            Some(body) => body,
+            None => self.kinds[k]
+                .decode
+                .decompress(frame, max_len)
+                .map(Cow::Owned),
+        };
         self.counters[k].record_received(frame, &result);
         result
     }
@@ -653,12 +677,12 @@ impl Compression {
     /// kind's maximum: a delta frame's stream frames (formats 3 and 4) with the link's
     /// stream decoder `streams`, any other frame as [`Compression::decode`] does. Counts the
     /// outcome (a stream frame of a stream started with a dictionary is a dictionary hit).
-    pub(crate) fn decode_stream(
+    pub(crate) fn decode_stream<'a>(
         &mut self,
         kind: MessageKind,
-        frame: &[u8],
+        frame: &'a [u8],
         streams: &mut LinkStreams,
-    ) -> Result<Vec<u8>, CodecError> {
+    ) -> Result<Cow<'a, [u8]>, CodecError> {
         let k = kind.index();
         let format = frame.first().copied().and_then(FrameFormat::from_byte);
         if kind != MessageKind::DeltaFrame || !format.is_some_and(FrameFormat::is_stream) {
@@ -676,12 +700,13 @@ impl Compression {
             None => (Err(CodecError::Compress("out of memory".into())), false),
         };
         self.counters[k].record_received_with(frame, &result, dictionary);
-        result
+        result.map(Cow::Owned)
     }
 
-    /// Decodes a control message's envelope (raw only, bounded).
-    pub(crate) fn decode_control(frame: &[u8]) -> Result<Vec<u8>, CodecError> {
-        NoCodec.decompress(frame, MAX_CONTROL_BYTES)
+    /// Decodes a control message's envelope (raw only, bounded), borrowing its body.
+    pub(crate) fn decode_control(frame: &[u8]) -> Result<Cow<'_, [u8]>, CodecError> {
+        raw_body(frame, MAX_CONTROL_BYTES)
+            .unwrap_or_else(|| NoCodec.decompress(frame, MAX_CONTROL_BYTES).map(Cow::Owned))
     }
 
     /// Client: takes in a dictionary from the host; returns its id, to acknowledge, or

@@ -486,8 +486,8 @@ impl Host {
     /// Marks what changed since the last tick in every client's outbox (parked ones
     /// too, so that a resume sends exactly what is missing).
     fn mark_changes(&mut self, now: Instant) {
-        match self.world.delta_since(self.marked) {
-            Ok(delta) => {
+        match self.world.changed_keys_since(self.marked) {
+            Ok(keys) => {
                 let parked = self
                     .parked
                     .iter_mut()
@@ -497,9 +497,9 @@ impl Host {
                     client
                         .link
                         .outbox
-                        .mark_delta(&delta, |e| e.creator() == peer);
+                        .mark_changes(&keys, |e| e.creator() == peer);
                 }
-                self.marked = delta.tick;
+                self.marked = keys.tick;
             }
             Err(_) => {
                 // History lost (the engine did not tick for a long time): every peer gets

@@ -2,6 +2,7 @@
 //! sent (sequence numbers to acknowledge), its pose stream, the dictionaries it holds, the
 //! compression streams each way, and the figures.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -138,11 +139,11 @@ impl Link {
 
     /// Opens a state datagram's codec envelope (bounded; a failure is counted per cause
     /// by `compression` and the datagram dropped). Returns the state datagram message.
-    pub(crate) fn open_datagram(
+    pub(crate) fn open_datagram<'a>(
         &mut self,
-        bytes: &[u8],
+        bytes: &'a [u8],
         compression: &mut Compression,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<Cow<'a, [u8]>> {
         self.diagnostics.payload_bytes_received += bytes.len() as u64;
         match bytes.first().copied() {
             // Codec envelope of a state datagram: 0 raw, 1 zstd, 2 zstd + dictionary.

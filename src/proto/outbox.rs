@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use crate::delta::{Delta, SetBatch};
+use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
 use crate::wire::{size, Encoder};
 use crate::world::{EntityId, World};
@@ -163,21 +163,16 @@ impl Outbox {
         pending.changed = pending.changed.max(tick);
     }
 
-    /// Notes every change a delta lists, skipping entities `skip` says to (their owner
-    /// already has them).
-    pub(crate) fn mark_delta(&mut self, delta: &Delta, skip: impl Fn(EntityId) -> bool) {
-        let tick = delta.tick;
-        for &e in delta.spawns.iter().chain(&delta.despawns) {
+    /// Notes every key that changed (see [`World::changed_keys_since`]), skipping entities
+    /// `skip` says to (their owner already has them).
+    pub(crate) fn mark_changes(&mut self, keys: &ChangedKeys, skip: impl Fn(EntityId) -> bool) {
+        let tick = keys.tick;
+        for &e in keys.spawns.iter().chain(&keys.despawns) {
             if !skip(e) {
                 self.mark((ENTITY, e), tick);
             }
         }
-        for change in delta.changes() {
-            if !skip(change.entity) {
-                self.mark((change.component, change.entity), tick);
-            }
-        }
-        for (component, entity) in delta.removals() {
+        for &(component, entity) in keys.sets.iter().chain(&keys.removes) {
             if !skip(entity) {
                 self.mark((component, entity), tick);
             }
@@ -516,8 +511,8 @@ mod tests {
 
     /// Marks every change of `world` so far and builds one tick's datagrams.
     fn send_all(outbox: &mut Outbox, world: &World, now: Instant, acks: &[(u64, u64)]) -> Built {
-        let delta = world.delta_since(0).expect("history");
-        outbox.mark_delta(&delta, |_| false);
+        let keys = world.changed_keys_since(0).expect("history");
+        outbox.mark_changes(&keys, |_| false);
         outbox.build(
             world,
             world.tick(),
@@ -580,8 +575,8 @@ mod tests {
         world.advance();
         world.set(entities[0], c, &[99; 28]).expect("set");
         let t1 = t0 + Duration::from_millis(100);
-        let delta = world.delta_since(world.tick() - 1).expect("history");
-        outbox.mark_delta(&delta, |_| false);
+        let keys = world.changed_keys_since(world.tick() - 1).expect("history");
+        outbox.mark_changes(&keys, |_| false);
         let sent = outbox.build(&world, world.tick(), t1, limits(), &[], &mut Encoder::new());
         assert_eq!(sent.datagrams.len(), 1);
         let early = t1 + measured / 2;

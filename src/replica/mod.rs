@@ -328,9 +328,13 @@ impl Replica {
         Ok(())
     }
 
-    /// What this peer's own writes changed after `since` (see [`World::delta_since`]).
-    pub(crate) fn owned_delta_since(&self, since: u64) -> Result<crate::Delta, crate::DeltaError> {
-        self.world.delta_since(since)
+    /// The keys this peer's writes changed after `since` (see
+    /// [`World::changed_keys_since`]), to mark for the host.
+    pub(crate) fn owned_keys_since(
+        &self,
+        since: u64,
+    ) -> Result<crate::delta::ChangedKeys, crate::DeltaError> {
+        self.world.changed_keys_since(since)
     }
 
     /// A replica that knows the engine's own component types already; a descriptor from the

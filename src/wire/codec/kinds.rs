@@ -276,7 +276,11 @@ impl CodecCounters {
 
     /// Counts a received `frame` and the outcome of its decoding: bytes each way, frames
     /// made with a dictionary, and errors by cause (as [`CodecCounters::record_decode`]).
-    pub fn record_received(&mut self, frame: &[u8], result: &Result<Vec<u8>, CodecError>) {
+    pub fn record_received<T: AsRef<[u8]>>(
+        &mut self,
+        frame: &[u8],
+        result: &Result<T, CodecError>,
+    ) {
         let with_dictionary = frame.first() == Some(&(FrameFormat::ZstdDict as u8));
         self.record_received_with(frame, result, with_dictionary);
     }
@@ -284,16 +288,16 @@ impl CodecCounters {
     /// Counts a received frame as [`CodecCounters::record_received`], `with_dictionary`
     /// telling whether it was made with a dictionary (a stream frame's is the one its
     /// stream started with: [`StreamDecoder::dictionary`](super::StreamDecoder::dictionary)).
-    pub fn record_received_with(
+    pub fn record_received_with<T: AsRef<[u8]>>(
         &mut self,
         frame: &[u8],
-        result: &Result<Vec<u8>, CodecError>,
+        result: &Result<T, CodecError>,
         with_dictionary: bool,
     ) {
         self.record_decode(result);
         self.bytes_received_framed += frame.len() as u64;
         if let Ok(message) = result {
-            self.bytes_received_uncompressed += message.len() as u64;
+            self.bytes_received_uncompressed += message.as_ref().len() as u64;
             self.dictionary_in += u64::from(with_dictionary);
         }
     }
