@@ -12,6 +12,7 @@ use super::compression::{
 use super::events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
 use super::poses::{PoseHub, PoseLink};
+use super::queue::{EventQueue, EventRef};
 use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_BROKEN_STREAM, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
@@ -72,7 +73,7 @@ pub struct Client {
     compression: Compression,
     poses: PoseHub,
     encoder: Encoder,
-    events: VecDeque<SessionEvent>,
+    events: EventQueue,
     out: Outputs,
 }
 
@@ -103,7 +104,7 @@ impl Client {
             request,
             resume: Vec::new(),
             encoder,
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             out: VecDeque::new(),
         })
     }
@@ -166,9 +167,17 @@ impl Client {
         self.out.pop_front()
     }
 
-    /// The next event for the engine, oldest first.
+    /// The next event for the engine, oldest first (a replica event's bytes copied into
+    /// it; [`Client::poll_events_with`] lends them instead).
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        self.events.pop(Some(&mut self.replica))
+    }
+
+    /// Hands up to `max` events, oldest first, to `f`, borrowed: a replica event's bytes
+    /// are the replica's own, not copied. They stay where they are until the next poll.
+    /// Returns how many were handed.
+    pub fn poll_events_with(&mut self, max: usize, f: impl FnMut(EventRef<'_>)) -> usize {
+        self.events.poll_with(max, Some(&mut self.replica), f)
     }
 
     /// The driver connected to the host as `conn`: the join (or resume) request goes.
@@ -272,7 +281,7 @@ impl Client {
                 }
                 self.link = Some(link);
                 self.phase = Phase::Joined(conn);
-                self.events.push_back(SessionEvent::Joined { peer });
+                self.events.push(SessionEvent::Joined { peer });
             }
             Ok(Message::JoinRefused(refused)) => {
                 let reason = match (refused.reason(), refused.host_types()) {
@@ -314,7 +323,7 @@ impl Client {
                 let message = Compression::decode_control(frame);
                 match message.as_deref().map(wire::decode) {
                     Ok(Ok(Message::WriteRejected(rejected))) => {
-                        self.events.push_back(SessionEvent::WriteRejected {
+                        self.events.push(SessionEvent::WriteRejected {
                             peer: self.peer.unwrap_or_default(),
                             entity: EntityId(rejected.entity()),
                             component: ComponentId(rejected.component()),
@@ -329,13 +338,13 @@ impl Client {
                     }
                     Ok(Ok(Message::PeerJoined(joined))) => {
                         self.poses.welcome(joined.peer());
-                        self.events.push_back(SessionEvent::PeerJoined {
+                        self.events.push(SessionEvent::PeerJoined {
                             peer: joined.peer(),
                         });
                     }
                     Ok(Ok(Message::PeerLeft(left))) => {
                         self.poses.forget(left.peer());
-                        self.events.push_back(SessionEvent::PeerLeft {
+                        self.events.push(SessionEvent::PeerLeft {
                             peer: left.peer(),
                             reason: left.reason().unwrap_or("left").to_owned(),
                         });
@@ -403,7 +412,7 @@ impl Client {
         if !self.closed {
             self.closed = true;
             self.events
-                .push_back(SessionEvent::Disconnected { reason, cause });
+                .push(SessionEvent::Disconnected { reason, cause });
         }
     }
 
@@ -412,7 +421,7 @@ impl Client {
         if self.phase == Phase::Idle && !self.closed {
             self.closed = true;
             self.events
-                .push_back(SessionEvent::Disconnected { reason, cause });
+                .push(SessionEvent::Disconnected { reason, cause });
         }
     }
 
@@ -456,17 +465,11 @@ impl Client {
         }
     }
 
-    /// Replica events, as session events.
+    /// Notes the replica's new events in the session's order (their bytes stay in the
+    /// replica's arena).
     fn take_replica_events(&mut self) {
-        for e in self.replica.poll_events(usize::MAX).iter() {
-            self.events.push_back(SessionEvent::Replica {
-                kind: e.kind,
-                entity: e.entity,
-                component: e.component,
-                tick: e.tick,
-                data: e.data.to_vec(),
-            });
-        }
+        let new = self.replica.pending_events() - self.events.replica_markers();
+        self.events.replica_events(new);
     }
 
     /// The protocol's figures (a driver adds its transport's to the peer's).

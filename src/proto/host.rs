@@ -17,6 +17,7 @@ use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
 use super::outbox::{Key, Outbox};
 use super::poses::{PoseHub, PoseLink};
+use super::queue::{EventQueue, EventRef};
 use super::rng::TokenRng;
 use super::token::JoinSecret;
 use super::{
@@ -85,7 +86,7 @@ pub struct Host {
     poses: PoseHub,
     rng: TokenRng,
     encoder: Encoder,
-    events: VecDeque<SessionEvent>,
+    events: EventQueue,
     out: Outputs,
 }
 
@@ -130,7 +131,7 @@ impl Host {
             joins_refused: 0,
             rng: TokenRng::new(seed),
             encoder: Encoder::new(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             out: VecDeque::new(),
         })
     }
@@ -198,7 +199,13 @@ impl Host {
 
     /// The next event for the engine, oldest first.
     pub fn poll_event(&mut self) -> Option<SessionEvent> {
-        self.events.pop_front()
+        self.events.pop(None)
+    }
+
+    /// Hands up to `max` events, oldest first, to `f`, borrowed until the next poll;
+    /// returns how many.
+    pub fn poll_events_with(&mut self, max: usize, f: impl FnMut(EventRef<'_>)) -> usize {
+        self.events.poll_with(max, None, f)
     }
 
     /// The first reliable message of a new connection, `request` (at most
@@ -238,7 +245,7 @@ impl Host {
                     code: CLOSE_REFUSED,
                     reason: message.clone(),
                 });
-                self.events.push_back(SessionEvent::JoinRefused {
+                self.events.push(SessionEvent::JoinRefused {
                     from,
                     reason: message,
                 });
@@ -322,7 +329,7 @@ impl Host {
         self.poses.welcome(peer);
         self.conns.insert(conn, peer);
         self.peers.insert(peer, client);
-        self.events.push_back(SessionEvent::PeerJoined { peer });
+        self.events.push(SessionEvent::PeerJoined { peer });
     }
 
     /// A message that arrived on `conn`'s unreliable channel at `arrival` (`now` is the
@@ -433,8 +440,7 @@ impl Host {
             for other in self.peers.values_mut() {
                 other.link.send_reliable(notice.clone(), &mut self.out);
             }
-            self.events
-                .push_back(SessionEvent::PeerLeft { peer, reason });
+            self.events.push(SessionEvent::PeerLeft { peer, reason });
             // Kept for the client to resume within the grace period.
             self.admission.left(peer, client.resume);
             self.parked.insert(peer, Parked { client, since: now });
@@ -644,7 +650,7 @@ struct ClientWrites<'a> {
     peer: PeerId,
     next_counter: &'a mut u64,
     encoder: &'a mut Encoder,
-    events: &'a mut VecDeque<SessionEvent>,
+    events: &'a mut EventQueue,
     out: &'a mut Outputs,
 }
 
@@ -730,7 +736,7 @@ impl ClientWrites<'_> {
             let notice =
                 control_message(&self.encoder.write_rejected(entity.0, component.0, &reason));
             self.client.link.send_reliable(notice, self.out);
-            self.events.push_back(SessionEvent::WriteRejected {
+            self.events.push(SessionEvent::WriteRejected {
                 peer: self.peer,
                 entity,
                 component,

@@ -19,6 +19,7 @@ mod host;
 mod link;
 pub(crate) mod outbox;
 pub mod poses;
+mod queue;
 mod rng;
 pub mod token;
 
@@ -27,6 +28,7 @@ use std::time::Duration;
 pub use client::{CannotResume, Client, HOST_SHUT_DOWN};
 pub use events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
 pub use host::{Host, HostConfigError, CLIENT_LEFT};
+pub use queue::EventRef;
 
 use crate::wire::codec::CodecConfig;
 use crate::DEFAULT_MAX_CHUNK_BYTES;
