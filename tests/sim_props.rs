@@ -437,6 +437,9 @@ fn sim_a_client_dropped_before_its_snapshot_arrived_resumes_with_one() {
     sim.clients[0].core.reconnect().expect("resumable");
     sim.connect(0);
     let took = sim.converge(Duration::from_secs(2));
-    assert!(took.is_some(), "the resumed client never got the host's state");
+    assert!(
+        took.is_some(),
+        "the resumed client never got the host's state"
+    );
     assert_eq!(sim.clients[0].core.world().stats().entities, 300);
 }
