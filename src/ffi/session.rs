@@ -1,8 +1,9 @@
-//! Session calls: a host or a client over QUIC, owning its world (see `net::session`).
+//! Session calls: a host or a client over QUIC, owning its world (see `net::session`);
+//! sessions over the engine's own transport are made and driven in `transport.rs`.
 //!
 //! A session handle holds a `Mutex` around the Rust [`Session`] together with what the C
-//! side must not handle itself (the host's TLS identity and join secret), and the batch of
-//! events handed out by the last poll, whose bytes the C side borrows until the next poll.
+//! side must not handle itself (the host's join secret), and the batch of events handed
+//! out by the last poll, whose bytes the C side borrows until the next poll.
 //! A client joined by host name holds its join until a background thread has resolved
 //! the name (see [`Link`]), so neither joining nor closing blocks the caller.
 
@@ -17,7 +18,10 @@ use super::handles::HandleTable;
 use super::session_config::{config_in, ThetaSessionConfig};
 use super::world::{ThetaWorld, WORLDS};
 use super::{bytes_in, check_out, write_optional, write_out, ThetaStatus};
-use crate::net::session::{DisconnectCause, Session, SessionConfig, SessionError, SessionEvent};
+use crate::net::compression::TrainError;
+use crate::net::session::{
+    DisconnectCause, HostError, Session, SessionConfig, SessionError, SessionEvent,
+};
 use crate::net::tls::{Fingerprint, HostIdentity, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
 use crate::registry::Registry;
@@ -39,10 +43,11 @@ pub struct ThetaSession {
 /// A session and what belongs with it on this side of the C ABI.
 pub(super) struct SessionObject {
     link: Link,
-    /// The host's identity and join secret; `None` on a client.
-    host: Option<(HostIdentity, JoinSecret)>,
-    /// The host's certificate fingerprint: its own on a host, the pinned one on a client.
-    fingerprint: Fingerprint,
+    /// The host's join secret; `None` on a client.
+    secret: Option<JoinSecret>,
+    /// The host's certificate fingerprint: its own on a host, the pinned one on a client;
+    /// `None` over a custom transport.
+    fingerprint: Option<Fingerprint>,
     /// The events of the last poll, borrowed by the C side until the next one.
     pub(super) polled: Vec<SessionEvent>,
     /// Events of this layer (a host name that did not resolve), polled before the
@@ -75,14 +80,14 @@ struct PendingJoin {
 }
 
 impl SessionObject {
-    fn new(
+    pub(super) fn new(
         session: Session,
-        host: Option<(HostIdentity, JoinSecret)>,
-        fingerprint: Fingerprint,
+        secret: Option<JoinSecret>,
+        fingerprint: Option<Fingerprint>,
     ) -> Self {
         SessionObject {
             link: Link::Ready(Box::new(session)),
-            host,
+            secret,
             fingerprint,
             polled: Vec::new(),
             own_events: VecDeque::new(),
@@ -166,8 +171,27 @@ static SESSIONS: HandleTable<Mutex<SessionObject>> = HandleTable::new(6);
 const KIND: &str = "session";
 
 impl From<SessionError> for FfiError {
+    /// Each kind of failure its own status (see `ThetaStatus`).
     fn from(error: SessionError) -> Self {
-        FfiError::new(ThetaStatus::InvalidArgument, error.to_string())
+        let status = match &error {
+            SessionError::Io(_) => ThetaStatus::Io,
+            SessionError::Tls(_) => ThetaStatus::Tls,
+            SessionError::WrongRole(_) | SessionError::Train(TrainError::NotHost) => {
+                ThetaStatus::WrongRole
+            }
+            SessionError::CannotResume(_) => ThetaStatus::CannotResume,
+            SessionError::Train(_) => ThetaStatus::TrainingRefused,
+            // Settings the caller gave: a pose volume, a custom transport's limits.
+            SessionError::Volume(_) | SessionError::Transport(_) => ThetaStatus::InvalidArgument,
+        };
+        FfiError::new(status, error.to_string())
+    }
+}
+
+/// Stores a new session object and returns its handle.
+pub(super) fn insert(object: SessionObject) -> ThetaSession {
+    ThetaSession {
+        id: SESSIONS.insert(Mutex::new(object)),
     }
 }
 
@@ -190,6 +214,11 @@ pub(super) fn with_session<R>(
 
 fn invalid(message: impl Into<String>) -> FfiError {
     FfiError::new(ThetaStatus::InvalidArgument, message)
+}
+
+/// A certificate, key or CA that is unusable: `THETA_STATUS_TLS`.
+fn tls_error(error: crate::net::tls::TlsError) -> FfiError {
+    SessionError::Tls(error).into()
 }
 
 /// Borrows `len` bytes of UTF-8 text.
@@ -305,7 +334,7 @@ pub unsafe extern "C" fn theta_session_host(
                 secret_hex_len,
                 config,
                 out_session,
-                || HostIdentity::self_signed(&[]).map_err(|e| invalid(e.to_string())),
+                || HostIdentity::self_signed(&[]).map_err(tls_error),
             )
         }
     })
@@ -315,7 +344,7 @@ pub unsafe extern "C" fn theta_session_host(
 /// (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
 /// certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
 /// it. A chain or key that does not parse, or a key that does not match the leaf, is
-/// `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+/// `THETA_STATUS_TLS` and leaves the world valid.
 ///
 /// # Safety
 /// As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
@@ -350,7 +379,7 @@ pub unsafe extern "C" fn theta_session_host_pem(
                 secret_hex_len,
                 config,
                 out_session,
-                || HostIdentity::from_pem(chain, key).map_err(|e| invalid(e.to_string())),
+                || HostIdentity::from_pem(chain, key).map_err(tls_error),
             )
         }
     })
@@ -375,17 +404,40 @@ unsafe fn host_with(
     check_out(out_session, "out_session")?;
     // SAFETY: per the contract.
     let bind = unsafe { address_in(bind, bind_len, "bind") }?;
-    let secret = if secret_hex_len == 0 {
-        JoinSecret::try_generate().map_err(|e| invalid(e.to_string()))?
-    } else {
-        // SAFETY: per the contract.
-        let text = unsafe { text_in(secret_hex, secret_hex_len, "secret_hex") }?;
-        JoinSecret::from_hex(text).map_err(|e| invalid(e.to_string()))?
-    };
+    // SAFETY: per the contract.
+    let secret = unsafe { secret_in(secret_hex, secret_hex_len) }?;
     // SAFETY: per the contract.
     let settings = unsafe { config_in(config) }?;
     let identity = identity()?;
-    // The world leaves its handle only if the session starts; otherwise it goes back.
+    let fingerprint = identity.fingerprint();
+    let session = take_world(world, |w| {
+        Session::host(bind, w, &identity, secret.clone(), settings)
+    })?;
+    let handle = insert(SessionObject::new(session, Some(secret), Some(fingerprint)));
+    // SAFETY: checked non-NULL.
+    unsafe { write_out(out_session, handle) };
+    Ok(())
+}
+
+/// A join secret given as 64 hex digits, or a fresh random one when `len` is 0.
+///
+/// # Safety
+/// As `bytes_in`.
+pub(super) unsafe fn secret_in(hex: *const u8, len: usize) -> FfiResult<JoinSecret> {
+    if len == 0 {
+        return JoinSecret::try_generate().map_err(|e| invalid(e.to_string()));
+    }
+    // SAFETY: per the contract.
+    let text = unsafe { text_in(hex, len, "secret_hex") }?;
+    JoinSecret::from_hex(text).map_err(|e| invalid(e.to_string()))
+}
+
+/// Moves the world behind `world` into the session `start` makes of it: its handle is
+/// freed only if the session starts; otherwise the world goes back under it, unchanged.
+pub(super) fn take_world(
+    world: ThetaWorld,
+    start: impl FnOnce(crate::World) -> Result<Session, HostError>,
+) -> FfiResult<Session> {
     let poisoned = |w: &Mutex<crate::World>| {
         if w.is_poisoned() {
             return Err(FfiError::new(
@@ -395,20 +447,10 @@ unsafe fn host_with(
         }
         Ok(())
     };
-    let session = WORLDS.take_with(world.id, "world", poisoned, |w| {
+    WORLDS.take_with(world.id, "world", poisoned, |w| {
         let world = w.into_inner().unwrap_or_else(PoisonError::into_inner);
-        Session::host(bind, world, &identity, secret.clone(), settings)
-            .map_err(|e| (invalid(e.error.to_string()), Box::new(Mutex::new(*e.world))))
-    })?;
-    let fingerprint = identity.fingerprint();
-    let id = SESSIONS.insert(Mutex::new(SessionObject::new(
-        session,
-        Some((identity, secret)),
-        fingerprint,
-    )));
-    // SAFETY: checked non-NULL.
-    unsafe { write_out(out_session, ThetaSession { id }) };
-    Ok(())
+        start(world).map_err(|e| (FfiError::from(e.error), Box::new(Mutex::new(*e.world))))
+    })
 }
 
 /// Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
@@ -476,8 +518,9 @@ pub unsafe extern "C" fn theta_session_join(
 /// Joins as `theta_session_join` does, but verifies the host's certificate chain against
 /// the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
 /// (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
-/// zeros. Unparsable CA text is `THETA_STATUS_INVALID_ARGUMENT`; a host whose chain does
-/// not verify is refused during the handshake, reported as a `DISCONNECTED` event.
+/// zeros. CA text that does not parse, or holds no certificate, is `THETA_STATUS_TLS`; a
+/// host whose chain does not verify is refused during the handshake, reported as a
+/// `DISCONNECTED` event.
 ///
 /// # Safety
 /// As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
@@ -506,9 +549,12 @@ pub unsafe extern "C" fn theta_session_join_ca(
         use rustls::pki_types::pem::PemObject;
         let roots = rustls::pki_types::CertificateDer::pem_slice_iter(ca.as_bytes())
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| invalid(format!("ca_pem: {e}")))?;
+            .map_err(|e| FfiError::new(ThetaStatus::Tls, format!("ca_pem: {e}")))?;
         if roots.is_empty() {
-            return Err(invalid("ca_pem holds no certificate"));
+            return Err(FfiError::new(
+                ThetaStatus::Tls,
+                "ca_pem holds no certificate",
+            ));
         }
         // SAFETY: per the contract.
         unsafe {
@@ -556,12 +602,12 @@ unsafe fn join_with(
         ServerTrust::Fingerprint(pinned) => *pinned,
         ServerTrust::CaRoots(_) => Fingerprint([0; THETA_FINGERPRINT_LEN]),
     };
-    let registry = WORLDS.with(registry_world.id, "world", |w| Ok(w.registry().clone()))?;
+    let registry = registry_of(registry_world)?;
     let object = match addr {
         Address::Literal(addr) => SessionObject::new(
             Session::join(addr, &trust, token, &registry, settings)?,
             None,
-            fingerprint,
+            Some(fingerprint),
         ),
         Address::Name(name) => {
             let (tell, answer) = mpsc::sync_channel(1);
@@ -581,17 +627,22 @@ unsafe fn join_with(
                         settings,
                     }),
                 },
-                host: None,
-                fingerprint,
+                secret: None,
+                fingerprint: Some(fingerprint),
                 polled: Vec::new(),
                 own_events: VecDeque::new(),
             }
         }
     };
-    let id = SESSIONS.insert(Mutex::new(object));
+    let handle = insert(object);
     // SAFETY: checked non-NULL by the callers.
-    unsafe { write_out(out_session, ThetaSession { id }) };
+    unsafe { write_out(out_session, handle) };
     Ok(())
+}
+
+/// The component types of the world behind `world` (not consumed).
+pub(super) fn registry_of(world: ThetaWorld) -> FfiResult<Registry> {
+    WORLDS.with(world.id, "world", |w| Ok(w.registry().clone()))
 }
 
 /// Frees a session: an orderly shutdown on the caller's thread. Its connections are
@@ -657,12 +708,20 @@ pub unsafe extern "C" fn theta_session_wait_closed(
 /// One network tick: applies what arrived (clients: the host's state; host: its clients'
 /// writes), queues events, sends what changed, and on the host closes the world's tick.
 /// Never blocks on the network; call it once per engine frame or at the replication rate.
-/// On a client still resolving its host's name, it only checks for the answer.
+/// On a client still resolving its host's name, it only checks for the answer. Over a
+/// custom transport, poll `theta_session_transport_poll` after it; a session that left
+/// (`theta_session_leave`) gives `THETA_STATUS_SESSION_CLOSED`.
 #[no_mangle]
 pub extern "C" fn theta_session_tick(session: ThetaSession) -> ThetaStatus {
     boundary("theta_session_tick", || {
         with_object(session, |o| {
             if let Some(session) = o.ready() {
+                if session.has_left() {
+                    return Err(FfiError::new(
+                        ThetaStatus::SessionClosed,
+                        "this session left: poll what it still has to send, then free it",
+                    ));
+                }
                 session.tick();
             }
             Ok(())
@@ -670,9 +729,26 @@ pub extern "C" fn theta_session_tick(session: ThetaSession) -> ThetaStatus {
     })
 }
 
+/// Client: reconnects after the connection to the host dropped (a `DISCONNECTED` event
+/// with cause `THETA_DISCONNECT_CAUSE_TIMED_OUT`, say), resuming this client's state: the
+/// host sends what changed since (no snapshot) while it keeps that state
+/// (`ThetaSessionConfig::resume_grace_ms`), and refuses later (join again with a fresh
+/// token then). Over QUIC the session dials the host again; over a custom transport open
+/// a new connection and report it with `theta_session_transport_connected`. `JOINED` or
+/// `DISCONNECTED` follows. `THETA_STATUS_WRONG_ROLE` on a host;
+/// `THETA_STATUS_CANNOT_RESUME` when the client was never admitted, is still connected,
+/// or has no resume token.
+#[no_mangle]
+pub extern "C" fn theta_session_reconnect(session: ThetaSession) -> ThetaStatus {
+    boundary("theta_session_reconnect", || {
+        with_session(session, |s| Ok(s.reconnect()?))
+    })
+}
+
 /// Writes the host certificate's SHA-256 fingerprint (`THETA_FINGERPRINT_LEN` bytes) to
 /// `out_fingerprint`: on a host its own, what clients pass to `theta_session_join`; on a
-/// client the one it pins.
+/// client the one it pins. A session over a custom transport has none:
+/// `THETA_STATUS_WRONG_TRANSPORT`.
 ///
 /// # Safety
 /// `out_fingerprint` must point to `THETA_FINGERPRINT_LEN` writable bytes.
@@ -683,7 +759,14 @@ pub unsafe extern "C" fn theta_session_fingerprint(
 ) -> ThetaStatus {
     boundary("theta_session_fingerprint", || {
         check_out(out_fingerprint, "out_fingerprint")?;
-        let fingerprint = with_object(session, |o| Ok(o.fingerprint))?;
+        let fingerprint = with_object(session, |o| {
+            o.fingerprint.ok_or_else(|| {
+                FfiError::new(
+                    ThetaStatus::WrongTransport,
+                    "a session over a custom transport has no certificate",
+                )
+            })
+        })?;
         // SAFETY: checked non-NULL; the caller gives THETA_FINGERPRINT_LEN writable bytes.
         unsafe {
             std::ptr::copy_nonoverlapping(
@@ -702,7 +785,8 @@ pub unsafe extern "C" fn theta_session_fingerprint(
 /// `THETA_STATUS_BUFFER_TOO_SMALL` with the needed length in `out_len` (the one output
 /// written on that status). `peer` must not be the host's own id (0 unless its world was
 /// configured otherwise) and `ttl_seconds` must not be 0; a client session gives
-/// `THETA_STATUS_INVALID_ARGUMENT`. Each call mints another token: a token admits one join.
+/// `THETA_STATUS_WRONG_ROLE`. Each call mints another token: a token admits one join. A
+/// host over a custom transport mints them the same way.
 ///
 /// # Safety
 /// `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0); `out_len` to
@@ -726,8 +810,11 @@ pub unsafe extern "C" fn theta_session_mint_token(
         }
         let token = with_object(session, |o| {
             let own = o.ready().and_then(|s| s.peer());
-            let Some((_, secret)) = &o.host else {
-                return Err(invalid("only a host session mints join tokens"));
+            let Some(secret) = &o.secret else {
+                return Err(FfiError::new(
+                    ThetaStatus::WrongRole,
+                    "only a host session mints join tokens",
+                ));
             };
             if own == Some(peer) {
                 return Err(invalid(format!("peer {peer} is the host's own id")));
@@ -753,7 +840,8 @@ pub unsafe extern "C" fn theta_session_mint_token(
 }
 
 /// Writes the port the session's endpoint is bound to (the host's listening port, useful
-/// after binding port 0).
+/// after binding port 0). A session over a custom transport has none:
+/// `THETA_STATUS_WRONG_TRANSPORT`.
 ///
 /// # Safety
 /// `out_port` must point to a writable `uint16_t`.
@@ -765,6 +853,12 @@ pub unsafe extern "C" fn theta_session_local_port(
     boundary("theta_session_local_port", || {
         check_out(out_port, "out_port")?;
         let port = with_session(session, |s| {
+            if s.is_custom() {
+                return Err(FfiError::new(
+                    ThetaStatus::WrongTransport,
+                    "a session over a custom transport has no socket",
+                ));
+            }
             s.local_addr()
                 .map(|a| a.port())
                 .map_err(|e| invalid(format!("no local address: {e}")))

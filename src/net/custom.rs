@@ -36,8 +36,9 @@ use crate::proto::{
 /// The close code an engine reports ([`super::session::Session::transport_closed`]) when
 /// its transport lost the connection (a timeout, a network problem) or cannot tell why it
 /// ended; any code that is not one of [`CLOSE_SHUTDOWN`], [`CLOSE_REFUSED`] or
-/// [`CLOSE_BROKEN_STREAM`] is taken as this one.
-pub const CLOSE_LOST: u32 = u32::MAX;
+/// [`CLOSE_BROKEN_STREAM`] is taken as this one. (65535: no code the session sends, and
+/// within a C enum's range.)
+pub const CLOSE_LOST: u32 = 0xFFFF;
 /// The least [`CustomTransport::max_unreliable`] accepted.
 pub const MIN_UNRELIABLE: usize = 256;
 /// The most [`CustomTransport::max_unreliable`] accepted: larger unreliable messages are
