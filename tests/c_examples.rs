@@ -127,6 +127,40 @@ fn c_example_builds_as_c11_and_converges() {
 }
 
 #[test]
+fn c_custom_transport_example_converges_over_its_lossy_transport() {
+    let binary = build(
+        "cc",
+        &["-std=c11"],
+        "examples/c/custom_transport.c",
+        "theta-custom-transport-c",
+    );
+    // Seeded: the same losses every run. valgrind runs this debug build ~40 times slower,
+    // which only stretches the rounds.
+    let stdout = run_checked_with(&binary, &["7", "3000"]);
+    assert!(stdout.contains("client 1: joined as peer 1"), "{stdout}");
+    assert!(stdout.contains("client 2: joined as peer 2"), "{stdout}");
+    assert!(stdout.contains("converged after"), "{stdout}");
+    assert!(
+        stdout.contains("host left: 2 of 2 clients heard it"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cpp_custom_transport_example_converges_resumes_and_leaves() {
+    let binary = build(
+        "c++",
+        &["-std=c++17", "-fno-exceptions", "-fno-rtti"],
+        "examples/cpp/custom_transport.cpp",
+        "theta-custom-transport-cpp",
+    );
+    let stdout = run_checked(&binary);
+    assert!(stdout.contains("converged: state hash"), "{stdout}");
+    assert!(stdout.contains("resumed over connection 2"), "{stdout}");
+    assert!(stdout.contains("host left"), "{stdout}");
+}
+
+#[test]
 fn cpp_example_builds_without_exceptions_or_rtti_and_converges() {
     let binary = build(
         "c++",
