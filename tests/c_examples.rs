@@ -293,3 +293,16 @@ fn readme_quotes_the_c_join_example() {
         "README.md must quote examples/c/join.c between its --8<-- markers:\n{quoted}"
     );
 }
+
+#[test]
+fn readme_quotes_the_c_custom_transport_example() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root().join("examples/c/custom_transport.c")).unwrap();
+    let start = example.find("/* --8<-- [start:drain] */\n").unwrap() + 27;
+    let end = example.find("/* --8<-- [end:drain] */").unwrap();
+    let quoted = &example[start..end];
+    assert!(
+        readme.contains(quoted),
+        "README.md must quote examples/c/custom_transport.c between its --8<-- markers:\n{quoted}"
+    );
+}

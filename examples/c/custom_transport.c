@@ -136,6 +136,7 @@ static void transmit(Network *net, uint64_t round, int from, const ThetaTranspor
     }
 }
 
+/* --8<-- [start:drain] */
 /* Takes every output of `session` (the host: from 0; client i: from i + 1) onto the
  * network, growing the buffer when the library says it is too small. */
 static void drain(Network *net, uint64_t round, ThetaSession session, int from, uint8_t **buf,
@@ -161,6 +162,7 @@ static void drain(Network *net, uint64_t round, ThetaSession session, int from, 
         transmit(net, round, from, &out, *buf);
     }
 }
+/* --8<-- [end:drain] */
 
 static int by_due(const void *a, const void *b) {
     const Message *x = a, *y = b;

@@ -2400,7 +2400,9 @@ namespace Theta.Interop
         Joined = 18,
         /// <summary>
         ///  The connection to the host ended or was refused (client); `data` is the reason, which
-        ///  names the failed check of a refused join. The session stays valid but inert: free it.
+        ///  names the failed check of a refused join. The session stays valid but inert: free
+        ///  it, or (a dropped connection, `cause` `TIMED_OUT`) resume with
+        ///  `theta_session_reconnect`.
         /// </summary>
         Disconnected = 19,
         /// <summary>
