@@ -918,3 +918,48 @@ fn custom_and_quic_calls_are_refused_on_the_other_transport() {
         Err(SessionError::Transport(_))
     ));
 }
+
+#[test]
+fn a_custom_host_paces_a_clients_reliable_messages_and_drops_a_flood() {
+    use theta_net::net::compression::control_message;
+    let (mut net, _) = one_client();
+    let host_conn = net.links[0].host_conn;
+    // 8 KiB messages the host decodes (and counts malformed): 1 500 of them are 12 MiB,
+    // past the 8 MiB burst: the rest waits for later ticks, then all are decoded.
+    let message = control_message(&[0xAB; 8 << 10]);
+    let malformed = |s: &Session| s.diagnostics().peers[0].malformed;
+    let start = Instant::now();
+    for _ in 0..1500 {
+        net.host
+            .transport_receive(host_conn, Channel::Reliable, &message)
+            .unwrap();
+    }
+    // The burst, and what 64 MiB/s refilled meanwhile; no more (a bound, not a speed).
+    let refilled = start.elapsed().as_secs_f64() * f64::from(64 << 20) / message.len() as f64;
+    let burst = (8 << 20) / message.len() as u64;
+    let at_once = malformed(&net.host);
+    assert!(at_once >= burst, "the burst went at once: {at_once}");
+    assert!(
+        at_once as f64 <= burst as f64 + refilled + 1.0,
+        "{at_once} decoded at once: not paced"
+    );
+    net.until("the held messages are decoded", |n| {
+        malformed(&n.host) == 1500
+    });
+    // A flood: more than 8 MiB waiting ends the connection.
+    let mut sent = 0;
+    while net.host.transport_peek().unwrap().is_none() {
+        assert!(sent < 10_000, "no close after {sent} messages");
+        net.host
+            .transport_receive(host_conn, Channel::Reliable, &message)
+            .unwrap();
+        sent += 1;
+    }
+    // Not before 8 MiB waited.
+    let held = theta_net::net::custom::MAX_HELD_BYTES / message.len();
+    assert!(sent > held, "closed after {sent} messages");
+    assert!(matches!(
+        net.host.transport_poll().unwrap(),
+        Some(TransportOutput::Close { code: CLOSE_BROKEN_STREAM, reason, .. }) if reason.contains("wait to be decoded")
+    ));
+}

@@ -17,7 +17,11 @@
 //! Every input is checked: a connection id that is not open, a message over its channel's
 //! bound, a call after the session left, are [`TransportError`]s and change nothing (but a
 //! reliable message over its bound, which leaves a hole in an ordered stream: that ends
-//! the connection, as QUIC's driver does).
+//! the connection, as QUIC's driver does). As over QUIC, what an admitted client's
+//! reliable messages may make the host decompress is paced ([`super::pacing`]): messages
+//! beyond the rate wait here, in order, for later ticks, and a client whose waiting
+//! messages pass [`MAX_HELD_BYTES`] is disconnected (QUIC's flow control would have
+//! stopped it).
 
 use std::collections::VecDeque;
 use std::thread::JoinHandle;
@@ -25,7 +29,8 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::quic::unix_now;
+use super::pacing::decode_cost;
+use super::quic::{unix_now, CLIENT_DECODE_BURST, CLIENT_DECODE_RATE};
 use super::session::{Core, SessionConfig};
 use crate::proto::compression::{TrainingDone, TrainingJob};
 use crate::proto::{
@@ -51,6 +56,9 @@ const JOIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// state datagrams of a tick are budgeted by what is still queued, so an engine that polls
 /// late gets fewer, not staler, datagrams.
 const MAX_QUEUED_UNRELIABLE: usize = 1 << 20;
+/// Bytes of a client's reliable messages a host holds back for pacing: past them the
+/// client sends faster than its messages may be decoded, and is disconnected.
+pub const MAX_HELD_BYTES: usize = CLIENT_DECODE_BURST as usize;
 
 /// What the engine's transport provides (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -179,6 +187,45 @@ struct Conn {
     bytes_received: u64,
     messages_sent: u64,
     messages_received: u64,
+    /// Host: the pacing of an admitted client's reliable messages.
+    pacing: Option<Pacing>,
+}
+
+/// What an admitted client's reliable messages may make the host decompress: a token
+/// bucket of declared output ([`decode_cost`]), and the messages waiting for it, in order.
+#[derive(Debug)]
+struct Pacing {
+    tokens: f64,
+    at: Instant,
+    burst: f64,
+    held: VecDeque<(Vec<u8>, usize)>,
+    held_bytes: usize,
+}
+
+impl Pacing {
+    fn new(read_bound: usize, now: Instant) -> Pacing {
+        let burst = CLIENT_DECODE_BURST.max(2 * read_bound as u64) as f64;
+        Pacing {
+            tokens: burst,
+            at: now,
+            burst,
+            held: VecDeque::new(),
+            held_bytes: 0,
+        }
+    }
+
+    /// Takes `cost` if the bucket holds it now (a cost above the burst needs a full one).
+    fn take(&mut self, cost: usize, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.at = now;
+        self.tokens = (self.tokens + elapsed * CLIENT_DECODE_RATE as f64).min(self.burst);
+        let need = (cost as f64).min(self.burst);
+        if self.tokens < need {
+            return false;
+        }
+        self.tokens -= need;
+        true
+    }
 }
 
 impl Conn {
@@ -309,6 +356,7 @@ impl CustomDriver {
                 bytes_received: 0,
                 messages_sent: 0,
                 messages_received: 0,
+                pacing: None,
             },
         );
         self.engine_ids.insert(conn, id);
@@ -366,6 +414,23 @@ impl CustomDriver {
         conn.bytes_received += bytes.len() as u64;
         conn.messages_received += 1;
         let (cid, phase) = (conn.core, conn.phase);
+        if let (Some(pacing), Channel::Reliable) = (&mut conn.pacing, channel) {
+            let cost = decode_cost(bytes, max);
+            if !pacing.held.is_empty() || !pacing.take(cost, now) {
+                pacing.held_bytes += bytes.len();
+                if pacing.held_bytes > MAX_HELD_BYTES {
+                    let reason = format!(
+                        "stream broken: over {MAX_HELD_BYTES} bytes of messages wait to be \
+                         decoded (sent faster than {CLIENT_DECODE_RATE} bytes a second)"
+                    );
+                    self.close(core, id, CLOSE_BROKEN_STREAM, reason, now);
+                    self.pump(core, now);
+                } else {
+                    pacing.held.push_back((bytes.to_vec(), cost));
+                }
+                return Ok(());
+            }
+        }
         match (&mut *core, channel) {
             (Core::Host(host), Channel::Reliable) if phase == Phase::Opening => {
                 conn.phase = Phase::Requested;
@@ -477,6 +542,7 @@ impl CustomDriver {
             }
             self.close(core, id, code, reason.to_owned(), now);
         }
+        self.release_held(core, now);
         let budget = self.budget;
         let (conns, engine_ids) = (&self.conns, &self.engine_ids);
         let max_unreliable = self.transport.max_unreliable;
@@ -501,6 +567,31 @@ impl CustomDriver {
                 if let Some(id) = client.connection() {
                     client.tick(now, path(id));
                 }
+            }
+        }
+        self.pump(core, now);
+    }
+
+    /// Hands the host the held messages of each client that its pacing lets through now.
+    fn release_held(&mut self, core: &mut Core, now: Instant) {
+        let Core::Host(host) = core else { return };
+        for conn in self.conns.values_mut() {
+            let Some(pacing) = conn
+                .pacing
+                .as_mut()
+                .filter(|_| conn.phase != Phase::Closing)
+            else {
+                continue;
+            };
+            while let Some(&(_, cost)) = pacing.held.front() {
+                if !pacing.take(cost, now) {
+                    break;
+                }
+                let Some((bytes, _)) = pacing.held.pop_front() else {
+                    break;
+                };
+                pacing.held_bytes -= bytes.len();
+                host.handle_stream(conn.core, now, &bytes);
             }
         }
         self.pump(core, now);
@@ -633,7 +724,9 @@ impl CustomDriver {
                     });
                 }
                 Output::Admitted {
-                    conn, read_bound, ..
+                    conn,
+                    read_bound,
+                    paced,
                 } => {
                     let c = self
                         .engine_ids
@@ -641,6 +734,7 @@ impl CustomDriver {
                         .and_then(|e| self.conns.get_mut(e));
                     if let Some(c) = c.filter(|c| c.phase != Phase::Closing) {
                         c.phase = Phase::Admitted { read_bound };
+                        c.pacing = paced.then(|| Pacing::new(read_bound, now));
                     }
                 }
                 Output::Close { conn, code, reason } => {

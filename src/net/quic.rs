@@ -32,9 +32,9 @@ use crate::proto::{
 
 /// What one admitted client's stream messages may make the host decompress, in bytes a
 /// second ([`DecodePacer`]): a 1 MiB value every 16 ms, far above what an engine writes.
-const CLIENT_DECODE_RATE: u64 = 64 << 20;
+pub(super) const CLIENT_DECODE_RATE: u64 = 64 << 20;
 /// ... and at once (at least two of the largest messages its stream may carry).
-const CLIENT_DECODE_BURST: u64 = 8 << 20;
+pub(super) const CLIENT_DECODE_BURST: u64 = 8 << 20;
 /// Messages queued from the network to the engine thread.
 const INBOUND_QUEUE: usize = 8192;
 /// Longest wait, when a session is dropped, for its peers to answer its goodbye.
