@@ -301,94 +301,6 @@ namespace Theta.Interop
         internal static extern ThetaStatus theta_replica_stats(ThetaReplica replica, ThetaReplicaStats* out_stats);
 
         /// <summary>
-        ///  Hosts a session on `bind` (UTF-8, e.g. `"127.0.0.1:7000"`; port 0 picks a free port,
-        ///  see `theta_session_local_port`) with a fresh self-signed certificate (clients pin its
-        ///  `theta_session_fingerprint`) and writes its handle to `out_session`.
-        ///
-        ///  The world is MOVED into the session, which holds the authoritative state from now on:
-        ///  on success the `world` handle is freed (later calls with it give
-        ///  `THETA_STATUS_INVALID_HANDLE`); write through `theta_session_spawn`/`_set`/... instead.
-        ///  A world that another thread is using right now is refused with
-        ///  `THETA_STATUS_INVALID_ARGUMENT` and stays valid. Entities spawned by the host belong to
-        ///  the world's `local_peer`.
-        ///
-        ///  `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
-        ///  restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
-        ///  never leaves the session: invite clients with `theta_session_mint_token`. `config` may
-        ///  be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
-        ///  zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
-        ///
-        ///  The session runs one network thread of its own; `theta_session_free` closes its
-        ///  connections and joins it. Any failure (a bad or busy address, an invalid config)
-        ///  leaves the world valid and unchanged under its handle.
-        ///
-        ///  # Safety
-        ///  `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
-        ///  readable bytes (or be NULL when that is 0); `config` must be NULL or point to a
-        ///  `ThetaSessionConfig`; `out_session` to a writable `ThetaSession`.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_host", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_host(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
-        ///  (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
-        ///  certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
-        ///  it. A chain or key that does not parse, or a key that does not match the leaf, is
-        ///  `THETA_STATUS_TLS` and leaves the world valid.
-        ///
-        ///  # Safety
-        ///  As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
-        ///  readable bytes.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_host_pem", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_host_pem(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* cert_chain_pem, System.UIntPtr cert_chain_pem_len, byte* key_pem, System.UIntPtr key_pem_len, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
-        ///  writes the session's handle to `out_session`. The host's
-        ///  certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
-        ///  the host's `theta_session_fingerprint`); `token` is a join token's text (from the
-        ///  host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
-        ///  component types are read, and they must equal the host's. `config` may be NULL; an
-        ///  invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
-        ///  host sends; its own codecs apply to what it sends.
-        ///
-        ///  Returns at once, before any packet was exchanged and before a host name is resolved
-        ///  (a background thread resolves it; until it has, calls that need the connection give
-        ///  `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
-        ///  outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
-        ///  `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
-        ///  or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
-        ///  from `theta_session_poll_events` after some `theta_session_tick` calls. The session
-        ///  runs one network thread of its own; `theta_session_free` or `theta_session_close`
-        ///  leaves and joins it.
-        ///
-        ///  # Safety
-        ///  `addr` must point to `addr_len` readable bytes; `fingerprint` to
-        ///  `THETA_FINGERPRINT_LEN` readable bytes; `token` to `token_len` readable bytes;
-        ///  `config` must be NULL or point to a `ThetaSessionConfig`; `out_session` to a writable
-        ///  `ThetaSession`.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_join", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_join(byte* addr, System.UIntPtr addr_len, byte* fingerprint, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Joins as `theta_session_join` does, but verifies the host's certificate chain against
-        ///  the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
-        ///  (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
-        ///  zeros. CA text that does not parse, or holds no certificate, is `THETA_STATUS_TLS`; a
-        ///  host whose chain does not verify is refused during the handshake, reported as a
-        ///  `DISCONNECTED` event.
-        ///
-        ///  # Safety
-        ///  As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
-        ///  readable bytes.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_join_ca", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_join_ca(byte* addr, System.UIntPtr addr_len, byte* ca_pem, System.UIntPtr ca_pem_len, byte* server_name, System.UIntPtr server_name_len, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
         ///  Frees a session: an orderly shutdown on the caller's thread. Its connections are
         ///  closed with a reason (clients of a host get a `DISCONNECTED` event saying the host shut
         ///  down; the host of a client a `PEER_LEFT`), and its network thread is joined, which may
@@ -533,6 +445,94 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_poll_events", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_poll_events(ThetaSession session, ThetaSessionEvent* out_events, System.UIntPtr capacity, System.UIntPtr* out_count);
+
+        /// <summary>
+        ///  Hosts a session on `bind` (UTF-8, e.g. `"127.0.0.1:7000"`; port 0 picks a free port,
+        ///  see `theta_session_local_port`) with a fresh self-signed certificate (clients pin its
+        ///  `theta_session_fingerprint`) and writes its handle to `out_session`.
+        ///
+        ///  The world is MOVED into the session, which holds the authoritative state from now on:
+        ///  on success the `world` handle is freed (later calls with it give
+        ///  `THETA_STATUS_INVALID_HANDLE`); write through `theta_session_spawn`/`_set`/... instead.
+        ///  A world that another thread is using right now is refused with
+        ///  `THETA_STATUS_INVALID_ARGUMENT` and stays valid. Entities spawned by the host belong to
+        ///  the world's `local_peer`.
+        ///
+        ///  `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
+        ///  restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
+        ///  never leaves the session: invite clients with `theta_session_mint_token`. `config` may
+        ///  be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
+        ///  zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+        ///
+        ///  The session runs one network thread of its own; `theta_session_free` closes its
+        ///  connections and joins it. Any failure (a bad or busy address, an invalid config)
+        ///  leaves the world valid and unchanged under its handle.
+        ///
+        ///  # Safety
+        ///  `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
+        ///  readable bytes (or be NULL when that is 0); `config` must be NULL or point to a
+        ///  `ThetaSessionConfig`; `out_session` to a writable `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_host", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_host(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
+        ///  (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
+        ///  certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
+        ///  it. A chain or key that does not parse, or a key that does not match the leaf, is
+        ///  `THETA_STATUS_TLS` and leaves the world valid.
+        ///
+        ///  # Safety
+        ///  As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
+        ///  readable bytes.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_host_pem", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_host_pem(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* cert_chain_pem, System.UIntPtr cert_chain_pem_len, byte* key_pem, System.UIntPtr key_pem_len, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
+        ///  writes the session's handle to `out_session`. The host's
+        ///  certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
+        ///  the host's `theta_session_fingerprint`); `token` is a join token's text (from the
+        ///  host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
+        ///  component types are read, and they must equal the host's. `config` may be NULL; an
+        ///  invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
+        ///  host sends; its own codecs apply to what it sends.
+        ///
+        ///  Returns at once, before any packet was exchanged and before a host name is resolved
+        ///  (a background thread resolves it; until it has, calls that need the connection give
+        ///  `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
+        ///  outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
+        ///  `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
+        ///  or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
+        ///  from `theta_session_poll_events` after some `theta_session_tick` calls. The session
+        ///  runs one network thread of its own; `theta_session_free` or `theta_session_close`
+        ///  leaves and joins it.
+        ///
+        ///  # Safety
+        ///  `addr` must point to `addr_len` readable bytes; `fingerprint` to
+        ///  `THETA_FINGERPRINT_LEN` readable bytes; `token` to `token_len` readable bytes;
+        ///  `config` must be NULL or point to a `ThetaSessionConfig`; `out_session` to a writable
+        ///  `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_join", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_join(byte* addr, System.UIntPtr addr_len, byte* fingerprint, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Joins as `theta_session_join` does, but verifies the host's certificate chain against
+        ///  the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
+        ///  (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
+        ///  zeros. CA text that does not parse, or holds no certificate, is `THETA_STATUS_TLS`; a
+        ///  host whose chain does not verify is refused during the handshake, reported as a
+        ///  `DISCONNECTED` event.
+        ///
+        ///  # Safety
+        ///  As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
+        ///  readable bytes.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_join_ca", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_join_ca(byte* addr, System.UIntPtr addr_len, byte* ca_pem, System.UIntPtr ca_pem_len, byte* server_name, System.UIntPtr server_name_len, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
 
         /// <summary>
         ///  Creates an entity owned by this peer and writes its id: on the host in the host's id
