@@ -332,8 +332,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "no convergence within %llu rounds\n", (unsigned long long)max_rounds);
         return 1;
     }
-    printf("converged after %llu rounds: state hash %016llx on the host and both clients\n",
-           (unsigned long long)round, (unsigned long long)state_hash(host));
+    printf("converged %llu rounds after the last write (round %llu): state hash %016llx on the host "
+           "and both clients\n",
+           (unsigned long long)(round - writes_until), (unsigned long long)round,
+           (unsigned long long)state_hash(host));
 
     /* The host leaves: a goodbye and a close per client, carried by the transport. */
     CHECK(theta_session_leave(host));
