@@ -8,9 +8,11 @@
  *   bounded queues (theta_session_tick never waits for the network) and is joined by
  *   theta_session_free. theta_session_close does that on a background thread instead, and
  *   a join by host name resolves it on one; theta_session_wait_closed waits for them, so
- *   an engine can leave nothing running (domain reload, quitting). Nothing else starts a
- *   thread. The log callback runs on whichever thread logs and must be fast; removing it
- *   waits until no other thread is inside it.
+ *   an engine can leave nothing running (domain reload, quitting). A session over a custom
+ *   transport runs no network thread: every call runs on the caller's thread, but its
+ *   dictionary trainings, one thread each, joined by theta_session_free. Nothing else
+ *   starts a thread. The log callback runs on whichever thread logs and must be fast;
+ *   removing it waits until no other thread is inside it.
  *
  * ERRORS
  *   Every fallible call returns a ThetaStatus. On anything but THETA_STATUS_OK nothing
@@ -25,6 +27,23 @@
  *   types (uint32_t) are plain integers; 0 is never valid. Bytes passed in are copied
  *   before the call returns; pointers handed out stay valid as each function states, and
  *   what the library allocates, the library frees.
+ *
+ * BRING YOUR OWN TRANSPORT
+ *   theta_session_host_custom / theta_session_join_custom make a session without sockets
+ *   that runs over the engine's transport (Steam Networking Sockets, EOS P2P, Unity
+ *   Transport, WebRTC). Per connection it needs two channels: RELIABLE (every message once,
+ *   whole, in order: message-framed) and UNRELIABLE (whole or lost, any order, maybe twice,
+ *   at most ThetaTransportConfig.max_unreliable_bytes). The engine names connections with
+ *   its own uint64_t ids and reports them: theta_session_transport_connected when one
+ *   opens (host: a peer connected; client: its connection to the host is up),
+ *   theta_session_transport_receive for each message, theta_session_transport_closed when
+ *   one ends. After every tick and report it drains theta_session_transport_poll (SEND a
+ *   message on a channel, CLOSE a connection with a code and reason) and carries the
+ *   outputs out in order. Peers leave with theta_session_leave (a goodbye, then closes to
+ *   carry out) or by their transport's close. Calls with a connection that is not open,
+ *   messages over their channel's bound, and calls after leaving are statuses, never
+ *   undefined behaviour; the session may be called from the transport's thread and the
+ *   engine's (calls take turns).
  *
  * VERSIONS
  *   Compare theta_abi_version() with THETA_ABI_VERSION at start-up and refuse to run
@@ -111,6 +130,37 @@ typedef enum {
     // never will (it did not resolve): tick and poll it until `JOINED` or
     // `DISCONNECTED`.
     THETA_STATUS_NOT_CONNECTED = 14,
+    // The session's network endpoint could not start: binding the address failed (in
+    // use, or not an address of this machine), or the OS refused a socket or a thread.
+    THETA_STATUS_IO = 15,
+    // A certificate, key or CA is unusable: its PEM does not parse, holds no
+    // certificate, the key does not match the leaf, or TLS refuses it.
+    THETA_STATUS_TLS = 16,
+    // The call needs the other role: a host's call on a client (minting a token,
+    // training a dictionary) or a client's on a host (reconnecting).
+    THETA_STATUS_WRONG_ROLE = 17,
+    // A client cannot resume: it was never admitted, its connection is still up, or the
+    // host gave it no resume token.
+    THETA_STATUS_CANNOT_RESUME = 18,
+    // A dictionary training cannot start: the kind is not configured for a dictionary,
+    // one of the kind is being trained, or too few samples are recorded yet.
+    THETA_STATUS_TRAINING_REFUSED = 19,
+    // A custom-transport call on a session over QUIC, or a QUIC call (fingerprint, local
+    // port) on a session over a custom transport.
+    THETA_STATUS_WRONG_TRANSPORT = 20,
+    // The connection id is not open in this session: never reported, or reported closed.
+    THETA_STATUS_UNKNOWN_CONNECTION = 21,
+    // The connection id is open already, or a client has its connection already.
+    THETA_STATUS_CONNECTION_EXISTS = 22,
+    // A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
+    // or the protocol's for reliable messages). A reliable one also ended its connection:
+    // a close is queued.
+    THETA_STATUS_MESSAGE_TOO_LARGE = 23,
+    // The session left (`theta_session_leave`): only `theta_session_transport_poll`,
+    // `theta_session_transport_closed`, reads and `theta_session_free` remain. Or, a
+    // client over a custom transport whose connection ended was given a new one before
+    // `theta_session_reconnect`.
+    THETA_STATUS_SESSION_CLOSED = 24,
     // A panic was caught inside the library. The object involved may be unusable: free it.
     THETA_STATUS_PANIC = 99,
 } ThetaStatus;
@@ -167,7 +217,9 @@ enum ThetaSessionEventKind
     // The host admitted this client (client); `peer` is this client's id.
     THETA_SESSION_EVENT_KIND_JOINED = 18,
     // The connection to the host ended or was refused (client); `data` is the reason, which
-    // names the failed check of a refused join. The session stays valid but inert: free it.
+    // names the failed check of a refused join. The session stays valid but inert: free
+    // it, or (a dropped connection, `cause` `TIMED_OUT`) resume with
+    // `theta_session_reconnect`.
     THETA_SESSION_EVENT_KIND_DISCONNECTED = 19,
     // A write to an entity the writer does not own was refused and not applied: on the
     // host `peer` is the offending client, on that client its own id; `entity` and
@@ -356,6 +408,76 @@ enum ThetaDisconnectCause
 typedef enum ThetaDisconnectCause ThetaDisconnectCause;
 #else
 typedef uint8_t ThetaDisconnectCause;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// A connection's channel, as `theta_session_transport_receive` takes it and
+// `ThetaTransportOutput::channel` gives it (a `uint8_t`).
+enum ThetaChannel
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Reliable and ordered, message-framed.
+    THETA_CHANNEL_RELIABLE = 1,
+    // Unreliable, at most `ThetaTransportConfig::max_unreliable_bytes` a message.
+    THETA_CHANNEL_UNRELIABLE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaChannel ThetaChannel;
+#else
+typedef uint8_t ThetaChannel;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// What a `ThetaTransportOutput` asks (its `kind`, a `uint8_t`).
+enum ThetaTransportOutputKind
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // Nothing is queued.
+    THETA_TRANSPORT_OUTPUT_KIND_NONE = 0,
+    // Send the `len` bytes copied to the buffer as one message on `conn`'s `channel`.
+    THETA_TRANSPORT_OUTPUT_KIND_SEND = 1,
+    // Close `conn` after what was sent on its reliable channel (an orderly close that
+    // delivers it), telling the peer `code` and the reason (the `len` bytes of UTF-8
+    // copied to the buffer) if the transport carries them.
+    THETA_TRANSPORT_OUTPUT_KIND_CLOSE = 2,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaTransportOutputKind ThetaTransportOutputKind;
+#else
+typedef uint8_t ThetaTransportOutputKind;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why a connection closed, as a session asks it (`ThetaTransportOutput::code`) and as the
+// engine reports the peer's close (`theta_session_transport_closed`); a `uint32_t` the
+// engine may carry in its transport's close (Steam: an end reason from
+// k_ESteamNetConnectionEnd_App_Min up).
+enum ThetaCloseCode
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint32_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // An orderly close: the session shut down, or the peer left.
+    THETA_CLOSE_CODE_SHUTDOWN = 0,
+    // The host refused the join.
+    THETA_CLOSE_CODE_REFUSED = 1,
+    // The peer broke the protocol (a malformed or oversized reliable message).
+    THETA_CLOSE_CODE_BROKEN_STREAM = 2,
+    // The transport lost the connection (a timeout, a network problem), or cannot tell
+    // why it ended. Any code not listed here reads as this one.
+    THETA_CLOSE_CODE_LOST = 65535,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaCloseCode ThetaCloseCode;
+#else
+typedef uint32_t ThetaCloseCode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
@@ -591,6 +713,34 @@ typedef struct {
     uint64_t id;
 } ThetaWorld;
 
+// What the engine's transport provides; pass NULL for the defaults. Set `struct_size` to
+// `sizeof(ThetaTransportConfig)` (or start from `theta_transport_config_init`); every
+// other field 0 means its default.
+//
+// The transport carries two channels per connection, which must guarantee:
+// - reliable (`THETA_CHANNEL_RELIABLE`): every message arrives once, whole, in the order
+//   sent (Steam's k_nSteamNetworkingSend_Reliable, EOS's reliable-ordered packets, a
+//   reliable ordered WebRTC data channel). Messages are framed: report each one whole.
+//   The session's messages are at most about the larger of
+//   `ThetaSessionConfig::max_chunk_bytes` (plus the registry's descriptors) and the
+//   largest value of a registered type, plus a few bytes; a transport with a smaller
+//   message limit must split and join them.
+// - unreliable (`THETA_CHANNEL_UNRELIABLE`): messages of at most `max_unreliable_bytes`,
+//   each delivered whole or not at all, in any order, possibly twice.
+typedef struct {
+    // Bytes of this struct as the caller compiled it: `sizeof(ThetaTransportConfig)`.
+    uint32_t struct_size;
+    // Largest unreliable message the transport carries unfragmented (default 1200),
+    // from 256 to 65536 bytes. The session sends none larger, and refuses larger ones
+    // it is given (`THETA_STATUS_MESSAGE_TOO_LARGE`).
+    uint32_t max_unreliable_bytes;
+    // The round trip assumed for a connection until `theta_session_transport_set_rtt`
+    // reports one (default 100 ms).
+    uint32_t initial_rtt_ms;
+    // Reserved; must be 0.
+    uint32_t reserved;
+} ThetaTransportConfig;
+
 // Transport figures of one connection of a session. Blittable.
 typedef struct {
     // The peer at the other end (on a client: the client's own id).
@@ -727,6 +877,24 @@ typedef struct {
     // State datagrams dropped because the inbound queue was full.
     uint64_t inbound_dropped;
 } ThetaSessionStats;
+
+// One thing the session asks of the engine's transport (`theta_session_transport_poll`).
+// Blittable.
+typedef struct {
+    // The engine's id of the connection.
+    uint64_t conn;
+    // Bytes copied to the caller's buffer: the message (`SEND`) or the reason
+    // (`CLOSE`); on `THETA_STATUS_BUFFER_TOO_SMALL`, the size needed.
+    size_t len;
+    // `CLOSE`: a `ThetaCloseCode`.
+    uint32_t code;
+    // A `ThetaTransportOutputKind`.
+    uint8_t kind;
+    // `SEND`: a `ThetaChannel`.
+    uint8_t channel;
+    // Padding; 0.
+    uint8_t reserved[2];
+} ThetaTransportOutput;
 
 // Receives log messages: `level` is a `ThetaLogLevel`, `message` is UTF-8 of `len` bytes
 // (not NUL-terminated), valid only during the call.
@@ -1014,7 +1182,8 @@ ThetaStatus theta_session_diagnostics_text(ThetaSession session,
 
 // Writes the host certificate's SHA-256 fingerprint (`THETA_FINGERPRINT_LEN` bytes) to
 // `out_fingerprint`: on a host its own, what clients pass to `theta_session_join`; on a
-// client the one it pins.
+// client the one it pins. A session over a custom transport has none:
+// `THETA_STATUS_WRONG_TRANSPORT`.
 //
 // # Safety
 // `out_fingerprint` must point to `THETA_FINGERPRINT_LEN` writable bytes.
@@ -1073,11 +1242,38 @@ ThetaStatus theta_session_host(const uint8_t *bind,
                                const ThetaSessionConfig *config,
                                ThetaSession *out_session);
 
+// Hosts a session over the engine's own transport, with `world` as the authoritative
+// state, and writes its handle to `out_session`. Nothing is bound and no network thread
+// runs: the engine reports its connections and what they received, and carries out what
+// `theta_session_transport_poll` gives. The world is MOVED into the session as by
+// `theta_session_host` (on failure it stays valid under its handle); `secret_hex` and
+// `config` are as there (of `config`, the QUIC settings are unused). Invite clients with
+// `theta_session_mint_token`; how the token reaches them is the engine's affair (a
+// lobby, the platform's invites). `transport` may be NULL for the defaults; an invalid
+// one is `THETA_STATUS_INVALID_ARGUMENT`.
+//
+// Connections: when a peer connects, report it (`theta_session_transport_connected`,
+// with the engine's id for it). Its first reliable message must be its join request,
+// within `ThetaSessionConfig::admission_timeout_ms`; at most `max_pending_admissions`
+// connections may wait for theirs (further ones are closed at once). The host answers
+// at once: poll after every report.
+//
+// # Safety
+// `secret_hex` must point to `secret_hex_len` readable bytes (or be NULL when that is
+// 0); `config` must be NULL or point to a `ThetaSessionConfig`, `transport` NULL or a
+// `ThetaTransportConfig`; `out_session` to a writable `ThetaSession`.
+ThetaStatus theta_session_host_custom(ThetaWorld world,
+                                      const uint8_t *secret_hex,
+                                      size_t secret_hex_len,
+                                      const ThetaSessionConfig *config,
+                                      const ThetaTransportConfig *transport,
+                                      ThetaSession *out_session);
+
 // Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
 // (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
 // certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
 // it. A chain or key that does not parse, or a key that does not match the leaf, is
-// `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+// `THETA_STATUS_TLS` and leaves the world valid.
 //
 // # Safety
 // As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
@@ -1136,8 +1332,9 @@ ThetaStatus theta_session_join(const uint8_t *addr,
 // Joins as `theta_session_join` does, but verifies the host's certificate chain against
 // the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
 // (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
-// zeros. Unparsable CA text is `THETA_STATUS_INVALID_ARGUMENT`; a host whose chain does
-// not verify is refused during the handshake, reported as a `DISCONNECTED` event.
+// zeros. CA text that does not parse, or holds no certificate, is `THETA_STATUS_TLS`; a
+// host whose chain does not verify is refused during the handshake, reported as a
+// `DISCONNECTED` event.
 //
 // # Safety
 // As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
@@ -1154,8 +1351,41 @@ ThetaStatus theta_session_join_ca(const uint8_t *addr,
                                   const ThetaSessionConfig *config,
                                   ThetaSession *out_session);
 
+// Joins a session over the engine's own transport with a join `token` the host minted,
+// and writes the session's handle to `out_session`. `registry_world` is NOT consumed:
+// only its component types are read, and they must equal the host's. `config` and
+// `transport` may be NULL for the defaults. Nothing happens until the engine reports its
+// connection to the host (`theta_session_transport_connected`): the join request is then
+// queued for `theta_session_transport_poll`, and a `JOINED` or `DISCONNECTED` event
+// follows the host's answer (or 5 s without one).
+//
+// # Safety
+// `token` must point to `token_len` readable bytes; `config` must be NULL or point to a
+// `ThetaSessionConfig`, `transport` NULL or a `ThetaTransportConfig`; `out_session` to a
+// writable `ThetaSession`.
+ThetaStatus theta_session_join_custom(const uint8_t *token,
+                                      size_t token_len,
+                                      ThetaWorld registry_world,
+                                      const ThetaSessionConfig *config,
+                                      const ThetaTransportConfig *transport,
+                                      ThetaSession *out_session);
+
+// Custom transport: says goodbye. Queues a one-byte goodbye on every admitted
+// connection's unreliable channel, then a `CLOSE` (`THETA_CLOSE_CODE_SHUTDOWN`, "host
+// shut down" or "client left") of every open connection: poll them out and carry them
+// out (send the goodbye, then close with your transport's orderly close), then free the
+// session. The peers hear it from the goodbye or from their transport's close,
+// whichever arrives first. Afterwards only `theta_session_transport_poll`,
+// `theta_session_transport_closed`, reads and `theta_session_free` work; ticks and
+// other transport calls give `THETA_STATUS_SESSION_CLOSED`. A second call does nothing.
+// Freeing a session without leaving sends nothing: the peers then learn it is gone from
+// their transport alone. `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC (which
+// says goodbye when freed).
+ThetaStatus theta_session_leave(ThetaSession session);
+
 // Writes the port the session's endpoint is bound to (the host's listening port, useful
-// after binding port 0).
+// after binding port 0). A session over a custom transport has none:
+// `THETA_STATUS_WRONG_TRANSPORT`.
 //
 // # Safety
 // `out_port` must point to a writable `uint16_t`.
@@ -1167,7 +1397,8 @@ ThetaStatus theta_session_local_port(ThetaSession session, uint16_t *out_port);
 // `THETA_STATUS_BUFFER_TOO_SMALL` with the needed length in `out_len` (the one output
 // written on that status). `peer` must not be the host's own id (0 unless its world was
 // configured otherwise) and `ttl_seconds` must not be 0; a client session gives
-// `THETA_STATUS_INVALID_ARGUMENT`. Each call mints another token: a token admits one join.
+// `THETA_STATUS_WRONG_ROLE`. Each call mints another token: a token admits one join. A
+// host over a custom transport mints them the same way.
 //
 // # Safety
 // `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0); `out_len` to
@@ -1258,6 +1489,17 @@ ThetaStatus theta_session_push_pose_velocity(ThetaSession session,
                                              uint64_t flags,
                                              const ThetaVector3f *linear_velocity,
                                              const ThetaVector3f *angular_velocity);
+
+// Client: reconnects after the connection to the host dropped (a `DISCONNECTED` event
+// with cause `THETA_DISCONNECT_CAUSE_TIMED_OUT`, say), resuming this client's state: the
+// host sends what changed since (no snapshot) while it keeps that state
+// (`ThetaSessionConfig::resume_grace_ms`), and refuses later (join again with a fresh
+// token then). Over QUIC the session dials the host again; over a custom transport open
+// a new connection and report it with `theta_session_transport_connected`. `JOINED` or
+// `DISCONNECTED` follows. `THETA_STATUS_WRONG_ROLE` on a host;
+// `THETA_STATUS_CANNOT_RESUME` when the client was never admitted, is still connected,
+// or has no resume token.
+ThetaStatus theta_session_reconnect(ThetaSession session);
 
 // Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for
 // another peer's); `out_removed` (may be NULL) receives 1 if the entity held it, else 0.
@@ -1354,7 +1596,9 @@ ThetaStatus theta_session_stats(ThetaSession session, ThetaSessionStats *out_sta
 // One network tick: applies what arrived (clients: the host's state; host: its clients'
 // writes), queues events, sends what changed, and on the host closes the world's tick.
 // Never blocks on the network; call it once per engine frame or at the replication rate.
-// On a client still resolving its host's name, it only checks for the answer.
+// On a client still resolving its host's name, it only checks for the answer. Over a
+// custom transport, poll `theta_session_transport_poll` after it; a session that left
+// (`theta_session_leave`) gives `THETA_STATUS_SESSION_CLOSED`.
 ThetaStatus theta_session_tick(ThetaSession session);
 
 // Host: starts training a compression dictionary for message `kind` (a
@@ -1372,6 +1616,83 @@ ThetaStatus theta_session_tick(ThetaSession session);
 // # Safety
 // `out_id` must be NULL or point to a writable `uint32_t`.
 ThetaStatus theta_session_train_dictionary(ThetaSession session, uint8_t kind, uint32_t *out_id);
+
+// Custom transport: connection `conn` ended. `code` is the `ThetaCloseCode` the peer
+// closed it with, if the transport carried it, else `THETA_CLOSE_CODE_LOST` (also when
+// the transport lost it: a timeout, a network problem); `reason` (UTF-8, may be empty)
+// says why in words and reaches the events (`PEER_LEFT` on a host, `DISCONNECTED` on a
+// client, whose `cause` follows `code`). What was queued for the connection is dropped,
+// and its id may be used again. Reporting the end of a connection the session closed
+// itself (a `CLOSE` output) is accepted and optional, also after `theta_session_leave`.
+//
+// `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open;
+// `THETA_STATUS_INVALID_ARGUMENT` for a reason that is not UTF-8.
+//
+// # Safety
+// `reason` must point to `reason_len` readable bytes (NULL when that is 0).
+ThetaStatus theta_session_transport_closed(ThetaSession session,
+                                           uint64_t conn,
+                                           uint32_t code,
+                                           const uint8_t *reason,
+                                           size_t reason_len);
+
+// Custom transport: the engine opened connection `conn` (its own id, any value; an id
+// may be used again once its connection was reported closed). On a host a peer
+// connected (see `theta_session_host_custom`); on a client this is its connection to the
+// host, and the join (or, after `theta_session_reconnect`, resume) request is queued. A
+// client has one connection at a time.
+//
+// `THETA_STATUS_CONNECTION_EXISTS` for an id that is open (or a client's second
+// connection), `THETA_STATUS_SESSION_CLOSED` after `theta_session_leave` or on a client
+// whose connection ended and that did not call `theta_session_reconnect`,
+// `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC.
+ThetaStatus theta_session_transport_connected(ThetaSession session, uint64_t conn);
+
+// Custom transport: takes the next thing to carry out, oldest first, into `out_output`,
+// copying its bytes (a message to send, or a close's reason) into `buf`. With nothing
+// queued, `out_output->kind` is `THETA_TRANSPORT_OUTPUT_KIND_NONE`. Poll until then
+// after every tick and every report, and carry the outputs out in order.
+//
+// When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL` with
+// `out_output` written (its `len` the size needed) and nothing copied: the output stays
+// queued for the next call, with a larger buffer. Works after `theta_session_leave` (to
+// drain its goodbye); `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC.
+//
+// # Safety
+// `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0);
+// `out_output` to a writable `ThetaTransportOutput`.
+ThetaStatus theta_session_transport_poll(ThetaSession session,
+                                         uint8_t *buf,
+                                         size_t capacity,
+                                         ThetaTransportOutput *out_output);
+
+// Custom transport: connection `conn` received one whole message of `len` bytes at
+// `data` on `channel` (a `ThetaChannel`). The bytes are copied; poll
+// `theta_session_transport_poll` afterwards (a join is answered at once).
+//
+// `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open (never reported, or
+// reported closed); bytes for a connection the session is closing are dropped (OK).
+// `THETA_STATUS_MESSAGE_TOO_LARGE` for an unreliable message over
+// `max_unreliable_bytes`, or a reliable one over the protocol's bound (before admission
+// the join request's, 4 KiB; then what the peer's session may send): a reliable one also
+// ends the connection (its ordered stream lost a message), and a `CLOSE` with
+// `THETA_CLOSE_CODE_BROKEN_STREAM` is queued. `THETA_STATUS_SESSION_CLOSED` after
+// `theta_session_leave`; `THETA_STATUS_INVALID_ARGUMENT` for a channel that is not a
+// `ThetaChannel`.
+//
+// # Safety
+// `data` must point to `len` readable bytes (NULL when `len` is 0).
+ThetaStatus theta_session_transport_receive(ThetaSession session,
+                                            uint64_t conn,
+                                            uint8_t channel,
+                                            const uint8_t *data,
+                                            size_t len);
+
+// Custom transport: the transport's round-trip estimate of connection `conn`, in
+// microseconds (optional: see `ThetaTransportConfig::initial_rtt_ms`; the protocol
+// measures its own from acknowledgements after its first resends).
+// `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open.
+ThetaStatus theta_session_transport_set_rtt(ThetaSession session, uint64_t conn, uint64_t rtt_us);
 
 // Waits up to `timeout_ms` milliseconds for the sessions closed by
 // `theta_session_close` to finish closing (and for host-name lookups of joins to end),
@@ -1454,6 +1775,13 @@ ThetaStatus theta_tracker_new(ThetaTracker *out_tracker);
 // # Safety
 // `out_tracker` must point to a writable `ThetaTracker`.
 ThetaStatus theta_tracker_new_after_snapshot(ThetaSnapshot snapshot, ThetaTracker *out_tracker);
+
+// Writes the default transport configuration to `out_config`: every field 0 but
+// `struct_size`, which is this library's `sizeof(ThetaTransportConfig)`.
+//
+// # Safety
+// `out_config` must point to a writable `ThetaTransportConfig`.
+ThetaStatus theta_transport_config_init(ThetaTransportConfig *out_config);
 
 // The library version as a static NUL-terminated string, e.g. `"0.1.0"`.
 const char *theta_version(void);

@@ -552,7 +552,7 @@ fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
                 null(),
                 &mut session,
             ),
-            ThetaStatus::InvalidArgument,
+            ThetaStatus::Io,
         );
         assert!(message.contains("cannot start the endpoint"), "{message}");
         let mut alive = 0u8;
@@ -742,7 +742,7 @@ fn null_pointers_bad_arguments_and_freed_handles_give_their_statuses() {
         );
         fails(
             theta_session_mint_token(client, 2, 60, buf.as_mut_ptr(), buf.len(), &mut len),
-            ThetaStatus::InvalidArgument,
+            ThetaStatus::WrongRole,
         );
     }
     let mut count = 7usize;
@@ -937,7 +937,7 @@ fn a_host_certificate_verified_against_a_ca() {
             &mut out,
         )
     };
-    assert_eq!(status, ThetaStatus::InvalidArgument);
+    assert_eq!(status, ThetaStatus::Tls);
     let mut alive = 0u8;
     // SAFETY: valid out-pointer; the world was not taken.
     ok(unsafe { theta_world_is_alive(kept, 1, &mut alive) });
@@ -1097,12 +1097,12 @@ fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
     // SAFETY (every call below): valid out-pointers or NULL where allowed.
     let err = fails(
         unsafe { theta_session_train_dictionary(host, datagram, &mut id) },
-        ThetaStatus::InvalidArgument,
+        ThetaStatus::TrainingRefused,
     );
     assert!(err.contains("samples"), "{err}");
     let err = fails(
         unsafe { theta_session_train_dictionary(client, datagram, &mut id) },
-        ThetaStatus::InvalidArgument,
+        ThetaStatus::WrongRole,
     );
     assert!(err.contains("host"), "{err}");
     let err = fails(
@@ -1114,7 +1114,7 @@ fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
         unsafe {
             theta_session_train_dictionary(host, ThetaMessageKind::SnapshotChunk as u8, null_mut())
         },
-        ThetaStatus::InvalidArgument,
+        ThetaStatus::TrainingRefused,
     );
     assert!(err.contains("not configured"), "{err}");
     let mut stats = ThetaCompressionStats::default();
@@ -1294,7 +1294,7 @@ fn a_host_with_uncompressed_datagrams_sends_raw_frames() {
         unsafe {
             theta_session_train_dictionary(host, ThetaMessageKind::Datagram as u8, null_mut())
         },
-        ThetaStatus::InvalidArgument,
+        ThetaStatus::TrainingRefused,
     );
     assert!(err.contains("not configured"), "{err}");
     let panel = text_panel(host);

@@ -127,6 +127,40 @@ fn c_example_builds_as_c11_and_converges() {
 }
 
 #[test]
+fn c_custom_transport_example_converges_over_its_lossy_transport() {
+    let binary = build(
+        "cc",
+        &["-std=c11"],
+        "examples/c/custom_transport.c",
+        "theta-custom-transport-c",
+    );
+    // Seeded: the same losses every run. valgrind runs this debug build ~40 times slower,
+    // which only stretches the rounds.
+    let stdout = run_checked_with(&binary, &["7", "3000"]);
+    assert!(stdout.contains("client 1: joined as peer 1"), "{stdout}");
+    assert!(stdout.contains("client 2: joined as peer 2"), "{stdout}");
+    assert!(stdout.contains("rounds after the last write"), "{stdout}");
+    assert!(
+        stdout.contains("host left: 2 of 2 clients heard it"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cpp_custom_transport_example_converges_resumes_and_leaves() {
+    let binary = build(
+        "c++",
+        &["-std=c++17", "-fno-exceptions", "-fno-rtti"],
+        "examples/cpp/custom_transport.cpp",
+        "theta-custom-transport-cpp",
+    );
+    let stdout = run_checked(&binary);
+    assert!(stdout.contains("converged: state hash"), "{stdout}");
+    assert!(stdout.contains("resumed over connection 2"), "{stdout}");
+    assert!(stdout.contains("host left"), "{stdout}");
+}
+
+#[test]
 fn cpp_example_builds_without_exceptions_or_rtti_and_converges() {
     let binary = build(
         "c++",
@@ -257,5 +291,18 @@ fn readme_quotes_the_c_join_example() {
     assert!(
         readme.contains(quoted),
         "README.md must quote examples/c/join.c between its --8<-- markers:\n{quoted}"
+    );
+}
+
+#[test]
+fn readme_quotes_the_c_custom_transport_example() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let example = std::fs::read_to_string(root().join("examples/c/custom_transport.c")).unwrap();
+    let start = example.find("/* --8<-- [start:drain] */\n").unwrap() + 27;
+    let end = example.find("/* --8<-- [end:drain] */").unwrap();
+    let quoted = &example[start..end];
+    assert!(
+        readme.contains(quoted),
+        "README.md must quote examples/c/custom_transport.c between its --8<-- markers:\n{quoted}"
     );
 }

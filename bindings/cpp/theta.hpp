@@ -179,6 +179,14 @@ inline ThetaSessionConfig session_config() {
     return config;
 }
 
+/// The default custom-transport configuration: zeroed, with its struct_size set (as
+/// theta_transport_config_init writes it).
+inline ThetaTransportConfig transport_config() {
+    ThetaTransportConfig config{};
+    config.struct_size = sizeof(ThetaTransportConfig);
+    return config;
+}
+
 /// The default world configuration: zeroed, with its struct_size set.
 inline ThetaWorldConfig world_config() {
     ThetaWorldConfig config{};
@@ -193,6 +201,20 @@ struct Bytes {
 };
 
 class World;
+
+/// One thing a session over a custom transport asks of it (Session::transport_poll).
+struct TransportOutput {
+    /// THETA_TRANSPORT_OUTPUT_KIND_SEND or _CLOSE (_NONE when nothing was queued).
+    uint8_t kind = THETA_TRANSPORT_OUTPUT_KIND_NONE;
+    /// The engine's id of the connection.
+    uint64_t conn = 0;
+    /// SEND: a ThetaChannel.
+    uint8_t channel = 0;
+    /// CLOSE: a ThetaCloseCode.
+    uint32_t code = 0;
+    /// SEND: the message; CLOSE: the reason (UTF-8). Its capacity is reused by the next poll.
+    std::vector<uint8_t> bytes;
+};
 
 /// A world's state at one tick, in encoded chunks.
 class Snapshot {
@@ -441,7 +463,8 @@ inline std::string_view event_data(const ThetaSessionEvent &event) {
 /// A host or a client over QUIC, owning its world; the destructor leaves or shuts down
 /// (theta_session_free, which joins the session's network thread and may block about
 /// 1 s); close() does the same on a background thread, and wait_closed() waits for every
-/// such close.
+/// such close. Or a host or client over the engine's own transport (host_custom(),
+/// join_custom()): see "BRING YOUR OWN TRANSPORT" in theta.h.
 class Session {
    public:
     Session() = default;
@@ -508,6 +531,85 @@ class Session {
         }
         return Session(handle);
     }
+
+    /// Hosts over the engine's own transport (no socket, no network thread); the world is
+    /// MOVED in as by host(). Report connections and their messages with transport_*(),
+    /// and carry out what transport_poll() gives.
+    static Result<Session> host_custom(World &world, std::string_view secret_hex = {},
+                                       const ThetaSessionConfig *config = nullptr,
+                                       const ThetaTransportConfig *transport = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        ThetaStatus s = theta_session_host_custom(world.get(), detail::bytes_of(secret_hex), secret_hex.size(),
+                                                  config, transport, &handle);
+        return hosted(s, handle, world);
+    }
+    /// Joins over the engine's own transport with a join `token`; the request goes once
+    /// the connection to the host is reported (transport_connected()).
+    static Result<Session> join_custom(std::string_view token, const World &registry,
+                                       const ThetaSessionConfig *config = nullptr,
+                                       const ThetaTransportConfig *transport = nullptr) {
+        if (Status abi = check_abi(); !abi) {
+            return abi.error();
+        }
+        ThetaSession handle{0};
+        if (ThetaStatus s = theta_session_join_custom(detail::bytes_of(token), token.size(), registry.get(), config,
+                                                      transport, &handle);
+            s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return Session(handle);
+    }
+    /// Custom transport: connection `conn` (the engine's id) opened.
+    Status transport_connected(uint64_t conn) {
+        return detail::status_of(theta_session_transport_connected(get(), conn));
+    }
+    /// Custom transport: connection `conn` received one whole message on `channel`.
+    Status transport_receive(uint64_t conn, ThetaChannel channel, const void *data, size_t size) {
+        return detail::status_of(theta_session_transport_receive(get(), conn, static_cast<uint8_t>(channel),
+                                                                 static_cast<const uint8_t *>(data), size));
+    }
+    /// Custom transport: connection `conn` ended with the peer's `code` (a ThetaCloseCode;
+    /// THETA_CLOSE_CODE_LOST when the transport lost it) and `reason`.
+    Status transport_closed(uint64_t conn, uint32_t code, std::string_view reason = {}) {
+        return detail::status_of(
+            theta_session_transport_closed(get(), conn, code, detail::bytes_of(reason), reason.size()));
+    }
+    /// Custom transport: the transport's round-trip estimate of `conn`, microseconds.
+    Status transport_set_rtt(uint64_t conn, uint64_t rtt_us) {
+        return detail::status_of(theta_session_transport_set_rtt(get(), conn, rtt_us));
+    }
+    /// Custom transport: takes the next output into `out` (its bytes into out.bytes,
+    /// grown as needed); the result is false when nothing was queued. Poll until false
+    /// after every tick and report, and carry the outputs out in order.
+    Result<bool> transport_poll(TransportOutput &out) {
+        for (;;) {
+            ThetaTransportOutput raw{};
+            out.bytes.resize(out.bytes.capacity() < 256 ? 256 : out.bytes.capacity());
+            ThetaStatus s = theta_session_transport_poll(get(), out.bytes.data(), out.bytes.size(), &raw);
+            if (s == THETA_STATUS_BUFFER_TOO_SMALL) {
+                out.bytes.reserve(raw.len);  // the output stays queued: take it with room for it
+                continue;
+            }
+            if (s != THETA_STATUS_OK) {
+                return detail::error_of(s);
+            }
+            out.kind = raw.kind;
+            out.conn = raw.conn;
+            out.channel = raw.channel;
+            out.code = raw.code;
+            out.bytes.resize(raw.len);
+            return raw.kind != THETA_TRANSPORT_OUTPUT_KIND_NONE;
+        }
+    }
+    /// Custom transport: says goodbye (a goodbye, then a close per connection, to poll and
+    /// carry out before the session is destroyed).
+    Status leave() { return detail::status_of(theta_session_leave(get())); }
+    /// Client: reconnects after the connection dropped, resuming its state (over a custom
+    /// transport, report the new connection with transport_connected() after it).
+    Status reconnect() { return detail::status_of(theta_session_reconnect(get())); }
 
     /// One network tick; never blocks on the network.
     Status tick() { return detail::status_of(theta_session_tick(get())); }

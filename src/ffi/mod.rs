@@ -13,9 +13,11 @@ mod replica;
 mod session;
 mod session_config;
 mod session_events;
+mod session_open;
 mod session_state;
 mod session_stats;
 mod snapshot;
+mod transport;
 mod world;
 mod xr;
 
@@ -27,9 +29,11 @@ pub use replica::*;
 pub use session::*;
 pub use session_config::*;
 pub use session_events::*;
+pub use session_open::*;
 pub use session_state::*;
 pub use session_stats::*;
 pub use snapshot::*;
+pub use transport::*;
 pub use world::*;
 pub use xr::*;
 
@@ -84,6 +88,37 @@ pub enum ThetaStatus {
     /// never will (it did not resolve): tick and poll it until `JOINED` or
     /// `DISCONNECTED`.
     NotConnected = 14,
+    /// The session's network endpoint could not start: binding the address failed (in
+    /// use, or not an address of this machine), or the OS refused a socket or a thread.
+    Io = 15,
+    /// A certificate, key or CA is unusable: its PEM does not parse, holds no
+    /// certificate, the key does not match the leaf, or TLS refuses it.
+    Tls = 16,
+    /// The call needs the other role: a host's call on a client (minting a token,
+    /// training a dictionary) or a client's on a host (reconnecting).
+    WrongRole = 17,
+    /// A client cannot resume: it was never admitted, its connection is still up, or the
+    /// host gave it no resume token.
+    CannotResume = 18,
+    /// A dictionary training cannot start: the kind is not configured for a dictionary,
+    /// one of the kind is being trained, or too few samples are recorded yet.
+    TrainingRefused = 19,
+    /// A custom-transport call on a session over QUIC, or a QUIC call (fingerprint, local
+    /// port) on a session over a custom transport.
+    WrongTransport = 20,
+    /// The connection id is not open in this session: never reported, or reported closed.
+    UnknownConnection = 21,
+    /// The connection id is open already, or a client has its connection already.
+    ConnectionExists = 22,
+    /// A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
+    /// or the protocol's for reliable messages). A reliable one also ended its connection:
+    /// a close is queued.
+    MessageTooLarge = 23,
+    /// The session left (`theta_session_leave`): only `theta_session_transport_poll`,
+    /// `theta_session_transport_closed`, reads and `theta_session_free` remain. Or, a
+    /// client over a custom transport whose connection ended was given a new one before
+    /// `theta_session_reconnect`.
+    SessionClosed = 24,
     /// A panic was caught inside the library. The object involved may be unusable: free it.
     Panic = 99,
 }

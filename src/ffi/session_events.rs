@@ -69,7 +69,9 @@ pub enum ThetaSessionEventKind {
     /// The host admitted this client (client); `peer` is this client's id.
     Joined = 18,
     /// The connection to the host ended or was refused (client); `data` is the reason, which
-    /// names the failed check of a refused join. The session stays valid but inert: free it.
+    /// names the failed check of a refused join. The session stays valid but inert: free
+    /// it, or (a dropped connection, `cause` `TIMED_OUT`) resume with
+    /// `theta_session_reconnect`.
     Disconnected = 19,
     /// A write to an entity the writer does not own was refused and not applied: on the
     /// host `peer` is the offending client, on that client its own id; `entity` and

@@ -1,64 +1,37 @@
-//! Sessions: a host and its clients over QUIC. [`Session`] drives the protocol core
-//! ([`crate::proto::Host`], [`crate::proto::Client`]) over quinn: this module owns the
-//! endpoint, TLS, the tokio runtime and the connection tasks ([`super::conn`]), and moves
-//! bytes, times and dictionary trainings between them and the core; every protocol
-//! decision is the core's.
+//! Sessions: a host and its clients. [`Session`] drives the protocol core
+//! ([`crate::proto::Host`], [`crate::proto::Client`]) over one of two drivers: QUIC
+//! ([`super::quic`]: the endpoint, TLS, a tokio runtime and the connection tasks), or the
+//! engine's own transport ([`super::custom`]: connections, bytes and closes reported and
+//! drained by the engine). Either way this module only moves bytes, times and dictionary
+//! trainings between the driver and the core; every protocol decision is the core's.
 //!
 //! The engine thread owns the state (the host's world, a client's replica) and calls
-//! [`Session::tick`]; the session's own tokio runtime (one worker thread) runs the
-//! endpoint, admission and the readers, and meets the engine thread through a bounded
-//! queue. `tick` never waits for the network: it drains what arrived, hands it to the
-//! core, carries out what the core says, and returns. Dropping a session says goodbye to
-//! its peers (bounded) and joins its runtime thread.
+//! [`Session::tick`], which never waits for the network: it hands the core what arrived,
+//! carries out what the core says, and returns. Dropping a QUIC session says goodbye to
+//! its peers (bounded) and joins its runtime thread; a custom session says goodbye when
+//! asked ([`Session::leave`]), and the engine carries it out.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use rustc_hash::FxHashMap;
-use tokio::sync::mpsc;
 
-use super::admission::Gate;
-use super::conn::{
-    accept_loop, connect, Accepting, ConnHandle, Dial, Goodbye, NetEvent, PeerRules,
-};
-use super::faults::{faulty_endpoint, FaultControl};
-use super::pacing::DecodePacer;
+use super::custom::{CustomDriver, CustomTransport, TransportError, TransportOutput};
+use super::faults::FaultControl;
+use super::quic::QuicDriver;
 use super::tls::{self, CongestionControl, HostIdentity, ServerTrust};
 use crate::proto::compression::{TrainError, TrainingDone};
 use crate::proto::poses::{PoseConfig, PoseHub, PosePushError};
 use crate::proto::token::JoinSecret;
-use crate::proto::{self, ConnId, Output, Path, CLOSE_SHUTDOWN, GOODBYE_DATAGRAM};
+use crate::proto::{self, Channel, ConnId, Output};
 use crate::registry::{ComponentId, Registry};
 use crate::wire::codec::{CodecConfig, MessageKind};
 use crate::world::{Change, EntityId, PeerId, World, WorldError};
 use crate::xr::{ControllerState, Device, PoseSample, Sampled};
 use crate::DEFAULT_MAX_CHUNK_BYTES;
 
+pub use super::quic::SOCKET_BUFFER_BYTES;
 pub use crate::proto::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
-
-/// What one admitted client's stream messages may make the host decompress, in bytes a
-/// second ([`DecodePacer`]): a 1 MiB value every 16 ms, far above what an engine writes.
-const CLIENT_DECODE_RATE: u64 = 64 << 20;
-/// ... and at once (at least two of the largest messages its stream may carry).
-const CLIENT_DECODE_BURST: u64 = 8 << 20;
-/// Messages queued from the network to the engine thread.
-const INBOUND_QUEUE: usize = 8192;
-/// Longest wait, when a session is dropped, for its peers to answer its goodbye.
-const GOODBYE_WAIT_MAX: Duration = Duration::from_secs(1);
-
-/// A client's goodbye (its stream finished), as the host reports it.
-const CLIENT_GOODBYE: Goodbye = Goodbye {
-    reason: proto::CLIENT_LEFT,
-    cause: DisconnectCause::Local,
-};
-/// The host's goodbye, as a client reports it.
-const HOST_GOODBYE: Goodbye = Goodbye {
-    reason: proto::HOST_SHUT_DOWN,
-    cause: DisconnectCause::HostClosed,
-};
 
 /// Settings of a session.
 #[derive(Clone, Debug)]
@@ -202,39 +175,41 @@ pub enum SessionError {
     /// A dictionary training could not start.
     #[error("cannot train a dictionary: {0}")]
     Train(#[from] TrainError),
+    /// The custom transport's settings are unusable ([`CustomTransport::validate`]).
+    #[error("custom transport: {0}")]
+    Transport(String),
 }
 
 /// The protocol core a session drives.
-enum Core {
+pub(super) enum Core {
     Host(Box<proto::Host>),
     Client(Box<proto::Client>),
 }
 
-/// A host or client session. See the module documentation.
-pub struct Session {
-    runtime: Option<tokio::runtime::Runtime>,
-    endpoint: quinn::Endpoint,
-    inbound: mpsc::Receiver<NetEvent>,
-    /// Where connection tasks report (kept to start another on reconnect).
-    tx: mpsc::Sender<NetEvent>,
-    core: Core,
-    conns: FxHashMap<ConnId, ConnHandle>,
-    next_conn: Arc<AtomicU64>,
-    config: SessionConfig,
-    inbound_dropped: Arc<AtomicU64>,
-    /// Dictionary trainings run on the runtime's blocking pool, and their results back.
-    trained_tx: std::sync::mpsc::Sender<TrainingDone>,
-    trained: std::sync::mpsc::Receiver<TrainingDone>,
-    /// Client: the host, to reconnect to.
-    host_addr: Option<SocketAddr>,
+impl Core {
+    /// The core's next output for its driver.
+    pub(super) fn poll_output(&mut self) -> Option<Output> {
+        match self {
+            Core::Host(host) => host.poll_output(),
+            Core::Client(client) => client.poll_output(),
+        }
+    }
 }
 
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("theta-net")
-        .enable_all()
-        .build()
+/// What moves a session's bytes.
+enum Driver {
+    Quic(Box<QuicDriver>),
+    Custom(Box<CustomDriver>),
+}
+
+/// A host or client session. See the module documentation.
+pub struct Session {
+    core: Core,
+    driver: Driver,
+    /// Dictionary trainings run off the engine thread (see the drivers), and their
+    /// results come back here.
+    trained_tx: std::sync::mpsc::Sender<TrainingDone>,
+    trained: std::sync::mpsc::Receiver<TrainingDone>,
 }
 
 /// 32 fresh random bytes, the seed of the core's resume tokens.
@@ -246,50 +221,34 @@ fn seed() -> [u8; 32] {
     seed
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+/// The host's core of `world`, or the error with the world handed back.
+fn host_core(
+    world: World,
+    secret: JoinSecret,
+    config: &SessionConfig,
+) -> Result<proto::Host, HostError> {
+    proto::Host::new(world, secret, config.protocol(), Instant::now(), seed()).map_err(|e| {
+        HostError {
+            error: e.error.into(),
+            world: e.world,
+        }
+    })
 }
 
-fn endpoint(
-    addr: SocketAddr,
-    server: Option<quinn::ServerConfig>,
-    faults: Option<&FaultControl>,
-) -> std::io::Result<quinn::Endpoint> {
-    let socket = bind_udp(addr)?;
-    match faults {
-        Some(control) => faulty_endpoint(socket, server, control.clone()),
-        None => quinn::Endpoint::new(
-            quinn::EndpointConfig::default(),
-            server,
-            socket,
-            Arc::new(quinn::TokioRuntime),
-        ),
-    }
-}
-
-/// Socket buffer size asked for each way: a host's burst of state datagrams to several
-/// clients, or a snapshot's packets, must not overflow the OS default (64 KiB on Windows,
-/// where Unity and Unreal mostly run; about 200 KiB on Linux).
-pub const SOCKET_BUFFER_BYTES: usize = 2 << 20;
-
-/// A UDP socket bound to `addr` with [`SOCKET_BUFFER_BYTES`] asked for each way. The OS may
-/// grant less (Linux caps at `net.core.rmem_max`); that is not an error.
-pub(crate) fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // Both families on a wildcard address, as std's bind would not promise either.
-        let _ = socket.set_only_v6(false);
-    }
-    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
-    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-    socket.bind(&addr.into())?;
-    Ok(socket.into())
-}
+/// Which transport a call needs, as its error says.
+const CUSTOM: &str = "a custom transport";
 
 impl Session {
+    fn new(core: Core, driver: Driver) -> Session {
+        let (trained_tx, trained) = std::sync::mpsc::channel();
+        Session {
+            core,
+            driver,
+            trained_tx,
+            trained,
+        }
+    }
+
     /// Hosts a session on `bind` with `world` as the authoritative state. Clients need the
     /// identity's fingerprint (or its CA) and a join token minted with `secret`. On failure
     /// the world comes back in the error ([`HostError::world`]): nothing is lost.
@@ -301,20 +260,14 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, HostError> {
         // Everything that can fail comes before the world is used.
-        let started = (|| -> Result<_, SessionError> {
-            config.poses.volume.validate()?;
-            let runtime = runtime()?;
-            let mut transport = tls::host_transport_config(config.idle_timeout, config.keep_alive);
-            config.congestion.apply(&mut transport);
-            let server = tls::server_config(identity, Arc::new(transport))?;
-            let endpoint = {
-                let _guard = runtime.enter();
-                endpoint(bind, Some(server), config.faults.as_ref())?
-            };
-            Ok((runtime, endpoint))
-        })();
-        let (runtime, endpoint) = match started {
-            Ok(started) => started,
+        let started = config
+            .poses
+            .volume
+            .validate()
+            .map_err(SessionError::from)
+            .and_then(|()| QuicDriver::host(bind, identity, &config));
+        let driver = match started {
+            Ok(driver) => driver,
             Err(error) => {
                 return Err(HostError {
                     error,
@@ -322,67 +275,12 @@ impl Session {
                 })
             }
         };
-        let host = match proto::Host::new(world, secret, config.protocol(), Instant::now(), seed())
-        {
-            Ok(host) => host,
-            Err(e) => {
-                return Err(HostError {
-                    error: e.error.into(),
-                    world: e.world,
-                })
-            }
-        };
-        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let next_conn = Arc::new(AtomicU64::new(1));
-        runtime.spawn(accept_loop(
-            endpoint.clone(),
-            Gate::new(config.max_pending_admissions),
-            Accepting {
-                tx: tx.clone(),
-                dropped: Arc::clone(&dropped),
-                next_conn: Arc::clone(&next_conn),
-                admission_timeout: config.admission_timeout,
-            },
-        ));
+        let host = host_core(world, secret, &config)?;
+        driver.accept(&config);
         Ok(Session::new(
-            runtime,
-            endpoint,
-            (tx, inbound),
             Core::Host(Box::new(host)),
-            next_conn,
-            config,
-            dropped,
-            None,
+            Driver::Quic(Box::new(driver)),
         ))
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn new(
-        runtime: tokio::runtime::Runtime,
-        endpoint: quinn::Endpoint,
-        (tx, inbound): (mpsc::Sender<NetEvent>, mpsc::Receiver<NetEvent>),
-        core: Core,
-        next_conn: Arc<AtomicU64>,
-        config: SessionConfig,
-        inbound_dropped: Arc<AtomicU64>,
-        host_addr: Option<SocketAddr>,
-    ) -> Session {
-        let (trained_tx, trained) = std::sync::mpsc::channel();
-        Session {
-            runtime: Some(runtime),
-            endpoint,
-            inbound,
-            tx,
-            core,
-            conns: FxHashMap::default(),
-            next_conn,
-            config,
-            inbound_dropped,
-            trained_tx,
-            trained,
-            host_addr,
-        }
     }
 
     /// Joins the host at `addr`, trusting its certificate as `trust` says and presenting
@@ -396,58 +294,71 @@ impl Session {
         config: SessionConfig,
     ) -> Result<Session, SessionError> {
         let client = proto::Client::new(registry, token, config.protocol(), Instant::now())?;
-        let runtime = runtime()?;
-        let mut transport = tls::client_transport_config(config.idle_timeout, config.keep_alive);
-        config.congestion.apply(&mut transport);
-        let client_config = tls::client_config(trust, Arc::new(transport))?;
-        let local: SocketAddr = match addr.ip() {
-            IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-            IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
-        let mut endpoint = {
-            let _guard = runtime.enter();
-            endpoint(local, None, config.faults.as_ref())?
-        };
-        endpoint.set_default_client_config(client_config);
-        let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let mut session = Session::new(
-            runtime,
-            endpoint,
-            (tx, inbound),
+        let driver = QuicDriver::join(addr, trust, &config)?;
+        Ok(Session::new(
             Core::Client(Box::new(client)),
-            Arc::new(AtomicU64::new(1)),
-            config,
-            dropped,
-            Some(addr),
-        );
-        session.dial();
-        Ok(session)
+            Driver::Quic(Box::new(driver)),
+        ))
     }
 
-    /// Client: starts a connection task to the host.
-    fn dial(&mut self) {
-        let (Some(addr), Some(runtime)) = (self.host_addr, &self.runtime) else {
-            return;
-        };
-        let dial = Dial {
-            id: ConnId(self.next_conn.fetch_add(1, Ordering::Relaxed)),
-            addr,
-            server_name: self.config.server_name.clone(),
-            connect_timeout: self.config.connect_timeout,
-        };
-        runtime.spawn(connect(
-            self.endpoint.clone(),
-            dial,
-            self.tx.clone(),
-            Arc::clone(&self.inbound_dropped),
-        ));
+    /// Hosts a session over the engine's own transport (see [`super::custom`]), with
+    /// `world` as the authoritative state; clients need a join token minted with
+    /// `secret`. Nothing is bound and no thread runs: the engine reports connections
+    /// ([`Session::transport_connected`], [`Session::transport_closed`]) and what they
+    /// received ([`Session::transport_receive`]), and carries out what
+    /// [`Session::transport_poll`] gives. Of `config`, the protocol's settings apply and
+    /// `max_pending_admissions` and `admission_timeout`; the QUIC ones are unused. On
+    /// failure the world comes back in the error.
+    pub fn host_custom(
+        world: World,
+        secret: JoinSecret,
+        config: SessionConfig,
+        transport: CustomTransport,
+    ) -> Result<Session, HostError> {
+        if let Err(reason) = transport.validate() {
+            return Err(HostError {
+                error: SessionError::Transport(reason),
+                world: Box::new(world),
+            });
+        }
+        let host = host_core(world, secret, &config)?;
+        let driver = CustomDriver::new(transport, &config);
+        Ok(Session::new(
+            Core::Host(Box::new(host)),
+            Driver::Custom(Box::new(driver)),
+        ))
+    }
+
+    /// Joins a session over the engine's own transport with `token`; `registry` is the
+    /// engine's component types (they must equal the host's). Nothing happens until the
+    /// engine reports its connection to the host ([`Session::transport_connected`]): the
+    /// join request goes then, and `Joined` or `Disconnected` follows.
+    pub fn join_custom(
+        registry: &Registry,
+        token: &str,
+        config: SessionConfig,
+        transport: CustomTransport,
+    ) -> Result<Session, SessionError> {
+        transport.validate().map_err(SessionError::Transport)?;
+        let client = proto::Client::new(registry, token, config.protocol(), Instant::now())?;
+        let driver = CustomDriver::new(transport, &config);
+        Ok(Session::new(
+            Core::Client(Box::new(client)),
+            Driver::Custom(Box::new(driver)),
+        ))
+    }
+
+    /// Whether this session runs over the engine's own transport rather than QUIC.
+    pub fn is_custom(&self) -> bool {
+        matches!(self.driver, Driver::Custom(_))
     }
 
     /// Reconnects a client whose connection dropped, resuming its state: the host sends
     /// what changed since the client last acknowledged (no snapshot) while it still keeps
     /// that state (`SessionConfig::resume_grace`); after that the reconnect is refused and
-    /// the client joins again with a fresh token. `Joined` or `Disconnected` follows.
+    /// the client joins again with a fresh token. `Joined` or `Disconnected` follows. Over
+    /// QUIC the session dials the host again; over a custom transport the engine opens a
+    /// new connection and reports it ([`Session::transport_connected`]).
     pub fn reconnect(&mut self) -> Result<(), SessionError> {
         let Core::Client(client) = &mut self.core else {
             return Err(SessionError::WrongRole("client"));
@@ -459,13 +370,22 @@ impl Session {
                 proto::CannotResume::NoToken => "the host gave no resume token",
             })
         })?;
-        self.dial();
+        if let Driver::Quic(quic) = &mut self.driver {
+            quic.redial();
+        }
         Ok(())
     }
 
     /// The address the endpoint is bound to.
+    /// A session over a custom transport has none (`ErrorKind::Unsupported`).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.endpoint.local_addr()
+        match &self.driver {
+            Driver::Quic(quic) => quic.local_addr(),
+            Driver::Custom(_) => Err(std::io::Error::new(
+                std::io::ErrorKind::Unsupported,
+                "a session over a custom transport has no socket",
+            )),
+        }
     }
 
     /// The replicated state: the host's world, or a client's copy of it.
@@ -618,7 +538,9 @@ impl Session {
     }
 
     /// One network tick: applies what arrived, sends what changed (host: closes the world's
-    /// tick). Never waits for the network.
+    /// tick). Never waits for the network. Over a custom transport, what arrived was handed
+    /// over as it came; what to send is queued for [`Session::transport_poll`]; after
+    /// [`Session::leave`] a tick does nothing.
     pub fn tick(&mut self) {
         let now = Instant::now();
         if let Core::Host(host) = &mut self.core {
@@ -626,148 +548,18 @@ impl Session {
                 host.finish_training(done);
             }
         }
-        while let Ok(event) = self.inbound.try_recv() {
-            self.handle(event, now);
+        match &mut self.driver {
+            Driver::Quic(quic) => quic.tick(&mut self.core, now),
+            Driver::Custom(custom) => custom.tick(&mut self.core, now),
         }
-        let conns = &mut self.conns;
-        let mut path = |id: ConnId| {
-            conns.get_mut(&id).map_or(
-                Path {
-                    max_datagram: 0,
-                    rtt: Duration::ZERO,
-                    budget: 0,
-                },
-                ConnHandle::path,
-            )
-        };
-        match &mut self.core {
-            Core::Host(host) => host.tick(now, path),
-            Core::Client(client) => {
-                if let Some(id) = client.connection() {
-                    let path = path(id);
-                    client.tick(now, path);
-                }
-            }
-        }
-        self.carry_out();
-        for conn in self.conns.values_mut() {
-            conn.sent();
-        }
-        if let (Core::Host(host), Some(runtime)) = (&mut self.core, &self.runtime) {
+        if let Core::Host(host) = &mut self.core {
             for job in host.take_training_jobs() {
                 let tx = self.trained_tx.clone();
-                runtime.spawn_blocking(move || {
-                    // The session may be gone by now; nobody is left to tell.
-                    let _ = tx.send(job.run());
-                });
-            }
-        }
-    }
-
-    /// Hands one thing the network tasks reported to the core.
-    fn handle(&mut self, event: NetEvent, now: Instant) {
-        match (event, &mut self.core) {
-            (
-                NetEvent::Join {
-                    id,
-                    handle,
-                    from,
-                    bytes,
-                },
-                Core::Host(host),
-            ) => {
-                self.conns.insert(id, handle);
-                host.handle_join(id, Some(from), now, unix_now(), &bytes);
-                // Admitted or refused now, not a tick later.
-                self.carry_out();
-            }
-            (NetEvent::Connected { id, handle }, Core::Client(client)) => {
-                self.conns.insert(id, handle);
-                client.connected(id);
-                self.carry_out();
-            }
-            (NetEvent::Datagram { id, bytes, at }, Core::Host(host)) => {
-                host.handle_datagram(id, at, now, &bytes)
-            }
-            (NetEvent::Datagram { id, bytes, at }, Core::Client(client)) => {
-                client.handle_datagram(id, at, now, &bytes)
-            }
-            (NetEvent::Stream { id, bytes }, Core::Host(host)) => {
-                host.handle_stream(id, now, &bytes)
-            }
-            (NetEvent::Stream { id, bytes }, Core::Client(client)) => {
-                client.handle_stream(id, now, &bytes);
-                // An admission must reach the connection's task now: it waits for it.
-                self.carry_out();
-            }
-            (NetEvent::Closed { id, reason, .. }, Core::Host(host)) => {
-                self.conns.remove(&id);
-                host.handle_closed(id, now, reason);
-            }
-            (NetEvent::Closed { id, reason, cause }, Core::Client(client)) => {
-                self.conns.remove(&id);
-                client.handle_closed(id, reason, cause);
-            }
-            (NetEvent::Failed { reason, cause }, Core::Client(client)) => {
-                client.handle_connect_failed(reason, cause);
-            }
-            // A role's events never come to the other role.
-            _ => {}
-        }
-    }
-
-    /// Does what the core asked: bytes onto connections, admissions, closes.
-    fn carry_out(&mut self) {
-        loop {
-            let output = match &mut self.core {
-                Core::Host(host) => host.poll_output(),
-                Core::Client(client) => client.poll_output(),
-            };
-            let Some(output) = output else { break };
-            match output {
-                Output::Send {
-                    conn,
-                    channel,
-                    bytes,
-                } => {
-                    if let Some(handle) = self.conns.get_mut(&conn) {
-                        match channel {
-                            proto::Channel::Reliable => handle.send_reliable(bytes),
-                            proto::Channel::Unreliable => handle.send_unreliable(bytes),
-                        }
-                    }
-                }
-                Output::Admitted {
-                    conn,
-                    read_bound,
-                    paced,
-                } => {
-                    let (pacer, goodbye) = match self.core {
-                        Core::Host(_) => {
-                            let burst = CLIENT_DECODE_BURST.max(2 * read_bound as u64);
-                            let pacer = DecodePacer::new(CLIENT_DECODE_RATE, burst);
-                            (paced.then_some(pacer), CLIENT_GOODBYE)
-                        }
-                        Core::Client(_) => (None, HOST_GOODBYE),
-                    };
-                    if let Some(handle) = self.conns.get_mut(&conn) {
-                        handle.admit(PeerRules {
-                            max_message: read_bound,
-                            pacer,
-                            goodbye,
-                        });
-                    }
-                }
-                Output::Close { conn, code, reason } => {
-                    if let (Some(handle), Some(runtime)) = (self.conns.remove(&conn), &self.runtime)
-                    {
-                        handle.close(code, reason, runtime.handle());
-                    }
+                match &mut self.driver {
+                    Driver::Quic(quic) => quic.train(job, tx),
+                    Driver::Custom(custom) => custom.train(job, tx),
                 }
             }
-        }
-        for handle in self.conns.values_mut() {
-            handle.flush();
         }
     }
 
@@ -784,6 +576,102 @@ impl Session {
             Core::Host(host) => Ok(host.train_dictionary(kind)?),
             Core::Client(_) => Err(TrainError::NotHost.into()),
         }
+    }
+
+    /// The custom driver, or the error a QUIC session gives to its calls.
+    fn custom(&mut self) -> Result<(&mut CustomDriver, &mut Core), TransportError> {
+        match &mut self.driver {
+            Driver::Custom(custom) => Ok((custom, &mut self.core)),
+            Driver::Quic(_) => Err(TransportError::WrongTransport(CUSTOM)),
+        }
+    }
+
+    /// Custom transport: the engine opened connection `conn` (its own id, any `u64`; an id
+    /// may be used again once the connection it named was reported closed). On a host a
+    /// peer connected: its first reliable message must be its join request, within
+    /// `SessionConfig::admission_timeout`, and at most
+    /// `SessionConfig::max_pending_admissions` connections may wait for theirs (further
+    /// ones are closed at once, as QUIC's driver refuses them). On a client, this is the
+    /// connection to the host: the join (or, after [`Session::reconnect`], resume) request
+    /// goes on it now; a client has one connection at a time, and after one ended it
+    /// takes another only once [`Session::reconnect`] was called.
+    pub fn transport_connected(&mut self, conn: u64) -> Result<(), TransportError> {
+        let (custom, core) = self.custom()?;
+        custom.connected(core, conn, Instant::now())
+    }
+
+    /// Custom transport: connection `conn` received `bytes` on `channel` (one whole
+    /// message). Unreliable messages are bounded by [`CustomTransport::max_unreliable`];
+    /// reliable ones by the join request's bound until the peer is admitted, then by what
+    /// the protocol may send ([`proto::Output::Admitted`]'s `read_bound`): a longer
+    /// reliable message is an error and ends the connection (its stream lost a message; a
+    /// close is queued). Bytes for a connection the session is closing are dropped.
+    pub fn transport_receive(
+        &mut self,
+        conn: u64,
+        channel: Channel,
+        bytes: &[u8],
+    ) -> Result<(), TransportError> {
+        let (custom, core) = self.custom()?;
+        custom.receive(core, conn, channel, bytes, Instant::now())
+    }
+
+    /// Custom transport: connection `conn` ended; the peer closed it with `code` and
+    /// `reason` (what its session's [`TransportOutput::Close`] said, if the transport
+    /// carried them), or the transport lost it: [`super::custom::CLOSE_LOST`]. What was
+    /// queued for it is dropped. Reporting the end of a connection the session closed
+    /// itself is accepted, and optional.
+    pub fn transport_closed(
+        &mut self,
+        conn: u64,
+        code: u32,
+        reason: &str,
+    ) -> Result<(), TransportError> {
+        let (custom, core) = self.custom()?;
+        custom.closed(core, conn, code, reason, Instant::now())
+    }
+
+    /// Custom transport: the engine's round-trip estimate of connection `conn`
+    /// (optional; see [`CustomTransport::initial_rtt`]).
+    pub fn transport_set_rtt(&mut self, conn: u64, rtt: Duration) -> Result<(), TransportError> {
+        let (custom, _) = self.custom()?;
+        custom.set_rtt(conn, rtt)
+    }
+
+    /// Custom transport: the next thing to carry out, oldest first: a message to send on a
+    /// connection's channel, or a connection to close. Poll until `None` after every tick
+    /// and every report (a join is answered at once); also after [`Session::leave`].
+    pub fn transport_poll(&mut self) -> Result<Option<TransportOutput>, TransportError> {
+        let (custom, _) = self.custom()?;
+        Ok(custom.poll())
+    }
+
+    /// Custom transport: the next output, left in place (for a caller that must first
+    /// make room for its bytes).
+    pub fn transport_peek(&self) -> Result<Option<&TransportOutput>, TransportError> {
+        match &self.driver {
+            Driver::Custom(custom) => Ok(custom.peek()),
+            Driver::Quic(_) => Err(TransportError::WrongTransport(CUSTOM)),
+        }
+    }
+
+    /// Custom transport: says goodbye. Queues [`proto::GOODBYE_DATAGRAM`] on every admitted
+    /// connection's unreliable channel, then a close ([`proto::CLOSE_SHUTDOWN`], "host
+    /// shut down" or "client left") of every open connection: poll them out and carry
+    /// them out, then drop the session. The peers hear it from the goodbye or from their
+    /// transport's close, whichever arrives. Afterwards the session only drains
+    /// ([`Session::transport_poll`]) and takes reports of closes; other transport calls
+    /// are [`TransportError::Closed`], and ticks do nothing. A second call does nothing.
+    /// (A QUIC session says goodbye when it is dropped.)
+    pub fn leave(&mut self) -> Result<(), TransportError> {
+        let (custom, core) = self.custom()?;
+        custom.leave(core, Instant::now());
+        Ok(())
+    }
+
+    /// Whether a session over a custom transport has left ([`Session::leave`]).
+    pub fn has_left(&self) -> bool {
+        matches!(&self.driver, Driver::Custom(custom) if custom.has_left())
     }
 
     /// Transport and replication figures.
@@ -809,115 +697,31 @@ impl Session {
             }
         };
         for (p, conn) in d.peers.iter_mut().zip(conns) {
-            if let Some(handle) = conn.and_then(|c| self.conns.get(&c)) {
-                fill_connection(p, &handle.conn);
+            let Some(conn) = conn else { continue };
+            match &self.driver {
+                Driver::Quic(quic) => quic.fill(p, conn),
+                Driver::Custom(custom) => custom.fill(p, conn),
             }
         }
-        d.inbound_dropped = self.inbound_dropped.load(Ordering::Relaxed);
+        if let Driver::Quic(quic) = &self.driver {
+            d.inbound_dropped = quic.inbound_dropped();
+        }
         d
     }
 }
 
-fn fill_connection(p: &mut PeerDiagnostics, conn: &quinn::Connection) {
-    let stats = conn.stats();
-    p.rtt = conn.rtt();
-    p.wire_bytes_sent = stats.udp_tx.bytes;
-    p.wire_bytes_received = stats.udp_rx.bytes;
-    p.packets_sent = stats.udp_tx.datagrams;
-    p.packets_received = stats.udp_rx.datagrams;
-    p.packets_lost = stats.path.lost_packets;
-}
-
 impl Drop for Session {
-    /// Says goodbye to every peer and waits, bounded, for them to hear it: each
-    /// connection's stream is finished after what was queued on it, and
-    /// [`GOODBYE_DATAGRAM`] goes every quarter round trip (5 to 50 ms) until the peer
-    /// answers by closing the connection. The wait is 4 round trips of the slowest peer
-    /// plus 50 ms, at most [`GOODBYE_WAIT_MAX`], and ends as soon as every peer answered.
-    /// Then the endpoint closes and the runtime thread is joined.
+    /// Over QUIC, says goodbye to every peer and waits, bounded, for them to hear it, then
+    /// joins the runtime thread (see [`QuicDriver::shut_down`]). Over a custom transport,
+    /// joins the dictionary trainings still running; the goodbye is
+    /// [`Session::leave`]'s, which nobody can carry out once the session is gone.
     fn drop(&mut self) {
-        let reason: &[u8] = match self.core {
-            Core::Host(_) => proto::HOST_SHUT_DOWN.as_bytes(),
-            Core::Client(_) => proto::CLIENT_LEFT.as_bytes(),
+        let reason = match self.core {
+            Core::Host(_) => proto::HOST_SHUT_DOWN,
+            Core::Client(_) => proto::CLIENT_LEFT,
         };
-        let mut conns = Vec::with_capacity(self.conns.len());
-        let mut rtt = Duration::ZERO;
-        for handle in self.conns.values_mut() {
-            handle.finish();
-            rtt = rtt.max(handle.conn.rtt());
-            conns.push(handle.conn.clone());
+        if let Driver::Quic(quic) = &mut self.driver {
+            quic.shut_down(reason);
         }
-        let wait = (rtt * 4 + Duration::from_millis(50)).min(GOODBYE_WAIT_MAX);
-        let every = (rtt / 4).clamp(Duration::from_millis(5), Duration::from_millis(50));
-        let Some(runtime) = self.runtime.take() else {
-            self.endpoint.close(CLOSE_SHUTDOWN.into(), reason);
-            return;
-        };
-        let endpoint = self.endpoint.clone();
-        runtime.block_on(async move {
-            let answered = async {
-                for conn in &conns {
-                    conn.closed().await;
-                }
-            };
-            let repeat = async {
-                let mut ticks = tokio::time::interval(every);
-                loop {
-                    ticks.tick().await;
-                    for conn in &conns {
-                        let _ = conn.send_datagram(Bytes::from_static(&GOODBYE_DATAGRAM));
-                    }
-                }
-            };
-            let all_answered = tokio::select! {
-                () = answered => true,
-                () = repeat => false,
-                () = tokio::time::sleep(wait) => false,
-            };
-            endpoint.close(CLOSE_SHUTDOWN.into(), reason);
-            if !all_answered {
-                // Peers that did not answer get a QUIC close; let it go out.
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(100), endpoint.wait_idle()).await;
-            }
-        });
-        runtime.shutdown_timeout(Duration::from_secs(1));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sockets_ask_for_larger_buffers_and_work() {
-        let plain = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
-        let sized = bind_udp("127.0.0.1:0".parse().expect("addr")).expect("bind");
-        let size = |s: &std::net::UdpSocket| {
-            socket2::SockRef::from(s)
-                .recv_buffer_size()
-                .expect("SO_RCVBUF")
-        };
-        // The OS may cap what was asked, never give less than its default.
-        assert!(
-            size(&sized) >= size(&plain),
-            "{} < {}",
-            size(&sized),
-            size(&plain)
-        );
-        eprintln!(
-            "SO_RCVBUF: default {}, asked {SOCKET_BUFFER_BYTES}, got {}",
-            size(&plain),
-            size(&sized)
-        );
-        plain
-            .send_to(b"ping", sized.local_addr().expect("addr"))
-            .expect("send");
-        let mut buf = [0u8; 8];
-        sized
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .expect("timeout");
-        let (n, _) = sized.recv_from(&mut buf).expect("recv");
-        assert_eq!(&buf[..n], b"ping");
     }
 }

@@ -21,6 +21,16 @@ namespace Theta
         NotFound = 12,
         NotOwner = 13,
         NotConnected = 14,
+        Io = 15,
+        Tls = 16,
+        WrongRole = 17,
+        CannotResume = 18,
+        TrainingRefused = 19,
+        WrongTransport = 20,
+        UnknownConnection = 21,
+        ConnectionExists = 22,
+        MessageTooLarge = 23,
+        SessionClosed = 24,
         Panic = 99,
     }
 

@@ -301,93 +301,6 @@ namespace Theta.Interop
         internal static extern ThetaStatus theta_replica_stats(ThetaReplica replica, ThetaReplicaStats* out_stats);
 
         /// <summary>
-        ///  Hosts a session on `bind` (UTF-8, e.g. `"127.0.0.1:7000"`; port 0 picks a free port,
-        ///  see `theta_session_local_port`) with a fresh self-signed certificate (clients pin its
-        ///  `theta_session_fingerprint`) and writes its handle to `out_session`.
-        ///
-        ///  The world is MOVED into the session, which holds the authoritative state from now on:
-        ///  on success the `world` handle is freed (later calls with it give
-        ///  `THETA_STATUS_INVALID_HANDLE`); write through `theta_session_spawn`/`_set`/... instead.
-        ///  A world that another thread is using right now is refused with
-        ///  `THETA_STATUS_INVALID_ARGUMENT` and stays valid. Entities spawned by the host belong to
-        ///  the world's `local_peer`.
-        ///
-        ///  `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
-        ///  restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
-        ///  never leaves the session: invite clients with `theta_session_mint_token`. `config` may
-        ///  be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
-        ///  zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
-        ///
-        ///  The session runs one network thread of its own; `theta_session_free` closes its
-        ///  connections and joins it. Any failure (a bad or busy address, an invalid config)
-        ///  leaves the world valid and unchanged under its handle.
-        ///
-        ///  # Safety
-        ///  `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
-        ///  readable bytes (or be NULL when that is 0); `config` must be NULL or point to a
-        ///  `ThetaSessionConfig`; `out_session` to a writable `ThetaSession`.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_host", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_host(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
-        ///  (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
-        ///  certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
-        ///  it. A chain or key that does not parse, or a key that does not match the leaf, is
-        ///  `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
-        ///
-        ///  # Safety
-        ///  As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
-        ///  readable bytes.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_host_pem", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_host_pem(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* cert_chain_pem, System.UIntPtr cert_chain_pem_len, byte* key_pem, System.UIntPtr key_pem_len, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
-        ///  writes the session's handle to `out_session`. The host's
-        ///  certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
-        ///  the host's `theta_session_fingerprint`); `token` is a join token's text (from the
-        ///  host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
-        ///  component types are read, and they must equal the host's. `config` may be NULL; an
-        ///  invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
-        ///  host sends; its own codecs apply to what it sends.
-        ///
-        ///  Returns at once, before any packet was exchanged and before a host name is resolved
-        ///  (a background thread resolves it; until it has, calls that need the connection give
-        ///  `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
-        ///  outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
-        ///  `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
-        ///  or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
-        ///  from `theta_session_poll_events` after some `theta_session_tick` calls. The session
-        ///  runs one network thread of its own; `theta_session_free` or `theta_session_close`
-        ///  leaves and joins it.
-        ///
-        ///  # Safety
-        ///  `addr` must point to `addr_len` readable bytes; `fingerprint` to
-        ///  `THETA_FINGERPRINT_LEN` readable bytes; `token` to `token_len` readable bytes;
-        ///  `config` must be NULL or point to a `ThetaSessionConfig`; `out_session` to a writable
-        ///  `ThetaSession`.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_join", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_join(byte* addr, System.UIntPtr addr_len, byte* fingerprint, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
-        ///  Joins as `theta_session_join` does, but verifies the host's certificate chain against
-        ///  the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
-        ///  (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
-        ///  zeros. Unparsable CA text is `THETA_STATUS_INVALID_ARGUMENT`; a host whose chain does
-        ///  not verify is refused during the handshake, reported as a `DISCONNECTED` event.
-        ///
-        ///  # Safety
-        ///  As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
-        ///  readable bytes.
-        /// </summary>
-        [DllImport(__DllName, EntryPoint = "theta_session_join_ca", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
-        internal static extern ThetaStatus theta_session_join_ca(byte* addr, System.UIntPtr addr_len, byte* ca_pem, System.UIntPtr ca_pem_len, byte* server_name, System.UIntPtr server_name_len, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
-
-        /// <summary>
         ///  Frees a session: an orderly shutdown on the caller's thread. Its connections are
         ///  closed with a reason (clients of a host get a `DISCONNECTED` event saying the host shut
         ///  down; the host of a client a `PEER_LEFT`), and its network thread is joined, which may
@@ -430,15 +343,32 @@ namespace Theta.Interop
         ///  One network tick: applies what arrived (clients: the host's state; host: its clients'
         ///  writes), queues events, sends what changed, and on the host closes the world's tick.
         ///  Never blocks on the network; call it once per engine frame or at the replication rate.
-        ///  On a client still resolving its host's name, it only checks for the answer.
+        ///  On a client still resolving its host's name, it only checks for the answer. Over a
+        ///  custom transport, poll `theta_session_transport_poll` after it; a session that left
+        ///  (`theta_session_leave`) gives `THETA_STATUS_SESSION_CLOSED`.
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_tick", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_tick(ThetaSession session);
 
         /// <summary>
+        ///  Client: reconnects after the connection to the host dropped (a `DISCONNECTED` event
+        ///  with cause `THETA_DISCONNECT_CAUSE_TIMED_OUT`, say), resuming this client's state: the
+        ///  host sends what changed since (no snapshot) while it keeps that state
+        ///  (`ThetaSessionConfig::resume_grace_ms`), and refuses later (join again with a fresh
+        ///  token then). Over QUIC the session dials the host again; over a custom transport open
+        ///  a new connection and report it with `theta_session_transport_connected`. `JOINED` or
+        ///  `DISCONNECTED` follows. `THETA_STATUS_WRONG_ROLE` on a host;
+        ///  `THETA_STATUS_CANNOT_RESUME` when the client was never admitted, is still connected,
+        ///  or has no resume token.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_reconnect", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_reconnect(ThetaSession session);
+
+        /// <summary>
         ///  Writes the host certificate's SHA-256 fingerprint (`THETA_FINGERPRINT_LEN` bytes) to
         ///  `out_fingerprint`: on a host its own, what clients pass to `theta_session_join`; on a
-        ///  client the one it pins.
+        ///  client the one it pins. A session over a custom transport has none:
+        ///  `THETA_STATUS_WRONG_TRANSPORT`.
         ///
         ///  # Safety
         ///  `out_fingerprint` must point to `THETA_FINGERPRINT_LEN` writable bytes.
@@ -453,7 +383,8 @@ namespace Theta.Interop
         ///  `THETA_STATUS_BUFFER_TOO_SMALL` with the needed length in `out_len` (the one output
         ///  written on that status). `peer` must not be the host's own id (0 unless its world was
         ///  configured otherwise) and `ttl_seconds` must not be 0; a client session gives
-        ///  `THETA_STATUS_INVALID_ARGUMENT`. Each call mints another token: a token admits one join.
+        ///  `THETA_STATUS_WRONG_ROLE`. Each call mints another token: a token admits one join. A
+        ///  host over a custom transport mints them the same way.
         ///
         ///  # Safety
         ///  `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0); `out_len` to
@@ -464,7 +395,8 @@ namespace Theta.Interop
 
         /// <summary>
         ///  Writes the port the session's endpoint is bound to (the host's listening port, useful
-        ///  after binding port 0).
+        ///  after binding port 0). A session over a custom transport has none:
+        ///  `THETA_STATUS_WRONG_TRANSPORT`.
         ///
         ///  # Safety
         ///  `out_port` must point to a writable `uint16_t`.
@@ -513,6 +445,94 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_poll_events", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_poll_events(ThetaSession session, ThetaSessionEvent* out_events, System.UIntPtr capacity, System.UIntPtr* out_count);
+
+        /// <summary>
+        ///  Hosts a session on `bind` (UTF-8, e.g. `"127.0.0.1:7000"`; port 0 picks a free port,
+        ///  see `theta_session_local_port`) with a fresh self-signed certificate (clients pin its
+        ///  `theta_session_fingerprint`) and writes its handle to `out_session`.
+        ///
+        ///  The world is MOVED into the session, which holds the authoritative state from now on:
+        ///  on success the `world` handle is freed (later calls with it give
+        ///  `THETA_STATUS_INVALID_HANDLE`); write through `theta_session_spawn`/`_set`/... instead.
+        ///  A world that another thread is using right now is refused with
+        ///  `THETA_STATUS_INVALID_ARGUMENT` and stays valid. Entities spawned by the host belong to
+        ///  the world's `local_peer`.
+        ///
+        ///  `secret_hex` is the join secret as 64 hex digits, to keep tokens valid across host
+        ///  restarts; NULL with `secret_hex_len` 0 generates a random one. Either way the secret
+        ///  never leaves the session: invite clients with `theta_session_mint_token`. `config` may
+        ///  be NULL for the defaults; one with an unknown `ThetaCodec` or a zstd level outside
+        ///  zstd's range is `THETA_STATUS_INVALID_ARGUMENT` and leaves the world valid.
+        ///
+        ///  The session runs one network thread of its own; `theta_session_free` closes its
+        ///  connections and joins it. Any failure (a bad or busy address, an invalid config)
+        ///  leaves the world valid and unchanged under its handle.
+        ///
+        ///  # Safety
+        ///  `bind` must point to `bind_len` readable bytes; `secret_hex` to `secret_hex_len`
+        ///  readable bytes (or be NULL when that is 0); `config` must be NULL or point to a
+        ///  `ThetaSessionConfig`; `out_session` to a writable `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_host", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_host(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Hosts as `theta_session_host` does, presenting the certificate chain `cert_chain_pem`
+        ///  (leaf first) and its private key `key_pem` (both PEM text) instead of a self-signed
+        ///  certificate, so clients can verify it against a CA (`theta_session_join_ca`) or pin
+        ///  it. A chain or key that does not parse, or a key that does not match the leaf, is
+        ///  `THETA_STATUS_TLS` and leaves the world valid.
+        ///
+        ///  # Safety
+        ///  As `theta_session_host`; `cert_chain_pem` and `key_pem` must point to their lengths of
+        ///  readable bytes.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_host_pem", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_host_pem(byte* bind, System.UIntPtr bind_len, ThetaWorld world, byte* cert_chain_pem, System.UIntPtr cert_chain_pem_len, byte* key_pem, System.UIntPtr key_pem_len, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Joins the host at `addr` (UTF-8, e.g. `"192.168.1.20:7000"`, or `"name:port"`) and
+        ///  writes the session's handle to `out_session`. The host's
+        ///  certificate must have the SHA-256 `fingerprint` (`THETA_FINGERPRINT_LEN` bytes, from
+        ///  the host's `theta_session_fingerprint`); `token` is a join token's text (from the
+        ///  host's `theta_session_mint_token`). `registry_world` is NOT consumed: only its
+        ///  component types are read, and they must equal the host's. `config` may be NULL; an
+        ///  invalid one is refused as by `theta_session_host`. A client decodes whatever codec the
+        ///  host sends; its own codecs apply to what it sends.
+        ///
+        ///  Returns at once, before any packet was exchanged and before a host name is resolved
+        ///  (a background thread resolves it; until it has, calls that need the connection give
+        ///  `THETA_STATUS_NOT_CONNECTED`, while tick, poll, stats and free work as usual): the
+        ///  outcome arrives as a `THETA_SESSION_EVENT_KIND_JOINED` or
+        ///  `THETA_SESSION_EVENT_KIND_DISCONNECTED` event (with the reason, e.g. an expired, forged
+        ///  or malformed token, a fingerprint or registry mismatch, a name that did not resolve)
+        ///  from `theta_session_poll_events` after some `theta_session_tick` calls. The session
+        ///  runs one network thread of its own; `theta_session_free` or `theta_session_close`
+        ///  leaves and joins it.
+        ///
+        ///  # Safety
+        ///  `addr` must point to `addr_len` readable bytes; `fingerprint` to
+        ///  `THETA_FINGERPRINT_LEN` readable bytes; `token` to `token_len` readable bytes;
+        ///  `config` must be NULL or point to a `ThetaSessionConfig`; `out_session` to a writable
+        ///  `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_join", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_join(byte* addr, System.UIntPtr addr_len, byte* fingerprint, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Joins as `theta_session_join` does, but verifies the host's certificate chain against
+        ///  the CA certificates in `ca_pem` (PEM text, one or more) for the host name `server_name`
+        ///  (UTF-8) instead of pinning a fingerprint. `theta_session_fingerprint` then gives all
+        ///  zeros. CA text that does not parse, or holds no certificate, is `THETA_STATUS_TLS`; a
+        ///  host whose chain does not verify is refused during the handshake, reported as a
+        ///  `DISCONNECTED` event.
+        ///
+        ///  # Safety
+        ///  As `theta_session_join`; `ca_pem` and `server_name` must point to their lengths of
+        ///  readable bytes.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_join_ca", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_join_ca(byte* addr, System.UIntPtr addr_len, byte* ca_pem, System.UIntPtr ca_pem_len, byte* server_name, System.UIntPtr server_name_len, byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaSession* out_session);
 
         /// <summary>
         ///  Creates an entity owned by this peer and writes its id: on the host in the host's id
@@ -750,6 +770,155 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_tracker_free", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_tracker_free(ThetaTracker tracker);
+
+        /// <summary>
+        ///  Writes the default transport configuration to `out_config`: every field 0 but
+        ///  `struct_size`, which is this library's `sizeof(ThetaTransportConfig)`.
+        ///
+        ///  # Safety
+        ///  `out_config` must point to a writable `ThetaTransportConfig`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_transport_config_init", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_transport_config_init(ThetaTransportConfig* out_config);
+
+        /// <summary>
+        ///  Hosts a session over the engine's own transport, with `world` as the authoritative
+        ///  state, and writes its handle to `out_session`. Nothing is bound and no network thread
+        ///  runs: the engine reports its connections and what they received, and carries out what
+        ///  `theta_session_transport_poll` gives. The world is MOVED into the session as by
+        ///  `theta_session_host` (on failure it stays valid under its handle); `secret_hex` and
+        ///  `config` are as there (of `config`, the QUIC settings are unused). Invite clients with
+        ///  `theta_session_mint_token`; how the token reaches them is the engine's affair (a
+        ///  lobby, the platform's invites). `transport` may be NULL for the defaults; an invalid
+        ///  one is `THETA_STATUS_INVALID_ARGUMENT`.
+        ///
+        ///  Connections: when a peer connects, report it (`theta_session_transport_connected`,
+        ///  with the engine's id for it). Its first reliable message must be its join request,
+        ///  within `ThetaSessionConfig::admission_timeout_ms`; at most `max_pending_admissions`
+        ///  connections may wait for theirs (further ones are closed at once). The host answers
+        ///  at once: poll after every report.
+        ///
+        ///  # Safety
+        ///  `secret_hex` must point to `secret_hex_len` readable bytes (or be NULL when that is
+        ///  0); `config` must be NULL or point to a `ThetaSessionConfig`, `transport` NULL or a
+        ///  `ThetaTransportConfig`; `out_session` to a writable `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_host_custom", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_host_custom(ThetaWorld world, byte* secret_hex, System.UIntPtr secret_hex_len, ThetaSessionConfig* config, ThetaTransportConfig* transport, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Joins a session over the engine's own transport with a join `token` the host minted,
+        ///  and writes the session's handle to `out_session`. `registry_world` is NOT consumed:
+        ///  only its component types are read, and they must equal the host's. `config` and
+        ///  `transport` may be NULL for the defaults. Nothing happens until the engine reports its
+        ///  connection to the host (`theta_session_transport_connected`): the join request is then
+        ///  queued for `theta_session_transport_poll`, and a `JOINED` or `DISCONNECTED` event
+        ///  follows the host's answer (or 5 s without one).
+        ///
+        ///  # Safety
+        ///  `token` must point to `token_len` readable bytes; `config` must be NULL or point to a
+        ///  `ThetaSessionConfig`, `transport` NULL or a `ThetaTransportConfig`; `out_session` to a
+        ///  writable `ThetaSession`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_join_custom", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_join_custom(byte* token, System.UIntPtr token_len, ThetaWorld registry_world, ThetaSessionConfig* config, ThetaTransportConfig* transport, ThetaSession* out_session);
+
+        /// <summary>
+        ///  Custom transport: the engine opened connection `conn` (its own id, any value; an id
+        ///  may be used again once its connection was reported closed). On a host a peer
+        ///  connected (see `theta_session_host_custom`); on a client this is its connection to the
+        ///  host, and the join (or, after `theta_session_reconnect`, resume) request is queued. A
+        ///  client has one connection at a time.
+        ///
+        ///  `THETA_STATUS_CONNECTION_EXISTS` for an id that is open (or a client's second
+        ///  connection), `THETA_STATUS_SESSION_CLOSED` after `theta_session_leave` or on a client
+        ///  whose connection ended and that did not call `theta_session_reconnect`,
+        ///  `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_transport_connected", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_transport_connected(ThetaSession session, ulong conn);
+
+        /// <summary>
+        ///  Custom transport: connection `conn` received one whole message of `len` bytes at
+        ///  `data` on `channel` (a `ThetaChannel`). The bytes are copied; poll
+        ///  `theta_session_transport_poll` afterwards (a join is answered at once).
+        ///
+        ///  `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open (never reported, or
+        ///  reported closed); bytes for a connection the session is closing are dropped (OK).
+        ///  `THETA_STATUS_MESSAGE_TOO_LARGE` for an unreliable message over
+        ///  `max_unreliable_bytes`, or a reliable one over the protocol's bound (before admission
+        ///  the join request's, 4 KiB; then what the peer's session may send): a reliable one also
+        ///  ends the connection (its ordered stream lost a message), and a `CLOSE` with
+        ///  `THETA_CLOSE_CODE_BROKEN_STREAM` is queued. `THETA_STATUS_SESSION_CLOSED` after
+        ///  `theta_session_leave`; `THETA_STATUS_INVALID_ARGUMENT` for a channel that is not a
+        ///  `ThetaChannel`.
+        ///
+        ///  # Safety
+        ///  `data` must point to `len` readable bytes (NULL when `len` is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_transport_receive", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_transport_receive(ThetaSession session, ulong conn, byte channel, byte* data, System.UIntPtr len);
+
+        /// <summary>
+        ///  Custom transport: connection `conn` ended. `code` is the `ThetaCloseCode` the peer
+        ///  closed it with, if the transport carried it, else `THETA_CLOSE_CODE_LOST` (also when
+        ///  the transport lost it: a timeout, a network problem); `reason` (UTF-8, may be empty)
+        ///  says why in words and reaches the events (`PEER_LEFT` on a host, `DISCONNECTED` on a
+        ///  client, whose `cause` follows `code`). What was queued for the connection is dropped,
+        ///  and its id may be used again. Reporting the end of a connection the session closed
+        ///  itself (a `CLOSE` output) is accepted and optional, also after `theta_session_leave`.
+        ///
+        ///  `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` for a reason that is not UTF-8.
+        ///
+        ///  # Safety
+        ///  `reason` must point to `reason_len` readable bytes (NULL when that is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_transport_closed", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_transport_closed(ThetaSession session, ulong conn, uint code, byte* reason, System.UIntPtr reason_len);
+
+        /// <summary>
+        ///  Custom transport: the transport's round-trip estimate of connection `conn`, in
+        ///  microseconds (optional: see `ThetaTransportConfig::initial_rtt_ms`; the protocol
+        ///  measures its own from acknowledgements after its first resends).
+        ///  `THETA_STATUS_UNKNOWN_CONNECTION` for a connection not open.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_transport_set_rtt", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_transport_set_rtt(ThetaSession session, ulong conn, ulong rtt_us);
+
+        /// <summary>
+        ///  Custom transport: takes the next thing to carry out, oldest first, into `out_output`,
+        ///  copying its bytes (a message to send, or a close's reason) into `buf`. With nothing
+        ///  queued, `out_output-&gt;kind` is `THETA_TRANSPORT_OUTPUT_KIND_NONE`. Poll until then
+        ///  after every tick and every report, and carry the outputs out in order.
+        ///
+        ///  When `capacity` is too small, returns `THETA_STATUS_BUFFER_TOO_SMALL` with
+        ///  `out_output` written (its `len` the size needed) and nothing copied: the output stays
+        ///  queued for the next call, with a larger buffer. Works after `theta_session_leave` (to
+        ///  drain its goodbye); `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC.
+        ///
+        ///  # Safety
+        ///  `buf` must point to `capacity` writable bytes (NULL when `capacity` is 0);
+        ///  `out_output` to a writable `ThetaTransportOutput`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_transport_poll", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_transport_poll(ThetaSession session, byte* buf, System.UIntPtr capacity, ThetaTransportOutput* out_output);
+
+        /// <summary>
+        ///  Custom transport: says goodbye. Queues a one-byte goodbye on every admitted
+        ///  connection's unreliable channel, then a `CLOSE` (`THETA_CLOSE_CODE_SHUTDOWN`, "host
+        ///  shut down" or "client left") of every open connection: poll them out and carry them
+        ///  out (send the goodbye, then close with your transport's orderly close), then free the
+        ///  session. The peers hear it from the goodbye or from their transport's close,
+        ///  whichever arrives first. Afterwards only `theta_session_transport_poll`,
+        ///  `theta_session_transport_closed`, reads and `theta_session_free` work; ticks and
+        ///  other transport calls give `THETA_STATUS_SESSION_CLOSED`. A second call does nothing.
+        ///  Freeing a session without leaving sends nothing: the peers then learn it is gone from
+        ///  their transport alone. `THETA_STATUS_WRONG_TRANSPORT` on a session over QUIC (which
+        ///  says goodbye when freed).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_leave", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_leave(ThetaSession session);
 
         /// <summary>
         ///  Creates a world. `config` may be NULL for the defaults; a bad `struct_size` or a
@@ -1589,6 +1758,80 @@ namespace Theta.Interop
     }
 
     /// <summary>
+    ///  What the engine's transport provides; pass NULL for the defaults. Set `struct_size` to
+    ///  `sizeof(ThetaTransportConfig)` (or start from `theta_transport_config_init`); every
+    ///  other field 0 means its default.
+    ///
+    ///  The transport carries two channels per connection, which must guarantee:
+    ///  - reliable (`THETA_CHANNEL_RELIABLE`): every message arrives once, whole, in the order
+    ///    sent (Steam's k_nSteamNetworkingSend_Reliable, EOS's reliable-ordered packets, a
+    ///    reliable ordered WebRTC data channel). Messages are framed: report each one whole.
+    ///    The session's messages are at most about the larger of
+    ///    `ThetaSessionConfig::max_chunk_bytes` (plus the registry's descriptors) and the
+    ///    largest value of a registered type, plus a few bytes; a transport with a smaller
+    ///    message limit must split and join them.
+    ///  - unreliable (`THETA_CHANNEL_UNRELIABLE`): messages of at most `max_unreliable_bytes`,
+    ///    each delivered whole or not at all, in any order, possibly twice.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct ThetaTransportConfig
+    {
+        /// <summary>
+        ///  Bytes of this struct as the caller compiled it: `sizeof(ThetaTransportConfig)`.
+        /// </summary>
+        public uint struct_size;
+        /// <summary>
+        ///  Largest unreliable message the transport carries unfragmented (default 1200),
+        ///  from 256 to 65536 bytes. The session sends none larger, and refuses larger ones
+        ///  it is given (`THETA_STATUS_MESSAGE_TOO_LARGE`).
+        /// </summary>
+        public uint max_unreliable_bytes;
+        /// <summary>
+        ///  The round trip assumed for a connection until `theta_session_transport_set_rtt`
+        ///  reports one (default 100 ms).
+        /// </summary>
+        public uint initial_rtt_ms;
+        /// <summary>
+        ///  Reserved; must be 0.
+        /// </summary>
+        public uint reserved;
+    }
+
+    /// <summary>
+    ///  One thing the session asks of the engine's transport (`theta_session_transport_poll`).
+    ///  Blittable.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct ThetaTransportOutput
+    {
+        /// <summary>
+        ///  The engine's id of the connection.
+        /// </summary>
+        public ulong conn;
+        /// <summary>
+        ///  Bytes copied to the caller's buffer: the message (`SEND`) or the reason
+        ///  (`CLOSE`); on `THETA_STATUS_BUFFER_TOO_SMALL`, the size needed.
+        /// </summary>
+        public System.UIntPtr len;
+        /// <summary>
+        ///  `CLOSE`: a `ThetaCloseCode`.
+        /// </summary>
+        public uint code;
+        /// <summary>
+        ///  A `ThetaTransportOutputKind`.
+        /// </summary>
+        public byte kind;
+        /// <summary>
+        ///  `SEND`: a `ThetaChannel`.
+        /// </summary>
+        public byte channel;
+        /// <summary>
+        ///  Padding; 0.
+        /// </summary>
+        public fixed byte reserved[2];
+    }
+
+    /// <summary>
     ///  A world handle. `id` 0 is the null handle.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -1942,6 +2185,57 @@ namespace Theta.Interop
         /// </summary>
         NotConnected = 14,
         /// <summary>
+        ///  The session's network endpoint could not start: binding the address failed (in
+        ///  use, or not an address of this machine), or the OS refused a socket or a thread.
+        /// </summary>
+        Io = 15,
+        /// <summary>
+        ///  A certificate, key or CA is unusable: its PEM does not parse, holds no
+        ///  certificate, the key does not match the leaf, or TLS refuses it.
+        /// </summary>
+        Tls = 16,
+        /// <summary>
+        ///  The call needs the other role: a host's call on a client (minting a token,
+        ///  training a dictionary) or a client's on a host (reconnecting).
+        /// </summary>
+        WrongRole = 17,
+        /// <summary>
+        ///  A client cannot resume: it was never admitted, its connection is still up, or the
+        ///  host gave it no resume token.
+        /// </summary>
+        CannotResume = 18,
+        /// <summary>
+        ///  A dictionary training cannot start: the kind is not configured for a dictionary,
+        ///  one of the kind is being trained, or too few samples are recorded yet.
+        /// </summary>
+        TrainingRefused = 19,
+        /// <summary>
+        ///  A custom-transport call on a session over QUIC, or a QUIC call (fingerprint, local
+        ///  port) on a session over a custom transport.
+        /// </summary>
+        WrongTransport = 20,
+        /// <summary>
+        ///  The connection id is not open in this session: never reported, or reported closed.
+        /// </summary>
+        UnknownConnection = 21,
+        /// <summary>
+        ///  The connection id is open already, or a client has its connection already.
+        /// </summary>
+        ConnectionExists = 22,
+        /// <summary>
+        ///  A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
+        ///  or the protocol's for reliable messages). A reliable one also ended its connection:
+        ///  a close is queued.
+        /// </summary>
+        MessageTooLarge = 23,
+        /// <summary>
+        ///  The session left (`theta_session_leave`): only `theta_session_transport_poll`,
+        ///  `theta_session_transport_closed`, reads and `theta_session_free` remain. Or, a
+        ///  client over a custom transport whose connection ended was given a new one before
+        ///  `theta_session_reconnect`.
+        /// </summary>
+        SessionClosed = 24,
+        /// <summary>
         ///  A panic was caught inside the library. The object involved may be unusable: free it.
         /// </summary>
         Panic = 99,
@@ -2106,7 +2400,9 @@ namespace Theta.Interop
         Joined = 18,
         /// <summary>
         ///  The connection to the host ended or was refused (client); `data` is the reason, which
-        ///  names the failed check of a refused join. The session stays valid but inert: free it.
+        ///  names the failed check of a refused join. The session stays valid but inert: free
+        ///  it, or (a dropped connection, `cause` `TIMED_OUT`) resume with
+        ///  `theta_session_reconnect`.
         /// </summary>
         Disconnected = 19,
         /// <summary>
@@ -2120,6 +2416,70 @@ namespace Theta.Interop
         ///  `data` is the reason.
         /// </summary>
         JoinRefused = 21,
+    }
+
+    /// <summary>
+    ///  A connection's channel, as `theta_session_transport_receive` takes it and
+    ///  `ThetaTransportOutput::channel` gives it (a `uint8_t`).
+    /// </summary>
+    internal enum ThetaChannel : byte
+    {
+        /// <summary>
+        ///  Reliable and ordered, message-framed.
+        /// </summary>
+        Reliable = 1,
+        /// <summary>
+        ///  Unreliable, at most `ThetaTransportConfig::max_unreliable_bytes` a message.
+        /// </summary>
+        Unreliable = 2,
+    }
+
+    /// <summary>
+    ///  What a `ThetaTransportOutput` asks (its `kind`, a `uint8_t`).
+    /// </summary>
+    internal enum ThetaTransportOutputKind : byte
+    {
+        /// <summary>
+        ///  Nothing is queued.
+        /// </summary>
+        None = 0,
+        /// <summary>
+        ///  Send the `len` bytes copied to the buffer as one message on `conn`'s `channel`.
+        /// </summary>
+        Send = 1,
+        /// <summary>
+        ///  Close `conn` after what was sent on its reliable channel (an orderly close that
+        ///  delivers it), telling the peer `code` and the reason (the `len` bytes of UTF-8
+        ///  copied to the buffer) if the transport carries them.
+        /// </summary>
+        Close = 2,
+    }
+
+    /// <summary>
+    ///  Why a connection closed, as a session asks it (`ThetaTransportOutput::code`) and as the
+    ///  engine reports the peer's close (`theta_session_transport_closed`); a `uint32_t` the
+    ///  engine may carry in its transport's close (Steam: an end reason from
+    ///  k_ESteamNetConnectionEnd_App_Min up).
+    /// </summary>
+    internal enum ThetaCloseCode : uint
+    {
+        /// <summary>
+        ///  An orderly close: the session shut down, or the peer left.
+        /// </summary>
+        Shutdown = 0,
+        /// <summary>
+        ///  The host refused the join.
+        /// </summary>
+        Refused = 1,
+        /// <summary>
+        ///  The peer broke the protocol (a malformed or oversized reliable message).
+        /// </summary>
+        BrokenStream = 2,
+        /// <summary>
+        ///  The transport lost the connection (a timeout, a network problem), or cannot tell
+        ///  why it ended. Any code not listed here reads as this one.
+        /// </summary>
+        Lost = 65535,
     }
 
     /// <summary>
