@@ -20,7 +20,7 @@ use super::world::{ThetaWorld, WORLDS};
 use super::{bytes_in, check_out, write_optional, write_out, ThetaStatus};
 use crate::net::compression::TrainError;
 use crate::net::session::{
-    DisconnectCause, HostError, Session, SessionConfig, SessionError, SessionEvent,
+    DisconnectCause, EventRef, HostError, Session, SessionConfig, SessionError, SessionEvent,
 };
 use crate::net::tls::{Fingerprint, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
@@ -173,15 +173,20 @@ impl SessionObject {
         self.session().ok()
     }
 
-    /// Takes up to `max` events: this layer's first, then the session's.
-    pub(super) fn poll(&mut self, max: usize) -> Vec<SessionEvent> {
+    /// Hands up to `max` events to `f`: this layer's first (kept in `polled`), then the
+    /// session's, borrowed from it. Every event's bytes stay where they are until the
+    /// next poll of this object (or its free). Returns how many.
+    pub(super) fn poll_with(&mut self, max: usize, mut f: impl FnMut(EventRef<'_>)) -> usize {
         self.advance();
         let n = max.min(self.own_events.len());
-        let mut events: Vec<SessionEvent> = self.own_events.drain(..n).collect();
-        if let Link::Ready(session) = &mut self.link {
-            events.extend(session.poll_events(max - n));
+        self.polled = self.own_events.drain(..n).collect();
+        for event in &self.polled {
+            f(EventRef::Session(event));
         }
-        events
+        match &mut self.link {
+            Link::Ready(session) => n + session.poll_events_with(max - n, f),
+            _ => n,
+        }
     }
 }
 

@@ -5,8 +5,8 @@ use super::boundary::{boundary, FfiError};
 use super::replica::ThetaEventKind;
 use super::session::{with_object, ThetaSession};
 use super::{check_out, write_out, ThetaStatus};
-use crate::net::session::{DisconnectCause, SessionEvent};
-use crate::replica::EventKind;
+use crate::net::session::{DisconnectCause, EventRef, SessionEvent};
+use crate::replica::{Event, EventKind};
 
 /// Why a client's connection ended: `ThetaSessionEvent.cause` of a `DISCONNECTED` event.
 #[repr(u8)]
@@ -106,6 +106,29 @@ pub struct ThetaSessionEvent {
     /// For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
     /// text in `data` says more); 0 otherwise.
     pub cause: u8,
+}
+
+/// The C form of a replica event, borrowing its bytes from the replica's arena.
+fn replica_event_out(e: &Event<'_>) -> ThetaSessionEvent {
+    event_out(&SessionEvent::Replica {
+        kind: e.kind,
+        entity: e.entity,
+        component: e.component,
+        tick: e.tick,
+        data: Vec::new(),
+    })
+    .with_data(e.data)
+}
+
+impl ThetaSessionEvent {
+    /// This event with `data` as its bytes (NULL when empty).
+    fn with_data(mut self, data: &[u8]) -> Self {
+        if !data.is_empty() {
+            self.data = data.as_ptr();
+            self.data_len = data.len();
+        }
+        self
+    }
 }
 
 /// The C form of an event, borrowing its bytes from `event`.
@@ -208,13 +231,19 @@ pub unsafe extern "C" fn theta_session_poll_events(
             return Err(FfiError::null("out_events"));
         }
         let count = with_object(session, |o| {
-            o.polled = o.poll(capacity);
-            for (i, event) in o.polled.iter().enumerate() {
-                // SAFETY: `i < polled.len() <= capacity` and the caller gives `capacity`
-                // writable events (non-NULL since capacity > 0 here).
-                unsafe { out_events.add(i).write(event_out(event)) };
-            }
-            Ok(o.polled.len())
+            let mut i = 0;
+            // Each event borrows bytes the session keeps in place until its next poll:
+            // the replica's event arena, the protocol's queue, this layer's `polled`.
+            Ok(o.poll_with(capacity, |event| {
+                let out = match event {
+                    EventRef::Replica(e) => replica_event_out(&e),
+                    EventRef::Session(e) => event_out(e),
+                };
+                // SAFETY: at most `capacity` events are handed, and the caller gives
+                // `capacity` writable events (non-NULL since capacity > 0 here).
+                unsafe { out_events.add(i).write(out) };
+                i += 1;
+            }))
         })?;
         // SAFETY: checked non-NULL.
         unsafe { write_out(out_count, count) };

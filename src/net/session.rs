@@ -31,7 +31,9 @@ use crate::xr::{ControllerState, Device, PoseSample, Sampled};
 use crate::DEFAULT_MAX_CHUNK_BYTES;
 
 pub use super::quic::SOCKET_BUFFER_BYTES;
-pub use crate::proto::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
+pub use crate::proto::{
+    DisconnectCause, EventRef, PeerDiagnostics, SessionDiagnostics, SessionEvent,
+};
 
 /// Settings of a session.
 #[derive(Clone, Debug)]
@@ -535,6 +537,16 @@ impl Session {
             events.push(event);
         }
         events
+    }
+
+    /// Hands up to `max` events, oldest first, to `f`, borrowed: a replica event's bytes
+    /// are the replica's own, a reason the protocol's, not copied. They stay where they are
+    /// until the next poll of this session. Returns how many were handed.
+    pub fn poll_events_with(&mut self, max: usize, f: impl FnMut(EventRef<'_>)) -> usize {
+        match &mut self.core {
+            Core::Host(host) => host.poll_events_with(max, f),
+            Core::Client(client) => client.poll_events_with(max, f),
+        }
     }
 
     /// One network tick: applies what arrived, sends what changed (host: closes the world's
