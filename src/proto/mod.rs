@@ -3,7 +3,7 @@
 //! locks or clock reads. Its shape is quinn-proto's: inputs are calls (what a connection
 //! delivered, the time, the engine's writes), outputs are polled ([`Host::poll_output`]:
 //! bytes to send per connection and channel, connections to open up or close;
-//! [`Host::poll_event`]). The QUIC driver in [`crate::net`] runs it over quinn; an engine can
+//! [`Host::poll_event`]). The QUIC driver (`net`) runs it over quinn; an engine can
 //! run it over its own transport; tests run it in a deterministic simulator.
 //!
 //! A transport carries two channels per connection (see [`Channel`]): reliable and
@@ -62,9 +62,8 @@ pub enum Output {
         bytes: Vec<u8>,
     },
     /// `conn` passed admission (host) or was admitted (client): read its reliable channel
-    /// with messages of at most `read_bound` bytes from now on, paced when `paced` (a
-    /// host's client: see [`crate::net::pacing`]), and give it the room an admitted peer
-    /// has.
+    /// with messages of at most `read_bound` bytes from now on, pacing what they decompress
+    /// to when `paced` (a host's client), and give it the room an admitted peer has.
     Admitted {
         /// The connection.
         conn: ConnId,

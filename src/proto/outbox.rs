@@ -607,7 +607,7 @@ mod tests {
     fn datagrams_stay_within_the_path_with_every_acknowledgement_range() {
         let (world, _, _) = world_with(500);
         let mut outbox = Outbox::default();
-        let acks: Vec<(u64, u64)> = (0..crate::net::acks::ACK_RANGES_SENT as u64)
+        let acks: Vec<(u64, u64)> = (0..crate::proto::acks::ACK_RANGES_SENT as u64)
             .map(|i| (u64::MAX - 10 * i - 5, u64::MAX - 10 * i))
             .collect();
         let built = send_all(&mut outbox, &world, Instant::now(), &acks);
