@@ -3,6 +3,10 @@
 //! A failure names its seed; `SIM_SEED=N cargo test sim_ -- --nocapture` replays it
 //! alone, `SIM_RUNS=N` runs more (the soak: `cargo test --release sim_soak -- --ignored`).
 //!
+//! Engine actions: the host spawns, writes, removes and despawns; clients spawn, write,
+//! remove and despawn their own entities and send writes they may not make; clients join,
+//! drop silently, resume, are cut off and healed; poses; dictionary trainings.
+//!
 //! What every run holds the protocol to:
 //! - once the faults stop (the path keeps its delay and jitter) and the engines stop
 //!   changing things, every client in the session reaches the host's state hash within
@@ -225,6 +229,10 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
             sim.host.despawn(e).map_err(|e| e.to_string())?;
             watch.host_values.remove(&e);
         }
+        if rng.chance(0.03) && !live.is_empty() {
+            let e = live[rng.below(live.len() as u64) as usize];
+            sim.host.remove(e, types.name).map_err(|e| e.to_string())?;
+        }
         if rng.chance(0.05) && !live.is_empty() {
             let e = live[rng.below(live.len() as u64) as usize];
             let label = format!("n{}", rng.below(1000));
@@ -248,6 +256,13 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                 sim.clients[i]
                     .core
                     .set(e, types.position, &v)
+                    .map_err(|e| e.to_string())?;
+            }
+            if !owned[i].is_empty() && rng.chance(0.02) {
+                let e = owned[i][rng.below(owned[i].len() as u64) as usize];
+                sim.clients[i]
+                    .core
+                    .remove(e, types.position)
                     .map_err(|e| e.to_string())?;
             }
             if owned[i].len() > 1 && rng.chance(0.03) {
@@ -491,4 +506,64 @@ fn sim_speed() {
         sim.delivered,
         sim.delivered_bytes
     );
+}
+
+/// `poll_timeout` says when a tick next has work that no input brings: nothing once the
+/// session is quiet (a server may sleep), at once after an engine write, a resend delay
+/// after a sending that is not acknowledged yet.
+#[test]
+fn sim_poll_timeout_says_when_a_tick_has_work() {
+    let mut rng = Rng::new(7);
+    let (world, types, live) = scene(&mut rng);
+    let mut sim = Sim::new(
+        world,
+        Config::default(),
+        Faults::clean(Duration::from_millis(20)),
+        7,
+    );
+    sim.join(1);
+    sim.converge(Duration::from_secs(2)).expect("joined");
+    let path = theta_net::proto::Path {
+        max_datagram: sim.max_datagram,
+        rtt: Duration::from_millis(40),
+        budget: usize::MAX,
+    };
+    let quiet = |sim: &Sim| {
+        let now = sim.now();
+        sim.host.poll_timeout(now, |_| path).is_none()
+            && sim.clients[0].core.poll_timeout(now, path).is_none()
+    };
+    let mut settled = false;
+    for _ in 0..60 {
+        sim.step();
+        if quiet(&sim) {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "a quiet session still has work to do");
+    // An engine write: due at once.
+    let now = sim.now();
+    sim.host
+        .set(live[0], types.position, &value(&mut rng))
+        .unwrap();
+    assert_eq!(sim.host.poll_timeout(now, |_| path), Some(now));
+    // Sent, not yet acknowledged: due again a resend delay later, not before.
+    sim.step();
+    let now = sim.now();
+    let due = sim
+        .host
+        .poll_timeout(now, |_| path)
+        .expect("a resend is due");
+    assert!(due > now, "{:?} after now", due.duration_since(now));
+    // Acknowledged: quiet again.
+    let mut settled = false;
+    for _ in 0..60 {
+        sim.step();
+        if quiet(&sim) {
+            settled = true;
+            break;
+        }
+    }
+    assert!(settled, "the acknowledgement did not end the work");
 }

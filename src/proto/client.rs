@@ -457,6 +457,18 @@ impl Client {
         link.send_poses(&mut self.poses, own, now, false, path, &mut self.out);
     }
 
+    /// When [`Client::tick`] next has work that no input brings, seen at `now` (`path` as
+    /// the driver would give it to `tick`): an acknowledgement owed, or this client's own
+    /// value to send or resend. `None`: nothing until something arrives or the engine
+    /// writes (see [`Host::poll_timeout`](super::Host::poll_timeout)).
+    pub fn poll_timeout(&self, now: Instant, path: Path) -> Option<Instant> {
+        let link = self.link.as_ref()?;
+        if !matches!(self.phase, Phase::Joined(_)) {
+            return None;
+        }
+        link.next_due(now, path)
+    }
+
     /// Says goodbye to the host on the unreliable channel (see [`GOODBYE_DATAGRAM`]); a
     /// driver that leaves repeats it until answered.
     pub fn goodbye(&mut self) {

@@ -489,6 +489,28 @@ impl Host {
         self.world.advance();
     }
 
+    /// When [`Host::tick`] next has work that no input brings, seen at `now` (`path` as
+    /// the driver would give it to `tick`): an acknowledgement owed, a value to send or
+    /// resend, a parked client's grace ending. `None`: nothing until something arrives or
+    /// the engine writes. An engine ticks every frame anyway; a driver without a frame
+    /// loop (a server) may sleep until then, or until input. Poses pushed and dictionary
+    /// trainings need a tick too.
+    pub fn poll_timeout(
+        &self,
+        now: Instant,
+        mut path: impl FnMut(ConnId) -> Path,
+    ) -> Option<Instant> {
+        let grace = self.config.resume_grace;
+        let links = self
+            .peers
+            .values()
+            .filter_map(|p| p.link.next_due(now, path(p.link.conn)));
+        let parked = self.parked.values().map(|p| (p.since + grace).max(now));
+        // Changes the engine made since the last tick are due now.
+        let changed = self.world.journal().since(self.marked).next().map(|_| now);
+        links.chain(parked).chain(changed).min()
+    }
+
     /// Marks what changed since the last tick in every client's outbox (parked ones
     /// too, so that a resume sends exactly what is missing).
     fn mark_changes(&mut self, now: Instant) {

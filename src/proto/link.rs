@@ -50,6 +50,16 @@ impl Link {
         }
     }
 
+    /// When this link next has something to send without new input, seen at `now`: an
+    /// acknowledgement owed, or a key due (see [`Outbox::next_due`]).
+    pub(crate) fn next_due(&self, now: Instant, path: Path) -> Option<Instant> {
+        if self.received.has_unacked() {
+            return Some(now);
+        }
+        self.outbox
+            .next_due(now, path.rtt.mul_f32(1.5) + Duration::from_millis(20))
+    }
+
     /// Takes in a pose-channel datagram that arrived at `arrival`, answering a clock ping
     /// (host).
     pub(crate) fn receive_poses(

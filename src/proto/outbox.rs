@@ -196,6 +196,22 @@ impl Outbox {
         }
     }
 
+    /// When a key is next due to go, seen at `now`: `now` for one never sent or changed
+    /// since, its resend delay after its last sending otherwise; `None` when nothing is
+    /// pending.
+    pub(crate) fn next_due(&self, now: Instant, initial_resend: Duration) -> Option<Instant> {
+        let resend_after = self.resend_after(initial_resend);
+        let mut earliest: Option<Instant> = None;
+        for p in self.pending.values() {
+            let due = match p.sent_at {
+                Some(at) if p.sent_tick >= p.changed => (at + resend_after).max(now),
+                _ => return Some(now),
+            };
+            earliest = Some(earliest.map_or(due, |e| e.min(due)));
+        }
+        earliest
+    }
+
     /// Keys not yet acknowledged at their newest change.
     pub(crate) fn pending(&self) -> usize {
         self.pending.len()
