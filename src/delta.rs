@@ -190,6 +190,7 @@ impl Delta {
             batches: &batches,
             removes: &removes,
             despawns: &self.despawns,
+            owner_seq: 0,
         })
     }
 }

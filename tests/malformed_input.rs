@@ -267,6 +267,7 @@ impl RawFrame {
                 batches,
                 removes,
                 despawns,
+                owner_seq: 0,
             },
         );
         finish(

@@ -471,6 +471,7 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         batches: &batches,
         removes: &[],
         despawns: &entities,
+        owner_seq: 0,
     };
     // Garbage and a truncated datagram first: dropped, counted, harmless.
     raw.conn
@@ -1221,6 +1222,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         batches: &batches,
         removes: &[],
         despawns: &[],
+        owner_seq: 0,
     };
     let message = Encoder::new().state_datagram(0, &[], Some(&parts));
     // 1. Named dictionary 99, which the host never trained.

@@ -86,6 +86,7 @@ fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8
         batches: &batches,
         removes: &[],
         despawns: &[],
+        owner_seq: 0,
     };
     let mut out = vec![0u8];
     out.extend_from_slice(&Encoder::new().state_datagram(seq, &[], Some(&parts)));

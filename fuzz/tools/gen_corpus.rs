@@ -166,6 +166,7 @@ fn tag_flood(tick: u64, count: u64) -> Vec<u8> {
         batches: &[batch],
         removes: &[],
         despawns: &[],
+        owner_seq: 0,
     })
 }
 
@@ -340,6 +341,7 @@ fn delta_frame_seeds() -> Seeds {
         }],
         removes: &[(color.id, &mine[..1])],
         despawns: &[host_entity(2), client_entity(3)],
+        owner_seq: 0,
     });
     s.add("own-entities", PRIMED | OWNER, &[&own]);
     s.add("own-entities-not-owner", PRIMED | KNOWS_REGISTRY, &[&own]);
@@ -427,6 +429,7 @@ fn state_datagram_seeds() -> Seeds {
             }],
             removes: &[],
             despawns: &[],
+            owner_seq: 0,
         }),
     );
     assert!(labels.len() <= MAX_DATAGRAM_BYTES);

@@ -125,6 +125,16 @@ pub enum Message<'a> {
     PeerJoined(fb::PeerJoined<'a>),
     /// The host tells a client that another client left.
     PeerLeft(fb::PeerLeft<'a>),
+    /// The host tells a client of owners.
+    Owners(fb::Owners<'a>),
+    /// A client asks the host about ownership.
+    OwnershipRequest(fb::OwnershipRequest<'a>),
+    /// The host refused a client's ownership request.
+    OwnershipDenied(fb::OwnershipDenied<'a>),
+    /// An application message.
+    AppMessage(fb::AppMessage<'a>),
+    /// The host did not deliver a client's message.
+    MessageRefused(fb::MessageRefused<'a>),
 }
 
 impl Message<'_> {
@@ -143,6 +153,11 @@ impl Message<'_> {
             Message::DictionaryRetire(_) => "dictionary retirement",
             Message::PeerJoined(_) => "peer joined",
             Message::PeerLeft(_) => "peer left",
+            Message::Owners(_) => "owners",
+            Message::OwnershipRequest(_) => "ownership request",
+            Message::OwnershipDenied(_) => "ownership refusal",
+            Message::AppMessage(_) => "application message",
+            Message::MessageRefused(_) => "message refusal",
         }
     }
 }
@@ -208,6 +223,21 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::PeerLeft => Ok(Message::PeerLeft(
             message.payload_as_peer_left().ok_or_else(missing)?,
+        )),
+        fb::Payload::Owners => Ok(Message::Owners(
+            message.payload_as_owners().ok_or_else(missing)?,
+        )),
+        fb::Payload::OwnershipRequest => Ok(Message::OwnershipRequest(
+            message.payload_as_ownership_request().ok_or_else(missing)?,
+        )),
+        fb::Payload::OwnershipDenied => Ok(Message::OwnershipDenied(
+            message.payload_as_ownership_denied().ok_or_else(missing)?,
+        )),
+        fb::Payload::AppMessage => Ok(Message::AppMessage(
+            message.payload_as_app_message().ok_or_else(missing)?,
+        )),
+        fb::Payload::MessageRefused => Ok(Message::MessageRefused(
+            message.payload_as_message_refused().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

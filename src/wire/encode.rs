@@ -40,6 +40,8 @@ pub struct FrameParts<'a> {
     pub removes: &'a [(ComponentId, &'a [EntityId])],
     /// Entities destroyed, ascending.
     pub despawns: &'a [EntityId],
+    /// Client frames: ownership messages applied when written (`DeltaFrame.owner_seq`).
+    pub owner_seq: u64,
 }
 
 /// The host's acceptance of a client.
@@ -324,6 +326,107 @@ impl Encoder {
         self.finish(fb::Payload::PeerLeft, left.as_union_value())
     }
 
+    /// Encodes the host's ownership message number `seq` to a client: changed records, or
+    /// with `full` every record that differs from the default.
+    pub fn owners(&mut self, seq: u64, full: bool, entries: &[fb::OwnerEntry]) -> Vec<u8> {
+        self.fbb.reset();
+        let entries = self.fbb.create_vector(entries);
+        let owners = fb::Owners::create(
+            &mut self.fbb,
+            &fb::OwnersArgs {
+                seq,
+                full,
+                entries: Some(entries),
+            },
+        );
+        self.finish(fb::Payload::Owners, owners.as_union_value())
+    }
+
+    /// Encodes a client's ownership request (take or renew, release, set policy).
+    pub fn ownership_request(
+        &mut self,
+        entity: u64,
+        component: u32,
+        action: fb::OwnershipAction,
+        policy: fb::OwnershipPolicy,
+        flags: u8,
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let request = fb::OwnershipRequest::create(
+            &mut self.fbb,
+            &fb::OwnershipRequestArgs {
+                entity,
+                component,
+                action,
+                policy,
+                flags,
+            },
+        );
+        self.finish(fb::Payload::OwnershipRequest, request.as_union_value())
+    }
+
+    /// Encodes the host's refusal of a client's ownership request.
+    pub fn ownership_denied(
+        &mut self,
+        entity: u64,
+        component: u32,
+        reason: fb::OwnershipRefusal,
+        message: &str,
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let message = self.fbb.create_string(message);
+        let denied = fb::OwnershipDenied::create(
+            &mut self.fbb,
+            &fb::OwnershipDeniedArgs {
+                entity,
+                component,
+                reason,
+                message: Some(message),
+            },
+        );
+        self.finish(fb::Payload::OwnershipDenied, denied.as_union_value())
+    }
+
+    /// Encodes an application message on `channel` from `from` to `to` (see
+    /// `AppMessage` in the schema); `seq` numbers unreliable ones.
+    pub fn app_message(
+        &mut self,
+        channel: u32,
+        from: u16,
+        to: u16,
+        seq: u64,
+        body: &[u8],
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        let body = self.fbb.create_vector(body);
+        let message = fb::AppMessage::create(
+            &mut self.fbb,
+            &fb::AppMessageArgs {
+                channel,
+                from,
+                to,
+                seq,
+                body: Some(body),
+            },
+        );
+        self.finish(fb::Payload::AppMessage, message.as_union_value())
+    }
+
+    /// Encodes the host's notice that a client's message to `to` was not delivered.
+    pub fn message_refused(&mut self, channel: u32, to: u16, reason: &str) -> Vec<u8> {
+        self.fbb.reset();
+        let reason = self.fbb.create_string(reason);
+        let refused = fb::MessageRefused::create(
+            &mut self.fbb,
+            &fb::MessageRefusedArgs {
+                channel,
+                to,
+                reason: Some(reason),
+            },
+        );
+        self.finish(fb::Payload::MessageRefused, refused.as_union_value())
+    }
+
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {
@@ -356,6 +459,7 @@ impl Encoder {
                 batches,
                 removes,
                 despawns,
+                owner_seq: f.owner_seq,
             },
         )
     }

@@ -306,12 +306,309 @@ impl<'a> ::flatbuffers::Verifiable for CodecKind {
 
 impl ::flatbuffers::SimpleToVerifyInSlice for CodecKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MIN_PAYLOAD: u8 = 0;
+pub const ENUM_MIN_OWNERSHIP_POLICY: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 12;
+pub const ENUM_MAX_OWNERSHIP_POLICY: u8 = 3;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 13] = [
+pub const ENUM_VALUES_OWNERSHIP_POLICY: [OwnershipPolicy; 4] = [
+  OwnershipPolicy::WhenFree,
+  OwnershipPolicy::Takeover,
+  OwnershipPolicy::OwnerReleases,
+  OwnershipPolicy::HostOnly,
+];
+
+/// Who may take ownership of an entity (or of one of its components) from whom.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct OwnershipPolicy(pub u8);
+#[allow(non_upper_case_globals)]
+impl OwnershipPolicy {
+  /// A request is granted when nobody owns it (never owned, released, or its holder's
+  /// lease lapsed).
+  pub const WhenFree: Self = Self(0);
+  /// A request is always granted: the requester takes it from the holder.
+  pub const Takeover: Self = Self(1);
+  /// Granted only when nobody owns it, and a grant holds until released (no lease).
+  pub const OwnerReleases: Self = Self(2);
+  /// Requests are refused: only the host assigns owners.
+  pub const HostOnly: Self = Self(3);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 3;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::WhenFree,
+    Self::Takeover,
+    Self::OwnerReleases,
+    Self::HostOnly,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::WhenFree => Some("WhenFree"),
+      Self::Takeover => Some("Takeover"),
+      Self::OwnerReleases => Some("OwnerReleases"),
+      Self::HostOnly => Some("HostOnly"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for OwnershipPolicy {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for OwnershipPolicy {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for OwnershipPolicy {
+    type Output = OwnershipPolicy;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for OwnershipPolicy {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for OwnershipPolicy {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipPolicy {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_OWNERSHIP_ACTION: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_OWNERSHIP_ACTION: u8 = 2;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_OWNERSHIP_ACTION: [OwnershipAction; 3] = [
+  OwnershipAction::Request,
+  OwnershipAction::Release,
+  OwnershipAction::SetPolicy,
+];
+
+/// What a client asks of the host about ownership.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct OwnershipAction(pub u8);
+#[allow(non_upper_case_globals)]
+impl OwnershipAction {
+  /// Take it (or, holding it, renew the lease).
+  pub const Request: Self = Self(0);
+  /// Give it up: nobody owns it.
+  pub const Release: Self = Self(1);
+  /// Holding it, set its policy and flags.
+  pub const SetPolicy: Self = Self(2);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 2;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::Request,
+    Self::Release,
+    Self::SetPolicy,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::Request => Some("Request"),
+      Self::Release => Some("Release"),
+      Self::SetPolicy => Some("SetPolicy"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for OwnershipAction {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for OwnershipAction {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for OwnershipAction {
+    type Output = OwnershipAction;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for OwnershipAction {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for OwnershipAction {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipAction {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_OWNERSHIP_REFUSAL: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_OWNERSHIP_REFUSAL: u8 = 5;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_OWNERSHIP_REFUSAL: [OwnershipRefusal; 6] = [
+  OwnershipRefusal::UnknownEntity,
+  OwnershipRefusal::Held,
+  OwnershipRefusal::HostOnly,
+  OwnershipRefusal::Refused,
+  OwnershipRefusal::NotOwner,
+  OwnershipRefusal::Throttled,
+];
+
+/// Why the host refused an ownership request.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[repr(transparent)]
+pub struct OwnershipRefusal(pub u8);
+#[allow(non_upper_case_globals)]
+impl OwnershipRefusal {
+  /// No such live entity (or component).
+  pub const UnknownEntity: Self = Self(0);
+  /// Another peer holds it and the policy does not let it be taken.
+  pub const Held: Self = Self(1);
+  /// Its policy lets only the host assign it.
+  pub const HostOnly: Self = Self(2);
+  /// The host's engine refused it.
+  pub const Refused: Self = Self(3);
+  /// A release or policy change by a peer that does not hold it.
+  pub const NotOwner: Self = Self(4);
+  /// Too many requests.
+  pub const Throttled: Self = Self(5);
+
+  pub const ENUM_MIN: u8 = 0;
+  pub const ENUM_MAX: u8 = 5;
+  pub const ENUM_VALUES: &'static [Self] = &[
+    Self::UnknownEntity,
+    Self::Held,
+    Self::HostOnly,
+    Self::Refused,
+    Self::NotOwner,
+    Self::Throttled,
+  ];
+  /// Returns the variant's name or "" if unknown.
+  pub fn variant_name(self) -> Option<&'static str> {
+    match self {
+      Self::UnknownEntity => Some("UnknownEntity"),
+      Self::Held => Some("Held"),
+      Self::HostOnly => Some("HostOnly"),
+      Self::Refused => Some("Refused"),
+      Self::NotOwner => Some("NotOwner"),
+      Self::Throttled => Some("Throttled"),
+      _ => None,
+    }
+  }
+}
+impl ::core::fmt::Debug for OwnershipRefusal {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    if let Some(name) = self.variant_name() {
+      f.write_str(name)
+    } else {
+      f.write_fmt(format_args!("<UNKNOWN {:?}>", self.0))
+    }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for OwnershipRefusal {
+  type Inner = Self;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    let b = unsafe { ::flatbuffers::read_scalar_at::<u8>(buf, loc) };
+    Self(b)
+  }
+}
+
+impl ::flatbuffers::Push for OwnershipRefusal {
+    type Output = OwnershipRefusal;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        unsafe { ::flatbuffers::emplace_scalar::<u8>(dst, self.0) };
+    }
+}
+
+impl ::flatbuffers::EndianScalar for OwnershipRefusal {
+  type Scalar = u8;
+  #[inline]
+  fn to_little_endian(self) -> u8 {
+    self.0.to_le()
+  }
+  #[inline]
+  #[allow(clippy::wrong_self_convention)]
+  fn from_little_endian(v: u8) -> Self {
+    let b = u8::from_le(v);
+    Self(b)
+  }
+}
+
+impl<'a> ::flatbuffers::Verifiable for OwnershipRefusal {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    u8::run_verifier(v, pos)
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipRefusal {}
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MIN_PAYLOAD: u8 = 0;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+pub const ENUM_MAX_PAYLOAD: u8 = 17;
+#[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
+#[allow(non_camel_case_types)]
+pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -325,6 +622,11 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 13] = [
   Payload::DictionaryRetire,
   Payload::PeerJoined,
   Payload::PeerLeft,
+  Payload::Owners,
+  Payload::OwnershipRequest,
+  Payload::OwnershipDenied,
+  Payload::AppMessage,
+  Payload::MessageRefused,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -345,9 +647,14 @@ impl Payload {
   pub const DictionaryRetire: Self = Self(10);
   pub const PeerJoined: Self = Self(11);
   pub const PeerLeft: Self = Self(12);
+  pub const Owners: Self = Self(13);
+  pub const OwnershipRequest: Self = Self(14);
+  pub const OwnershipDenied: Self = Self(15);
+  pub const AppMessage: Self = Self(16);
+  pub const MessageRefused: Self = Self(17);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 12;
+  pub const ENUM_MAX: u8 = 17;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -362,6 +669,11 @@ impl Payload {
     Self::DictionaryRetire,
     Self::PeerJoined,
     Self::PeerLeft,
+    Self::Owners,
+    Self::OwnershipRequest,
+    Self::OwnershipDenied,
+    Self::AppMessage,
+    Self::MessageRefused,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -379,6 +691,11 @@ impl Payload {
       Self::DictionaryRetire => Some("DictionaryRetire"),
       Self::PeerJoined => Some("PeerJoined"),
       Self::PeerLeft => Some("PeerLeft"),
+      Self::Owners => Some("Owners"),
+      Self::OwnershipRequest => Some("OwnershipRequest"),
+      Self::OwnershipDenied => Some("OwnershipDenied"),
+      Self::AppMessage => Some("AppMessage"),
+      Self::MessageRefused => Some("MessageRefused"),
       _ => None,
     }
   }
@@ -557,6 +874,232 @@ impl<'a> AckRange {
         &x_le as *const _ as *const u8,
         self.0[8..].as_mut_ptr(),
         ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
+
+/// One owner record: `component` 0 is the whole entity (its liveness and every component
+/// without a record of its own). `owner` 65535 is nobody.
+// struct OwnerEntry, aligned to 8
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct OwnerEntry(pub [u8; 16]);
+impl Default for OwnerEntry { 
+  fn default() -> Self { 
+    Self([0; 16])
+  }
+}
+impl ::core::fmt::Debug for OwnerEntry {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("OwnerEntry")
+      .field("entity", &self.entity())
+      .field("component", &self.component())
+      .field("owner", &self.owner())
+      .field("policy", &self.policy())
+      .field("flags", &self.flags())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for OwnerEntry {}
+impl<'a> ::flatbuffers::Follow<'a> for OwnerEntry {
+  type Inner = &'a OwnerEntry;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a OwnerEntry>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a OwnerEntry {
+  type Inner = &'a OwnerEntry;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<OwnerEntry>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for OwnerEntry {
+    type Output = OwnerEntry;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const OwnerEntry as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(8)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for OwnerEntry {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> OwnerEntry {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    entity: u64,
+    component: u32,
+    owner: u16,
+    policy: OwnershipPolicy,
+    flags: u8,
+  ) -> Self {
+    let mut s = Self([0; 16]);
+    s.set_entity(entity);
+    s.set_component(component);
+    s.set_owner(owner);
+    s.set_policy(policy);
+    s.set_flags(flags);
+    s
+  }
+
+  pub fn entity(&self) -> u64 {
+    let mut mem = ::core::mem::MaybeUninit::<<u64 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_entity(&mut self, x: u64) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<u64 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn component(&self) -> u32 {
+    let mut mem = ::core::mem::MaybeUninit::<<u32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[8..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_component(&mut self, x: u32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[8..].as_mut_ptr(),
+        ::core::mem::size_of::<<u32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn owner(&self) -> u16 {
+    let mut mem = ::core::mem::MaybeUninit::<<u16 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[12..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u16 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_owner(&mut self, x: u16) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[12..].as_mut_ptr(),
+        ::core::mem::size_of::<<u16 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn policy(&self) -> OwnershipPolicy {
+    let mut mem = ::core::mem::MaybeUninit::<<OwnershipPolicy as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[14..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<OwnershipPolicy as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_policy(&mut self, x: OwnershipPolicy) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[14..].as_mut_ptr(),
+        ::core::mem::size_of::<<OwnershipPolicy as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  /// Bit 0: despawn the entity when its owner leaves for good (else it is released).
+  pub fn flags(&self) -> u8 {
+    let mut mem = ::core::mem::MaybeUninit::<<u8 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[15..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u8 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_flags(&mut self, x: u8) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[15..].as_mut_ptr(),
+        ::core::mem::size_of::<<u8 as ::flatbuffers::EndianScalar>::Scalar>(),
       );
     }
   }
@@ -1242,6 +1785,7 @@ impl<'a> DeltaFrame<'a> {
   pub const VT_BATCHES: ::flatbuffers::VOffsetT = 12;
   pub const VT_REMOVES: ::flatbuffers::VOffsetT = 14;
   pub const VT_DESPAWNS: ::flatbuffers::VOffsetT = 16;
+  pub const VT_OWNER_SEQ: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1253,6 +1797,7 @@ impl<'a> DeltaFrame<'a> {
     args: &'args DeltaFrameArgs<'args>
   ) -> ::flatbuffers::WIPOffset<DeltaFrame<'bldr>> {
     let mut builder = DeltaFrameBuilder::new(_fbb);
+    builder.add_owner_seq(args.owner_seq);
     builder.add_tick(args.tick);
     builder.add_base_tick(args.base_tick);
     if let Some(x) = args.despawns { builder.add_despawns(x); }
@@ -1313,6 +1858,17 @@ impl<'a> DeltaFrame<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u64>>>(DeltaFrame::VT_DESPAWNS, None)}
   }
+  /// Client frames only: how many ownership messages (`Owners.seq`) the client had
+  /// applied when it wrote this frame. The host applies a write to an entity that changed
+  /// hands only when the writer had heard of its grant, so no write of a previous owner
+  /// lands after a transfer, however late it arrives.
+  #[inline]
+  pub fn owner_seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(DeltaFrame::VT_OWNER_SEQ, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for DeltaFrame<'_> {
@@ -1328,6 +1884,7 @@ impl ::flatbuffers::Verifiable for DeltaFrame<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<ComponentBatch>>>>("batches", Self::VT_BATCHES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, ::flatbuffers::ForwardsUOffset<RemoveBatch>>>>("removes", Self::VT_REMOVES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u64>>>("despawns", Self::VT_DESPAWNS, false)?
+     .visit_field::<u64>("owner_seq", Self::VT_OWNER_SEQ, false)?
      .finish();
     Ok(())
   }
@@ -1340,6 +1897,7 @@ pub struct DeltaFrameArgs<'a> {
     pub batches: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<ComponentBatch<'a>>>>>,
     pub removes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, ::flatbuffers::ForwardsUOffset<RemoveBatch<'a>>>>>,
     pub despawns: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
+    pub owner_seq: u64,
 }
 impl<'a> Default for DeltaFrameArgs<'a> {
   #[inline]
@@ -1352,6 +1910,7 @@ impl<'a> Default for DeltaFrameArgs<'a> {
       batches: None,
       removes: None,
       despawns: None,
+      owner_seq: 0,
     }
   }
 }
@@ -1390,6 +1949,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> DeltaFrameBuilder<'a, 'b, A> 
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(DeltaFrame::VT_DESPAWNS, despawns);
   }
   #[inline]
+  pub fn add_owner_seq(&mut self, owner_seq: u64) {
+    self.fbb_.push_slot::<u64>(DeltaFrame::VT_OWNER_SEQ, owner_seq, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> DeltaFrameBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     DeltaFrameBuilder {
@@ -1414,6 +1977,7 @@ impl ::core::fmt::Debug for DeltaFrame<'_> {
       ds.field("batches", &self.batches());
       ds.field("removes", &self.removes());
       ds.field("despawns", &self.despawns());
+      ds.field("owner_seq", &self.owner_seq());
       ds.finish()
   }
 }
@@ -2757,6 +3321,752 @@ impl ::core::fmt::Debug for PeerLeft<'_> {
       ds.finish()
   }
 }
+pub enum OwnersOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to clients, on the stream: owners changed. `seq` counts the ownership messages this
+/// client was sent; with `full` the entries are every record that differs from the
+/// default (the creator owns it, policy WhenFree), and replace what the client held.
+pub struct Owners<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Owners<'a> {
+  type Inner = Owners<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Owners<'a> {
+  pub const VT_SEQ: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FULL: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ENTRIES: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Owners { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OwnersArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Owners<'bldr>> {
+    let mut builder = OwnersBuilder::new(_fbb);
+    builder.add_seq(args.seq);
+    if let Some(x) = args.entries { builder.add_entries(x); }
+    builder.add_full(args.full);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Owners::VT_SEQ, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn full(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Owners::VT_FULL, Some(false)).unwrap()}
+  }
+  #[inline]
+  pub fn entries(&self) -> ::flatbuffers::Vector<'a, OwnerEntry> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, OwnerEntry>>>(Owners::VT_ENTRIES, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Owners<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .visit_field::<bool>("full", Self::VT_FULL, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, OwnerEntry>>>("entries", Self::VT_ENTRIES, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OwnersArgs<'a> {
+    pub seq: u64,
+    pub full: bool,
+    pub entries: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, OwnerEntry>>>,
+}
+impl<'a> Default for OwnersArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OwnersArgs {
+      seq: 0,
+      full: false,
+      entries: None, // required field
+    }
+  }
+}
+
+pub struct OwnersBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OwnersBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_seq(&mut self, seq: u64) {
+    self.fbb_.push_slot::<u64>(Owners::VT_SEQ, seq, 0);
+  }
+  #[inline]
+  pub fn add_full(&mut self, full: bool) {
+    self.fbb_.push_slot::<bool>(Owners::VT_FULL, full, false);
+  }
+  #[inline]
+  pub fn add_entries(&mut self, entries: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , OwnerEntry>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Owners::VT_ENTRIES, entries);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OwnersBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OwnersBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Owners<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Owners::VT_ENTRIES,"entries");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Owners<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Owners");
+      ds.field("seq", &self.seq());
+      ds.field("full", &self.full());
+      ds.field("entries", &self.entries());
+      ds.finish()
+  }
+}
+pub enum OwnershipRequestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Client to host, on the stream.
+pub struct OwnershipRequest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OwnershipRequest<'a> {
+  type Inner = OwnershipRequest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OwnershipRequest<'a> {
+  pub const VT_ENTITY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_COMPONENT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ACTION: ::flatbuffers::VOffsetT = 8;
+  pub const VT_POLICY: ::flatbuffers::VOffsetT = 10;
+  pub const VT_FLAGS: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OwnershipRequest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OwnershipRequestArgs
+  ) -> ::flatbuffers::WIPOffset<OwnershipRequest<'bldr>> {
+    let mut builder = OwnershipRequestBuilder::new(_fbb);
+    builder.add_entity(args.entity);
+    builder.add_component(args.component);
+    builder.add_flags(args.flags);
+    builder.add_policy(args.policy);
+    builder.add_action(args.action);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn entity(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(OwnershipRequest::VT_ENTITY, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn component(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(OwnershipRequest::VT_COMPONENT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn action(&self) -> OwnershipAction {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<OwnershipAction>(OwnershipRequest::VT_ACTION, Some(OwnershipAction::Request)).unwrap()}
+  }
+  #[inline]
+  pub fn policy(&self) -> OwnershipPolicy {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<OwnershipPolicy>(OwnershipRequest::VT_POLICY, Some(OwnershipPolicy::WhenFree)).unwrap()}
+  }
+  #[inline]
+  pub fn flags(&self) -> u8 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u8>(OwnershipRequest::VT_FLAGS, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OwnershipRequest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("entity", Self::VT_ENTITY, false)?
+     .visit_field::<u32>("component", Self::VT_COMPONENT, false)?
+     .visit_field::<OwnershipAction>("action", Self::VT_ACTION, false)?
+     .visit_field::<OwnershipPolicy>("policy", Self::VT_POLICY, false)?
+     .visit_field::<u8>("flags", Self::VT_FLAGS, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OwnershipRequestArgs {
+    pub entity: u64,
+    pub component: u32,
+    pub action: OwnershipAction,
+    pub policy: OwnershipPolicy,
+    pub flags: u8,
+}
+impl<'a> Default for OwnershipRequestArgs {
+  #[inline]
+  fn default() -> Self {
+    OwnershipRequestArgs {
+      entity: 0,
+      component: 0,
+      action: OwnershipAction::Request,
+      policy: OwnershipPolicy::WhenFree,
+      flags: 0,
+    }
+  }
+}
+
+pub struct OwnershipRequestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OwnershipRequestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_entity(&mut self, entity: u64) {
+    self.fbb_.push_slot::<u64>(OwnershipRequest::VT_ENTITY, entity, 0);
+  }
+  #[inline]
+  pub fn add_component(&mut self, component: u32) {
+    self.fbb_.push_slot::<u32>(OwnershipRequest::VT_COMPONENT, component, 0);
+  }
+  #[inline]
+  pub fn add_action(&mut self, action: OwnershipAction) {
+    self.fbb_.push_slot::<OwnershipAction>(OwnershipRequest::VT_ACTION, action, OwnershipAction::Request);
+  }
+  #[inline]
+  pub fn add_policy(&mut self, policy: OwnershipPolicy) {
+    self.fbb_.push_slot::<OwnershipPolicy>(OwnershipRequest::VT_POLICY, policy, OwnershipPolicy::WhenFree);
+  }
+  #[inline]
+  pub fn add_flags(&mut self, flags: u8) {
+    self.fbb_.push_slot::<u8>(OwnershipRequest::VT_FLAGS, flags, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OwnershipRequestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OwnershipRequestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OwnershipRequest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OwnershipRequest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OwnershipRequest");
+      ds.field("entity", &self.entity());
+      ds.field("component", &self.component());
+      ds.field("action", &self.action());
+      ds.field("policy", &self.policy());
+      ds.field("flags", &self.flags());
+      ds.finish()
+  }
+}
+pub enum OwnershipDeniedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to the requester, on the stream.
+pub struct OwnershipDenied<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OwnershipDenied<'a> {
+  type Inner = OwnershipDenied<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OwnershipDenied<'a> {
+  pub const VT_ENTITY: ::flatbuffers::VOffsetT = 4;
+  pub const VT_COMPONENT: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 8;
+  pub const VT_MESSAGE: ::flatbuffers::VOffsetT = 10;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OwnershipDenied { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OwnershipDeniedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<OwnershipDenied<'bldr>> {
+    let mut builder = OwnershipDeniedBuilder::new(_fbb);
+    builder.add_entity(args.entity);
+    if let Some(x) = args.message { builder.add_message(x); }
+    builder.add_component(args.component);
+    builder.add_reason(args.reason);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn entity(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(OwnershipDenied::VT_ENTITY, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn component(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(OwnershipDenied::VT_COMPONENT, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn reason(&self) -> OwnershipRefusal {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<OwnershipRefusal>(OwnershipDenied::VT_REASON, Some(OwnershipRefusal::UnknownEntity)).unwrap()}
+  }
+  #[inline]
+  pub fn message(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(OwnershipDenied::VT_MESSAGE, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OwnershipDenied<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("entity", Self::VT_ENTITY, false)?
+     .visit_field::<u32>("component", Self::VT_COMPONENT, false)?
+     .visit_field::<OwnershipRefusal>("reason", Self::VT_REASON, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("message", Self::VT_MESSAGE, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OwnershipDeniedArgs<'a> {
+    pub entity: u64,
+    pub component: u32,
+    pub reason: OwnershipRefusal,
+    pub message: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for OwnershipDeniedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    OwnershipDeniedArgs {
+      entity: 0,
+      component: 0,
+      reason: OwnershipRefusal::UnknownEntity,
+      message: None,
+    }
+  }
+}
+
+pub struct OwnershipDeniedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OwnershipDeniedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_entity(&mut self, entity: u64) {
+    self.fbb_.push_slot::<u64>(OwnershipDenied::VT_ENTITY, entity, 0);
+  }
+  #[inline]
+  pub fn add_component(&mut self, component: u32) {
+    self.fbb_.push_slot::<u32>(OwnershipDenied::VT_COMPONENT, component, 0);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: OwnershipRefusal) {
+    self.fbb_.push_slot::<OwnershipRefusal>(OwnershipDenied::VT_REASON, reason, OwnershipRefusal::UnknownEntity);
+  }
+  #[inline]
+  pub fn add_message(&mut self, message: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(OwnershipDenied::VT_MESSAGE, message);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OwnershipDeniedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OwnershipDeniedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OwnershipDenied<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OwnershipDenied<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OwnershipDenied");
+      ds.field("entity", &self.entity());
+      ds.field("component", &self.component());
+      ds.field("reason", &self.reason());
+      ds.field("message", &self.message());
+      ds.finish()
+  }
+}
+pub enum AppMessageOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// An application message. Client to host: `to` is its destination (65534 the host,
+/// 65535 every peer, else one peer). Host to client: `from` is its sender. Unreliable
+/// ones travel in a datagram and carry `seq`, which a receiver uses to drop duplicates.
+pub struct AppMessage<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for AppMessage<'a> {
+  type Inner = AppMessage<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> AppMessage<'a> {
+  pub const VT_CHANNEL: ::flatbuffers::VOffsetT = 4;
+  pub const VT_FROM: ::flatbuffers::VOffsetT = 6;
+  pub const VT_TO: ::flatbuffers::VOffsetT = 8;
+  pub const VT_SEQ: ::flatbuffers::VOffsetT = 10;
+  pub const VT_BODY: ::flatbuffers::VOffsetT = 12;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    AppMessage { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args AppMessageArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<AppMessage<'bldr>> {
+    let mut builder = AppMessageBuilder::new(_fbb);
+    builder.add_seq(args.seq);
+    if let Some(x) = args.body { builder.add_body(x); }
+    builder.add_channel(args.channel);
+    builder.add_to(args.to);
+    builder.add_from(args.from);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn channel(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(AppMessage::VT_CHANNEL, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn from(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(AppMessage::VT_FROM, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn to(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(AppMessage::VT_TO, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(AppMessage::VT_SEQ, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn body(&self) -> ::flatbuffers::Vector<'a, u8> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(AppMessage::VT_BODY, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for AppMessage<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("channel", Self::VT_CHANNEL, false)?
+     .visit_field::<u16>("from", Self::VT_FROM, false)?
+     .visit_field::<u16>("to", Self::VT_TO, false)?
+     .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("body", Self::VT_BODY, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct AppMessageArgs<'a> {
+    pub channel: u32,
+    pub from: u16,
+    pub to: u16,
+    pub seq: u64,
+    pub body: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+}
+impl<'a> Default for AppMessageArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    AppMessageArgs {
+      channel: 0,
+      from: 0,
+      to: 0,
+      seq: 0,
+      body: None, // required field
+    }
+  }
+}
+
+pub struct AppMessageBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> AppMessageBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_channel(&mut self, channel: u32) {
+    self.fbb_.push_slot::<u32>(AppMessage::VT_CHANNEL, channel, 0);
+  }
+  #[inline]
+  pub fn add_from(&mut self, from: u16) {
+    self.fbb_.push_slot::<u16>(AppMessage::VT_FROM, from, 0);
+  }
+  #[inline]
+  pub fn add_to(&mut self, to: u16) {
+    self.fbb_.push_slot::<u16>(AppMessage::VT_TO, to, 0);
+  }
+  #[inline]
+  pub fn add_seq(&mut self, seq: u64) {
+    self.fbb_.push_slot::<u64>(AppMessage::VT_SEQ, seq, 0);
+  }
+  #[inline]
+  pub fn add_body(&mut self, body: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(AppMessage::VT_BODY, body);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> AppMessageBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    AppMessageBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<AppMessage<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, AppMessage::VT_BODY,"body");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for AppMessage<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("AppMessage");
+      ds.field("channel", &self.channel());
+      ds.field("from", &self.from());
+      ds.field("to", &self.to());
+      ds.field("seq", &self.seq());
+      ds.field("body", &self.body());
+      ds.finish()
+  }
+}
+pub enum MessageRefusedOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to a client, on the stream: a message it sent was not delivered.
+pub struct MessageRefused<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for MessageRefused<'a> {
+  type Inner = MessageRefused<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> MessageRefused<'a> {
+  pub const VT_CHANNEL: ::flatbuffers::VOffsetT = 4;
+  pub const VT_TO: ::flatbuffers::VOffsetT = 6;
+  pub const VT_REASON: ::flatbuffers::VOffsetT = 8;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    MessageRefused { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args MessageRefusedArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<MessageRefused<'bldr>> {
+    let mut builder = MessageRefusedBuilder::new(_fbb);
+    if let Some(x) = args.reason { builder.add_reason(x); }
+    builder.add_channel(args.channel);
+    builder.add_to(args.to);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn channel(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(MessageRefused::VT_CHANNEL, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn to(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(MessageRefused::VT_TO, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn reason(&self) -> Option<&'a str> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<&str>>(MessageRefused::VT_REASON, None)}
+  }
+}
+
+impl ::flatbuffers::Verifiable for MessageRefused<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u32>("channel", Self::VT_CHANNEL, false)?
+     .visit_field::<u16>("to", Self::VT_TO, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<&str>>("reason", Self::VT_REASON, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct MessageRefusedArgs<'a> {
+    pub channel: u32,
+    pub to: u16,
+    pub reason: Option<::flatbuffers::WIPOffset<&'a str>>,
+}
+impl<'a> Default for MessageRefusedArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    MessageRefusedArgs {
+      channel: 0,
+      to: 0,
+      reason: None,
+    }
+  }
+}
+
+pub struct MessageRefusedBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> MessageRefusedBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_channel(&mut self, channel: u32) {
+    self.fbb_.push_slot::<u32>(MessageRefused::VT_CHANNEL, channel, 0);
+  }
+  #[inline]
+  pub fn add_to(&mut self, to: u16) {
+    self.fbb_.push_slot::<u16>(MessageRefused::VT_TO, to, 0);
+  }
+  #[inline]
+  pub fn add_reason(&mut self, reason: ::flatbuffers::WIPOffset<&'b  str>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(MessageRefused::VT_REASON, reason);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> MessageRefusedBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    MessageRefusedBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<MessageRefused<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for MessageRefused<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("MessageRefused");
+      ds.field("channel", &self.channel());
+      ds.field("to", &self.to());
+      ds.field("reason", &self.reason());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -2984,6 +4294,76 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_owners(&self) -> Option<Owners<'a>> {
+    if self.payload_type() == Payload::Owners {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Owners::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_ownership_request(&self) -> Option<OwnershipRequest<'a>> {
+    if self.payload_type() == Payload::OwnershipRequest {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { OwnershipRequest::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_ownership_denied(&self) -> Option<OwnershipDenied<'a>> {
+    if self.payload_type() == Payload::OwnershipDenied {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { OwnershipDenied::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_app_message(&self) -> Option<AppMessage<'a>> {
+    if self.payload_type() == Payload::AppMessage {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { AppMessage::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_message_refused(&self) -> Option<MessageRefused<'a>> {
+    if self.payload_type() == Payload::MessageRefused {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { MessageRefused::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -3007,6 +4387,11 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::DictionaryRetire => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<DictionaryRetire>>("Payload::DictionaryRetire", pos),
           Payload::PeerJoined => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PeerJoined>>("Payload::PeerJoined", pos),
           Payload::PeerLeft => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<PeerLeft>>("Payload::PeerLeft", pos),
+          Payload::Owners => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Owners>>("Payload::Owners", pos),
+          Payload::OwnershipRequest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnershipRequest>>("Payload::OwnershipRequest", pos),
+          Payload::OwnershipDenied => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnershipDenied>>("Payload::OwnershipDenied", pos),
+          Payload::AppMessage => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AppMessage>>("Payload::AppMessage", pos),
+          Payload::MessageRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessageRefused>>("Payload::MessageRefused", pos),
           _ => Ok(()),
         }
      })?
@@ -3148,6 +4533,41 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::PeerLeft => {
           if let Some(x) = self.payload_as_peer_left() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::Owners => {
+          if let Some(x) = self.payload_as_owners() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::OwnershipRequest => {
+          if let Some(x) = self.payload_as_ownership_request() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::OwnershipDenied => {
+          if let Some(x) = self.payload_as_ownership_denied() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::AppMessage => {
+          if let Some(x) = self.payload_as_app_message() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::MessageRefused => {
+          if let Some(x) = self.payload_as_message_refused() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
