@@ -135,6 +135,8 @@ pub enum Message<'a> {
     AppMessage(fb::AppMessage<'a>),
     /// The host did not deliver a client's message.
     MessageRefused(fb::MessageRefused<'a>),
+    /// A client applied an ownership message.
+    OwnersAck(fb::OwnersAck<'a>),
 }
 
 impl Message<'_> {
@@ -158,6 +160,7 @@ impl Message<'_> {
             Message::OwnershipDenied(_) => "ownership refusal",
             Message::AppMessage(_) => "application message",
             Message::MessageRefused(_) => "message refusal",
+            Message::OwnersAck(_) => "owners acknowledgement",
         }
     }
 }
@@ -238,6 +241,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::MessageRefused => Ok(Message::MessageRefused(
             message.payload_as_message_refused().ok_or_else(missing)?,
+        )),
+        fb::Payload::OwnersAck => Ok(Message::OwnersAck(
+            message.payload_as_owners_ack().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

@@ -328,7 +328,14 @@ impl Encoder {
 
     /// Encodes the host's ownership message number `seq` to a client: changed records, or
     /// with `full` every record that differs from the default.
-    pub fn owners(&mut self, seq: u64, full: bool, entries: &[fb::OwnerEntry]) -> Vec<u8> {
+    /// `lease_ms` is the host's lease (see the schema).
+    pub fn owners(
+        &mut self,
+        seq: u64,
+        full: bool,
+        entries: &[fb::OwnerEntry],
+        lease_ms: u32,
+    ) -> Vec<u8> {
         self.fbb.reset();
         let entries = self.fbb.create_vector(entries);
         let owners = fb::Owners::create(
@@ -337,9 +344,17 @@ impl Encoder {
                 seq,
                 full,
                 entries: Some(entries),
+                lease_ms,
             },
         );
         self.finish(fb::Payload::Owners, owners.as_union_value())
+    }
+
+    /// Encodes a client's acknowledgement of ownership message `seq`.
+    pub fn owners_ack(&mut self, seq: u64) -> Vec<u8> {
+        self.fbb.reset();
+        let ack = fb::OwnersAck::create(&mut self.fbb, &fb::OwnersAckArgs { seq });
+        self.finish(fb::Payload::OwnersAck, ack.as_union_value())
     }
 
     /// Encodes a client's ownership request (take or renew, release, set policy).

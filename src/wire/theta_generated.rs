@@ -605,10 +605,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipRefusal {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 17;
+pub const ENUM_MAX_PAYLOAD: u8 = 18;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 19] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -627,6 +627,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 18] = [
   Payload::OwnershipDenied,
   Payload::AppMessage,
   Payload::MessageRefused,
+  Payload::OwnersAck,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -652,9 +653,10 @@ impl Payload {
   pub const OwnershipDenied: Self = Self(15);
   pub const AppMessage: Self = Self(16);
   pub const MessageRefused: Self = Self(17);
+  pub const OwnersAck: Self = Self(18);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 17;
+  pub const ENUM_MAX: u8 = 18;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -674,6 +676,7 @@ impl Payload {
     Self::OwnershipDenied,
     Self::AppMessage,
     Self::MessageRefused,
+    Self::OwnersAck,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -696,6 +699,7 @@ impl Payload {
       Self::OwnershipDenied => Some("OwnershipDenied"),
       Self::AppMessage => Some("AppMessage"),
       Self::MessageRefused => Some("MessageRefused"),
+      Self::OwnersAck => Some("OwnersAck"),
       _ => None,
     }
   }
@@ -881,7 +885,9 @@ impl<'a> AckRange {
 }
 
 /// One owner record: `component` 0 is the whole entity (its liveness and every component
-/// without a record of its own). `owner` 65535 is nobody.
+/// without a record of its own). `owner` 65535 is nobody. `flags` bit 0: despawn the entity
+/// when its owner leaves for good (else it is released); bit 7 (host-set): the grant is
+/// leased.
 // struct OwnerEntry, aligned to 8
 #[repr(transparent)]
 #[derive(Clone, Copy, PartialEq)]
@@ -1074,7 +1080,6 @@ impl<'a> OwnerEntry {
     }
   }
 
-  /// Bit 0: despawn the entity when its owner leaves for good (else it is released).
   pub fn flags(&self) -> u8 {
     let mut mem = ::core::mem::MaybeUninit::<<u8 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
     // Safety:
@@ -3343,6 +3348,7 @@ impl<'a> Owners<'a> {
   pub const VT_SEQ: ::flatbuffers::VOffsetT = 4;
   pub const VT_FULL: ::flatbuffers::VOffsetT = 6;
   pub const VT_ENTRIES: ::flatbuffers::VOffsetT = 8;
+  pub const VT_LEASE_MS: ::flatbuffers::VOffsetT = 10;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -3355,6 +3361,7 @@ impl<'a> Owners<'a> {
   ) -> ::flatbuffers::WIPOffset<Owners<'bldr>> {
     let mut builder = OwnersBuilder::new(_fbb);
     builder.add_seq(args.seq);
+    builder.add_lease_ms(args.lease_ms);
     if let Some(x) = args.entries { builder.add_entries(x); }
     builder.add_full(args.full);
     builder.finish()
@@ -3382,6 +3389,15 @@ impl<'a> Owners<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, OwnerEntry>>>(Owners::VT_ENTRIES, None).unwrap()}
   }
+  /// How long a leased grant outlives its holder's silence: a holder of leased records
+  /// (flags bit 7) makes sure the host hears from it more often than that.
+  #[inline]
+  pub fn lease_ms(&self) -> u32 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u32>(Owners::VT_LEASE_MS, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Owners<'_> {
@@ -3393,6 +3409,7 @@ impl ::flatbuffers::Verifiable for Owners<'_> {
      .visit_field::<u64>("seq", Self::VT_SEQ, false)?
      .visit_field::<bool>("full", Self::VT_FULL, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, OwnerEntry>>>("entries", Self::VT_ENTRIES, true)?
+     .visit_field::<u32>("lease_ms", Self::VT_LEASE_MS, false)?
      .finish();
     Ok(())
   }
@@ -3401,6 +3418,7 @@ pub struct OwnersArgs<'a> {
     pub seq: u64,
     pub full: bool,
     pub entries: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, OwnerEntry>>>,
+    pub lease_ms: u32,
 }
 impl<'a> Default for OwnersArgs<'a> {
   #[inline]
@@ -3409,6 +3427,7 @@ impl<'a> Default for OwnersArgs<'a> {
       seq: 0,
       full: false,
       entries: None, // required field
+      lease_ms: 0,
     }
   }
 }
@@ -3429,6 +3448,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OwnersBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_entries(&mut self, entries: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , OwnerEntry>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Owners::VT_ENTRIES, entries);
+  }
+  #[inline]
+  pub fn add_lease_ms(&mut self, lease_ms: u32) {
+    self.fbb_.push_slot::<u32>(Owners::VT_LEASE_MS, lease_ms, 0);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OwnersBuilder<'a, 'b, A> {
@@ -3452,6 +3475,106 @@ impl ::core::fmt::Debug for Owners<'_> {
       ds.field("seq", &self.seq());
       ds.field("full", &self.full());
       ds.field("entries", &self.entries());
+      ds.field("lease_ms", &self.lease_ms());
+      ds.finish()
+  }
+}
+pub enum OwnersAckOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Client to host, on the stream: it applied ownership message `seq`. The host resends what
+/// this client lost to another owner only after this (earlier state would be ignored by a
+/// client that still thought it the owner); it also keeps a holder's leases alive.
+pub struct OwnersAck<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for OwnersAck<'a> {
+  type Inner = OwnersAck<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> OwnersAck<'a> {
+  pub const VT_SEQ: ::flatbuffers::VOffsetT = 4;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    OwnersAck { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args OwnersAckArgs
+  ) -> ::flatbuffers::WIPOffset<OwnersAck<'bldr>> {
+    let mut builder = OwnersAckBuilder::new(_fbb);
+    builder.add_seq(args.seq);
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn seq(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(OwnersAck::VT_SEQ, Some(0)).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for OwnersAck<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("seq", Self::VT_SEQ, false)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct OwnersAckArgs {
+    pub seq: u64,
+}
+impl<'a> Default for OwnersAckArgs {
+  #[inline]
+  fn default() -> Self {
+    OwnersAckArgs {
+      seq: 0,
+    }
+  }
+}
+
+pub struct OwnersAckBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> OwnersAckBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_seq(&mut self, seq: u64) {
+    self.fbb_.push_slot::<u64>(OwnersAck::VT_SEQ, seq, 0);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> OwnersAckBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    OwnersAckBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<OwnersAck<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for OwnersAck<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("OwnersAck");
+      ds.field("seq", &self.seq());
       ds.finish()
   }
 }
@@ -4364,6 +4487,20 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_owners_ack(&self) -> Option<OwnersAck<'a>> {
+    if self.payload_type() == Payload::OwnersAck {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { OwnersAck::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -4392,6 +4529,7 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::OwnershipDenied => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnershipDenied>>("Payload::OwnershipDenied", pos),
           Payload::AppMessage => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AppMessage>>("Payload::AppMessage", pos),
           Payload::MessageRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessageRefused>>("Payload::MessageRefused", pos),
+          Payload::OwnersAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnersAck>>("Payload::OwnersAck", pos),
           _ => Ok(()),
         }
      })?
@@ -4568,6 +4706,13 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::MessageRefused => {
           if let Some(x) = self.payload_as_message_refused() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::OwnersAck => {
+          if let Some(x) = self.payload_as_owners_ack() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
