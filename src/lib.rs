@@ -14,6 +14,7 @@ pub mod ffi;
 pub mod hash;
 mod hex;
 pub mod net;
+pub mod ownership;
 pub mod proto;
 pub mod registry;
 pub mod replica;

@@ -24,6 +24,7 @@ use crate::net::session::{
 };
 use crate::net::tls::{Fingerprint, ServerTrust};
 use crate::net::token::{try_mint, JoinSecret};
+use crate::proto::{OwnershipCallError, OwnershipError};
 use crate::registry::Registry;
 
 /// Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
@@ -206,6 +207,16 @@ impl From<SessionError> for FfiError {
             SessionError::Train(_) => ThetaStatus::TrainingRefused,
             // Settings the caller gave: a pose volume, a custom transport's limits.
             SessionError::Volume(_) | SessionError::Transport(_) => ThetaStatus::InvalidArgument,
+            SessionError::Ownership(e) => match e {
+                OwnershipError::Unknown { .. } => ThetaStatus::DeadEntity,
+                OwnershipError::NotConnected(_) => ThetaStatus::InvalidArgument,
+                OwnershipError::UnknownRequest(_) => ThetaStatus::NotFound,
+                OwnershipError::NotHeld { .. } => ThetaStatus::NotOwner,
+            },
+            SessionError::OwnershipCall(e) => match e {
+                OwnershipCallError::NotJoined => ThetaStatus::NotConnected,
+                OwnershipCallError::NotOwner { .. } => ThetaStatus::NotOwner,
+            },
         };
         FfiError::new(status, error.to_string())
     }

@@ -80,6 +80,37 @@ pub enum ThetaSessionEventKind {
     /// Host: a connection's join request was refused (nothing was allocated for it);
     /// `data` is the reason.
     JoinRefused = 21,
+    /// The owner of `entity` (`component` 0) or of one of its components changed (every
+    /// peer); `peer` is the new owner, `THETA_OWNER_NOBODY` (65535) for nobody. A client
+    /// that joins hears one for every owner that is not the entity's creator.
+    OwnershipChanged = 22,
+    /// The host refused this client's ownership request, release or policy change
+    /// (client); `entity`, `component`; `cause` is a `ThetaOwnershipRefusal`, `data` the
+    /// reason.
+    OwnershipDenied = 23,
+    /// Host with an ownership hook (`ThetaSessionConfig::ownership_hook_ms`): client
+    /// `peer` asks for `entity`/`component` and its policy would grant it; answer with
+    /// `theta_session_decide_ownership(session, request, ...)` within the hook's time.
+    OwnershipRequested = 24,
+}
+
+/// Why the host refused an ownership request: `ThetaSessionEvent.cause` of an
+/// `OWNERSHIP_DENIED` event.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ThetaOwnershipRefusal {
+    /// No such live entity (or component type).
+    UnknownEntity = 0,
+    /// Another peer holds it and its policy does not let it be taken.
+    Held = 1,
+    /// Its policy lets only the host assign it.
+    HostOnly = 2,
+    /// The host's engine refused it, or did not answer in time.
+    Refused = 3,
+    /// A release or policy change by a peer that does not hold it.
+    NotOwner = 4,
+    /// Too many of this client's requests wait for the host's engine.
+    Throttled = 5,
 }
 
 /// One event of a session. Blittable.
@@ -104,8 +135,11 @@ pub struct ThetaSessionEvent {
     /// A `ThetaSessionEventKind`.
     pub kind: u8,
     /// For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-    /// text in `data` says more); 0 otherwise.
+    /// text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+    /// otherwise.
     pub cause: u8,
+    /// For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+    pub request: u64,
 }
 
 /// The C form of a replica event, borrowing its bytes from the replica's arena.
@@ -142,6 +176,7 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
         peer: 0,
         kind: 0,
         cause: 0,
+        request: 0,
     };
     let mut borrow = |bytes: &[u8]| {
         if !bytes.is_empty() {
@@ -204,6 +239,40 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
             out.entity = entity.0;
             out.component = component.0;
             ThetaSessionEventKind::WriteRejected as u8
+        }
+        SessionEvent::OwnershipChanged {
+            entity,
+            component,
+            owner,
+        } => {
+            out.entity = entity.0;
+            out.component = component.0;
+            out.peer = owner.unwrap_or(crate::ownership::NOBODY);
+            ThetaSessionEventKind::OwnershipChanged as u8
+        }
+        SessionEvent::OwnershipDenied {
+            entity,
+            component,
+            refusal,
+            reason,
+        } => {
+            borrow(reason.as_bytes());
+            out.entity = entity.0;
+            out.component = component.0;
+            out.cause = *refusal as u8;
+            ThetaSessionEventKind::OwnershipDenied as u8
+        }
+        SessionEvent::OwnershipRequested {
+            request,
+            peer,
+            entity,
+            component,
+        } => {
+            out.request = *request;
+            out.peer = *peer;
+            out.entity = entity.0;
+            out.component = component.0;
+            ThetaSessionEventKind::OwnershipRequested as u8
         }
     };
     out.kind = kind;

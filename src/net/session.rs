@@ -11,6 +11,8 @@
 //! its peers (bounded) and joins its runtime thread; a custom session says goodbye when
 //! asked ([`Session::leave`]), and the engine carries it out.
 
+mod ownership;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -82,6 +84,12 @@ pub struct SessionConfig {
     /// its join request (QUIC and TLS handshake included) before the host closes it.
     /// Default 3 s.
     pub admission_timeout: Duration,
+    /// Host: how long a leased ownership grant outlives its holder's silence. Default 5 s.
+    pub ownership_lease: Duration,
+    /// Host: when set, ownership requests the policy would grant are put to the engine
+    /// ([`SessionEvent::OwnershipRequested`], [`Session::decide_ownership`]) and refused
+    /// if not answered within this time. Default `None` (the policy decides alone).
+    pub ownership_hook: Option<Duration>,
 }
 
 impl Default for SessionConfig {
@@ -103,6 +111,8 @@ impl Default for SessionConfig {
             dictionary_bytes: 16 << 10,
             max_pending_admissions: 32,
             admission_timeout: Duration::from_secs(3),
+            ownership_lease: Duration::from_secs(5),
+            ownership_hook: None,
         }
     }
 }
@@ -152,6 +162,8 @@ impl SessionConfig {
             codec: self.codec,
             train_after_samples: self.train_after_samples,
             dictionary_bytes: self.dictionary_bytes,
+            ownership_lease: self.ownership_lease,
+            ownership_hook: self.ownership_hook,
         }
     }
 }
@@ -180,6 +192,12 @@ pub enum SessionError {
     /// The custom transport's settings are unusable ([`CustomTransport::validate`]).
     #[error("custom transport: {0}")]
     Transport(String),
+    /// The host's ownership call was refused.
+    #[error(transparent)]
+    Ownership(#[from] proto::OwnershipError),
+    /// A client's ownership call was refused locally.
+    #[error(transparent)]
+    OwnershipCall(#[from] proto::OwnershipCallError),
 }
 
 /// The protocol core a session drives.

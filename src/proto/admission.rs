@@ -147,6 +147,14 @@ impl Admission {
             return Err(self.registry_mismatch(registry_hash));
         }
         let peer = claims.peer();
+        // The top two ids name "the host" and "every peer" (as a message destination) and
+        // "nobody" (as an owner): no client may have them.
+        if peer >= crate::ownership::NOBODY - 1 {
+            return Err((
+                fb::RefuseReason::PeerInUse,
+                format!("peer {peer} is reserved (ids 65534 and 65535 name no client)"),
+            ));
+        }
         if peer == self.host_peer || !self.connected.insert(peer) {
             return Err((
                 fb::RefuseReason::PeerInUse,

@@ -9,14 +9,18 @@ use super::admission::registry_differences;
 use super::compression::{
     control_message, max_stream_message, split_stream_message, Compression, PeerDicts, StreamKind,
 };
-use super::events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
+use super::events::{
+    DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
+};
 use super::link::{Link, Outputs};
+use super::ownership::entity_frame;
 use super::poses::{PoseHub, PoseLink};
 use super::queue::{EventQueue, EventRef};
 use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_BROKEN_STREAM, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
 };
+use crate::ownership::{Policy, Record, LEASED, USER_FLAGS};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::Replica;
 use crate::wire::codec::MessageKind;
@@ -36,6 +40,23 @@ enum Phase {
     Joining(ConnId),
     /// Admitted on this connection.
     Joined(ConnId),
+}
+
+/// Why a client's ownership call was refused locally (nothing was sent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OwnershipCallError {
+    /// It is not admitted (or its connection is down).
+    #[error("not joined to a host")]
+    NotJoined,
+    /// It does not hold what it tries to release or set the policy of, or the entity id is
+    /// invalid.
+    #[error("this client does not hold entity {entity} (component {component})")]
+    NotOwner {
+        /// The entity.
+        entity: EntityId,
+        /// The component, or 0 for the whole entity.
+        component: ComponentId,
+    },
 }
 
 /// Why a client cannot resume.
@@ -71,6 +92,10 @@ pub struct Client {
     resume: Vec<u8>,
     /// Codecs, the host's dictionaries, and their figures.
     compression: Compression,
+    /// The host's lease (from its ownership messages), and when this client last told
+    /// the host it is here while holding a leased grant.
+    lease: Option<std::time::Duration>,
+    last_ack: Option<Instant>,
     poses: PoseHub,
     encoder: Encoder,
     events: EventQueue,
@@ -103,6 +128,8 @@ impl Client {
             marked: 0,
             request,
             resume: Vec::new(),
+            lease: None,
+            last_ack: None,
             encoder,
             events: EventQueue::default(),
             out: VecDeque::new(),
@@ -130,6 +157,177 @@ impl Client {
     /// Creates an entity owned by this client (once admitted), in its id range.
     pub fn spawn(&mut self) -> Result<EntityId, WorldError> {
         self.replica.spawn_owned()
+    }
+
+    /// Who owns `(entity, component)` as far as this client knows (component 0: the
+    /// entity); `None` is nobody.
+    pub fn owner_of(&self, entity: EntityId, component: ComponentId) -> Option<PeerId> {
+        self.replica.owner_of(entity, component)
+    }
+
+    /// Asks the host for ownership of `(entity, component)` (component 0: the whole
+    /// entity), or, holding it, renews its lease. The answer comes as a
+    /// [`SessionEvent::OwnershipChanged`] (to every peer) or
+    /// [`SessionEvent::OwnershipDenied`] (to this client).
+    pub fn request_ownership(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+    ) -> Result<(), OwnershipCallError> {
+        self.send_ownership(
+            entity,
+            component,
+            fb::OwnershipAction::Request,
+            Policy::WhenFree,
+            0,
+        )
+    }
+
+    /// Gives up `(entity, component)` at `now`: this client's current state of it goes to
+    /// the host first (reliably, so its last writes are not lost), then nobody owns it.
+    /// Refused locally when this client does not hold it.
+    pub fn release_ownership(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        now: Instant,
+    ) -> Result<(), OwnershipCallError> {
+        let own = self.peer.ok_or(OwnershipCallError::NotJoined)?;
+        if self.replica.owner_of(entity, component) != Some(own) {
+            return Err(OwnershipCallError::NotOwner { entity, component });
+        }
+        let Some(link) = &mut self.link else {
+            return Err(OwnershipCallError::NotJoined);
+        };
+        if let Some(frame) = entity_frame(
+            self.replica.world(),
+            entity,
+            component,
+            link.outbox.owner_seq,
+            &mut self.encoder,
+        ) {
+            let values = super::compression::message_values(&frame);
+            link.queue(
+                MessageKind::DeltaFrame,
+                &frame,
+                &values,
+                &mut self.compression,
+                now,
+                &mut self.out,
+            );
+        }
+        self.send_ownership(
+            entity,
+            component,
+            fb::OwnershipAction::Release,
+            Policy::WhenFree,
+            0,
+        )?;
+        // It stops writing now; the host's state of it comes in from here.
+        let (_, before) = self.replica.owners().effective(entity, component);
+        let record = Record {
+            owner: None,
+            policy: before.policy,
+            flags: before.flags & USER_FLAGS,
+        };
+        self.replica.set_owner_record(entity, component, record);
+        self.forget_unowned_pending();
+        Ok(())
+    }
+
+    /// Sets the policy and flags of `(entity, component)`, which this client holds.
+    pub fn set_ownership_policy(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        policy: Policy,
+        flags: u8,
+    ) -> Result<(), OwnershipCallError> {
+        let own = self.peer.ok_or(OwnershipCallError::NotJoined)?;
+        if self.replica.owner_of(entity, component) != Some(own) {
+            return Err(OwnershipCallError::NotOwner { entity, component });
+        }
+        self.send_ownership(
+            entity,
+            component,
+            fb::OwnershipAction::SetPolicy,
+            policy,
+            flags & USER_FLAGS,
+        )
+    }
+
+    fn send_ownership(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        action: fb::OwnershipAction,
+        policy: Policy,
+        flags: u8,
+    ) -> Result<(), OwnershipCallError> {
+        if !entity.is_valid() {
+            return Err(OwnershipCallError::NotOwner { entity, component });
+        }
+        let (Some(link), Phase::Joined(_)) = (&mut self.link, self.phase) else {
+            return Err(OwnershipCallError::NotJoined);
+        };
+        let request = self.encoder.ownership_request(
+            entity.0,
+            component.0,
+            action,
+            fb::OwnershipPolicy(policy as u8),
+            flags,
+        );
+        link.send_reliable(control_message(&request), &mut self.out);
+        Ok(())
+    }
+
+    /// Drops the pending writes of what this client no longer owns.
+    fn forget_unowned_pending(&mut self) {
+        let (Some(link), Some(own)) = (&mut self.link, self.peer) else {
+            return;
+        };
+        let replica = &self.replica;
+        link.outbox
+            .forget_keys(|(c, e)| replica.owner_of(e, c) != Some(own));
+    }
+
+    /// Takes an ownership message of the host: the records, the events, and the
+    /// acknowledgement the host waits for before it resends what this client lost.
+    fn take_owners(&mut self, owners: fb::Owners<'_>) {
+        let records: Vec<(EntityId, ComponentId, Record)> = owners
+            .entries()
+            .iter()
+            .filter_map(Record::from_wire)
+            .collect();
+        if records.len() != owners.entries().len() {
+            if let Some(link) = &mut self.link {
+                link.diagnostics.malformed += 1;
+            }
+        }
+        if owners.full() {
+            self.replica.replace_owner_records(&records);
+        } else {
+            for &(entity, component, record) in &records {
+                self.replica.set_owner_record(entity, component, record);
+            }
+        }
+        for &(entity, component, record) in &records {
+            self.events.push(SessionEvent::OwnershipChanged {
+                entity,
+                component,
+                owner: record.owner,
+            });
+        }
+        self.forget_unowned_pending();
+        self.lease = (owners.lease_ms() > 0)
+            .then(|| std::time::Duration::from_millis(u64::from(owners.lease_ms())));
+        let seq = owners.seq();
+        if let Some(link) = &mut self.link {
+            link.outbox.owner_seq = link.outbox.owner_seq.max(seq);
+            let ack = control_message(&self.encoder.owners_ack(link.outbox.owner_seq));
+            link.send_reliable(ack, &mut self.out);
+        }
+        self.last_ack = None;
     }
 
     /// Writes a value of an entity this client owns.
@@ -352,6 +550,15 @@ impl Client {
                     Ok(Ok(Message::DictionaryRetire(retire))) => {
                         self.compression.drop_dictionaries(retire.ids().iter());
                     }
+                    Ok(Ok(Message::Owners(owners))) => self.take_owners(owners),
+                    Ok(Ok(Message::OwnershipDenied(denied))) => {
+                        self.events.push(SessionEvent::OwnershipDenied {
+                            entity: EntityId(denied.entity()),
+                            component: ComponentId(denied.component()),
+                            refusal: OwnershipRefusal::from_u8(denied.reason().0),
+                            reason: denied.message().unwrap_or("refused").to_owned(),
+                        })
+                    }
                     _ => link.diagnostics.malformed += 1,
                 }
             }
@@ -440,8 +647,27 @@ impl Client {
             return;
         }
         if let Ok(keys) = self.replica.owned_keys_since(self.marked) {
-            link.outbox.mark_changes(&keys, |e| e.creator() != own);
+            let replica = &self.replica;
+            link.outbox
+                .mark_changes(&keys, |(c, e)| replica.owner_of(e, c) != Some(own));
             self.marked = keys.tick;
+        }
+        // Holding a leased grant: the host hears from this client well within the lease.
+        if let Some(lease) = self.lease {
+            let due = self
+                .last_ack
+                .is_none_or(|at| now.saturating_duration_since(at) >= lease / 4);
+            if due
+                && self
+                    .replica
+                    .owners()
+                    .iter()
+                    .any(|(_, _, r)| r.owner == Some(own) && r.flags & LEASED != 0)
+            {
+                let ack = control_message(&self.encoder.owners_ack(link.outbox.owner_seq));
+                link.send_reliable(ack, &mut self.out);
+                self.last_ack = Some(now);
+            }
         }
         link.send(
             self.replica.world(),

@@ -103,6 +103,74 @@ pub enum SessionEvent {
         /// Why.
         reason: String,
     },
+    /// The owner of an entity (`component` 0) or of one of its components changed (every
+    /// peer; a joining client hears one for every record that differs from "its creator
+    /// owns it").
+    OwnershipChanged {
+        /// The entity.
+        entity: EntityId,
+        /// The component, or 0 for the whole entity.
+        component: ComponentId,
+        /// The new owner; `None` is nobody.
+        owner: Option<PeerId>,
+    },
+    /// The host refused this client's ownership request, release or policy change
+    /// (client).
+    OwnershipDenied {
+        /// The entity.
+        entity: EntityId,
+        /// The component, or 0 for the whole entity.
+        component: ComponentId,
+        /// Why, as a kind.
+        refusal: OwnershipRefusal,
+        /// Why, in words.
+        reason: String,
+    },
+    /// A client asks for ownership the policy would grant, and the host consults its
+    /// engine (host, with [`super::Config::ownership_hook`]): answer with
+    /// `Host::decide_ownership(request, ..)`.
+    OwnershipRequested {
+        /// The id to answer with.
+        request: u64,
+        /// The requester.
+        peer: PeerId,
+        /// The entity.
+        entity: EntityId,
+        /// The component, or 0 for the whole entity.
+        component: ComponentId,
+    },
+}
+
+/// Why the host refused an ownership request (the wire's `OwnershipRefusal`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum OwnershipRefusal {
+    /// No such live entity (or component type).
+    UnknownEntity = 0,
+    /// Another peer holds it and the policy does not let it be taken.
+    Held = 1,
+    /// Its policy lets only the host assign it.
+    HostOnly = 2,
+    /// The host's engine refused it, or did not answer in time.
+    Refused = 3,
+    /// A release or policy change by a peer that does not hold it.
+    NotOwner = 4,
+    /// Too many requests wait for the host's engine.
+    Throttled = 5,
+}
+
+impl OwnershipRefusal {
+    /// The refusal of a wire value (an unknown one reads as `Refused`).
+    pub fn from_u8(value: u8) -> OwnershipRefusal {
+        match value {
+            0 => Self::UnknownEntity,
+            1 => Self::Held,
+            2 => Self::HostOnly,
+            4 => Self::NotOwner,
+            5 => Self::Throttled,
+            _ => Self::Refused,
+        }
+    }
 }
 
 /// Figures of one connection: the protocol's, and the transport's where a driver fills
@@ -135,6 +203,14 @@ pub struct PeerDiagnostics {
     pub pending_keys: u64,
     /// Writes of this peer refused (not the owner).
     pub writes_rejected: u64,
+    /// Writes of this peer dropped because it wrote before it heard that what it wrote
+    /// had changed hands (host side): in flight at a transfer, never applied, not
+    /// reported as refused.
+    pub stale_writes: u64,
+    /// Ownership requests of this peer granted (host side).
+    pub ownership_granted: u64,
+    /// Ownership requests, releases and policy changes of this peer refused (host side).
+    pub ownership_denied: u64,
     /// State datagrams or frames from this peer that failed validation.
     pub malformed: u64,
     /// The XR pose stream with this peer.

@@ -18,6 +18,7 @@ mod events;
 mod host;
 mod link;
 pub(crate) mod outbox;
+mod ownership;
 pub mod poses;
 mod queue;
 mod rng;
@@ -25,9 +26,11 @@ pub mod token;
 
 use std::time::Duration;
 
-pub use client::{CannotResume, Client, HOST_SHUT_DOWN};
-pub use events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
-pub use host::{Host, HostConfigError, CLIENT_LEFT};
+pub use client::{CannotResume, Client, OwnershipCallError, HOST_SHUT_DOWN};
+pub use events::{
+    DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
+};
+pub use host::{Host, HostConfigError, OwnershipError, CLIENT_LEFT};
 pub use queue::EventRef;
 
 use crate::wire::codec::CodecConfig;
@@ -137,6 +140,14 @@ pub struct Config {
     pub train_after_samples: u64,
     /// Host: size asked of the dictionary trainer, in bytes.
     pub dictionary_bytes: usize,
+    /// Host: how long a leased grant (see [`crate::ownership`]) outlives its holder's
+    /// silence. A client holding one makes sure the host hears from it four times as
+    /// often.
+    pub ownership_lease: Duration,
+    /// Host: ownership requests the policy would grant are put to the engine
+    /// ([`SessionEvent::OwnershipRequested`], `Host::decide_ownership`) when set; answered
+    /// within this time, else refused. `None`: the policy decides alone.
+    pub ownership_hook: Option<Duration>,
 }
 
 impl Default for Config {
@@ -149,6 +160,8 @@ impl Default for Config {
             codec: CodecConfig::default(),
             train_after_samples: 512,
             dictionary_bytes: 16 << 10,
+            ownership_lease: Duration::from_secs(5),
+            ownership_hook: None,
         }
     }
 }

@@ -21,7 +21,7 @@ use rustc_hash::FxHashMap;
 
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
-use crate::wire::{size, Encoder};
+use crate::wire::{size, Encoder, FrameParts};
 use crate::world::{EntityId, World};
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
@@ -141,6 +141,9 @@ pub(crate) struct Outbox {
     next_seq: u64,
     rtt: AckRtt,
     pub stats: OutboxStats,
+    /// Client: the ownership messages applied, carried by every frame it writes (see
+    /// `proto::ownership`); 0 on the host.
+    pub(crate) owner_seq: u64,
 }
 
 /// An entry chosen for a datagram.
@@ -163,20 +166,25 @@ impl Outbox {
         pending.changed = pending.changed.max(tick);
     }
 
-    /// Notes every key that changed (see [`World::changed_keys_since`]), skipping entities
+    /// Notes every key that changed (see [`World::changed_keys_since`]), skipping those
     /// `skip` says to (their owner already has them).
-    pub(crate) fn mark_changes(&mut self, keys: &ChangedKeys, skip: impl Fn(EntityId) -> bool) {
+    pub(crate) fn mark_changes(&mut self, keys: &ChangedKeys, skip: impl Fn(Key) -> bool) {
         let tick = keys.tick;
         for &e in keys.spawns.iter().chain(&keys.despawns) {
-            if !skip(e) {
+            if !skip((ENTITY, e)) {
                 self.mark((ENTITY, e), tick);
             }
         }
-        for &(component, entity) in keys.sets.iter().chain(&keys.removes) {
-            if !skip(entity) {
-                self.mark((component, entity), tick);
+        for &key in keys.sets.iter().chain(&keys.removes) {
+            if !skip(key) {
+                self.mark(key, tick);
             }
         }
+    }
+
+    /// Drops the pending keys `drop` names (this side no longer writes them).
+    pub(crate) fn forget_keys(&mut self, drop: impl Fn(Key) -> bool) {
+        self.pending.retain(|&key, _| !drop(key));
     }
 
     /// An acknowledgement-only datagram (when there is no state to send): it takes a
@@ -321,7 +329,13 @@ impl Outbox {
                             size::ENTITY + value.len() + if variable { size::LENGTH } else { 0 };
                         if cost + size::BATCH_BASE > room {
                             // Too large for any datagram: the reliable stream carries it.
-                            let frame = single_value_frame(world, tick, component, entity, encoder);
+                            let frame = single_value_frame(
+                                world,
+                                tick,
+                                (component, entity),
+                                self.owner_seq,
+                                encoder,
+                            );
                             built
                                 .stream_frames
                                 .push((frame, vec![(component, value.len())]));
@@ -421,7 +435,17 @@ impl Outbox {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let bytes = delta.with_parts(|parts| encoder.state_datagram(seq, acks, Some(parts)));
+        let owner_seq = self.owner_seq;
+        let bytes = delta.with_parts(|parts| {
+            encoder.state_datagram(
+                seq,
+                acks,
+                Some(&FrameParts {
+                    owner_seq,
+                    ..*parts
+                }),
+            )
+        });
         let values: ValueBytes = delta
             .sets
             .iter()
@@ -473,8 +497,8 @@ impl Outbox {
 fn single_value_frame(
     world: &World,
     tick: u64,
-    component: ComponentId,
-    entity: EntityId,
+    (component, entity): Key,
+    owner_seq: u64,
     encoder: &mut Encoder,
 ) -> Vec<u8> {
     let value = world.get(entity, component).unwrap_or_default();
@@ -494,7 +518,12 @@ fn single_value_frame(
         }],
         ..Delta::default()
     };
-    delta.encode_with(encoder)
+    delta.with_parts(|parts| {
+        encoder.delta_frame(&FrameParts {
+            owner_seq,
+            ..*parts
+        })
+    })
 }
 
 #[cfg(test)]

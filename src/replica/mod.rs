@@ -11,6 +11,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use events::{Event, EventKind, Events};
 
+use crate::ownership::{Owners, Record, WHOLE_ENTITY};
 use crate::registry::{
     ComponentDescriptor, ComponentId, Layout, Registry, RegistryError, MAX_COMPONENT_TYPES,
 };
@@ -127,6 +128,8 @@ pub struct Replica {
     /// Entities of this peer that it did not hold and took from the sender's state (a
     /// client that rejoins): messages fill them in until this peer writes them.
     adopted: FxHashSet<EntityId>,
+    /// Owner records that differ from "the creator owns it", as the host last said.
+    owners: Owners,
 }
 
 impl Default for Replica {
@@ -253,6 +256,7 @@ impl Replica {
             stats: ReplicaStats::default(),
             owner: None,
             adopted: FxHashSet::default(),
+            owners: Owners::default(),
         }
     }
 
@@ -268,15 +272,25 @@ impl Replica {
         self.owner
     }
 
-    /// Whether messages must leave `entity` alone: this peer owns it and writes it itself.
+    /// Whether messages must leave `entity`'s liveness alone: this peer owns it and writes
+    /// it itself.
     fn owns(&self, entity: EntityId) -> bool {
-        self.owner == Some(entity.creator()) && !self.adopted.contains(&entity)
+        self.owns_value(entity, WHOLE_ENTITY)
     }
 
-    /// Checks that this peer may write `entity`; from then on it is this peer's to write.
-    fn check_owned(&mut self, entity: EntityId) -> Result<(), WorldError> {
+    /// Whether messages must leave `(entity, component)` alone (component 0: the entity's
+    /// liveness).
+    fn owns_value(&self, entity: EntityId, component: ComponentId) -> bool {
+        self.owner.is_some()
+            && self.owners.owner_of(entity, component) == self.owner
+            && !self.adopted.contains(&entity)
+    }
+
+    /// Checks that this peer may write `(entity, component)` (component 0: spawn and
+    /// despawn); from then on it is this peer's to write.
+    fn check_owned(&mut self, entity: EntityId, component: ComponentId) -> Result<(), WorldError> {
         match self.owner {
-            Some(owner) if owner == entity.creator() => {
+            Some(owner) if self.owners.owner_of(entity, component) == Some(owner) => {
                 self.adopted.remove(&entity);
                 Ok(())
             }
@@ -284,6 +298,102 @@ impl Replica {
                 entity,
                 peer: owner.unwrap_or(PeerId::MAX),
             }),
+        }
+    }
+
+    /// The owner records the host announced (see [`crate::ownership`]).
+    pub fn owners(&self) -> &Owners {
+        &self.owners
+    }
+
+    /// Who owns `(entity, component)` as far as this replica knows (component 0: the
+    /// entity).
+    pub fn owner_of(&self, entity: EntityId, component: ComponentId) -> Option<PeerId> {
+        self.owners.owner_of(entity, component)
+    }
+
+    /// Takes an owner record from the host. Returns whether this peer lost the right to
+    /// write something by it: its own values there then yield to the host's (whatever
+    /// their tick), and an entity it despawned itself may come back.
+    pub fn set_owner_record(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        record: Record,
+    ) -> bool {
+        let before: Vec<(ComponentId, bool)> = self.affected(entity, component);
+        self.owners.set(entity, component, record);
+        let mut lost = false;
+        for (c, owned) in before {
+            if owned && !self.owns_value(entity, c) {
+                lost = true;
+                self.yield_to_host(entity, c);
+            }
+        }
+        lost
+    }
+
+    /// Replaces every owner record (the host's full table); returns whether this peer lost
+    /// the right to write something.
+    pub fn replace_owner_records(&mut self, records: &[(EntityId, ComponentId, Record)]) -> bool {
+        let mut touched: Vec<EntityId> = self.owners.iter().map(|(e, _, _)| e).collect();
+        touched.extend(records.iter().map(|(e, _, _)| *e));
+        touched.sort_unstable();
+        touched.dedup();
+        let before: Vec<(EntityId, Vec<(ComponentId, bool)>)> = touched
+            .iter()
+            .map(|&e| (e, self.affected(e, WHOLE_ENTITY)))
+            .collect();
+        self.owners.clear();
+        for &(e, c, r) in records {
+            self.owners.set(e, c, r);
+        }
+        let mut lost = false;
+        for (entity, list) in before {
+            for (c, owned) in list {
+                if owned && !self.owns_value(entity, c) {
+                    lost = true;
+                    self.yield_to_host(entity, c);
+                }
+            }
+        }
+        lost
+    }
+
+    /// The keys a record of `(entity, component)` decides, each with whether this peer
+    /// owns it now: for the whole entity its liveness and every component it holds or
+    /// has a record for.
+    fn affected(&self, entity: EntityId, component: ComponentId) -> Vec<(ComponentId, bool)> {
+        let mut keys = vec![component];
+        if component == WHOLE_ENTITY {
+            keys.extend(
+                self.world
+                    .registry()
+                    .descriptors()
+                    .iter()
+                    .map(|d| d.id)
+                    .filter(|&c| self.world.get(entity, c).is_some()),
+            );
+            keys.extend(self.owners.component_records(entity));
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        keys.into_iter()
+            .map(|c| (c, self.owns_value(entity, c)))
+            .collect()
+    }
+
+    /// This peer no longer writes `(entity, component)`: the value it holds is stamped
+    /// older than anything the host sends, and its own despawn no longer holds back the
+    /// host's copy.
+    fn yield_to_host(&mut self, entity: EntityId, component: ComponentId) {
+        if component == WHOLE_ENTITY {
+            if self.despawned.get(&entity) == Some(&u64::MAX) {
+                self.despawned.remove(&entity);
+            }
+            self.world.restamp_remote(entity, None, 0);
+        } else {
+            self.world.restamp_remote(entity, Some(component), 0);
         }
     }
 
@@ -305,7 +415,7 @@ impl Replica {
         component: ComponentId,
         bytes: &[u8],
     ) -> Result<Change, WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, component)?;
         self.world.set(entity, component, bytes)
     }
 
@@ -315,13 +425,13 @@ impl Replica {
         entity: EntityId,
         component: ComponentId,
     ) -> Result<bool, WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, component)?;
         self.world.remove(entity, component)
     }
 
     /// Destroys an entity this peer owns.
     pub fn despawn_owned(&mut self, entity: EntityId) -> Result<(), WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, WHOLE_ENTITY)?;
         self.world.despawn(entity)?;
         // A late message must not bring it back.
         self.despawned.insert(entity, u64::MAX);
@@ -623,11 +733,15 @@ impl Replica {
     /// to be despawned.
     fn confirm_entity(&mut self, entity: EntityId, tick: u64) -> bool {
         if self.owns(entity) {
-            // One of ours that we do not hold, nor despawned: a rejoin after losing our
-            // state. Adopt the sender's copy.
-            if self.world.is_alive(entity) || self.despawned.contains_key(&entity) {
+            // Ours and alive: alive as we say (its values are checked one by one).
+            if self.world.is_alive(entity) {
+                return true;
+            }
+            if self.despawned.contains_key(&entity) {
                 return false;
             }
+            // One of ours that we do not hold, nor despawned: a rejoin after losing our
+            // state. Adopt the sender's copy.
             self.adopted.insert(entity);
         }
         if self.world.confirm_remote(entity, tick) {
@@ -651,7 +765,7 @@ impl Replica {
         bytes: &[u8],
         tick: u64,
     ) {
-        if !self.confirm_entity(entity, tick) {
+        if !self.confirm_entity(entity, tick) || self.owns_value(entity, component) {
             return;
         }
         if let Some(removals) = self.removed.get_mut(&entity) {
@@ -674,7 +788,7 @@ impl Replica {
     }
 
     fn apply_remove(&mut self, component: ComponentId, entity: EntityId, tick: u64) {
-        if !self.confirm_entity(entity, tick) {
+        if !self.confirm_entity(entity, tick) || self.owns_value(entity, component) {
             return;
         }
         if let Some(changed) = self.world.changed_at(entity, component) {
@@ -728,7 +842,8 @@ impl Replica {
             .zip(self.world.columns())
         {
             for row in 0..column.len() {
-                if column.changed(row) < tick && !self.owns(column.entity(row)) {
+                if column.changed(row) < tick && !self.owns_value(column.entity(row), descriptor.id)
+                {
                     stale.push((descriptor.id, column.entity(row)));
                 }
             }

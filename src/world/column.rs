@@ -166,6 +166,11 @@ impl Column {
         self.changed[row] = self.changed[row].max(tick);
     }
 
+    /// Sets a row's change tick, older or newer, without touching its bytes.
+    pub(crate) fn set_stamp(&mut self, row: usize, tick: u64) {
+        self.changed[row] = tick;
+    }
+
     /// Removes the entity's value; false when it held none.
     pub(crate) fn remove(&mut self, entity: EntityId) -> bool {
         let Some(row) = self.rows.remove(&entity) else {

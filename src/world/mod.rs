@@ -382,6 +382,24 @@ impl World {
         Some(self.set_at(at, entity, bytes, Stamp::Remote(tick)))
     }
 
+    /// Stamps the values `entity` holds (of `component`, or all) as received at `tick`,
+    /// without changing them: a replica that stops writing them lets a peer's newer ones in.
+    pub(crate) fn restamp_remote(
+        &mut self,
+        entity: EntityId,
+        component: Option<ComponentId>,
+        tick: u64,
+    ) {
+        for (descriptor, column) in self.registry.descriptors().iter().zip(&mut self.columns) {
+            if component.is_some_and(|c| c != descriptor.id) {
+                continue;
+            }
+            if let Some(row) = column.row(entity) {
+                column.set_stamp(row, tick);
+            }
+        }
+    }
+
     /// Notes that a peer's message at `tick` shows `entity` alive; false when it is not
     /// alive here.
     pub(crate) fn confirm_remote(&mut self, entity: EntityId, tick: u64) -> bool {

@@ -2,6 +2,10 @@
 //! admitted client, its writes under the host's authority, resume, dictionaries, and the
 //! relay of poses. Pure: see the module documentation of [`crate::proto`].
 
+mod owners;
+
+pub use owners::OwnershipError;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -16,6 +20,7 @@ use super::compression::{
 use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
 use super::outbox::{Key, Outbox};
+use super::ownership::{HostOwnership, PeerOwnership, WriteCheck};
 use super::poses::{PoseHub, PoseLink};
 use super::queue::{EventQueue, EventRef};
 use super::rng::TokenRng;
@@ -24,6 +29,7 @@ use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_REFUSED, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
 };
+use crate::ownership::WHOLE_ENTITY;
 use crate::registry::ComponentId;
 use crate::replica::check_frame;
 use crate::wire::codec::MessageKind;
@@ -45,6 +51,7 @@ struct PeerLink {
     despawned_at: FxHashMap<EntityId, u64>,
     /// Token the client presents to resume this state after a dropped connection.
     resume: [u8; 16],
+    ownership: PeerOwnership,
 }
 
 /// A dropped client's state, kept for it to resume: changes keep being marked in its
@@ -83,6 +90,7 @@ pub struct Host {
     joins_refused: u64,
     /// Codecs, dictionaries (trained here) and their figures.
     compression: Compression,
+    ownership: HostOwnership,
     poses: PoseHub,
     rng: TokenRng,
     encoder: Encoder,
@@ -121,6 +129,7 @@ impl Host {
                 Some((config.train_after_samples, config.dictionary_bytes)),
             ),
             poses: PoseHub::new(config.poses, now),
+            ownership: HostOwnership::new(config.ownership_lease, config.ownership_hook),
             world,
             config,
             host_peer,
@@ -152,8 +161,8 @@ impl Host {
         self.host_peer
     }
 
-    fn check_owned(&self, entity: EntityId) -> Result<(), WorldError> {
-        if entity.creator() == self.host_peer {
+    fn check_owned(&self, entity: EntityId, component: ComponentId) -> Result<(), WorldError> {
+        if self.ownership.owners.owner_of(entity, component) == Some(self.host_peer) {
             Ok(())
         } else {
             Err(WorldError::NotOwner {
@@ -168,27 +177,27 @@ impl Host {
         self.world.spawn()
     }
 
-    /// Writes a value of an entity the host owns; a client's entity is
-    /// `WorldError::NotOwner` (only its client writes it).
+    /// Writes a value the host owns; one a client owns (or nobody) is
+    /// `WorldError::NotOwner` (see [`Host::set_owner`]).
     pub fn set(
         &mut self,
         entity: EntityId,
         component: ComponentId,
         bytes: &[u8],
     ) -> Result<Change, WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, component)?;
         self.world.set(entity, component, bytes)
     }
 
     /// Removes a component from an entity the host owns.
     pub fn remove(&mut self, entity: EntityId, component: ComponentId) -> Result<bool, WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, component)?;
         self.world.remove(entity, component)
     }
 
     /// Destroys an entity the host owns.
     pub fn despawn(&mut self, entity: EntityId) -> Result<(), WorldError> {
-        self.check_owned(entity)?;
+        self.check_owned(entity, WHOLE_ENTITY)?;
         self.world.despawn(entity)
     }
 
@@ -284,8 +293,10 @@ impl Host {
                 client_ticks: FxHashMap::default(),
                 despawned_at: FxHashMap::default(),
                 resume,
+                ownership: PeerOwnership::default(),
             },
         };
+        client.ownership.last_heard = Some(now);
         // A new client, or one that lost its connection before its snapshot arrived whole,
         // gets one now.
         let snapshot = needs_snapshot.then(|| self.world.snapshot(self.config.max_chunk_bytes));
@@ -318,6 +329,17 @@ impl Host {
                 &mut self.out,
             );
         }
+        // Then who owns what (after the state, in the same order as later changes).
+        let lease_ms = u32::try_from(self.ownership.lease.as_millis()).unwrap_or(u32::MAX);
+        let table =
+            self.ownership
+                .full_table(client.ownership.seq + 1, lease_ms, &mut self.encoder);
+        client.ownership.seq += table.len() as u64;
+        for message in table {
+            client
+                .link
+                .send_reliable(control_message(&message), &mut self.out);
+        }
         client.resume = resume;
         // The newcomer learns who is here; the others learn of it.
         let joined = control_message(&self.encoder.peer_joined(peer));
@@ -345,11 +367,17 @@ impl Host {
                 reason: CLIENT_LEFT.to_owned(),
             });
             self.handle_closed(conn, now, CLIENT_LEFT.to_owned());
+            // It left for good: no resume, what it owned is released now.
+            if self.parked.remove(&peer).is_some() {
+                self.admission.forget(peer);
+                self.depart(peer);
+            }
             return;
         }
         let Some(client) = self.peers.get_mut(&peer) else {
             return;
         };
+        client.ownership.last_heard = Some(now);
         if is_pose_datagram(bytes) {
             client
                 .link
@@ -366,6 +394,7 @@ impl Host {
                 client,
                 peer,
                 next_counter: counter,
+                ownership: &self.ownership,
                 encoder: &mut self.encoder,
                 events: &mut self.events,
                 out: &mut self.out,
@@ -376,13 +405,13 @@ impl Host {
 
     /// A message that arrived on `conn`'s reliable channel, after its join request.
     pub fn handle_stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
-        let _ = now;
         let Some(&peer) = self.conns.get(&conn) else {
             return;
         };
         let Some(client) = self.peers.get_mut(&peer) else {
             return;
         };
+        client.ownership.last_heard = Some(now);
         client.link.diagnostics.payload_bytes_received += bytes.len() as u64;
         let message = match split_stream_message(bytes) {
             Some((StreamKind::Control, frame)) => Compression::decode_control(frame),
@@ -411,6 +440,17 @@ impl Host {
             Ok(Ok(Message::DictionaryAck(ack))) => {
                 client.link.dicts.acknowledge(ack.id());
             }
+            Ok(Ok(Message::OwnersAck(ack))) => {
+                for (entity, component) in client.ownership.acknowledged(ack.seq()) {
+                    mark_entity_state(&self.world, &mut client.link.outbox, entity, component);
+                }
+            }
+            Ok(Ok(Message::OwnershipRequest(request))) => {
+                let entity = EntityId(request.entity());
+                let component = ComponentId(request.component());
+                let (action, policy, flags) = (request.action(), request.policy(), request.flags());
+                self.ownership_request(peer, entity, component, action, policy, flags, now);
+            }
             Ok(Ok(Message::DeltaFrame(frame))) => {
                 let counter = self.next_counters.entry(peer).or_insert(1);
                 let mut writes = ClientWrites {
@@ -418,6 +458,7 @@ impl Host {
                     client,
                     peer,
                     next_counter: counter,
+                    ownership: &self.ownership,
                     encoder: &mut self.encoder,
                     events: &mut self.events,
                     out: &mut self.out,
@@ -451,6 +492,7 @@ impl Host {
     /// configured budget), installs and announces dictionaries, relays poses, forgets the
     /// parked clients whose grace ended, and closes the world's tick.
     pub fn tick(&mut self, now: Instant, mut path: impl FnMut(ConnId) -> Path) {
+        self.update_ownership(now);
         self.mark_changes(now);
         self.update_dictionaries(now);
         let budget = self.config.budget_bytes_per_tick;
@@ -485,6 +527,7 @@ impl Host {
         for peer in expired {
             self.parked.remove(&peer);
             self.admission.forget(peer);
+            self.depart(peer);
         }
         self.world.advance();
     }
@@ -508,7 +551,8 @@ impl Host {
         let parked = self.parked.values().map(|p| (p.since + grace).max(now));
         // Changes the engine made since the last tick are due now.
         let changed = self.world.journal().since(self.marked).next().map(|_| now);
-        links.chain(parked).chain(changed).min()
+        let ownership = self.ownership_due(now);
+        links.chain(parked).chain(changed).chain(ownership).min()
     }
 
     /// Marks what changed since the last tick in every client's outbox (parked ones
@@ -520,12 +564,16 @@ impl Host {
                     .parked
                     .iter_mut()
                     .map(|(peer, p)| (peer, &mut p.client));
+                let owners = &self.ownership.owners;
                 for (&peer, client) in self.peers.iter_mut().chain(parked) {
-                    // A client's own entities are not echoed back to it.
+                    // What a client owns is not echoed back to it.
                     client
                         .link
                         .outbox
-                        .mark_changes(&keys, |e| e.creator() == peer);
+                        .mark_changes(&keys, |(c, e)| owners.owner_of(e, c) == Some(peer));
+                }
+                for &entity in &keys.despawns {
+                    self.ownership.forget_entity(entity);
                 }
                 self.marked = keys.tick;
             }
@@ -665,12 +713,25 @@ impl Host {
 /// How the host reports a client that said goodbye.
 pub const CLIENT_LEFT: &str = "client left";
 
+/// Marks the state of `(entity, component)` (all of the entity for component 0) in an
+/// outbox, to go again as it is now.
+fn mark_entity_state(world: &World, outbox: &mut Outbox, entity: EntityId, component: ComponentId) {
+    let tick = world.tick();
+    outbox.mark((WHOLE_ENTITY, entity), tick);
+    for descriptor in world.registry().descriptors() {
+        if component == WHOLE_ENTITY || component == descriptor.id {
+            outbox.mark((descriptor.id, entity), tick);
+        }
+    }
+}
+
 /// A client's frame applied to the host's world under the host's authority.
 struct ClientWrites<'a> {
     world: &'a mut World,
     client: &'a mut PeerLink,
     peer: PeerId,
     next_counter: &'a mut u64,
+    ownership: &'a HostOwnership,
     encoder: &'a mut Encoder,
     events: &'a mut EventQueue,
     out: &'a mut Outputs,
@@ -691,9 +752,10 @@ impl ClientWrites<'_> {
             }
         };
         let tick = checked.tick;
+        let owner_seq = frame.owner_seq();
         let mut rejected = 0usize;
         for &entity in &checked.spawns {
-            if self.refuse_if_not_owner(entity, ComponentId(0), &mut rejected) {
+            if self.refuse_if_not_owner(entity, WHOLE_ENTITY, owner_seq, &mut rejected) {
                 continue;
             }
             if self.newer((ComponentId(0), entity), tick) {
@@ -703,7 +765,7 @@ impl ClientWrites<'_> {
         for batch in &checked.batches {
             let component = batch.component();
             for entry in batch.iter() {
-                if self.refuse_if_not_owner(entry.entity, component, &mut rejected) {
+                if self.refuse_if_not_owner(entry.entity, component, owner_seq, &mut rejected) {
                     continue;
                 }
                 if self.newer((component, entry.entity), tick)
@@ -716,7 +778,7 @@ impl ClientWrites<'_> {
         }
         for remove in &checked.removes {
             for entity in remove.entities() {
-                if self.refuse_if_not_owner(entity, remove.component(), &mut rejected) {
+                if self.refuse_if_not_owner(entity, remove.component(), owner_seq, &mut rejected) {
                     continue;
                 }
                 if self.newer((remove.component(), entity), tick) && self.world.is_alive(entity) {
@@ -725,7 +787,7 @@ impl ClientWrites<'_> {
             }
         }
         for &entity in &checked.despawns {
-            if self.refuse_if_not_owner(entity, ComponentId(0), &mut rejected) {
+            if self.refuse_if_not_owner(entity, WHOLE_ENTITY, owner_seq, &mut rejected) {
                 continue;
             }
             if self.newer((ComponentId(0), entity), tick) {
@@ -737,22 +799,35 @@ impl ClientWrites<'_> {
         }
     }
 
-    /// Refuses (counts, and reports the first few of a frame) a write to an entity this
-    /// client did not create; true when refused.
+    /// Refuses a write of what this client does not own (counted, and the first few of a
+    /// frame reported), or drops it quietly when the client wrote it before it heard that
+    /// the key changed hands (counted); true when not applied.
     fn refuse_if_not_owner(
         &mut self,
         entity: EntityId,
         component: ComponentId,
+        owner_seq: u64,
         rejected: &mut usize,
     ) -> bool {
-        if entity.creator() == self.peer {
-            return false;
+        let sent = self.client.ownership.seq;
+        match self
+            .ownership
+            .check_write(self.peer, sent, owner_seq, entity, component)
+        {
+            WriteCheck::Apply => return false,
+            WriteCheck::Stale => {
+                self.client.link.diagnostics.stale_writes += 1;
+                return true;
+            }
+            WriteCheck::Refuse => {}
         }
-        let reason = format!(
-            "entity {entity} belongs to peer {}, not to peer {}",
-            entity.creator(),
-            self.peer
-        );
+        let reason = match self.ownership.owners.owner_of(entity, component) {
+            Some(owner) => format!(
+                "entity {entity} belongs to peer {owner}, not to peer {}",
+                self.peer
+            ),
+            None => format!("nobody owns entity {entity}: request it first"),
+        };
         self.client.link.diagnostics.writes_rejected += 1;
         if *rejected < REJECTIONS_REPORTED {
             let notice =
@@ -786,11 +861,13 @@ impl ClientWrites<'_> {
         if self.world.is_alive(entity) {
             return true;
         }
-        if self
-            .client
-            .despawned_at
-            .get(&entity)
-            .is_some_and(|&t| t >= tick)
+        // Only its creator brings an entity to life (another owner writes a live one).
+        if entity.creator() != self.peer
+            || self
+                .client
+                .despawned_at
+                .get(&entity)
+                .is_some_and(|&t| t >= tick)
         {
             return false;
         }
