@@ -228,6 +228,18 @@ enum ThetaSessionEventKind
     // Host: a connection's join request was refused (nothing was allocated for it);
     // `data` is the reason.
     THETA_SESSION_EVENT_KIND_JOIN_REFUSED = 21,
+    // The owner of `entity` (`component` 0) or of one of its components changed (every
+    // peer); `peer` is the new owner, `THETA_OWNER_NOBODY` (65535) for nobody. A client
+    // that joins hears one for every owner that is not the entity's creator.
+    THETA_SESSION_EVENT_KIND_OWNERSHIP_CHANGED = 22,
+    // The host refused this client's ownership request, release or policy change
+    // (client); `entity`, `component`; `cause` is a `ThetaOwnershipRefusal`, `data` the
+    // reason.
+    THETA_SESSION_EVENT_KIND_OWNERSHIP_DENIED = 23,
+    // Host with an ownership hook (`ThetaSessionConfig::ownership_hook_ms`): client
+    // `peer` asks for `entity`/`component` and its policy would grant it; answer with
+    // `theta_session_decide_ownership(session, request, ...)` within the hook's time.
+    THETA_SESSION_EVENT_KIND_OWNERSHIP_REQUESTED = 24,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -805,8 +817,11 @@ typedef struct {
     // A `ThetaSessionEventKind`.
     uint8_t kind;
     // For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-    // text in `data` says more); 0 otherwise.
+    // text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+    // otherwise.
     uint8_t cause;
+    // For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+    uint64_t request;
 } ThetaSessionEvent;
 
 // A controller's input state: a buttons bitmask, trigger and grip in `[0, 1]`,
