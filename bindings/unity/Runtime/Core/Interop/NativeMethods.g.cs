@@ -1555,9 +1555,14 @@ namespace Theta.Interop
         public byte kind;
         /// <summary>
         ///  For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-        ///  text in `data` says more); 0 otherwise.
+        ///  text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+        ///  otherwise.
         /// </summary>
         public byte cause;
+        /// <summary>
+        ///  For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+        /// </summary>
+        public ulong request;
     }
 
     /// <summary>
@@ -2416,6 +2421,24 @@ namespace Theta.Interop
         ///  `data` is the reason.
         /// </summary>
         JoinRefused = 21,
+        /// <summary>
+        ///  The owner of `entity` (`component` 0) or of one of its components changed (every
+        ///  peer); `peer` is the new owner, `THETA_OWNER_NOBODY` (65535) for nobody. A client
+        ///  that joins hears one for every owner that is not the entity's creator.
+        /// </summary>
+        OwnershipChanged = 22,
+        /// <summary>
+        ///  The host refused this client's ownership request, release or policy change
+        ///  (client); `entity`, `component`; `cause` is a `ThetaOwnershipRefusal`, `data` the
+        ///  reason.
+        /// </summary>
+        OwnershipDenied = 23,
+        /// <summary>
+        ///  Host with an ownership hook (`ThetaSessionConfig::ownership_hook_ms`): client
+        ///  `peer` asks for `entity`/`component` and its policy would grant it; answer with
+        ///  `theta_session_decide_ownership(session, request, ...)` within the hook's time.
+        /// </summary>
+        OwnershipRequested = 24,
     }
 
     /// <summary>
