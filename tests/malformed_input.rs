@@ -683,7 +683,7 @@ fn unknown_or_missing_payload_is_refused() {
     };
     // A payload type this build does not know (a future kind), and NONE written
     // explicitly next to a payload table.
-    for (payload_type, force_defaults) in [(fb::Payload(13), false), (fb::Payload(200), false)]
+    for (payload_type, force_defaults) in [(fb::Payload(99), false), (fb::Payload(200), false)]
         .into_iter()
         .chain([(fb::Payload::NONE, true)])
     {

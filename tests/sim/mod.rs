@@ -166,6 +166,9 @@ pub struct Sim {
     /// Messages delivered, and bytes.
     pub delivered: u64,
     pub delivered_bytes: u64,
+    /// Called with the host after each input it handles and each of its ticks: a test
+    /// watches the authoritative state change one step at a time.
+    pub host_observer: Option<Box<dyn FnMut(&Host)>>,
 }
 
 /// A virtual epoch: never before the process's own clock, so `Instant` arithmetic holds.
@@ -210,6 +213,7 @@ impl Sim {
             oversized: 0,
             delivered: 0,
             delivered_bytes: 0,
+            host_observer: None,
         }
     }
 
@@ -396,6 +400,9 @@ impl Sim {
     }
 
     fn drain_host(&mut self) {
+        if let Some(observe) = &mut self.host_observer {
+            observe(&self.host);
+        }
         while let Some(output) = self.host.poll_output() {
             match output {
                 Output::Send {
