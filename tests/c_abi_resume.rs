@@ -2,8 +2,9 @@
 //! and a client over an in-memory custom transport (in order, lossless), the connection
 //! dropped by the test with `theta_session_transport_closed`, the client resumed over a
 //! new one without a snapshot; a resume past the host's grace period refused with a
-//! `DISCONNECTED` event of cause `REFUSED`; and every misuse a status. Exported functions
-//! only, every wait bounded.
+//! `DISCONNECTED` event of cause `REFUSED`; a QUIC client dialling its host again on
+//! reconnect (loopback); and every misuse a status. Exported functions only, every wait
+//! bounded.
 
 use std::collections::VecDeque;
 use std::ptr::{null, null_mut};
@@ -503,4 +504,102 @@ fn reconnect_misuse_is_a_status() {
     fails(theta_session_reconnect(client), ThetaStatus::InvalidHandle);
     ok(theta_session_free(host));
     fails(theta_session_reconnect(host), ThetaStatus::InvalidHandle);
+}
+
+/// Ticks `sessions` until `session` has an event of `kind`; returns it.
+fn wait_for(
+    sessions: &[ThetaSession],
+    session: ThetaSession,
+    kind: ThetaSessionEventKind,
+) -> Event {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        for &s in sessions {
+            ok(theta_session_tick(s));
+            let polled = events(s);
+            if s.id == session.id {
+                if let Some(e) = polled.into_iter().find(|e| is(kind)(e)) {
+                    return e;
+                }
+            }
+        }
+        assert!(Instant::now() < deadline, "no {kind:?} within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_quic_client_redials_its_host_on_reconnect() {
+    let (world, _) = new_world();
+    let (registry, _) = new_world();
+    let bind = "127.0.0.1:0";
+    let mut host = ThetaSession { id: 0 };
+    // SAFETY: valid byte range and out-pointer; NULL secret (generated) and config.
+    ok(unsafe {
+        theta_session_host(
+            bind.as_ptr(),
+            bind.len(),
+            world,
+            null(),
+            0,
+            null(),
+            &mut host,
+        )
+    });
+    let mut port = 0;
+    let mut fingerprint = [0u8; THETA_FINGERPRINT_LEN];
+    // SAFETY: valid out-pointers.
+    unsafe {
+        ok(theta_session_local_port(host, &mut port));
+        ok(theta_session_fingerprint(host, fingerprint.as_mut_ptr()));
+    }
+    let token = mint(host, 1);
+    let mut config = ThetaSessionConfig::default();
+    // SAFETY: valid out-pointer.
+    ok(unsafe { theta_session_config_init(&mut config) });
+    config.connect_timeout_ms = 500;
+    let addr = format!("127.0.0.1:{port}");
+    let mut client = ThetaSession { id: 0 };
+    // SAFETY: valid byte ranges, config and out-pointer.
+    ok(unsafe {
+        theta_session_join(
+            addr.as_ptr(),
+            addr.len(),
+            fingerprint.as_ptr(),
+            token.as_ptr(),
+            token.len(),
+            registry,
+            &config,
+            &mut client,
+        )
+    });
+    ok(theta_world_free(registry));
+    wait_for(&[host, client], client, ThetaSessionEventKind::Joined);
+    fails(theta_session_reconnect(host), ThetaStatus::WrongRole);
+    fails(theta_session_reconnect(client), ThetaStatus::CannotResume);
+
+    // The host goes; the client hears it, then dials the address again on reconnect.
+    ok(theta_session_free(host));
+    let gone = wait_for(&[client], client, ThetaSessionEventKind::Disconnected);
+    assert_eq!(
+        gone.cause,
+        ThetaDisconnectCause::HostClosed as u8,
+        "{gone:?}"
+    );
+    ok(theta_session_reconnect(client));
+    fails(theta_session_reconnect(client), ThetaStatus::CannotResume);
+    // Nobody answers there now: the redial ends in its own DISCONNECTED.
+    let redial = wait_for(&[client], client, ThetaSessionEventKind::Disconnected);
+    assert!(
+        [
+            ThetaDisconnectCause::Unreachable,
+            ThetaDisconnectCause::TimedOut
+        ]
+        .iter()
+        .any(|&c| c as u8 == redial.cause),
+        "{redial:?}"
+    );
+    // Ended: it may try again.
+    ok(theta_session_reconnect(client));
+    ok(theta_session_free(client));
 }
