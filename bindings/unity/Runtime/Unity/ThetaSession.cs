@@ -123,6 +123,10 @@ namespace Theta.Unity
         /// </summary>
         public void Reconnect()
         {
+            if (Session == null)
+            {
+                throw new InvalidOperationException("no session: enable this component first");
+            }
             resumePending = false;
             Session.Reconnect();
         }
