@@ -1506,14 +1506,17 @@ ThetaStatus theta_session_push_pose_velocity(ThetaSession session,
                                              const ThetaVector3f *angular_velocity);
 
 // Client: reconnects after the connection to the host dropped (a `DISCONNECTED` event
-// with cause `THETA_DISCONNECT_CAUSE_TIMED_OUT`, say), resuming this client's state: the
-// host sends what changed since (no snapshot) while it keeps that state
-// (`ThetaSessionConfig::resume_grace_ms`), and refuses later (join again with a fresh
-// token then). Over QUIC the session dials the host again; over a custom transport open
-// a new connection and report it with `theta_session_transport_connected`. `JOINED` or
-// `DISCONNECTED` follows. `THETA_STATUS_WRONG_ROLE` on a host;
-// `THETA_STATUS_CANNOT_RESUME` when the client was never admitted, is still connected,
-// or has no resume token.
+// with cause `THETA_DISCONNECT_CAUSE_TIMED_OUT`, say: the app was paused, the network
+// changed), resuming this client's state: the host sends what changed since (no
+// snapshot) while it keeps that state (`ThetaSessionConfig::resume_grace_ms`). Over QUIC
+// the session dials the host again; over a custom transport open a new connection and
+// report it with `theta_session_transport_connected`. `JOINED` (the same peer id)
+// follows, or `DISCONNECTED`: with cause `THETA_DISCONNECT_CAUSE_REFUSED` when the grace
+// period ended (free the session and join again with a fresh token), otherwise the
+// client may call this again. `THETA_STATUS_WRONG_ROLE` on a host;
+// `THETA_STATUS_CANNOT_RESUME` when the client was never admitted, is still connected or
+// already resuming, or has no resume token; `THETA_STATUS_NOT_CONNECTED` on a client
+// still resolving its host's name.
 ThetaStatus theta_session_reconnect(ThetaSession session);
 
 // Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for

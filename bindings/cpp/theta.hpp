@@ -607,8 +607,12 @@ class Session {
     /// Custom transport: says goodbye (a goodbye, then a close per connection, to poll and
     /// carry out before the session is destroyed).
     Status leave() { return detail::status_of(theta_session_leave(get())); }
-    /// Client: reconnects after the connection dropped, resuming its state (over a custom
-    /// transport, report the new connection with transport_connected() after it).
+    /// Client: reconnects after the connection dropped, resuming its state without a
+    /// snapshot (over a custom transport, report the new connection with
+    /// transport_connected() after it). JOINED or DISCONNECTED follows; DISCONNECTED with
+    /// cause REFUSED: the host's grace period ended, join again with a fresh token.
+    /// THETA_STATUS_WRONG_ROLE on a host; THETA_STATUS_CANNOT_RESUME on a client never
+    /// admitted, still connected or already resuming.
     Status reconnect() { return detail::status_of(theta_session_reconnect(get())); }
 
     /// One network tick; never blocks on the network.

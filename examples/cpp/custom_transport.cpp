@@ -134,6 +134,13 @@ int main() {
     }
     std::printf("converged: state hash %016llx\n", static_cast<unsigned long long>(must(host.state_hash(), "hash")));
 
+    // Resuming is for a client whose connection ended: statuses otherwise.
+    if (host.reconnect().status() != THETA_STATUS_WRONG_ROLE ||
+        client.reconnect().status() != THETA_STATUS_CANNOT_RESUME) {
+        std::fprintf(stderr, "reconnect: a host or a connected client resumed\n");
+        return 1;
+    }
+
     // The connection is lost; the host writes on; the client resumes over a new one.
     must(host.transport_closed(net.host_conn, THETA_CLOSE_CODE_LOST, "timed out"), "host closed");
     must(client.transport_closed(net.client_conn, THETA_CLOSE_CODE_LOST, "timed out"), "client closed");
@@ -144,10 +151,11 @@ int main() {
     net.client_conn += 1;
     must(host.transport_connected(net.host_conn), "host connected");
     must(client.transport_connected(net.client_conn), "client connected");
-    bool resumed = false;
+    bool resumed = false, rejoined = false;
     for (int round = 0; round < 500 && !resumed; round++) {
         net.round(host, client);
-        resumed = must(client.state_hash(), "hash") == must(host.state_hash(), "hash");
+        rejoined |= polled(client, THETA_SESSION_EVENT_KIND_JOINED);
+        resumed = rejoined && must(client.state_hash(), "hash") == must(host.state_hash(), "hash");
     }
     if (!resumed) {
         std::fprintf(stderr, "no resume\n");

@@ -120,6 +120,22 @@ namespace Theta
             return buffer.Count;
         }
 
+        /// <summary>
+        /// Client: resumes after a Disconnected event (cause <see cref="DisconnectCause.TimedOut"/>:
+        /// the app was paused, the network changed). The session dials its host again and the
+        /// host sends what changed meanwhile, no snapshot, while it keeps this client's state
+        /// (<see cref="SessionConfig.ResumeGrace"/>). A Joined or Disconnected event follows;
+        /// Disconnected with cause <see cref="DisconnectCause.Refused"/> means the grace ended:
+        /// dispose this session and join again with a fresh token. Throws
+        /// <see cref="ThetaException"/> with <see cref="Status.WrongRole"/> on a host,
+        /// <see cref="Status.CannotResume"/> on a client never admitted, still connected or
+        /// already resuming.
+        /// </summary>
+        public void Reconnect()
+        {
+            Library.Check(NativeMethods.theta_session_reconnect(Handle));
+        }
+
         /// <summary>Creates an entity owned by this peer.</summary>
         public Entity Spawn()
         {

@@ -40,6 +40,9 @@ namespace Theta.Unity
         [Tooltip("Join: the join token the host minted for this client.")]
         public string Token = "";
 
+        [Tooltip("Join: after the connection timed out (the headset came off, the network changed), resume this many times in a row at most, once the app runs again; 0 never.")]
+        public int ResumeAttempts = 3;
+
         /// <summary>
         /// Registers the application's component types, on the host's world and on the
         /// registry a client joins with (both sides must register the same types). Set it
@@ -59,6 +62,10 @@ namespace Theta.Unity
 
         private static readonly List<ThetaSession> Active = new List<ThetaSession>();
         private readonly SessionEventBuffer events = new SessionEventBuffer(256);
+        // The last disconnect timed out and no resume has started since.
+        private bool resumePending;
+        private bool paused;
+        private int resumesLeft;
 
         private void OnEnable()
         {
@@ -92,6 +99,55 @@ namespace Theta.Unity
             Close();
         }
 
+        private void OnApplicationPause(bool pause)
+        {
+            paused = pause;
+            if (!pause && resumePending)
+            {
+                Resume();
+            }
+        }
+
+        private void OnApplicationFocus(bool focus)
+        {
+            if (focus && !paused && resumePending)
+            {
+                Resume();
+            }
+        }
+
+        /// <summary>
+        /// Client: resumes after a Disconnected event with cause TimedOut (see
+        /// <see cref="Theta.Session.Reconnect"/>); Joined or Disconnected follows. This
+        /// component does it by itself when the app runs again (<see cref="ResumeAttempts"/>).
+        /// </summary>
+        public void Reconnect()
+        {
+            if (Session == null)
+            {
+                throw new InvalidOperationException("no session: enable this component first");
+            }
+            resumePending = false;
+            Session.Reconnect();
+        }
+
+        private void Resume()
+        {
+            if (Session == null || resumesLeft <= 0)
+            {
+                return;
+            }
+            resumesLeft--;
+            try
+            {
+                Reconnect();
+            }
+            catch (ThetaException e)
+            {
+                Debug.LogWarning("Theta: cannot resume: " + e.Message, this);
+            }
+        }
+
         private void OnDestroy()
         {
             Close();
@@ -119,6 +175,11 @@ namespace Theta.Unity
                     Raise(events.At(i));
                 }
             }
+            // After the poll (its events borrow the session's bytes): running, resume now.
+            if (resumePending && !paused)
+            {
+                Resume();
+            }
         }
 
         private void Raise(SessionEvent e)
@@ -126,6 +187,8 @@ namespace Theta.Unity
             switch (e.Kind)
             {
                 case SessionEventKind.Joined:
+                    resumePending = false;
+                    resumesLeft = ResumeAttempts;
                     Joined?.Invoke(e.Peer);
                     break;
                 case SessionEventKind.PeerJoined:
@@ -135,6 +198,9 @@ namespace Theta.Unity
                     PeerLeft?.Invoke(e.Peer, e.Text);
                     break;
                 case SessionEventKind.Disconnected:
+                    // Timed out (paused, network change): resume once the app runs; Refused
+                    // after a resume means the host's grace ended: join with a fresh token.
+                    resumePending = Role == SessionRole.Join && e.Cause == DisconnectCause.TimedOut;
                     Disconnected?.Invoke(e.Cause, e.Text);
                     break;
                 case SessionEventKind.WriteRejected:

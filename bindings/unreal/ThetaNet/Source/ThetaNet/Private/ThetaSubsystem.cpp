@@ -219,6 +219,22 @@ void UThetaSubsystem::OnConnected(int32 Peer)
 	OnJoined.Broadcast(Peer);
 }
 
+bool UThetaSubsystem::Reconnect(FString& OutError)
+{
+	if (Session.id == 0)
+	{
+		OutError = TEXT("no session: Join first");
+		return false;
+	}
+	if (theta_session_reconnect(Session) != THETA_STATUS_OK)
+	{
+		OutError = ThetaLastError();
+		return false;
+	}
+	State = EThetaSessionState::Joining;
+	return true;
+}
+
 void UThetaSubsystem::Leave()
 {
 	if (Session.id != 0)
@@ -543,8 +559,16 @@ void UThetaSubsystem::PollEvents()
 			{
 				const FString Reason = Utf8ToString(Event.data, Event.data_len);
 				UE_LOG(LogThetaNet, Log, TEXT("ThetaNet: disconnected: %s"), *Reason);
-				// The session is inert from here on: freed once the events are dispatched.
-				bEndAfterEvents = true;
+				// An admitted client that timed out may resume (Reconnect); otherwise the session is inert
+				// from here on: freed once the events are dispatched.
+				if (Event.cause == THETA_DISCONNECT_CAUSE_TIMED_OUT && !bIsHost && LocalPeer >= 0)
+				{
+					State = EThetaSessionState::Disconnected;
+				}
+				else
+				{
+					bEndAfterEvents = true;
+				}
 				OnDisconnected.Broadcast(CauseOf(Event.cause), Reason);
 				break;
 			}

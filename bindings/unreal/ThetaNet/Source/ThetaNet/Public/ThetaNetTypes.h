@@ -17,6 +17,9 @@ enum class EThetaSessionState : uint8
 	Joining,
 	/** Hosting, or a client admitted by its host: replication runs. */
 	Connected,
+	/** A client whose connection timed out: remote actors hold still; Reconnect resumes
+	 *  it, Leave ends it. */
+	Disconnected,
 };
 
 /** Why a client's connection ended (ThetaDisconnectCause). */

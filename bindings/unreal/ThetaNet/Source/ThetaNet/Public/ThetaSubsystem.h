@@ -36,6 +36,13 @@ public:
 	UFUNCTION(BlueprintCallable, Category = "Theta")
 	bool Join(const FString& Address, const FString& FingerprintHex, const FString& Token, FString& OutError);
 
+	/** Client: resumes after OnDisconnected with cause TimedOut (the headset came off, the
+	 *  network changed): dials the host again, which sends what changed meanwhile (no
+	 *  snapshot) while it keeps this client's state. OnJoined follows, or OnDisconnected
+	 *  (Refused: the grace period ended, Leave and Join again with a fresh token). */
+	UFUNCTION(BlueprintCallable, Category = "Theta")
+	bool Reconnect(FString& OutError);
+
 	/** Leaves (a client) or shuts the session down (the host): remote actors and avatars are
 	 *  destroyed, local actors keep running unreplicated. */
 	UFUNCTION(BlueprintCallable, Category = "Theta")
@@ -82,7 +89,8 @@ public:
 	UPROPERTY(BlueprintAssignable, Category = "Theta")
 	FThetaPeerLeftSignature OnPeerLeft;
 
-	/** A client's connection ended or was refused; the session is gone afterwards. */
+	/** A client's connection ended or was refused. With cause TimedOut the session stays
+	 *  (state Disconnected) for Reconnect or Leave; otherwise it is gone afterwards. */
 	UPROPERTY(BlueprintAssignable, Category = "Theta")
 	FThetaDisconnectedSignature OnDisconnected;
 
