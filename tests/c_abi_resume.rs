@@ -118,6 +118,7 @@ fn events(session: ThetaSession) -> Vec<Event> {
         peer: 0,
         kind: 0,
         cause: 0,
+        request: 0,
     }; 16];
     let mut all = Vec::new();
     loop {
