@@ -96,6 +96,9 @@ pub struct Client {
     /// the host it is here while holding a leased grant.
     lease: Option<std::time::Duration>,
     last_ack: Option<Instant>,
+    /// The host's state of what its next ownership message grants this client, applied
+    /// as each grant is taken (this client may think it holds the key until then).
+    grant_frames: Vec<Vec<u8>>,
     poses: PoseHub,
     encoder: Encoder,
     events: EventQueue,
@@ -130,6 +133,7 @@ impl Client {
             resume: Vec::new(),
             lease: None,
             last_ack: None,
+            grant_frames: Vec::new(),
             encoder,
             events: EventQueue::default(),
             out: VecDeque::new(),
@@ -308,9 +312,24 @@ impl Client {
             self.replica.replace_owner_records(&records);
         } else {
             for &(entity, component, record) in &records {
+                let gains = record.owner.is_some()
+                    && record.owner == self.peer
+                    && self.replica.owner_of(entity, component) != self.peer;
+                if gains {
+                    // It starts from the host's state, not from what it wrote in an
+                    // earlier tenure that the host dropped.
+                    for frame in &self.grant_frames {
+                        if self.replica.apply(frame).is_err() {
+                            if let Some(link) = &mut self.link {
+                                link.diagnostics.malformed += 1;
+                            }
+                        }
+                    }
+                }
                 self.replica.set_owner_record(entity, component, record);
             }
         }
+        self.grant_frames.clear();
         for &(entity, component, record) in &records {
             self.events.push(SessionEvent::OwnershipChanged {
                 entity,
@@ -567,6 +586,9 @@ impl Client {
                 // A decode failure is counted by the codec, per kind and cause.
                 let streams = &mut link.streams;
                 match self.compression.decode_stream(kind, frame, streams) {
+                    Ok(message) if is_grant_frame(&message) => {
+                        self.grant_frames.push(message.into_owned());
+                    }
                     Ok(message) => match self.replica.apply(&message) {
                         Ok(crate::Applied::SnapshotChunk { .. }) => {
                             link.diagnostics.snapshot_bytes += message.len() as u64;
@@ -731,4 +753,10 @@ impl Client {
     pub fn peer_diagnostics(&self) -> Option<PeerDiagnostics> {
         self.link.as_ref().map(Link::diagnostics)
     }
+}
+
+/// Whether a host's stream message is the state that goes with a grant (a delta frame
+/// numbered like an ownership message).
+fn is_grant_frame(message: &[u8]) -> bool {
+    matches!(wire::decode(message), Ok(Message::DeltaFrame(frame)) if frame.owner_seq() > 0)
 }

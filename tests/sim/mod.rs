@@ -139,6 +139,9 @@ pub struct SimClient {
     pub events: Vec<SessionEvent>,
 }
 
+/// A test's watch over the host (see [`Sim::host_observer`]).
+pub type HostObserver = Box<dyn FnMut(&Host)>;
+
 /// The simulation: a host, its clients, the virtual network and clock.
 pub struct Sim {
     base: Instant,
@@ -168,7 +171,7 @@ pub struct Sim {
     pub delivered_bytes: u64,
     /// Called with the host after each input it handles and each of its ticks: a test
     /// watches the authoritative state change one step at a time.
-    pub host_observer: Option<Box<dyn FnMut(&Host)>>,
+    pub host_observer: Option<HostObserver>,
 }
 
 /// A virtual epoch: never before the process's own clock, so `Instant` arithmetic holds.

@@ -297,12 +297,14 @@ impl Host {
                     change.previous == Some(peer) && change.record.owner != Some(peer),
                 );
                 if gains {
-                    // The state it takes over, before the grant (the channel keeps order).
+                    // The state it takes over, before the grant (the channel keeps order),
+                    // numbered like the message it precedes: the client applies it as it
+                    // takes the grant (it may think it holds the key until then).
                     if let Some(frame) = entity_frame(
                         &self.world,
                         change.entity,
                         change.component,
-                        0,
+                        seq,
                         &mut self.encoder,
                     ) {
                         let values = message_values(&frame);
