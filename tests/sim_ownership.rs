@@ -16,6 +16,9 @@ use theta_net::proto::{Channel, Config, OwnershipRefusal, SessionEvent};
 use theta_net::wire::{fb, Encoder};
 use theta_net::{ComponentId, EntityId, Layout, World};
 
+/// What the host's world held, step by step: (owner then, value).
+type HostLog = Rc<RefCell<Vec<(Option<u16>, [u8; 8])>>>;
+
 /// A value: who wrote it (peer id) and that writer's counter.
 fn value(writer: u16, counter: u32) -> [u8; 8] {
     let mut v = [0u8; 8];
@@ -239,7 +242,7 @@ fn a_hand_over_with_writes_in_flight_applies_no_write_of_the_previous_owner_afte
         assert_eq!(sim.host.owner_of(bat, WHOLE_ENTITY), Some(1), "seed {seed}");
 
         // The host's log: every value the authoritative world takes, with its owner then.
-        let log: Rc<RefCell<Vec<(Option<u16>, [u8; 8])>>> = Rc::default();
+        let log: HostLog = Rc::default();
         let watch = Rc::clone(&log);
         sim.host_observer = Some(Box::new(move |host| {
             let held: [u8; 8] = host.world().get(bat, pos).unwrap().try_into().unwrap();
@@ -258,9 +261,9 @@ fn a_hand_over_with_writes_in_flight_applies_no_write_of_the_previous_owner_afte
                     .request_ownership(bat, WHOLE_ENTITY)
                     .unwrap();
             }
-            for i in 0..2 {
-                counters[i] += 1;
-                let v = value(i as u16 + 1, counters[i]);
+            for (i, counter) in counters.iter_mut().enumerate() {
+                *counter += 1;
+                let v = value(i as u16 + 1, *counter);
                 let _ = sim.clients[i].core.set(bat, pos, &v);
             }
             sim.step();
@@ -590,7 +593,7 @@ fn ownership_passed_back_and_forth_never_applies_a_write_from_an_earlier_tenure(
             .unwrap();
         steps(&mut sim, 20);
         // The host's log: every (owner, value) the authoritative world passes through.
-        let log: Rc<RefCell<Vec<(Option<u16>, [u8; 8])>>> = Rc::default();
+        let log: HostLog = Rc::default();
         let watch = Rc::clone(&log);
         sim.host_observer = Some(Box::new(move |host| {
             let held: [u8; 8] = host.world().get(bat, pos).unwrap().try_into().unwrap();
@@ -607,14 +610,14 @@ fn ownership_passed_back_and_forth_never_applies_a_write_from_an_earlier_tenure(
         let mut counters = [0u32; 2];
         for tick in 0..400u32 {
             // Both grab now and then (Takeover), often before hearing of the other's grab.
-            for i in 0..2 {
+            for (i, counter) in counters.iter_mut().enumerate() {
                 if (tick + 7 * i as u32) % 23 == 0 {
                     let _ = sim.clients[i].core.request_ownership(bat, WHOLE_ENTITY);
                 }
-                counters[i] += 1;
+                *counter += 1;
                 let _ = sim.clients[i]
                     .core
-                    .set(bat, pos, &value(i as u16 + 1, counters[i]));
+                    .set(bat, pos, &value(i as u16 + 1, *counter));
             }
             sim.step();
             for i in 0..2 {
