@@ -308,6 +308,9 @@ impl Net {
                 Ok(()) => {}
                 // The receiving end closed it already.
                 Err(TransportError::UnknownConnection(_)) => {}
+                // The receiving end left: what still arrives (an acknowledgement of the
+                // owners of a departed client's entities, say) is refused, harmlessly.
+                Err(TransportError::Closed(_)) if self.session(m.to).has_left() => {}
                 Err(e) => panic!("{:?}: {e}", m.to),
             }
         }

@@ -23,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use sim::{Faults, Rng, Sim};
+use theta_net::ownership::{Policy, WHOLE_ENTITY};
 use theta_net::proto::{Channel, Config, SessionEvent};
 use theta_net::wire::codec::MessageKind;
 use theta_net::wire::{BatchRef, Encoder, FrameParts};
@@ -194,6 +195,21 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                 .and_then(|v| v.try_into().ok()),
         );
     }
+    // Objects the clients pass around (nobody owns them at first; any client takes them).
+    let mut grabbable = Vec::new();
+    for _ in 0..3 {
+        let e = sim.host.spawn().map_err(|e| e.to_string())?;
+        sim.host
+            .set(e, types.position, &value(&mut rng))
+            .map_err(|e| e.to_string())?;
+        sim.host
+            .set_ownership_policy(e, WHOLE_ENTITY, Policy::Takeover, 0)
+            .map_err(|e| e.to_string())?;
+        sim.host
+            .set_owner(e, WHOLE_ENTITY, None)
+            .map_err(|e| e.to_string())?;
+        grabbable.push(e);
+    }
     let mut owned: Vec<Vec<EntityId>> = Vec::new();
     let mut next_peer = 1u16;
     let mut hostile_seq = 1u64 << 50;
@@ -283,6 +299,21 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                     sim.inject(i, Channel::Unreliable, datagram);
                 }
             }
+            // Grabs, moves and releases of the shared objects.
+            let object = grabbable[rng.below(grabbable.len() as u64) as usize];
+            let me = sim.clients[i].core.peer();
+            let holds = sim.clients[i].core.owner_of(object, WHOLE_ENTITY) == me;
+            if rng.chance(0.03) {
+                let _ = sim.clients[i].core.request_ownership(object, WHOLE_ENTITY);
+            } else if holds && rng.chance(0.4) {
+                let v = value(&mut rng);
+                let _ = sim.clients[i].core.set(object, types.position, &v);
+            } else if holds && rng.chance(0.02) {
+                let now = sim.now();
+                let _ = sim.clients[i]
+                    .core
+                    .release_ownership(object, WHOLE_ENTITY, now);
+            }
             if rng.chance(0.3) {
                 let now = sim.clients[i].core.poses().local_ns(sim.now());
                 let sample = PoseSample {
@@ -347,7 +378,27 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
             sim.connect(i);
         }
     }
-    let converged = sim.converge(CONVERGE_BOUND);
+    // Every client in the session names the host's owners of the shared objects.
+    let agree = |sim: &Sim| {
+        grabbable.iter().all(|&e| {
+            sim.clients
+                .iter()
+                .filter(|c| c.conn.is_some())
+                .all(|c| c.core.owner_of(e, WHOLE_ENTITY) == sim.host.owner_of(e, WHOLE_ENTITY))
+        })
+    };
+    let start = sim.elapsed;
+    let mut converged = None;
+    while sim.elapsed - start <= CONVERGE_BOUND {
+        if sim.converged() && agree(&sim) {
+            converged = Some(sim.elapsed - start);
+            break;
+        }
+        sim.step();
+    }
+    if converged.is_none() && sim.converged() {
+        return Err("the clients name other owners of the shared objects than the host".into());
+    }
     watch.check(&mut sim, &types)?;
     check_no_hostile_value(&sim, &types)?;
     if converged.is_none() {
@@ -368,8 +419,30 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                             .any(|&c| host.get(e, c) != mine.get(e, c))
                     })
                     .count();
+                let detail: Vec<String> = host
+                    .entities()
+                    .filter(|e| mine.is_alive(*e))
+                    .filter(|&e| host.get(e, types.position) != mine.get(e, types.position))
+                    .map(|e| {
+                        format!(
+                            "{e}: host {:?} owner {:?}, client {:?} owner {:?}",
+                            host.get(e, types.position),
+                            sim.host.owner_of(e, WHOLE_ENTITY),
+                            mine.get(e, types.position),
+                            c.core.owner_of(e, WHOLE_ENTITY)
+                        )
+                    })
+                    .collect();
+                let hd = c.core.peer().and_then(|p| sim.host.peer_diagnostics(p));
+                let cd = c.core.peer_diagnostics();
+                let detail = format!(
+                    "{detail:?} host: stale {:?} rejected {:?}; client pending {:?}",
+                    hd.map(|d| d.stale_writes),
+                    hd.map(|d| d.writes_rejected),
+                    cd.map(|d| d.pending_keys)
+                );
                 format!(
-                    "peer {:?} conn {:?} closed {}: {} (missing {missing}, extra {extra}, values differ {differ})",
+                    "peer {:?} conn {:?} closed {}: {} (missing {missing}, extra {extra}, values differ {differ}) {detail}",
                     c.core.peer(),
                     c.conn,
                     c.core.is_closed(),

@@ -96,9 +96,10 @@ pub struct Client {
     /// the host it is here while holding a leased grant.
     lease: Option<std::time::Duration>,
     last_ack: Option<Instant>,
-    /// The host's state of what its next ownership message grants this client, applied
-    /// as each grant is taken (this client may think it holds the key until then).
-    grant_frames: Vec<Vec<u8>>,
+    /// The host's state of what its next ownership message grants this client, with the
+    /// number of the message that granted it: applied as each grant is taken (this client
+    /// may think it holds the key until then).
+    grant_frames: Vec<(u64, Vec<u8>)>,
     poses: PoseHub,
     encoder: Encoder,
     events: EventQueue,
@@ -309,6 +310,12 @@ impl Client {
             }
         }
         if owners.full() {
+            // A resumed client: the host's state of what it holds by a grant it never
+            // applied (the message was lost with its connection) replaces its own; what it
+            // held all along keeps its writes.
+            let applied = self.link.as_ref().map_or(0, |l| l.outbox.owner_seq);
+            self.grant_frames.retain(|(number, _)| *number > applied);
+            self.apply_grant_frames();
             self.replica.replace_owner_records(&records);
         } else {
             for &(entity, component, record) in &records {
@@ -318,13 +325,7 @@ impl Client {
                 if gains {
                     // It starts from the host's state, not from what it wrote in an
                     // earlier tenure that the host dropped.
-                    for frame in &self.grant_frames {
-                        if self.replica.apply(frame).is_err() {
-                            if let Some(link) = &mut self.link {
-                                link.diagnostics.malformed += 1;
-                            }
-                        }
-                    }
+                    self.apply_grant_frames();
                 }
                 self.replica.set_owner_record(entity, component, record);
             }
@@ -347,6 +348,18 @@ impl Client {
             link.send_reliable(ack, &mut self.out);
         }
         self.last_ack = None;
+    }
+
+    /// Applies the host's state that came with the ownership message being taken (what
+    /// this client does not hold yet takes it).
+    fn apply_grant_frames(&mut self) {
+        for (_, frame) in &self.grant_frames {
+            if self.replica.apply_granted(frame).is_err() {
+                if let Some(link) = &mut self.link {
+                    link.diagnostics.malformed += 1;
+                }
+            }
+        }
     }
 
     /// Writes a value of an entity this client owns.
@@ -586,8 +599,9 @@ impl Client {
                 // A decode failure is counted by the codec, per kind and cause.
                 let streams = &mut link.streams;
                 match self.compression.decode_stream(kind, frame, streams) {
-                    Ok(message) if is_grant_frame(&message) => {
-                        self.grant_frames.push(message.into_owned());
+                    Ok(message) if grant_number(&message) > 0 => {
+                        let number = grant_number(&message);
+                        self.grant_frames.push((number, message.into_owned()));
                     }
                     Ok(message) => match self.replica.apply(&message) {
                         Ok(crate::Applied::SnapshotChunk { .. }) => {
@@ -755,8 +769,11 @@ impl Client {
     }
 }
 
-/// Whether a host's stream message is the state that goes with a grant (a delta frame
-/// numbered like an ownership message).
-fn is_grant_frame(message: &[u8]) -> bool {
-    matches!(wire::decode(message), Ok(Message::DeltaFrame(frame)) if frame.owner_seq() > 0)
+/// The number of the ownership message that granted what a host's stream message holds
+/// the state of; 0 when it is not such a message.
+fn grant_number(message: &[u8]) -> u64 {
+    match wire::decode(message) {
+        Ok(Message::DeltaFrame(frame)) => frame.owner_seq(),
+        _ => 0,
+    }
 }

@@ -80,9 +80,29 @@ pub(crate) struct PeerOwnership {
     pub(crate) awaiting: Vec<(u64, EntityId, ComponentId)>,
     /// When the host last heard from it (any message).
     pub(crate) last_heard: Option<Instant>,
+    /// Keys it lost, with the number of the message that told it: its writes of them from
+    /// before that message are stale, not forbidden. Bounded (see [`Self::lost`]).
+    pub(crate) revoked: FxHashMap<(EntityId, ComponentId), u64>,
 }
 
+/// Revocations remembered per client; beyond, the oldest are forgotten (a write that late
+/// is then reported as refused rather than dropped quietly: never applied either way).
+const MAX_REVOKED: usize = 4096;
+
 impl PeerOwnership {
+    /// It loses `(entity, component)` by ownership message `seq`: its state goes again once
+    /// it acknowledged that message, and its writes from before it are stale.
+    pub(crate) fn lost(&mut self, seq: u64, entity: EntityId, component: ComponentId) {
+        self.awaiting.push((seq, entity, component));
+        if self.revoked.len() >= MAX_REVOKED {
+            let mut seqs: Vec<u64> = self.revoked.values().copied().collect();
+            seqs.sort_unstable();
+            let cut = seqs[seqs.len() / 2];
+            self.revoked.retain(|_, &mut at| at > cut);
+        }
+        self.revoked.insert((entity, component), seq);
+    }
+
     /// The client acknowledged message `seq`: the keys it lost up to it, to resend.
     pub(crate) fn acknowledged(&mut self, seq: u64) -> Vec<(EntityId, ComponentId)> {
         let mut due = Vec::new();
@@ -230,12 +250,12 @@ impl HostOwnership {
     }
 
     /// Whether `peer`'s write of `(entity, component)` from a frame written when it had
-    /// applied ownership message `frame_seq` may be applied; `sent_seq` is the last one the
-    /// host sent it.
+    /// applied ownership message `frame_seq` may be applied; `peer_state` says what the
+    /// peer lost and when.
     pub(crate) fn check_write(
         &self,
         peer: PeerId,
-        sent_seq: u64,
+        peer_state: &PeerOwnership,
         frame_seq: u64,
         entity: EntityId,
         component: ComponentId,
@@ -248,11 +268,22 @@ impl HostOwnership {
             } else {
                 WriteCheck::Stale
             }
-        } else if frame_seq < sent_seq {
+        } else if peer_state
+            .revoked
+            .get(&(entity, key))
+            .is_some_and(|&at| frame_seq < at)
+        {
+            // It owned the key until a message it had not applied when it wrote this.
             WriteCheck::Stale
         } else {
             WriteCheck::Refuse
         }
+    }
+
+    /// The number of the ownership message (in its owner's stream) that granted the
+    /// record of `(entity, component)`; 0 when none did.
+    pub(crate) fn granted_seq(&self, entity: EntityId, component: ComponentId) -> u64 {
+        self.granted.get(&(entity, component)).copied().unwrap_or(0)
     }
 
     /// Puts a request to the engine; `None` when too many of `peer`'s wait already.

@@ -130,6 +130,8 @@ pub struct Replica {
     adopted: FxHashSet<EntityId>,
     /// Owner records that differ from "the creator owns it", as the host last said.
     owners: Owners,
+    /// Set while the host's state of a grant is applied over this peer's own.
+    granting: bool,
 }
 
 impl Default for Replica {
@@ -257,6 +259,7 @@ impl Replica {
             owner: None,
             adopted: FxHashSet::default(),
             owners: Owners::default(),
+            granting: false,
         }
     }
 
@@ -282,6 +285,7 @@ impl Replica {
     /// liveness).
     fn owns_value(&self, entity: EntityId, component: ComponentId) -> bool {
         self.owner.is_some()
+            && !self.granting
             && self.owners.owner_of(entity, component) == self.owner
             && !self.adopted.contains(&entity)
     }
@@ -323,11 +327,23 @@ impl Replica {
     ) -> bool {
         let before: Vec<(ComponentId, bool)> = self.affected(entity, component);
         self.owners.set(entity, component, record);
+        self.settle_authority(entity, before)
+    }
+
+    /// After a record change of `entity`: what this peer lost yields to the host, what it
+    /// gained starts its own history. Returns whether it lost something.
+    fn settle_authority(&mut self, entity: EntityId, before: Vec<(ComponentId, bool)>) -> bool {
         let mut lost = false;
         for (c, owned) in before {
-            if owned && !self.owns_value(entity, c) {
+            let owns = self.owns_value(entity, c);
+            if owned && !owns {
                 lost = true;
                 self.yield_to_host(entity, c);
+            } else if !owned && owns && c != WHOLE_ENTITY {
+                // Its values carry the host's ticks, another timeline than this peer's
+                // own: a write here in a tick equal to one of them would pass for a
+                // repeat and never be sent.
+                self.world.restamp_remote(entity, Some(c), 0);
             }
         }
         lost
@@ -350,12 +366,7 @@ impl Replica {
         }
         let mut lost = false;
         for (entity, list) in before {
-            for (c, owned) in list {
-                if owned && !self.owns_value(entity, c) {
-                    lost = true;
-                    self.yield_to_host(entity, c);
-                }
-            }
+            lost |= self.settle_authority(entity, list);
         }
         lost
     }
@@ -515,6 +526,38 @@ impl Replica {
             .map_err(ReplicaError::from)
             .and_then(|message| self.apply_message(message));
         self.count(bytes.len(), &result)
+    }
+
+    /// Applies the host's state of what it grants this peer (a delta frame), over this
+    /// peer's own values of it whatever their ticks: what this peer wrote in a tenure the
+    /// host ended is replaced.
+    pub fn apply_granted(&mut self, bytes: &[u8]) -> Result<Applied, ReplicaError> {
+        let frame = match wire::decode(bytes) {
+            Ok(Message::DeltaFrame(frame)) => frame,
+            Ok(other) => {
+                return Err(ReplicaError::Wire(WireError::UnexpectedPayload {
+                    expected: "delta frame",
+                    found: other.kind(),
+                }))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let mut keys: Vec<(EntityId, ComponentId)> = Vec::new();
+        for batch in frame.batches().iter().flatten() {
+            let component = ComponentId(batch.component());
+            keys.extend(batch.entities().iter().map(|e| (EntityId(e), component)));
+        }
+        for remove in frame.removes().iter().flatten() {
+            let component = ComponentId(remove.component());
+            keys.extend(remove.entities().iter().map(|e| (EntityId(e), component)));
+        }
+        for (entity, component) in keys {
+            self.world.restamp_remote(entity, Some(component), 0);
+        }
+        self.granting = true;
+        let result = self.apply(bytes);
+        self.granting = false;
+        result
     }
 
     /// Applies one snapshot chunk; any other message is refused.

@@ -20,7 +20,7 @@ use super::compression::{
 use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
 use super::outbox::{Key, Outbox};
-use super::ownership::{HostOwnership, PeerOwnership, WriteCheck};
+use super::ownership::{entity_frame, HostOwnership, PeerOwnership, WriteCheck};
 use super::poses::{PoseHub, PoseLink};
 use super::queue::{EventQueue, EventRef};
 use super::rng::TokenRng;
@@ -329,11 +329,42 @@ impl Host {
                 &mut self.out,
             );
         }
-        // Then who owns what (after the state, in the same order as later changes).
+        // Then who owns what (after the state, in the same order as later changes). A
+        // resumed client may have missed a grant or a release it sent may have been lost
+        // with its connection: the host's state of what it holds goes first, for it to
+        // take as it takes those records.
         let lease_ms = u32::try_from(self.ownership.lease.as_millis()).unwrap_or(u32::MAX);
-        let table =
-            self.ownership
-                .full_table(client.ownership.seq + 1, lease_ms, &mut self.encoder);
+        let first = client.ownership.seq + 1;
+        if resumed {
+            // Each numbered by the message that granted it: the client knows which it
+            // applied.
+            let held: Vec<(EntityId, ComponentId, u64)> = self
+                .ownership
+                .owners
+                .iter()
+                .filter(|(_, _, r)| r.owner == Some(peer))
+                .map(|(e, c, _)| (e, c, self.ownership.granted_seq(e, c)))
+                .filter(|&(_, _, granted)| granted > 0)
+                .collect();
+            for (entity, component, granted) in held {
+                let frame =
+                    entity_frame(&self.world, entity, component, granted, &mut self.encoder);
+                if let Some(frame) = frame {
+                    let values = message_values(&frame);
+                    client.link.queue(
+                        MessageKind::DeltaFrame,
+                        &frame,
+                        &values,
+                        &mut self.compression,
+                        now,
+                        &mut self.out,
+                    );
+                }
+            }
+        }
+        let table = self
+            .ownership
+            .full_table(first, lease_ms, &mut self.encoder);
         client.ownership.seq += table.len() as u64;
         for message in table {
             client
@@ -809,10 +840,13 @@ impl ClientWrites<'_> {
         owner_seq: u64,
         rejected: &mut usize,
     ) -> bool {
-        let sent = self.client.ownership.seq;
-        match self
-            .ownership
-            .check_write(self.peer, sent, owner_seq, entity, component)
+        match self.ownership.check_write(
+            self.peer,
+            &self.client.ownership,
+            owner_seq,
+            entity,
+            component,
+        )
         {
             WriteCheck::Apply => return false,
             WriteCheck::Stale => {

@@ -319,10 +319,7 @@ impl Host {
                     }
                 }
                 if loses {
-                    client
-                        .ownership
-                        .awaiting
-                        .push((seq, change.entity, change.component));
+                    client.ownership.lost(seq, change.entity, change.component);
                 }
             }
             let message = self.encoder.owners(seq, false, &entries, lease_ms);
@@ -338,8 +335,7 @@ impl Host {
                 parked
                     .client
                     .ownership
-                    .awaiting
-                    .push((seq, change.entity, change.component));
+                    .lost(seq, change.entity, change.component);
             }
         }
     }
