@@ -20,7 +20,7 @@ use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_BROKEN_STREAM, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
 };
-use crate::ownership::{Policy, Record, LEASED, USER_FLAGS};
+use crate::ownership::{Policy, Record, LEASED, USER_FLAGS, WHOLE_ENTITY};
 use crate::registry::{ComponentId, Registry};
 use crate::replica::Replica;
 use crate::wire::codec::MessageKind;
@@ -313,8 +313,13 @@ impl Client {
             // A resumed client: the host's state of what it holds by a grant it never
             // applied (the message was lost with its connection) replaces its own; what it
             // held all along keeps its writes.
+            // So does the state of what it gave up by a release the host never got.
             let applied = self.link.as_ref().map_or(0, |l| l.outbox.owner_seq);
-            self.grant_frames.retain(|(number, _)| *number > applied);
+            let (replica, me) = (&self.replica, self.peer);
+            self.grant_frames.retain(|(number, frame)| {
+                *number > applied
+                    || frame_entity(frame).is_some_and(|e| replica.owner_of(e, WHOLE_ENTITY) != me)
+            });
             self.apply_grant_frames();
             self.replica.replace_owner_records(&records);
         } else {
@@ -766,6 +771,14 @@ impl Client {
     /// The protocol's figures of the connection to the host.
     pub fn peer_diagnostics(&self) -> Option<PeerDiagnostics> {
         self.link.as_ref().map(Link::diagnostics)
+    }
+}
+
+/// The entity a grant's state is of.
+fn frame_entity(message: &[u8]) -> Option<EntityId> {
+    match wire::decode(message) {
+        Ok(Message::DeltaFrame(frame)) => frame.spawns()?.iter().next().map(EntityId),
+        _ => None,
     }
 }
 

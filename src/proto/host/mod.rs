@@ -846,8 +846,7 @@ impl ClientWrites<'_> {
             owner_seq,
             entity,
             component,
-        )
-        {
+        ) {
             WriteCheck::Apply => return false,
             WriteCheck::Stale => {
                 self.client.link.diagnostics.stale_writes += 1;
