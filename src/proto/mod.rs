@@ -17,6 +17,7 @@ pub mod compression;
 mod events;
 mod host;
 mod link;
+pub mod messages;
 pub(crate) mod outbox;
 pub mod poses;
 mod queue;
@@ -28,6 +29,10 @@ use std::time::Duration;
 pub use client::{CannotResume, Client, HOST_SHUT_DOWN};
 pub use events::{DisconnectCause, PeerDiagnostics, SessionDiagnostics, SessionEvent};
 pub use host::{Host, HostConfigError, CLIENT_LEFT};
+pub use messages::{
+    MessageConfig, MessageError, MessageStats, MAX_MESSAGE_BYTES, MAX_UNRELIABLE_MESSAGE_BYTES,
+    PEER_ALL, PEER_HOST,
+};
 pub use queue::EventRef;
 
 use crate::wire::codec::CodecConfig;
@@ -137,6 +142,8 @@ pub struct Config {
     pub train_after_samples: u64,
     /// Host: size asked of the dictionary trainer, in bytes.
     pub dictionary_bytes: usize,
+    /// Host: application messages' limits and filter (see [`messages`]).
+    pub messages: MessageConfig,
 }
 
 impl Default for Config {
@@ -149,6 +156,7 @@ impl Default for Config {
             codec: CodecConfig::default(),
             train_after_samples: 512,
             dictionary_bytes: 16 << 10,
+            messages: MessageConfig::default(),
         }
     }
 }
