@@ -115,6 +115,8 @@ fn poll(session: ThetaSession) -> Vec<(u8, u8, String)> {
         peer: 0,
         kind: 0,
         cause: 0,
+        request: 0,
+        channel: 0,
     };
     let mut all = Vec::new();
     loop {

@@ -16,7 +16,7 @@ pub const THETA_PEER_HOST: u16 = 0xFFFE;
 /// The destination that names every peer but the sender, the host included.
 pub const THETA_PEER_ALL: u16 = 0xFFFF;
 /// Largest body of a reliable message, in bytes.
-pub const THETA_MAX_MESSAGE_BYTES: u32 = 64 << 10;
+pub const THETA_MAX_MESSAGE_BYTES: u32 = 65536;
 /// Largest body of an unreliable message, in bytes (its datagram fits a 1200-byte packet).
 pub const THETA_MAX_UNRELIABLE_MESSAGE_BYTES: u32 = 1024;
 /// Flag of `theta_session_send_message` (and `cause` of message events): reliable and
