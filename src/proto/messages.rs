@@ -81,9 +81,10 @@ pub struct MessageConfig {
     /// Body bytes a client may send at once; a message larger than this is always
     /// throttled. Default 512 KiB.
     pub burst_bytes: u32,
-    /// A client that sends more than this many times its rates, for longer than this many
-    /// times its bursts last, is flooding: it is disconnected ([`CLOSE_FLOODING`]), not
-    /// just throttled. Every message it sends counts, refused or not. Default 4.
+    /// A client whose messages, refused ones included, exceed this many times its rates
+    /// by more than this many times its bursts (a token bucket of rate × factor and depth
+    /// × factor runs dry) is flooding: it is disconnected ([`CLOSE_FLOODING`]) and may not
+    /// resume, not just throttled. Default 4.
     pub flood_factor: u32,
 }
 
