@@ -606,3 +606,41 @@ fn hostile_message_bytes_are_counted_and_harm_nothing() {
     assert_eq!(messages(&sim.clients[1].events).last().unwrap().3, b"after");
     assert!(sim.converged());
 }
+
+#[test]
+fn poll_timeout_says_when_messages_need_a_tick() {
+    let config = Config {
+        messages: MessageConfig {
+            filter: true,
+            decision_timeout: Duration::from_millis(300),
+            ..MessageConfig::default()
+        },
+        ..Config::default()
+    };
+    let mut sim = session(config, Faults::clean(Duration::from_millis(5)), 8, 2);
+    steps(&mut sim, 30);
+    let path = theta_net::proto::Path {
+        max_datagram: sim.max_datagram,
+        rtt: Duration::from_millis(10),
+        budget: usize::MAX,
+    };
+    let now = sim.now();
+    assert_eq!(sim.clients[0].core.poll_timeout(now, path), None);
+    // An unreliable message waits for the client's next tick.
+    sim.clients[0].core.send_message(2, 1, false, b"u").unwrap();
+    assert_eq!(sim.clients[0].core.poll_timeout(now, path), Some(now));
+    // Held on the host: due when its decision times out.
+    sim.clients[0].core.send_message(2, 1, true, b"r").unwrap();
+    sim.step();
+    sim.step();
+    assert_eq!(requests(&sim).len(), 2);
+    let now = sim.now();
+    let due = sim
+        .host
+        .poll_timeout(now, |_| path)
+        .expect("a decision is due");
+    assert!(
+        due > now && due <= now + Duration::from_millis(300),
+        "{due:?}"
+    );
+}
