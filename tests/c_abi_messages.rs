@@ -489,3 +489,25 @@ fn every_misuse_of_the_message_calls_is_a_status() {
     );
     fails(decide(lonely, 1, true, b""), ThetaStatus::InvalidHandle);
 }
+
+#[test]
+fn a_flooding_client_is_disconnected_as_refused_through_the_c_abi() {
+    let mut net = Net::new(2, |host| {
+        ok(theta_session_set_message_limits(host, 10, 3, 0, 0, 1))
+    });
+    let one = net.clients[0];
+    for i in 0..6u8 {
+        ok(send(one, 2, 1, THETA_MESSAGE_RELIABLE, &[i]));
+    }
+    net.pump(3);
+    let left = Net::of_kind(&net.host_events, ThetaSessionEventKind::PeerLeft);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].peer, 1);
+    assert!(String::from_utf8_lossy(&left[0].data).contains("flooding"));
+    let gone = Net::of_kind(&net.client_events[0], ThetaSessionEventKind::Disconnected);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].cause, ThetaDisconnectCause::Refused as u8);
+    // The other client stays, and heard it leave.
+    let left = Net::of_kind(&net.client_events[1], ThetaSessionEventKind::PeerLeft);
+    assert_eq!(left.iter().map(|e| e.peer).collect::<Vec<_>>(), [1]);
+}

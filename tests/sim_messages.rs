@@ -13,7 +13,7 @@ use theta_net::proto::messages::{
     MessageConfig, MessageError, CLOSE_FLOODING, MAX_MESSAGE_BYTES, MAX_UNRELIABLE_MESSAGE_BYTES,
     MESSAGE_DATAGRAM_TAG, NO_ANSWER, PEER_ALL, PEER_HOST, THROTTLED,
 };
-use theta_net::proto::{Channel, Config, SessionEvent};
+use theta_net::proto::{Channel, Config, DisconnectCause, SessionEvent};
 use theta_net::wire::Encoder;
 use theta_net::{Layout, World};
 
@@ -410,7 +410,15 @@ fn a_flooding_client_is_disconnected_with_a_reason() {
     assert!(sim.clients[1].conn.is_some());
     // A flooder may not resume.
     assert!(sim.host.peer_diagnostics(1).is_none());
-    let _ = CLOSE_FLOODING;
+    // Told as a refusal: only a fresh join lets it back.
+    assert!(sim.clients[0].events.iter().any(|e| matches!(
+        e,
+        SessionEvent::Disconnected {
+            cause: DisconnectCause::HostClosed | DisconnectCause::Refused,
+            ..
+        }
+    )));
+    assert_eq!(CLOSE_FLOODING, theta_net::proto::CLOSE_REFUSED);
     sim.clients[0].core.reconnect().unwrap();
     sim.connect(0);
     steps(&mut sim, 20);

@@ -44,8 +44,10 @@ pub const PEER_ALL: PeerId = 0xFFFF;
 /// First byte of an unreliable message's datagram: no state datagram (codec formats
 /// 0..=2), goodbye (0x7F) or pose packet (0x80..) starts with it.
 pub const MESSAGE_DATAGRAM_TAG: u8 = 0x7E;
-/// Close code of a peer disconnected for flooding the host with messages.
-pub const CLOSE_FLOODING: u32 = 3;
+/// Close code of a peer disconnected for flooding the host with messages: a refusal
+/// ([`super::CLOSE_REFUSED`]), as every driver reads it, since the peer may not resume
+/// and only a fresh join lets it back.
+pub const CLOSE_FLOODING: u32 = super::CLOSE_REFUSED;
 /// Why a message over its sender's rate was refused.
 pub const THROTTLED: &str = "throttled";
 /// Why a held message was refused when the host's engine did not decide in time.
