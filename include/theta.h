@@ -67,7 +67,7 @@
 
 // Version of the C ABI: bumped on any incompatible change of a signature or struct.
 // Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
-#define THETA_ABI_VERSION 2
+#define THETA_ABI_VERSION 3
 
 // Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
 // and `theta_session_join` reads it.
@@ -79,6 +79,23 @@
 // Largest dictionary a host trains or a client accepts, in bytes: the cap of
 // `ThetaSessionConfig::dictionary_bytes`.
 #define THETA_MAX_DICTIONARY_BYTES (128 << 10)
+
+// Largest body of a reliable message, in bytes.
+#define THETA_MAX_MESSAGE_BYTES 65536
+
+// Largest body of an unreliable message, in bytes (its datagram fits a 1200-byte packet).
+#define THETA_MAX_UNRELIABLE_MESSAGE_BYTES 1024
+
+// Flag of `theta_session_send_message` (and `cause` of message events): reliable and
+// ordered. Without it a message is unreliable: it may be lost, never duplicated.
+#define THETA_MESSAGE_RELIABLE 1
+
+// The destination that names every peer but the sender, the host included.
+#define THETA_PEER_ALL 65535
+
+// The destination of `theta_session_send_message` that names the host; the `peer` of a
+// `MESSAGE` event the host sent.
+#define THETA_PEER_HOST 65534
 
 // `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
 // (`theta_session_train_dictionary`), never automatically.
@@ -122,7 +139,8 @@ typedef enum {
     THETA_STATUS_BUFFER_TOO_SMALL = 10,
     // This peer has used all its entity ids.
     THETA_STATUS_OUT_OF_IDS = 11,
-    // The entity or component asked for is not there.
+    // The entity or component asked for is not there; or the peer a message is for, or
+    // the message request decided on.
     THETA_STATUS_NOT_FOUND = 12,
     // The entity belongs to another peer: this peer may not write it.
     THETA_STATUS_NOT_OWNER = 13,
@@ -154,7 +172,8 @@ typedef enum {
     THETA_STATUS_CONNECTION_EXISTS = 22,
     // A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
     // or the protocol's for reliable messages). A reliable one also ended its connection:
-    // a close is queued.
+    // a close is queued. Or an application message over `THETA_MAX_MESSAGE_BYTES`
+    // (reliable) or `THETA_MAX_UNRELIABLE_MESSAGE_BYTES`: nothing was sent.
     THETA_STATUS_MESSAGE_TOO_LARGE = 23,
     // The session left (`theta_session_leave`): only `theta_session_transport_poll`,
     // `theta_session_transport_closed`, reads and `theta_session_free` remain. Or, a
@@ -240,6 +259,18 @@ enum ThetaSessionEventKind
     // `peer` asks for `entity`/`component` and its policy would grant it; answer with
     // `theta_session_decide_ownership(session, request, ...)` within the hook's time.
     THETA_SESSION_EVENT_KIND_OWNERSHIP_REQUESTED = 24,
+    // An application message arrived: `peer` is its sender (a client's id, or
+    // `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+    // `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+    THETA_SESSION_EVENT_KIND_MESSAGE = 32,
+    // A message this peer sent was not delivered (client): `peer` is the destination it
+    // was sent to, `channel` its channel, `data` the reason.
+    THETA_SESSION_EVENT_KIND_MESSAGE_REFUSED = 33,
+    // Host, with message filtering on: a client's message to another client (or to all)
+    // awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+    // `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+    // `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+    THETA_SESSION_EVENT_KIND_MESSAGE_REQUESTED = 34,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -817,11 +848,15 @@ typedef struct {
     // A `ThetaSessionEventKind`.
     uint8_t kind;
     // For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-    // text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+    // text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; for
+    // `MESSAGE` and `MESSAGE_REQUESTED`, the message's flags (`THETA_MESSAGE_RELIABLE`); 0
     // otherwise.
     uint8_t cause;
-    // For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+    // For host-side requests (`OWNERSHIP_REQUESTED`, `MESSAGE_REQUESTED`), the id to
+    // answer with; 0 otherwise.
     uint64_t request;
+    // For message events, the application's channel id; 0 otherwise.
+    uint32_t channel;
 } ThetaSessionEvent;
 
 // A controller's input state: a buttons bitmask, trigger and grip in `[0, 1]`,
@@ -1173,6 +1208,21 @@ ThetaStatus theta_session_compression_stats(ThetaSession session,
 // # Safety
 // `out_config` must point to a writable `ThetaSessionConfig`.
 ThetaStatus theta_session_config_init(ThetaSessionConfig *out_config);
+
+// Host: answers a `MESSAGE_REQUESTED` event with its `request` id. `accept` non-zero
+// relays the message; 0 refuses it, and its sender gets a `MESSAGE_REFUSED` event with
+// the reason (`reason_len` bytes of UTF-8 at `reason`; empty for a generic one).
+// `THETA_STATUS_NOT_FOUND` when no message awaits that id (answered already, or timed
+// out: unanswered ones are refused after the configured timeout);
+// `THETA_STATUS_WRONG_ROLE` on a client.
+//
+// # Safety
+// `reason` must point to `reason_len` readable bytes (may be NULL when it is 0).
+ThetaStatus theta_session_decide_message(ThetaSession session,
+                                         uint64_t request,
+                                         uint8_t accept,
+                                         const uint8_t *reason,
+                                         size_t reason_len);
 
 // Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
 // `THETA_STATUS_DEAD_ENTITY` if not alive).
@@ -1554,6 +1604,27 @@ ThetaStatus theta_session_sample_pose(ThetaSession session,
                                       ThetaPosef *out_pose,
                                       uint64_t *out_flags);
 
+// Sends an application message of `len` bytes at `body` on the application's `channel`
+// to `to`: from a client, `THETA_PEER_HOST`, one peer id or `THETA_PEER_ALL` (every other
+// peer); from the host, one client or `THETA_PEER_ALL`. `flags` is
+// `THETA_MESSAGE_RELIABLE` (sent now, arrives once and in order) or 0 (unreliable: sent
+// at the next tick, arrives at most once). The bytes are copied.
+//
+// `THETA_STATUS_MESSAGE_TOO_LARGE` over `THETA_MAX_MESSAGE_BYTES` (reliable) or
+// `THETA_MAX_UNRELIABLE_MESSAGE_BYTES`; `THETA_STATUS_NOT_CONNECTED` on a client not
+// admitted; `THETA_STATUS_NOT_FOUND` from the host to a peer not connected;
+// `THETA_STATUS_INVALID_ARGUMENT` to itself or with unknown flags. A client's message to
+// a peer that is not there is refused later by the host: a `MESSAGE_REFUSED` event.
+//
+// # Safety
+// `body` must point to `len` readable bytes (may be NULL when `len` is 0).
+ThetaStatus theta_session_send_message(ThetaSession session,
+                                       uint16_t to,
+                                       uint32_t channel,
+                                       uint32_t flags,
+                                       const uint8_t *body,
+                                       size_t len);
+
 // Writes a component value (`len` bytes, copied) of an entity this peer owns, as
 // `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
 // changes. `out_change` (may be NULL) receives a `ThetaChange`.
@@ -1584,6 +1655,28 @@ ThetaStatus theta_session_set_batch(ThetaSession session,
                                     size_t stride,
                                     size_t count,
                                     ThetaBatchResult *out_result);
+
+// Host: turns message filtering on (`enabled` non-zero) or off. On, every client's
+// message to another client or to all is held and surfaced as a `MESSAGE_REQUESTED`
+// event until `theta_session_decide_message` answers it, or `timeout_ms` passes (0: the
+// default, 1 000 ms) and it is refused as unanswered. Messages to the host are never
+// held. `THETA_STATUS_WRONG_ROLE` on a client.
+ThetaStatus theta_session_set_message_filter(ThetaSession session,
+                                             uint8_t enabled,
+                                             uint32_t timeout_ms);
+
+// Host: the rates each client's messages are held to, applied from each client's next
+// connection (0 keeps a field's default): messages per second and at once (default 120
+// and 240), body bytes per second and at once (default 256 KiB and 512 KiB). A message
+// over them is refused as throttled (`MESSAGE_REFUSED`); a client sending more than
+// `flood_factor` times them (default 4) is disconnected. `THETA_STATUS_WRONG_ROLE` on a
+// client.
+ThetaStatus theta_session_set_message_limits(ThetaSession session,
+                                             uint32_t messages_per_second,
+                                             uint32_t burst_messages,
+                                             uint32_t bytes_per_second,
+                                             uint32_t burst_bytes,
+                                             uint32_t flood_factor);
 
 // Tells the session that the engine's `XrTime` is `xr_now` at this moment (e.g. from
 // `xrConvertTimespecTimeToTimeKHR` of the monotonic clock now), so pose times, display

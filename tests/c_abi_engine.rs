@@ -116,6 +116,7 @@ fn poll(session: ThetaSession) -> Vec<(u8, u8, String)> {
         kind: 0,
         cause: 0,
         request: 0,
+        channel: 0,
     };
     let mut all = Vec::new();
     loop {

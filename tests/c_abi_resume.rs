@@ -119,6 +119,7 @@ fn events(session: ThetaSession) -> Vec<Event> {
         kind: 0,
         cause: 0,
         request: 0,
+        channel: 0,
     }; 16];
     let mut all = Vec::new();
     loop {

@@ -136,6 +136,7 @@ fn poll(session: ThetaSession) -> Vec<Event> {
             kind: 0,
             cause: 0,
             request: 0,
+            channel: 0,
         };
         let mut batch = [zeroed; 4];
         let mut count = 0usize;

@@ -107,6 +107,7 @@ fn kinds(session: ThetaSession) -> Vec<u8> {
         kind: 0,
         cause: 0,
         request: 0,
+        channel: 0,
     }; 16];
     let mut all = Vec::new();
     loop {
@@ -305,6 +306,7 @@ fn a_host_and_two_clients_converge_over_a_lossy_transport_through_the_c_abi() {
         kind: 0,
         cause: 0,
         request: 0,
+        channel: 0,
     }; 8];
     let mut n = 0;
     // SAFETY: 8 writable events.

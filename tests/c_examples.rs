@@ -156,6 +156,7 @@ fn cpp_custom_transport_example_converges_resumes_and_leaves() {
     );
     let stdout = run_checked(&binary);
     assert!(stdout.contains("converged: state hash"), "{stdout}");
+    assert!(stdout.contains("message from peer 1: hello"), "{stdout}");
     assert!(stdout.contains("resumed over connection 2"), "{stdout}");
     assert!(stdout.contains("host left"), "{stdout}");
 }

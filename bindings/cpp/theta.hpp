@@ -786,6 +786,37 @@ class Session {
                 return theta_session_component_stats(get(), out, capacity, count);
             });
     }
+
+    // Application messages (theta_session_send_message): opaque bytes on an application
+    // channel, to THETA_PEER_HOST, one peer, or THETA_PEER_ALL; they arrive as
+    // THETA_SESSION_EVENT_KIND_MESSAGE events (channel, peer = sender, data = body).
+
+    /// Sends `size` bytes at `data` on `channel` to `to`: reliable-ordered, or unreliable
+    /// (at most once, maybe not at all) when `reliable` is false.
+    Status send_message(uint16_t to, uint32_t channel, const void *data, size_t size, bool reliable = true) {
+        return detail::status_of(theta_session_send_message(get(), to, channel,
+                                                            reliable ? THETA_MESSAGE_RELIABLE : 0,
+                                                            static_cast<const uint8_t *>(data), size));
+    }
+    /// Host: answers a THETA_SESSION_EVENT_KIND_MESSAGE_REQUESTED event (its `request`):
+    /// relays the message, or refuses it to its sender with `reason`.
+    Status decide_message(uint64_t request, bool accept, std::string_view reason = {}) {
+        return detail::status_of(theta_session_decide_message(get(), request, accept ? 1 : 0,
+                                                              reinterpret_cast<const uint8_t *>(reason.data()),
+                                                              reason.size()));
+    }
+    /// Host: holds client-to-client messages for decide_message() (unanswered ones are
+    /// refused after `timeout_ms`; 0: 1 000 ms).
+    Status set_message_filter(bool enabled, uint32_t timeout_ms = 0) {
+        return detail::status_of(theta_session_set_message_filter(get(), enabled ? 1 : 0, timeout_ms));
+    }
+    /// Host: each client's message rates from its next connection (0: a field's default).
+    Status set_message_limits(uint32_t messages_per_second, uint32_t burst_messages, uint32_t bytes_per_second,
+                              uint32_t burst_bytes, uint32_t flood_factor = 0) {
+        return detail::status_of(theta_session_set_message_limits(get(), messages_per_second, burst_messages,
+                                                                  bytes_per_second, burst_bytes, flood_factor));
+    }
+
     ThetaSession get() const { return owned_.get(); }
 
     /// Leaves or shuts down without blocking: the session is empty afterwards, and its

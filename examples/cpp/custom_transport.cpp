@@ -2,8 +2,8 @@
 // run over an in-memory transport (a queue each way, every message delivered in order,
 // as a loopback connection of Steam Networking Sockets would). The host writes values,
 // the client writes an entity of its own; they converge; then the client reconnects
-// over a new connection and resumes, and the host leaves. Prints "converged" and
-// "resumed"; exits 1 on any failure.
+// over a new connection and resumes, and the host leaves. Prints "converged", the
+// client's message to the host, and "resumed"; exits 1 on any failure.
 //
 // Build: c++ -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -Iinclude
 //           -Ibindings/cpp examples/cpp/custom_transport.cpp libtheta_net.a -lpthread -ldl -lm
@@ -138,6 +138,23 @@ int main() {
     if (host.reconnect().status() != THETA_STATUS_WRONG_ROLE ||
         client.reconnect().status() != THETA_STATUS_CANNOT_RESUME) {
         std::fprintf(stderr, "reconnect: a host or a connected client resumed\n");
+    // An application message: the client tells the host, reliable-ordered.
+    const char hello[] = "hello";
+    must(client.send_message(THETA_PEER_HOST, 7, hello, sizeof hello - 1), "send_message");
+    std::string heard;
+    for (int round = 0; round < 50 && heard.empty(); round++) {
+        net.round(host, client);
+        ThetaSessionEvent events[32];
+        const size_t n = must(host.poll(events, 32), "poll");
+        for (size_t i = 0; i < n; i++) {
+            if (events[i].kind == THETA_SESSION_EVENT_KIND_MESSAGE && events[i].channel == 7) {
+                heard.assign(reinterpret_cast<const char *>(events[i].data), events[i].data_len);
+                std::printf("message from peer %u: %s\n", unsigned(events[i].peer), heard.c_str());
+            }
+        }
+    }
+    if (heard != hello) {
+        std::fprintf(stderr, "the host did not get the message\n");
         return 1;
     }
 

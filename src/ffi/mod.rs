@@ -9,6 +9,7 @@ mod boundary;
 mod compression;
 mod handles;
 mod log;
+mod messages;
 mod replica;
 mod session;
 mod session_config;
@@ -25,6 +26,7 @@ use std::ffi::{c_char, c_void};
 
 pub use compression::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
+pub use messages::*;
 pub use replica::*;
 pub use session::*;
 pub use session_config::*;
@@ -47,7 +49,7 @@ pub const THETA_VERSION_MINOR: u32 = 1;
 pub const THETA_VERSION_PATCH: u32 = 0;
 /// Version of the C ABI: bumped on any incompatible change of a signature or struct.
 /// Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
-pub const THETA_ABI_VERSION: u32 = 2;
+pub const THETA_ABI_VERSION: u32 = 3;
 
 /// Result of every fallible call. On anything but `THETA_STATUS_OK`, no out-parameter was
 /// written, nothing changed, and `theta_last_error` describes the failure.
@@ -80,7 +82,8 @@ pub enum ThetaStatus {
     BufferTooSmall = 10,
     /// This peer has used all its entity ids.
     OutOfIds = 11,
-    /// The entity or component asked for is not there.
+    /// The entity or component asked for is not there; or the peer a message is for, or
+    /// the message request decided on.
     NotFound = 12,
     /// The entity belongs to another peer: this peer may not write it.
     NotOwner = 13,
@@ -112,7 +115,8 @@ pub enum ThetaStatus {
     ConnectionExists = 22,
     /// A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
     /// or the protocol's for reliable messages). A reliable one also ended its connection:
-    /// a close is queued.
+    /// a close is queued. Or an application message over `THETA_MAX_MESSAGE_BYTES`
+    /// (reliable) or `THETA_MAX_UNRELIABLE_MESSAGE_BYTES`: nothing was sent.
     MessageTooLarge = 23,
     /// The session left (`theta_session_leave`): only `theta_session_transport_poll`,
     /// `theta_session_transport_closed`, reads and `theta_session_free` remain. Or, a

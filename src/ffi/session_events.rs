@@ -92,6 +92,18 @@ pub enum ThetaSessionEventKind {
     /// `peer` asks for `entity`/`component` and its policy would grant it; answer with
     /// `theta_session_decide_ownership(session, request, ...)` within the hook's time.
     OwnershipRequested = 24,
+    /// An application message arrived: `peer` is its sender (a client's id, or
+    /// `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+    /// `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+    Message = 32,
+    /// A message this peer sent was not delivered (client): `peer` is the destination it
+    /// was sent to, `channel` its channel, `data` the reason.
+    MessageRefused = 33,
+    /// Host, with message filtering on: a client's message to another client (or to all)
+    /// awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+    /// `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+    /// `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+    MessageRequested = 34,
 }
 
 /// Why the host refused an ownership request: `ThetaSessionEvent.cause` of an
@@ -111,6 +123,18 @@ pub enum ThetaOwnershipRefusal {
     NotOwner = 4,
     /// Too many of this client's requests wait for the host's engine.
     Throttled = 5,
+    /// An application message arrived: `peer` is its sender (a client's id, or
+    /// `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+    /// `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+    Message = 32,
+    /// A message this peer sent was not delivered (client): `peer` is the destination it
+    /// was sent to, `channel` its channel, `data` the reason.
+    MessageRefused = 33,
+    /// Host, with message filtering on: a client's message to another client (or to all)
+    /// awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+    /// `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+    /// `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+    MessageRequested = 34,
 }
 
 /// One event of a session. Blittable.
@@ -135,11 +159,15 @@ pub struct ThetaSessionEvent {
     /// A `ThetaSessionEventKind`.
     pub kind: u8,
     /// For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-    /// text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+    /// text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; for
+    /// `MESSAGE` and `MESSAGE_REQUESTED`, the message's flags (`THETA_MESSAGE_RELIABLE`); 0
     /// otherwise.
     pub cause: u8,
-    /// For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+    /// For host-side requests (`OWNERSHIP_REQUESTED`, `MESSAGE_REQUESTED`), the id to
+    /// answer with; 0 otherwise.
     pub request: u64,
+    /// For message events, the application's channel id; 0 otherwise.
+    pub channel: u32,
 }
 
 /// The C form of a replica event, borrowing its bytes from the replica's arena.
@@ -165,6 +193,15 @@ impl ThetaSessionEvent {
     }
 }
 
+/// A message's flags as events carry them.
+fn message_flags(reliable: bool) -> u8 {
+    if reliable {
+        super::messages::THETA_MESSAGE_RELIABLE as u8
+    } else {
+        0
+    }
+}
+
 /// The C form of an event, borrowing its bytes from `event`.
 fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
     let mut out = ThetaSessionEvent {
@@ -177,6 +214,7 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
         kind: 0,
         cause: 0,
         request: 0,
+        channel: 0,
     };
     let mut borrow = |bytes: &[u8]| {
         if !bytes.is_empty() {
@@ -273,6 +311,44 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
             out.entity = entity.0;
             out.component = component.0;
             ThetaSessionEventKind::OwnershipRequested as u8
+        }
+        SessionEvent::Message {
+            from,
+            channel,
+            reliable,
+            body,
+        } => {
+            borrow(body);
+            out.peer = *from;
+            out.channel = *channel;
+            out.cause = message_flags(*reliable);
+            ThetaSessionEventKind::Message as u8
+        }
+        SessionEvent::MessageRefused {
+            to,
+            channel,
+            reason,
+        } => {
+            borrow(reason.as_bytes());
+            out.peer = *to;
+            out.channel = *channel;
+            ThetaSessionEventKind::MessageRefused as u8
+        }
+        SessionEvent::MessageRequested {
+            request,
+            from,
+            to,
+            channel,
+            reliable,
+            body,
+        } => {
+            borrow(body);
+            out.peer = *from;
+            out.entity = u64::from(*to);
+            out.channel = *channel;
+            out.request = *request;
+            out.cause = message_flags(*reliable);
+            ThetaSessionEventKind::MessageRequested as u8
         }
     };
     out.kind = kind;

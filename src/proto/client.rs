@@ -13,6 +13,7 @@ use super::events::{
     DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
 };
 use super::link::{Link, Outputs};
+use super::messages::{self, ClientMessages, MessageError};
 use super::ownership::entity_frame;
 use super::poses::{PoseHub, PoseLink};
 use super::queue::{EventQueue, EventRef};
@@ -101,6 +102,8 @@ pub struct Client {
     /// may think it holds the key until then).
     grant_frames: Vec<(u64, Vec<u8>)>,
     poses: PoseHub,
+    /// Application messages: unreliable ones queued, the host's seen.
+    messages: ClientMessages,
     encoder: Encoder,
     events: EventQueue,
     out: Outputs,
@@ -135,6 +138,7 @@ impl Client {
             lease: None,
             last_ack: None,
             grant_frames: Vec::new(),
+            messages: ClientMessages::default(),
             encoder,
             events: EventQueue::default(),
             out: VecDeque::new(),
@@ -596,6 +600,12 @@ impl Client {
                             reason: denied.message().unwrap_or("refused").to_owned(),
                         })
                     }
+                    Ok(Ok(Message::AppMessage(message))) => {
+                        self.messages.receive(link, message, true, &mut self.events)
+                    }
+                    Ok(Ok(Message::MessageRefused(refused))) => {
+                        ClientMessages::refused(link, refused, &mut self.events)
+                    }
                     _ => link.diagnostics.malformed += 1,
                 }
             }
@@ -634,6 +644,11 @@ impl Client {
             return;
         }
         let Some(link) = &mut self.link else { return };
+        if messages::is_message_datagram(bytes) {
+            return self
+                .messages
+                .receive_datagram(link, bytes, &mut self.events);
+        }
         if is_pose_datagram(bytes) {
             link.receive_poses(&mut self.poses, bytes, arrival, now, false, &mut self.out);
             return;
@@ -722,6 +737,35 @@ impl Client {
         );
         self.poses.apply_clock(&mut link.poses);
         link.send_poses(&mut self.poses, own, now, false, path, &mut self.out);
+        self.messages
+            .tick(link, path, &mut self.events, &mut self.out);
+    }
+
+    /// Sends an application message (see [`messages`]) to `to`: the host
+    /// ([`messages::PEER_HOST`]), one peer, or every other peer ([`messages::PEER_ALL`]);
+    /// reliable-ordered now, or unreliable at the next tick. The host may refuse it later
+    /// ([`SessionEvent::MessageRefused`]).
+    pub fn send_message(
+        &mut self,
+        to: PeerId,
+        channel: u32,
+        reliable: bool,
+        body: &[u8],
+    ) -> Result<(), MessageError> {
+        let link = match self.phase {
+            Phase::Joined(_) => self.link.as_mut(),
+            _ => None,
+        };
+        self.messages.send(
+            link,
+            self.peer,
+            to,
+            channel,
+            reliable,
+            body,
+            &mut self.encoder,
+            &mut self.out,
+        )
     }
 
     /// When [`Client::tick`] next has work that no input brings, seen at `now` (`path` as
@@ -732,6 +776,9 @@ impl Client {
         let link = self.link.as_ref()?;
         if !matches!(self.phase, Phase::Joined(_)) {
             return None;
+        }
+        if self.messages.has_queued() {
+            return Some(now);
         }
         link.next_due(now, path)
     }

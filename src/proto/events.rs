@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::compression::{ComponentWire, KindDiagnostics};
+use super::messages::MessageStats;
 use super::outbox::OutboxStats;
 use super::poses::PoseLinkStats;
 use crate::registry::ComponentId;
@@ -139,6 +140,43 @@ pub enum SessionEvent {
         /// The component, or 0 for the whole entity.
         component: ComponentId,
     },
+    /// An application message arrived (see [`crate::proto::messages`]).
+    Message {
+        /// The sender: a client's peer id, or [`crate::proto::PEER_HOST`].
+        from: PeerId,
+        /// The application's channel id.
+        channel: u32,
+        /// Whether it came reliable-ordered.
+        reliable: bool,
+        /// The body.
+        body: Vec<u8>,
+    },
+    /// A message this peer sent was not delivered (client; also a client's own unreliable
+    /// message too large for its path).
+    MessageRefused {
+        /// Its destination, as sent.
+        to: PeerId,
+        /// Its channel.
+        channel: u32,
+        /// Why.
+        reason: String,
+    },
+    /// Host, with [`crate::proto::MessageConfig::filter`] on: a client's message to
+    /// another client (or to all) waits for [`Host::decide_message`] with `request`.
+    MessageRequested {
+        /// The id to answer with.
+        request: u64,
+        /// The sender.
+        from: PeerId,
+        /// Its destination: a peer id or [`crate::proto::PEER_ALL`].
+        to: PeerId,
+        /// The application's channel id.
+        channel: u32,
+        /// Whether it is reliable-ordered.
+        reliable: bool,
+        /// The body.
+        body: Vec<u8>,
+    },
 }
 
 /// Why the host refused an ownership request (the wire's `OwnershipRefusal`).
@@ -219,6 +257,8 @@ pub struct PeerDiagnostics {
     pub clock_offset_ns: i64,
     /// Client: the fastest clock round trip measured.
     pub clock_rtt: Duration,
+    /// Application messages on this connection.
+    pub messages: MessageStats,
 }
 
 /// Figures of a session.

@@ -17,6 +17,7 @@ pub mod compression;
 mod events;
 mod host;
 mod link;
+pub mod messages;
 pub(crate) mod outbox;
 mod ownership;
 pub mod poses;
@@ -31,6 +32,10 @@ pub use events::{
     DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
 };
 pub use host::{Host, HostConfigError, OwnershipError, CLIENT_LEFT};
+pub use messages::{
+    MessageConfig, MessageError, MessageStats, MAX_MESSAGE_BYTES, MAX_UNRELIABLE_MESSAGE_BYTES,
+    PEER_ALL, PEER_HOST,
+};
 pub use queue::EventRef;
 
 use crate::wire::codec::CodecConfig;
@@ -148,6 +153,8 @@ pub struct Config {
     /// ([`SessionEvent::OwnershipRequested`], `Host::decide_ownership`) when set; answered
     /// within this time, else refused. `None`: the policy decides alone.
     pub ownership_hook: Option<Duration>,
+    /// Host: application messages' limits and filter (see [`messages`]).
+    pub messages: MessageConfig,
 }
 
 impl Default for Config {
@@ -162,6 +169,7 @@ impl Default for Config {
             dictionary_bytes: 16 << 10,
             ownership_lease: Duration::from_secs(5),
             ownership_hook: None,
+            messages: MessageConfig::default(),
         }
     }
 }

@@ -19,6 +19,7 @@ use super::compression::{
 };
 use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
+use super::messages::{self, HostMessages, HostSide, MessageConfig, MessageError, CLOSE_FLOODING};
 use super::outbox::{Key, Outbox};
 use super::ownership::{entity_frame, HostOwnership, PeerOwnership, WriteCheck};
 use super::poses::{PoseHub, PoseLink};
@@ -52,6 +53,12 @@ struct PeerLink {
     /// Token the client presents to resume this state after a dropped connection.
     resume: [u8; 16],
     ownership: PeerOwnership,
+}
+
+impl AsMut<Link> for PeerLink {
+    fn as_mut(&mut self) -> &mut Link {
+        &mut self.link
+    }
 }
 
 /// A dropped client's state, kept for it to resume: changes keep being marked in its
@@ -92,6 +99,8 @@ pub struct Host {
     compression: Compression,
     ownership: HostOwnership,
     poses: PoseHub,
+    /// Application messages: limits, relay, held messages.
+    messages: HostMessages,
     rng: TokenRng,
     encoder: Encoder,
     events: EventQueue,
@@ -130,6 +139,7 @@ impl Host {
             ),
             poses: PoseHub::new(config.poses, now),
             ownership: HostOwnership::new(config.ownership_lease, config.ownership_hook),
+            messages: HostMessages::new(config.messages),
             world,
             config,
             host_peer,
@@ -405,6 +415,10 @@ impl Host {
             }
             return;
         }
+        if messages::is_message_datagram(bytes) {
+            let flooding = self.message_side().receive_datagram(peer, now, bytes);
+            return self.disconnect_flooder(peer, now, flooding);
+        }
         let Some(client) = self.peers.get_mut(&peer) else {
             return;
         };
@@ -482,6 +496,10 @@ impl Host {
                 let (action, policy, flags) = (request.action(), request.policy(), request.flags());
                 self.ownership_request(peer, entity, component, action, policy, flags, now);
             }
+            Ok(Ok(Message::AppMessage(message))) => {
+                let flooding = self.message_side().receive(peer, now, message, true);
+                self.disconnect_flooder(peer, now, flooding);
+            }
             Ok(Ok(Message::DeltaFrame(frame))) => {
                 let counter = self.next_counters.entry(peer).or_insert(1);
                 let mut writes = ClientWrites {
@@ -507,6 +525,7 @@ impl Host {
             return;
         };
         self.poses.forget(peer);
+        self.messages.forget(peer);
         if let Some(client) = self.peers.remove(&peer) {
             let notice = control_message(&self.encoder.peer_left(peer, &reason));
             for other in self.peers.values_mut() {
@@ -548,6 +567,7 @@ impl Host {
                 &mut self.out,
             );
         }
+        self.message_side().tick(now, &mut path);
         let grace = self.config.resume_grace;
         let expired: Vec<PeerId> = self
             .parked
@@ -583,7 +603,13 @@ impl Host {
         // Changes the engine made since the last tick are due now.
         let changed = self.world.journal().since(self.marked).next().map(|_| now);
         let ownership = self.ownership_due(now);
-        links.chain(parked).chain(changed).chain(ownership).min()
+        let messages = self.messages.next_due(now);
+        links
+            .chain(parked)
+            .chain(changed)
+            .chain(ownership)
+            .chain(messages)
+            .min()
     }
 
     /// Marks what changed since the last tick in every client's outbox (parked ones
@@ -728,6 +754,68 @@ impl Host {
     /// The protocol's figures of one client's connection.
     pub fn peer_diagnostics(&self, peer: PeerId) -> Option<PeerDiagnostics> {
         self.peers.get(&peer).map(|p| p.link.diagnostics())
+    }
+
+    /// Sends an application message (see [`messages`]) to client `to`, or to every client
+    /// ([`messages::PEER_ALL`]), reliable-ordered or unreliable (sent at the next tick).
+    pub fn send_message(
+        &mut self,
+        to: PeerId,
+        channel: u32,
+        reliable: bool,
+        body: &[u8],
+        now: Instant,
+    ) -> Result<(), MessageError> {
+        self.message_side().send(to, channel, reliable, body, now)
+    }
+
+    /// Answers [`SessionEvent::MessageRequested`] `request`: delivered when `accept`, else
+    /// refused to its sender with `reason`.
+    pub fn decide_message(
+        &mut self,
+        request: u64,
+        accept: bool,
+        reason: &str,
+        now: Instant,
+    ) -> Result<(), MessageError> {
+        self.message_side().decide(request, accept, reason, now)
+    }
+
+    /// The application messages' settings in force.
+    pub fn message_config(&self) -> &MessageConfig {
+        self.messages.config()
+    }
+
+    /// Changes the application messages' settings: the filter and its timeout apply at
+    /// once, the limits to each client's next connection.
+    pub fn set_message_config(&mut self, config: MessageConfig) {
+        self.messages.set_config(config);
+    }
+
+    fn message_side(&mut self) -> HostSide<'_, PeerLink> {
+        HostSide {
+            state: &mut self.messages,
+            peers: &mut self.peers,
+            encoder: &mut self.encoder,
+            events: &mut self.events,
+            out: &mut self.out,
+        }
+    }
+
+    /// Disconnects `peer` for flooding when `reason` says so; it may not resume.
+    fn disconnect_flooder(&mut self, peer: PeerId, now: Instant, reason: Option<String>) {
+        let (Some(reason), Some(client)) = (reason, self.peers.get(&peer)) else {
+            return;
+        };
+        let conn = client.link.conn;
+        self.out.push_back(Output::Close {
+            conn,
+            code: CLOSE_FLOODING,
+            reason: reason.clone(),
+        });
+        self.handle_closed(conn, now, reason);
+        self.parked.remove(&peer);
+        self.admission.forget(peer);
     }
 
     /// The session's pose state: this host's devices, and the clients' to render.

@@ -101,6 +101,15 @@ namespace Theta
         /// <summary>Why a Disconnected event happened.</summary>
         public DisconnectCause Cause => (DisconnectCause)e->cause;
 
+        /// <summary>The id a MessageRequested event is answered with.</summary>
+        public ulong Request => e->request;
+
+        /// <summary>The application's channel of a message event.</summary>
+        public uint Channel => e->channel;
+
+        /// <summary>Whether a Message or MessageRequested event's message is reliable-ordered.</summary>
+        public bool Reliable => (e->cause & NativeMethods.THETA_MESSAGE_RELIABLE) != 0;
+
         /// <summary>The value (inserts, updates) or the reason's UTF-8 text.</summary>
         public ReadOnlySpan<byte> Data => new ReadOnlySpan<byte>(e->data, (int)e->data_len);
 

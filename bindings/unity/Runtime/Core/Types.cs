@@ -121,6 +121,9 @@ namespace Theta
         Disconnected = 19,
         WriteRejected = 20,
         JoinRefused = 21,
+        Message = 32,
+        MessageRefused = 33,
+        MessageRequested = 34,
     }
 
     /// <summary>Why a client's connection ended (ThetaDisconnectCause).</summary>

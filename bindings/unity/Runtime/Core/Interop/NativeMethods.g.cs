@@ -22,6 +22,28 @@ namespace Theta.Interop
         
 
         /// <summary>
+        ///  The destination of `theta_session_send_message` that names the host; the `peer` of a
+        ///  `MESSAGE` event the host sent.
+        /// </summary>
+        internal const ushort THETA_PEER_HOST = 65534;
+        /// <summary>
+        ///  The destination that names every peer but the sender, the host included.
+        /// </summary>
+        internal const ushort THETA_PEER_ALL = 65535;
+        /// <summary>
+        ///  Largest body of a reliable message, in bytes.
+        /// </summary>
+        internal const uint THETA_MAX_MESSAGE_BYTES = 65536;
+        /// <summary>
+        ///  Largest body of an unreliable message, in bytes (its datagram fits a 1200-byte packet).
+        /// </summary>
+        internal const uint THETA_MAX_UNRELIABLE_MESSAGE_BYTES = 1024;
+        /// <summary>
+        ///  Flag of `theta_session_send_message` (and `cause` of message events): reliable and
+        ///  ordered. Without it a message is unreliable: it may be lost, never duplicated.
+        /// </summary>
+        internal const uint THETA_MESSAGE_RELIABLE = 1;
+        /// <summary>
         ///  Major version of the library (semantic versioning).
         /// </summary>
         internal const uint THETA_VERSION_MAJOR = 0;
@@ -37,7 +59,7 @@ namespace Theta.Interop
         ///  Version of the C ABI: bumped on any incompatible change of a signature or struct.
         ///  Wrappers compare it with `theta_abi_version()` and refuse to run on a mismatch.
         /// </summary>
-        internal const uint THETA_ABI_VERSION = 2;
+        internal const uint THETA_ABI_VERSION = 3;
         /// <summary>
         ///  Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
         ///  and `theta_session_join` reads it.
@@ -97,6 +119,60 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_component_stats", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_component_stats(ThetaSession session, ThetaComponentWireStats* out_stats, System.UIntPtr capacity, System.UIntPtr* out_count);
+
+        /// <summary>
+        ///  Sends an application message of `len` bytes at `body` on the application's `channel`
+        ///  to `to`: from a client, `THETA_PEER_HOST`, one peer id or `THETA_PEER_ALL` (every other
+        ///  peer); from the host, one client or `THETA_PEER_ALL`. `flags` is
+        ///  `THETA_MESSAGE_RELIABLE` (sent now, arrives once and in order) or 0 (unreliable: sent
+        ///  at the next tick, arrives at most once). The bytes are copied.
+        ///
+        ///  `THETA_STATUS_MESSAGE_TOO_LARGE` over `THETA_MAX_MESSAGE_BYTES` (reliable) or
+        ///  `THETA_MAX_UNRELIABLE_MESSAGE_BYTES`; `THETA_STATUS_NOT_CONNECTED` on a client not
+        ///  admitted; `THETA_STATUS_NOT_FOUND` from the host to a peer not connected;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` to itself or with unknown flags. A client's message to
+        ///  a peer that is not there is refused later by the host: a `MESSAGE_REFUSED` event.
+        ///
+        ///  # Safety
+        ///  `body` must point to `len` readable bytes (may be NULL when `len` is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_send_message", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_send_message(ThetaSession session, ushort to, uint channel, uint flags, byte* body, System.UIntPtr len);
+
+        /// <summary>
+        ///  Host: answers a `MESSAGE_REQUESTED` event with its `request` id. `accept` non-zero
+        ///  relays the message; 0 refuses it, and its sender gets a `MESSAGE_REFUSED` event with
+        ///  the reason (`reason_len` bytes of UTF-8 at `reason`; empty for a generic one).
+        ///  `THETA_STATUS_NOT_FOUND` when no message awaits that id (answered already, or timed
+        ///  out: unanswered ones are refused after the configured timeout);
+        ///  `THETA_STATUS_WRONG_ROLE` on a client.
+        ///
+        ///  # Safety
+        ///  `reason` must point to `reason_len` readable bytes (may be NULL when it is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_decide_message", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_decide_message(ThetaSession session, ulong request, byte accept, byte* reason, System.UIntPtr reason_len);
+
+        /// <summary>
+        ///  Host: turns message filtering on (`enabled` non-zero) or off. On, every client's
+        ///  message to another client or to all is held and surfaced as a `MESSAGE_REQUESTED`
+        ///  event until `theta_session_decide_message` answers it, or `timeout_ms` passes (0: the
+        ///  default, 1 000 ms) and it is refused as unanswered. Messages to the host are never
+        ///  held. `THETA_STATUS_WRONG_ROLE` on a client.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_message_filter", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_message_filter(ThetaSession session, byte enabled, uint timeout_ms);
+
+        /// <summary>
+        ///  Host: the rates each client's messages are held to, applied from each client's next
+        ///  connection (0 keeps a field's default): messages per second and at once (default 120
+        ///  and 240), body bytes per second and at once (default 256 KiB and 512 KiB). A message
+        ///  over them is refused as throttled (`MESSAGE_REFUSED`); a client sending more than
+        ///  `flood_factor` times them (default 4) is disconnected. `THETA_STATUS_WRONG_ROLE` on a
+        ///  client.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_message_limits", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_message_limits(ThetaSession session, uint messages_per_second, uint burst_messages, uint bytes_per_second, uint burst_bytes, uint flood_factor);
 
         /// <summary>
         ///  The library version as a static NUL-terminated string, e.g. `"0.1.0"`.
@@ -1558,14 +1634,20 @@ namespace Theta.Interop
         public byte kind;
         /// <summary>
         ///  For `DISCONNECTED`, why, as a `ThetaDisconnectCause` an engine can act on (the
-        ///  text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; 0
+        ///  text in `data` says more); for `OWNERSHIP_DENIED` a `ThetaOwnershipRefusal`; for
+        ///  `MESSAGE` and `MESSAGE_REQUESTED`, the message's flags (`THETA_MESSAGE_RELIABLE`); 0
         ///  otherwise.
         /// </summary>
         public byte cause;
         /// <summary>
-        ///  For `OWNERSHIP_REQUESTED`, the id to answer with; 0 otherwise.
+        ///  For host-side requests (`OWNERSHIP_REQUESTED`, `MESSAGE_REQUESTED`), the id to
+        ///  answer with; 0 otherwise.
         /// </summary>
         public ulong request;
+        /// <summary>
+        ///  For message events, the application's channel id; 0 otherwise.
+        /// </summary>
+        public uint channel;
     }
 
     /// <summary>
@@ -2179,7 +2261,8 @@ namespace Theta.Interop
         /// </summary>
         OutOfIds = 11,
         /// <summary>
-        ///  The entity or component asked for is not there.
+        ///  The entity or component asked for is not there; or the peer a message is for, or
+        ///  the message request decided on.
         /// </summary>
         NotFound = 12,
         /// <summary>
@@ -2233,7 +2316,8 @@ namespace Theta.Interop
         /// <summary>
         ///  A message over its channel's bound (`ThetaTransportConfig::max_unreliable_bytes`,
         ///  or the protocol's for reliable messages). A reliable one also ended its connection:
-        ///  a close is queued.
+        ///  a close is queued. Or an application message over `THETA_MAX_MESSAGE_BYTES`
+        ///  (reliable) or `THETA_MAX_UNRELIABLE_MESSAGE_BYTES`: nothing was sent.
         /// </summary>
         MessageTooLarge = 23,
         /// <summary>
@@ -2442,6 +2526,24 @@ namespace Theta.Interop
         ///  `theta_session_decide_ownership(session, request, ...)` within the hook's time.
         /// </summary>
         OwnershipRequested = 24,
+        /// <summary>
+        ///  An application message arrived: `peer` is its sender (a client's id, or
+        ///  `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+        ///  `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+        /// </summary>
+        Message = 32,
+        /// <summary>
+        ///  A message this peer sent was not delivered (client): `peer` is the destination it
+        ///  was sent to, `channel` its channel, `data` the reason.
+        /// </summary>
+        MessageRefused = 33,
+        /// <summary>
+        ///  Host, with message filtering on: a client's message to another client (or to all)
+        ///  awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+        ///  `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+        ///  `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+        /// </summary>
+        MessageRequested = 34,
     }
 
     /// <summary>
