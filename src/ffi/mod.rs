@@ -9,6 +9,7 @@ mod boundary;
 mod compression;
 mod handles;
 mod log;
+mod ownership;
 mod replica;
 mod session;
 mod session_config;
@@ -25,6 +26,7 @@ use std::ffi::{c_char, c_void};
 
 pub use compression::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
+pub use ownership::*;
 pub use replica::*;
 pub use session::*;
 pub use session_config::*;
