@@ -86,10 +86,10 @@ namespace Theta
 
         public SessionEventKind Kind => (SessionEventKind)e->kind;
 
-        /// <summary>The entity (replica events, WriteRejected).</summary>
+        /// <summary>The entity (replica, ownership and WriteRejected events).</summary>
         public Entity Entity => new Entity(e->entity);
 
-        /// <summary>The component id (inserts, updates, removes, WriteRejected).</summary>
+        /// <summary>The component id (inserts, updates, removes, WriteRejected; 0 for a whole entity's ownership).</summary>
         public uint Component => e->component;
 
         /// <summary>The peer: see <see cref="SessionEventKind"/>.</summary>
@@ -100,6 +100,12 @@ namespace Theta
 
         /// <summary>Why a Disconnected event happened.</summary>
         public DisconnectCause Cause => (DisconnectCause)e->cause;
+
+        /// <summary>Why an OwnershipDenied event happened.</summary>
+        public OwnershipRefusal Refusal => (OwnershipRefusal)e->cause;
+
+        /// <summary>The id to answer an OwnershipRequested event with (<see cref="Session.DecideOwnership"/>).</summary>
+        public ulong Request => e->request;
 
         /// <summary>The value (inserts, updates) or the reason's UTF-8 text.</summary>
         public ReadOnlySpan<byte> Data => new ReadOnlySpan<byte>(e->data, (int)e->data_len);
