@@ -155,11 +155,7 @@ fn a_lease_lapses_while_its_holder_is_silent_and_another_peer_takes_it() {
             .request_ownership(ball, WHOLE_ENTITY)
             .unwrap();
         steps(&mut sim, 60);
-        assert_eq!(
-            sim.host.owner_of(ball, WHOLE_ENTITY),
-            Some(1),
-            "seed {seed}"
-        );
+        assert_eq!(sim.host.owner_of(ball, WHOLE_ENTITY), Some(1), "seed {seed}");
         // Holding it, quietly: the client's own heartbeat keeps the lease (3 leases long).
         steps(&mut sim, 150);
         assert_eq!(
@@ -176,11 +172,7 @@ fn a_lease_lapses_while_its_holder_is_silent_and_another_peer_takes_it() {
             .request_ownership(ball, WHOLE_ENTITY)
             .unwrap();
         steps(&mut sim, 60);
-        assert_eq!(
-            sim.host.owner_of(ball, WHOLE_ENTITY),
-            Some(2),
-            "seed {seed}"
-        );
+        assert_eq!(sim.host.owner_of(ball, WHOLE_ENTITY), Some(2), "seed {seed}");
         sim.clients[1].core.set(ball, pos, &value(2, 1)).unwrap();
         // The first holder comes back, still believing it holds it, and writes: refused.
         let _ = sim.clients[0].core.set(ball, pos, &value(1, 99));
@@ -301,20 +293,12 @@ fn an_owner_that_leaves_for_good_releases_or_despawns_what_it_held() {
             .set_ownership_policy(avatar, WHOLE_ENTITY, Policy::WhenFree, DESPAWN_WITH_OWNER)
             .unwrap();
         steps(&mut sim, 60);
-        assert_eq!(
-            sim.host.owner_of(kept, WHOLE_ENTITY),
-            Some(1),
-            "seed {seed}"
-        );
+        assert_eq!(sim.host.owner_of(kept, WHOLE_ENTITY), Some(1), "seed {seed}");
         assert!(sim.host.world().is_alive(avatar), "seed {seed}");
         sim.drop_connection(0, Duration::from_millis(300));
         steps(&mut sim, 60);
         // Within the grace period nothing moves (it may resume).
-        assert_eq!(
-            sim.host.owner_of(kept, WHOLE_ENTITY),
-            Some(1),
-            "seed {seed}"
-        );
+        assert_eq!(sim.host.owner_of(kept, WHOLE_ENTITY), Some(1), "seed {seed}");
         steps(&mut sim, 150);
         assert_eq!(sim.host.owner_of(kept, WHOLE_ENTITY), None, "seed {seed}");
         assert!(!sim.host.world().is_alive(avatar), "seed {seed}: despawned");
@@ -334,9 +318,7 @@ fn a_late_joiner_knows_the_current_owners() {
         let (world, _, entities) = scene(4);
         let mut sim = sim_with_clients(world, Config::default(), rough(0.3), seed, 1);
         sim.host.set_owner(entities[0], WHOLE_ENTITY, None).unwrap();
-        sim.host
-            .set_owner(entities[1], WHOLE_ENTITY, Some(1))
-            .unwrap();
+        sim.host.set_owner(entities[1], WHOLE_ENTITY, Some(1)).unwrap();
         sim.host
             .set_ownership_policy(entities[2], WHOLE_ENTITY, Policy::HostOnly, 0)
             .unwrap();
@@ -357,13 +339,8 @@ fn a_late_joiner_knows_the_current_owners() {
             .unwrap();
         steps(&mut sim, 80);
         assert!(
-            sim.clients[late].events.iter().any(|e| matches!(
-                e,
-                SessionEvent::OwnershipDenied {
-                    refusal: OwnershipRefusal::HostOnly,
-                    ..
-                }
-            )),
+            sim.clients[late].events.iter().any(|e| matches!(e,
+            SessionEvent::OwnershipDenied { refusal: OwnershipRefusal::HostOnly, .. })),
             "seed {seed}"
         );
     }
@@ -405,10 +382,7 @@ fn the_hook_lets_the_host_engine_accept_refuse_or_time_out_requests() {
     }
     steps(&mut sim, 20);
     for &e in &entities {
-        sim.clients[0]
-            .core
-            .request_ownership(e, WHOLE_ENTITY)
-            .unwrap();
+        sim.clients[0].core.request_ownership(e, WHOLE_ENTITY).unwrap();
     }
     steps(&mut sim, 40);
     let asked: Vec<(u64, EntityId)> = sim
@@ -443,14 +417,8 @@ fn the_hook_lets_the_host_engine_accept_refuse_or_time_out_requests() {
             _ => None,
         })
         .collect();
-    assert!(
-        reasons.iter().any(|r| r == "not in this level"),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("did not answer")),
-        "{reasons:?}"
-    );
+    assert!(reasons.iter().any(|r| r == "not in this level"), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("did not answer")), "{reasons:?}");
     // An answer to an unknown (or answered) request is an error, harmlessly.
     assert!(sim.host.decide_ownership(asked[0].0, true, "").is_err());
 }
@@ -464,18 +432,20 @@ fn hostile_ownership_requests_are_refused_counted_and_change_nothing() {
     steps(&mut sim, 30);
     let mut encoder = Encoder::new();
     let forged = |encoder: &mut Encoder, entity: u64, action| {
-        control_message(&encoder.ownership_request(entity, 0, action, fb::OwnershipPolicy(0), 0))
+        control_message(&encoder.ownership_request(
+            entity,
+            0,
+            action,
+            fb::OwnershipPolicy(0),
+            0,
+        ))
     };
     // A release and a policy change of what another holds; a request for no entity; an
     // unknown action.
     let bad = [
         forged(&mut encoder, held.0, fb::OwnershipAction::Release),
         forged(&mut encoder, held.0, fb::OwnershipAction::SetPolicy),
-        forged(
-            &mut encoder,
-            0xFFFF_0000_0000_0001,
-            fb::OwnershipAction::Request,
-        ),
+        forged(&mut encoder, 0xFFFF_0000_0000_0001, fb::OwnershipAction::Request),
         forged(&mut encoder, held.0, fb::OwnershipAction(77)),
     ];
     for message in bad {
