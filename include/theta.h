@@ -83,12 +83,24 @@
 // Largest body of a reliable message, in bytes.
 #define THETA_MAX_MESSAGE_BYTES 65536
 
+// Most bytes of the reason `theta_session_decide_ownership` sends with a refusal.
+#define THETA_MAX_OWNERSHIP_REASON_BYTES 1024
+
 // Largest body of an unreliable message, in bytes (its datagram fits a 1200-byte packet).
 #define THETA_MAX_UNRELIABLE_MESSAGE_BYTES 1024
 
 // Flag of `theta_session_send_message` (and `cause` of message events): reliable and
 // ordered. Without it a message is unreliable: it may be lost, never duplicated.
 #define THETA_MESSAGE_RELIABLE 1
+
+// Ownership flag of `theta_session_set_ownership_policy`: when the owner leaves for good
+// (its resume grace period over), the entity is despawned rather than released.
+#define THETA_OWNERSHIP_DESPAWN_WITH_OWNER 1
+
+// The owner of a record nobody holds: what `theta_session_owner` writes for it, what
+// `theta_session_set_owner` takes to release it, and the `peer` of an
+// `OWNERSHIP_CHANGED` event when nobody owns it now.
+#define THETA_OWNER_NOBODY 65535
 
 // The destination that names every peer but the sender, the host included.
 #define THETA_PEER_ALL 65535
@@ -524,6 +536,72 @@ typedef uint32_t ThetaCloseCode;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// Who may take an entity (or one component of it) from whom: the `policy` of
+// `theta_session_set_ownership_policy` (a `uint8_t`). An entity starts owned by its
+// creator under `WHEN_FREE`.
+enum ThetaOwnershipPolicy
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // A request is granted when nobody owns it (never owned, released, or its holder's
+    // lease lapsed). The grant is leased: it lapses when its holder goes silent.
+    THETA_OWNERSHIP_POLICY_WHEN_FREE = 0,
+    // A request is always granted: the requester takes it from its holder (leased).
+    THETA_OWNERSHIP_POLICY_TAKEOVER = 1,
+    // Granted only when nobody owns it; the grant holds until released (no lease).
+    THETA_OWNERSHIP_POLICY_OWNER_RELEASES = 2,
+    // Requests are refused: only the host assigns owners (`theta_session_set_owner`).
+    THETA_OWNERSHIP_POLICY_HOST_ONLY = 3,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaOwnershipPolicy ThetaOwnershipPolicy;
+#else
+typedef uint8_t ThetaOwnershipPolicy;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
+// Why the host refused an ownership request: `ThetaSessionEvent.cause` of an
+// `OWNERSHIP_DENIED` event.
+enum ThetaOwnershipRefusal
+#if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+  : uint8_t
+#endif // defined(__cplusplus) || __STDC_VERSION__ >= 202311L
+ {
+    // No such live entity (or component type).
+    THETA_OWNERSHIP_REFUSAL_UNKNOWN_ENTITY = 0,
+    // Another peer holds it and its policy does not let it be taken.
+    THETA_OWNERSHIP_REFUSAL_HELD = 1,
+    // Its policy lets only the host assign it.
+    THETA_OWNERSHIP_REFUSAL_HOST_ONLY = 2,
+    // The host's engine refused it, or did not answer in time.
+    THETA_OWNERSHIP_REFUSAL_REFUSED = 3,
+    // A release or policy change by a peer that does not hold it.
+    THETA_OWNERSHIP_REFUSAL_NOT_OWNER = 4,
+    // Too many of this client's requests wait for the host's engine.
+    THETA_OWNERSHIP_REFUSAL_THROTTLED = 5,
+    // An application message arrived: `peer` is its sender (a client's id, or
+    // `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+    // `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+    THETA_OWNERSHIP_REFUSAL_MESSAGE = 32,
+    // A message this peer sent was not delivered (client): `peer` is the destination it
+    // was sent to, `channel` its channel, `data` the reason.
+    THETA_OWNERSHIP_REFUSAL_MESSAGE_REFUSED = 33,
+    // Host, with message filtering on: a client's message to another client (or to all)
+    // awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+    // `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+    // `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+    THETA_OWNERSHIP_REFUSAL_MESSAGE_REQUESTED = 34,
+};
+#ifndef __cplusplus
+#if __STDC_VERSION__ >= 202311L
+typedef enum ThetaOwnershipRefusal ThetaOwnershipRefusal;
+#else
+typedef uint8_t ThetaOwnershipRefusal;
+#endif // __STDC_VERSION__ >= 202311L
+#endif // __cplusplus
+
 // An encoded delta frame handle. `id` 0 is null.
 typedef struct {
     // Opaque, validated by the library.
@@ -748,6 +826,16 @@ typedef struct {
     uint32_t admission_timeout_ms;
     // Reserved; must be 0.
     uint32_t reserved;
+    // Host: how long a leased ownership grant outlives its holder's silence (default
+    // 5 000 ms). A ticking client keeps its grants by itself (it tells the host it is
+    // there well within the lease); one whose connection goes quiet (app paused, network
+    // lost) loses them once this passes.
+    uint32_t ownership_lease_ms;
+    // Host: 0 (the default) lets the policies decide ownership requests alone; otherwise
+    // every request a policy would grant is put to the engine as an `OWNERSHIP_REQUESTED`
+    // event, answered with `theta_session_decide_ownership`, and refused when not
+    // answered within this many milliseconds.
+    uint32_t ownership_hook_ms;
 } ThetaSessionConfig;
 
 // A world handle. `id` 0 is the null handle.
@@ -1224,6 +1312,26 @@ ThetaStatus theta_session_decide_message(ThetaSession session,
                                          const uint8_t *reason,
                                          size_t reason_len);
 
+// Host: answers an `OWNERSHIP_REQUESTED` event (its `request` id), which a host whose
+// config sets `ownership_hook_ms` gets for every request its policy would grant. `accept`
+// 1 grants it if the policy still allows it now (`OWNERSHIP_CHANGED` follows, or
+// `OWNERSHIP_DENIED` when someone took it meanwhile); 0 refuses it: the requester gets
+// `OWNERSHIP_DENIED` with cause `THETA_OWNERSHIP_REFUSAL_REFUSED` and `reason` (UTF-8, at
+// most `THETA_MAX_OWNERSHIP_REASON_BYTES`; empty for a generic one; ignored on accept).
+// A request not answered within `ownership_hook_ms` is refused. `THETA_STATUS_NOT_FOUND`
+// when no request of that id waits (answered, timed out, or its requester left);
+// `THETA_STATUS_WRONG_ROLE` on a client; `THETA_STATUS_INVALID_ARGUMENT` for an `accept`
+// other than 0 or 1, or a reason not UTF-8 or too long.
+//
+// # Safety
+// `reason` must point to `reason_len` readable bytes (may be NULL when `reason_len` is
+// 0).
+ThetaStatus theta_session_decide_ownership(ThetaSession session,
+                                           uint64_t request,
+                                           uint8_t accept,
+                                           const uint8_t *reason,
+                                           size_t reason_len);
+
 // Destroys an entity this peer owns (`THETA_STATUS_NOT_OWNER` for another peer's,
 // `THETA_STATUS_DEAD_ENTITY` if not alive).
 ThetaStatus theta_session_despawn(ThetaSession session, uint64_t entity);
@@ -1481,6 +1589,19 @@ ThetaStatus theta_session_mint_token(ThetaSession session,
 // `out_time` must point to a writable `int64_t`.
 ThetaStatus theta_session_now(ThetaSession session, int64_t *out_time);
 
+// Writes who owns `(entity, component)` (component 0: the whole entity) as far as this
+// peer knows to `out_owner`: a peer id, or `THETA_OWNER_NOBODY`. Without a record of its
+// own a component belongs to its entity's owner, and an entity to its creator.
+// `THETA_STATUS_NOT_CONNECTED`, `THETA_STATUS_DEAD_ENTITY` and
+// `THETA_STATUS_UNKNOWN_COMPONENT` as for `theta_session_request_ownership`.
+//
+// # Safety
+// `out_owner` must point to a writable `uint16_t`.
+ThetaStatus theta_session_owner(ThetaSession session,
+                                uint64_t entity,
+                                uint32_t component,
+                                uint16_t *out_owner);
+
 // Writes this session's peer id: the host's, or the one the host gave this client;
 // `THETA_STATUS_NOT_FOUND` on a client that has not joined (yet).
 //
@@ -1569,6 +1690,16 @@ ThetaStatus theta_session_push_pose_velocity(ThetaSession session,
 // still resolving its host's name.
 ThetaStatus theta_session_reconnect(ThetaSession session);
 
+// Gives up `(entity, component)` (component 0: the whole entity), which this peer holds:
+// on a client its current state of it goes to the host first (its last writes are kept),
+// then nobody owns it; on the host nobody owns it from now. Every peer sees
+// `OWNERSHIP_CHANGED` with peer `THETA_OWNER_NOBODY`. `THETA_STATUS_NOT_OWNER` when this
+// peer does not hold it; `THETA_STATUS_NOT_CONNECTED`, `THETA_STATUS_DEAD_ENTITY` and
+// `THETA_STATUS_UNKNOWN_COMPONENT` as for `theta_session_request_ownership`.
+ThetaStatus theta_session_release_ownership(ThetaSession session,
+                                            uint64_t entity,
+                                            uint32_t component);
+
 // Removes a component from an entity this peer owns (`THETA_STATUS_NOT_OWNER` for
 // another peer's); `out_removed` (may be NULL) receives 1 if the entity held it, else 0.
 //
@@ -1578,6 +1709,20 @@ ThetaStatus theta_session_remove(ThetaSession session,
                                  uint64_t entity,
                                  uint32_t component,
                                  uint8_t *out_removed);
+
+// Client: asks the host for `(entity, component)` (component 0: the whole entity), or
+// renews the lease of one it holds (a ticking client renews its leases by itself; one
+// silent past the host's `ownership_lease_ms` loses them). The answer comes as an event:
+// `OWNERSHIP_CHANGED` naming this client (on every peer), after which its writes go out
+// with no round trip (before it, they are `THETA_STATUS_NOT_OWNER`); or
+// `OWNERSHIP_DENIED` with a `ThetaOwnershipRefusal` cause and a reason. Nothing comes
+// when it already holds it. `THETA_STATUS_WRONG_ROLE` on a host;
+// `THETA_STATUS_NOT_CONNECTED` on a client not joined (or disconnected);
+// `THETA_STATUS_DEAD_ENTITY` for an entity not alive here; `THETA_STATUS_UNKNOWN_COMPONENT`
+// for an unregistered component.
+ThetaStatus theta_session_request_ownership(ThetaSession session,
+                                            uint64_t entity,
+                                            uint32_t component);
 
 // Writes the newest controller state of another peer's device; `THETA_STATUS_NOT_FOUND`
 // until one arrived.
@@ -1677,6 +1822,31 @@ ThetaStatus theta_session_set_message_limits(ThetaSession session,
                                              uint32_t bytes_per_second,
                                              uint32_t burst_bytes,
                                              uint32_t flood_factor);
+
+// Host: makes `owner` (the host's own peer id, a connected client's, or
+// `THETA_OWNER_NOBODY`) the owner of `(entity, component)` (component 0: the whole
+// entity), whatever its policy; the host's assignment is not leased. Every peer sees
+// `OWNERSHIP_CHANGED` (the host at once, the clients after the next tick).
+// `THETA_STATUS_WRONG_ROLE` on a client; `THETA_STATUS_INVALID_ARGUMENT` when `owner` is
+// no connected peer; `THETA_STATUS_DEAD_ENTITY`, `THETA_STATUS_UNKNOWN_COMPONENT` as for
+// `theta_session_request_ownership`.
+ThetaStatus theta_session_set_owner(ThetaSession session,
+                                    uint64_t entity,
+                                    uint32_t component,
+                                    uint16_t owner);
+
+// Sets who may take `(entity, component)` (component 0: the whole entity), a
+// `ThetaOwnershipPolicy`, and its `flags` (`THETA_OWNERSHIP_DESPAWN_WITH_OWNER` or 0),
+// keeping its owner: the host for anything, a client for what it holds (the host applies
+// it; a refusal comes as `OWNERSHIP_DENIED`). A record for one component overrides the
+// entity's for that component. An unknown policy or flag is
+// `THETA_STATUS_INVALID_ARGUMENT`; a client that does not hold it gets
+// `THETA_STATUS_NOT_OWNER`; otherwise as `theta_session_request_ownership`.
+ThetaStatus theta_session_set_ownership_policy(ThetaSession session,
+                                               uint64_t entity,
+                                               uint32_t component,
+                                               uint8_t policy,
+                                               uint8_t flags);
 
 // Tells the session that the engine's `XrTime` is `xr_now` at this moment (e.g. from
 // `xrConvertTimespecTimeToTimeKHR` of the monotonic clock now), so pose times, display

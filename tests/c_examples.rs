@@ -147,7 +147,7 @@ fn c_custom_transport_example_converges_over_its_lossy_transport() {
 }
 
 #[test]
-fn cpp_custom_transport_example_converges_resumes_and_leaves() {
+fn cpp_custom_transport_example_converges_resumes_passes_ownership_and_leaves() {
     let binary = build(
         "c++",
         &["-std=c++17", "-fno-exceptions", "-fno-rtti"],
@@ -158,6 +158,10 @@ fn cpp_custom_transport_example_converges_resumes_and_leaves() {
     assert!(stdout.contains("converged: state hash"), "{stdout}");
     assert!(stdout.contains("message from peer 1: hello"), "{stdout}");
     assert!(stdout.contains("resumed over connection 2"), "{stdout}");
+    assert!(
+        stdout.contains("ownership: the client took the entity, moved it and let it go"),
+        "{stdout}"
+    );
     assert!(stdout.contains("host left"), "{stdout}");
 }
 

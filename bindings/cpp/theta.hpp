@@ -817,6 +817,41 @@ class Session {
                                                                   bytes_per_second, burst_bytes, flood_factor));
     }
 
+    // Ownership (component 0: the whole entity). Answers come as OWNERSHIP_CHANGED,
+    // OWNERSHIP_DENIED and, on a host with ThetaSessionConfig::ownership_hook_ms,
+    // OWNERSHIP_REQUESTED events from poll().
+
+    /// Client: asks the host for (entity, component), or renews a lease held.
+    Status request_ownership(uint64_t entity, uint32_t component = 0) {
+        return detail::status_of(theta_session_request_ownership(get(), entity, component));
+    }
+    /// Gives up what this peer holds; a client's last writes go first, then nobody owns it.
+    Status release_ownership(uint64_t entity, uint32_t component = 0) {
+        return detail::status_of(theta_session_release_ownership(get(), entity, component));
+    }
+    /// Sets who may take (entity, component) and its flags (THETA_OWNERSHIP_DESPAWN_WITH_OWNER
+    /// or 0): the host for anything, a client for what it holds.
+    Status set_ownership_policy(uint64_t entity, uint32_t component, ThetaOwnershipPolicy policy,
+                                uint8_t flags = 0) {
+        return detail::status_of(
+            theta_session_set_ownership_policy(get(), entity, component, static_cast<uint8_t>(policy), flags));
+    }
+    /// Host: makes `owner` (a peer id, or THETA_OWNER_NOBODY) the owner, whatever the policy.
+    Status set_owner(uint64_t entity, uint32_t component, uint16_t owner) {
+        return detail::status_of(theta_session_set_owner(get(), entity, component, owner));
+    }
+    /// Host: answers an OWNERSHIP_REQUESTED event (its `request`); a refusal tells the
+    /// requester `reason` (at most THETA_MAX_OWNERSHIP_REASON_BYTES).
+    Status decide_ownership(uint64_t request, bool accept, std::string_view reason = {}) {
+        return detail::status_of(theta_session_decide_ownership(get(), request, accept ? 1 : 0,
+                                                                detail::bytes_of(reason), reason.size()));
+    }
+    /// Who owns (entity, component) as this peer knows: a peer id, or THETA_OWNER_NOBODY.
+    Result<uint16_t> owner(uint64_t entity, uint32_t component = 0) const {
+        return detail::fetch<uint16_t>(
+            [&](uint16_t *out) { return theta_session_owner(get(), entity, component, out); });
+    }
+
     ThetaSession get() const { return owned_.get(); }
 
     /// Leaves or shuts down without blocking: the session is empty afterwards, and its

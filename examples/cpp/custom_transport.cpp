@@ -2,8 +2,9 @@
 // run over an in-memory transport (a queue each way, every message delivered in order,
 // as a loopback connection of Steam Networking Sockets would). The host writes values,
 // the client writes an entity of its own; they converge; then the client reconnects
-// over a new connection and resumes, and the host leaves. Prints "converged", the
-// client's message to the host, and "resumed"; exits 1 on any failure.
+// over a new connection and resumes, grabs the host's entity (which the host set free),
+// moves it and lets it go, and the host leaves. Prints "converged", the client's message
+// to the host, "resumed" and "ownership"; exits 1 on any failure.
 //
 // Build: c++ -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -Iinclude
 //           -Ibindings/cpp examples/cpp/custom_transport.cpp libtheta_net.a -lpthread -ldl -lm
@@ -96,6 +97,20 @@ bool polled(theta::Session &session, uint8_t kind) {
     return seen;
 }
 
+/// Whether `session` reported, since the last call, that `entity` is `owner`'s now.
+bool polled_owner(theta::Session &session, uint64_t entity, uint16_t owner) {
+    ThetaSessionEvent events[32];
+    bool seen = false;
+    for (size_t n = 32; n == 32;) {
+        n = must(session.poll(events, 32), "poll");
+        for (size_t i = 0; i < n; i++) {
+            seen |= events[i].kind == THETA_SESSION_EVENT_KIND_OWNERSHIP_CHANGED && events[i].entity == entity &&
+                    events[i].peer == owner;
+        }
+    }
+    return seen;
+}
+
 }  // namespace
 
 int main() {
@@ -138,6 +153,9 @@ int main() {
     if (host.reconnect().status() != THETA_STATUS_WRONG_ROLE ||
         client.reconnect().status() != THETA_STATUS_CANNOT_RESUME) {
         std::fprintf(stderr, "reconnect: a host or a connected client resumed\n");
+        return 1;
+    }
+
     // An application message: the client tells the host, reliable-ordered.
     const char hello[] = "hello";
     must(client.send_message(THETA_PEER_HOST, 7, hello, sizeof hello - 1), "send_message");
@@ -179,6 +197,39 @@ int main() {
         return 1;
     }
     std::printf("resumed over connection %llu\n", static_cast<unsigned long long>(net.client_conn));
+
+    // Ownership: the host sets its entity free; the client grabs it, moves it, lets go.
+    must(host.set_owner(entity, 0, THETA_OWNER_NOBODY), "set_owner");
+    must(client.request_ownership(entity), "request_ownership");
+    bool granted = false;
+    for (int round = 0; round < 500 && !granted; round++) {
+        net.round(host, client);
+        granted = polled_owner(client, entity, 1);
+    }
+    if (!granted || must(host.owner(entity), "owner") != 1) {
+        std::fprintf(stderr, "the client was not granted the host's entity\n");
+        return 1;
+    }
+    if (host.set(entity, position, moved).status() != THETA_STATUS_NOT_OWNER) {
+        std::fprintf(stderr, "the host wrote an entity the client owns\n");
+        return 1;
+    }
+    const float grabbed[3] = {1, 2, 3};
+    must(client.set(entity, position, grabbed), "client set");
+    must(client.release_ownership(entity), "release_ownership");
+    bool released = false;
+    for (int round = 0; round < 500 && !released; round++) {
+        net.round(host, client);
+        released = polled_owner(host, entity, THETA_OWNER_NOBODY) ||
+                   must(host.owner(entity), "owner") == THETA_OWNER_NOBODY;
+    }
+    float kept[3] = {0, 0, 0};
+    if (!released || must(host.get(entity, position, kept, sizeof kept), "get") != sizeof kept || kept[0] != 1 ||
+        kept[2] != 3) {
+        std::fprintf(stderr, "the release did not leave the client's last write\n");
+        return 1;
+    }
+    std::printf("ownership: the client took the entity, moved it and let it go\n");
 
     // The host leaves: its goodbye and close go out; it ticks no more.
     must(host.leave(), "leave");

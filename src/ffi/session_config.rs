@@ -69,6 +69,16 @@ pub struct ThetaSessionConfig {
     pub admission_timeout_ms: u32,
     /// Reserved; must be 0.
     pub reserved: u32,
+    /// Host: how long a leased ownership grant outlives its holder's silence (default
+    /// 5 000 ms). A ticking client keeps its grants by itself (it tells the host it is
+    /// there well within the lease); one whose connection goes quiet (app paused, network
+    /// lost) loses them once this passes.
+    pub ownership_lease_ms: u32,
+    /// Host: 0 (the default) lets the policies decide ownership requests alone; otherwise
+    /// every request a policy would grant is put to the engine as an `OWNERSHIP_REQUESTED`
+    /// event, answered with `theta_session_decide_ownership`, and refused when not
+    /// answered within this many milliseconds.
+    pub ownership_hook_ms: u32,
 }
 
 /// `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
@@ -95,6 +105,9 @@ pub enum ThetaCongestion {
 
 /// Bytes of the first `ThetaSessionConfig` layout: the least `struct_size` accepted.
 const SESSION_CONFIG_V1: usize = 64;
+/// Bytes of the layout with the ownership settings (`ownership_lease_ms`,
+/// `ownership_hook_ms`): this library's.
+const SESSION_CONFIG_V2: usize = 72;
 /// A `struct_size` past this is taken for garbage rather than a future layout.
 const MAX_STRUCT_SIZE: u32 = 4096;
 
@@ -102,12 +115,14 @@ const MAX_STRUCT_SIZE: u32 = 4096;
 // appending a field is the only way it may change.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<ThetaSessionConfig>() == SESSION_CONFIG_V1);
+    assert!(size_of::<ThetaSessionConfig>() == SESSION_CONFIG_V2);
     assert!(align_of::<ThetaSessionConfig>() == 4);
     assert!(offset_of!(ThetaSessionConfig, snapshot_chunk_codec) == 28);
     assert!(offset_of!(ThetaSessionConfig, congestion) == 31);
     assert!(offset_of!(ThetaSessionConfig, snapshot_chunk_level) == 32);
     assert!(offset_of!(ThetaSessionConfig, reserved) == 60);
+    assert!(offset_of!(ThetaSessionConfig, ownership_lease_ms) == SESSION_CONFIG_V1);
+    assert!(offset_of!(ThetaSessionConfig, ownership_hook_ms) == 68);
 };
 
 impl Default for ThetaSessionConfig {
@@ -133,6 +148,8 @@ impl Default for ThetaSessionConfig {
             max_pending_admissions: 0,
             admission_timeout_ms: 0,
             reserved: 0,
+            ownership_lease_ms: 0,
+            ownership_hook_ms: 0,
         }
     }
 }
@@ -269,6 +286,10 @@ pub(super) unsafe fn config_in(config: *const ThetaSessionConfig) -> FfiResult<S
     set_ms(config.connect_timeout_ms, &mut settings.connect_timeout);
     set_ms(config.resume_grace_ms, &mut settings.resume_grace);
     set_ms(config.admission_timeout_ms, &mut settings.admission_timeout);
+    set_ms(config.ownership_lease_ms, &mut settings.ownership_lease);
+    if config.ownership_hook_ms != 0 {
+        settings.ownership_hook = Some(ms(config.ownership_hook_ms));
+    }
     if config.budget_bytes_per_tick != 0 {
         settings.budget_bytes_per_tick = config.budget_bytes_per_tick as usize;
     }
@@ -318,7 +339,57 @@ mod tests {
             assert_eq!(s.resume_grace, rust.resume_grace);
             assert_eq!(s.max_pending_admissions, rust.max_pending_admissions);
             assert_eq!(s.admission_timeout, rust.admission_timeout);
+            assert_eq!(s.ownership_lease, rust.ownership_lease);
+            assert_eq!(s.ownership_hook, rust.ownership_hook);
         }
+    }
+
+    #[test]
+    fn ownership_fields_reach_the_session_config() {
+        let s = settings(&ThetaSessionConfig {
+            ownership_lease_ms: 1500,
+            ownership_hook_ms: 250,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(s.ownership_lease, Duration::from_millis(1500));
+        assert_eq!(s.ownership_hook, Some(Duration::from_millis(250)));
+        let s = settings(&ThetaSessionConfig {
+            ownership_hook_ms: 0,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(s.ownership_hook, None);
+    }
+
+    #[test]
+    fn a_first_layout_struct_without_the_ownership_fields_is_accepted() {
+        // A caller compiled against the 64-byte layout: the library must read only those
+        // bytes (what lies past them is not the caller's) and keep the ownership defaults.
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Old {
+            config: [u8; SESSION_CONFIG_V1],
+            garbage: [u8; 8],
+        }
+        let mut v2 = ThetaSessionConfig {
+            struct_size: SESSION_CONFIG_V1 as u32,
+            max_chunk_bytes: 2048,
+            ..ThetaSessionConfig::default()
+        };
+        v2.ownership_lease_ms = 1;
+        v2.ownership_hook_ms = 1;
+        // SAFETY: a repr(C) struct of plain integers viewed as its bytes.
+        let bytes: [u8; SESSION_CONFIG_V2] = unsafe { std::mem::transmute(v2) };
+        let mut old = Old {
+            config: [0; SESSION_CONFIG_V1],
+            garbage: [0xFF; 8],
+        };
+        old.config.copy_from_slice(&bytes[..SESSION_CONFIG_V1]);
+        // SAFETY: `struct_size` (64) bytes are readable at the pointer.
+        let s = unsafe { config_in((&old as *const Old).cast::<ThetaSessionConfig>()) }.unwrap();
+        assert_eq!(s.max_chunk_bytes, 2048);
+        let rust = SessionConfig::default();
+        assert_eq!(s.ownership_lease, rust.ownership_lease);
+        assert_eq!(s.ownership_hook, None);
     }
 
     #[test]

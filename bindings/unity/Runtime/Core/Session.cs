@@ -13,7 +13,7 @@ namespace Theta
     /// nothing running (script reload, quitting) disposes every session, then calls
     /// <see cref="WaitClosed"/>. A session never disposed is closed by its finalizer.
     /// </summary>
-    public sealed unsafe class Session : IDisposable
+    public sealed unsafe partial class Session : IDisposable
     {
         /// <summary>Bytes of a certificate fingerprint (SHA-256).</summary>
         public const int FingerprintLength = (int)NativeMethods.THETA_FINGERPRINT_LEN;

@@ -33,6 +33,14 @@ namespace Theta
         public uint MaxPendingAdmissions;
         /// <summary>Host: time from a connection's first packet to its join request (default 3 s).</summary>
         public TimeSpan AdmissionTimeout;
+        /// <summary>Host: how long a leased ownership grant outlives its holder's silence (default 5 s).</summary>
+        public TimeSpan OwnershipLease;
+        /// <summary>
+        /// Host: zero (the default) lets the policies decide ownership requests alone; otherwise
+        /// each request a policy would grant comes as an OwnershipRequested event, to answer with
+        /// <see cref="Session.DecideOwnership"/> within this time (or it is refused).
+        /// </summary>
+        public TimeSpan OwnershipHook;
 
         internal unsafe ThetaSessionConfig ToNative()
         {
@@ -56,6 +64,8 @@ namespace Theta
                 dictionary_bytes = DictionaryBytes,
                 max_pending_admissions = MaxPendingAdmissions,
                 admission_timeout_ms = Millis(AdmissionTimeout, nameof(AdmissionTimeout)),
+                ownership_lease_ms = Millis(OwnershipLease, nameof(OwnershipLease)),
+                ownership_hook_ms = Millis(OwnershipHook, nameof(OwnershipHook)),
             };
         }
 

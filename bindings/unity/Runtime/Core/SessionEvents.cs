@@ -86,10 +86,10 @@ namespace Theta
 
         public SessionEventKind Kind => (SessionEventKind)e->kind;
 
-        /// <summary>The entity (replica events, WriteRejected).</summary>
+        /// <summary>The entity (replica, ownership and WriteRejected events).</summary>
         public Entity Entity => new Entity(e->entity);
 
-        /// <summary>The component id (inserts, updates, removes, WriteRejected).</summary>
+        /// <summary>The component id (inserts, updates, removes, WriteRejected; 0 for a whole entity's ownership).</summary>
         public uint Component => e->component;
 
         /// <summary>The peer: see <see cref="SessionEventKind"/>.</summary>
@@ -101,14 +101,17 @@ namespace Theta
         /// <summary>Why a Disconnected event happened.</summary>
         public DisconnectCause Cause => (DisconnectCause)e->cause;
 
-        /// <summary>The id a MessageRequested event is answered with.</summary>
-        public ulong Request => e->request;
-
         /// <summary>The application's channel of a message event.</summary>
         public uint Channel => e->channel;
 
         /// <summary>Whether a Message or MessageRequested event's message is reliable-ordered.</summary>
         public bool Reliable => (e->cause & NativeMethods.THETA_MESSAGE_RELIABLE) != 0;
+
+        /// <summary>Why an OwnershipDenied event happened.</summary>
+        public OwnershipRefusal Refusal => (OwnershipRefusal)e->cause;
+
+        /// <summary>The id to answer an OwnershipRequested event (<see cref="Session.DecideOwnership"/>) or a MessageRequested event with.</summary>
+        public ulong Request => e->request;
 
         /// <summary>The value (inserts, updates) or the reason's UTF-8 text.</summary>
         public ReadOnlySpan<byte> Data => new ReadOnlySpan<byte>(e->data, (int)e->data_len);

@@ -124,6 +124,46 @@ namespace Theta
         Message = 32,
         MessageRefused = 33,
         MessageRequested = 34,
+        /// <summary>Who owns an entity (or one component, <see cref="SessionEvent.Component"/> not 0) changed: <see cref="SessionEvent.Peer"/> is the new owner, <see cref="Session.Nobody"/> for nobody.</summary>
+        OwnershipChanged = 22,
+        /// <summary>Client: the host refused this client's ownership request, release or policy; see <see cref="SessionEvent.Refusal"/> and <see cref="SessionEvent.Text"/>.</summary>
+        OwnershipDenied = 23,
+        /// <summary>Host with <see cref="SessionConfig.OwnershipHook"/>: <see cref="SessionEvent.Peer"/> asks for an entity; answer with <see cref="Session.DecideOwnership"/> and <see cref="SessionEvent.Request"/>.</summary>
+        OwnershipRequested = 24,
+    }
+
+    /// <summary>Who may take an entity (or one component of it) from whom (ThetaOwnershipPolicy).</summary>
+    public enum OwnershipPolicy : byte
+    {
+        /// <summary>Granted when nobody owns it; leased (the default of every entity).</summary>
+        WhenFree = 0,
+        /// <summary>Always granted: the requester takes it from its holder; leased.</summary>
+        Takeover = 1,
+        /// <summary>Granted when nobody owns it; held until released (no lease).</summary>
+        OwnerReleases = 2,
+        /// <summary>Requests refused: only the host assigns owners.</summary>
+        HostOnly = 3,
+    }
+
+    /// <summary>Flags of an ownership record.</summary>
+    [Flags]
+    public enum OwnershipFlags : byte
+    {
+        None = 0,
+        /// <summary>When the owner leaves for good, the entity is despawned rather than released.</summary>
+        DespawnWithOwner = 1,
+    }
+
+    /// <summary>Why the host refused an ownership request (ThetaOwnershipRefusal).</summary>
+    public enum OwnershipRefusal : byte
+    {
+        UnknownEntity = 0,
+        Held = 1,
+        HostOnly = 2,
+        /// <summary>The host's engine refused it (see the event's text), or did not answer in time.</summary>
+        Refused = 3,
+        NotOwner = 4,
+        Throttled = 5,
     }
 
     /// <summary>Why a client's connection ended (ThetaDisconnectCause).</summary>

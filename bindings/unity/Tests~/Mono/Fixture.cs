@@ -51,10 +51,10 @@ namespace Theta.Tests
         /// <summary>Kinds of the events polled so far, per session (host first).</summary>
         public readonly List<List<SessionEventKind>> Seen = new List<List<SessionEventKind>>();
 
-        public Loopback(int clients, string clientAddress = "127.0.0.1")
+        public Loopback(int clients, string clientAddress = "127.0.0.1", SessionConfig hostConfig = null)
         {
             World world = Types.NewWorld(out Types);
-            Host = Session.Host("127.0.0.1:0", world);
+            Host = Session.Host("127.0.0.1:0", world, hostConfig);
             Seen.Add(new List<SessionEventKind>());
             byte[] fingerprint = Host.Fingerprint();
             using (World registry = Types.NewWorld(out _))

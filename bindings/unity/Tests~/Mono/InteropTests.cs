@@ -27,6 +27,8 @@ namespace Theta.Tests
                 Tuple.Create(typeof(Congestion), "ThetaCongestion"),
                 Tuple.Create(typeof(LogLevel), "ThetaLogLevel"),
                 Tuple.Create(typeof(Change), "ThetaChange"),
+                Tuple.Create(typeof(OwnershipPolicy), "ThetaOwnershipPolicy"),
+                Tuple.Create(typeof(OwnershipRefusal), "ThetaOwnershipRefusal"),
             };
             foreach (var pair in pairs)
             {

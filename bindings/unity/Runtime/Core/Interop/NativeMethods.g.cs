@@ -61,6 +61,21 @@ namespace Theta.Interop
         /// </summary>
         internal const uint THETA_ABI_VERSION = 3;
         /// <summary>
+        ///  The owner of a record nobody holds: what `theta_session_owner` writes for it, what
+        ///  `theta_session_set_owner` takes to release it, and the `peer` of an
+        ///  `OWNERSHIP_CHANGED` event when nobody owns it now.
+        /// </summary>
+        internal const ushort THETA_OWNER_NOBODY = 65535;
+        /// <summary>
+        ///  Ownership flag of `theta_session_set_ownership_policy`: when the owner leaves for good
+        ///  (its resume grace period over), the entity is despawned rather than released.
+        /// </summary>
+        internal const byte THETA_OWNERSHIP_DESPAWN_WITH_OWNER = 1;
+        /// <summary>
+        ///  Most bytes of the reason `theta_session_decide_ownership` sends with a refusal.
+        /// </summary>
+        internal const ulong THETA_MAX_OWNERSHIP_REASON_BYTES = 1024;
+        /// <summary>
         ///  Bytes of a certificate fingerprint (SHA-256), as `theta_session_fingerprint` writes it
         ///  and `theta_session_join` reads it.
         /// </summary>
@@ -222,6 +237,88 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_set_log_level", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_set_log_level(byte level);
+
+        /// <summary>
+        ///  Client: asks the host for `(entity, component)` (component 0: the whole entity), or
+        ///  renews the lease of one it holds (a ticking client renews its leases by itself; one
+        ///  silent past the host's `ownership_lease_ms` loses them). The answer comes as an event:
+        ///  `OWNERSHIP_CHANGED` naming this client (on every peer), after which its writes go out
+        ///  with no round trip (before it, they are `THETA_STATUS_NOT_OWNER`); or
+        ///  `OWNERSHIP_DENIED` with a `ThetaOwnershipRefusal` cause and a reason. Nothing comes
+        ///  when it already holds it. `THETA_STATUS_WRONG_ROLE` on a host;
+        ///  `THETA_STATUS_NOT_CONNECTED` on a client not joined (or disconnected);
+        ///  `THETA_STATUS_DEAD_ENTITY` for an entity not alive here; `THETA_STATUS_UNKNOWN_COMPONENT`
+        ///  for an unregistered component.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_request_ownership", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_request_ownership(ThetaSession session, ulong entity, uint component);
+
+        /// <summary>
+        ///  Gives up `(entity, component)` (component 0: the whole entity), which this peer holds:
+        ///  on a client its current state of it goes to the host first (its last writes are kept),
+        ///  then nobody owns it; on the host nobody owns it from now. Every peer sees
+        ///  `OWNERSHIP_CHANGED` with peer `THETA_OWNER_NOBODY`. `THETA_STATUS_NOT_OWNER` when this
+        ///  peer does not hold it; `THETA_STATUS_NOT_CONNECTED`, `THETA_STATUS_DEAD_ENTITY` and
+        ///  `THETA_STATUS_UNKNOWN_COMPONENT` as for `theta_session_request_ownership`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_release_ownership", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_release_ownership(ThetaSession session, ulong entity, uint component);
+
+        /// <summary>
+        ///  Sets who may take `(entity, component)` (component 0: the whole entity), a
+        ///  `ThetaOwnershipPolicy`, and its `flags` (`THETA_OWNERSHIP_DESPAWN_WITH_OWNER` or 0),
+        ///  keeping its owner: the host for anything, a client for what it holds (the host applies
+        ///  it; a refusal comes as `OWNERSHIP_DENIED`). A record for one component overrides the
+        ///  entity's for that component. An unknown policy or flag is
+        ///  `THETA_STATUS_INVALID_ARGUMENT`; a client that does not hold it gets
+        ///  `THETA_STATUS_NOT_OWNER`; otherwise as `theta_session_request_ownership`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_ownership_policy", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_ownership_policy(ThetaSession session, ulong entity, uint component, byte policy, byte flags);
+
+        /// <summary>
+        ///  Host: makes `owner` (the host's own peer id, a connected client's, or
+        ///  `THETA_OWNER_NOBODY`) the owner of `(entity, component)` (component 0: the whole
+        ///  entity), whatever its policy; the host's assignment is not leased. Every peer sees
+        ///  `OWNERSHIP_CHANGED` (the host at once, the clients after the next tick).
+        ///  `THETA_STATUS_WRONG_ROLE` on a client; `THETA_STATUS_INVALID_ARGUMENT` when `owner` is
+        ///  no connected peer; `THETA_STATUS_DEAD_ENTITY`, `THETA_STATUS_UNKNOWN_COMPONENT` as for
+        ///  `theta_session_request_ownership`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_owner", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_owner(ThetaSession session, ulong entity, uint component, ushort owner);
+
+        /// <summary>
+        ///  Host: answers an `OWNERSHIP_REQUESTED` event (its `request` id), which a host whose
+        ///  config sets `ownership_hook_ms` gets for every request its policy would grant. `accept`
+        ///  1 grants it if the policy still allows it now (`OWNERSHIP_CHANGED` follows, or
+        ///  `OWNERSHIP_DENIED` when someone took it meanwhile); 0 refuses it: the requester gets
+        ///  `OWNERSHIP_DENIED` with cause `THETA_OWNERSHIP_REFUSAL_REFUSED` and `reason` (UTF-8, at
+        ///  most `THETA_MAX_OWNERSHIP_REASON_BYTES`; empty for a generic one; ignored on accept).
+        ///  A request not answered within `ownership_hook_ms` is refused. `THETA_STATUS_NOT_FOUND`
+        ///  when no request of that id waits (answered, timed out, or its requester left);
+        ///  `THETA_STATUS_WRONG_ROLE` on a client; `THETA_STATUS_INVALID_ARGUMENT` for an `accept`
+        ///  other than 0 or 1, or a reason not UTF-8 or too long.
+        ///
+        ///  # Safety
+        ///  `reason` must point to `reason_len` readable bytes (may be NULL when `reason_len` is
+        ///  0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_decide_ownership", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_decide_ownership(ThetaSession session, ulong request, byte accept, byte* reason, System.UIntPtr reason_len);
+
+        /// <summary>
+        ///  Writes who owns `(entity, component)` (component 0: the whole entity) as far as this
+        ///  peer knows to `out_owner`: a peer id, or `THETA_OWNER_NOBODY`. Without a record of its
+        ///  own a component belongs to its entity's owner, and an entity to its creator.
+        ///  `THETA_STATUS_NOT_CONNECTED`, `THETA_STATUS_DEAD_ENTITY` and
+        ///  `THETA_STATUS_UNKNOWN_COMPONENT` as for `theta_session_request_ownership`.
+        ///
+        ///  # Safety
+        ///  `out_owner` must point to a writable `uint16_t`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_owner", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_owner(ThetaSession session, ulong entity, uint component, ushort* out_owner);
 
         /// <summary>
         ///  Creates an empty replica; it learns component types from the descriptors it receives
@@ -1593,6 +1690,20 @@ namespace Theta.Interop
         ///  Reserved; must be 0.
         /// </summary>
         public uint reserved;
+        /// <summary>
+        ///  Host: how long a leased ownership grant outlives its holder's silence (default
+        ///  5 000 ms). A ticking client keeps its grants by itself (it tells the host it is
+        ///  there well within the lease); one whose connection goes quiet (app paused, network
+        ///  lost) loses them once this passes.
+        /// </summary>
+        public uint ownership_lease_ms;
+        /// <summary>
+        ///  Host: 0 (the default) lets the policies decide ownership requests alone; otherwise
+        ///  every request a policy would grant is put to the engine as an `OWNERSHIP_REQUESTED`
+        ///  event, answered with `theta_session_decide_ownership`, and refused when not
+        ///  answered within this many milliseconds.
+        /// </summary>
+        public uint ownership_hook_ms;
     }
 
     /// <summary>
@@ -2334,6 +2445,32 @@ namespace Theta.Interop
     }
 
     /// <summary>
+    ///  Who may take an entity (or one component of it) from whom: the `policy` of
+    ///  `theta_session_set_ownership_policy` (a `uint8_t`). An entity starts owned by its
+    ///  creator under `WHEN_FREE`.
+    /// </summary>
+    internal enum ThetaOwnershipPolicy : byte
+    {
+        /// <summary>
+        ///  A request is granted when nobody owns it (never owned, released, or its holder's
+        ///  lease lapsed). The grant is leased: it lapses when its holder goes silent.
+        /// </summary>
+        WhenFree = 0,
+        /// <summary>
+        ///  A request is always granted: the requester takes it from its holder (leased).
+        /// </summary>
+        Takeover = 1,
+        /// <summary>
+        ///  Granted only when nobody owns it; the grant holds until released (no lease).
+        /// </summary>
+        OwnerReleases = 2,
+        /// <summary>
+        ///  Requests are refused: only the host assigns owners (`theta_session_set_owner`).
+        /// </summary>
+        HostOnly = 3,
+    }
+
+    /// <summary>
     ///  Kinds of `ThetaEvent` (its `kind` field).
     /// </summary>
     internal enum ThetaEventKind : byte
@@ -2526,6 +2663,56 @@ namespace Theta.Interop
         ///  `theta_session_decide_ownership(session, request, ...)` within the hook's time.
         /// </summary>
         OwnershipRequested = 24,
+        /// <summary>
+        ///  An application message arrived: `peer` is its sender (a client's id, or
+        ///  `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
+        ///  `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
+        /// </summary>
+        Message = 32,
+        /// <summary>
+        ///  A message this peer sent was not delivered (client): `peer` is the destination it
+        ///  was sent to, `channel` its channel, `data` the reason.
+        /// </summary>
+        MessageRefused = 33,
+        /// <summary>
+        ///  Host, with message filtering on: a client's message to another client (or to all)
+        ///  awaits `theta_session_decide_message` with `request`. `peer` is its sender,
+        ///  `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
+        ///  `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
+        /// </summary>
+        MessageRequested = 34,
+    }
+
+    /// <summary>
+    ///  Why the host refused an ownership request: `ThetaSessionEvent.cause` of an
+    ///  `OWNERSHIP_DENIED` event.
+    /// </summary>
+    internal enum ThetaOwnershipRefusal : byte
+    {
+        /// <summary>
+        ///  No such live entity (or component type).
+        /// </summary>
+        UnknownEntity = 0,
+        /// <summary>
+        ///  Another peer holds it and its policy does not let it be taken.
+        /// </summary>
+        Held = 1,
+        /// <summary>
+        ///  Its policy lets only the host assign it.
+        /// </summary>
+        HostOnly = 2,
+        /// <summary>
+        ///  The host's engine refused it, or did not answer in time.
+        /// </summary>
+        Refused = 3,
+        /// <summary>
+        ///  A release or policy change by a peer that does not hold it.
+        /// </summary>
+        NotOwner = 4,
+        /// <summary>
+        ///  Too many of this client's requests wait for the host's engine.
+        /// </summary>
+        Throttled = 5,
         /// <summary>
         ///  An application message arrived: `peer` is its sender (a client's id, or
         ///  `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
