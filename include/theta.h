@@ -581,18 +581,6 @@ enum ThetaOwnershipRefusal
     THETA_OWNERSHIP_REFUSAL_NOT_OWNER = 4,
     // Too many of this client's requests wait for the host's engine.
     THETA_OWNERSHIP_REFUSAL_THROTTLED = 5,
-    // An application message arrived: `peer` is its sender (a client's id, or
-    // `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
-    // `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
-    THETA_OWNERSHIP_REFUSAL_MESSAGE = 32,
-    // A message this peer sent was not delivered (client): `peer` is the destination it
-    // was sent to, `channel` its channel, `data` the reason.
-    THETA_OWNERSHIP_REFUSAL_MESSAGE_REFUSED = 33,
-    // Host, with message filtering on: a client's message to another client (or to all)
-    // awaits `theta_session_decide_message` with `request`. `peer` is its sender,
-    // `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
-    // `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
-    THETA_OWNERSHIP_REFUSAL_MESSAGE_REQUESTED = 34,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L

@@ -123,18 +123,6 @@ pub enum ThetaOwnershipRefusal {
     NotOwner = 4,
     /// Too many of this client's requests wait for the host's engine.
     Throttled = 5,
-    /// An application message arrived: `peer` is its sender (a client's id, or
-    /// `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
-    /// `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
-    Message = 32,
-    /// A message this peer sent was not delivered (client): `peer` is the destination it
-    /// was sent to, `channel` its channel, `data` the reason.
-    MessageRefused = 33,
-    /// Host, with message filtering on: a client's message to another client (or to all)
-    /// awaits `theta_session_decide_message` with `request`. `peer` is its sender,
-    /// `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
-    /// `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
-    MessageRequested = 34,
 }
 
 /// One event of a session. Blittable.

@@ -2713,24 +2713,6 @@ namespace Theta.Interop
         ///  Too many of this client's requests wait for the host's engine.
         /// </summary>
         Throttled = 5,
-        /// <summary>
-        ///  An application message arrived: `peer` is its sender (a client's id, or
-        ///  `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
-        ///  `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
-        /// </summary>
-        Message = 32,
-        /// <summary>
-        ///  A message this peer sent was not delivered (client): `peer` is the destination it
-        ///  was sent to, `channel` its channel, `data` the reason.
-        /// </summary>
-        MessageRefused = 33,
-        /// <summary>
-        ///  Host, with message filtering on: a client's message to another client (or to all)
-        ///  awaits `theta_session_decide_message` with `request`. `peer` is its sender,
-        ///  `entity` its destination (a peer id or `THETA_PEER_ALL`), `channel` its channel,
-        ///  `data` its body, `cause` `THETA_MESSAGE_RELIABLE` or 0.
-        /// </summary>
-        MessageRequested = 34,
     }
 
     /// <summary>
