@@ -256,3 +256,48 @@ fn demo_under_delay_jitter_and_loss_converges_and_reports_the_quiet_after() {
     assert_eq!(row[8], "yes", "held through the quiet window: {row:?}");
     eprintln!("c1 after the last change: {row:?}");
 }
+
+#[test]
+fn demo_grab_passes_objects_between_clients_and_applies_no_late_write() {
+    let demo = Command::new(THETA)
+        .args([
+            "demo",
+            "--clients",
+            "3",
+            "--entities",
+            "50",
+            "--ticks",
+            "240",
+            "--grab",
+            "4",
+            "--delay",
+            "10",
+            "--jitter",
+            "5",
+            "--loss",
+            "0.1",
+            "--seed",
+            "3",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, output) = wait_output(demo, Duration::from_secs(120));
+    assert!(ok, "the demo failed:\n{output}");
+    assert!(output.contains("converged: yes"), "{output}");
+    let line = output
+        .lines()
+        .find(|l| l.contains("ownership changes"))
+        .unwrap_or_else(|| panic!("no grab summary:\n{output}"));
+    let changes: u64 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{line}"));
+    assert!(changes > 0, "objects changed hands: {line}");
+    assert!(
+        output.contains("writes of a previous owner applied after its transfer: 0"),
+        "{output}"
+    );
+}

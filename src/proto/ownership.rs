@@ -272,8 +272,13 @@ impl HostOwnership {
             .revoked
             .get(&(entity, key))
             .is_some_and(|&at| frame_seq < at)
+            || self
+                .changes
+                .iter()
+                .any(|c| c.entity == entity && c.component == key && c.previous == Some(peer))
         {
-            // It owned the key until a message it had not applied when it wrote this.
+            // It owned the key until a message it had not applied when it wrote this (or
+            // that has yet to go: it lost the key this tick).
             WriteCheck::Stale
         } else {
             WriteCheck::Refuse

@@ -156,6 +156,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "P", default_value_t = 0.0, value_parser = share_below_one,
           conflicts_with = "in_process", help_heading = FAULTS)]
     pub corrupt: f64,
+    /// Also spawn N shared objects the clients grab, move and pass between them
+    /// (ownership requests, leases, releases); the summary counts ownership changes,
+    /// refusals and writes of a previous owner applied after its transfer (always 0)
+    #[arg(long, value_name = "N", value_parser = at_least_one,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub grab: Option<usize>,
 }
 
 impl DemoArgs {

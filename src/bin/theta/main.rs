@@ -12,6 +12,7 @@ mod bench_scene;
 mod cli;
 mod demo;
 mod demo_report;
+mod grabs;
 mod host_join;
 mod interrupt;
 mod net_demo;

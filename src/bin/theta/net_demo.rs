@@ -26,6 +26,7 @@ use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 use crate::avatars::Avatars;
 use crate::cli::DemoArgs;
 use crate::demo_report::{AfterLastChange, ClientTally, Report, Sample};
+use crate::grabs::Grabs;
 use crate::netutil::{self, Pacer, Status, TickRate};
 use crate::scene::Scene;
 
@@ -316,6 +317,10 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     let before = sample(&host, &clients);
     let mut last = (run_started, before.clone());
     let mut avatars = Avatars::new(clients.len(), ticks);
+    let mut grabs = match o.grab {
+        Some(n) => Some(Grabs::new(&mut host, n, o.seed)?),
+        None => None,
+    };
     let mut last_change = Instant::now();
     let mut after_change = vec![AfterLastChange::default(); clients.len()];
     for t in 1..=ticks {
@@ -325,8 +330,14 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         )?;
         json_bytes += baseline.diff(host.world()).len() as u64;
         avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
+        if let Some(grabs) = &mut grabs {
+            grabs.act(t, clients.iter_mut().map(|c| (c.peer, &mut c.session)));
+        }
         last_change = Instant::now();
         tick_all(&mut host, &mut clients);
+        if let Some(grabs) = &mut grabs {
+            grabs.observe(&host);
+        }
         interval_rate.tick();
         if t == ticks {
             // A client may hold the last change already, within its tick.
@@ -463,8 +474,17 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         })
         .collect();
     report.print(&host, &tallies);
+    if let Some(grabs) = &grabs {
+        grabs.report(&host, run_time.as_secs_f64());
+    }
 
     let mut failed = Vec::new();
+    if let Some(grabs) = grabs.as_ref().filter(|g| g.late_writes_applied > 0) {
+        failed.push(format!(
+            "{} writes of a previous owner applied after its transfer",
+            grabs.late_writes_applied
+        ));
+    }
     for c in &clients {
         if let Some(reason) = &c.disconnected {
             failed.push(format!("client {} disconnected: {reason}", c.peer));
