@@ -13,7 +13,7 @@ use sim::{Faults, Sim};
 use theta_net::ownership::{Policy, DESPAWN_WITH_OWNER, WHOLE_ENTITY};
 use theta_net::proto::compression::control_message;
 use theta_net::proto::{Channel, Config, OwnershipRefusal, SessionEvent};
-use theta_net::wire::{fb, Encoder};
+use theta_net::wire::{fb, BatchRef, Encoder, FrameParts};
 use theta_net::{ComponentId, EntityId, Layout, World};
 
 /// What the host's world held, step by step: (owner then, value).
@@ -503,8 +503,32 @@ fn hostile_ownership_requests_are_refused_counted_and_change_nothing() {
     for message in bad {
         sim.inject(0, Channel::Reliable, message);
     }
-    // A forged owner: a write of the held entity in a frame claiming a late ownership
-    // number.
+    // A forged owner: a write of the held entity in a frame claiming every ownership
+    // message there will ever be.
+    let entities = [held];
+    let forged_value = value(1, 666);
+    let batches = [BatchRef {
+        component: pos,
+        entities: &entities,
+        data: &forged_value,
+        lengths: None,
+        inserted: None,
+    }];
+    let parts = FrameParts {
+        base_tick: 0,
+        tick: 1 << 40,
+        descriptors: &[],
+        spawns: &[],
+        batches: &batches,
+        removes: &[],
+        despawns: &[],
+        owner_seq: u64::MAX,
+    };
+    let mut datagram = vec![0u8];
+    datagram.extend_from_slice(&encoder.state_datagram(1 << 50, &[], Some(&parts)));
+    for _ in 0..3 {
+        sim.inject(0, Channel::Unreliable, datagram.clone());
+    }
     sim.clients[0].events.clear();
     steps(&mut sim, 60);
     assert_eq!(sim.host.owner_of(held, WHOLE_ENTITY), Some(2));
@@ -526,6 +550,11 @@ fn hostile_ownership_requests_are_refused_counted_and_change_nothing() {
     );
     let d = sim.host.peer_diagnostics(1).unwrap();
     assert_eq!(d.ownership_denied, 3);
+    assert!(
+        d.writes_rejected >= 1,
+        "the forged write is refused and reported"
+    );
+    assert_ne!(sim.host.world().get(held, pos), Some(&forged_value[..]));
     assert_eq!(d.malformed, 1, "the unknown action is counted as malformed");
     // Client-side misuse is refused before anything is sent.
     let now = sim.now();
