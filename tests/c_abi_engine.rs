@@ -106,18 +106,7 @@ fn join_at(host: ThetaSession, addr: &str, peer: u16, registry: ThetaWorld) -> T
 
 /// Kinds and texts of the events polled from `session`.
 fn poll(session: ThetaSession) -> Vec<(u8, u8, String)> {
-    let zeroed = ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    };
+    let zeroed = ThetaSessionEvent::default();
     let mut all = Vec::new();
     loop {
         let mut batch = [zeroed; 8];

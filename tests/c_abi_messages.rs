@@ -45,18 +45,7 @@ struct Event {
 }
 
 fn poll(session: ThetaSession) -> Vec<Event> {
-    let zero = ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    };
+    let zero = ThetaSessionEvent::default();
     let mut events = [zero; 8];
     let mut all = Vec::new();
     loop {

@@ -143,18 +143,7 @@ impl Event {
 }
 
 fn events(session: ThetaSession) -> Vec<Event> {
-    let mut buf = [ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    }; 16];
+    let mut buf = [ThetaSessionEvent::default(); 16];
     let mut all = Vec::new();
     loop {
         let mut n = 0;

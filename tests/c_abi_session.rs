@@ -126,18 +126,7 @@ impl Event {
 fn poll(session: ThetaSession) -> Vec<Event> {
     let mut all = Vec::new();
     loop {
-        let zeroed = ThetaSessionEvent {
-            entity: 0,
-            tick: 0,
-            data: null(),
-            data_len: 0,
-            component: 0,
-            peer: 0,
-            kind: 0,
-            cause: 0,
-            request: 0,
-            channel: 0,
-        };
+        let zeroed = ThetaSessionEvent::default();
         let mut batch = [zeroed; 4];
         let mut count = 0usize;
         // SAFETY: batch has 4 writable events; data is copied before the next poll.

@@ -97,18 +97,7 @@ fn receive(session: ThetaSession, conn: u64, channel: u8, bytes: &[u8]) -> Theta
 }
 
 fn kinds(session: ThetaSession) -> Vec<u8> {
-    let mut events: [ThetaSessionEvent; 16] = [ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    }; 16];
+    let mut events: [ThetaSessionEvent; 16] = [ThetaSessionEvent::default(); 16];
     let mut all = Vec::new();
     loop {
         let mut n = 0;
@@ -296,18 +285,7 @@ fn a_host_and_two_clients_converge_over_a_lossy_transport_through_the_c_abi() {
     let (goodbye, bytes) = sends[0];
     let to = clients[(goodbye.conn - 100) as usize];
     ok(receive(to, 7, unreliable, bytes));
-    let mut events = [ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    }; 8];
+    let mut events = [ThetaSessionEvent::default(); 8];
     let mut n = 0;
     // SAFETY: 8 writable events.
     ok(unsafe { theta_session_poll_events(to, events.as_mut_ptr(), 8, &mut n) });

@@ -170,6 +170,24 @@ fn replica_event_out(e: &Event<'_>) -> ThetaSessionEvent {
     .with_data(e.data)
 }
 
+impl Default for ThetaSessionEvent {
+    /// An event of no kind: zeros and no data (what a caller's buffer may start as).
+    fn default() -> Self {
+        ThetaSessionEvent {
+            entity: 0,
+            tick: 0,
+            data: std::ptr::null(),
+            data_len: 0,
+            component: 0,
+            peer: 0,
+            kind: 0,
+            cause: 0,
+            request: 0,
+            channel: 0,
+        }
+    }
+}
+
 impl ThetaSessionEvent {
     /// This event with `data` as its bytes (NULL when empty).
     fn with_data(mut self, data: &[u8]) -> Self {
@@ -192,18 +210,7 @@ fn message_flags(reliable: bool) -> u8 {
 
 /// The C form of an event, borrowing its bytes from `event`.
 fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
-    let mut out = ThetaSessionEvent {
-        entity: 0,
-        tick: 0,
-        data: std::ptr::null(),
-        data_len: 0,
-        component: 0,
-        peer: 0,
-        kind: 0,
-        cause: 0,
-        request: 0,
-        channel: 0,
-    };
+    let mut out = ThetaSessionEvent::default();
     let mut borrow = |bytes: &[u8]| {
         if !bytes.is_empty() {
             out.data = bytes.as_ptr();
