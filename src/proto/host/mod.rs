@@ -2,7 +2,10 @@
 //! admitted client, its writes under the host's authority, resume, dictionaries, and the
 //! relay of poses. Pure: see the module documentation of [`crate::proto`].
 
+mod dictionaries;
+mod message_calls;
 mod owners;
+mod writes;
 
 pub use owners::OwnershipError;
 
@@ -15,13 +18,13 @@ use rustc_hash::FxHashMap;
 use super::admission::{Admission, Admitted};
 use super::compression::{
     control_message, max_stream_message, message_values, split_stream_message, Compression,
-    StreamKind, TrainError, TrainingDone, TrainingJob,
+    StreamKind,
 };
 use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
-use super::messages::{self, HostMessages, HostSide, MessageConfig, MessageError, CLOSE_FLOODING};
+use super::messages::{self, HostMessages};
 use super::outbox::{Key, Outbox};
-use super::ownership::{entity_frame, HostOwnership, PeerOwnership, WriteCheck};
+use super::ownership::{entity_frame, HostOwnership, PeerOwnership};
 use super::poses::{PoseHub, PoseLink};
 use super::queue::{EventQueue, EventRef};
 use super::rng::TokenRng;
@@ -32,11 +35,11 @@ use super::{
 };
 use crate::ownership::WHOLE_ENTITY;
 use crate::registry::ComponentId;
-use crate::replica::check_frame;
 use crate::wire::codec::MessageKind;
 use crate::wire::{self, fb, Acceptance, Encoder, Message};
-use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldError};
+use crate::world::{Change, EntityId, PeerId, World, WorldError};
 use crate::xr::QuantizeError;
+use writes::ClientWrites;
 
 /// Write rejections reported to a client per frame; more are only counted.
 const REJECTIONS_REPORTED: usize = 16;
@@ -661,63 +664,6 @@ impl Host {
         }
     }
 
-    /// Starts the dictionary trainings due; announces the dictionaries installed to every
-    /// client; retires the old ones every client has moved on from, telling the clients.
-    fn update_dictionaries(&mut self, now: Instant) {
-        self.compression.start_due_trainings();
-        let rtt = self
-            .peers
-            .values()
-            .map(|p| p.link.outbox.resend_after(std::time::Duration::ZERO))
-            .max()
-            .unwrap_or_default();
-        let grace = rtt * 3 + std::time::Duration::from_millis(100);
-        let retired =
-            self.compression
-                .retire(self.peers.values().map(|p| &p.link.dicts), now, grace);
-        if retired.is_empty() {
-            return;
-        }
-        let message = control_message(&self.encoder.dictionary_retire(&retired));
-        for client in self.peers.values_mut() {
-            if Compression::forget_in(&mut client.link.dicts, &retired) {
-                client.link.send_reliable(message.clone(), &mut self.out);
-            }
-        }
-        for parked in self.parked.values_mut() {
-            Compression::forget_in(&mut parked.client.link.dicts, &retired);
-        }
-    }
-
-    /// Starts training a dictionary for `kind` from the messages of that kind recorded so
-    /// far; the work comes out of [`Host::take_training_jobs`]. Returns the id it will
-    /// have. Refused for a kind whose codec is not
-    /// [`crate::wire::codec::CodecChoice::ZstdDict`], while a training of the kind runs,
-    /// or with too few samples.
-    pub fn train_dictionary(&mut self, kind: MessageKind) -> Result<u32, TrainError> {
-        self.compression.train(kind)
-    }
-
-    /// The dictionary trainings started (on demand or automatically), for the driver to
-    /// run off the engine thread and hand back to [`Host::finish_training`].
-    pub fn take_training_jobs(&mut self) -> Vec<TrainingJob> {
-        self.compression.take_training_jobs()
-    }
-
-    /// Installs a finished training and sends the dictionary to every client (which uses
-    /// it once it acknowledged it).
-    pub fn finish_training(&mut self, done: TrainingDone) {
-        let Some((kind, id)) = self.compression.finish_training(done) else {
-            return;
-        };
-        if let Some(message) = self.compression.announce(kind, id, &mut self.encoder) {
-            for client in self.peers.values_mut() {
-                client.link.dicts.mark_sent(id);
-                client.link.send_reliable(message.clone(), &mut self.out);
-            }
-        }
-    }
-
     /// Says goodbye to every client on its unreliable channel (see
     /// [`GOODBYE_DATAGRAM`]); a driver that shuts down repeats it until each answered.
     pub fn goodbye(&mut self) {
@@ -756,68 +702,6 @@ impl Host {
         self.peers.get(&peer).map(|p| p.link.diagnostics())
     }
 
-    /// Sends an application message (see [`messages`]) to client `to`, or to every client
-    /// ([`messages::PEER_ALL`]), reliable-ordered or unreliable (sent at the next tick).
-    pub fn send_message(
-        &mut self,
-        to: PeerId,
-        channel: u32,
-        reliable: bool,
-        body: &[u8],
-        now: Instant,
-    ) -> Result<(), MessageError> {
-        self.message_side().send(to, channel, reliable, body, now)
-    }
-
-    /// Answers [`SessionEvent::MessageRequested`] `request`: delivered when `accept`, else
-    /// refused to its sender with `reason`.
-    pub fn decide_message(
-        &mut self,
-        request: u64,
-        accept: bool,
-        reason: &str,
-        now: Instant,
-    ) -> Result<(), MessageError> {
-        self.message_side().decide(request, accept, reason, now)
-    }
-
-    /// The application messages' settings in force.
-    pub fn message_config(&self) -> &MessageConfig {
-        self.messages.config()
-    }
-
-    /// Changes the application messages' settings: the filter and its timeout apply at
-    /// once, the limits to each client's next connection.
-    pub fn set_message_config(&mut self, config: MessageConfig) {
-        self.messages.set_config(config);
-    }
-
-    fn message_side(&mut self) -> HostSide<'_, PeerLink> {
-        HostSide {
-            state: &mut self.messages,
-            peers: &mut self.peers,
-            encoder: &mut self.encoder,
-            events: &mut self.events,
-            out: &mut self.out,
-        }
-    }
-
-    /// Disconnects `peer` for flooding when `reason` says so; it may not resume.
-    fn disconnect_flooder(&mut self, peer: PeerId, now: Instant, reason: Option<String>) {
-        let (Some(reason), Some(client)) = (reason, self.peers.get(&peer)) else {
-            return;
-        };
-        let conn = client.link.conn;
-        self.out.push_back(Output::Close {
-            conn,
-            code: CLOSE_FLOODING,
-            reason: reason.clone(),
-        });
-        self.handle_closed(conn, now, reason);
-        self.parked.remove(&peer);
-        self.admission.forget(peer);
-    }
-
     /// The session's pose state: this host's devices, and the clients' to render.
     pub fn poses(&self) -> &PoseHub {
         &self.poses
@@ -841,159 +725,5 @@ fn mark_entity_state(world: &World, outbox: &mut Outbox, entity: EntityId, compo
         if component == WHOLE_ENTITY || component == descriptor.id {
             outbox.mark((descriptor.id, entity), tick);
         }
-    }
-}
-
-/// A client's frame applied to the host's world under the host's authority.
-struct ClientWrites<'a> {
-    world: &'a mut World,
-    client: &'a mut PeerLink,
-    peer: PeerId,
-    next_counter: &'a mut u64,
-    ownership: &'a HostOwnership,
-    encoder: &'a mut Encoder,
-    events: &'a mut EventQueue,
-    out: &'a mut Outputs,
-}
-
-impl ClientWrites<'_> {
-    /// Applies a client's frame: checked whole first, as a replica checks one (a
-    /// malformed frame is dropped and counted), then per key if newer than what that
-    /// client wrote before, and only for entities the client created; other writes are
-    /// refused, counted and reported.
-    fn apply(&mut self, frame: fb::DeltaFrame<'_>) {
-        let checked = match check_frame(self.world.registry(), frame) {
-            // A client registers no types: a frame that brings one is not a client's.
-            Ok(checked) if checked.descriptors.is_empty() => checked,
-            _ => {
-                self.client.link.diagnostics.malformed += 1;
-                return;
-            }
-        };
-        let tick = checked.tick;
-        let owner_seq = frame.owner_seq();
-        let mut rejected = 0usize;
-        for &entity in &checked.spawns {
-            if self.refuse_if_not_owner(entity, WHOLE_ENTITY, owner_seq, &mut rejected) {
-                continue;
-            }
-            if self.newer((ComponentId(0), entity), tick) {
-                self.ensure_alive(entity, tick);
-            }
-        }
-        for batch in &checked.batches {
-            let component = batch.component();
-            for entry in batch.iter() {
-                if self.refuse_if_not_owner(entry.entity, component, owner_seq, &mut rejected) {
-                    continue;
-                }
-                if self.newer((component, entry.entity), tick)
-                    && self.ensure_alive(entry.entity, tick)
-                {
-                    // Checked against the layout above; the entity is alive.
-                    let _ = self.world.set(entry.entity, component, entry.bytes);
-                }
-            }
-        }
-        for remove in &checked.removes {
-            for entity in remove.entities() {
-                if self.refuse_if_not_owner(entity, remove.component(), owner_seq, &mut rejected) {
-                    continue;
-                }
-                if self.newer((remove.component(), entity), tick) && self.world.is_alive(entity) {
-                    let _ = self.world.remove(entity, remove.component());
-                }
-            }
-        }
-        for &entity in &checked.despawns {
-            if self.refuse_if_not_owner(entity, WHOLE_ENTITY, owner_seq, &mut rejected) {
-                continue;
-            }
-            if self.newer((ComponentId(0), entity), tick) {
-                self.client.despawned_at.insert(entity, tick);
-                if self.world.is_alive(entity) {
-                    let _ = self.world.despawn(entity);
-                }
-            }
-        }
-    }
-
-    /// Refuses a write of what this client does not own (counted, and the first few of a
-    /// frame reported), or drops it quietly when the client wrote it before it heard that
-    /// the key changed hands (counted); true when not applied.
-    fn refuse_if_not_owner(
-        &mut self,
-        entity: EntityId,
-        component: ComponentId,
-        owner_seq: u64,
-        rejected: &mut usize,
-    ) -> bool {
-        match self.ownership.check_write(
-            self.peer,
-            &self.client.ownership,
-            owner_seq,
-            entity,
-            component,
-        ) {
-            WriteCheck::Apply => return false,
-            WriteCheck::Stale => {
-                self.client.link.diagnostics.stale_writes += 1;
-                return true;
-            }
-            WriteCheck::Refuse => {}
-        }
-        let reason = match self.ownership.owners.owner_of(entity, component) {
-            Some(owner) => format!(
-                "entity {entity} belongs to peer {owner}, not to peer {}",
-                self.peer
-            ),
-            None => format!("nobody owns entity {entity}: request it first"),
-        };
-        self.client.link.diagnostics.writes_rejected += 1;
-        if *rejected < REJECTIONS_REPORTED {
-            let notice =
-                control_message(&self.encoder.write_rejected(entity.0, component.0, &reason));
-            self.client.link.send_reliable(notice, self.out);
-            self.events.push(SessionEvent::WriteRejected {
-                peer: self.peer,
-                entity,
-                component,
-                reason,
-            });
-        }
-        *rejected += 1;
-        true
-    }
-
-    /// Latest wins per key by client tick; records the tick when it does.
-    fn newer(&mut self, key: Key, tick: u64) -> bool {
-        match self.client.client_ticks.get(&key) {
-            Some(&seen) if seen >= tick => false,
-            _ => {
-                self.client.client_ticks.insert(key, tick);
-                true
-            }
-        }
-    }
-
-    /// An entity of this client that is not alive: spawned by this frame's tick unless
-    /// the client despawned it later.
-    fn ensure_alive(&mut self, entity: EntityId, tick: u64) -> bool {
-        if self.world.is_alive(entity) {
-            return true;
-        }
-        // Only its creator brings an entity to life (another owner writes a live one).
-        if entity.creator() != self.peer
-            || self
-                .client
-                .despawned_at
-                .get(&entity)
-                .is_some_and(|&t| t >= tick)
-        {
-            return false;
-        }
-        self.world.spawn_with_id(entity, Stamp::Local);
-        *self.next_counter = (*self.next_counter).max(entity.counter() + 1);
-        true
     }
 }
