@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::compression::{ComponentWire, KindDiagnostics};
-use super::messages::MessageStats;
 use super::outbox::OutboxStats;
 use super::poses::PoseLinkStats;
 use crate::registry::ComponentId;
@@ -283,4 +282,22 @@ pub struct SessionDiagnostics {
     pub component_wire: Vec<ComponentWire>,
     /// Wire bytes of frames without values (acknowledgements, spawns, despawns, removals).
     pub unattributed_wire_bytes: u64,
+}
+
+/// Message figures of one connection (see [`PeerDiagnostics::messages`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MessageStats {
+    /// Messages this side sent on the connection (a host: its own and relayed ones).
+    pub sent: u64,
+    /// Messages taken in from the peer (a host: passed its checks; a client: delivered).
+    pub received: u64,
+    /// Host: the peer's messages refused, for any reason; client: refusals it was told of.
+    pub refused: u64,
+    /// Host: of those refused, how many for the peer's rate.
+    pub throttled: u64,
+    /// Unreliable messages dropped as already seen (or too old to tell).
+    pub duplicates: u64,
+    /// Unreliable messages dropped before sending: the queue was full or the path's
+    /// datagrams too small.
+    pub dropped: u64,
 }

@@ -19,6 +19,7 @@
 //! too) drops a number it saw, or one too old to tell, per connection. Relayed ones
 //! carry the host's own numbering per destination; `from` names the original sender.
 
+pub use super::events::MessageStats;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -106,24 +107,6 @@ impl Default for MessageConfig {
             flood_factor: 4,
         }
     }
-}
-
-/// Message figures of one connection (see [`super::PeerDiagnostics::messages`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MessageStats {
-    /// Messages this side sent on the connection (a host: its own and relayed ones).
-    pub sent: u64,
-    /// Messages taken in from the peer (a host: passed its checks; a client: delivered).
-    pub received: u64,
-    /// Host: the peer's messages refused, for any reason; client: refusals it was told of.
-    pub refused: u64,
-    /// Host: of those refused, how many for the peer's rate.
-    pub throttled: u64,
-    /// Unreliable messages dropped as already seen (or too old to tell).
-    pub duplicates: u64,
-    /// Unreliable messages dropped before sending: the queue was full or the path's
-    /// datagrams too small.
-    pub dropped: u64,
 }
 
 /// Why a message could not be sent or a decision taken.
