@@ -473,8 +473,14 @@ fn the_hook_lets_the_host_engine_accept_refuse_or_time_out_requests() {
         reasons.iter().any(|r| r.contains("did not answer")),
         "{reasons:?}"
     );
-    // An answer to an unknown (or answered) request is an error, harmlessly.
+    // An answer to an unknown (or answered) request is an error, harmlessly, and so is a
+    // reason too long to send.
     assert!(sim.host.decide_ownership(asked[0].0, true, "").is_err());
+    let long = "x".repeat(theta_net::proto::MAX_OWNERSHIP_REASON_BYTES + 1);
+    assert!(matches!(
+        sim.host.decide_ownership(asked[2].0, false, &long),
+        Err(theta_net::proto::OwnershipError::ReasonTooLong(_))
+    ));
 }
 
 #[test]

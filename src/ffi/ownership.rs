@@ -23,6 +23,7 @@ pub const THETA_OWNER_NOBODY: u16 = 65535;
 pub const THETA_OWNERSHIP_DESPAWN_WITH_OWNER: u8 = 1;
 /// Most bytes of the reason `theta_session_decide_ownership` sends with a refusal.
 pub const THETA_MAX_OWNERSHIP_REASON_BYTES: usize = 1024;
+const _: () = assert!(THETA_MAX_OWNERSHIP_REASON_BYTES == crate::proto::MAX_OWNERSHIP_REASON_BYTES);
 
 const _: () = assert!(THETA_OWNER_NOBODY == NOBODY);
 const _: () = assert!(THETA_OWNERSHIP_DESPAWN_WITH_OWNER == DESPAWN_WITH_OWNER);

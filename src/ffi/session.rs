@@ -211,6 +211,7 @@ impl From<SessionError> for FfiError {
                 OwnershipError::Unknown { .. } => ThetaStatus::DeadEntity,
                 OwnershipError::NotConnected(_) => ThetaStatus::InvalidArgument,
                 OwnershipError::UnknownRequest(_) => ThetaStatus::NotFound,
+                OwnershipError::ReasonTooLong(_) => ThetaStatus::InvalidArgument,
                 OwnershipError::NotHeld { .. } => ThetaStatus::NotOwner,
             },
             SessionError::OwnershipCall(e) => match e {

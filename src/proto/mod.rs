@@ -31,7 +31,7 @@ pub use client::{CannotResume, Client, OwnershipCallError, HOST_SHUT_DOWN};
 pub use events::{
     DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
 };
-pub use host::{Host, HostConfigError, OwnershipError, CLIENT_LEFT};
+pub use host::{Host, HostConfigError, OwnershipError, CLIENT_LEFT, MAX_OWNERSHIP_REASON_BYTES};
 pub use messages::{
     MessageConfig, MessageError, MessageStats, MAX_MESSAGE_BYTES, MAX_UNRELIABLE_MESSAGE_BYTES,
     PEER_ALL, PEER_HOST,

@@ -7,7 +7,7 @@ mod message_calls;
 mod owners;
 mod writes;
 
-pub use owners::OwnershipError;
+pub use owners::{OwnershipError, MAX_OWNERSHIP_REASON_BYTES};
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;

@@ -34,6 +34,9 @@ pub enum OwnershipError {
     /// left).
     #[error("no ownership request {0} waits for an answer")]
     UnknownRequest(u64),
+    /// A refusal's reason is longer than [`MAX_OWNERSHIP_REASON_BYTES`].
+    #[error("the reason has {0} bytes, at most {MAX_OWNERSHIP_REASON_BYTES}")]
+    ReasonTooLong(usize),
     /// The host does not hold what it tries to release.
     #[error("the host does not hold entity {entity} (component {component})")]
     NotHeld {
@@ -43,6 +46,10 @@ pub enum OwnershipError {
         component: ComponentId,
     },
 }
+
+/// Longest reason a host gives for refusing an ownership request (it travels to the
+/// client in a control message).
+pub const MAX_OWNERSHIP_REASON_BYTES: usize = 1024;
 
 impl Host {
     /// Who owns `(entity, component)` (component 0: the entity); `None` is nobody.
@@ -100,6 +107,9 @@ impl Host {
         accept: bool,
         reason: &str,
     ) -> Result<(), OwnershipError> {
+        if reason.len() > MAX_OWNERSHIP_REASON_BYTES {
+            return Err(OwnershipError::ReasonTooLong(reason.len()));
+        }
         let (peer, entity, component) = self
             .ownership
             .take_pending(request)
