@@ -13,6 +13,7 @@ pub mod delta;
 pub mod ffi;
 pub mod hash;
 mod hex;
+pub mod interest;
 pub mod net;
 pub mod ownership;
 pub mod proto;
