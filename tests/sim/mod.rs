@@ -511,10 +511,18 @@ impl Sim {
     }
 
     fn path(&self) -> Path {
+        // A capped path takes about a tick's worth of its bandwidth each tick, as the QUIC
+        // driver's pacer lets the transport take what its congestion controller allows.
+        let budget = self
+            .faults
+            .bandwidth
+            .map_or(usize::MAX, |bytes_per_second| {
+                (bytes_per_second as f64 * self.tick.as_secs_f64()) as usize
+            });
         Path {
             max_datagram: self.max_datagram,
             rtt: self.faults.latency * 2,
-            budget: usize::MAX,
+            budget,
         }
     }
 
