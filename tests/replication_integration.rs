@@ -307,3 +307,49 @@ fn resync_snapshot_removes_what_the_host_dropped() {
     assert!(events.contains(&(EventKind::Despawn, drop, ComponentId(0), vec![])));
     assert!(events.contains(&(EventKind::Remove, keep, host.velocity, vec![])));
 }
+
+#[test]
+fn an_entity_that_left_is_freed_without_a_despawn_and_only_newer_state_brings_it_back() {
+    let mut host = host();
+    let a = host.world.spawn().unwrap();
+    host.world
+        .set(a, host.position, &vec3(1.0, 0.0, 0.0))
+        .unwrap();
+    let first = host.world.delta_since(0).unwrap();
+    host.world
+        .set(a, host.position, &vec3(2.0, 0.0, 0.0))
+        .unwrap();
+    let second = host.world.delta_since(first.tick).unwrap();
+    let left_at = second.tick;
+    host.world
+        .set(a, host.position, &vec3(3.0, 0.0, 0.0))
+        .unwrap();
+    let third = host.world.delta_since(0).unwrap();
+
+    let mut replica = Replica::new();
+    replica.apply_delta(&first.encode()).unwrap();
+    drain_events(&mut replica);
+    assert!(replica.leave(a, left_at), "it was held");
+    assert!(!replica.world().is_alive(a));
+    assert!(
+        drain_events(&mut replica).is_empty(),
+        "leaving is not a despawn"
+    );
+    // An update from before it left, arriving late, does not bring it back.
+    replica.apply_delta(&second.encode()).unwrap();
+    assert!(!replica.world().is_alive(a), "no resurrection");
+    // It enters again: newer state, whole, brings it back.
+    replica.apply_delta(&third.encode()).unwrap();
+    assert_eq!(
+        replica.world().get(a, host.position),
+        Some(&vec3(3.0, 0.0, 0.0)[..])
+    );
+    let kinds: Vec<EventKind> = drain_events(&mut replica).iter().map(|e| e.0).collect();
+    assert_eq!(kinds, [EventKind::Spawn, EventKind::Insert]);
+    // What this peer owns stays in its interest.
+    let mut own = Replica::new();
+    own.set_owner(5, 1);
+    let mine = own.spawn_owned().unwrap();
+    assert!(!own.leave(mine, u64::MAX));
+    assert!(own.world().is_alive(mine));
+}

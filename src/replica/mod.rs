@@ -119,6 +119,9 @@ pub struct Replica {
     removed: FxHashMap<EntityId, Vec<(ComponentId, u64)>>,
     /// Entities known to be despawned (ids are never reused, so this is final).
     despawned: FxHashMap<EntityId, u64>,
+    /// Entities that left this peer's interest, with the sender's tick then: nothing of
+    /// them from before brings them back; newer state (they entered again) does.
+    left: FxHashMap<EntityId, u64>,
     assembly: Option<Assembly>,
     snapshot_tick: u64,
     tick: u64,
@@ -252,6 +255,7 @@ impl Replica {
             world: World::new(WorldConfig::default()),
             removed: FxHashMap::default(),
             despawned: FxHashMap::default(),
+            left: FxHashMap::default(),
             assembly: None,
             snapshot_tick: 0,
             tick: 0,
@@ -274,6 +278,27 @@ impl Replica {
     /// The peer whose entities this replica owns, if set.
     pub fn owner(&self) -> Option<PeerId> {
         self.owner
+    }
+
+    /// The sender says `entity` left this peer's interest at its tick `tick`: its state is
+    /// freed here without a despawn (it still exists there), and nothing the sender sent of
+    /// it before `tick` brings it back; newer state, when it enters again, does (as a spawn
+    /// and inserts). Returns whether it was held. An entity this peer owns stays (what a
+    /// peer owns stays in its interest).
+    pub fn leave(&mut self, entity: EntityId, tick: u64) -> bool {
+        if self.owns(entity) || self.despawned.contains_key(&entity) {
+            return false;
+        }
+        let held = self.world.is_alive(entity);
+        if held {
+            self.world
+                .despawn_stamped(entity, Stamp::Remote(tick))
+                .expect("entity is alive");
+        }
+        self.removed.remove(&entity);
+        let left = self.left.entry(entity).or_insert(0);
+        *left = (*left).max(tick);
+        held
     }
 
     /// Creates an entity owned by this peer (see [`Replica::set_owner`]).
@@ -626,9 +651,15 @@ impl Replica {
         if self.world.confirm_remote(entity, tick) {
             return true;
         }
-        // Only an entity not alive here can be a despawned one.
+        // Only an entity not alive here can be a despawned one, or one that left.
         if !self.despawned.is_empty() && self.despawned.contains_key(&entity) {
             return false;
+        }
+        if let Some(&left) = self.left.get(&entity) {
+            if left >= tick {
+                return false;
+            }
+            self.left.remove(&entity);
         }
         self.world.spawn_with_id(entity, Stamp::Remote(tick));
         self.events
