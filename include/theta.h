@@ -271,6 +271,9 @@ enum ThetaSessionEventKind
     // `peer` asks for `entity`/`component` and its policy would grant it; answer with
     // `theta_session_decide_ownership(session, request, ...)` within the hook's time.
     THETA_SESSION_EVENT_KIND_OWNERSHIP_REQUESTED = 24,
+    // An entity left this client's interest (client): it still exists, but this client
+    // forgets it until it enters again (then as a `SPAWN`); `entity`.
+    THETA_SESSION_EVENT_KIND_LEFT = 25,
     // An application message arrived: `peer` is its sender (a client's id, or
     // `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
     // `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.

@@ -336,6 +336,14 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
         Ok(())
     }
 
+    /// Takes `entities` as what `client` holds now (a client that just received the whole
+    /// world): the next update tells it which of them left.
+    pub fn set_held(&mut self, client: C, entities: impl IntoIterator<Item = EntityId>) {
+        let data = self.clients.entry(client).or_default();
+        data.relevant = entities.into_iter().collect();
+        self.dirty_clients.insert(client);
+    }
+
     /// Forgets a client.
     pub fn remove_client(&mut self, client: C) {
         self.clients.remove(&client);

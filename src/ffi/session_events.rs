@@ -92,6 +92,9 @@ pub enum ThetaSessionEventKind {
     /// `peer` asks for `entity`/`component` and its policy would grant it; answer with
     /// `theta_session_decide_ownership(session, request, ...)` within the hook's time.
     OwnershipRequested = 24,
+    /// An entity left this client's interest (client): it still exists, but this client
+    /// forgets it until it enters again (then as a `SPAWN`); `entity`.
+    Left = 25,
     /// An application message arrived: `peer` is its sender (a client's id, or
     /// `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
     /// `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
@@ -306,6 +309,10 @@ fn event_out(event: &SessionEvent) -> ThetaSessionEvent {
             out.entity = entity.0;
             out.component = component.0;
             ThetaSessionEventKind::OwnershipRequested as u8
+        }
+        SessionEvent::Left { entity } => {
+            out.entity = entity.0;
+            ThetaSessionEventKind::Left as u8
         }
         SessionEvent::Message {
             from,

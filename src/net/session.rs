@@ -169,6 +169,7 @@ impl SessionConfig {
             dictionary_bytes: self.dictionary_bytes,
             ownership_lease: self.ownership_lease,
             ownership_hook: self.ownership_hook,
+            interest_cell: None,
             messages: self.messages,
         }
     }

@@ -139,6 +139,12 @@ pub enum SessionEvent {
         /// The component, or 0 for the whole entity.
         component: ComponentId,
     },
+    /// An entity left this client's interest (client): it still exists, but this client
+    /// no longer holds it nor hears of it until it enters again (as a spawn).
+    Left {
+        /// The entity.
+        entity: EntityId,
+    },
     /// An application message arrived (see [`crate::proto::messages`]).
     Message {
         /// The sender: a client's peer id, or [`crate::proto::PEER_HOST`].

@@ -153,6 +153,9 @@ pub struct Config {
     /// ([`SessionEvent::OwnershipRequested`], `Host::decide_ownership`) when set; answered
     /// within this time, else refused. `None`: the policy decides alone.
     pub ownership_hook: Option<Duration>,
+    /// Host: interest management over cubic cells of this size (metres); `None` (the
+    /// default): every client gets every entity. See [`crate::interest`].
+    pub interest_cell: Option<f32>,
     /// Host: application messages' limits and filter (see [`messages`]).
     pub messages: MessageConfig,
 }
@@ -169,6 +172,7 @@ impl Default for Config {
             dictionary_bytes: 16 << 10,
             ownership_lease: Duration::from_secs(5),
             ownership_hook: None,
+            interest_cell: None,
             messages: MessageConfig::default(),
         }
     }

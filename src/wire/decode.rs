@@ -137,6 +137,8 @@ pub enum Message<'a> {
     MessageRefused(fb::MessageRefused<'a>),
     /// A client applied an ownership message.
     OwnersAck(fb::OwnersAck<'a>),
+    /// Entities left a client's interest.
+    Left(fb::Left<'a>),
 }
 
 impl Message<'_> {
@@ -161,6 +163,7 @@ impl Message<'_> {
             Message::AppMessage(_) => "application message",
             Message::MessageRefused(_) => "message refusal",
             Message::OwnersAck(_) => "owners acknowledgement",
+            Message::Left(_) => "left interest",
         }
     }
 }
@@ -244,6 +247,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::OwnersAck => Ok(Message::OwnersAck(
             message.payload_as_owners_ack().ok_or_else(missing)?,
+        )),
+        fb::Payload::Left => Ok(Message::Left(
+            message.payload_as_left().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

@@ -350,6 +350,20 @@ impl Encoder {
         self.finish(fb::Payload::Owners, owners.as_union_value())
     }
 
+    /// Encodes the host's notice that `entities` left a client's interest at `tick`.
+    pub fn left(&mut self, tick: u64, entities: &[u64]) -> Vec<u8> {
+        self.fbb.reset();
+        let entities = self.fbb.create_vector(entities);
+        let left = fb::Left::create(
+            &mut self.fbb,
+            &fb::LeftArgs {
+                tick,
+                entities: Some(entities),
+            },
+        );
+        self.finish(fb::Payload::Left, left.as_union_value())
+    }
+
     /// Encodes a client's acknowledgement of ownership message `seq`.
     pub fn owners_ack(&mut self, seq: u64) -> Vec<u8> {
         self.fbb.reset();

@@ -605,10 +605,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipRefusal {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 18;
+pub const ENUM_MAX_PAYLOAD: u8 = 19;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 19] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 20] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -628,6 +628,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 19] = [
   Payload::AppMessage,
   Payload::MessageRefused,
   Payload::OwnersAck,
+  Payload::Left,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -654,9 +655,10 @@ impl Payload {
   pub const AppMessage: Self = Self(16);
   pub const MessageRefused: Self = Self(17);
   pub const OwnersAck: Self = Self(18);
+  pub const Left: Self = Self(19);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 18;
+  pub const ENUM_MAX: u8 = 19;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -677,6 +679,7 @@ impl Payload {
     Self::AppMessage,
     Self::MessageRefused,
     Self::OwnersAck,
+    Self::Left,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -700,6 +703,7 @@ impl Payload {
       Self::AppMessage => Some("AppMessage"),
       Self::MessageRefused => Some("MessageRefused"),
       Self::OwnersAck => Some("OwnersAck"),
+      Self::Left => Some("Left"),
       _ => None,
     }
   }
@@ -4190,6 +4194,122 @@ impl ::core::fmt::Debug for MessageRefused<'_> {
       ds.finish()
   }
 }
+pub enum LeftOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Host to a client, on the stream: these entities left its interest at host tick `tick`
+/// (they still exist; the client forgets them until they enter again, with newer state).
+pub struct Left<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for Left<'a> {
+  type Inner = Left<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> Left<'a> {
+  pub const VT_TICK: ::flatbuffers::VOffsetT = 4;
+  pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    Left { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args LeftArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<Left<'bldr>> {
+    let mut builder = LeftBuilder::new(_fbb);
+    builder.add_tick(args.tick);
+    if let Some(x) = args.entities { builder.add_entities(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn tick(&self) -> u64 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u64>(Left::VT_TICK, Some(0)).unwrap()}
+  }
+  #[inline]
+  pub fn entities(&self) -> ::flatbuffers::Vector<'a, u64> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u64>>>(Left::VT_ENTITIES, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for Left<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<u64>("tick", Self::VT_TICK, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u64>>>("entities", Self::VT_ENTITIES, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct LeftArgs<'a> {
+    pub tick: u64,
+    pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
+}
+impl<'a> Default for LeftArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    LeftArgs {
+      tick: 0,
+      entities: None, // required field
+    }
+  }
+}
+
+pub struct LeftBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LeftBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_tick(&mut self, tick: u64) {
+    self.fbb_.push_slot::<u64>(Left::VT_TICK, tick, 0);
+  }
+  #[inline]
+  pub fn add_entities(&mut self, entities: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u64>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Left::VT_ENTITIES, entities);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LeftBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    LeftBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<Left<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, Left::VT_ENTITIES,"entities");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for Left<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("Left");
+      ds.field("tick", &self.tick());
+      ds.field("entities", &self.entities());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4501,6 +4621,20 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_left(&self) -> Option<Left<'a>> {
+    if self.payload_type() == Payload::Left {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { Left::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -4530,6 +4664,7 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::AppMessage => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<AppMessage>>("Payload::AppMessage", pos),
           Payload::MessageRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessageRefused>>("Payload::MessageRefused", pos),
           Payload::OwnersAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnersAck>>("Payload::OwnersAck", pos),
+          Payload::Left => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Left>>("Payload::Left", pos),
           _ => Ok(()),
         }
      })?
@@ -4713,6 +4848,13 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::OwnersAck => {
           if let Some(x) = self.payload_as_owners_ack() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::Left => {
+          if let Some(x) = self.payload_as_left() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -382,6 +382,13 @@ impl Client {
                         self.compression.drop_dictionaries(retire.ids().iter());
                     }
                     Ok(Ok(Message::Owners(owners))) => self.take_owners(owners),
+                    Ok(Ok(Message::Left(left))) => {
+                        for entity in left.entities().iter().map(EntityId) {
+                            if self.replica.leave(entity, left.tick()) {
+                                self.events.push(SessionEvent::Left { entity });
+                            }
+                        }
+                    }
                     Ok(Ok(Message::OwnershipDenied(denied))) => {
                         self.events.push(SessionEvent::OwnershipDenied {
                             entity: EntityId(denied.entity()),

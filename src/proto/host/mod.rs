@@ -3,6 +3,7 @@
 //! relay of poses. Pure: see the module documentation of [`crate::proto`].
 
 mod dictionaries;
+mod interest;
 mod message_calls;
 mod owners;
 mod writes;
@@ -33,6 +34,7 @@ use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_REFUSED, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
 };
+use crate::interest::Interest;
 use crate::ownership::WHOLE_ENTITY;
 use crate::registry::ComponentId;
 use crate::wire::codec::MessageKind;
@@ -101,6 +103,8 @@ pub struct Host {
     /// Codecs, dictionaries (trained here) and their figures.
     compression: Compression,
     ownership: HostOwnership,
+    /// Who sees what, when interest management is on ([`Config::interest_cell`]).
+    interest: Option<Interest<PeerId>>,
     poses: PoseHub,
     /// Application messages: limits, relay, held messages.
     messages: HostMessages,
@@ -132,7 +136,25 @@ impl Host {
             .codec
             .bounded_for(world.registry(), config.max_chunk_bytes);
         let host_peer = world.config().local_peer;
+        let interest = match config.interest_cell.map(Interest::new) {
+            Some(Ok(mut interest)) => {
+                for entity in world.entities() {
+                    interest.insert(entity);
+                }
+                Some(interest)
+            }
+            Some(Err(_)) => {
+                return Err(HostConfigError {
+                    error: QuantizeError::InvalidVolume(
+                        "the interest cell size must be a positive number",
+                    ),
+                    world: Box::new(world),
+                })
+            }
+            None => None,
+        };
         Ok(Host {
+            interest,
             admission: Admission::new(secret, world.registry(), host_peer),
             stream_bound: max_stream_message(&codec),
             marked: world.tick(),
@@ -313,6 +335,14 @@ impl Host {
         // A new client, or one that lost its connection before its snapshot arrived whole,
         // gets one now.
         let snapshot = needs_snapshot.then(|| self.world.snapshot(self.config.max_chunk_bytes));
+        if let Some(interest) = &mut self.interest {
+            // The snapshot is the whole world, and a resumed client may hold what left its
+            // interest while it was away: the next tick tells it what it does not see (a
+            // filtered snapshot is the next step).
+            if snapshot.is_some() || resumed {
+                interest.set_held(peer, self.world.entities());
+            }
+        }
         // The acceptance (bare), the newest dictionary of each kind, then the snapshot
         // chunks (which may use them: the channel keeps the order).
         let link = &mut client.link;
@@ -547,6 +577,7 @@ impl Host {
     pub fn tick(&mut self, now: Instant, mut path: impl FnMut(ConnId) -> Path) {
         self.update_ownership(now);
         self.mark_changes(now);
+        self.update_interest();
         self.update_dictionaries(now);
         let budget = self.config.budget_bytes_per_tick;
         for client in self.peers.values_mut() {
@@ -625,15 +656,29 @@ impl Host {
                     .iter_mut()
                     .map(|(peer, p)| (peer, &mut p.client));
                 let owners = &self.ownership.owners;
+                let interest = self.interest.as_ref();
                 for (&peer, client) in self.peers.iter_mut().chain(parked) {
-                    // What a client owns is not echoed back to it.
-                    client
-                        .link
-                        .outbox
-                        .mark_changes(&keys, |(c, e)| owners.owner_of(e, c) == Some(peer));
+                    // What a client owns is not echoed back to it; what it does not see is
+                    // not sent to it (what it owns it always sees).
+                    client.link.outbox.mark_changes(&keys, |(c, e)| {
+                        let owner = owners.owner_of(e, c);
+                        owner == Some(peer)
+                            || interest.is_some_and(|i| {
+                                !i.is_relevant(peer, e)
+                                    && owners.owner_of(e, WHOLE_ENTITY) != Some(peer)
+                            })
+                    });
                 }
                 for &entity in &keys.despawns {
                     self.ownership.forget_entity(entity);
+                }
+                if let Some(interest) = &mut self.interest {
+                    for &entity in &keys.spawns {
+                        interest.insert(entity);
+                    }
+                    for &entity in &keys.despawns {
+                        interest.remove(entity);
+                    }
                 }
                 self.marked = keys.tick;
             }
@@ -657,6 +702,11 @@ impl Host {
                             now,
                             &mut self.out,
                         );
+                    }
+                }
+                if let Some(interest) = &mut self.interest {
+                    for &peer in self.peers.keys() {
+                        interest.set_held(peer, self.world.entities());
                     }
                 }
                 self.marked = snapshot.tick;

@@ -130,6 +130,8 @@ namespace Theta
         OwnershipDenied = 23,
         /// <summary>Host with <see cref="SessionConfig.OwnershipHook"/>: <see cref="SessionEvent.Peer"/> asks for an entity; answer with <see cref="Session.DecideOwnership"/> and <see cref="SessionEvent.Request"/>.</summary>
         OwnershipRequested = 24,
+        /// <summary>Client: an entity left this client's interest; it still exists, and comes back as a Spawn when it enters again.</summary>
+        Left = 25,
     }
 
     /// <summary>Who may take an entity (or one component of it) from whom (ThetaOwnershipPolicy).</summary>

@@ -2664,6 +2664,11 @@ namespace Theta.Interop
         /// </summary>
         OwnershipRequested = 24,
         /// <summary>
+        ///  An entity left this client's interest (client): it still exists, but this client
+        ///  forgets it until it enters again (then as a `SPAWN`); `entity`.
+        /// </summary>
+        Left = 25,
+        /// <summary>
         ///  An application message arrived: `peer` is its sender (a client's id, or
         ///  `THETA_PEER_HOST`), `channel` its channel, `data` its body; `cause` is
         ///  `THETA_MESSAGE_RELIABLE` when it came reliable-ordered, else 0.
