@@ -83,8 +83,15 @@ impl Grabs {
     }
 
     /// Tick `t`: every client moves what it holds, lets go now and then, or asks for an
-    /// object.
-    pub fn act<'a>(&mut self, t: u64, clients: impl Iterator<Item = (PeerId, &'a mut Session)>) {
+    /// object. With `settling` (the last second of changes) nobody asks or lets go, so that
+    /// every transfer has landed before the demo's quiet window: a transfer still in flight
+    /// then would move state while the window expects none to move.
+    pub fn act<'a>(
+        &mut self,
+        t: u64,
+        settling: bool,
+        clients: impl Iterator<Item = (PeerId, &'a mut Session)>,
+    ) {
         for (peer, session) in clients {
             let held: Vec<EntityId> = self
                 .objects
@@ -93,14 +100,14 @@ impl Grabs {
                 .filter(|&e| session.owner_of(e, WHOLE_ENTITY) == Some(peer))
                 .collect();
             for &e in &held {
-                if self.rng.unit() < RELEASE_CHANCE {
+                if !settling && self.rng.unit() < RELEASE_CHANCE {
                     let _ = session.release_ownership(e, WHOLE_ENTITY);
                 } else {
                     // Refused only if it lost the object this very tick.
                     let _ = session.set(e, self.transform, &value(peer, t));
                 }
             }
-            if held.is_empty() && self.rng.unit() < REQUEST_CHANCE {
+            if !settling && held.is_empty() && self.rng.unit() < REQUEST_CHANCE {
                 let e = self.objects[self.rng.below(self.objects.len())];
                 if session.request_ownership(e, WHOLE_ENTITY).is_ok() {
                     self.requests += 1;

@@ -331,7 +331,12 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         json_bytes += baseline.diff(host.world()).len() as u64;
         avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
         if let Some(grabs) = &mut grabs {
-            grabs.act(t, clients.iter_mut().map(|c| (c.peer, &mut c.session)));
+            let settling = t + o.rate.ceil() as u64 > ticks;
+            grabs.act(
+                t,
+                settling,
+                clients.iter_mut().map(|c| (c.peer, &mut c.session)),
+            );
         }
         last_change = Instant::now();
         tick_all(&mut host, &mut clients);
