@@ -410,10 +410,16 @@ impl Client {
                 let kind = kind.message_kind().unwrap_or(MessageKind::DeltaFrame);
                 // A decode failure is counted by the codec, per kind and cause.
                 let streams = &mut link.streams;
-                match self.compression.decode_stream(kind, frame, streams) {
-                    Ok(message) if grant_number(&message) > 0 => {
-                        let number = grant_number(&message);
-                        self.grant_frames.push((number, message.into_owned()));
+                let decoded = self.compression.decode_stream(kind, frame, streams);
+                // Only a delta frame can be the state of a grant (snapshot chunks are not
+                // decoded twice for it).
+                let grant = match (&decoded, kind) {
+                    (Ok(message), MessageKind::DeltaFrame) => grant_number(message),
+                    _ => 0,
+                };
+                match decoded {
+                    Ok(message) if grant > 0 => {
+                        self.grant_frames.push((grant, message.into_owned()));
                     }
                     Ok(message) => match self.replica.apply(&message) {
                         Ok(crate::Applied::SnapshotChunk { .. }) => {
