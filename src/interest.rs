@@ -52,6 +52,22 @@ pub enum InterestError {
     /// is smaller than its inner one, or a box's corners are swapped.
     #[error("{0}")]
     Invalid(&'static str),
+    /// The host does not manage interest (no cell size configured).
+    #[error("interest management is off (set the interest cell size)")]
+    Off,
+    /// No such live entity.
+    #[error("no live entity {0}")]
+    UnknownEntity(EntityId),
+    /// A position source that does not fit its component type (or no such type).
+    #[error("a position of 12 bytes at offset {offset} does not fit component type {component:#010x} ({size} bytes at most)")]
+    OutsideComponent {
+        /// The component type.
+        component: u32,
+        /// The byte offset given.
+        offset: usize,
+        /// The type's size (largest, for a variable layout; 0 when it is not registered).
+        size: usize,
+    },
     /// Over [`MAX_VOLUMES`] or [`MAX_SCOPES`].
     #[error("{what}: {given} given, at most {max}")]
     TooMany {
@@ -116,6 +132,54 @@ impl Volume {
         }
     }
 
+    /// Whether `self` is within half its hysteresis of `other`, of the same kind and size:
+    /// a client that moved this little keeps what it was last evaluated with (no sweep),
+    /// and what it holds is still within the outer bound of where it is now.
+    fn near(&self, other: &Volume) -> bool {
+        let dist = |a: [f32; 3], b: [f32; 3]| -> f32 {
+            (0..3).map(|i| (a[i] - b[i]).powi(2)).sum::<f32>().sqrt()
+        };
+        match (*self, *other) {
+            (
+                Volume::Sphere {
+                    center,
+                    radius,
+                    outer,
+                },
+                Volume::Sphere {
+                    center: c,
+                    radius: r,
+                    outer: o,
+                },
+            ) => radius == r && outer == o && dist(center, c) < (outer - radius) / 2.0,
+            (
+                Volume::Box { min, max, margin },
+                Volume::Box {
+                    min: lo,
+                    max: hi,
+                    margin: m,
+                },
+            ) => {
+                let slack = margin / 2.0;
+                margin == m
+                    && (0..3)
+                        .all(|i| (min[i] - lo[i]).abs() < slack && (max[i] - hi[i]).abs() < slack)
+            }
+            _ => false,
+        }
+    }
+
+    /// How far `p` is from the volume (0 inside a box; from the centre for a sphere).
+    fn distance(&self, p: [f32; 3]) -> f32 {
+        let d2: f32 = match *self {
+            Volume::Sphere { center, .. } => (0..3).map(|i| (p[i] - center[i]).powi(2)).sum(),
+            Volume::Box { min, max, .. } => (0..3)
+                .map(|i| (min[i] - p[i]).max(p[i] - max[i]).max(0.0).powi(2))
+                .sum(),
+        };
+        d2.sqrt()
+    }
+
     /// The lowest and highest corners of the outer bound.
     fn outer_bounds(&self) -> ([f32; 3], [f32; 3]) {
         match *self {
@@ -125,6 +189,26 @@ impl Volume {
             Volume::Box { min, max, margin } => (min.map(|c| c - margin), max.map(|c| c + margin)),
         }
     }
+}
+
+/// Checks what a client says it is interested in: at most [`MAX_VOLUMES`] volumes, each
+/// valid, and at most [`MAX_SCOPES`] scopes.
+pub fn validate_client(volumes: &[Volume], scopes: &[u32]) -> Result<(), InterestError> {
+    if volumes.len() > MAX_VOLUMES {
+        return Err(InterestError::TooMany {
+            what: "volumes",
+            given: volumes.len(),
+            max: MAX_VOLUMES,
+        });
+    }
+    if scopes.len() > MAX_SCOPES {
+        return Err(InterestError::TooMany {
+            what: "scopes",
+            given: scopes.len(),
+            max: MAX_SCOPES,
+        });
+    }
+    volumes.iter().try_for_each(Volume::validate)
 }
 
 type Cell = [i32; 3];
@@ -146,6 +230,8 @@ impl EntityData {
 #[derive(Clone, Debug, Default)]
 struct ClientData {
     volumes: Vec<Volume>,
+    /// The volumes of the last sweep (see [`Volume::near`]).
+    swept: Vec<Volume>,
     scopes: FxHashSet<u32>,
     relevant: FxHashSet<EntityId>,
 }
@@ -177,6 +263,8 @@ pub struct Interest<C: Copy + Eq + std::hash::Hash> {
     cell: f32,
     cells: FxHashMap<Cell, FxHashSet<EntityId>>,
     by_scope: FxHashMap<u32, FxHashSet<EntityId>>,
+    /// Entities with neither a position nor a scope.
+    globals: FxHashSet<EntityId>,
     entities: FxHashMap<EntityId, EntityData>,
     clients: FxHashMap<C, ClientData>,
     /// Entities whose data changed since the last update.
@@ -200,6 +288,7 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
             cell,
             cells: FxHashMap::default(),
             by_scope: FxHashMap::default(),
+            globals: FxHashSet::default(),
             entities: FxHashMap::default(),
             clients: FxHashMap::default(),
             dirty: FxHashSet::default(),
@@ -218,8 +307,19 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
 
     /// Adds an entity (global until given a position or scopes).
     pub fn insert(&mut self, entity: EntityId) {
-        self.entities.entry(entity).or_default();
+        let data = self.entities.entry(entity).or_default();
+        if data.global() {
+            self.globals.insert(entity);
+        }
         self.dirty.insert(entity);
+    }
+
+    /// Keeps [`Interest::globals`] in step with an entity's data.
+    fn refile_global(&mut self, entity: EntityId) {
+        match self.entities.get(&entity) {
+            Some(data) if data.global() => self.globals.insert(entity),
+            _ => self.globals.remove(&entity),
+        };
     }
 
     /// Removes an entity (despawned): no client holds it any more, without a `left`.
@@ -234,6 +334,7 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
                 }
             }
         }
+        self.globals.remove(&entity);
         for client in self.clients.values_mut() {
             client.relevant.remove(&entity);
         }
@@ -272,6 +373,7 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
                 self.cells.entry(cell).or_default().insert(entity);
             }
         }
+        self.refile_global(entity);
         self.dirty.insert(entity);
         Ok(())
     }
@@ -300,6 +402,7 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
             self.by_scope.entry(scope).or_default().insert(entity);
         }
         data.scopes = scopes;
+        self.refile_global(entity);
         self.dirty.insert(entity);
         Ok(())
     }
@@ -312,27 +415,19 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
         volumes: &[Volume],
         scopes: &[u32],
     ) -> Result<(), InterestError> {
-        if volumes.len() > MAX_VOLUMES {
-            return Err(InterestError::TooMany {
-                what: "volumes",
-                given: volumes.len(),
-                max: MAX_VOLUMES,
-            });
-        }
-        if scopes.len() > MAX_SCOPES {
-            return Err(InterestError::TooMany {
-                what: "scopes",
-                given: scopes.len(),
-                max: MAX_SCOPES,
-            });
-        }
-        for v in volumes {
-            v.validate()?;
-        }
+        validate_client(volumes, scopes)?;
+        let new = !self.clients.contains_key(&client);
         let data = self.clients.entry(client).or_default();
+        let scopes: FxHashSet<u32> = scopes.iter().copied().collect();
+        // A small move keeps the last sweep (each entity's own changes still meet the
+        // volumes as they are now).
+        let moved = data.swept.len() != volumes.len()
+            || volumes.iter().zip(&data.swept).any(|(v, s)| !v.near(s));
+        if new || moved || data.scopes != scopes {
+            self.dirty_clients.insert(client);
+        }
         data.volumes = volumes.to_vec();
-        data.scopes = scopes.iter().copied().collect();
-        self.dirty_clients.insert(client);
+        data.scopes = scopes;
         Ok(())
     }
 
@@ -357,6 +452,28 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
             .is_some_and(|c| c.relevant.contains(&entity))
     }
 
+    /// The cell size, in metres.
+    pub fn cell(&self) -> f32 {
+        self.cell
+    }
+
+    /// How far `entity` is from the nearest of `client`'s volumes; `None` when either has
+    /// no place (no position, no volume).
+    pub fn distance(&self, client: C, entity: EntityId) -> Option<f32> {
+        let (p, _) = self.entities.get(&entity)?.position?;
+        self.clients
+            .get(&client)?
+            .volumes
+            .iter()
+            .map(|v| v.distance(p))
+            .min_by(f32::total_cmp)
+    }
+
+    /// Every entity this knows of.
+    pub fn entities(&self) -> impl Iterator<Item = EntityId> + '_ {
+        self.entities.keys().copied()
+    }
+
     /// What is relevant to `client` as of the last update.
     pub fn relevant(&self, client: C) -> impl Iterator<Item = EntityId> + '_ {
         self.clients
@@ -378,43 +495,7 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
                 continue;
             };
             let mut candidates: FxHashSet<EntityId> = data.relevant.clone();
-            for v in &data.volumes {
-                let (lo, hi) = v.outer_bounds();
-                let (lo, hi) = (self.cell_of(lo), self.cell_of(hi));
-                let span: i64 = (0..3)
-                    .map(|i| i64::from(hi[i]) - i64::from(lo[i]) + 1)
-                    .product();
-                if span > self.cells.len() as i64 {
-                    // A volume wider than the occupied cells: walk those instead.
-                    for (cell, set) in &self.cells {
-                        if (0..3).all(|i| cell[i] >= lo[i] && cell[i] <= hi[i]) {
-                            candidates.extend(set.iter().copied());
-                        }
-                    }
-                } else {
-                    for x in lo[0]..=hi[0] {
-                        for y in lo[1]..=hi[1] {
-                            for z in lo[2]..=hi[2] {
-                                if let Some(set) = self.cells.get(&[x, y, z]) {
-                                    candidates.extend(set.iter().copied());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for scope in &data.scopes {
-                if let Some(set) = self.by_scope.get(scope) {
-                    candidates.extend(set.iter().copied());
-                }
-            }
-            candidates.extend(
-                self.entities
-                    .iter()
-                    .filter(|(_, e)| e.global())
-                    .map(|(&id, _)| id)
-                    .filter(|id| !data.relevant.contains(id)),
-            );
+            self.candidates(data, &mut candidates);
             self.visits += candidates.len() as u64;
             let entry = changes.entry(client).or_default();
             for id in candidates {
@@ -427,6 +508,11 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
                     (true, false) => entry.left.push(id),
                     _ => {}
                 }
+            }
+        }
+        for &client in &dirty_clients {
+            if let Some(data) = self.clients.get_mut(&client) {
+                data.swept.clone_from(&data.volumes);
             }
         }
         // Entities whose data changed: against every other client.
@@ -464,6 +550,63 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
             c.left.sort_unstable();
             f(client, &c);
         }
+    }
+
+    /// Adds to `out` every entity that may be relevant to `data`: in a cell its volumes
+    /// reach, in a subscribed scope, or global.
+    fn candidates(&self, data: &ClientData, out: &mut FxHashSet<EntityId>) {
+        for v in &data.volumes {
+            let (lo, hi) = v.outer_bounds();
+            let (lo, hi) = (self.cell_of(lo), self.cell_of(hi));
+            let span: i64 = (0..3)
+                .map(|i| i64::from(hi[i]) - i64::from(lo[i]) + 1)
+                .product();
+            if span > self.cells.len() as i64 {
+                // A volume wider than the occupied cells: walk those instead.
+                for (cell, set) in &self.cells {
+                    if (0..3).all(|i| cell[i] >= lo[i] && cell[i] <= hi[i]) {
+                        out.extend(set.iter().copied());
+                    }
+                }
+            } else {
+                for x in lo[0]..=hi[0] {
+                    for y in lo[1]..=hi[1] {
+                        for z in lo[2]..=hi[2] {
+                            if let Some(set) = self.cells.get(&[x, y, z]) {
+                                out.extend(set.iter().copied());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for scope in &data.scopes {
+            if let Some(set) = self.by_scope.get(scope) {
+                out.extend(set.iter().copied());
+            }
+        }
+        out.extend(self.globals.iter().copied());
+    }
+
+    /// Evaluates `client`'s interest from scratch and takes the result as what it holds,
+    /// reporting no change: for a client about to be sent exactly that (a filtered
+    /// snapshot). A client not seen before is added (seeing the global entities).
+    pub fn admit(&mut self, client: C) -> &FxHashSet<EntityId> {
+        let data = self.clients.remove(&client).unwrap_or_default();
+        let mut candidates = FxHashSet::default();
+        self.candidates(&data, &mut candidates);
+        self.visits += candidates.len() as u64;
+        let relevant = candidates
+            .into_iter()
+            .filter(|id| self.entities.get(id).is_some_and(|e| data.wants(e, false)))
+            .collect();
+        let data = self.clients.entry(client).or_insert(ClientData {
+            swept: data.volumes.clone(),
+            relevant,
+            ..data
+        });
+        self.dirty_clients.remove(&client);
+        &data.relevant
     }
 }
 
@@ -542,6 +685,78 @@ mod tests {
         interest.update(|c, ch| seen.push((c, ch.clone())));
         assert_eq!(seen[0].1.entered, vec![e(3)]);
         assert_eq!(sorted(&interest, 1), brute(&interest, 1));
+    }
+
+    #[test]
+    fn small_moves_keep_the_last_sweep_and_a_larger_one_catches_up() {
+        let mut interest = Interest::new(10.0).unwrap();
+        for n in 1..=200 {
+            interest.insert(e(n));
+            interest
+                .set_position(e(n), Some([n as f32, 0.0, 0.0]))
+                .unwrap();
+        }
+        interest
+            .set_client(1u16, &[sphere([0.0; 3], 50.0, 60.0)], &[])
+            .unwrap();
+        interest.update(|_, _| {});
+        assert_eq!(sorted(&interest, 1), (1..=50).map(e).collect::<Vec<_>>());
+        // Under half the hysteresis (5 m): no sweep, nothing looked at, nothing changes.
+        let before = interest.visits;
+        interest
+            .set_client(1, &[sphere([4.0, 0.0, 0.0], 50.0, 60.0)], &[])
+            .unwrap();
+        interest.update(|_, _| panic!("no change expected"));
+        assert_eq!(interest.visits, before);
+        // An entity that moves is still met with the volume as it is now.
+        interest
+            .set_position(e(120), Some([53.0, 0.0, 0.0]))
+            .unwrap();
+        let mut entered = Vec::new();
+        interest.update(|_, c| entered.extend(c.entered.iter().copied()));
+        assert_eq!(entered, vec![e(120)]);
+        // Past the slack: a sweep, and the set is what a fresh evaluation gives.
+        interest
+            .set_client(1, &[sphere([30.0, 0.0, 0.0], 50.0, 60.0)], &[])
+            .unwrap();
+        interest.update(|_, _| {});
+        assert_eq!(sorted(&interest, 1), brute(&interest, 1));
+        assert!(interest.is_relevant(1, e(80)));
+        // A change of radius or of subscriptions always sweeps.
+        interest
+            .set_client(1, &[sphere([30.0, 0.0, 0.0], 20.0, 20.0)], &[])
+            .unwrap();
+        interest.update(|_, _| {});
+        assert_eq!(sorted(&interest, 1), brute(&interest, 1));
+        assert!(!interest.is_relevant(1, e(80)));
+    }
+
+    #[test]
+    fn admitting_a_client_evaluates_it_at_once_and_globals_are_not_a_world_scan() {
+        let mut interest = Interest::new(10.0).unwrap();
+        for n in 1..=1000 {
+            interest.insert(e(n));
+            if n > 3 {
+                interest
+                    .set_position(e(n), Some([n as f32, 0.0, 0.0]))
+                    .unwrap();
+            }
+        }
+        interest.update(|_, _| {});
+        interest
+            .set_client(7u16, &[sphere([100.0, 0.0, 0.0], 10.0, 12.0)], &[])
+            .unwrap();
+        let before = interest.visits;
+        let mut held: Vec<EntityId> = interest.admit(7).iter().copied().collect();
+        held.sort_unstable();
+        let mut want: Vec<EntityId> = (1..=3).map(e).collect();
+        want.extend((90..=110).map(e));
+        assert_eq!(held, want, "the globals and the 21 within 10 m");
+        assert!(interest.visits - before < 100, "a local evaluation");
+        // Admitted: the next update reports nothing for it.
+        interest.update(|c, _| assert_ne!(c, 7));
+        // A client never described sees the globals only.
+        assert_eq!(interest.admit(8).len(), 3);
     }
 
     #[test]

@@ -147,8 +147,9 @@ impl Planner {
         order: Option<&[u32]>,
     ) {
         let descriptor_bytes = size::DESCRIPTOR_BASE + descriptor.name.len();
+        let rows = order.map_or(column.len(), <[u32]>::len);
         let mut start = 0;
-        while start < column.len() {
+        while start < rows {
             let mut overhead = size::BATCH_BASE;
             // Chunk 0 carries the whole registry; later chunks describe what they hold.
             if !self.chunks.is_empty() && !self.described.contains(&at) {
@@ -160,11 +161,11 @@ impl Planner {
                 Layout::Fixed(value) => {
                     let per = size::ENTITY + value as usize;
                     let fit = room / per; // per >= 8: an entity id always travels
-                    end = (start + fit).min(column.len());
+                    end = (start + fit).min(rows);
                     bytes = (end - start) * per;
                 }
                 Layout::Variable { .. } => {
-                    while end < column.len() {
+                    while end < rows {
                         let row = order.map_or(end, |o| o[end] as usize);
                         let per = size::ENTITY + size::LENGTH + column.value(row).len();
                         if bytes + per > room {
@@ -198,7 +199,7 @@ impl Planner {
                 self.described.push(at);
             }
             start = end;
-            if start < column.len() {
+            if start < rows {
                 self.close();
             }
         }
@@ -211,13 +212,50 @@ impl World {
     /// at most `max_chunk_bytes` unless a single value alone is larger. A world without
     /// entities gives zero chunks.
     pub fn snapshot(&self, max_chunk_bytes: usize) -> Snapshot {
+        self.snapshot_of(max_chunk_bytes, None)
+    }
+
+    /// Takes a snapshot of the entities `keep` accepts (all their components), as
+    /// [`World::snapshot`] does of all: what a peer that sees only part of the world needs.
+    pub fn snapshot_where(
+        &self,
+        max_chunk_bytes: usize,
+        keep: impl Fn(EntityId) -> bool,
+    ) -> Snapshot {
+        self.snapshot_of(max_chunk_bytes, Some(&keep))
+    }
+
+    fn snapshot_of(
+        &self,
+        max_chunk_bytes: usize,
+        keep: Option<&dyn Fn(EntityId) -> bool>,
+    ) -> Snapshot {
         let tick = self.seal();
         let registry = self.registry();
         let registry_hash = registry.hash();
-        let bare = self.bare_entities();
+        let mut bare = self.bare_entities();
         let columns = self.columns();
-        let orders: Vec<Option<Vec<u32>>> = columns.iter().map(Column::entity_order).collect();
-        let has_values = columns.iter().any(|c| c.len() > 0);
+        let orders: Vec<Option<Vec<u32>>> = match keep {
+            None => columns.iter().map(Column::entity_order).collect(),
+            Some(keep) => {
+                bare.retain(|&e| keep(e));
+                // Rows kept, in entity order.
+                columns
+                    .iter()
+                    .map(|c| {
+                        let mut rows: Vec<u32> = c
+                            .entity_order()
+                            .unwrap_or_else(|| (0..c.len() as u32).collect());
+                        rows.retain(|&row| keep(c.entity(row as usize)));
+                        Some(rows)
+                    })
+                    .collect()
+            }
+        };
+        let has_values = columns
+            .iter()
+            .zip(&orders)
+            .any(|(c, o)| o.as_ref().map_or(c.len(), Vec::len) > 0);
         if bare.is_empty() && !has_values {
             return Snapshot {
                 tick,
@@ -461,6 +499,45 @@ mod tests {
         assert_eq!(replica.world().get(a, name), Some(&b"alpha"[..]));
         assert_eq!(replica.world().get(b, name), Some(&b""[..]));
         assert_eq!(replica.state_hash(), world.state_hash());
+    }
+
+    #[test]
+    fn a_filtered_snapshot_holds_exactly_the_kept_entities_in_small_chunks() {
+        let mut world = World::default();
+        let position = world.register("test.Position", Layout::Fixed(12)).unwrap();
+        let name = world
+            .register("test.Name", Layout::Variable { max: 64 })
+            .unwrap();
+        let entities: Vec<EntityId> = (0..300u32)
+            .map(|i| {
+                let e = world.spawn().unwrap();
+                if i % 3 != 0 {
+                    world.set(e, position, &[i as u8; 12]).unwrap();
+                }
+                if i % 5 == 0 {
+                    world.set(e, name, format!("n{i}").as_bytes()).unwrap();
+                }
+                e
+            })
+            .collect();
+        // Stored out of entity order, so the filter meets a reordered column too.
+        world.remove(entities[1], position).unwrap();
+        world.set(entities[1], position, &[9; 12]).unwrap();
+        let keep = |e: EntityId| e.0 % 4 == 1;
+        let snapshot = world.snapshot_where(512, keep);
+        assert!(snapshot.chunks.len() > 1);
+        let mut replica = Replica::new();
+        for chunk in &snapshot.chunks {
+            assert!(chunk.bytes.len() <= 512);
+            replica.apply_snapshot_chunk(&chunk.bytes).unwrap();
+        }
+        assert!(entities
+            .iter()
+            .all(|&e| replica.world().is_alive(e) == keep(e)));
+        assert_eq!(replica.state_hash(), world.state_hash_where(keep));
+        assert_ne!(world.state_hash_where(keep), world.state_hash());
+        // Nothing kept: zero chunks, as for an empty world.
+        assert!(world.snapshot_where(512, |_| false).chunks.is_empty());
     }
 
     #[test]

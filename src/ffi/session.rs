@@ -8,6 +8,7 @@
 //! A client joined by host name holds its join until a background thread has resolved
 //! the name (see [`Link`]), so neither joining nor closing blocks the caller.
 
+use crate::interest::InterestError;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{mpsc, Mutex, PoisonError};
@@ -218,6 +219,8 @@ impl From<SessionError> for FfiError {
                 OwnershipCallError::NotJoined => ThetaStatus::NotConnected,
                 OwnershipCallError::NotOwner { .. } => ThetaStatus::NotOwner,
             },
+            SessionError::Interest(InterestError::UnknownEntity(_)) => ThetaStatus::DeadEntity,
+            SessionError::Interest(_) | SessionError::Priority(_) => ThetaStatus::InvalidArgument,
         };
         FfiError::new(status, error.to_string())
     }

@@ -11,6 +11,7 @@
 //! its peers (bounded) and joins its runtime thread; a custom session says goodbye when
 //! asked ([`Session::leave`]), and the engine carries it out.
 
+mod interest;
 mod messages;
 mod ownership;
 
@@ -92,6 +93,13 @@ pub struct SessionConfig {
     /// ([`SessionEvent::OwnershipRequested`], [`Session::decide_ownership`]) and refused
     /// if not answered within this time. Default `None` (the policy decides alone).
     pub ownership_hook: Option<Duration>,
+    /// Host: interest management over cubic cells of this size in metres (about a
+    /// client's view radius): each client gets only the entities it sees (see
+    /// [`crate::interest`]). Default `None`: every client gets every entity.
+    pub interest_cell: Option<f32>,
+    /// Host: clients set what they see ([`Session::set_interest`]); when false only the
+    /// host's engine does ([`Session::set_client_interest`]). Default true.
+    pub interest_from_clients: bool,
     /// Host: application messages' limits and filter (see [`crate::proto::messages`]).
     pub messages: MessageConfig,
 }
@@ -117,6 +125,8 @@ impl Default for SessionConfig {
             admission_timeout: Duration::from_secs(3),
             ownership_lease: Duration::from_secs(5),
             ownership_hook: None,
+            interest_cell: None,
+            interest_from_clients: true,
             messages: MessageConfig::default(),
         }
     }
@@ -169,7 +179,8 @@ impl SessionConfig {
             dictionary_bytes: self.dictionary_bytes,
             ownership_lease: self.ownership_lease,
             ownership_hook: self.ownership_hook,
-            interest_cell: None,
+            interest_cell: self.interest_cell,
+            interest_from_clients: self.interest_from_clients,
             messages: self.messages,
         }
     }
@@ -205,6 +216,12 @@ pub enum SessionError {
     /// A client's ownership call was refused locally.
     #[error(transparent)]
     OwnershipCall(#[from] proto::OwnershipCallError),
+    /// An interest call was refused (nothing changed).
+    #[error("interest: {0}")]
+    Interest(#[from] crate::interest::InterestError),
+    /// A priority weight was refused.
+    #[error(transparent)]
+    Priority(#[from] proto::priority::PriorityError),
 }
 
 /// The protocol core a session drives.

@@ -15,7 +15,7 @@ use super::{Channel, ConnId, Output, Path, CLOSE_BROKEN_STREAM};
 use crate::registry::ComponentId;
 use crate::wire::codec::{CodecError, MessageKind};
 use crate::wire::{self, fb, Encoder, Message};
-use crate::world::{PeerId, World};
+use crate::world::{EntityId, PeerId, World};
 
 /// What the protocol hands its driver, in order.
 pub(crate) type Outputs = VecDeque<Output>;
@@ -211,7 +211,8 @@ impl Link {
     }
 
     /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each in
-    /// its codec envelope, within `budget` bytes and what `path` takes.
+    /// its codec envelope, within `budget` bytes and what `path` takes; `points` orders
+    /// what waits when not everything fits (see `proto::priority`).
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &mut self,
@@ -220,6 +221,7 @@ impl Link {
         now: Instant,
         path: Path,
         budget: usize,
+        points: &dyn Fn(EntityId) -> u32,
         encoder: &mut Encoder,
         compression: &mut Compression,
         out: &mut Outputs,
@@ -239,7 +241,9 @@ impl Link {
         }
         let unacked = self.received.has_unacked();
         let acks = self.received.to_send();
-        let mut built = self.outbox.build(world, tick, now, limits, &acks, encoder);
+        let mut built = self
+            .outbox
+            .build(world, tick, now, limits, &acks, points, encoder);
         if built.datagrams.is_empty() && unacked {
             built
                 .datagrams

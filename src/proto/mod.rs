@@ -16,11 +16,13 @@ mod client;
 pub mod compression;
 mod events;
 mod host;
+pub mod interest;
 mod link;
 pub mod messages;
 pub(crate) mod outbox;
 mod ownership;
 pub mod poses;
+pub mod priority;
 mod queue;
 mod rng;
 pub mod token;
@@ -156,6 +158,10 @@ pub struct Config {
     /// Host: interest management over cubic cells of this size (metres); `None` (the
     /// default): every client gets every entity. See [`crate::interest`].
     pub interest_cell: Option<f32>,
+    /// Host: each client's own interest messages set what it sees (the default); when
+    /// false they are ignored and only the host's engine sets it
+    /// (`Host::set_client_interest`), for server-side rules.
+    pub interest_from_clients: bool,
     /// Host: application messages' limits and filter (see [`messages`]).
     pub messages: MessageConfig,
 }
@@ -173,6 +179,7 @@ impl Default for Config {
             ownership_lease: Duration::from_secs(5),
             ownership_hook: None,
             interest_cell: None,
+            interest_from_clients: true,
             messages: MessageConfig::default(),
         }
     }

@@ -268,7 +268,8 @@ impl Outbox {
         }
     }
 
-    /// Chooses what to send this tick, encodes it and records it as in flight.
+    /// Chooses what to send this tick, encodes it and records it as in flight; `points`
+    /// gives what a waiting key of an entity gains per tick (see `proto::priority`).
     pub(crate) fn build(
         &mut self,
         world: &World,
@@ -276,6 +277,7 @@ impl Outbox {
         now: Instant,
         limits: SendLimits,
         acks: &[(u64, u64)],
+        points: &dyn Fn(EntityId) -> u32,
         encoder: &mut Encoder,
     ) -> Built {
         let mut built = Built::default();
@@ -292,7 +294,7 @@ impl Outbox {
                 Some(at) => now.saturating_duration_since(at) >= resend_after,
             };
             if due {
-                pending.priority = pending.priority.saturating_add(1);
+                pending.priority = pending.priority.saturating_add(points(key.1));
                 chosen.push((*key, pending.priority));
             }
         }
@@ -564,6 +566,7 @@ mod tests {
             now,
             limits(),
             acks,
+            &|_| 1,
             &mut Encoder::new(),
         )
     }
@@ -592,6 +595,7 @@ mod tests {
             t0 + Duration::from_secs(5),
             limits(),
             &[],
+            &|_| 1,
             &mut Encoder::new(),
         );
         assert!(again.datagrams.is_empty());
@@ -622,7 +626,15 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         let keys = world.changed_keys_since(world.tick() - 1).expect("history");
         outbox.mark_changes(&keys, |_| false);
-        let sent = outbox.build(&world, world.tick(), t1, limits(), &[], &mut Encoder::new());
+        let sent = outbox.build(
+            &world,
+            world.tick(),
+            t1,
+            limits(),
+            &[],
+            &|_| 1,
+            &mut Encoder::new(),
+        );
         assert_eq!(sent.datagrams.len(), 1);
         let early = t1 + measured / 2;
         let none = outbox.build(
@@ -631,6 +643,7 @@ mod tests {
             early,
             limits(),
             &[],
+            &|_| 1,
             &mut Encoder::new(),
         );
         assert!(none.datagrams.is_empty(), "resent before the delay");
@@ -642,6 +655,7 @@ mod tests {
             late,
             limits(),
             &[],
+            &|_| 1,
             &mut Encoder::new(),
         );
         assert_eq!(resent.datagrams.len(), 1);

@@ -139,6 +139,8 @@ pub enum Message<'a> {
     OwnersAck(fb::OwnersAck<'a>),
     /// Entities left a client's interest.
     Left(fb::Left<'a>),
+    /// A client says what it is interested in.
+    ClientInterest(fb::ClientInterest<'a>),
 }
 
 impl Message<'_> {
@@ -164,6 +166,7 @@ impl Message<'_> {
             Message::MessageRefused(_) => "message refusal",
             Message::OwnersAck(_) => "owners acknowledgement",
             Message::Left(_) => "left interest",
+            Message::ClientInterest(_) => "client interest",
         }
     }
 }
@@ -250,6 +253,9 @@ pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
         )),
         fb::Payload::Left => Ok(Message::Left(
             message.payload_as_left().ok_or_else(missing)?,
+        )),
+        fb::Payload::ClientInterest => Ok(Message::ClientInterest(
+            message.payload_as_client_interest().ok_or_else(missing)?,
         )),
         _ => Err(WireError::UnexpectedPayload {
             expected: "a known message",

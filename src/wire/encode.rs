@@ -364,6 +364,21 @@ impl Encoder {
         self.finish(fb::Payload::Left, left.as_union_value())
     }
 
+    /// Encodes what a client is interested in: volumes and subscribed scopes.
+    pub fn client_interest(&mut self, volumes: &[fb::InterestVolume], scopes: &[u32]) -> Vec<u8> {
+        self.fbb.reset();
+        let volumes = self.fbb.create_vector(volumes);
+        let scopes = self.fbb.create_vector(scopes);
+        let interest = fb::ClientInterest::create(
+            &mut self.fbb,
+            &fb::ClientInterestArgs {
+                volumes: Some(volumes),
+                scopes: Some(scopes),
+            },
+        );
+        self.finish(fb::Payload::ClientInterest, interest.as_union_value())
+    }
+
     /// Encodes a client's acknowledgement of ownership message `seq`.
     pub fn owners_ack(&mut self, seq: u64) -> Vec<u8> {
         self.fbb.reset();

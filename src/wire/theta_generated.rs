@@ -605,10 +605,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for OwnershipRefusal {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_PAYLOAD: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_PAYLOAD: u8 = 19;
+pub const ENUM_MAX_PAYLOAD: u8 = 20;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_PAYLOAD: [Payload; 20] = [
+pub const ENUM_VALUES_PAYLOAD: [Payload; 21] = [
   Payload::NONE,
   Payload::SnapshotChunk,
   Payload::DeltaFrame,
@@ -629,6 +629,7 @@ pub const ENUM_VALUES_PAYLOAD: [Payload; 20] = [
   Payload::MessageRefused,
   Payload::OwnersAck,
   Payload::Left,
+  Payload::ClientInterest,
 ];
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -656,9 +657,10 @@ impl Payload {
   pub const MessageRefused: Self = Self(17);
   pub const OwnersAck: Self = Self(18);
   pub const Left: Self = Self(19);
+  pub const ClientInterest: Self = Self(20);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 19;
+  pub const ENUM_MAX: u8 = 20;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::NONE,
     Self::SnapshotChunk,
@@ -680,6 +682,7 @@ impl Payload {
     Self::MessageRefused,
     Self::OwnersAck,
     Self::Left,
+    Self::ClientInterest,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -704,6 +707,7 @@ impl Payload {
       Self::MessageRefused => Some("MessageRefused"),
       Self::OwnersAck => Some("OwnersAck"),
       Self::Left => Some("Left"),
+      Self::ClientInterest => Some("ClientInterest"),
       _ => None,
     }
   }
@@ -1109,6 +1113,359 @@ impl<'a> OwnerEntry {
         &x_le as *const _ as *const u8,
         self.0[15..].as_mut_ptr(),
         ::core::mem::size_of::<<u8 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
+
+/// A point or extent in metres.
+// struct Vec3, aligned to 4
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct Vec3(pub [u8; 12]);
+impl Default for Vec3 { 
+  fn default() -> Self { 
+    Self([0; 12])
+  }
+}
+impl ::core::fmt::Debug for Vec3 {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("Vec3")
+      .field("x", &self.x())
+      .field("y", &self.y())
+      .field("z", &self.z())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for Vec3 {}
+impl<'a> ::flatbuffers::Follow<'a> for Vec3 {
+  type Inner = &'a Vec3;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a Vec3>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a Vec3 {
+  type Inner = &'a Vec3;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<Vec3>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for Vec3 {
+    type Output = Vec3;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const Vec3 as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(4)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for Vec3 {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> Vec3 {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    x: f32,
+    y: f32,
+    z: f32,
+  ) -> Self {
+    let mut s = Self([0; 12]);
+    s.set_x(x);
+    s.set_y(y);
+    s.set_z(z);
+    s
+  }
+
+  pub fn x(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_x(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn y(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[4..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_y(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[4..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn z(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[8..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_z(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[8..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+}
+
+/// A region a client is interested in: kind 0 a sphere (`a` its centre, `inner` its
+/// radius, `outer` the distance within which what is relevant stays so), kind 1 an
+/// axis-aligned box (`a` and `b` its lowest and highest corners, `outer` the margin
+/// around it within which what is relevant stays so).
+// struct InterestVolume, aligned to 4
+#[repr(transparent)]
+#[derive(Clone, Copy, PartialEq)]
+pub struct InterestVolume(pub [u8; 36]);
+impl Default for InterestVolume { 
+  fn default() -> Self { 
+    Self([0; 36])
+  }
+}
+impl ::core::fmt::Debug for InterestVolume {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter) -> ::core::fmt::Result {
+    f.debug_struct("InterestVolume")
+      .field("kind", &self.kind())
+      .field("a", &self.a())
+      .field("b", &self.b())
+      .field("inner", &self.inner())
+      .field("outer", &self.outer())
+      .finish()
+  }
+}
+
+impl ::flatbuffers::SimpleToVerifyInSlice for InterestVolume {}
+impl<'a> ::flatbuffers::Follow<'a> for InterestVolume {
+  type Inner = &'a InterestVolume;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { <&'a InterestVolume>::follow(buf, loc) }
+  }
+}
+impl<'a> ::flatbuffers::Follow<'a> for &'a InterestVolume {
+  type Inner = &'a InterestVolume;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    unsafe { ::flatbuffers::follow_cast_ref::<InterestVolume>(buf, loc) }
+  }
+}
+impl<'b> ::flatbuffers::Push for InterestVolume {
+    type Output = InterestVolume;
+    #[inline]
+    unsafe fn push(&self, dst: &mut [u8], _written_len: usize) {
+        let src = unsafe { ::core::slice::from_raw_parts(self as *const InterestVolume as *const u8, <Self as ::flatbuffers::Push>::size()) };
+        dst.copy_from_slice(src);
+    }
+    #[inline]
+    fn alignment() -> ::flatbuffers::PushAlignment {
+        ::flatbuffers::PushAlignment::new(4)
+    }
+}
+
+impl<'a> ::flatbuffers::Verifiable for InterestVolume {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.in_buffer::<Self>(pos)
+  }
+}
+
+impl<'a> InterestVolume {
+  #[allow(clippy::too_many_arguments)]
+  pub fn new(
+    kind: u8,
+    a: &Vec3,
+    b: &Vec3,
+    inner: f32,
+    outer: f32,
+  ) -> Self {
+    let mut s = Self([0; 36]);
+    s.set_kind(kind);
+    s.set_a(a);
+    s.set_b(b);
+    s.set_inner(inner);
+    s.set_outer(outer);
+    s
+  }
+
+  pub fn kind(&self) -> u8 {
+    let mut mem = ::core::mem::MaybeUninit::<<u8 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[0..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<u8 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_kind(&mut self, x: u8) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[0..].as_mut_ptr(),
+        ::core::mem::size_of::<<u8 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn a(&self) -> &Vec3 {
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid struct in this slot
+    unsafe { &*(self.0[4..].as_ptr() as *const Vec3) }
+  }
+
+  #[allow(clippy::identity_op)]
+  pub fn set_a(&mut self, x: &Vec3) {
+    self.0[4..4 + 12].copy_from_slice(&x.0)
+  }
+
+  pub fn b(&self) -> &Vec3 {
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid struct in this slot
+    unsafe { &*(self.0[16..].as_ptr() as *const Vec3) }
+  }
+
+  #[allow(clippy::identity_op)]
+  pub fn set_b(&mut self, x: &Vec3) {
+    self.0[16..16 + 12].copy_from_slice(&x.0)
+  }
+
+  pub fn inner(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[28..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_inner(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[28..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+    }
+  }
+
+  pub fn outer(&self) -> f32 {
+    let mut mem = ::core::mem::MaybeUninit::<<f32 as ::flatbuffers::EndianScalar>::Scalar>::uninit();
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    ::flatbuffers::EndianScalar::from_little_endian(unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        self.0[32..].as_ptr(),
+        mem.as_mut_ptr() as *mut u8,
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
+      );
+      mem.assume_init()
+    })
+  }
+
+  pub fn set_outer(&mut self, x: f32) {
+    let x_le = ::flatbuffers::EndianScalar::to_little_endian(x);
+    // Safety:
+    // Created from a valid Table for this object
+    // Which contains a valid value in this slot
+    unsafe {
+      ::core::ptr::copy_nonoverlapping(
+        &x_le as *const _ as *const u8,
+        self.0[32..].as_mut_ptr(),
+        ::core::mem::size_of::<<f32 as ::flatbuffers::EndianScalar>::Scalar>(),
       );
     }
   }
@@ -4310,6 +4667,123 @@ impl ::core::fmt::Debug for Left<'_> {
       ds.finish()
   }
 }
+pub enum ClientInterestOffset {}
+#[derive(Copy, Clone, PartialEq)]
+
+/// Client to host, on the stream: what this client is interested in now (replaces what it
+/// said before). At most 8 volumes and 64 scopes.
+pub struct ClientInterest<'a> {
+  pub _tab: ::flatbuffers::Table<'a>,
+}
+
+impl<'a> ::flatbuffers::Follow<'a> for ClientInterest<'a> {
+  type Inner = ClientInterest<'a>;
+  #[inline]
+  unsafe fn follow(buf: &'a [u8], loc: usize) -> Self::Inner {
+    Self { _tab: unsafe { ::flatbuffers::Table::new(buf, loc) } }
+  }
+}
+
+impl<'a> ClientInterest<'a> {
+  pub const VT_VOLUMES: ::flatbuffers::VOffsetT = 4;
+  pub const VT_SCOPES: ::flatbuffers::VOffsetT = 6;
+
+  #[inline]
+  pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
+    ClientInterest { _tab: table }
+  }
+  #[allow(unused_mut)]
+  pub fn create<'bldr: 'args, 'args: 'mut_bldr, 'mut_bldr, A: ::flatbuffers::Allocator + 'bldr>(
+    _fbb: &'mut_bldr mut ::flatbuffers::FlatBufferBuilder<'bldr, A>,
+    args: &'args ClientInterestArgs<'args>
+  ) -> ::flatbuffers::WIPOffset<ClientInterest<'bldr>> {
+    let mut builder = ClientInterestBuilder::new(_fbb);
+    if let Some(x) = args.scopes { builder.add_scopes(x); }
+    if let Some(x) = args.volumes { builder.add_volumes(x); }
+    builder.finish()
+  }
+
+
+  #[inline]
+  pub fn volumes(&self) -> ::flatbuffers::Vector<'a, InterestVolume> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, InterestVolume>>>(ClientInterest::VT_VOLUMES, None).unwrap()}
+  }
+  #[inline]
+  pub fn scopes(&self) -> ::flatbuffers::Vector<'a, u32> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u32>>>(ClientInterest::VT_SCOPES, None).unwrap()}
+  }
+}
+
+impl ::flatbuffers::Verifiable for ClientInterest<'_> {
+  #[inline]
+  fn run_verifier(
+    v: &mut ::flatbuffers::Verifier, pos: usize
+  ) -> Result<(), ::flatbuffers::InvalidFlatbuffer> {
+    v.visit_table(pos)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, InterestVolume>>>("volumes", Self::VT_VOLUMES, true)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("scopes", Self::VT_SCOPES, true)?
+     .finish();
+    Ok(())
+  }
+}
+pub struct ClientInterestArgs<'a> {
+    pub volumes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, InterestVolume>>>,
+    pub scopes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
+}
+impl<'a> Default for ClientInterestArgs<'a> {
+  #[inline]
+  fn default() -> Self {
+    ClientInterestArgs {
+      volumes: None, // required field
+      scopes: None, // required field
+    }
+  }
+}
+
+pub struct ClientInterestBuilder<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> {
+  fbb_: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>,
+  start_: ::flatbuffers::WIPOffset<::flatbuffers::TableUnfinishedWIPOffset>,
+}
+impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ClientInterestBuilder<'a, 'b, A> {
+  #[inline]
+  pub fn add_volumes(&mut self, volumes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , InterestVolume>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ClientInterest::VT_VOLUMES, volumes);
+  }
+  #[inline]
+  pub fn add_scopes(&mut self, scopes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u32>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ClientInterest::VT_SCOPES, scopes);
+  }
+  #[inline]
+  pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ClientInterestBuilder<'a, 'b, A> {
+    let start = _fbb.start_table();
+    ClientInterestBuilder {
+      fbb_: _fbb,
+      start_: start,
+    }
+  }
+  #[inline]
+  pub fn finish(self) -> ::flatbuffers::WIPOffset<ClientInterest<'a>> {
+    let o = self.fbb_.end_table(self.start_);
+    self.fbb_.required(o, ClientInterest::VT_VOLUMES,"volumes");
+    self.fbb_.required(o, ClientInterest::VT_SCOPES,"scopes");
+    ::flatbuffers::WIPOffset::new(o.value())
+  }
+}
+
+impl ::core::fmt::Debug for ClientInterest<'_> {
+  fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+    let mut ds = f.debug_struct("ClientInterest");
+      ds.field("volumes", &self.volumes());
+      ds.field("scopes", &self.scopes());
+      ds.finish()
+  }
+}
 pub enum MessageOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
@@ -4635,6 +5109,20 @@ impl<'a> Message<'a> {
     }
   }
 
+  #[inline]
+  #[allow(non_snake_case)]
+  pub fn payload_as_client_interest(&self) -> Option<ClientInterest<'a>> {
+    if self.payload_type() == Payload::ClientInterest {
+      let u = self.payload();
+      // Safety:
+      // Created from a valid Table for this object
+      // Which contains a valid union in this slot
+      Some(unsafe { ClientInterest::init_from_table(u) })
+    } else {
+      None
+    }
+  }
+
 }
 
 impl ::flatbuffers::Verifiable for Message<'_> {
@@ -4665,6 +5153,7 @@ impl ::flatbuffers::Verifiable for Message<'_> {
           Payload::MessageRefused => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<MessageRefused>>("Payload::MessageRefused", pos),
           Payload::OwnersAck => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<OwnersAck>>("Payload::OwnersAck", pos),
           Payload::Left => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<Left>>("Payload::Left", pos),
+          Payload::ClientInterest => v.verify_union_variant::<::flatbuffers::ForwardsUOffset<ClientInterest>>("Payload::ClientInterest", pos),
           _ => Ok(()),
         }
      })?
@@ -4855,6 +5344,13 @@ impl ::core::fmt::Debug for Message<'_> {
         },
         Payload::Left => {
           if let Some(x) = self.payload_as_left() {
+            ds.field("payload", &x)
+          } else {
+            ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")
+          }
+        },
+        Payload::ClientInterest => {
+          if let Some(x) = self.payload_as_client_interest() {
             ds.field("payload", &x)
           } else {
             ds.field("payload", &"InvalidFlatbuffer: Union discriminant does not match value.")

@@ -627,18 +627,29 @@ impl World {
     /// A hash of every live entity and every value, independent of storage order and ticks:
     /// equal on two peers exactly when they hold the same state (up to hash collisions).
     pub fn state_hash(&self) -> u64 {
-        let mut sum = 0u64;
-        for entity in self.entities() {
+        self.state_hash_where(|_| true)
+    }
+
+    /// [`World::state_hash`] of the entities `keep` accepts, as if the world held only
+    /// them: a peer that sees part of the world holds exactly that part when its own
+    /// `state_hash` equals this.
+    pub fn state_hash_where(&self, keep: impl Fn(EntityId) -> bool) -> u64 {
+        let (mut sum, mut count) = (0u64, 0u64);
+        for entity in self.entities().filter(|&e| keep(e)) {
             sum = sum.wrapping_add(mix64(entity.0 ^ 0x656e_7469_7479));
+            count += 1;
         }
         for (descriptor, column) in self.registry.descriptors().iter().zip(&self.columns) {
             let type_seed = mix64(u64::from(descriptor.id.0));
             for row in 0..column.len() {
-                let seed = mix64(type_seed ^ column.entity(row).0);
-                sum = sum.wrapping_add(hash64(seed, column.value(row)));
+                let entity = column.entity(row);
+                if keep(entity) {
+                    let seed = mix64(type_seed ^ entity.0);
+                    sum = sum.wrapping_add(hash64(seed, column.value(row)));
+                }
             }
         }
-        mix64(sum ^ self.index.len() as u64)
+        mix64(sum ^ count)
     }
 
     /// Counts and memory use.

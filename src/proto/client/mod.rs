@@ -17,14 +17,17 @@ use super::compression::{
 use super::events::{
     DisconnectCause, OwnershipRefusal, PeerDiagnostics, SessionDiagnostics, SessionEvent,
 };
+use super::interest::ClientInterest;
 use super::link::{Link, Outputs};
 use super::messages::{self, ClientMessages, MessageError};
 use super::poses::{PoseHub, PoseLink};
+use super::priority::{Priorities, PriorityError};
 use super::queue::{EventQueue, EventRef};
 use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_BROKEN_STREAM, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
 };
+use crate::interest::{InterestError, Volume};
 use crate::ownership::LEASED;
 use crate::registry::{ComponentId, Registry};
 use crate::replica::Replica;
@@ -89,6 +92,10 @@ pub struct Client {
     /// may think it holds the key until then).
     grant_frames: Vec<(u64, Vec<u8>)>,
     poses: PoseHub,
+    /// What this client's engine wants to see, sent to the host.
+    interest: ClientInterest,
+    /// The engine's priority weights for this client's own writes.
+    priorities: Priorities,
     /// Application messages: unreliable ones queued, the host's seen.
     messages: ClientMessages,
     encoder: Encoder,
@@ -126,6 +133,8 @@ impl Client {
             last_ack: None,
             grant_frames: Vec::new(),
             messages: ClientMessages::default(),
+            interest: ClientInterest::default(),
+            priorities: Priorities::default(),
             encoder,
             events: EventQueue::default(),
             out: VecDeque::new(),
@@ -275,6 +284,7 @@ impl Client {
                 let poses = PoseLink::new(peer, self.config.poses.volume, true, now);
                 let mut link = Link::new(conn, peer, poses);
                 link.dicts = PeerDicts::to_host();
+                self.interest.reconnected();
                 // The host sends its dictionaries again on every connection.
                 self.compression.clear_dictionaries();
                 self.resume = accepted
@@ -528,12 +538,17 @@ impl Client {
                 self.last_ack = Some(now);
             }
         }
+        if let Some(wish) = self.interest.poll(now, &mut self.encoder) {
+            link.send_reliable(control_message(&wish), &mut self.out);
+        }
+        let priorities = &self.priorities;
         link.send(
             self.replica.world(),
             self.marked,
             now,
             path,
             self.config.budget_bytes_per_tick,
+            &|e| priorities.points(e, None, 1.0),
             &mut self.encoder,
             &mut self.compression,
             &mut self.out,
@@ -584,6 +599,28 @@ impl Client {
             return Some(now);
         }
         link.next_due(now, path)
+            .into_iter()
+            .chain(self.interest.next_due(now))
+            .min()
+    }
+
+    /// Says what this client wants to see: interest volumes (usually around the head,
+    /// updated every frame) and subscribed scopes. Sent to the host at most every
+    /// [`INTEREST_INTERVAL`](crate::proto::interest::INTEREST_INTERVAL), and again after a
+    /// reconnection. Has an effect when the host manages interest. Refused (nothing
+    /// changed) when a volume is not valid or there are too many.
+    pub fn set_interest(
+        &mut self,
+        volumes: &[Volume],
+        scopes: &[u32],
+    ) -> Result<(), InterestError> {
+        self.interest.set(volumes, scopes)
+    }
+
+    /// Sets the priority weight of `entity` among this client's own writes (1 by
+    /// default): when a tick's byte budget does not fit them all, heavier ones go first.
+    pub fn set_priority(&mut self, entity: EntityId, weight: f32) -> Result<(), PriorityError> {
+        self.priorities.set(entity, weight)
     }
 
     /// Says goodbye to the host on the unreliable channel (see [`GOODBYE_DATAGRAM`]); a

@@ -27,6 +27,7 @@ use super::messages::{self, HostMessages};
 use super::outbox::{Key, Outbox};
 use super::ownership::{entity_frame, HostOwnership, PeerOwnership};
 use super::poses::{PoseHub, PoseLink};
+use super::priority::Priorities;
 use super::queue::{EventQueue, EventRef};
 use super::rng::TokenRng;
 use super::token::JoinSecret;
@@ -41,6 +42,7 @@ use crate::wire::codec::MessageKind;
 use crate::wire::{self, fb, Acceptance, Encoder, Message};
 use crate::world::{Change, EntityId, PeerId, World, WorldError};
 use crate::xr::QuantizeError;
+use interest::{follow_positions, read_positions};
 use writes::ClientWrites;
 
 /// Write rejections reported to a client per frame; more are only counted.
@@ -105,6 +107,10 @@ pub struct Host {
     ownership: HostOwnership,
     /// Who sees what, when interest management is on ([`Config::interest_cell`]).
     interest: Option<Interest<PeerId>>,
+    /// The component and byte offset an entity's interest position is read from.
+    position_source: Option<(ComponentId, usize)>,
+    /// The engine's priority weights.
+    priorities: Priorities,
     poses: PoseHub,
     /// Application messages: limits, relay, held messages.
     messages: HostMessages,
@@ -155,6 +161,8 @@ impl Host {
         };
         Ok(Host {
             interest,
+            position_source: None,
+            priorities: Priorities::default(),
             admission: Admission::new(secret, world.registry(), host_peer),
             stream_bound: max_stream_message(&codec),
             marked: world.tick(),
@@ -334,15 +342,26 @@ impl Host {
         client.ownership.last_heard = Some(now);
         // A new client, or one that lost its connection before its snapshot arrived whole,
         // gets one now.
-        let snapshot = needs_snapshot.then(|| self.world.snapshot(self.config.max_chunk_bytes));
-        if let Some(interest) = &mut self.interest {
-            // The snapshot is the whole world, and a resumed client may hold what left its
-            // interest while it was away: the next tick tells it what it does not see (a
-            // filtered snapshot is the next step).
-            if snapshot.is_some() || resumed {
-                interest.set_held(peer, self.world.entities());
+        let max_chunk = self.config.max_chunk_bytes;
+        let snapshot = match &mut self.interest {
+            None => needs_snapshot.then(|| self.world.snapshot(max_chunk)),
+            Some(interest) => {
+                let snapshot = needs_snapshot.then(|| {
+                    // Only what it sees (and owns), evaluated now.
+                    let owners = &self.ownership.owners;
+                    let relevant = interest.admit(peer);
+                    self.world.snapshot_where(max_chunk, |e| {
+                        relevant.contains(&e) || owners.owner_of(e, WHOLE_ENTITY) == Some(peer)
+                    })
+                });
+                if snapshot.is_none() && resumed {
+                    // It may hold what left its interest while it was away: the next tick
+                    // tells it what it does not see.
+                    interest.set_held(peer, self.world.entities());
+                }
+                snapshot
             }
-        }
+        };
         // The acceptance (bare), the newest dictionary of each kind, then the snapshot
         // chunks (which may use them: the channel keeps the order).
         let link = &mut client.link;
@@ -529,6 +548,9 @@ impl Host {
                 let (action, policy, flags) = (request.action(), request.policy(), request.flags());
                 self.ownership_request(peer, entity, component, action, policy, flags, now);
             }
+            Ok(Ok(Message::ClientInterest(message))) => {
+                self.client_interest(peer, message);
+            }
             Ok(Ok(Message::AppMessage(message))) => {
                 let flooding = self.message_side().receive(peer, now, message, true);
                 self.disconnect_flooder(peer, now, flooding);
@@ -580,14 +602,21 @@ impl Host {
         self.update_interest();
         self.update_dictionaries(now);
         let budget = self.config.budget_bytes_per_tick;
-        for client in self.peers.values_mut() {
+        let (interest, priorities) = (self.interest.as_ref(), &self.priorities);
+        for (&peer, client) in self.peers.iter_mut() {
             let path = path(client.link.conn);
+            // Nearer (to this client's volumes) and heavier first, when not all fits.
+            let points = |e: EntityId| match interest {
+                Some(i) => priorities.points(e, i.distance(peer, e), i.cell()),
+                None => priorities.points(e, None, 1.0),
+            };
             client.link.send(
                 &self.world,
                 self.marked,
                 now,
                 path,
                 budget,
+                &points,
                 &mut self.encoder,
                 &mut self.compression,
                 &mut self.out,
@@ -671,6 +700,7 @@ impl Host {
                 }
                 for &entity in &keys.despawns {
                     self.ownership.forget_entity(entity);
+                    self.priorities.forget(entity);
                 }
                 if let Some(interest) = &mut self.interest {
                     for &entity in &keys.spawns {
@@ -679,6 +709,7 @@ impl Host {
                     for &entity in &keys.despawns {
                         interest.remove(entity);
                     }
+                    follow_positions(interest, &self.world, self.position_source, &keys);
                 }
                 self.marked = keys.tick;
             }
@@ -705,6 +736,20 @@ impl Host {
                     }
                 }
                 if let Some(interest) = &mut self.interest {
+                    // What came and went meanwhile, and where everything is now.
+                    let gone: Vec<EntityId> = interest
+                        .entities()
+                        .filter(|&e| !self.world.is_alive(e))
+                        .collect();
+                    for entity in gone {
+                        interest.remove(entity);
+                    }
+                    for entity in self.world.entities() {
+                        interest.insert(entity);
+                    }
+                    if let Some((component, offset)) = self.position_source {
+                        read_positions(interest, &self.world, component, offset);
+                    }
                     for &peer in self.peers.keys() {
                         interest.set_held(peer, self.world.entities());
                     }
