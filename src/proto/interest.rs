@@ -24,7 +24,12 @@ fn array(v: &fb::Vec3) -> [f32; 3] {
 
 /// Encodes a client's interest.
 pub(crate) fn encode(encoder: &mut Encoder, volumes: &[Volume], scopes: &[u32]) -> Vec<u8> {
-    let volumes: Vec<fb::InterestVolume> = volumes
+    encoder.client_interest(&wire_volumes(volumes), scopes)
+}
+
+/// Volumes in their wire form.
+fn wire_volumes(volumes: &[Volume]) -> Vec<fb::InterestVolume> {
+    volumes
         .iter()
         .map(|v| match *v {
             Volume::Sphere {
@@ -36,8 +41,7 @@ pub(crate) fn encode(encoder: &mut Encoder, volumes: &[Volume], scopes: &[u32]) 
                 fb::InterestVolume::new(BOX, &vec3(min), &vec3(max), 0.0, margin)
             }
         })
-        .collect();
-    encoder.client_interest(&volumes, scopes)
+        .collect()
 }
 
 /// Reads a client's interest (verified FlatBuffers, but every number is the peer's):
@@ -102,11 +106,13 @@ impl ClientInterest {
         Ok(())
     }
 
-    /// A new connection: the host hears the wish again (a resumed host kept it, a new one
-    /// never had it).
-    pub(crate) fn reconnected(&mut self) {
-        self.unsent = self.wish.is_some();
+    /// The wish, in wire form, for a join or resume request (which carries it, so that
+    /// the snapshot the host sends holds just what this client sees); taken as sent.
+    pub(crate) fn for_request(&mut self) -> Option<(Vec<fb::InterestVolume>, Vec<u32>)> {
+        self.unsent = false;
         self.last_sent = None;
+        let (volumes, scopes) = self.wish.as_ref()?;
+        Some((wire_volumes(volumes), scopes.clone()))
     }
 
     /// The message to send at `now`, if one is due.
@@ -172,8 +178,10 @@ mod tests {
         assert!(side.poll(t0 + INTEREST_INTERVAL, &mut encoder).is_some());
         side.set(&[sphere], &[]).unwrap();
         assert!(side.next_due(t0).is_none(), "the same wish is no change");
-        side.reconnected();
-        assert!(side.poll(t0 + INTEREST_INTERVAL, &mut encoder).is_some());
+        // A new connection's request carries it.
+        let (volumes, scopes) = side.for_request().unwrap();
+        assert_eq!((volumes.len(), scopes.len()), (1, 0));
+        assert!(side.poll(t0 + INTEREST_INTERVAL * 3, &mut encoder).is_none());
         // Bad wishes are refused and change nothing.
         let nan = Volume::Sphere {
             center: [f32::NAN; 3],

@@ -171,7 +171,7 @@ impl Encoder {
 
     /// Encodes a client's join request.
     pub fn join_request(&mut self, token: &str, registry_hash: u64) -> Vec<u8> {
-        self.request(token, registry_hash, (0, &[], 0))
+        self.request(token, registry_hash, (0, &[], 0), None)
     }
 
     /// Encodes a client's request to resume its dropped connection as `peer`.
@@ -183,18 +183,32 @@ impl Encoder {
         registry_hash: u64,
         snapshot_tick: u64,
     ) -> Vec<u8> {
-        self.request("", registry_hash, (peer, resume, snapshot_tick))
+        self.request("", registry_hash, (peer, resume, snapshot_tick), None)
     }
 
-    fn request(
+    /// Encodes a join request (`token` not empty) or a resume request (`resume` not
+    /// empty), carrying what the client wants to see (volumes, scopes) when it has said.
+    pub fn request(
         &mut self,
         token: &str,
         registry_hash: u64,
         (peer, resume, snapshot_tick): (u16, &[u8], u64),
+        interest: Option<(&[fb::InterestVolume], &[u32])>,
     ) -> Vec<u8> {
         self.fbb.reset();
         let token = self.fbb.create_string(token);
         let resume = (!resume.is_empty()).then(|| self.fbb.create_vector(resume));
+        let interest = interest.map(|(volumes, scopes)| {
+            let volumes = self.fbb.create_vector(volumes);
+            let scopes = self.fbb.create_vector(scopes);
+            fb::ClientInterest::create(
+                &mut self.fbb,
+                &fb::ClientInterestArgs {
+                    volumes: Some(volumes),
+                    scopes: Some(scopes),
+                },
+            )
+        });
         let request = fb::JoinRequest::create(
             &mut self.fbb,
             &fb::JoinRequestArgs {
@@ -203,6 +217,7 @@ impl Encoder {
                 peer,
                 resume,
                 snapshot_tick,
+                interest,
             },
         );
         self.finish(fb::Payload::JoinRequest, request.as_union_value())

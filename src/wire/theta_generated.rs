@@ -2369,6 +2369,7 @@ impl<'a> JoinRequest<'a> {
   pub const VT_PEER: ::flatbuffers::VOffsetT = 8;
   pub const VT_RESUME: ::flatbuffers::VOffsetT = 10;
   pub const VT_SNAPSHOT_TICK: ::flatbuffers::VOffsetT = 12;
+  pub const VT_INTEREST: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2382,6 +2383,7 @@ impl<'a> JoinRequest<'a> {
     let mut builder = JoinRequestBuilder::new(_fbb);
     builder.add_snapshot_tick(args.snapshot_tick);
     builder.add_registry_hash(args.registry_hash);
+    if let Some(x) = args.interest { builder.add_interest(x); }
     if let Some(x) = args.resume { builder.add_resume(x); }
     if let Some(x) = args.token { builder.add_token(x); }
     builder.add_peer(args.peer);
@@ -2428,6 +2430,15 @@ impl<'a> JoinRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u64>(JoinRequest::VT_SNAPSHOT_TICK, Some(0)).unwrap()}
   }
+  /// What the client wants to see, so that its snapshot holds just that (see
+  /// ClientInterest, below).
+  #[inline]
+  pub fn interest(&self) -> Option<ClientInterest<'a>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<ClientInterest>>(JoinRequest::VT_INTEREST, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRequest<'_> {
@@ -2441,6 +2452,7 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
      .visit_field::<u16>("peer", Self::VT_PEER, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
      .visit_field::<u64>("snapshot_tick", Self::VT_SNAPSHOT_TICK, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<ClientInterest>>("interest", Self::VT_INTEREST, false)?
      .finish();
     Ok(())
   }
@@ -2451,6 +2463,7 @@ pub struct JoinRequestArgs<'a> {
     pub peer: u16,
     pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub snapshot_tick: u64,
+    pub interest: Option<::flatbuffers::WIPOffset<ClientInterest<'a>>>,
 }
 impl<'a> Default for JoinRequestArgs<'a> {
   #[inline]
@@ -2461,6 +2474,7 @@ impl<'a> Default for JoinRequestArgs<'a> {
       peer: 0,
       resume: None,
       snapshot_tick: 0,
+      interest: None,
     }
   }
 }
@@ -2491,6 +2505,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A>
     self.fbb_.push_slot::<u64>(JoinRequest::VT_SNAPSHOT_TICK, snapshot_tick, 0);
   }
   #[inline]
+  pub fn add_interest(&mut self, interest: ::flatbuffers::WIPOffset<ClientInterest<'b >>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<ClientInterest>>(JoinRequest::VT_INTEREST, interest);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinRequestBuilder {
@@ -2514,6 +2532,7 @@ impl ::core::fmt::Debug for JoinRequest<'_> {
       ds.field("peer", &self.peer());
       ds.field("resume", &self.resume());
       ds.field("snapshot_tick", &self.snapshot_tick());
+      ds.field("interest", &self.interest());
       ds.finish()
   }
 }

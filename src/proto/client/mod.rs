@@ -78,7 +78,7 @@ pub struct Client {
     /// This client's own changes up to this (client) tick are in the outbox.
     marked: u64,
     /// The request to present on the next connection: the join, or a resume.
-    request: Vec<u8>,
+    request: Request,
     /// Token the host gave for resuming after a dropped connection.
     resume: Vec<u8>,
     /// Codecs, the host's dictionaries, and their figures.
@@ -103,6 +103,16 @@ pub struct Client {
     out: Outputs,
 }
 
+/// What a client presents on its next connection.
+#[derive(Debug)]
+enum Request {
+    /// A join, with this token.
+    Join(String),
+    /// A resume of `peer`'s dropped connection (with the host's resume token), having
+    /// completed the snapshot of `snapshot_tick` (0: none).
+    Resume { peer: PeerId, snapshot_tick: u64 },
+}
+
 impl Client {
     /// A client that will join with `token`; `registry` is the engine's component types
     /// (they must equal the host's). `now` starts the session clock. Nothing happens until
@@ -114,8 +124,8 @@ impl Client {
         now: Instant,
     ) -> Result<Client, QuantizeError> {
         config.poses.volume.validate()?;
-        let mut encoder = Encoder::new();
-        let request = encoder.join_request(token, registry.hash());
+        let encoder = Encoder::new();
+        let request = Request::Join(token.to_owned());
         Ok(Client {
             replica: Replica::with_registry(registry),
             registry: registry.clone(),
@@ -222,10 +232,22 @@ impl Client {
     pub fn connected(&mut self, conn: ConnId) {
         self.phase = Phase::Joining(conn);
         self.closed = false;
+        let wish = self.interest.for_request();
+        let wish = wish.as_ref().map(|(v, s)| (&v[..], &s[..]));
+        let hash = self.registry.hash();
+        let bytes = match &self.request {
+            Request::Join(token) => self.encoder.request(token, hash, (0, &[], 0), wish),
+            &Request::Resume {
+                peer,
+                snapshot_tick,
+            } => self
+                .encoder
+                .request("", hash, (peer, &self.resume, snapshot_tick), wish),
+        };
         self.out.push_back(Output::Send {
             conn,
             channel: Channel::Reliable,
-            bytes: self.request.clone(),
+            bytes,
         });
     }
 
@@ -242,12 +264,10 @@ impl Client {
         if self.resume.is_empty() {
             return Err(CannotResume::NoToken);
         }
-        self.request = self.encoder.resume_request(
+        self.request = Request::Resume {
             peer,
-            &self.resume,
-            self.registry.hash(),
-            self.replica.snapshot_tick(),
-        );
+            snapshot_tick: self.replica.snapshot_tick(),
+        };
         // Dialing: a second reconnect is refused until this one ends.
         self.closed = false;
         Ok(())
@@ -284,7 +304,6 @@ impl Client {
                 let poses = PoseLink::new(peer, self.config.poses.volume, true, now);
                 let mut link = Link::new(conn, peer, poses);
                 link.dicts = PeerDicts::to_host();
-                self.interest.reconnected();
                 // The host sends its dictionaries again on every connection.
                 self.compression.clear_dictionaries();
                 self.resume = accepted

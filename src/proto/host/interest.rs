@@ -142,6 +142,23 @@ impl Host {
         }
     }
 
+    /// A join or resume request's interest (checked by admission already as to who
+    /// sends it): taken before the snapshot is built, so that it holds just that. A bad
+    /// one is ignored (the client checks its own wish; only a hostile one sends it).
+    pub(super) fn join_interest(&mut self, peer: PeerId, request: &[u8]) {
+        let wish = match crate::wire::decode(request) {
+            Ok(crate::wire::Message::JoinRequest(r)) => r.interest(),
+            _ => None,
+        };
+        if let (Some(wish), true) = (wish, self.config.interest_from_clients) {
+            if let Some(grid) = &mut self.interest {
+                if let Ok((volumes, scopes)) = interest::decode(wish) {
+                    let _ = grid.set_client(peer, &volumes, &scopes);
+                }
+            }
+        }
+    }
+
     /// Brings what each client sees up to date: entered entities are marked whole in its
     /// outbox, left ones go as a `Left` notice and leave its outbox.
     pub(super) fn update_interest(&mut self) {

@@ -275,7 +275,10 @@ impl Host {
         request: &[u8],
     ) {
         match self.admission.check(request, unix_now) {
-            Ok(admitted) => self.admit(conn, admitted, now),
+            Ok(admitted) => {
+                self.join_interest(admitted.peer, request);
+                self.admit(conn, admitted, now);
+            }
             Err((reason, message)) => {
                 self.joins_refused += 1;
                 // Only a peer whose token checked out gets this far with a registry
