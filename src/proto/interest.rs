@@ -181,7 +181,9 @@ mod tests {
         // A new connection's request carries it.
         let (volumes, scopes) = side.for_request().unwrap();
         assert_eq!((volumes.len(), scopes.len()), (1, 0));
-        assert!(side.poll(t0 + INTEREST_INTERVAL * 3, &mut encoder).is_none());
+        assert!(side
+            .poll(t0 + INTEREST_INTERVAL * 3, &mut encoder)
+            .is_none());
         // Bad wishes are refused and change nothing.
         let nan = Volume::Sphere {
             center: [f32::NAN; 3],

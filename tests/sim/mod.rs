@@ -232,6 +232,14 @@ impl Sim {
 
     /// A new client, peer `peer`, connecting now with a fresh token. Returns its index.
     pub fn join(&mut self, peer: u16) -> usize {
+        let index = self.add_client(peer);
+        self.connect(index);
+        index
+    }
+
+    /// A new client, peer `peer`, with a fresh token, not connected yet (a test sets it up
+    /// first, then calls [`Sim::connect`]). Returns its index.
+    pub fn add_client(&mut self, peer: u16) -> usize {
         let nonce = self.rng.next_u64();
         let token = mint(&self.secret, peer, self.unix_now() + 600, Some(nonce)).to_text();
         let core = match Client::new(&self.registry, &token, self.config.clone(), self.now()) {
@@ -245,9 +253,7 @@ impl Sim {
             partitioned_until: Duration::ZERO,
             events: Vec::new(),
         });
-        let index = self.clients.len() - 1;
-        self.connect(index);
-        index
+        self.clients.len() - 1
     }
 
     /// Opens a new connection for client `index` (a first join, or a reconnect).

@@ -198,6 +198,9 @@ impl Host {
             if connected {
                 let notice = control_message(&encoder.left(tick, &left));
                 client.link.send_reliable(notice, out);
+            } else {
+                // Told when it resumes (if it has not come back by then).
+                client.left_away.extend(left);
             }
         });
     }

@@ -60,6 +60,8 @@ struct PeerLink {
     /// Token the client presents to resume this state after a dropped connection.
     resume: [u8; 16],
     ownership: PeerOwnership,
+    /// Entities that left its interest while it was away (parked): told on resume.
+    left_away: Vec<u64>,
 }
 
 impl AsMut<Link> for PeerLink {
@@ -340,6 +342,7 @@ impl Host {
                 despawned_at: FxHashMap::default(),
                 resume,
                 ownership: PeerOwnership::default(),
+                left_away: Vec::new(),
             },
         };
         client.ownership.last_heard = Some(now);
@@ -357,11 +360,6 @@ impl Host {
                         relevant.contains(&e) || owners.owner_of(e, WHOLE_ENTITY) == Some(peer)
                     })
                 });
-                if snapshot.is_none() && resumed {
-                    // It may hold what left its interest while it was away: the next tick
-                    // tells it what it does not see.
-                    interest.set_held(peer, self.world.entities());
-                }
                 snapshot
             }
         };
@@ -393,6 +391,26 @@ impl Host {
                 now,
                 &mut self.out,
             );
+        }
+        // What left its interest while it was away (and has not come back).
+        let left_away = std::mem::take(&mut client.left_away);
+        if let Some(interest) = &self.interest {
+            let owners = &self.ownership.owners;
+            let mut left: Vec<u64> = left_away
+                .into_iter()
+                .filter(|&e| {
+                    let e = EntityId(e);
+                    !interest.is_relevant(peer, e) && owners.owner_of(e, WHOLE_ENTITY) != Some(peer)
+                })
+                .collect();
+            left.sort_unstable();
+            left.dedup();
+            if !left.is_empty() {
+                // As of the last tick sent: an entity that enters again at the coming tick
+                // (its new interest) comes back with that tick's state.
+                let notice = control_message(&self.encoder.left(self.marked, &left));
+                link.send_reliable(notice, &mut self.out);
+            }
         }
         // Then who owns what (after the state, in the same order as later changes). A
         // resumed client may have missed a grant or a release it sent may have been lost
