@@ -258,6 +258,57 @@ fn demo_under_delay_jitter_and_loss_converges_and_reports_the_quiet_after() {
 }
 
 #[test]
+fn demo_interest_gives_each_client_its_share_under_jitter_and_loss() {
+    let demo = Command::new(THETA)
+        .args([
+            "demo",
+            "--clients",
+            "3",
+            "--entities",
+            "400",
+            "--ticks",
+            "240",
+            "--interest",
+            "4",
+            "--delay",
+            "10",
+            "--jitter",
+            "5",
+            "--loss",
+            "0.1",
+            "--seed",
+            "4",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, output) = wait_output(demo, Duration::from_secs(120));
+    assert!(ok, "the demo failed:\n{output}");
+    assert!(
+        output.contains("converged: yes, every client's state hash equals the host's (of what that client sees)"),
+        "{output}"
+    );
+    // Each client holds what the host says it sees: a share, not the world.
+    let holds: Vec<(u64, u64)> = output
+        .lines()
+        .filter(|l| l.contains(" holds ") && l.contains("the host says it sees"))
+        .map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let held = words[2].parse().unwrap();
+            let seen = words.last().unwrap().parse().unwrap();
+            (held, seen)
+        })
+        .collect();
+    assert_eq!(holds.len(), 3, "{output}");
+    for (held, seen) in holds {
+        assert_eq!(held, seen, "{output}");
+        assert!(held > 0 && held < 300, "a share: {held}\n{output}");
+    }
+    assert!(output.contains("mean share seen"), "{output}");
+}
+
+#[test]
 fn demo_grab_passes_objects_between_clients_and_applies_no_late_write() {
     let demo = Command::new(THETA)
         .args([

@@ -65,6 +65,8 @@ pub struct Report<'a> {
     /// What the fault sockets did: (endpoint, counters in words).
     pub fault_stats: &'a [(String, String)],
     pub avatars: &'a Avatars,
+    /// The host's `tick` call on the engine thread, mean over the ticks with changes.
+    pub host_tick: Duration,
 }
 
 impl Report<'_> {
@@ -101,11 +103,12 @@ impl Report<'_> {
     fn run_line(&self, host: &Session) {
         let stats = host.world().stats();
         println!(
-            "run: {} ticks in {:.2} s ({:.1} ticks/s; requested {} Hz); host world at the end: {} entities, {} components, tick {}",
+            "run: {} ticks in {:.2} s ({:.1} ticks/s; requested {} Hz; the host's tick call {:.1} µs mean); host world at the end: {} entities, {} components, tick {}",
             self.ticks,
             self.run_time.as_secs_f64(),
             self.achieved,
             self.o.rate,
+            self.host_tick.as_secs_f64() * 1e6,
             stats.entities,
             stats.components,
             host.diagnostics().tick
@@ -122,8 +125,12 @@ impl Report<'_> {
         let slowest = self.after_change.iter().filter_map(|a| a.converged).max();
         match (all, slowest) {
             (true, Some((ticks, time))) => println!(
-                "converged: yes, every client's state hash equals the host's ({:016x}) at most {ticks} tick{} ({}) after the last change",
-                host.state_hash(),
+                "converged: yes, every client's state hash equals the host's ({}) at most {ticks} tick{} ({}) after the last change",
+                if self.o.interest.is_some() {
+                    "of what that client sees".to_owned()
+                } else {
+                    format!("{:016x}", host.state_hash())
+                },
                 if ticks == 1 { "" } else { "s" },
                 netutil::ms(time)
             ),

@@ -18,6 +18,7 @@ mod interrupt;
 mod net_demo;
 mod netutil;
 mod scene;
+mod viewers;
 
 use std::process::ExitCode;
 

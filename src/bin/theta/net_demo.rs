@@ -29,6 +29,7 @@ use crate::demo_report::{AfterLastChange, ClientTally, Report, Sample};
 use crate::grabs::Grabs;
 use crate::netutil::{self, Pacer, Status, TickRate};
 use crate::scene::Scene;
+use crate::viewers::Viewers;
 
 /// How long joining (admission and the snapshot) may take.
 const JOIN_BOUND: Duration = Duration::from_secs(10);
@@ -159,9 +160,12 @@ fn sample(host: &Session, clients: &[Client]) -> Vec<Sample> {
         .collect()
 }
 
-/// Ticks the host and every client once, and takes their events.
-fn tick_all(host: &mut Session, clients: &mut [Client]) {
+/// Ticks the host and every client once, and takes their events; returns the time the
+/// host's tick took.
+fn tick_all(host: &mut Session, clients: &mut [Client]) -> Duration {
+    let started = Instant::now();
     host.tick();
+    let host_time = started.elapsed();
     for c in clients.iter_mut() {
         c.session.tick();
     }
@@ -185,11 +189,27 @@ fn tick_all(host: &mut Session, clients: &mut [Client]) {
             }
         }
     }
+    host_time
 }
 
-fn converged(host: &Session, clients: &[Client]) -> bool {
-    let hash = host.state_hash();
-    clients.iter().all(|c| c.session.state_hash() == hash)
+/// The state hash each client should reach: the host's, or with interest management the
+/// host's hash of what that client sees.
+fn targets(host: &Session, clients: &[Client], interest: bool) -> Vec<u64> {
+    if !interest {
+        return vec![host.state_hash(); clients.len()];
+    }
+    clients
+        .iter()
+        .map(|c| host.interest_hash(c.peer).unwrap_or_default())
+        .collect()
+}
+
+fn converged(host: &Session, clients: &[Client], interest: bool) -> bool {
+    let targets = targets(host, clients, interest);
+    clients
+        .iter()
+        .zip(targets)
+        .all(|(c, hash)| c.session.state_hash() == hash)
 }
 
 fn first_disconnect(clients: &[Client]) -> Option<String> {
@@ -204,8 +224,10 @@ fn first_disconnect(clients: &[Client]) -> Option<String> {
 pub fn run(o: &DemoArgs) -> Result<(), String> {
     let ticks = o.ticks();
     let faults = Faults::new(o);
+    let interest = o.interest.is_some();
     let config = |faults: &Option<FaultControl>| SessionConfig {
         faults: faults.clone(),
+        interest_cell: o.interest,
         ..SessionConfig::default()
     };
     println!(
@@ -250,6 +272,10 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     )
     .map_err(|e| format!("cannot host: {e}"))?;
     let addr = host.local_addr().map_err(|e| e.to_string())?;
+    let mut viewers = match o.interest {
+        Some(radius) => Some(Viewers::new(&mut host, o.clients, radius)?),
+        None => None,
+    };
     let trust = ServerTrust::Fingerprint(identity.fingerprint());
 
     // The clients: peers 1..=N, each with its own token.
@@ -269,9 +295,13 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
             events: 0,
         });
     }
+    if let Some(viewers) = &mut viewers {
+        // Said before the join request goes: the snapshot holds just what each sees.
+        viewers.act(0.0, false, clients.iter_mut().map(|c| &mut c.session))?;
+    }
     // Admission, then the snapshot: every client holds the host's state.
     let join_bound = JOIN_BOUND + (faults.delay + faults.jitter) * 20;
-    while !(clients.iter().all(|c| c.joined) && converged(&host, &clients)) {
+    while !(clients.iter().all(|c| c.joined) && converged(&host, &clients, interest)) {
         if let Some(reason) = first_disconnect(&clients) {
             return Err(reason);
         }
@@ -322,6 +352,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         None => None,
     };
     let mut last_change = Instant::now();
+    let mut host_tick = Duration::ZERO;
     let mut after_change = vec![AfterLastChange::default(); clients.len()];
     for t in 1..=ticks {
         scene.step(
@@ -330,23 +361,28 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         )?;
         json_bytes += baseline.diff(host.world()).len() as u64;
         avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
+        // Nobody grabs or turns in the last second: what each should hold stops moving.
+        let settling = t + o.rate.ceil() as u64 > ticks;
         if let Some(grabs) = &mut grabs {
-            let settling = t + o.rate.ceil() as u64 > ticks;
             grabs.act(
                 t,
                 settling,
                 clients.iter_mut().map(|c| (c.peer, &mut c.session)),
             );
         }
+        if let Some(viewers) = &mut viewers {
+            let dt = 1.0 / o.rate as f32;
+            viewers.act(dt, settling, clients.iter_mut().map(|c| &mut c.session))?;
+        }
         last_change = Instant::now();
-        tick_all(&mut host, &mut clients);
+        host_tick += tick_all(&mut host, &mut clients);
         if let Some(grabs) = &mut grabs {
             grabs.observe(&host);
         }
         interval_rate.tick();
         if t == ticks {
             // A client may hold the last change already, within its tick.
-            note_converged(&host, &clients, &mut after_change, 0, last_change);
+            note_converged(&host, &clients, &mut after_change, 0, last_change, interest);
         }
         avatars.observe(clients.iter_mut().map(|c| &mut c.session));
         if (status.is_live() && status.due()) || (!status.is_live() && t % every == 0) {
@@ -361,7 +397,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
             status.show(&format!(
                 "tick {t:>5}/{ticks}  host {} entities  clients (= host state, -n ticks behind): {}  down {} per client{}",
                 host.world().stats().entities,
-                behind(&host, &clients).join(" "),
+                behind(&host, &clients, interest).join(" "),
                 netutil::rate(down as f64 / secs / clients.len() as f64),
                 interval_rate
                     .warning(achieved)
@@ -405,7 +441,14 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     loop {
         // (The last tick with changes checked itself.)
         if extra_ticks > 0 {
-            note_converged(&host, &clients, &mut after_change, extra_ticks, last_change);
+            note_converged(
+                &host,
+                &clients,
+                &mut after_change,
+                extra_ticks,
+                last_change,
+                interest,
+            );
         }
         if after_change.iter().all(|a| a.converged.is_some())
             || last_change.elapsed() > bound
@@ -440,8 +483,8 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         }
         tail.wait();
         tick_all(&mut host, &mut clients);
-        let hash = host.state_hash();
-        for (c, a) in clients.iter().zip(after_change.iter_mut()) {
+        let targets = targets(&host, &clients, interest);
+        for ((c, a), hash) in clients.iter().zip(after_change.iter_mut()).zip(targets) {
             if a.converged.is_some() && c.session.state_hash() != hash {
                 a.held = false;
             }
@@ -470,6 +513,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
         path: (faults.delay, faults.jitter),
         fault_stats: &fault_stats,
         avatars: &avatars,
+        host_tick: host_tick / ticks.max(1) as u32,
     };
     let tallies: Vec<ClientTally> = clients
         .iter()
@@ -481,6 +525,17 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     report.print(&host, &tallies);
     if let Some(grabs) = &grabs {
         grabs.report(&host, run_time.as_secs_f64());
+    }
+    if let Some(viewers) = &viewers {
+        let down: u64 = after
+            .iter()
+            .zip(&before)
+            .map(|(a, b)| a.client.wire_bytes_received - b.client.wire_bytes_received)
+            .sum();
+        let down = down as f64 / run_time.as_secs_f64().max(1e-9) / clients.len().max(1) as f64;
+        let sessions: Vec<(PeerId, &Session)> =
+            clients.iter().map(|c| (c.peer, &c.session)).collect();
+        viewers.report(&host, &sessions, down, report.host_tick);
     }
 
     let mut failed = Vec::new();
@@ -532,9 +587,10 @@ fn note_converged(
     after_change: &mut [AfterLastChange],
     ticks: u64,
     last_change: Instant,
+    interest: bool,
 ) {
-    let hash = host.state_hash();
-    for (c, a) in clients.iter().zip(after_change.iter_mut()) {
+    let targets = targets(host, clients, interest);
+    for ((c, a), hash) in clients.iter().zip(after_change.iter_mut()).zip(targets) {
         if a.converged.is_none() && c.session.state_hash() == hash {
             *a = AfterLastChange {
                 converged: Some((ticks, last_change.elapsed())),
@@ -545,12 +601,13 @@ fn note_converged(
 }
 
 /// Per client, `=` when it holds the host's state, else about how many ticks it is behind.
-fn behind(host: &Session, clients: &[Client]) -> Vec<String> {
+fn behind(host: &Session, clients: &[Client], interest: bool) -> Vec<String> {
     let host_tick = host.diagnostics().tick;
-    let hash = host.state_hash();
+    let targets = targets(host, clients, interest);
     clients
         .iter()
-        .map(|c| {
+        .zip(targets)
+        .map(|(c, hash)| {
             if c.session.state_hash() == hash {
                 format!("c{} =", c.peer)
             } else {
