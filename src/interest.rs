@@ -439,6 +439,25 @@ impl<C: Copy + Eq + std::hash::Hash> Interest<C> {
         self.dirty_clients.insert(client);
     }
 
+    /// Keeps `entity` relevant to `client` whatever its volumes say (what the client
+    /// owns), until the next update that finds it should not be (see
+    /// [`Interest::touch`]). Nothing for a client not known here.
+    pub fn keep(&mut self, client: C, entity: EntityId) {
+        if let (Some(data), true) = (
+            self.clients.get_mut(&client),
+            self.entities.contains_key(&entity),
+        ) {
+            data.relevant.insert(entity);
+        }
+    }
+
+    /// Has the next update look at `entity` again for every client (its owner changed).
+    pub fn touch(&mut self, entity: EntityId) {
+        if self.entities.contains_key(&entity) {
+            self.dirty.insert(entity);
+        }
+    }
+
     /// Forgets a client.
     pub fn remove_client(&mut self, client: C) {
         self.clients.remove(&client);

@@ -596,3 +596,154 @@ fn near_and_heavy_entities_go_first_when_the_budget_is_short() {
         );
     }
 }
+
+#[test]
+fn what_a_client_owns_stays_in_its_interest_until_it_lets_go() {
+    use theta_net::ownership::WHOLE_ENTITY;
+    for seed in 0..8u64 {
+        let mut world = World::default();
+        let pos = world.register("interest.Pos", Layout::Fixed(12)).unwrap();
+        let cup = world.spawn().unwrap();
+        world
+            .set(cup, pos, &position_bytes([5.0, 0.0, 0.0]))
+            .unwrap();
+        let far = world.spawn().unwrap();
+        world
+            .set(far, pos, &position_bytes([95.0, 0.0, 0.0]))
+            .unwrap();
+        let mut sim = Sim::new(world, interest_config(10.0), jittery(0.2), seed);
+        sim.host.set_interest_source(pos, 0).unwrap();
+        // Free to take.
+        sim.host.set_owner(cup, WHOLE_ENTITY, None).unwrap();
+        sim.add_client(1);
+        let at = |x: f32| Volume::Sphere {
+            center: [x, 0.0, 0.0],
+            radius: 10.0,
+            outer: 12.0,
+        };
+        sim.clients[0].core.set_interest(&[at(0.0)], &[]).unwrap();
+        sim.connect(0);
+        step_until_joined(&mut sim);
+        settle(&mut sim, 200).unwrap();
+        // It takes the cup and walks off without it: the cup stays with it.
+        sim.clients[0]
+            .core
+            .request_ownership(cup, WHOLE_ENTITY)
+            .unwrap();
+        for _ in 0..60 {
+            sim.step();
+        }
+        assert_eq!(sim.host.owner_of(cup, WHOLE_ENTITY), Some(1), "seed {seed}");
+        sim.clients[0].core.set_interest(&[at(100.0)], &[]).unwrap();
+        let bound = 200;
+        for _ in 0..bound {
+            sim.step();
+            if sim.clients[0].core.world().is_alive(far) {
+                break;
+            }
+        }
+        settle(&mut sim, 200).unwrap();
+        let world = sim.clients[0].core.world();
+        assert!(world.is_alive(far), "seed {seed}: it sees where it went");
+        assert!(
+            world.is_alive(cup),
+            "seed {seed}: and still holds what it owns"
+        );
+        assert!(sim.host.sees(1, cup));
+        // It lets go: the cup, far behind it, leaves its interest.
+        let now = sim.now();
+        sim.clients[0]
+            .core
+            .release_ownership(cup, WHOLE_ENTITY, now)
+            .unwrap();
+        for _ in 0..200 {
+            sim.step();
+            if !sim.clients[0].core.world().is_alive(cup) {
+                break;
+            }
+        }
+        settle(&mut sim, 200).unwrap();
+        assert!(
+            !sim.clients[0].core.world().is_alive(cup),
+            "seed {seed}: it left"
+        );
+        assert!(sim.host.world().is_alive(cup), "seed {seed}: not despawned");
+        // The host gives it to the client directly: it comes back, wherever it is.
+        sim.host.set_owner(cup, WHOLE_ENTITY, Some(1)).unwrap();
+        for _ in 0..200 {
+            sim.step();
+            if sim.clients[0].core.world().is_alive(cup) {
+                break;
+            }
+        }
+        settle(&mut sim, 200).unwrap();
+        assert!(
+            sim.clients[0].core.world().is_alive(cup),
+            "seed {seed}: granted"
+        );
+    }
+}
+
+#[test]
+fn bad_interest_calls_on_the_host_are_refused_and_change_nothing() {
+    use theta_net::interest::InterestError;
+    let mut world = World::default();
+    let pos = world.register("interest.Pos", Layout::Fixed(12)).unwrap();
+    let label = world
+        .register("interest.Label", Layout::Variable { max: 8 })
+        .unwrap();
+    let e = world.spawn().unwrap();
+    let gone = world.spawn().unwrap();
+    world.despawn(gone).unwrap();
+    // Interest off: every call says so.
+    let mut off = Sim::new(World::default(), Config::default(), jittery(0.0), 1);
+    assert_eq!(
+        off.host.set_interest_position(e, Some([0.0; 3])),
+        Err(InterestError::Off)
+    );
+    assert_eq!(
+        off.host.set_interest_source(pos, 0),
+        Err(InterestError::Off)
+    );
+    let mut sim = Sim::new(world, interest_config(10.0), jittery(0.0), 1);
+    let host = &mut sim.host;
+    assert!(matches!(
+        host.set_interest_position(e, Some([0.0, f32::NAN, 0.0])),
+        Err(InterestError::NotFinite(_))
+    ));
+    assert_eq!(
+        host.set_interest_position(gone, Some([0.0; 3])),
+        Err(InterestError::UnknownEntity(gone))
+    );
+    assert!(matches!(
+        host.set_interest_scopes(e, &[1; 65]),
+        Err(InterestError::TooMany { .. })
+    ));
+    for (component, offset) in [
+        (pos, 1),
+        (pos, usize::MAX),
+        (label, 0),
+        (ComponentId(99), 0),
+    ] {
+        assert!(
+            matches!(
+                host.set_interest_source(component, offset),
+                Err(InterestError::OutsideComponent { .. })
+            ),
+            "{component:?} at {offset}"
+        );
+    }
+    let bad = Volume::Sphere {
+        center: [0.0; 3],
+        radius: -1.0,
+        outer: 1.0,
+    };
+    assert!(host.set_client_interest(1, &[bad], &[]).is_err());
+    assert!(host.set_priority(e, f32::NAN).is_err());
+    assert!(host.set_priority(e, 0.0).is_err());
+    // Nothing changed: e is still global, seen by a new client.
+    sim.join(1);
+    step_until_joined(&mut sim);
+    settle(&mut sim, 100).unwrap();
+    assert!(sim.clients[0].core.world().is_alive(e));
+}

@@ -174,6 +174,7 @@ impl Host {
             &mut self.encoder,
             &mut self.out,
         );
+        let mut kept = Vec::new();
         interest.update(|peer, changes| {
             let (client, connected) = match peers.get_mut(&peer) {
                 Some(client) => (client, true),
@@ -185,12 +186,12 @@ impl Host {
             for &entity in &changes.entered {
                 mark_entity_state(world, &mut client.link.outbox, entity, WHOLE_ENTITY);
             }
-            let left: Vec<u64> = changes
+            let (owned, left): (Vec<EntityId>, Vec<EntityId>) = changes
                 .left
                 .iter()
-                .filter(|&&e| owners.owner_of(e, WHOLE_ENTITY) != Some(peer))
-                .map(|e| e.0)
-                .collect();
+                .partition(|&&e| owners.owner_of(e, WHOLE_ENTITY) == Some(peer));
+            kept.extend(owned.into_iter().map(|e| (peer, e)));
+            let left: Vec<u64> = left.into_iter().map(|e| e.0).collect();
             if left.is_empty() {
                 return;
             }
@@ -203,6 +204,10 @@ impl Host {
                 client.left_away.extend(left);
             }
         });
+        // What a client owns stays relevant to it, wherever it is.
+        for (peer, entity) in kept {
+            interest.keep(peer, entity);
+        }
     }
 }
 

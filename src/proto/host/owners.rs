@@ -294,6 +294,15 @@ impl Host {
         if changes.is_empty() {
             return;
         }
+        if let Some(interest) = &mut self.interest {
+            // What a client owns stays in its interest; what it lost is looked at again.
+            for change in changes.iter().filter(|c| c.component == WHOLE_ENTITY) {
+                if let Some(owner) = change.record.owner {
+                    interest.keep(owner, change.entity);
+                }
+                interest.touch(change.entity);
+            }
+        }
         let entries: Vec<fb::OwnerEntry> = changes
             .iter()
             .map(|c| c.record.to_wire(c.entity, c.component))
