@@ -1,5 +1,6 @@
 //! The `theta` binary as a user runs it: help and bad options, `theta host` and `theta join`
-//! in two processes over loopback, `theta token`, and `theta demo` under delay jitter.
+//! in two processes over loopback, `theta token`, `theta demo` under delay jitter, and
+//! `theta bench interest` on a small scene.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -139,7 +140,7 @@ fn token_and_bad_arguments() {
 
 #[test]
 fn every_command_prints_its_help_on_stdout_and_exits_0() {
-    let cases: [(&[&str], &[&str]); 8] = [
+    let cases: [(&[&str], &[&str]); 9] = [
         (&["--help"], &["demo", "host", "join", "token", "bench"]),
         (&["help", "host"], &["--bind", "--linger"]),
         (
@@ -157,7 +158,18 @@ fn every_command_prints_its_help_on_stdout_and_exits_0() {
         (&["host", "--help"], &["--bind <ADDR>", "[default: 5]"]),
         (&["join", "-h"], &["<ADDR>", "--fingerprint", "--token"]),
         (&["token", "--help"], &["--secret", "--peer", "--ttl"]),
-        (&["bench", "--help"], &["--millis", "--batches"]),
+        (&["bench", "--help"], &["--millis", "--batches", "interest"]),
+        (
+            &["bench", "interest", "--help"],
+            &[
+                "--clients",
+                "--objects",
+                "--moving-percent",
+                "--seconds",
+                "--radius",
+                "--walk",
+            ],
+        ),
     ];
     for (args, mentions) in cases {
         let output = Command::new(THETA).args(args).output().unwrap();
@@ -351,4 +363,61 @@ fn demo_grab_passes_objects_between_clients_and_applies_no_late_write() {
         output.contains("writes of a previous owner applied after its transfer: 0"),
         "{output}"
     );
+}
+
+/// One case's row of `theta bench interest`'s table: bytes per client per second, the
+/// share seen (0..=1), and whether its clients hold exactly what they see.
+fn interest_row(output: &str, case: &str) -> (f64, f64, bool) {
+    let row = output
+        .lines()
+        .find_map(|l| l.strip_prefix(case))
+        .unwrap_or_else(|| panic!("no row for {case}:\n{output}"));
+    // CPU median, mean, B/client/s, datagrams, stream, seen %, warm-up, holds.
+    let columns: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(columns.len(), 8, "{case}: {columns:?}");
+    let bytes: f64 = columns[2].parse().unwrap();
+    let datagrams: f64 = columns[3].parse().unwrap();
+    let stream: f64 = columns[4].parse().unwrap();
+    assert!(
+        (bytes - datagrams - stream).abs() <= 2.0,
+        "{case}: bytes are datagrams and stream: {columns:?}"
+    );
+    let share: f64 = columns[5].trim_end_matches('%').parse::<f64>().unwrap() / 100.0;
+    (bytes, share, columns[7] == "yes")
+}
+
+#[test]
+fn bench_interest_sends_each_client_less_than_without_and_it_sees_a_share() {
+    let bench = Command::new(THETA)
+        .args([
+            "bench",
+            "interest",
+            "--objects",
+            "2000",
+            "--clients",
+            "4",
+            "--seconds",
+            "1",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, output) = wait_output(bench, Duration::from_secs(120));
+    assert!(ok, "the bench failed:\n{output}");
+    let (with_bytes, with_share, with_holds) = interest_row(&output, "with interest ");
+    let (without_bytes, without_share, without_holds) = interest_row(&output, "without ");
+    assert!(with_holds && without_holds, "{output}");
+    assert!(
+        with_bytes > 0.0 && with_bytes < without_bytes,
+        "with interest, each client gets less:\n{output}"
+    );
+    assert!(with_share > 0.0 && with_share < 1.0, "{output}");
+    assert_eq!(without_share, 1.0, "without, every client sees it all");
+    for goal in [
+        "bytes per client ÷ (share seen",
+        "host CPU per tick with ÷ without, median",
+    ] {
+        assert!(output.contains(goal), "{goal}:\n{output}");
+    }
 }

@@ -41,7 +41,8 @@ pub enum Command {
     /// Mint a join token from a host's secret: `theta token --secret HEX --peer N`
     #[command(long_about = TOKEN_LONG)]
     Token(TokenArgs),
-    /// Measure snapshot, delta and apply against the seed's JSON full-rescan design
+    /// Measure snapshot, delta and apply against the seed's JSON full-rescan design;
+    /// `theta bench interest`: interest management against none
     #[command(long_about = BENCH_LONG)]
     Bench(BenchArgs),
 }
@@ -77,7 +78,26 @@ const BENCH_LONG: &str = "\
 Measures snapshot build+encode (10 to 10 000 entities), delta diff+encode and \
 delta apply (10 000 entities, 1 to 100 % changed) and tracking memory, ours beside the seed's \
 JSON full-rescan design in the same run, then checks the targets of issue 2. Build with \
---release. The exit status does not depend on the targets (timings vary by machine).";
+--release. The exit status does not depend on the targets (timings vary by machine).\n\n\
+`theta bench interest` measures interest management (issue 17) instead: see \
+`theta bench interest --help`.";
+
+/// The long help of `theta bench interest`.
+const BENCH_INTEREST_LONG: &str = "\
+Measures interest management (issue 17): a host and N clients of the protocol core in \
+this process (no sockets; every message delivered at once, in order; a virtual clock of 60 \
+ticks per second), on a scene of objects spread uniformly in a cube whose side makes one \
+client's sphere hold about 10 % of them. A share of the objects moves each tick; each \
+client has one sphere of --radius (outer radius 1.1x) at its own spot, walking at --walk. \
+The same scene and seed run twice in this process: with interest management \
+(cells of --radius) and without. After the joins and the snapshots have settled, it \
+measures the host's CPU per tick (wall time of handling the clients' messages plus \
+Host::tick, median and mean; the clients' work is not counted), the bytes the host sends \
+each client per second (datagrams and stream messages) and the share of the world each \
+client sees, then prints the ratios against the goals of issue 17: bytes per client within \
+1.5x of its share of the no-interest bytes, and host CPU per tick below the no-interest \
+case. Build with --release. The exit status does not depend on the goals (timings vary by \
+machine); it is 1 when a client does not hold exactly what the host says it sees.";
 
 /// What `theta demo --help` says after the options.
 const DEMO_AFTER: &str = "\
@@ -266,13 +286,54 @@ pub struct TokenArgs {
 
 /// `theta bench`.
 #[derive(Args, Clone)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    /// Another measurement instead of the default figures
+    #[command(subcommand)]
+    pub what: Option<BenchCommand>,
     /// Least wall time of one measuring batch, in ms
     #[arg(long, value_name = "N", default_value_t = 200)]
     pub millis: u64,
     /// Batches per figure; the median is reported
     #[arg(long, value_name = "N", default_value_t = 5, value_parser = at_least_one)]
     pub batches: usize,
+}
+
+/// What `theta bench` measures instead of its default figures.
+#[derive(Subcommand, Clone, Debug)]
+pub enum BenchCommand {
+    /// Interest management (issue 17): host CPU per tick and bytes per client, with
+    /// interest against without, same scene and seed
+    #[command(long_about = BENCH_INTEREST_LONG)]
+    Interest(InterestArgs),
+}
+
+/// `theta bench interest`.
+#[derive(Args, Clone, Debug)]
+pub struct InterestArgs {
+    /// Clients joining the host
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clients)]
+    pub clients: usize,
+    /// Objects in the scene
+    #[arg(long, value_name = "M", default_value_t = 10_000, value_parser = objects)]
+    pub objects: usize,
+    /// Percent of the objects that move each tick (a small step, inside the cube)
+    #[arg(long, value_name = "P", default_value_t = 1.0, value_parser = percent)]
+    pub moving_percent: f64,
+    /// Virtual seconds measured in each case, after the warm-up
+    #[arg(long, value_name = "S", default_value_t = 5.0, value_parser = seconds)]
+    pub seconds: f64,
+    /// Radius of each client's sphere, in metres (also the cell size of the interest grid;
+    /// the cube's side follows from it)
+    #[arg(long, value_name = "R", default_value_t = 20.0, value_parser = radius)]
+    pub radius: f32,
+    /// Walking speed of the clients' spheres, in metres per second (0: they stand still
+    /// and their interest is set once)
+    #[arg(long, value_name = "M/S", default_value_t = 1.0, value_parser = walk)]
+    pub walk: f32,
+    /// Scene seed (both cases use it)
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
 }
 
 // Value checks. clap prefixes each message with the option and the value it refused.
@@ -288,6 +349,45 @@ fn at_least_one(s: &str) -> Result<usize, String> {
     match number(s)? {
         0 => Err("must be at least 1".into()),
         n => Ok(n),
+    }
+}
+
+fn objects(s: &str) -> Result<usize, String> {
+    let n = number(s)?;
+    if (1..=1_000_000).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not within 1..=1000000"))
+    }
+}
+
+/// Virtual seconds of measurement: at least one tick.
+fn seconds(s: &str) -> Result<f64, String> {
+    let v: f64 = number(s)?;
+    if v.is_finite() && (0.02..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0.02..=3600 (seconds)"))
+    }
+}
+
+/// An interest radius in metres.
+fn radius(s: &str) -> Result<f32, String> {
+    let r: f32 = number(s)?;
+    if r.is_finite() && (0.01..=1.0e6).contains(&r) {
+        Ok(r)
+    } else {
+        Err(format!("{r} is not within 0.01..=1000000 (metres)"))
+    }
+}
+
+/// A walking speed in metres per second.
+fn walk(s: &str) -> Result<f32, String> {
+    let v: f32 = number(s)?;
+    if v.is_finite() && (0.0..=1000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0..=1000 (metres per second)"))
     }
 }
 
@@ -543,10 +643,83 @@ mod tests {
                 "required",
             ),
             (&["bench", "--batches", "0"][..], "--batches", "at least 1"),
+            (
+                &["bench", "interest", "--radius", "0"][..],
+                "--radius",
+                "0.01..=1000000",
+            ),
+            (
+                &["bench", "interest", "--clients", "65"][..],
+                "--clients",
+                "1..=64",
+            ),
+            (
+                &["bench", "interest", "--seconds", "0"][..],
+                "--seconds",
+                "0.02..=3600",
+            ),
+            (
+                &["bench", "interest", "--walk=-1"][..],
+                "--walk",
+                "metres per second",
+            ),
+            (
+                &["bench", "--millis", "5", "interest"][..],
+                "--millis",
+                "interest",
+            ),
         ] {
             let err = refused(bad);
             assert!(err.contains(named) && err.contains(range), "{bad:?}: {err}");
         }
+    }
+
+    #[test]
+    fn bench_runs_its_default_figures_or_the_interest_bench() {
+        let Command::Bench(b) = parse(&["bench"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        assert!(b.what.is_none());
+        let Command::Bench(b) = parse(&["bench", "interest"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Interest(i)) = b.what else {
+            panic!("not the interest bench")
+        };
+        assert_eq!((i.clients, i.objects, i.seed), (16, 10_000, 1));
+        assert_eq!(
+            (i.moving_percent, i.seconds, i.radius, i.walk),
+            (1.0, 5.0, 20.0, 1.0)
+        );
+        let Command::Bench(b) = parse(&[
+            "bench",
+            "interest",
+            "--clients",
+            "4",
+            "--objects",
+            "2000",
+            "--moving-percent",
+            "2.5",
+            "--seconds",
+            "1",
+            "--radius",
+            "8",
+            "--walk",
+            "0",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Interest(i)) = b.what else {
+            panic!("not the interest bench")
+        };
+        assert_eq!((i.clients, i.objects), (4, 2000));
+        assert_eq!(
+            (i.moving_percent, i.seconds, i.radius, i.walk),
+            (2.5, 1.0, 8.0, 0.0)
+        );
     }
 
     #[test]
@@ -606,6 +779,7 @@ mod tests {
             &["demo", "--help"],
             &["host", "-h"],
             &["join", "--help"],
+            &["bench", "interest", "--help"],
         ] {
             let err = parse(args).err().expect("help stops the parse");
             assert_eq!(err.kind(), clap::error::ErrorKind::DisplayHelp, "{args:?}");

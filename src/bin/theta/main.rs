@@ -1,13 +1,15 @@
 //! `theta`: the command-line tool. `theta demo` runs a host and clients over loopback QUIC
 //! and prints what crossed the wire (`--in-process`: the replication core alone);
 //! `theta host`, `theta join` and `theta token` run a session across processes or machines;
-//! `theta bench` measures the replication core against the seed's design.
+//! `theta bench` measures the replication core against the seed's design, and
+//! `theta bench interest` interest management against none.
 //!
 //! Exit status: 0 on success (and for `--help`, `--version`), 2 for a bad command line
 //! (clap names the option), 1 when a command fails (e.g. a client did not converge).
 
 mod avatars;
 mod bench;
+mod bench_interest;
 mod bench_scene;
 mod cli;
 mod demo;
@@ -24,7 +26,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use cli::{Cli, Command};
+use cli::{BenchCommand, Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -34,7 +36,10 @@ fn main() -> ExitCode {
         Command::Host(args) => host_join::host(args),
         Command::Join(args) => host_join::join(args),
         Command::Token(args) => host_join::token(args),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => match &args.what {
+            Some(BenchCommand::Interest(interest)) => bench_interest::run(interest),
+            None => bench::run(args),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
