@@ -346,6 +346,10 @@ fn an_entity_that_left_is_freed_without_a_despawn_and_only_newer_state_brings_it
     );
     let kinds: Vec<EventKind> = drain_events(&mut replica).iter().map(|e| e.0).collect();
     assert_eq!(kinds, [EventKind::Spawn, EventKind::Insert]);
+    // A notice that arrives after the state of its return (a reliable message delayed
+    // behind a loss, overtaken by a datagram) leaves that newer state alone.
+    assert!(!replica.leave(a, left_at), "newer state than the notice");
+    assert!(replica.world().is_alive(a));
     // What this peer owns stays in its interest.
     let mut own = Replica::new();
     own.set_owner(5, 1);

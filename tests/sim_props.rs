@@ -5,12 +5,15 @@
 //!
 //! Engine actions: the host spawns, writes, removes and despawns; clients spawn, write,
 //! remove and despawn their own entities and send writes they may not make; clients join,
-//! drop silently, resume, are cut off and healed; poses; dictionary trainings.
+//! drop silently, resume, are cut off and healed; poses; dictionary trainings. A third
+//! of the runs manage interest: positions are read from the position component, some
+//! entities carry scopes, and clients (or the host for them) change their sphere and
+//! subscriptions now and then.
 //!
 //! What every run holds the protocol to:
 //! - once the faults stop (the path keeps its delay and jitter) and the engines stop
-//!   changing things, every client in the session reaches the host's state hash within
-//!   [`CONVERGE_BOUND`] of virtual time;
+//!   changing things, every client in the session reaches the host's state hash (of what
+//!   it sees, with interest management) within [`CONVERGE_BOUND`] of virtual time;
 //! - no write a client was not allowed to make is ever applied: the host's own entities
 //!   hold exactly what the host wrote, at every tick, and the hostile value never appears
 //!   in any world;
@@ -23,6 +26,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use sim::{Faults, Rng, Sim};
+use theta_net::interest::Volume;
 use theta_net::ownership::{Policy, WHOLE_ENTITY};
 use theta_net::proto::{Channel, Config, SessionEvent};
 use theta_net::wire::codec::MessageKind;
@@ -42,7 +46,10 @@ struct Types {
     name: ComponentId,
 }
 
-fn scene(rng: &mut Rng) -> (World, Types, Vec<EntityId>) {
+/// Side of the square the positions of an interest run lie in, in metres.
+const SPATIAL_SIDE: f32 = 100.0;
+
+fn scene(rng: &mut Rng, value: impl Fn(&mut Rng) -> [u8; 12]) -> (World, Types, Vec<EntityId>) {
     let mut world = World::default();
     let position = world.register("sim.Position", Layout::Fixed(12)).unwrap();
     let name = world
@@ -55,6 +62,37 @@ fn scene(rng: &mut Rng) -> (World, Types, Vec<EntityId>) {
         live.push(e);
     }
     (world, Types { position, name }, live)
+}
+
+/// A position in the square of an interest run (a legitimate value).
+fn spatial_value(rng: &mut Rng) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    for (i, c) in v.chunks_mut(4).enumerate() {
+        let x = if i == 1 {
+            0.0
+        } else {
+            rng.below(SPATIAL_SIDE as u64 * 10) as f32 / 10.0
+        };
+        c.copy_from_slice(&x.to_le_bytes());
+    }
+    v
+}
+
+/// A random sphere (and subscriptions) for a client of an interest run.
+fn wish(rng: &mut Rng) -> (Vec<Volume>, Vec<u32>) {
+    let radius = 15.0 + rng.below(30) as f32;
+    let center = [
+        rng.below(SPATIAL_SIDE as u64) as f32,
+        0.0,
+        rng.below(SPATIAL_SIDE as u64) as f32,
+    ];
+    let volumes = vec![Volume::Sphere {
+        center,
+        radius,
+        outer: radius + rng.below(6) as f32,
+    }];
+    let scopes = (0..3).filter(|_| rng.chance(0.3)).collect();
+    (volumes, scopes)
 }
 
 /// A legitimate position value: never the hostile one.
@@ -177,15 +215,38 @@ fn faults(rng: &mut Rng) -> Faults {
 /// stop and the clients must converge.
 fn run(seed: u64, ticks: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
-    let (world, types, mut live) = scene(&mut rng);
+    // Decided by the seed alone, so the other runs draw what they always drew.
+    let spatial = seed % 3 == 0;
+    let value = |rng: &mut Rng| {
+        if spatial {
+            spatial_value(rng)
+        } else {
+            value(rng)
+        }
+    };
+    let (world, types, mut live) = scene(&mut rng, value);
     let faults = faults(&mut rng);
     let config = Config {
         // Small sessions train their dictionaries early, so that swaps happen in a run.
         train_after_samples: 16 + rng.below(64),
         resume_grace: Duration::from_secs(5),
+        interest_cell: spatial.then_some(20.0),
         ..Config::default()
     };
     let mut sim = Sim::new(world, config, faults, seed);
+    if spatial {
+        sim.host
+            .set_interest_source(types.position, 0)
+            .map_err(|e| e.to_string())?;
+        for &e in &live {
+            if rng.chance(0.2) {
+                let scope = rng.below(3) as u32;
+                sim.host
+                    .set_interest_scopes(e, &[scope])
+                    .map_err(|e| e.to_string())?;
+            }
+        }
+    }
     let mut watch = Watch::default();
     for &e in &live {
         watch.host_values.insert(
@@ -215,8 +276,16 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
     let mut next_peer = 1u16;
     let mut hostile_seq = 1u64 << 50;
     let start_clients = 1 + rng.below(3) as usize;
+    let join = |sim: &mut Sim, rng: &mut Rng, peer: u16| {
+        let i = sim.add_client(peer);
+        if spatial {
+            let (volumes, scopes) = wish(rng);
+            let _ = sim.clients[i].core.set_interest(&volumes, &scopes);
+        }
+        sim.connect(i);
+    };
     for _ in 0..start_clients {
-        sim.join(next_peer);
+        join(&mut sim, &mut rng, next_peer);
         next_peer += 1;
         owned.push(Vec::new());
     }
@@ -327,9 +396,22 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                 let _ = sim.clients[i].core.poses_mut().push(Device::HEAD, &sample);
             }
         }
+        // Interest: a client turns or walks (or the host decides for it).
+        if spatial && rng.chance(0.05) {
+            let i = rng.below(sim.clients.len() as u64) as usize;
+            let (volumes, scopes) = wish(&mut rng);
+            match sim.clients[i].core.peer() {
+                Some(peer) if rng.chance(0.3) => {
+                    let _ = sim.host.set_client_interest(peer, &volumes, &scopes);
+                }
+                _ => {
+                    let _ = sim.clients[i].core.set_interest(&volumes, &scopes);
+                }
+            }
+        }
         // Joins, silent drops and resumes.
         if rng.chance(0.01) && sim.clients.len() < 4 {
-            sim.join(next_peer);
+            join(&mut sim, &mut rng, next_peer);
             next_peer += 1;
             owned.push(Vec::new());
         }
@@ -403,14 +485,29 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
     watch.check(&mut sim, &types)?;
     check_no_hostile_value(&sim, &types)?;
     if converged.is_none() {
-        let hash = sim.host.world().state_hash();
         let states: Vec<String> = sim
             .clients
             .iter()
             .map(|c| {
                 let (host, mine) = (sim.host.world(), c.core.world());
-                let missing = host.entities().filter(|e| !mine.is_alive(*e)).count();
-                let extra = mine.entities().filter(|e| !host.is_alive(*e)).count();
+                let peer = c.core.peer().unwrap_or(u16::MAX);
+                let hash = sim.host.interest_hash(peer);
+                let sees = |e: &EntityId| sim.host.sees(peer, *e);
+                let missing: Vec<EntityId> = host
+                    .entities()
+                    .filter(|e| sees(e) && !mine.is_alive(*e))
+                    .collect();
+                let extra: Vec<String> = mine
+                    .entities()
+                    .filter(|e| !host.is_alive(*e) || !sees(e))
+                    .map(|e| {
+                        format!(
+                            "{e} (alive at the host {}, owner {:?})",
+                            host.is_alive(e),
+                            sim.host.owner_of(e, WHOLE_ENTITY)
+                        )
+                    })
+                    .collect();
                 let differ = host
                     .entities()
                     .filter(|e| mine.is_alive(*e))
@@ -443,7 +540,7 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
                     cd.map(|d| d.pending_keys)
                 );
                 format!(
-                    "peer {:?} conn {:?} closed {}: {} (missing {missing}, extra {extra}, values differ {differ}) {detail}",
+                    "peer {:?} conn {:?} closed {}: {} (missing {missing:?}, extra {extra:?}, values differ {differ}) {detail}",
                     c.core.peer(),
                     c.conn,
                     c.core.is_closed(),
@@ -589,7 +686,7 @@ fn sim_speed() {
 #[test]
 fn sim_poll_timeout_says_when_a_tick_has_work() {
     let mut rng = Rng::new(7);
-    let (world, types, live) = scene(&mut rng);
+    let (world, types, live) = scene(&mut rng, value);
     let mut sim = Sim::new(
         world,
         Config::default(),

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::acks::ReceivedSeqs;
 use super::compression::{is_stream_frame, Compression, LinkStreams, PeerDicts};
 use super::events::PeerDiagnostics;
-use super::outbox::{Outbox, SendLimits};
+use super::outbox::{Built, Outbox, SendLimits};
 use super::poses::{Inbound, PoseHub, PoseLink};
 use super::{Channel, ConnId, Output, Path, CLOSE_BROKEN_STREAM};
 use crate::registry::ComponentId;
@@ -32,6 +32,9 @@ pub(crate) struct Link {
     pub(crate) dicts: PeerDicts,
     /// The delta-frame compression streams of this connection, each way.
     pub(crate) streams: LinkStreams,
+    /// The tick of the snapshot sent on this connection: the other side drops frames
+    /// no newer, so state waits for the next tick rather than go in one.
+    pub(crate) snapshot_tick: u64,
 }
 
 impl Link {
@@ -47,6 +50,7 @@ impl Link {
             },
             dicts: PeerDicts::default(),
             streams: LinkStreams::default(),
+            snapshot_tick: 0,
         }
     }
 
@@ -241,9 +245,14 @@ impl Link {
         }
         let unacked = self.received.has_unacked();
         let acks = self.received.to_send();
-        let mut built = self
-            .outbox
-            .build(world, tick, now, limits, &acks, points, encoder);
+        // A frame no newer than the snapshot would be dropped unseen (and acknowledged):
+        // what entered this client's interest since the snapshot goes next tick.
+        let mut built = if tick > self.snapshot_tick {
+            self.outbox
+                .build(world, tick, now, limits, &acks, points, encoder)
+        } else {
+            Built::default()
+        };
         if built.datagrams.is_empty() && unacked {
             built
                 .datagrams

@@ -270,6 +270,7 @@ impl Outbox {
 
     /// Chooses what to send this tick, encodes it and records it as in flight; `points`
     /// gives what a waiting key of an entity gains per tick (see `proto::priority`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         &mut self,
         world: &World,

@@ -124,6 +124,10 @@ pub struct Replica {
     left: FxHashMap<EntityId, u64>,
     assembly: Option<Assembly>,
     snapshot_tick: u64,
+    /// Whether the sender's snapshots hold only what this peer sees.
+    partial_snapshots: bool,
+    /// What partial snapshots found gone, for the session to report.
+    swept_left: Vec<EntityId>,
     tick: u64,
     events: EventQueue,
     stats: ReplicaStats,
@@ -258,6 +262,8 @@ impl Replica {
             left: FxHashMap::default(),
             assembly: None,
             snapshot_tick: 0,
+            partial_snapshots: false,
+            swept_left: Vec::new(),
             tick: 0,
             events: EventQueue::default(),
             stats: ReplicaStats::default(),
@@ -287,6 +293,11 @@ impl Replica {
     /// peer owns stays in its interest).
     pub fn leave(&mut self, entity: EntityId, tick: u64) -> bool {
         if self.owns(entity) || self.despawned.contains_key(&entity) {
+            return false;
+        }
+        // State newer than the notice: it entered again, and that state overtook the
+        // notice (a datagram beside a reliable message delayed by a loss).
+        if self.world.confirmed(entity).is_some_and(|at| at > tick) {
             return false;
         }
         let held = self.world.is_alive(entity);
@@ -389,6 +400,19 @@ impl Replica {
     /// Tick of the last complete snapshot (0 before one).
     pub fn snapshot_tick(&self) -> u64 {
         self.snapshot_tick
+    }
+
+    /// Says whether the sender's snapshots hold only what this peer sees (interest
+    /// management): then what a completed snapshot lacks is taken to have left (see
+    /// [`Replica::leave`]), not despawned, and is reported by [`Replica::take_swept_left`].
+    pub fn set_partial_snapshots(&mut self, partial: bool) {
+        self.partial_snapshots = partial;
+    }
+
+    /// The entities a partial snapshot found this peer holding and not in it (see
+    /// [`Replica::set_partial_snapshots`]), since the last call.
+    pub fn take_swept_left(&mut self) -> Vec<EntityId> {
+        std::mem::take(&mut self.swept_left)
     }
 
     /// (received, total) chunks of the snapshot being assembled, if any.
@@ -739,9 +763,17 @@ impl Replica {
 
     /// After a complete snapshot at `tick`: whatever it did not confirm is gone.
     fn sweep_older_than(&mut self, tick: u64) {
-        // apply_despawn and apply_remove leave this peer's own entities alone.
+        // apply_despawn, leave and apply_remove leave this peer's own entities alone.
         for entity in self.world.unconfirmed_since(tick) {
-            self.apply_despawn(entity, tick);
+            if self.partial_snapshots {
+                // Not in a snapshot of what this peer sees: it left, or was despawned;
+                // either way only newer state brings it back.
+                if self.leave(entity, tick) {
+                    self.swept_left.push(entity);
+                }
+            } else {
+                self.apply_despawn(entity, tick);
+            }
         }
         let mut stale: Vec<(ComponentId, EntityId)> = Vec::new();
         for (descriptor, column) in self

@@ -63,6 +63,8 @@ pub struct Acceptance<'a> {
     pub resumed: bool,
     /// The bound the host cuts snapshot chunks at (0: unsaid).
     pub max_chunk_bytes: u32,
+    /// The snapshot holds only what the client sees.
+    pub partial: bool,
 }
 
 /// Encodes messages, reusing its buffers from one message to the next.
@@ -238,6 +240,7 @@ impl Encoder {
                 resume,
                 resumed: a.resumed,
                 max_chunk_bytes: a.max_chunk_bytes,
+                partial: a.partial,
             },
         );
         self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())
@@ -365,8 +368,9 @@ impl Encoder {
         self.finish(fb::Payload::Owners, owners.as_union_value())
     }
 
-    /// Encodes the host's notice that `entities` left a client's interest at `tick`.
-    pub fn left(&mut self, tick: u64, entities: &[u64]) -> Vec<u8> {
+    /// Encodes the host's notice that `entities` left a client's interest at `tick` (with
+    /// `only`: that the client sees `entities` and nothing else).
+    pub fn left(&mut self, tick: u64, entities: &[u64], only: bool) -> Vec<u8> {
         self.fbb.reset();
         let entities = self.fbb.create_vector(entities);
         let left = fb::Left::create(
@@ -374,6 +378,7 @@ impl Encoder {
             &fb::LeftArgs {
                 tick,
                 entities: Some(entities),
+                only,
             },
         );
         self.finish(fb::Payload::Left, left.as_union_value())

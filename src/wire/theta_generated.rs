@@ -2561,6 +2561,7 @@ impl<'a> JoinAccepted<'a> {
   pub const VT_RESUME: ::flatbuffers::VOffsetT = 14;
   pub const VT_RESUMED: ::flatbuffers::VOffsetT = 16;
   pub const VT_MAX_CHUNK_BYTES: ::flatbuffers::VOffsetT = 18;
+  pub const VT_PARTIAL: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2579,6 +2580,7 @@ impl<'a> JoinAccepted<'a> {
     builder.add_snapshot_chunks(args.snapshot_chunks);
     builder.add_host_peer(args.host_peer);
     builder.add_peer(args.peer);
+    builder.add_partial(args.partial);
     builder.add_resumed(args.resumed);
     builder.finish()
   }
@@ -2651,6 +2653,15 @@ impl<'a> JoinAccepted<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(JoinAccepted::VT_MAX_CHUNK_BYTES, Some(0)).unwrap()}
   }
+  /// The snapshot holds only what this client sees (interest management): what it held
+  /// and the snapshot lacks left its interest (it was not despawned).
+  #[inline]
+  pub fn partial(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(JoinAccepted::VT_PARTIAL, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
@@ -2667,6 +2678,7 @@ impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
      .visit_field::<bool>("resumed", Self::VT_RESUMED, false)?
      .visit_field::<u32>("max_chunk_bytes", Self::VT_MAX_CHUNK_BYTES, false)?
+     .visit_field::<bool>("partial", Self::VT_PARTIAL, false)?
      .finish();
     Ok(())
   }
@@ -2680,6 +2692,7 @@ pub struct JoinAcceptedArgs<'a> {
     pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub resumed: bool,
     pub max_chunk_bytes: u32,
+    pub partial: bool,
 }
 impl<'a> Default for JoinAcceptedArgs<'a> {
   #[inline]
@@ -2693,6 +2706,7 @@ impl<'a> Default for JoinAcceptedArgs<'a> {
       resume: None,
       resumed: false,
       max_chunk_bytes: 0,
+      partial: false,
     }
   }
 }
@@ -2735,6 +2749,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A
     self.fbb_.push_slot::<u32>(JoinAccepted::VT_MAX_CHUNK_BYTES, max_chunk_bytes, 0);
   }
   #[inline]
+  pub fn add_partial(&mut self, partial: bool) {
+    self.fbb_.push_slot::<bool>(JoinAccepted::VT_PARTIAL, partial, false);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinAcceptedBuilder {
@@ -2760,6 +2778,7 @@ impl ::core::fmt::Debug for JoinAccepted<'_> {
       ds.field("resume", &self.resume());
       ds.field("resumed", &self.resumed());
       ds.field("max_chunk_bytes", &self.max_chunk_bytes());
+      ds.field("partial", &self.partial());
       ds.finish()
   }
 }
@@ -4575,6 +4594,8 @@ pub enum LeftOffset {}
 
 /// Host to a client, on the stream: these entities left its interest at host tick `tick`
 /// (they still exist; the client forgets them until they enter again, with newer state).
+/// With `only`, `entities` is instead everything the client sees: it forgets whatever else
+/// it holds (sent on resume, when notices may have been lost with the old connection).
 pub struct Left<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }
@@ -4590,6 +4611,7 @@ impl<'a> ::flatbuffers::Follow<'a> for Left<'a> {
 impl<'a> Left<'a> {
   pub const VT_TICK: ::flatbuffers::VOffsetT = 4;
   pub const VT_ENTITIES: ::flatbuffers::VOffsetT = 6;
+  pub const VT_ONLY: ::flatbuffers::VOffsetT = 8;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -4603,6 +4625,7 @@ impl<'a> Left<'a> {
     let mut builder = LeftBuilder::new(_fbb);
     builder.add_tick(args.tick);
     if let Some(x) = args.entities { builder.add_entities(x); }
+    builder.add_only(args.only);
     builder.finish()
   }
 
@@ -4621,6 +4644,13 @@ impl<'a> Left<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u64>>>(Left::VT_ENTITIES, None).unwrap()}
   }
+  #[inline]
+  pub fn only(&self) -> bool {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<bool>(Left::VT_ONLY, Some(false)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for Left<'_> {
@@ -4631,6 +4661,7 @@ impl ::flatbuffers::Verifiable for Left<'_> {
     v.visit_table(pos)?
      .visit_field::<u64>("tick", Self::VT_TICK, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u64>>>("entities", Self::VT_ENTITIES, true)?
+     .visit_field::<bool>("only", Self::VT_ONLY, false)?
      .finish();
     Ok(())
   }
@@ -4638,6 +4669,7 @@ impl ::flatbuffers::Verifiable for Left<'_> {
 pub struct LeftArgs<'a> {
     pub tick: u64,
     pub entities: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u64>>>,
+    pub only: bool,
 }
 impl<'a> Default for LeftArgs<'a> {
   #[inline]
@@ -4645,6 +4677,7 @@ impl<'a> Default for LeftArgs<'a> {
     LeftArgs {
       tick: 0,
       entities: None, // required field
+      only: false,
     }
   }
 }
@@ -4661,6 +4694,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> LeftBuilder<'a, 'b, A> {
   #[inline]
   pub fn add_entities(&mut self, entities: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u64>>) {
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(Left::VT_ENTITIES, entities);
+  }
+  #[inline]
+  pub fn add_only(&mut self, only: bool) {
+    self.fbb_.push_slot::<bool>(Left::VT_ONLY, only, false);
   }
   #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> LeftBuilder<'a, 'b, A> {
@@ -4683,6 +4720,7 @@ impl ::core::fmt::Debug for Left<'_> {
     let mut ds = f.debug_struct("Left");
       ds.field("tick", &self.tick());
       ds.field("entities", &self.entities());
+      ds.field("only", &self.only());
       ds.finish()
   }
 }

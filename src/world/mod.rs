@@ -412,6 +412,15 @@ impl World {
         true
     }
 
+    /// The newest tick of a peer message that named `entity` (`None`: not alive).
+    pub(crate) fn confirmed(&self, entity: EntityId) -> Option<u64> {
+        let handle = *self.index.get(&entity)?;
+        self.ecs
+            .get::<&NetEntity>(handle)
+            .ok()
+            .map(|record| record.confirmed)
+    }
+
     /// Live entities no peer message confirmed at or after `tick`, ascending.
     pub(crate) fn unconfirmed_since(&self, tick: u64) -> Vec<EntityId> {
         let mut stale: Vec<EntityId> = self

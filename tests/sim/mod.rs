@@ -550,13 +550,14 @@ impl Sim {
         self.elapsed += self.tick;
     }
 
-    /// Whether every client still in the session holds the host's state.
+    /// Whether every client still in the session holds the host's state (of what it
+    /// sees, with interest management).
     pub fn converged(&self) -> bool {
-        let hash = self.host.world().state_hash();
-        self.clients
-            .iter()
-            .filter(|c| c.conn.is_some())
-            .all(|c| c.core.peer().is_some() && c.core.world().state_hash() == hash)
+        self.clients.iter().filter(|c| c.conn.is_some()).all(|c| {
+            c.core
+                .peer()
+                .is_some_and(|peer| c.core.world().state_hash() == self.host.interest_hash(peer))
+        })
     }
 
     /// Steps until [`Sim::converged`], at most `bound` of virtual time; returns the time

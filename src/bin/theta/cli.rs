@@ -417,16 +417,6 @@ pub fn rate(s: &str) -> Result<f64, String> {
     }
 }
 
-/// An interest radius in metres: a positive, finite number.
-fn radius(s: &str) -> Result<f32, String> {
-    let r: f32 = number(s)?;
-    if r.is_finite() && r > 0.0 {
-        Ok(r)
-    } else {
-        Err(format!("{r} is not a positive number of metres"))
-    }
-}
-
 fn percent(s: &str) -> Result<f64, String> {
     let p: f64 = number(s)?;
     if (0.0..=100.0).contains(&p) {

@@ -310,6 +310,7 @@ impl Client {
                     .resume()
                     .map(|r| r.bytes().to_vec())
                     .unwrap_or_default();
+                self.replica.set_partial_snapshots(accepted.partial());
                 match self.link.take() {
                     // Resumed: the replica and this client's own pending writes carry on.
                     Some(old) if accepted.resumed() => {
@@ -412,7 +413,19 @@ impl Client {
                     }
                     Ok(Ok(Message::Owners(owners))) => self.take_owners(owners),
                     Ok(Ok(Message::Left(left))) => {
-                        for entity in left.entities().iter().map(EntityId) {
+                        let listed = left.entities().iter().map(EntityId);
+                        let gone: Vec<EntityId> = if left.only() {
+                            // Everything it sees: the rest goes.
+                            let seen: rustc_hash::FxHashSet<EntityId> = listed.collect();
+                            self.replica
+                                .world()
+                                .entities()
+                                .filter(|e| !seen.contains(e))
+                                .collect()
+                        } else {
+                            listed.collect()
+                        };
+                        for entity in gone {
                             if self.replica.leave(entity, left.tick()) {
                                 self.events.push(SessionEvent::Left { entity });
                             }
@@ -655,6 +668,9 @@ impl Client {
     fn take_replica_events(&mut self) {
         let new = self.replica.pending_events() - self.events.replica_markers();
         self.events.replica_events(new);
+        for entity in self.replica.take_swept_left() {
+            self.events.push(SessionEvent::Left { entity });
+        }
     }
 
     /// The protocol's figures (a driver adds its transport's to the peer's).

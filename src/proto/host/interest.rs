@@ -197,11 +197,8 @@ impl Host {
             }
             client.link.outbox.forget_keys(|(_, e)| left.contains(&e.0));
             if connected {
-                let notice = control_message(&encoder.left(tick, &left));
+                let notice = control_message(&encoder.left(tick, &left, false));
                 client.link.send_reliable(notice, out);
-            } else {
-                // Told when it resumes (if it has not come back by then).
-                client.left_away.extend(left);
             }
         });
         // What a client owns stays relevant to it, wherever it is.

@@ -60,8 +60,6 @@ struct PeerLink {
     /// Token the client presents to resume this state after a dropped connection.
     resume: [u8; 16],
     ownership: PeerOwnership,
-    /// Entities that left its interest while it was away (parked): told on resume.
-    left_away: Vec<u64>,
 }
 
 impl AsMut<Link> for PeerLink {
@@ -167,7 +165,9 @@ impl Host {
             priorities: Priorities::default(),
             admission: Admission::new(secret, world.registry(), host_peer),
             stream_bound: max_stream_message(&codec),
-            marked: world.tick(),
+            // The current tick is open: what the engine does in it before the first tick
+            // (spawns the interest grid must learn of) is marked then.
+            marked: world.tick().saturating_sub(1),
             compression: Compression::new(
                 codec,
                 Some((config.train_after_samples, config.dictionary_bytes)),
@@ -342,7 +342,6 @@ impl Host {
                 despawned_at: FxHashMap::default(),
                 resume,
                 ownership: PeerOwnership::default(),
-                left_away: Vec::new(),
             },
         };
         client.ownership.last_heard = Some(now);
@@ -352,15 +351,17 @@ impl Host {
         let snapshot = match &mut self.interest {
             None => needs_snapshot.then(|| self.world.snapshot(max_chunk)),
             Some(interest) => {
-                let snapshot = needs_snapshot.then(|| {
+                needs_snapshot.then(|| {
                     // Only what it sees (and owns), evaluated now.
                     let owners = &self.ownership.owners;
                     let relevant = interest.admit(peer);
-                    self.world.snapshot_where(max_chunk, |e| {
+                    let sees = |e: EntityId| {
                         relevant.contains(&e) || owners.owner_of(e, WHOLE_ENTITY) == Some(peer)
-                    })
-                });
-                snapshot
+                    };
+                    // A resumed client's outbox may hold what it no longer sees.
+                    client.link.outbox.forget_keys(|(_, e)| !sees(e));
+                    self.world.snapshot_where(max_chunk, sees)
+                })
             }
         };
         // The acceptance (bare), the newest dictionary of each kind, then the snapshot
@@ -375,10 +376,14 @@ impl Host {
             resume: &resume,
             resumed,
             max_chunk_bytes: u32::try_from(self.config.max_chunk_bytes).unwrap_or(u32::MAX),
+            partial: self.interest.is_some(),
         });
         link.send_reliable(accepted, &mut self.out);
         for message in self.compression.welcome(&mut link.dicts, &mut self.encoder) {
             link.send_reliable(message, &mut self.out);
+        }
+        if let Some(snapshot) = &snapshot {
+            link.snapshot_tick = snapshot.tick;
         }
         for chunk in snapshot.map(|s| s.chunks).unwrap_or_default() {
             link.diagnostics.snapshot_bytes += chunk.bytes.len() as u64;
@@ -391,26 +396,6 @@ impl Host {
                 now,
                 &mut self.out,
             );
-        }
-        // What left its interest while it was away (and has not come back).
-        let left_away = std::mem::take(&mut client.left_away);
-        if let Some(interest) = &self.interest {
-            let owners = &self.ownership.owners;
-            let mut left: Vec<u64> = left_away
-                .into_iter()
-                .filter(|&e| {
-                    let e = EntityId(e);
-                    !interest.is_relevant(peer, e) && owners.owner_of(e, WHOLE_ENTITY) != Some(peer)
-                })
-                .collect();
-            left.sort_unstable();
-            left.dedup();
-            if !left.is_empty() {
-                // As of the last tick sent: an entity that enters again at the coming tick
-                // (its new interest) comes back with that tick's state.
-                let notice = control_message(&self.encoder.left(self.marked, &left));
-                link.send_reliable(notice, &mut self.out);
-            }
         }
         // Then who owns what (after the state, in the same order as later changes). A
         // resumed client may have missed a grant or a release it sent may have been lost
@@ -453,6 +438,24 @@ impl Host {
             client
                 .link
                 .send_reliable(control_message(&message), &mut self.out);
+        }
+        // Resumed: notices of what left its interest may have been lost with the old
+        // connection, and more left while it was away. It is told all it sees (as of the
+        // last tick sent, so that what enters at the coming tick is not held back), after
+        // who owns what (it may not hold what it thought it held).
+        if let (Some(interest), true) = (&self.interest, resumed) {
+            let owners = &self.ownership.owners;
+            let mut seen: Vec<u64> = interest.relevant(peer).map(|e| e.0).collect();
+            seen.extend(
+                owners
+                    .iter()
+                    .filter(|&(_, c, r)| c == WHOLE_ENTITY && r.owner == Some(peer))
+                    .map(|(e, _, _)| e.0),
+            );
+            seen.sort_unstable();
+            seen.dedup();
+            let notice = control_message(&self.encoder.left(self.marked, &seen, true));
+            client.link.send_reliable(notice, &mut self.out);
         }
         client.resume = resume;
         // The newcomer learns who is here; the others learn of it.
@@ -559,8 +562,12 @@ impl Host {
                 client.link.dicts.acknowledge(ack.id());
             }
             Ok(Ok(Message::OwnersAck(ack))) => {
+                let interest = self.interest.as_ref();
                 for (entity, component) in client.ownership.acknowledged(ack.seq()) {
-                    mark_entity_state(&self.world, &mut client.link.outbox, entity, component);
+                    // Only what it still sees (what left its interest stays forgotten).
+                    if interest.is_none_or(|i| i.is_relevant(peer, entity)) {
+                        mark_entity_state(&self.world, &mut client.link.outbox, entity, component);
+                    }
                 }
             }
             Ok(Ok(Message::OwnershipRequest(request))) => {
@@ -745,6 +752,7 @@ impl Host {
                     .collect();
                 for client in self.peers.values_mut() {
                     client.link.outbox = Outbox::default();
+                    client.link.snapshot_tick = snapshot.tick;
                     for (bytes, values) in &chunks {
                         client.link.queue(
                             MessageKind::SnapshotChunk,
