@@ -194,21 +194,20 @@ impl Volume {
 /// Checks what a client says it is interested in: at most [`MAX_VOLUMES`] volumes, each
 /// valid, and at most [`MAX_SCOPES`] scopes.
 pub fn validate_client(volumes: &[Volume], scopes: &[u32]) -> Result<(), InterestError> {
-    if volumes.len() > MAX_VOLUMES {
-        return Err(InterestError::TooMany {
-            what: "volumes",
-            given: volumes.len(),
-            max: MAX_VOLUMES,
-        });
-    }
-    if scopes.len() > MAX_SCOPES {
-        return Err(InterestError::TooMany {
-            what: "scopes",
-            given: scopes.len(),
-            max: MAX_SCOPES,
-        });
-    }
+    check_counts(volumes.len(), scopes.len())?;
     volumes.iter().try_for_each(Volume::validate)
+}
+
+/// Checks how many volumes and scopes a client gives (before anything is allocated for
+/// them, when they come from a peer).
+pub fn check_counts(volumes: usize, scopes: usize) -> Result<(), InterestError> {
+    let over = |what, given, max| {
+        (given > max)
+            .then_some(InterestError::TooMany { what, given, max })
+            .map_or(Ok(()), Err)
+    };
+    over("volumes", volumes, MAX_VOLUMES)?;
+    over("scopes", scopes, MAX_SCOPES)
 }
 
 type Cell = [i32; 3];

@@ -640,6 +640,18 @@ fn control_message_seeds() -> Seeds {
         control_message(&encoder.peer_joined(5)),
         control_message(&encoder.peer_left(5, "timed out")),
         control_message(&encoder.dictionary_ack(1)),
+        control_message(&encoder.left(40, &[3, 4], false)),
+        control_message(&encoder.left(41, &[5], true)),
+        control_message(&encoder.client_interest(
+            &[fb::InterestVolume::new(
+                0,
+                &fb::Vec3::new(1.0, 2.0, 3.0),
+                &fb::Vec3::new(0.0, 0.0, 0.0),
+                5.0,
+                6.0,
+            )],
+            &[7, 8],
+        )),
         on_stream(
             StreamKind::DeltaFrame,
             &frame_with(&fixture_dict, &messages[0]),
@@ -687,7 +699,7 @@ fn control_message_seeds() -> Seeds {
         vec![7, 0, 1],
         Vec::new(),
         half(&notices[0]),
-        flip(&notices[4], 3),
+        flip(&notices[7], 3),
         on_stream(
             StreamKind::DeltaFrame,
             &[FrameFormat::StreamContinue as u8, 4, 0],
@@ -824,6 +836,7 @@ fn join_request_seeds() -> Seeds {
         resume: &RESUME,
         resumed: false,
         max_chunk_bytes: 16 << 10,
+        partial: false,
     });
     let refused = e.join_refused(fb::RefuseReason::TokenExpired, "join token expired");
     s.add(

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::interest::{validate_client, InterestError, Volume, MAX_SCOPES, MAX_VOLUMES};
+use crate::interest::{check_counts, validate_client, InterestError, Volume};
 use crate::wire::{fb, Encoder};
 
 /// The shortest time between two interest messages of a client.
@@ -50,20 +50,7 @@ pub(crate) fn decode(
     message: fb::ClientInterest<'_>,
 ) -> Result<(Vec<Volume>, Vec<u32>), InterestError> {
     let (wire_volumes, wire_scopes) = (message.volumes(), message.scopes());
-    if wire_volumes.len() > MAX_VOLUMES {
-        return Err(InterestError::TooMany {
-            what: "volumes",
-            given: wire_volumes.len(),
-            max: MAX_VOLUMES,
-        });
-    }
-    if wire_scopes.len() > MAX_SCOPES {
-        return Err(InterestError::TooMany {
-            what: "scopes",
-            given: wire_scopes.len(),
-            max: MAX_SCOPES,
-        });
-    }
+    check_counts(wire_volumes.len(), wire_scopes.len())?;
     let volumes = wire_volumes
         .iter()
         .map(|v| match v.kind() {
@@ -142,6 +129,7 @@ impl ClientInterest {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::interest::{MAX_SCOPES, MAX_VOLUMES};
     use crate::wire::{self, Message};
 
     fn roundtrip(bytes: &[u8]) -> Result<(Vec<Volume>, Vec<u32>), InterestError> {
