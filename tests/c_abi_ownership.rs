@@ -600,7 +600,7 @@ fn misuse_of_every_ownership_call_is_a_status() {
     let mut config = ThetaSessionConfig::default();
     // SAFETY: valid out-pointer.
     ok(unsafe { theta_session_config_init(&mut config) });
-    assert_eq!(config.struct_size, 72);
+    assert_eq!(config.struct_size, 80);
     config.struct_size = 64;
     let mut refused = config;
     refused.struct_size = 60;
