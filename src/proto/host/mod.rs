@@ -165,7 +165,10 @@ impl Host {
             priorities: Priorities::default(),
             admission: Admission::new(secret, world.registry(), host_peer),
             stream_bound: max_stream_message(&codec),
-            marked: world.tick(),
+            // The current tick is still open: what the engine writes in it before the first
+            // tick (a scene spawned right after hosting) is marked then, and filed for
+            // interest; from the current tick, it would never be.
+            marked: world.tick().saturating_sub(1),
             compression: Compression::new(
                 codec,
                 Some((config.train_after_samples, config.dictionary_bytes)),
