@@ -3,6 +3,7 @@
 // Each test binary uses its own part of these helpers.
 #![allow(dead_code)]
 
+pub mod c_build;
 pub mod transport;
 
 use std::ptr::null_mut;
