@@ -1873,8 +1873,8 @@ ThetaStatus theta_session_set_batch(ThetaSession session,
                                     ThetaBatchResult *out_result);
 
 // Host: sets what client `peer` sees: `volume_count` volumes and `scope_count`
-// subscribed scopes, replacing what it saw before (the client's own
-// `theta_session_set_interest` replaces this in turn, unless the host's config sets
+// subscribed scopes, replacing what it saw before (until the client wishes something
+// new with `theta_session_set_interest`, unless the host's config sets
 // `interest_host_only`). `peer` need not have joined yet: its snapshot is then filtered
 // by this. Takes effect at the next tick: entities entering its interest arrive whole,
 // those leaving give it a `LEFT` event. `THETA_STATUS_WRONG_ROLE` on a client;
@@ -1896,8 +1896,8 @@ ThetaStatus theta_session_set_client_interest(ThetaSession session,
 
 // Client: says what this client wants to see: `volume_count` volumes (usually a sphere
 // around the head, updated every frame) and `scope_count` subscribed scopes, replacing
-// the previous wish. Sent to the host at a bounded rate (at most every 50 ms, and again
-// after a reconnection); it has an effect when the host manages interest and lets its
+// the previous wish. Sent to the host when it changed, at a bounded rate (at most every
+// 50 ms), and again after a reconnection; it has an effect when the host manages interest and lets its
 // clients decide (not `interest_host_only`). Entities entering the interest arrive
 // whole; those leaving it give a `LEFT` event and leave this client's world (they are
 // not despawned). `THETA_STATUS_WRONG_ROLE` on a host; `THETA_STATUS_INVALID_ARGUMENT`
