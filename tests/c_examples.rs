@@ -41,7 +41,7 @@ fn c_custom_transport_example_converges_over_its_lossy_transport() {
 }
 
 #[test]
-fn cpp_custom_transport_example_converges_resumes_passes_ownership_and_leaves() {
+fn cpp_custom_transport_example_converges_resumes_passes_ownership_filters_interest_and_leaves() {
     let binary = build(
         "c++",
         &["-std=c++17", "-fno-exceptions", "-fno-rtti"],
@@ -54,6 +54,10 @@ fn cpp_custom_transport_example_converges_resumes_passes_ownership_and_leaves() 
     assert!(stdout.contains("resumed over connection 2"), "{stdout}");
     assert!(
         stdout.contains("ownership: the client took the entity, moved it and let it go"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("interest: the entity left the client's world and came back"),
         "{stdout}"
     );
     assert!(stdout.contains("host left"), "{stdout}");
