@@ -255,10 +255,11 @@ pub(super) unsafe fn config_in(config: *const ThetaSessionConfig) -> FfiResult<S
     else {
         return Ok(settings);
     };
-    if config.reserved != 0 || config.reserved_interest != [0; 3] {
-        return Err(invalid(
-            "ThetaSessionConfig.reserved and reserved_interest must be 0",
-        ));
+    if config.reserved != 0 {
+        return Err(invalid("ThetaSessionConfig.reserved must be 0"));
+    }
+    if config.reserved_interest != [0; 3] {
+        return Err(invalid("ThetaSessionConfig.reserved_interest must be 0"));
     }
     let cell = config.interest_cell;
     if !cell.is_finite() || cell < 0.0 {
