@@ -73,6 +73,16 @@
 // and `theta_session_join` reads it.
 #define THETA_FINGERPRINT_LEN 32
 
+// `ThetaInterestVolume::kind` of an axis-aligned box: `a` is its lowest corner, `b` its
+// highest (`a <= b` on every axis), `outer` (>= 0) the margin around it within which
+// relevant entities stay so; `inner` is ignored.
+#define THETA_INTEREST_VOLUME_BOX 1
+
+// `ThetaInterestVolume::kind` of a sphere: `a` is the centre, `inner` the radius within
+// which entities become relevant, `outer` (>= `inner`) the radius within which they stay
+// so; `b` is ignored.
+#define THETA_INTEREST_VOLUME_SPHERE 0
+
 // Bytes of a join token's text form, as `theta_session_mint_token` writes it.
 #define THETA_JOIN_TOKEN_LEN 102
 
@@ -80,11 +90,21 @@
 // `ThetaSessionConfig::dictionary_bytes`.
 #define THETA_MAX_DICTIONARY_BYTES (128 << 10)
 
+// Most scopes of one entity, and most scopes one client subscribes to.
+#define THETA_MAX_INTEREST_SCOPES 64
+
+// Most volumes of one client (`theta_session_set_interest`,
+// `theta_session_set_client_interest`).
+#define THETA_MAX_INTEREST_VOLUMES 8
+
 // Largest body of a reliable message, in bytes.
 #define THETA_MAX_MESSAGE_BYTES 65536
 
 // Most bytes of the reason `theta_session_decide_ownership` sends with a refusal.
 #define THETA_MAX_OWNERSHIP_REASON_BYTES 1024
+
+// The heaviest priority weight `theta_session_set_priority` takes.
+#define THETA_MAX_PRIORITY_WEIGHT 100.0
 
 // Largest body of an unreliable message, in bytes (its datagram fits a 1200-byte packet).
 #define THETA_MAX_UNRELIABLE_MESSAGE_BYTES 1024
@@ -92,6 +112,9 @@
 // Flag of `theta_session_send_message` (and `cause` of message events): reliable and
 // ordered. Without it a message is unreliable: it may be lost, never duplicated.
 #define THETA_MESSAGE_RELIABLE 1
+
+// The lightest priority weight `theta_session_set_priority` takes.
+#define THETA_MIN_PRIORITY_WEIGHT 0.01
 
 // Ownership flag of `theta_session_set_ownership_policy`: when the owner leaves for good
 // (its resume grace period over), the entity is despawned rather than released.
@@ -192,6 +215,9 @@ typedef enum {
     // client over a custom transport whose connection ended was given a new one before
     // `theta_session_reconnect`.
     THETA_STATUS_SESSION_CLOSED = 24,
+    // An interest call on a host that does not manage interest: set
+    // `ThetaSessionConfig::interest_cell` when creating it.
+    THETA_STATUS_INTEREST_OFF = 25,
     // A panic was caught inside the library. The object involved may be unusable: free it.
     THETA_STATUS_PANIC = 99,
 } ThetaStatus;
@@ -827,6 +853,17 @@ typedef struct {
     // event, answered with `theta_session_decide_ownership`, and refused when not
     // answered within this many milliseconds.
     uint32_t ownership_hook_ms;
+    // Host: 0 (the default) sends every client every entity; otherwise interest
+    // management over cubic cells of this size in metres (about a client's view radius):
+    // each client gets only what it sees (see `theta_session_set_interest`). A negative or
+    // non-finite size is refused.
+    float interest_cell;
+    // Host: 0 (the default) lets clients say what they see (`theta_session_set_interest`);
+    // 1 leaves it to the host's engine alone (`theta_session_set_client_interest`), and
+    // the clients' wishes are ignored.
+    uint8_t interest_host_only;
+    // Reserved; must be 0.
+    uint8_t reserved_interest[3];
 } ThetaSessionConfig;
 
 // A world handle. `id` 0 is the null handle.
@@ -992,6 +1029,25 @@ typedef struct {
     // Values written with identical bytes (not a change).
     uint64_t unchanged;
 } ThetaBatchResult;
+
+// A region a client is interested in (metres, in the engine's world space): entities
+// inside it become relevant to the client, and stay so until they leave its outer bound
+// (hysteresis, so an entity at the edge does not flap). See
+// `THETA_INTEREST_VOLUME_SPHERE` and `THETA_INTEREST_VOLUME_BOX` for what each field
+// means per kind. Blittable: 36 bytes, 4-byte aligned, no padding.
+typedef struct {
+    // `THETA_INTEREST_VOLUME_SPHERE` or `THETA_INTEREST_VOLUME_BOX`.
+    uint32_t kind;
+    // Sphere: the centre. Box: the lowest corner.
+    float a[3];
+    // Box: the highest corner. Sphere: ignored.
+    float b[3];
+    // Sphere: the radius within which entities become relevant. Box: ignored.
+    float inner;
+    // Sphere: the radius within which they stay relevant (>= `inner`). Box: the margin
+    // around the box within which they stay relevant (>= 0).
+    float outer;
+} ThetaInterestVolume;
 
 // Figures of a session.
 typedef struct {
@@ -1454,6 +1510,15 @@ ThetaStatus theta_session_host_pem(const uint8_t *bind,
                                    const ThetaSessionConfig *config,
                                    ThetaSession *out_session);
 
+// Host: writes to `out_hash` the state hash client `peer` holds once the network
+// delivers: the hash of what it sees (`theta_session_sees`). Compare it with the
+// client's `theta_session_state_hash`. `THETA_STATUS_WRONG_ROLE` on a client;
+// `THETA_STATUS_INVALID_ARGUMENT` for the host's own peer id.
+//
+// # Safety
+// `out_hash` must point to a writable `uint64_t`.
+ThetaStatus theta_session_interest_hash(ThetaSession session, uint16_t peer, uint64_t *out_hash);
+
 // Writes 1 to `out_alive` if the entity is alive in the session's state, else 0.
 //
 // # Safety
@@ -1740,6 +1805,21 @@ ThetaStatus theta_session_sample_pose(ThetaSession session,
                                       ThetaPosef *out_pose,
                                       uint64_t *out_flags);
 
+// Host: writes 1 to `out_sees` when client `peer` sees `entity` now (it is global, in a
+// scope the client subscribes to, inside one of its volumes, or owned by it), else 0.
+// Without interest management every client sees everything. A peer that has not joined
+// sees what the host set for it with `theta_session_set_client_interest` (or nothing
+// but the global entities). `THETA_STATUS_WRONG_ROLE` on a client;
+// `THETA_STATUS_DEAD_ENTITY` for an entity not alive; `THETA_STATUS_INVALID_ARGUMENT`
+// for the host's own peer id.
+//
+// # Safety
+// `out_sees` must point to a writable `uint8_t`.
+ThetaStatus theta_session_sees(ThetaSession session,
+                               uint16_t peer,
+                               uint64_t entity,
+                               uint8_t *out_sees);
+
 // Sends an application message of `len` bytes at `body` on the application's `channel`
 // to `to`: from a client, `THETA_PEER_HOST`, one peer id or `THETA_PEER_ALL` (every other
 // peer); from the host, one client or `THETA_PEER_ALL`. `flags` is
@@ -1792,6 +1872,85 @@ ThetaStatus theta_session_set_batch(ThetaSession session,
                                     size_t count,
                                     ThetaBatchResult *out_result);
 
+// Host: sets what client `peer` sees: `volume_count` volumes and `scope_count`
+// subscribed scopes, replacing what it saw before (until the client wishes something
+// new with `theta_session_set_interest`, unless the host's config sets
+// `interest_host_only`). `peer` need not have joined yet: its snapshot is then filtered
+// by this. Takes effect at the next tick: entities entering its interest arrive whole,
+// those leaving give it a `LEFT` event. `THETA_STATUS_WRONG_ROLE` on a client;
+// `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+// `THETA_STATUS_INVALID_ARGUMENT` for the host's own peer id, more than
+// `THETA_MAX_INTEREST_VOLUMES` volumes or `THETA_MAX_INTEREST_SCOPES` scopes, or a volume
+// of an unknown kind or with numbers that are not finite, a negative size, an outer
+// bound below its inner one, or a box's corners swapped.
+//
+// # Safety
+// `volumes` must point to `volume_count` readable `ThetaInterestVolume`, `scopes` to
+// `scope_count` readable `uint32_t` (either may be NULL when its count is 0).
+ThetaStatus theta_session_set_client_interest(ThetaSession session,
+                                              uint16_t peer,
+                                              const ThetaInterestVolume *volumes,
+                                              size_t volume_count,
+                                              const uint32_t *scopes,
+                                              size_t scope_count);
+
+// Client: says what this client wants to see: `volume_count` volumes (usually a sphere
+// around the head, updated every frame) and `scope_count` subscribed scopes, replacing
+// the previous wish. Sent to the host when it changed, at a bounded rate (at most every
+// 50 ms), and again after a reconnection; it has an effect when the host manages interest and lets its
+// clients decide (not `interest_host_only`). Entities entering the interest arrive
+// whole; those leaving it give a `LEFT` event and leave this client's world (they are
+// not despawned). `THETA_STATUS_WRONG_ROLE` on a host; `THETA_STATUS_INVALID_ARGUMENT`
+// as for `theta_session_set_client_interest`.
+//
+// # Safety
+// As `theta_session_set_client_interest`.
+ThetaStatus theta_session_set_interest(ThetaSession session,
+                                       const ThetaInterestVolume *volumes,
+                                       size_t volume_count,
+                                       const uint32_t *scopes,
+                                       size_t scope_count);
+
+// Host: places `entity` for interest management at `position` (3 floats, metres), or
+// takes its position away with NULL (with no scope either, every client then sees it).
+// An entity with neither position nor scope is global. Use this for entities whose
+// position is not in a component, or `theta_session_set_interest_source` to have the
+// host read every entity's position from one. `THETA_STATUS_WRONG_ROLE` on a client;
+// `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+// `THETA_STATUS_DEAD_ENTITY` for an entity not alive; `THETA_STATUS_INVALID_ARGUMENT`
+// for a coordinate that is not a finite number.
+//
+// # Safety
+// `position` must be NULL or point to 3 readable floats.
+ThetaStatus theta_session_set_interest_position(ThetaSession session,
+                                                uint64_t entity,
+                                                const float *position);
+
+// Host: sets the scopes (`count` ids: a room, a tool, a team) `entity` belongs to,
+// replacing its earlier ones (0 of them: none). Clients subscribed to one of them see it
+// wherever it is. At most `THETA_MAX_INTEREST_SCOPES`. `THETA_STATUS_WRONG_ROLE` on a
+// client; `THETA_STATUS_INTEREST_OFF` on a host without
+// `ThetaSessionConfig::interest_cell`; `THETA_STATUS_DEAD_ENTITY` for an entity not
+// alive; `THETA_STATUS_INVALID_ARGUMENT` for too many scopes.
+//
+// # Safety
+// `scopes` must point to `count` readable `uint32_t` (may be NULL when `count` is 0).
+ThetaStatus theta_session_set_interest_scopes(ThetaSession session,
+                                              uint64_t entity,
+                                              const uint32_t *scopes,
+                                              size_t count);
+
+// Host: reads every entity's interest position from its value of `component`: three
+// little-endian floats (x, y, z, metres) at byte `offset`, followed as the values change
+// (an entity without the component, or with a value too short or not finite there,
+// keeps the position it had). Replaces any earlier source. `THETA_STATUS_WRONG_ROLE` on
+// a client; `THETA_STATUS_UNKNOWN_COMPONENT` for a component not registered;
+// `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+// `THETA_STATUS_INVALID_ARGUMENT` when 12 bytes at `offset` do not fit in the component.
+ThetaStatus theta_session_set_interest_source(ThetaSession session,
+                                              uint32_t component,
+                                              uint32_t offset);
+
 // Host: turns message filtering on (`enabled` non-zero) or off. On, every client's
 // message to another client or to all is held and surfaced as a `MESSAGE_REQUESTED`
 // event until `theta_session_decide_message` answers it, or `timeout_ms` passes (0: the
@@ -1838,6 +1997,14 @@ ThetaStatus theta_session_set_ownership_policy(ThetaSession session,
                                                uint32_t component,
                                                uint8_t policy,
                                                uint8_t flags);
+
+// Sets `entity`'s priority weight among what this peer sends (1 by default, from
+// `THETA_MIN_PRIORITY_WEIGHT` to `THETA_MAX_PRIORITY_WEIGHT`): when a tick's byte budget
+// does not fit every change, heavier and (on a host managing interest) nearer entities go
+// first; far or light ones are sent less often, never starved. Host or client (a client
+// weighs its own writes). `THETA_STATUS_DEAD_ENTITY` for an entity not alive here;
+// `THETA_STATUS_INVALID_ARGUMENT` for a weight outside the range or not a number.
+ThetaStatus theta_session_set_priority(ThetaSession session, uint64_t entity, float weight);
 
 // Tells the session that the engine's `XrTime` is `xr_now` at this moment (e.g. from
 // `xrConvertTimespecTimeToTimeKHR` of the monotonic clock now), so pose times, display

@@ -6,22 +6,14 @@
 //! reconnect (loopback); and every misuse a status. Exported functions only, every wait
 //! bounded.
 
-use std::collections::VecDeque;
-use std::ptr::{null, null_mut};
+use std::ptr::null;
 use std::time::{Duration, Instant};
 
 use theta_net::ffi::*;
 
 mod common;
-use common::{last_error, ok};
-
-const WAIT: Duration = Duration::from_secs(20);
-
-#[track_caller]
-fn fails(status: ThetaStatus, expected: ThetaStatus) -> String {
-    assert_eq!(status, expected, "{}", last_error());
-    last_error()
-}
+use common::transport::{events, hash, join_custom, mint, spawn, Event, Net, WAIT};
+use common::{fails, ok};
 
 /// A world with the test's component type registered.
 fn new_world() -> (ThetaWorld, u32) {
@@ -48,97 +40,15 @@ fn host_custom(world: ThetaWorld, grace_ms: u32) -> ThetaSession {
     // SAFETY: valid out-pointer.
     ok(unsafe { theta_session_config_init(&mut config) });
     config.resume_grace_ms = grace_ms;
-    let mut host = ThetaSession { id: 0 };
-    // SAFETY: valid config and out-pointer; NULL secret (generated) and transport.
-    ok(unsafe { theta_session_host_custom(world, null(), 0, &config, null(), &mut host) });
-    host
-}
-
-fn mint(host: ThetaSession, peer: u16) -> Vec<u8> {
-    let mut buf = vec![0u8; THETA_JOIN_TOKEN_LEN];
-    let mut len = 0;
-    // SAFETY: buf has its length of writable bytes.
-    ok(unsafe { theta_session_mint_token(host, peer, 60, buf.as_mut_ptr(), buf.len(), &mut len) });
-    buf.truncate(len);
-    buf
-}
-
-fn join_custom(token: &[u8], registry: ThetaWorld) -> ThetaSession {
-    let mut client = ThetaSession { id: 0 };
-    // SAFETY: valid byte range and out-pointer; NULL configs (defaults).
-    ok(unsafe {
-        theta_session_join_custom(
-            token.as_ptr(),
-            token.len(),
-            registry,
-            null(),
-            null(),
-            &mut client,
-        )
-    });
-    client
-}
-
-fn spawn(session: ThetaSession) -> u64 {
-    let mut e = 0;
-    // SAFETY: valid out-pointer.
-    ok(unsafe { theta_session_spawn(session, &mut e) });
-    e
+    common::transport::host_custom(world, &config, std::ptr::null())
 }
 
 fn set(session: ThetaSession, entity: u64, component: u32, value: [u8; 12]) {
-    // SAFETY: 12 readable bytes; NULL out_change.
-    ok(unsafe { theta_session_set(session, entity, component, value.as_ptr(), 12, null_mut()) });
-}
-
-fn hash(session: ThetaSession) -> u64 {
-    let mut h = 0;
-    // SAFETY: valid out-pointer.
-    ok(unsafe { theta_session_state_hash(session, &mut h) });
-    h
-}
-
-/// An event with its bytes copied out (they live only until the next poll).
-#[derive(Debug)]
-struct Event {
-    kind: u8,
-    cause: u8,
-    peer: u16,
-    entity: u64,
-    text: String,
-}
-
-fn events(session: ThetaSession) -> Vec<Event> {
-    let mut buf = [ThetaSessionEvent::default(); 16];
-    let mut all = Vec::new();
-    loop {
-        let mut n = 0;
-        // SAFETY: 16 writable events.
-        ok(unsafe { theta_session_poll_events(session, buf.as_mut_ptr(), 16, &mut n) });
-        for e in &buf[..n] {
-            let text = if e.data.is_null() {
-                String::new()
-            } else {
-                // SAFETY: the library's bytes, valid until the next poll.
-                let bytes = unsafe { std::slice::from_raw_parts(e.data, e.data_len) };
-                String::from_utf8_lossy(bytes).into_owned()
-            };
-            all.push(Event {
-                kind: e.kind,
-                cause: e.cause,
-                peer: e.peer,
-                entity: e.entity,
-                text,
-            });
-        }
-        if n < 16 {
-            return all;
-        }
-    }
+    ok(common::transport::set(session, entity, component, &value));
 }
 
 fn is(kind: ThetaSessionEventKind) -> impl Fn(&Event) -> bool {
-    move |e| e.kind == kind as u8
+    move |e| e.is(kind)
 }
 
 /// The protocol's figures of the session's one connection (a client's to its host, a
@@ -162,144 +72,24 @@ fn snapshot_frames(session: ThetaSession) -> (u64, u64) {
     (stats.frames_sent, stats.frames_received)
 }
 
-/// The engine's transport: a queue each way, in order and lossless. Connection ids are
-/// the engine's: the host calls the client's connection `host_conn`, the client calls it
-/// `client_conn`; every new connection is a new pair.
-struct Loopback {
-    host: ThetaSession,
-    client: ThetaSession,
-    host_conn: u64,
-    client_conn: u64,
-    to_host: VecDeque<(ThetaTransportOutput, Vec<u8>)>,
-    to_client: VecDeque<(ThetaTransportOutput, Vec<u8>)>,
+/// The host and its one client over the test's transport (the host calls the first
+/// connection `host_conn`, the client 1; each new one has the next ids).
+fn loopback(host: ThetaSession, client: ThetaSession, host_conn: u64) -> Net {
+    let mut net = Net::new(host);
+    net.add(client, host_conn);
+    net
 }
 
-impl Loopback {
-    /// The first connection of `client`: `host_conn` on the host, 1 on the client.
-    fn new(host: ThetaSession, client: ThetaSession, host_conn: u64) -> Self {
-        let mut net = Loopback {
-            host,
-            client,
-            host_conn,
-            client_conn: 1,
-            to_host: VecDeque::new(),
-            to_client: VecDeque::new(),
-        };
-        net.connect();
-        net
-    }
-
-    /// Opens the connection: both ends report it.
-    fn connect(&mut self) {
-        ok(theta_session_transport_connected(self.host, self.host_conn));
-        ok(theta_session_transport_connected(
-            self.client,
-            self.client_conn,
-        ));
-    }
-
-    /// The transport loses the connection: both ends hear it (`LOST`), nothing in flight
-    /// arrives, and the next connection has new ids.
-    fn drop_connection(&mut self) {
-        let lost = ThetaCloseCode::Lost as u32;
-        for (session, conn) in [(self.host, self.host_conn), (self.client, self.client_conn)] {
-            // SAFETY: a valid byte range.
-            ok(unsafe { theta_session_transport_closed(session, conn, lost, b"lost".as_ptr(), 4) });
-        }
-        self.to_host.clear();
-        self.to_client.clear();
-        self.host_conn += 1;
-        self.client_conn += 1;
-    }
-
-    /// Every output of `session`, the buffer growing when too small.
-    fn drain(session: ThetaSession) -> Vec<(ThetaTransportOutput, Vec<u8>)> {
-        let mut all = Vec::new();
-        let mut buf = vec![0u8; 256];
-        loop {
-            let mut out = ThetaTransportOutput::default();
-            // SAFETY: buf has its length of writable bytes.
-            let status = unsafe {
-                theta_session_transport_poll(session, buf.as_mut_ptr(), buf.len(), &mut out)
-            };
-            if status == ThetaStatus::BufferTooSmall {
-                buf.resize(out.len, 0);
-                continue;
-            }
-            ok(status);
-            if out.kind == ThetaTransportOutputKind::None as u8 {
-                return all;
-            }
-            all.push((out, buf[..out.len].to_vec()));
-        }
-    }
-
-    /// Hands what is queued to `to` on its connection `conn`.
-    fn deliver(queue: &mut VecDeque<(ThetaTransportOutput, Vec<u8>)>, to: ThetaSession, conn: u64) {
-        for (out, bytes) in queue.drain(..) {
-            let status = if out.kind == ThetaTransportOutputKind::Close as u8 {
-                // SAFETY: a valid byte range.
-                unsafe {
-                    theta_session_transport_closed(to, conn, out.code, bytes.as_ptr(), bytes.len())
-                }
-            } else {
-                // SAFETY: a valid byte range.
-                unsafe {
-                    theta_session_transport_receive(
-                        to,
-                        conn,
-                        out.channel,
-                        bytes.as_ptr(),
-                        bytes.len(),
-                    )
-                }
-            };
-            // Bytes for a connection this side already closed are dropped.
-            if status != ThetaStatus::UnknownConnection {
-                ok(status);
-            }
-        }
-    }
-
-    /// One round: both sessions tick, their outputs cross.
-    fn round(&mut self) {
-        ok(theta_session_tick(self.host));
-        ok(theta_session_tick(self.client));
-        self.to_client.extend(Self::drain(self.host));
-        self.to_host.extend(Self::drain(self.client));
-        Self::deliver(&mut self.to_host, self.host, self.host_conn);
-        Self::deliver(&mut self.to_client, self.client, self.client_conn);
-    }
-
-    /// Rounds until `done` holds of the events polled so far of (host, client); returns
-    /// those events.
-    fn until(
-        &mut self,
-        what: &str,
-        mut done: impl FnMut(&[Event], &[Event]) -> bool,
-    ) -> (Vec<Event>, Vec<Event>) {
-        let (mut host_events, mut client_events) = (Vec::new(), Vec::new());
-        let deadline = Instant::now() + WAIT;
-        loop {
-            self.round();
-            host_events.extend(events(self.host));
-            client_events.extend(events(self.client));
-            if done(&host_events, &client_events) {
-                return (host_events, client_events);
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what}: not within {WAIT:?}; host {host_events:?}, client {client_events:?}"
-            );
-            std::thread::sleep(Duration::from_millis(1));
-        }
-    }
-
-    /// Rounds until the client holds the host's state.
-    fn converge(&mut self) {
-        let (host, client) = (self.host, self.client);
-        self.until("convergence", |_, _| hash(client) == hash(host));
-    }
+/// Rounds until `done` holds of the events of (host, client) seen from now on; returns
+/// them.
+fn until(
+    net: &mut Net,
+    what: &str,
+    mut done: impl FnMut(&[Event], &[Event]) -> bool,
+) -> (Vec<Event>, Vec<Event>) {
+    net.forget();
+    net.until(what, |seen| done(&seen[0], &seen[1]));
+    (net.seen[0].clone(), net.seen[1].clone())
 }
 
 #[test]
@@ -313,8 +103,8 @@ fn a_dropped_client_resumes_through_the_c_abi_without_a_snapshot() {
     }
     let client = join_custom(&mint(host, 1), registry);
     ok(theta_world_free(registry));
-    let mut net = Loopback::new(host, client, 100);
-    let (_, joined) = net.until("the join", |_, c| {
+    let mut net = loopback(host, client, 100);
+    let (_, joined) = until(&mut net, "the join", |_, c| {
         c.iter().any(is(ThetaSessionEventKind::Joined))
     });
     assert_eq!(
@@ -337,7 +127,7 @@ fn a_dropped_client_resumes_through_the_c_abi_without_a_snapshot() {
 
     // The connection drops: the client hears it (TIMED_OUT, worth resuming), the host
     // parks the client, and changes state meanwhile.
-    net.drop_connection();
+    net.drop_connection(0);
     let dropped = events(client);
     let disconnected = dropped
         .iter()
@@ -359,8 +149,8 @@ fn a_dropped_client_resumes_through_the_c_abi_without_a_snapshot() {
     ok(theta_session_reconnect(client));
     // One resume at a time.
     fails(theta_session_reconnect(client), ThetaStatus::CannotResume);
-    net.connect();
-    let (host_events, client_events) = net.until("the resume", |_, c| {
+    net.connect(0);
+    let (host_events, client_events) = until(&mut net, "the resume", |_, c| {
         c.iter().any(is(ThetaSessionEventKind::Joined))
     });
     net.converge();
@@ -414,13 +204,13 @@ fn a_resume_after_the_grace_period_is_refused_with_a_refused_disconnect() {
     let e = spawn(host);
     set(host, e, position, [1; 12]);
     let client = join_custom(&mint(host, 1), registry);
-    let mut net = Loopback::new(host, client, 100);
-    net.until("the join", |_, c| {
+    let mut net = loopback(host, client, 100);
+    until(&mut net, "the join", |_, c| {
         c.iter().any(is(ThetaSessionEventKind::Joined))
     });
     net.converge();
 
-    net.drop_connection();
+    net.drop_connection(0);
     events(client);
     // Past the grace period; the host's tick forgets the client.
     std::thread::sleep(Duration::from_millis(60));
@@ -429,8 +219,8 @@ fn a_resume_after_the_grace_period_is_refused_with_a_refused_disconnect() {
 
     // The client cannot know: its reconnect is accepted, the host refuses the resume.
     ok(theta_session_reconnect(client));
-    net.connect();
-    let (host_events, client_events) = net.until("the refusal", |_, c| {
+    net.connect(0);
+    let (host_events, client_events) = until(&mut net, "the refusal", |_, c| {
         c.iter().any(is(ThetaSessionEventKind::Disconnected))
     });
     let refused = client_events
@@ -455,8 +245,8 @@ fn a_resume_after_the_grace_period_is_refused_with_a_refused_disconnect() {
     // As the event says: a fresh token joins again (with a snapshot).
     let client = join_custom(&mint(host, 1), registry);
     ok(theta_world_free(registry));
-    let mut net = Loopback::new(host, client, 200);
-    net.until("the new join", |_, c| {
+    let mut net = loopback(host, client, 200);
+    until(&mut net, "the new join", |_, c| {
         c.iter().any(is(ThetaSessionEventKind::Joined))
     });
     net.converge();

@@ -9,15 +9,10 @@ use std::time::{Duration, Instant};
 use theta_net::ffi::*;
 
 mod common;
-use common::{last_error, ok};
+use common::transport::{drain, events, hash, join_custom, mint};
+use common::{fails, ok};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-#[track_caller]
-fn fails(status: ThetaStatus, expected: ThetaStatus) -> String {
-    assert_eq!(status, expected, "{}", last_error());
-    last_error()
-}
 
 /// A world with the test's component type registered.
 fn new_world() -> (ThetaWorld, u32) {
@@ -38,57 +33,7 @@ fn new_world() -> (ThetaWorld, u32) {
 }
 
 fn host_custom(world: ThetaWorld, transport: *const ThetaTransportConfig) -> ThetaSession {
-    let mut host = ThetaSession { id: 0 };
-    // SAFETY: valid out-pointer; NULL secret (generated) and config.
-    ok(unsafe { theta_session_host_custom(world, null(), 0, null(), transport, &mut host) });
-    host
-}
-
-fn mint(host: ThetaSession, peer: u16) -> Vec<u8> {
-    let mut buf = vec![0u8; THETA_JOIN_TOKEN_LEN];
-    let mut len = 0;
-    // SAFETY: buf has its length of writable bytes.
-    ok(unsafe { theta_session_mint_token(host, peer, 60, buf.as_mut_ptr(), buf.len(), &mut len) });
-    buf.truncate(len);
-    buf
-}
-
-fn join_custom(token: &[u8], registry: ThetaWorld) -> ThetaSession {
-    let mut client = ThetaSession { id: 0 };
-    // SAFETY: valid byte range and out-pointer.
-    ok(unsafe {
-        theta_session_join_custom(
-            token.as_ptr(),
-            token.len(),
-            registry,
-            null(),
-            null(),
-            &mut client,
-        )
-    });
-    client
-}
-
-/// Takes every output of `session`, growing the buffer when it is too small.
-fn drain(session: ThetaSession) -> Vec<(ThetaTransportOutput, Vec<u8>)> {
-    let mut all = Vec::new();
-    let mut buf = vec![0u8; 64];
-    loop {
-        let mut out = ThetaTransportOutput::default();
-        // SAFETY: buf has its length of writable bytes.
-        let status =
-            unsafe { theta_session_transport_poll(session, buf.as_mut_ptr(), buf.len(), &mut out) };
-        if status == ThetaStatus::BufferTooSmall {
-            assert!(out.len > buf.len(), "{out:?}");
-            buf.resize(out.len, 0);
-            continue;
-        }
-        ok(status);
-        if out.kind == ThetaTransportOutputKind::None as u8 {
-            return all;
-        }
-        all.push((out, buf[..out.len].to_vec()));
-    }
+    common::transport::host_custom(world, null(), transport)
 }
 
 fn receive(session: ThetaSession, conn: u64, channel: u8, bytes: &[u8]) -> ThetaStatus {
@@ -96,25 +41,9 @@ fn receive(session: ThetaSession, conn: u64, channel: u8, bytes: &[u8]) -> Theta
     unsafe { theta_session_transport_receive(session, conn, channel, bytes.as_ptr(), bytes.len()) }
 }
 
+/// The kinds of every event `session` has now.
 fn kinds(session: ThetaSession) -> Vec<u8> {
-    let mut events: [ThetaSessionEvent; 16] = [ThetaSessionEvent::default(); 16];
-    let mut all = Vec::new();
-    loop {
-        let mut n = 0;
-        // SAFETY: 16 writable events.
-        ok(unsafe { theta_session_poll_events(session, events.as_mut_ptr(), 16, &mut n) });
-        all.extend(events[..n].iter().map(|e| e.kind));
-        if n < 16 {
-            return all;
-        }
-    }
-}
-
-fn hash(session: ThetaSession) -> u64 {
-    let mut h = 0;
-    // SAFETY: valid out-pointer.
-    ok(unsafe { theta_session_state_hash(session, &mut h) });
-    h
+    events(session).iter().map(|e| e.kind).collect()
 }
 
 /// SplitMix64.

@@ -2,116 +2,10 @@
 //! engines link it) with warnings as errors, runs them, and checks them under valgrind for leaks and invalid accesses.
 //! Valgrind is required on CI (`CI` set) and used whenever it is installed.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The folder holding the library artifacts of this very build: `cargo test` leaves them
-/// in `target/<profile>/deps/` beside the test binaries (`cargo build` also copies them
-/// up one level, where they may be stale).
-fn artifact_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().to_path_buf()
-}
-
-/// The static library as engines link it: this build's archive with every non-`theta_*`
-/// symbol made local by `scripts/localize-symbols.sh` (see `tests/c_abi_symbols.rs`),
-/// made once per test process.
-fn localized_library() -> &'static Path {
-    static LIBRARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    LIBRARY.get_or_init(|| {
-        let raw = artifact_dir().join("libtheta_net.a");
-        assert!(raw.exists(), "{} not built", raw.display());
-        let out = artifact_dir().join("libtheta_net-localized-examples.a");
-        let status = Command::new("bash")
-            .arg(root().join("scripts/localize-symbols.sh"))
-            .arg(&raw)
-            .arg(&out)
-            .status()
-            .expect("run scripts/localize-symbols.sh");
-        assert!(status.success(), "scripts/localize-symbols.sh failed");
-        out
-    })
-}
-
-fn build(compiler: &str, flags: &[&str], source: &str, output: &str) -> PathBuf {
-    let library = localized_library();
-    let binary = std::env::temp_dir().join(format!("{output}-{}", std::process::id()));
-    let result = Command::new(compiler)
-        .args(flags)
-        .args(["-Wall", "-Wextra", "-Werror", "-g"])
-        .arg(format!("-I{}", root().join("include").display()))
-        .arg(format!("-I{}", root().join("bindings/cpp").display()))
-        .arg(root().join(source))
-        .arg(library)
-        .args(["-lpthread", "-ldl", "-lm", "-o"])
-        .arg(&binary)
-        .output()
-        .unwrap_or_else(|e| panic!("run {compiler}: {e}"));
-    assert!(
-        result.status.success(),
-        "{compiler} {source} failed:\n{}",
-        String::from_utf8_lossy(&result.stderr)
-    );
-    binary
-}
-
-fn valgrind_available() -> bool {
-    let found = Command::new("valgrind")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        found || std::env::var_os("CI").is_none(),
-        "CI needs valgrind: run scripts/install-tools.sh"
-    );
-    found
-}
-
-fn run_checked(binary: &Path) -> String {
-    run_checked_with(binary, &[])
-}
-
-/// Runs `binary` with `args`, under valgrind when available. The suppressions file holds
-/// only the QUIC handshake's false positives in third-party code (see the file).
-fn run_checked_with(binary: &Path, args: &[&str]) -> String {
-    let output = if valgrind_available() {
-        Command::new("valgrind")
-            .args([
-                "--quiet",
-                "--error-exitcode=97",
-                "--leak-check=full",
-                "--errors-for-leak-kinds=definite,indirect",
-            ])
-            .arg(format!(
-                "--suppressions={}",
-                root().join("tests/valgrind/quic.supp").display()
-            ))
-            .arg(binary)
-            .args(args)
-            .output()
-    } else {
-        eprintln!(
-            "valgrind not installed: running {} without it",
-            binary.display()
-        );
-        Command::new(binary).args(args).output()
-    }
-    .unwrap();
-    std::fs::remove_file(binary).ok();
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    assert!(
-        output.status.success(),
-        "{} exited with {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        binary.display(),
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-}
+mod common;
+use common::c_build::{build, root, run_checked, valgrind_available};
 
 #[test]
 fn c_example_builds_as_c11_and_converges() {
@@ -121,7 +15,7 @@ fn c_example_builds_as_c11_and_converges() {
         "examples/c/replicate.c",
         "theta-replicate-c",
     );
-    let stdout = run_checked(&binary);
+    let stdout = run_checked(&binary, &[]);
     assert!(stdout.contains("converged"), "{stdout}");
     assert!(stdout.contains("snapshot: "), "{stdout}");
 }
@@ -136,7 +30,7 @@ fn c_custom_transport_example_converges_over_its_lossy_transport() {
     );
     // Seeded: the same losses every run. valgrind runs this debug build ~40 times slower,
     // which only stretches the rounds.
-    let stdout = run_checked_with(&binary, &["7", "3000"]);
+    let stdout = run_checked(&binary, &["7", "3000"]);
     assert!(stdout.contains("client 1: joined as peer 1"), "{stdout}");
     assert!(stdout.contains("client 2: joined as peer 2"), "{stdout}");
     assert!(stdout.contains("rounds after the last write"), "{stdout}");
@@ -147,19 +41,23 @@ fn c_custom_transport_example_converges_over_its_lossy_transport() {
 }
 
 #[test]
-fn cpp_custom_transport_example_converges_resumes_passes_ownership_and_leaves() {
+fn cpp_custom_transport_example_converges_resumes_passes_ownership_filters_interest_and_leaves() {
     let binary = build(
         "c++",
         &["-std=c++17", "-fno-exceptions", "-fno-rtti"],
         "examples/cpp/custom_transport.cpp",
         "theta-custom-transport-cpp",
     );
-    let stdout = run_checked(&binary);
+    let stdout = run_checked(&binary, &[]);
     assert!(stdout.contains("converged: state hash"), "{stdout}");
     assert!(stdout.contains("message from peer 1: hello"), "{stdout}");
     assert!(stdout.contains("resumed over connection 2"), "{stdout}");
     assert!(
         stdout.contains("ownership: the client took the entity, moved it and let it go"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("interest: the entity left the client's world and came back"),
         "{stdout}"
     );
     assert!(stdout.contains("host left"), "{stdout}");
@@ -173,7 +71,7 @@ fn cpp_example_builds_without_exceptions_or_rtti_and_converges() {
         "examples/cpp/replicate.cpp",
         "theta-replicate-cpp",
     );
-    let stdout = run_checked(&binary);
+    let stdout = run_checked(&binary, &[]);
     assert!(stdout.contains("converged"), "{stdout}");
 }
 
@@ -187,7 +85,7 @@ fn cpp_session_example_builds_without_exceptions_or_rtti_and_converges() {
     );
     // The example gives up after 10 s; valgrind runs this debug build ~40 times slower.
     let give_up_after = if valgrind_available() { "90" } else { "10" };
-    let stdout = run_checked_with(&binary, &[give_up_after]);
+    let stdout = run_checked(&binary, &[give_up_after]);
     assert!(stdout.contains("converged"), "{stdout}");
     assert!(stdout.contains("with dictionary"), "{stdout}");
     assert!(stdout.contains("host's head at"), "{stdout}");
@@ -216,7 +114,7 @@ fn readme_c_snippet_compiles_and_runs() {
         "theta-readme-c",
     );
     std::fs::remove_file(&source).ok();
-    run_checked(&binary);
+    run_checked(&binary, &[]);
 }
 
 /// Starts `theta host` for the demo scene and returns it with its `theta join` arguments
@@ -274,7 +172,7 @@ fn c_join_example_joins_theta_host_and_ends_with_its_state() {
     let (mut host, join_args, lines) = theta_host(&["--ticks", "120", "--linger", linger]);
     let mut args: Vec<&str> = join_args.iter().map(String::as_str).collect();
     args.push(give_up);
-    let stdout = run_checked_with(&binary, &args);
+    let stdout = run_checked(&binary, &args);
     let host_output: String = lines.map_while(Result::ok).collect::<Vec<_>>().join("\n");
     assert!(host.wait().unwrap().success(), "{host_output}");
     assert!(stdout.contains("joined as peer 1"), "{stdout}");

@@ -53,6 +53,16 @@ fn value(text: &str) -> u64 {
         .unwrap_or_else(|_| panic!("cannot read constant {text:?}"))
 }
 
+/// The value of a floating-point constant's text (`100.0` in C, `100f` in C#), if it is
+/// one.
+fn float(text: &str) -> Option<f32> {
+    let text = text.trim();
+    let number = text.strip_suffix('f').unwrap_or(text);
+    (number.contains('.') || number.len() < text.len())
+        .then(|| number.parse().ok())
+        .flatten()
+}
+
 #[test]
 fn every_function_enum_value_and_constant_of_the_header_is_in_csharp() {
     let header = read("include/theta.h");
@@ -99,7 +109,10 @@ fn every_function_enum_value_and_constant_of_the_header_is_in_csharp() {
                     .map(|(_, v)| v.trim_end_matches(';').to_owned())
             })
             .unwrap_or_else(|| panic!("{name} is not defined in C#"));
-        assert_eq!(value(&declared), value(text), "{name}");
+        match float(text) {
+            Some(f) => assert_eq!(float(&declared), Some(f), "{name}"),
+            None => assert_eq!(value(&declared), value(text), "{name}"),
+        }
         constants += 1;
     }
     assert!(constants >= 8, "{constants} constants found");

@@ -194,6 +194,40 @@ inline ThetaWorldConfig world_config() {
     return config;
 }
 
+/// Interest volumes (ThetaInterestVolume) for Session::set_interest and
+/// Session::set_client_interest: entities inside become relevant to the client and stay
+/// so until they leave the outer bound.
+struct Volume {
+    /// A sphere around `center` (usually the head): entities within `radius` metres
+    /// become relevant and stay so within `outer` (>= radius: the hysteresis).
+    static ThetaInterestVolume sphere(std::array<float, 3> center, float radius, float outer) {
+        ThetaInterestVolume v{};
+        v.kind = THETA_INTEREST_VOLUME_SPHERE;
+        for (size_t i = 0; i < 3; i++) {
+            v.a[i] = center[i];
+        }
+        v.inner = radius;
+        v.outer = outer;
+        return v;
+    }
+    /// A sphere without hysteresis (outer = radius).
+    static ThetaInterestVolume sphere(std::array<float, 3> center, float radius) {
+        return sphere(center, radius, radius);
+    }
+    /// An axis-aligned box from `min` to `max`: entities inside become relevant and stay
+    /// so within `margin` metres around it.
+    static ThetaInterestVolume box(std::array<float, 3> min, std::array<float, 3> max, float margin = 0.0f) {
+        ThetaInterestVolume v{};
+        v.kind = THETA_INTEREST_VOLUME_BOX;
+        for (size_t i = 0; i < 3; i++) {
+            v.a[i] = min[i];
+            v.b[i] = max[i];
+        }
+        v.outer = margin;
+        return v;
+    }
+};
+
 /// Bytes owned by the library, valid as long as their owner.
 struct Bytes {
     const uint8_t *data = nullptr;
@@ -850,6 +884,64 @@ class Session {
     Result<uint16_t> owner(uint64_t entity, uint32_t component = 0) const {
         return detail::fetch<uint16_t>(
             [&](uint16_t *out) { return theta_session_owner(get(), entity, component, out); });
+    }
+
+    // Interest management (a host with ThetaSessionConfig::interest_cell): each client
+    // gets only the entities it sees; those leaving its interest come as LEFT events.
+
+    /// Host: places `entity` at `position` (x, y, z metres) for interest management.
+    Status set_interest_position(uint64_t entity, const std::array<float, 3> &position) {
+        return detail::status_of(theta_session_set_interest_position(get(), entity, position.data()));
+    }
+    /// Host: takes `entity`'s position away (with no scope either, every client sees it).
+    Status clear_interest_position(uint64_t entity) {
+        return detail::status_of(theta_session_set_interest_position(get(), entity, nullptr));
+    }
+    /// Host: reads every entity's position from `component` (three floats at `offset`).
+    Status set_interest_source(uint32_t component, uint32_t offset = 0) {
+        return detail::status_of(theta_session_set_interest_source(get(), component, offset));
+    }
+    /// Host: the scopes `entity` belongs to (at most THETA_MAX_INTEREST_SCOPES).
+    Status set_interest_scopes(uint64_t entity, const uint32_t *scopes, size_t count) {
+        return detail::status_of(theta_session_set_interest_scopes(get(), entity, scopes, count));
+    }
+    Status set_interest_scopes(uint64_t entity, const std::vector<uint32_t> &scopes) {
+        return set_interest_scopes(entity, scopes.data(), scopes.size());
+    }
+    /// Host: what client `peer` sees (volumes and subscribed scopes), for the host's rules.
+    Status set_client_interest(uint16_t peer, const ThetaInterestVolume *volumes, size_t volume_count,
+                               const uint32_t *scopes = nullptr, size_t scope_count = 0) {
+        return detail::status_of(
+            theta_session_set_client_interest(get(), peer, volumes, volume_count, scopes, scope_count));
+    }
+    Status set_client_interest(uint16_t peer, const std::vector<ThetaInterestVolume> &volumes,
+                               const std::vector<uint32_t> &scopes = {}) {
+        return set_client_interest(peer, volumes.data(), volumes.size(), scopes.data(), scopes.size());
+    }
+    /// Client: what this client wants to see (usually a sphere around the head, each frame).
+    Status set_interest(const ThetaInterestVolume *volumes, size_t volume_count, const uint32_t *scopes = nullptr,
+                        size_t scope_count = 0) {
+        return detail::status_of(theta_session_set_interest(get(), volumes, volume_count, scopes, scope_count));
+    }
+    Status set_interest(const std::vector<ThetaInterestVolume> &volumes, const std::vector<uint32_t> &scopes = {}) {
+        return set_interest(volumes.data(), volumes.size(), scopes.data(), scopes.size());
+    }
+    /// `entity`'s priority weight among what this peer sends (1 by default, from
+    /// THETA_MIN_PRIORITY_WEIGHT to THETA_MAX_PRIORITY_WEIGHT).
+    Status set_priority(uint64_t entity, float weight) {
+        return detail::status_of(theta_session_set_priority(get(), entity, weight));
+    }
+    /// Host: whether client `peer` sees `entity` now.
+    Result<bool> sees(uint16_t peer, uint64_t entity) const {
+        uint8_t out = 0;
+        if (ThetaStatus s = theta_session_sees(get(), peer, entity, &out); s != THETA_STATUS_OK) {
+            return detail::error_of(s);
+        }
+        return out != 0;
+    }
+    /// Host: the state hash client `peer` holds once the network delivers.
+    Result<uint64_t> interest_hash(uint16_t peer) const {
+        return detail::fetch<uint64_t>([&](uint64_t *out) { return theta_session_interest_hash(get(), peer, out); });
     }
 
     ThetaSession get() const { return owned_.get(); }

@@ -3,15 +3,19 @@
 // as a loopback connection of Steam Networking Sockets would). The host writes values,
 // the client writes an entity of its own; they converge; then the client reconnects
 // over a new connection and resumes, grabs the host's entity (which the host set free),
-// moves it and lets it go, and the host leaves. Prints "converged", the client's message
-// to the host, "resumed" and "ownership"; exits 1 on any failure.
+// moves it and lets it go; the client looks away from it (interest management: it
+// leaves the client's world, not the host's) and back; and the host leaves. Prints
+// "converged", the client's message to the host, "resumed", "ownership" and
+// "interest"; exits 1 on any failure.
 //
 // Build: c++ -std=c++17 -fno-exceptions -fno-rtti -Wall -Wextra -Werror -Iinclude
 //           -Ibindings/cpp examples/cpp/custom_transport.cpp libtheta_net.a -lpthread -ldl -lm
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
 #include <string>
+#include <thread>
 
 #include "theta.hpp"
 
@@ -120,7 +124,11 @@ int main() {
     must(registry.register_fixed("demo.Position", 12), "register");
     uint64_t entity = must(world.spawn(), "spawn");
 
-    theta::Session host = must(theta::Session::host_custom(world), "host_custom");
+    // Interest management over 10 m cells: until the host knows where entities are (see
+    // set_interest_source below) they are global, seen by every client.
+    ThetaSessionConfig config = theta::session_config();
+    config.interest_cell = 10.0f;
+    theta::Session host = must(theta::Session::host_custom(world, {}, &config), "host_custom");
     const std::string token = must(host.mint_token(1, 60), "mint_token");
     theta::Session client = must(theta::Session::join_custom(token, registry), "join_custom");
     Loopback net;
@@ -230,6 +238,43 @@ int main() {
         return 1;
     }
     std::printf("ownership: the client took the entity, moved it and let it go\n");
+
+    // Interest: the host reads positions from the component; the client looks far away
+    // (its own entity stays its own), so the host's entity at (1, 2, 3) leaves its world
+    // with a LEFT event; looking back brings it again, whole.
+    must(host.set_interest_source(position), "set_interest_source");
+    must(host.set_priority(entity, 4.0f), "set_priority");
+    const ThetaInterestVolume away[] = {theta::Volume::sphere({100, 0, 0}, 5, 6)};
+    must(client.set_interest(away, 1), "set_interest");
+    bool left = false;
+    for (int round = 0; round < 500 && !left; round++) {
+        net.round(host, client);
+        left = polled(client, THETA_SESSION_EVENT_KIND_LEFT);
+    }
+    if (!left || must(client.is_alive(entity), "is_alive") || !must(host.is_alive(entity), "is_alive") ||
+        must(host.sees(1, entity), "sees") || !must(host.sees(1, mine), "sees") ||
+        must(client.state_hash(), "hash") != must(host.interest_hash(1), "interest_hash")) {
+        std::fprintf(stderr, "interest: the entity did not leave the client's world alone\n");
+        return 1;
+    }
+    must(client.set_interest({theta::Volume::box({0, 0, 0}, {2, 3, 4}, 1)}), "set_interest");
+    // A client sends a changed wish at most every 50 ms: the rounds take their time.
+    bool back = false;
+    for (int round = 0; round < 2000 && !back; round++) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        net.round(host, client);
+        back = must(client.is_alive(entity), "is_alive") &&
+               must(client.state_hash(), "hash") == must(host.interest_hash(1), "interest_hash");
+    }
+    // Misuse is a status: a negative radius, a weight of 0, a client asking the host's call.
+    const ThetaInterestVolume bad[] = {theta::Volume::sphere({0, 0, 0}, -1)};
+    if (!back || client.set_interest(bad, 1).status() != THETA_STATUS_INVALID_ARGUMENT ||
+        host.set_priority(entity, 0).status() != THETA_STATUS_INVALID_ARGUMENT ||
+        client.sees(1, entity).status() != THETA_STATUS_WRONG_ROLE) {
+        std::fprintf(stderr, "interest: the entity did not come back, or misuse was accepted\n");
+        return 1;
+    }
+    std::printf("interest: the entity left the client's world and came back\n");
 
     // The host leaves: its goodbye and close go out; it ticks no more.
     must(host.leave(), "leave");

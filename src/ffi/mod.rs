@@ -8,6 +8,7 @@ mod background;
 mod boundary;
 mod compression;
 mod handles;
+mod interest;
 mod log;
 mod messages;
 mod ownership;
@@ -26,6 +27,7 @@ mod xr;
 use std::ffi::{c_char, c_void};
 
 pub use compression::*;
+pub use interest::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
 pub use messages::*;
 pub use ownership::*;
@@ -125,6 +127,9 @@ pub enum ThetaStatus {
     /// client over a custom transport whose connection ended was given a new one before
     /// `theta_session_reconnect`.
     SessionClosed = 24,
+    /// An interest call on a host that does not manage interest: set
+    /// `ThetaSessionConfig::interest_cell` when creating it.
+    InterestOff = 25,
     /// A panic was caught inside the library. The object involved may be unusable: free it.
     Panic = 99,
 }

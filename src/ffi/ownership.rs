@@ -63,7 +63,7 @@ fn is_host(session: &mut Session) -> bool {
 }
 
 /// Fails with `WRONG_ROLE` unless `session` is a host (`host` true) or a client.
-fn need_role(session: &mut Session, host: bool) -> FfiResult {
+pub(super) fn need_role(session: &mut Session, host: bool) -> FfiResult {
     if is_host(session) == host {
         return Ok(());
     }

@@ -220,6 +220,8 @@ impl From<SessionError> for FfiError {
                 OwnershipCallError::NotOwner { .. } => ThetaStatus::NotOwner,
             },
             SessionError::Interest(InterestError::UnknownEntity(_)) => ThetaStatus::DeadEntity,
+            // Not a bad argument: the engine must turn interest management on.
+            SessionError::Interest(InterestError::Off) => ThetaStatus::InterestOff,
             SessionError::Interest(_) | SessionError::Priority(_) => ThetaStatus::InvalidArgument,
         };
         FfiError::new(status, error.to_string())

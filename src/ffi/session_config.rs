@@ -79,6 +79,17 @@ pub struct ThetaSessionConfig {
     /// event, answered with `theta_session_decide_ownership`, and refused when not
     /// answered within this many milliseconds.
     pub ownership_hook_ms: u32,
+    /// Host: 0 (the default) sends every client every entity; otherwise interest
+    /// management over cubic cells of this size in metres (about a client's view radius):
+    /// each client gets only what it sees (see `theta_session_set_interest`). A negative or
+    /// non-finite size is refused.
+    pub interest_cell: f32,
+    /// Host: 0 (the default) lets clients say what they see (`theta_session_set_interest`);
+    /// 1 leaves it to the host's engine alone (`theta_session_set_client_interest`), and
+    /// the clients' wishes are ignored.
+    pub interest_host_only: u8,
+    /// Reserved; must be 0.
+    pub reserved_interest: [u8; 3],
 }
 
 /// `ThetaSessionConfig::train_after_samples` to train dictionaries only on demand
@@ -106,8 +117,11 @@ pub enum ThetaCongestion {
 /// Bytes of the first `ThetaSessionConfig` layout: the least `struct_size` accepted.
 const SESSION_CONFIG_V1: usize = 64;
 /// Bytes of the layout with the ownership settings (`ownership_lease_ms`,
-/// `ownership_hook_ms`): this library's.
+/// `ownership_hook_ms`).
 const SESSION_CONFIG_V2: usize = 72;
+/// Bytes of the layout with the interest settings (`interest_cell`,
+/// `interest_host_only`): this library's.
+const SESSION_CONFIG_V3: usize = 80;
 /// A `struct_size` past this is taken for garbage rather than a future layout.
 const MAX_STRUCT_SIZE: u32 = 4096;
 
@@ -115,7 +129,7 @@ const MAX_STRUCT_SIZE: u32 = 4096;
 // appending a field is the only way it may change.
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<ThetaSessionConfig>() == SESSION_CONFIG_V2);
+    assert!(size_of::<ThetaSessionConfig>() == SESSION_CONFIG_V3);
     assert!(align_of::<ThetaSessionConfig>() == 4);
     assert!(offset_of!(ThetaSessionConfig, snapshot_chunk_codec) == 28);
     assert!(offset_of!(ThetaSessionConfig, congestion) == 31);
@@ -123,6 +137,9 @@ const _: () = {
     assert!(offset_of!(ThetaSessionConfig, reserved) == 60);
     assert!(offset_of!(ThetaSessionConfig, ownership_lease_ms) == SESSION_CONFIG_V1);
     assert!(offset_of!(ThetaSessionConfig, ownership_hook_ms) == 68);
+    assert!(offset_of!(ThetaSessionConfig, interest_cell) == SESSION_CONFIG_V2);
+    assert!(offset_of!(ThetaSessionConfig, interest_host_only) == 76);
+    assert!(offset_of!(ThetaSessionConfig, reserved_interest) == 77);
 };
 
 impl Default for ThetaSessionConfig {
@@ -150,6 +167,9 @@ impl Default for ThetaSessionConfig {
             reserved: 0,
             ownership_lease_ms: 0,
             ownership_hook_ms: 0,
+            interest_cell: 0.0,
+            interest_host_only: 0,
+            reserved_interest: [0; 3],
         }
     }
 }
@@ -222,8 +242,9 @@ pub(super) unsafe fn growable_in<T: Copy + Default>(
 }
 
 /// The settings of a `ThetaSessionConfig`, NULL and 0 meaning the defaults; a bad size,
-/// an unknown codec or congestion controller, a level outside zstd's range or a non-zero
-/// reserved field is `InvalidArgument`.
+/// an unknown codec or congestion controller, a level outside zstd's range, an interest
+/// cell that is negative or not finite, a flag other than 0 or 1 or a non-zero reserved
+/// field is `InvalidArgument`.
 ///
 /// # Safety
 /// `config` must be NULL or point to a `ThetaSessionConfig` of its `struct_size` bytes.
@@ -237,6 +258,26 @@ pub(super) unsafe fn config_in(config: *const ThetaSessionConfig) -> FfiResult<S
     if config.reserved != 0 {
         return Err(invalid("ThetaSessionConfig.reserved must be 0"));
     }
+    if config.reserved_interest != [0; 3] {
+        return Err(invalid("ThetaSessionConfig.reserved_interest must be 0"));
+    }
+    let cell = config.interest_cell;
+    if !cell.is_finite() || cell < 0.0 {
+        return Err(invalid(format!(
+            "ThetaSessionConfig.interest_cell {cell} is not a size in metres (0: no interest \
+             management)"
+        )));
+    }
+    settings.interest_cell = (cell > 0.0).then_some(cell);
+    settings.interest_from_clients = match config.interest_host_only {
+        0 => true,
+        1 => false,
+        other => {
+            return Err(invalid(format!(
+                "ThetaSessionConfig.interest_host_only is {other}: 0 or 1"
+            )))
+        }
+    };
     for (kind, codec, level) in [
         (
             MessageKind::SnapshotChunk,
@@ -341,7 +382,97 @@ mod tests {
             assert_eq!(s.admission_timeout, rust.admission_timeout);
             assert_eq!(s.ownership_lease, rust.ownership_lease);
             assert_eq!(s.ownership_hook, rust.ownership_hook);
+            assert_eq!(s.interest_cell, rust.interest_cell);
+            assert_eq!(s.interest_from_clients, rust.interest_from_clients);
         }
+    }
+
+    #[test]
+    fn interest_fields_reach_the_session_config_and_bad_ones_are_refused() {
+        let s = settings(&ThetaSessionConfig {
+            interest_cell: 12.5,
+            interest_host_only: 1,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(s.interest_cell, Some(12.5));
+        assert!(!s.interest_from_clients);
+        let s = settings(&ThetaSessionConfig {
+            interest_cell: 4.0,
+            ..ThetaSessionConfig::default()
+        });
+        assert_eq!(s.interest_cell, Some(4.0));
+        assert!(s.interest_from_clients, "0: the clients say what they see");
+        for (bad, what) in [
+            (
+                ThetaSessionConfig {
+                    interest_cell: -1.0,
+                    ..ThetaSessionConfig::default()
+                },
+                "interest_cell -1",
+            ),
+            (
+                ThetaSessionConfig {
+                    interest_cell: f32::NAN,
+                    ..ThetaSessionConfig::default()
+                },
+                "interest_cell NaN",
+            ),
+            (
+                ThetaSessionConfig {
+                    interest_cell: f32::INFINITY,
+                    ..ThetaSessionConfig::default()
+                },
+                "interest_cell inf",
+            ),
+            (
+                ThetaSessionConfig {
+                    interest_host_only: 2,
+                    ..ThetaSessionConfig::default()
+                },
+                "interest_host_only is 2",
+            ),
+            (
+                ThetaSessionConfig {
+                    reserved_interest: [0, 1, 0],
+                    ..ThetaSessionConfig::default()
+                },
+                "reserved_interest must be 0",
+            ),
+        ] {
+            let err = refused(&bad);
+            assert!(err.contains(what), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_ownership_layout_struct_without_the_interest_fields_is_accepted() {
+        // A caller compiled against the 72-byte layout: what lies past it is not the
+        // caller's (garbage here), and the interest settings keep their defaults.
+        #[repr(C)]
+        #[derive(Clone, Copy)]
+        struct Old {
+            config: [u8; SESSION_CONFIG_V2],
+            garbage: [u8; 8],
+        }
+        let v3 = ThetaSessionConfig {
+            struct_size: SESSION_CONFIG_V2 as u32,
+            ownership_lease_ms: 1234,
+            interest_cell: 3.0,
+            interest_host_only: 1,
+            ..ThetaSessionConfig::default()
+        };
+        // SAFETY: a repr(C) struct of plain numbers without padding viewed as its bytes.
+        let bytes: [u8; SESSION_CONFIG_V3] = unsafe { std::mem::transmute(v3) };
+        let mut old = Old {
+            config: [0; SESSION_CONFIG_V2],
+            garbage: [0xFF; 8],
+        };
+        old.config.copy_from_slice(&bytes[..SESSION_CONFIG_V2]);
+        // SAFETY: `struct_size` (72) bytes are readable at the pointer.
+        let s = unsafe { config_in((&old as *const Old).cast::<ThetaSessionConfig>()) }.unwrap();
+        assert_eq!(s.ownership_lease, Duration::from_millis(1234));
+        assert_eq!(s.interest_cell, None);
+        assert!(s.interest_from_clients);
     }
 
     #[test]
@@ -370,15 +501,15 @@ mod tests {
             config: [u8; SESSION_CONFIG_V1],
             garbage: [u8; 8],
         }
-        let mut v2 = ThetaSessionConfig {
+        let mut v3 = ThetaSessionConfig {
             struct_size: SESSION_CONFIG_V1 as u32,
             max_chunk_bytes: 2048,
             ..ThetaSessionConfig::default()
         };
-        v2.ownership_lease_ms = 1;
-        v2.ownership_hook_ms = 1;
-        // SAFETY: a repr(C) struct of plain integers viewed as its bytes.
-        let bytes: [u8; SESSION_CONFIG_V2] = unsafe { std::mem::transmute(v2) };
+        v3.ownership_lease_ms = 1;
+        v3.ownership_hook_ms = 1;
+        // SAFETY: a repr(C) struct of plain numbers without padding viewed as its bytes.
+        let bytes: [u8; SESSION_CONFIG_V3] = unsafe { std::mem::transmute(v3) };
         let mut old = Old {
             config: [0; SESSION_CONFIG_V1],
             garbage: [0xFF; 8],

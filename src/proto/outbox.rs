@@ -270,6 +270,8 @@ impl Outbox {
 
     /// Chooses what to send this tick, encodes it and records it as in flight; `points`
     /// gives what a waiting key of an entity gains per tick (see `proto::priority`).
+    // The tick's inputs, each from a different owner (world, link, encoder): bundling
+    // them would only move the list into a struct built for this one call.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn build(
         &mut self,

@@ -1,5 +1,11 @@
 //! Helpers shared by the tests that drive the C ABI as a C host would.
 
+// Each test binary uses its own part of these helpers.
+#![allow(dead_code)]
+
+pub mod c_build;
+pub mod transport;
+
 use std::ptr::null_mut;
 
 use theta_net::ffi::{theta_last_error, ThetaStatus};
@@ -25,4 +31,11 @@ pub fn last_error() -> String {
 #[track_caller]
 pub fn ok(status: ThetaStatus) {
     assert_eq!(status, ThetaStatus::Ok, "{}", last_error());
+}
+
+/// Asserts a call failed with `expected`; returns the library's message.
+#[track_caller]
+pub fn fails(status: ThetaStatus, expected: ThetaStatus) -> String {
+    assert_eq!(status, expected, "{}", last_error());
+    last_error()
 }

@@ -322,6 +322,35 @@ void TransformValues() {
     CHECK(!Frames::UnpackTransform(Hostile, sizeof Hostile, Back));
 }
 
+void InterestSpheres() {
+    ThetaInterestVolume V{};
+    // 2 m forward, 1 m right, 1.5 m up of the origin (Unreal cm): OpenXR (1, 1.5, -2).
+    CHECK(Frames::TryToInterestSphere(FVectorD(200, 100, 150), 1000.0, 200.0, 100.0, V));
+    CHECK(V.kind == THETA_INTEREST_VOLUME_SPHERE);
+    CHECK(Near(V.a[0], 1.0, 1e-6) && Near(V.a[1], 1.5, 1e-6) && Near(V.a[2], -2.0, 1e-6));
+    CHECK(V.inner == 10.0f && V.outer == 12.0f);
+    // Another world scale: 1 unit per metre.
+    CHECK(Frames::TryToInterestSphere(FVectorF(0, 0, 0), 5.0, 0.0, 1.0, V));
+    CHECK(V.inner == 5.0f && V.outer == 5.0f);
+    // What the library would refuse is refused here, leaving the volume as it was.
+    const double Nan = std::nan("");
+    CHECK(!Frames::TryToInterestSphere(FVectorD(Nan, 0, 0), 10.0, 0.0, 100.0, V));
+    CHECK(!Frames::TryToInterestSphere(FVectorD(0, 0, 0), -1.0, 0.0, 100.0, V));
+    CHECK(!Frames::TryToInterestSphere(FVectorD(0, 0, 0), 10.0, -1.0, 100.0, V));
+    CHECK(!Frames::TryToInterestSphere(FVectorD(0, 0, 0), Nan, 0.0, 100.0, V));
+    CHECK(!Frames::TryToInterestSphere(FVectorD(0, 1e300, 0), 10.0, 0.0, 100.0, V));
+    CHECK(!Frames::TryToInterestSphere(FVectorD(0, 0, 0), 10.0, 0.0, 0.0, V));
+    CHECK(V.inner == 5.0f && V.a[0] == 0.0f);
+    // The host reads positions from the transform value at XrPosef's position.
+    Frames::FTransformValue Value;
+    Value.Pose.position = ThetaVector3f{4.0f, 5.0f, 6.0f};
+    uint8_t Bytes[Frames::TransformValueBytes];
+    Frames::PackTransform(Value, Bytes);
+    float Position[3];
+    std::memcpy(Position, Bytes + Frames::TransformPositionOffset, sizeof Position);
+    CHECK(Position[0] == 4.0f && Position[1] == 5.0f && Position[2] == 6.0f);
+}
+
 void TextHelpers() {
     uint8_t Fingerprint[THETA_FINGERPRINT_LEN];
     for (size_t I = 0; I < THETA_FINGERPRINT_LEN; ++I) {
@@ -395,6 +424,7 @@ int main() {
     RoundTrips();
     Refusals();
     TransformValues();
+    InterestSpheres();
     TextHelpers();
     if (Failures != 0) {
         std::printf("%d of %d checks failed\n", Failures, Checks);

@@ -107,6 +107,9 @@ pub struct Host {
     ownership: HostOwnership,
     /// Who sees what, when interest management is on ([`Config::interest_cell`]).
     interest: Option<Interest<PeerId>>,
+    /// Whether the interest grid has been filled from the world (at the first tick: what
+    /// the engine spawned between hosting and then is in no change since `marked`).
+    interest_primed: bool,
     /// The component and byte offset an entity's interest position is read from.
     position_source: Option<(ComponentId, usize)>,
     /// The engine's priority weights.
@@ -165,9 +168,8 @@ impl Host {
             priorities: Priorities::default(),
             admission: Admission::new(secret, world.registry(), host_peer),
             stream_bound: max_stream_message(&codec),
-            // The current tick is open: what the engine does in it before the first tick
-            // (spawns the interest grid must learn of) is marked then.
-            marked: world.tick().saturating_sub(1),
+            marked: world.tick(),
+            interest_primed: false,
             compression: Compression::new(
                 codec,
                 Some((config.train_after_samples, config.dictionary_bytes)),
@@ -731,6 +733,15 @@ impl Host {
                     self.priorities.forget(entity);
                 }
                 if let Some(interest) = &mut self.interest {
+                    if !self.interest_primed {
+                        self.interest_primed = true;
+                        for entity in self.world.entities() {
+                            interest.insert(entity);
+                        }
+                        if let Some((component, offset)) = self.position_source {
+                            read_positions(interest, &self.world, component, offset);
+                        }
+                    }
                     for &entity in &keys.spawns {
                         interest.insert(entity);
                     }
@@ -765,6 +776,7 @@ impl Host {
                     }
                 }
                 if let Some(interest) = &mut self.interest {
+                    self.interest_primed = true;
                     // What came and went meanwhile, and where everything is now.
                     let gone: Vec<EntityId> = interest
                         .entities()

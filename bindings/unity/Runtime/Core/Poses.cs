@@ -70,6 +70,12 @@ namespace Theta
     [StructLayout(LayoutKind.Sequential)]
     public struct XrPose
     {
+        /// <summary>
+        /// Byte offset of <see cref="Position"/>: what a host passes to
+        /// <see cref="Session.SetInterestSource"/> for a component holding an XrPose.
+        /// </summary>
+        public const int PositionOffset = 16;
+
         public Quaternionf Orientation;
         public Vector3f Position;
 

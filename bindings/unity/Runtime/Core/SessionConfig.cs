@@ -41,6 +41,17 @@ namespace Theta
         /// <see cref="Session.DecideOwnership"/> within this time (or it is refused).
         /// </summary>
         public TimeSpan OwnershipHook;
+        /// <summary>
+        /// Host: zero (the default) sends every client every entity; otherwise interest
+        /// management over cubic cells of this size in metres (about a client's view radius):
+        /// each client gets only what it sees (see <see cref="Session.SetInterest(InterestVolume)"/>).
+        /// </summary>
+        public float InterestCell;
+        /// <summary>
+        /// Host: false (the default) lets clients say what they see; true leaves it to the
+        /// host's engine alone (<see cref="Session.SetClientInterest"/>).
+        /// </summary>
+        public bool InterestHostOnly;
 
         internal unsafe ThetaSessionConfig ToNative()
         {
@@ -66,6 +77,8 @@ namespace Theta
                 admission_timeout_ms = Millis(AdmissionTimeout, nameof(AdmissionTimeout)),
                 ownership_lease_ms = Millis(OwnershipLease, nameof(OwnershipLease)),
                 ownership_hook_ms = Millis(OwnershipHook, nameof(OwnershipHook)),
+                interest_cell = InterestCell,
+                interest_host_only = InterestHostOnly ? (byte)1 : (byte)0,
             };
         }
 

@@ -31,6 +31,7 @@ namespace Theta
         ConnectionExists = 22,
         MessageTooLarge = 23,
         SessionClosed = 24,
+        InterestOff = 25,
         Panic = 99,
     }
 

@@ -40,6 +40,9 @@ namespace Theta.Unity
         [Tooltip("Join: the join token the host minted for this client.")]
         public string Token = "";
 
+        [Tooltip("Host: interest management over cubic cells of this size in metres (about a client's view radius), each client getting only what it sees (see ThetaInterest); 0 sends everything to everyone.")]
+        public float InterestCell = 0;
+
         [Tooltip("Join: after the connection timed out (the headset came off, the network changed), resume this many times in a row at most, once the app runs again; 0 never.")]
         public int ResumeAttempts = 3;
 
@@ -78,7 +81,7 @@ namespace Theta.Unity
                 }
                 if (Role == SessionRole.Host)
                 {
-                    Session = Session.Host(BindAddress, world);
+                    Session = Session.Host(BindAddress, world, new SessionConfig { InterestCell = InterestCell });
                 }
                 else
                 {

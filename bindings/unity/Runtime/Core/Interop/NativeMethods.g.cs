@@ -22,6 +22,35 @@ namespace Theta.Interop
         
 
         /// <summary>
+        ///  `ThetaInterestVolume::kind` of a sphere: `a` is the centre, `inner` the radius within
+        ///  which entities become relevant, `outer` (&gt;= `inner`) the radius within which they stay
+        ///  so; `b` is ignored.
+        /// </summary>
+        internal const uint THETA_INTEREST_VOLUME_SPHERE = 0;
+        /// <summary>
+        ///  `ThetaInterestVolume::kind` of an axis-aligned box: `a` is its lowest corner, `b` its
+        ///  highest (`a &lt;= b` on every axis), `outer` (&gt;= 0) the margin around it within which
+        ///  relevant entities stay so; `inner` is ignored.
+        /// </summary>
+        internal const uint THETA_INTEREST_VOLUME_BOX = 1;
+        /// <summary>
+        ///  Most volumes of one client (`theta_session_set_interest`,
+        ///  `theta_session_set_client_interest`).
+        /// </summary>
+        internal const ulong THETA_MAX_INTEREST_VOLUMES = 8;
+        /// <summary>
+        ///  Most scopes of one entity, and most scopes one client subscribes to.
+        /// </summary>
+        internal const ulong THETA_MAX_INTEREST_SCOPES = 64;
+        /// <summary>
+        ///  The lightest priority weight `theta_session_set_priority` takes.
+        /// </summary>
+        internal const float THETA_MIN_PRIORITY_WEIGHT = 0.01f;
+        /// <summary>
+        ///  The heaviest priority weight `theta_session_set_priority` takes.
+        /// </summary>
+        internal const float THETA_MAX_PRIORITY_WEIGHT = 100f;
+        /// <summary>
         ///  The destination of `theta_session_send_message` that names the host; the `peer` of a
         ///  `MESSAGE` event the host sent.
         /// </summary>
@@ -134,6 +163,122 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_component_stats", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_component_stats(ThetaSession session, ThetaComponentWireStats* out_stats, System.UIntPtr capacity, System.UIntPtr* out_count);
+
+        /// <summary>
+        ///  Host: places `entity` for interest management at `position` (3 floats, metres), or
+        ///  takes its position away with NULL (with no scope either, every client then sees it).
+        ///  An entity with neither position nor scope is global. Use this for entities whose
+        ///  position is not in a component, or `theta_session_set_interest_source` to have the
+        ///  host read every entity's position from one. `THETA_STATUS_WRONG_ROLE` on a client;
+        ///  `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+        ///  `THETA_STATUS_DEAD_ENTITY` for an entity not alive; `THETA_STATUS_INVALID_ARGUMENT`
+        ///  for a coordinate that is not a finite number.
+        ///
+        ///  # Safety
+        ///  `position` must be NULL or point to 3 readable floats.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_interest_position", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_interest_position(ThetaSession session, ulong entity, float* position);
+
+        /// <summary>
+        ///  Host: reads every entity's interest position from its value of `component`: three
+        ///  little-endian floats (x, y, z, metres) at byte `offset`, followed as the values change
+        ///  (an entity without the component, or with a value too short or not finite there,
+        ///  keeps the position it had). Replaces any earlier source. `THETA_STATUS_WRONG_ROLE` on
+        ///  a client; `THETA_STATUS_UNKNOWN_COMPONENT` for a component not registered;
+        ///  `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` when 12 bytes at `offset` do not fit in the component.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_interest_source", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_interest_source(ThetaSession session, uint component, uint offset);
+
+        /// <summary>
+        ///  Host: sets the scopes (`count` ids: a room, a tool, a team) `entity` belongs to,
+        ///  replacing its earlier ones (0 of them: none). Clients subscribed to one of them see it
+        ///  wherever it is. At most `THETA_MAX_INTEREST_SCOPES`. `THETA_STATUS_WRONG_ROLE` on a
+        ///  client; `THETA_STATUS_INTEREST_OFF` on a host without
+        ///  `ThetaSessionConfig::interest_cell`; `THETA_STATUS_DEAD_ENTITY` for an entity not
+        ///  alive; `THETA_STATUS_INVALID_ARGUMENT` for too many scopes.
+        ///
+        ///  # Safety
+        ///  `scopes` must point to `count` readable `uint32_t` (may be NULL when `count` is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_interest_scopes", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_interest_scopes(ThetaSession session, ulong entity, uint* scopes, System.UIntPtr count);
+
+        /// <summary>
+        ///  Host: sets what client `peer` sees: `volume_count` volumes and `scope_count`
+        ///  subscribed scopes, replacing what it saw before (until the client wishes something
+        ///  new with `theta_session_set_interest`, unless the host's config sets
+        ///  `interest_host_only`). `peer` need not have joined yet: its snapshot is then filtered
+        ///  by this. Takes effect at the next tick: entities entering its interest arrive whole,
+        ///  those leaving give it a `LEFT` event. `THETA_STATUS_WRONG_ROLE` on a client;
+        ///  `THETA_STATUS_INTEREST_OFF` on a host without `ThetaSessionConfig::interest_cell`;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` for the host's own peer id, more than
+        ///  `THETA_MAX_INTEREST_VOLUMES` volumes or `THETA_MAX_INTEREST_SCOPES` scopes, or a volume
+        ///  of an unknown kind or with numbers that are not finite, a negative size, an outer
+        ///  bound below its inner one, or a box's corners swapped.
+        ///
+        ///  # Safety
+        ///  `volumes` must point to `volume_count` readable `ThetaInterestVolume`, `scopes` to
+        ///  `scope_count` readable `uint32_t` (either may be NULL when its count is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_client_interest", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_client_interest(ThetaSession session, ushort peer, ThetaInterestVolume* volumes, System.UIntPtr volume_count, uint* scopes, System.UIntPtr scope_count);
+
+        /// <summary>
+        ///  Client: says what this client wants to see: `volume_count` volumes (usually a sphere
+        ///  around the head, updated every frame) and `scope_count` subscribed scopes, replacing
+        ///  the previous wish. Sent to the host when it changed, at a bounded rate (at most every
+        ///  50 ms), and again after a reconnection; it has an effect when the host manages interest and lets its
+        ///  clients decide (not `interest_host_only`). Entities entering the interest arrive
+        ///  whole; those leaving it give a `LEFT` event and leave this client's world (they are
+        ///  not despawned). `THETA_STATUS_WRONG_ROLE` on a host; `THETA_STATUS_INVALID_ARGUMENT`
+        ///  as for `theta_session_set_client_interest`.
+        ///
+        ///  # Safety
+        ///  As `theta_session_set_client_interest`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_interest", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_interest(ThetaSession session, ThetaInterestVolume* volumes, System.UIntPtr volume_count, uint* scopes, System.UIntPtr scope_count);
+
+        /// <summary>
+        ///  Sets `entity`'s priority weight among what this peer sends (1 by default, from
+        ///  `THETA_MIN_PRIORITY_WEIGHT` to `THETA_MAX_PRIORITY_WEIGHT`): when a tick's byte budget
+        ///  does not fit every change, heavier and (on a host managing interest) nearer entities go
+        ///  first; far or light ones are sent less often, never starved. Host or client (a client
+        ///  weighs its own writes). `THETA_STATUS_DEAD_ENTITY` for an entity not alive here;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` for a weight outside the range or not a number.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_set_priority", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_set_priority(ThetaSession session, ulong entity, float weight);
+
+        /// <summary>
+        ///  Host: writes 1 to `out_sees` when client `peer` sees `entity` now (it is global, in a
+        ///  scope the client subscribes to, inside one of its volumes, or owned by it), else 0.
+        ///  Without interest management every client sees everything. A peer that has not joined
+        ///  sees what the host set for it with `theta_session_set_client_interest` (or nothing
+        ///  but the global entities). `THETA_STATUS_WRONG_ROLE` on a client;
+        ///  `THETA_STATUS_DEAD_ENTITY` for an entity not alive; `THETA_STATUS_INVALID_ARGUMENT`
+        ///  for the host's own peer id.
+        ///
+        ///  # Safety
+        ///  `out_sees` must point to a writable `uint8_t`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_sees", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_sees(ThetaSession session, ushort peer, ulong entity, byte* out_sees);
+
+        /// <summary>
+        ///  Host: writes to `out_hash` the state hash client `peer` holds once the network
+        ///  delivers: the hash of what it sees (`theta_session_sees`). Compare it with the
+        ///  client's `theta_session_state_hash`. `THETA_STATUS_WRONG_ROLE` on a client;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` for the host's own peer id.
+        ///
+        ///  # Safety
+        ///  `out_hash` must point to a writable `uint64_t`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_session_interest_hash", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_session_interest_hash(ThetaSession session, ushort peer, ulong* out_hash);
 
         /// <summary>
         ///  Sends an application message of `len` bytes at `body` on the application's `channel`
@@ -1474,6 +1619,39 @@ namespace Theta.Interop
     }
 
     /// <summary>
+    ///  A region a client is interested in (metres, in the engine's world space): entities
+    ///  inside it become relevant to the client, and stay so until they leave its outer bound
+    ///  (hysteresis, so an entity at the edge does not flap). See
+    ///  `THETA_INTEREST_VOLUME_SPHERE` and `THETA_INTEREST_VOLUME_BOX` for what each field
+    ///  means per kind. Blittable: 36 bytes, 4-byte aligned, no padding.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct ThetaInterestVolume
+    {
+        /// <summary>
+        ///  `THETA_INTEREST_VOLUME_SPHERE` or `THETA_INTEREST_VOLUME_BOX`.
+        /// </summary>
+        public uint kind;
+        /// <summary>
+        ///  Sphere: the centre. Box: the lowest corner.
+        /// </summary>
+        public fixed float a[3];
+        /// <summary>
+        ///  Box: the highest corner. Sphere: ignored.
+        /// </summary>
+        public fixed float b[3];
+        /// <summary>
+        ///  Sphere: the radius within which entities become relevant. Box: ignored.
+        /// </summary>
+        public float inner;
+        /// <summary>
+        ///  Sphere: the radius within which they stay relevant (&gt;= `inner`). Box: the margin
+        ///  around the box within which they stay relevant (&gt;= 0).
+        /// </summary>
+        public float outer;
+    }
+
+    /// <summary>
     ///  A replica handle: a local copy of a peer's world. `id` 0 is the null handle.
     /// </summary>
     [StructLayout(LayoutKind.Sequential)]
@@ -1704,6 +1882,23 @@ namespace Theta.Interop
         ///  answered within this many milliseconds.
         /// </summary>
         public uint ownership_hook_ms;
+        /// <summary>
+        ///  Host: 0 (the default) sends every client every entity; otherwise interest
+        ///  management over cubic cells of this size in metres (about a client's view radius):
+        ///  each client gets only what it sees (see `theta_session_set_interest`). A negative or
+        ///  non-finite size is refused.
+        /// </summary>
+        public float interest_cell;
+        /// <summary>
+        ///  Host: 0 (the default) lets clients say what they see (`theta_session_set_interest`);
+        ///  1 leaves it to the host's engine alone (`theta_session_set_client_interest`), and
+        ///  the clients' wishes are ignored.
+        /// </summary>
+        public byte interest_host_only;
+        /// <summary>
+        ///  Reserved; must be 0.
+        /// </summary>
+        public fixed byte reserved_interest[3];
     }
 
     /// <summary>
@@ -2438,6 +2633,11 @@ namespace Theta.Interop
         ///  `theta_session_reconnect`.
         /// </summary>
         SessionClosed = 24,
+        /// <summary>
+        ///  An interest call on a host that does not manage interest: set
+        ///  `ThetaSessionConfig::interest_cell` when creating it.
+        /// </summary>
+        InterestOff = 25,
         /// <summary>
         ///  A panic was caught inside the library. The object involved may be unusable: free it.
         /// </summary>

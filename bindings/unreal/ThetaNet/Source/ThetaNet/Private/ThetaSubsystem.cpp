@@ -119,6 +119,8 @@ bool UThetaSubsystem::StartSession(bool bHost, FString& OutError)
 	bIsHost = bHost;
 	NextClockSync = 0.0;
 	bClockFromDisplayTime = false;
+	bHasInterestSphere = false;
+	InterestScopes.Reset();
 	return true;
 }
 
@@ -142,13 +144,25 @@ bool UThetaSubsystem::Host(const FString& BindAddress, FString& OutError)
 		return false;
 	}
 	const FTCHARToUTF8 Bind(*BindAddress);
+	ThetaSessionConfig SessionConfig{};
+	SessionConfig.struct_size = sizeof(ThetaSessionConfig);
+	SessionConfig.interest_cell = GetDefault<UThetaNetSettings>()->InterestCellMeters;
 	ThetaSession NewSession{0};
 	// On success the world is moved into the session; on failure it stays ours.
-	if (theta_session_host(reinterpret_cast<const uint8*>(Bind.Get()), static_cast<size_t>(Bind.Length()), World, nullptr, 0, nullptr,
-			&NewSession) != THETA_STATUS_OK)
+	if (theta_session_host(reinterpret_cast<const uint8*>(Bind.Get()), static_cast<size_t>(Bind.Length()), World, nullptr, 0,
+			&SessionConfig, &NewSession) != THETA_STATUS_OK)
 	{
 		OutError = ThetaLastError();
 		theta_world_free(World);
+		return false;
+	}
+	// With interest management, actors are placed where their replicated transform is.
+	if (SessionConfig.interest_cell > 0.0f
+		&& theta_session_set_interest_source(NewSession, TransformComponent, ThetaNet::Frames::TransformPositionOffset)
+			!= THETA_STATUS_OK)
+	{
+		OutError = ThetaLastError();
+		theta_session_free(NewSession);
 		return false;
 	}
 	Session = NewSession;
@@ -317,6 +331,68 @@ FString UThetaSubsystem::GetFingerprintHex() const
 	char Hex[ThetaNet::Text::FingerprintHexDigits + 1];
 	ThetaNet::Text::FormatFingerprintHex(Fingerprint, Hex);
 	return FString(UTF8_TO_TCHAR(Hex));
+}
+
+// --- Interest ---------------------------------------------------------------------------
+
+bool UThetaSubsystem::SetInterest(const FVector& Location, float Radius, float Hysteresis, FString& OutError)
+{
+	ThetaInterestVolume Sphere{};
+	if (!ThetaNet::Frames::TryToInterestSphere(Location, Radius, Hysteresis, GetUnitsPerMeter(), Sphere))
+	{
+		OutError = TEXT("the location must be finite and the radius and hysteresis at least 0");
+		return false;
+	}
+	const ThetaInterestVolume Previous = InterestSphere;
+	const bool bHadSphere = bHasInterestSphere;
+	InterestSphere = Sphere;
+	bHasInterestSphere = true;
+	if (!SendInterest(OutError))
+	{
+		InterestSphere = Previous;
+		bHasInterestSphere = bHadSphere;
+		return false;
+	}
+	return true;
+}
+
+bool UThetaSubsystem::SetInterestScopes(const TArray<int32>& Scopes, FString& OutError)
+{
+	TArray<uint32> Previous = InterestScopes;
+	InterestScopes.Reset();
+	for (const int32 Scope : Scopes)
+	{
+		if (Scope < 0)
+		{
+			InterestScopes = MoveTemp(Previous);
+			OutError = TEXT("a scope id is 0 or more");
+			return false;
+		}
+		InterestScopes.Add(static_cast<uint32>(Scope));
+	}
+	if (!SendInterest(OutError))
+	{
+		InterestScopes = MoveTemp(Previous);
+		return false;
+	}
+	return true;
+}
+
+bool UThetaSubsystem::SendInterest(FString& OutError)
+{
+	if (Session.id == 0)
+	{
+		OutError = TEXT("no session: Join first");
+		return false;
+	}
+	if (theta_session_set_interest(Session, bHasInterestSphere ? &InterestSphere : nullptr, bHasInterestSphere ? 1 : 0,
+			InterestScopes.GetData(), static_cast<size_t>(InterestScopes.Num()))
+		!= THETA_STATUS_OK)
+	{
+		OutError = ThetaLastError();
+		return false;
+	}
+	return true;
 }
 
 bool UThetaSubsystem::MintJoinToken(int32 Peer, FString& OutToken, FString& OutError)
@@ -580,7 +656,8 @@ void UThetaSubsystem::PollEvents()
 				OnJoinRefused.Broadcast(Utf8ToString(Event.data, Event.data_len));
 				break;
 			default:
-				if (Event.kind >= THETA_SESSION_EVENT_KIND_SPAWN && Event.kind <= THETA_SESSION_EVENT_KIND_DESPAWN)
+				if ((Event.kind >= THETA_SESSION_EVENT_KIND_SPAWN && Event.kind <= THETA_SESSION_EVENT_KIND_DESPAWN)
+					|| Event.kind == THETA_SESSION_EVENT_KIND_LEFT)
 				{
 					HandleEntityEvent(Event);
 				}
@@ -629,6 +706,7 @@ void UThetaSubsystem::HandleEntityEvent(const ThetaSessionEvent& Event)
 			ApplyRemoteValue(Event.entity, Event.component, Out.Data);
 			break;
 		case EThetaEntityEventKind::Despawn:
+		case EThetaEntityEventKind::Left:  // out of this client's interest: gone here only
 			DestroyRemote(Event.entity);
 			break;
 		default:

@@ -233,6 +233,41 @@ inline bool UnpackTransform(const uint8_t *Data, size_t Len, FTransformValue &Ou
     return true;
 }
 
+/// Byte offset of the position in a transform value: what a host passes to
+/// theta_session_set_interest_source for "ue.Transform" (XrPosef's position).
+constexpr uint32_t TransformPositionOffset = static_cast<uint32_t>(offsetof(ThetaPosef, position));
+static_assert(TransformPositionOffset == 16, "XrPosef: orientation, then position");
+
+/// An interest sphere around an Unreal world location (units): entities within `Radius`
+/// units become relevant to the client, and stay so within `Radius + Hysteresis`. False
+/// (`Out` untouched) when a number is not finite, does not fit a float in metres, or a
+/// size is negative: what theta_session_set_interest would refuse, caught before the call.
+template <class TVector>
+bool TryToInterestSphere(const TVector &Location, double Radius, double Hysteresis, double UnitsPerMeter,
+                         ThetaInterestVolume &Out) {
+    if (!(UnitsPerMeter > 0.0) || !std::isfinite(UnitsPerMeter) || !(Radius >= 0.0) || !(Hysteresis >= 0.0)) {
+        return false;
+    }
+    const double X = static_cast<double>(Location.X) / UnitsPerMeter,
+                 Y = static_cast<double>(Location.Y) / UnitsPerMeter,
+                 Z = static_cast<double>(Location.Z) / UnitsPerMeter;
+    const double Inner = Radius / UnitsPerMeter, Outer = (Radius + Hysteresis) / UnitsPerMeter;
+    if (!Detail::FitsFloat3(X, Y, Z) || !Detail::FitsFloat(Inner) || !Detail::FitsFloat(Outer)) {
+        return false;
+    }
+    ThetaInterestVolume Volume{};
+    Volume.kind = THETA_INTEREST_VOLUME_SPHERE;
+    const ThetaVector3f Center = ToThetaPosition(Location, UnitsPerMeter);
+    Volume.a[0] = Center.x;
+    Volume.a[1] = Center.y;
+    Volume.a[2] = Center.z;
+    Volume.inner = static_cast<float>(Inner);
+    // Rounded apart, the outer bound must not fall below the inner one.
+    Volume.outer = std::fmax(static_cast<float>(Outer), Volume.inner);
+    Out = Volume;
+    return true;
+}
+
 /// XrSpaceLocationFlags of a pose that is valid and tracked (position and orientation).
 constexpr uint64_t TrackedFlags = 0xF;
 /// XrSpaceLocationFlags of a pose that is valid but inferred (tracking lost).

@@ -31,6 +31,13 @@ public:
 	UPROPERTY(Config, EditAnywhere, Category = "XR")
 	TSoftClassPtr<AActor> AvatarClass;
 
+	/** Host: interest management over cubic cells of this size in metres (about a
+	 *  client's view radius): each client gets only the actors near its interest sphere
+	 *  (UThetaSubsystem::SetInterest) and in the scopes it subscribes to. 0: every client
+	 *  gets everything. */
+	UPROPERTY(Config, EditAnywhere, Category = "Interest", meta = (ClampMin = "0"))
+	float InterestCellMeters = 0.0f;
+
 	/** Seconds a minted join token stays valid. */
 	UPROPERTY(Config, EditAnywhere, Category = "Session", meta = (ClampMin = "1"))
 	int32 JoinTokenTtlSeconds = 600;

@@ -53,6 +53,9 @@ enum class EThetaEntityEventKind : uint8
 	Update = 3,
 	Remove = 4,
 	Despawn = 5,
+	/** The entity left this client's interest: its remote actor is destroyed here, the
+	 *  entity lives on (it comes back as a Spawn when it enters again). */
+	Left = 25,
 };
 
 /** One change to the replicated state, as the host sent it. */

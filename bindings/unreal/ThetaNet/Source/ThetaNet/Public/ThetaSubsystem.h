@@ -75,6 +75,20 @@ public:
 	UFUNCTION(BlueprintCallable, Category = "Theta")
 	FString GetDiagnostics() const;
 
+	/** Client: receives only the actors within Radius (Unreal units) of Location (a world
+	 *  location, usually the head's), plus those of the scopes set with SetInterestScopes;
+	 *  they stay until Radius + Hysteresis. Actors leaving are destroyed here (an
+	 *  OnEntityEvent of kind Left; they live on with their owner). Call it each frame: an
+	 *  unchanged wish costs nothing, a changed one goes to the host at most every 50 ms.
+	 *  Needs a host with InterestCellMeters set (it ignores the wish otherwise). */
+	UFUNCTION(BlueprintCallable, Category = "Theta|Interest")
+	bool SetInterest(const FVector& Location, float Radius, float Hysteresis, FString& OutError);
+
+	/** Client: the scopes (a room, a tool, a team: ids from 0) whose actors this client
+	 *  receives wherever they are, beside its interest sphere. At most 64. */
+	UFUNCTION(BlueprintCallable, Category = "Theta|Interest")
+	bool SetInterestScopes(const TArray<int32>& Scopes, FString& OutError);
+
 	/** Adds or replaces a class remote actors with this key are spawned from (on top of
 	 *  the project settings' ActorClasses). */
 	UFUNCTION(BlueprintCallable, Category = "Theta")
@@ -174,6 +188,8 @@ private:
 	void EndSession();
 	UClass* ResolveClass(FName ClassKey) const;
 
+	bool SendInterest(FString& OutError);
+
 	ThetaSession Session{0};
 	EThetaSessionState State = EThetaSessionState::None;
 	bool bIsHost = false;
@@ -192,6 +208,10 @@ private:
 	TMap<uint64, FPendingRemote> PendingRemote;
 	TMap<TWeakObjectPtr<AActor>, uint64> SpawningRemote;
 	TMap<int32, TWeakObjectPtr<AActor>> Avatars;
+	/** The client's interest: its sphere (when set) and subscribed scopes. */
+	bool bHasInterestSphere = false;
+	ThetaInterestVolume InterestSphere{};
+	TArray<uint32> InterestScopes;
 	double NextClockSync = 0.0;
 	bool bClockFromDisplayTime = false;
 };
