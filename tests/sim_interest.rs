@@ -747,3 +747,34 @@ fn bad_interest_calls_on_the_host_are_refused_and_change_nothing() {
     settle(&mut sim, 100).unwrap();
     assert!(sim.clients[0].core.world().is_alive(e));
 }
+
+#[test]
+fn a_client_that_leaves_for_good_is_forgotten_and_a_new_one_in_its_place_starts_afresh() {
+    let mut rng = Rng::new(9);
+    let (world, pos, objects) = scene(200, SIDE, &mut rng);
+    let mut sim = Sim::new(world, interest_config(20.0), jittery(0.1), 9);
+    sim.host.set_interest_source(pos, 0).unwrap();
+    sim.add_client(1);
+    sim.clients[0]
+        .core
+        .set_interest(&[sphere([50.0, 0.0, 50.0])], &[])
+        .unwrap();
+    sim.connect(0);
+    step_until_joined(&mut sim);
+    settle(&mut sim, 200).unwrap();
+    let seen = |sim: &Sim| objects.iter().filter(|(e, _)| sim.host.sees(1, *e)).count();
+    assert!(seen(&sim) > 0);
+    // Goodbye: its interest goes with it.
+    sim.clients[0].core.goodbye();
+    for _ in 0..60 {
+        sim.step();
+    }
+    assert_eq!(seen(&sim), 0, "nothing is kept for a peer that left");
+    // A new client with the same peer id and no wish sees only the global entities.
+    sim.clients.clear();
+    sim.join(1);
+    step_until_joined(&mut sim);
+    settle(&mut sim, 200).unwrap();
+    assert_eq!(seen(&sim), 0);
+    assert_eq!(sim.clients[0].core.world().entities().count(), 0);
+}

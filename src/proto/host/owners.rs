@@ -389,9 +389,13 @@ impl Host {
     }
 
     /// `peer` left for good (its grace ended, or it said goodbye): what it owned is
-    /// released, or despawned when flagged so; its waiting requests are forgotten.
+    /// released, or despawned when flagged so; its waiting requests and its interest are
+    /// forgotten.
     pub(super) fn depart(&mut self, peer: PeerId) {
         self.ownership.forget_requests_of(peer);
+        if let Some(interest) = &mut self.interest {
+            interest.remove_client(peer);
+        }
         let mut held: Vec<(EntityId, ComponentId, Record)> = self
             .ownership
             .owners
