@@ -11,6 +11,7 @@
 pub mod baseline;
 pub mod delta;
 pub mod ffi;
+pub mod fields;
 pub mod hash;
 mod hex;
 pub mod interest;

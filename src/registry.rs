@@ -4,6 +4,7 @@ use std::fmt;
 
 use rustc_hash::FxHashMap;
 
+use crate::fields::{FieldError, FieldLayout};
 use crate::hash::{fnv1a_32, hash64};
 
 /// Longest accepted component name, in bytes.
@@ -135,6 +136,24 @@ pub enum RegistryError {
     /// More than [`MAX_COMPONENT_TYPES`] types.
     #[error("registry is full ({MAX_COMPONENT_TYPES} component types)")]
     Full,
+    /// A field layout for a type that is not registered, not of fixed size, of another
+    /// size, or different from the one declared before.
+    #[error("field layout of component {id}: {reason}")]
+    Fields {
+        /// The component type.
+        id: ComponentId,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl From<(ComponentId, FieldError)> for RegistryError {
+    fn from((id, e): (ComponentId, FieldError)) -> Self {
+        RegistryError::Fields {
+            id,
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// The component types known to a world or replica, ordered by id.
@@ -145,6 +164,8 @@ pub enum RegistryError {
 pub struct Registry {
     descriptors: Vec<ComponentDescriptor>,
     index: FxHashMap<ComponentId, usize>,
+    /// Field layouts the engine declared (see [`crate::fields`]).
+    fields: FxHashMap<ComponentId, FieldLayout>,
 }
 
 impl Registry {
@@ -213,6 +234,43 @@ impl Registry {
         Ok(None)
     }
 
+    /// Declares what the bytes of fixed-size component `id` mean (see
+    /// [`crate::fields`]): its declared fields are then quantised on the wire. The same
+    /// layout again is accepted; another one, or one of another size, is refused.
+    pub fn declare_fields(
+        &mut self,
+        id: ComponentId,
+        layout: FieldLayout,
+    ) -> Result<(), RegistryError> {
+        let fail = |reason: String| RegistryError::Fields { id, reason };
+        let Some(descriptor) = self.get(id) else {
+            return Err(fail("no such component type".into()));
+        };
+        match descriptor.layout {
+            Layout::Fixed(size) if size == layout.size() => {}
+            other => {
+                return Err(fail(format!(
+                    "a layout of {} bytes for a component of {other}",
+                    layout.size()
+                )))
+            }
+        }
+        match self.fields.get(&id) {
+            Some(existing) if *existing != layout => {
+                Err(fail("another layout is declared already".into()))
+            }
+            _ => {
+                self.fields.insert(id, layout);
+                Ok(())
+            }
+        }
+    }
+
+    /// The field layout declared for `id`, if any.
+    pub fn fields(&self, id: ComponentId) -> Option<&FieldLayout> {
+        self.fields.get(&id)
+    }
+
     /// The descriptor of `id`, if registered.
     pub fn get(&self, id: ComponentId) -> Option<&ComponentDescriptor> {
         self.index.get(&id).map(|&i| &self.descriptors[i])
@@ -244,8 +302,8 @@ impl Registry {
         self.descriptors.is_empty()
     }
 
-    /// A hash of every descriptor (id, name, layout): equal on two peers exactly when their
-    /// registries are, whatever order the types were registered in.
+    /// A hash of every descriptor (id, name, layout, declared fields): equal on two peers
+    /// exactly when their registries are, whatever order the types were registered in.
     pub fn hash(&self) -> u64 {
         let mut canonical = Vec::with_capacity(self.descriptors.len() * 32);
         for d in &self.descriptors {
@@ -258,6 +316,12 @@ impl Registry {
             canonical.extend_from_slice(&size.to_le_bytes());
             canonical.extend_from_slice(&(d.name.len() as u32).to_le_bytes());
             canonical.extend_from_slice(d.name.as_bytes());
+            // Declared fields change what the wire carries: part of the identity (types
+            // without any hash as before).
+            if let Some(fields) = self.fields.get(&d.id) {
+                canonical.push(0xF1);
+                canonical.extend_from_slice(&fields.hash().to_le_bytes());
+            }
         }
         hash64(0x7468_6574_6172_6567, &canonical)
     }
@@ -400,5 +464,48 @@ mod tests {
         let id = registry.register("acme.Color", Layout::Fixed(4)).unwrap();
         assert_eq!(registry.find("acme.Color").unwrap().id, id);
         assert!(registry.find("acme.Missing").is_none());
+    }
+
+    #[test]
+    fn field_layouts_are_declared_once_must_fit_and_change_the_hash() {
+        use crate::fields::{Field, FieldLayout};
+        let mut registry = Registry::new();
+        let transform = registry.register("t.Transform", Layout::Fixed(28)).unwrap();
+        let label = registry
+            .register("t.Label", Layout::Variable { max: 16 })
+            .unwrap();
+        let plain = registry.hash();
+        let layout = |precision_mm| {
+            FieldLayout::new(
+                28,
+                &[Field::Position {
+                    offset: 0,
+                    precision_mm,
+                }],
+            )
+            .unwrap()
+        };
+        registry.declare_fields(transform, layout(1.0)).unwrap();
+        let declared = registry.hash();
+        assert_ne!(plain, declared, "the layout is part of the identity");
+        registry.declare_fields(transform, layout(1.0)).unwrap();
+        assert_eq!(registry.hash(), declared, "the same layout again");
+        for (id, l) in [
+            (transform, layout(2.0)),
+            (label, layout(1.0)),
+            (ComponentId(99), layout(1.0)),
+            (transform, FieldLayout::new(12, &[]).unwrap()),
+        ] {
+            assert!(
+                matches!(
+                    registry.declare_fields(id, l),
+                    Err(RegistryError::Fields { .. })
+                ),
+                "{id}"
+            );
+        }
+        assert_eq!(registry.hash(), declared, "refusals change nothing");
+        assert_eq!(registry.fields(transform), Some(&layout(1.0)));
+        assert_eq!(registry.fields(label), None);
     }
 }
