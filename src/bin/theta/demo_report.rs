@@ -253,7 +253,7 @@ impl Report<'_> {
             );
         }
         println!(
-            "JSON B/s: the frames the seed's JSON full-rescan design makes for the same scene (BaselineTracker::diff each tick), payload only, per client"
+            "JSON B/s: the frames the seed's JSON full-rescan design makes for the same scene (BaselineTracker::diff each tick, replayed after the run so it costs the session nothing; the objects only), payload only, per client"
         );
         let events: Vec<String> = clients
             .iter()

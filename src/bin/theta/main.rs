@@ -17,6 +17,7 @@ mod demo_report;
 mod grabs;
 mod host_join;
 mod interrupt;
+mod json_replay;
 mod net_demo;
 mod netutil;
 mod scene;

@@ -16,7 +16,7 @@
 
 use std::time::{Duration, Instant};
 
-use theta_net::baseline::{snapshot_json, BaselineTracker};
+use theta_net::baseline::snapshot_json;
 use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{HostIdentity, ServerTrust};
@@ -27,6 +27,7 @@ use crate::avatars::Avatars;
 use crate::cli::DemoArgs;
 use crate::demo_report::{AfterLastChange, ClientTally, Report, Sample};
 use crate::grabs::Grabs;
+use crate::json_replay;
 use crate::netutil::{self, Pacer, Status, TickRate};
 use crate::scene::Scene;
 use crate::viewers::Viewers;
@@ -336,9 +337,6 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     }
 
     // The engine loop.
-    let mut baseline = BaselineTracker::new();
-    baseline.diff(host.world());
-    let mut json_bytes = 0u64;
     let mut status = Status::new();
     let every = (ticks / 10).max(1);
     let mut pacer = Pacer::new(o.rate);
@@ -359,7 +357,6 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
             host.host_world().map_err(|e| e.to_string())?,
             o.move_percent,
         )?;
-        json_bytes += baseline.diff(host.world()).len() as u64;
         avatars.push(t, &mut host, clients.iter_mut().map(|c| &mut c.session))?;
         // Nobody grabs or turns in the last second: what each should hold stops moving.
         let settling = t + o.rate.ceil() as u64 > ticks;
@@ -494,7 +491,9 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     let quiet_time = quiet_started.elapsed();
     let quiet_after = sample(&host, &clients);
 
-    // The report.
+    // The report; the seed's JSON design on the same scene is computed now, off the
+    // session's path.
+    let json_bytes = json_replay::json_bytes(o, ticks)?;
     let achieved = ticks as f64 / run_time.as_secs_f64().max(1e-9);
     let report = Report {
         o,
