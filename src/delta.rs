@@ -191,6 +191,7 @@ impl Delta {
             removes: &removes,
             despawns: &self.despawns,
             owner_seq: 0,
+            baseline_ages: &[],
         })
     }
 }

@@ -169,7 +169,16 @@ fn c_join_example_joins_theta_host_and_ends_with_its_state() {
     } else {
         ("3", "30")
     };
-    let (mut host, join_args, lines) = theta_host(&["--ticks", "120", "--linger", linger]);
+    // Under valgrind on a busy machine the client's handshake and join request take
+    // seconds: the host waits for them longer than its default.
+    let (mut host, join_args, lines) = theta_host(&[
+        "--ticks",
+        "120",
+        "--linger",
+        linger,
+        "--admission-timeout",
+        "60",
+    ]);
     let mut args: Vec<&str> = join_args.iter().map(String::as_str).collect();
     args.push(give_up);
     let stdout = run_checked(&binary, &args);

@@ -472,6 +472,7 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         removes: &[],
         despawns: &entities,
         owner_seq: 0,
+        baseline_ages: &[],
     };
     // Garbage and a truncated datagram first: dropped, counted, harmless.
     raw.conn
@@ -1223,6 +1224,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         removes: &[],
         despawns: &[],
         owner_seq: 0,
+        baseline_ages: &[],
     };
     let message = Encoder::new().state_datagram(0, &[], Some(&parts));
     // 1. Named dictionary 99, which the host never trained.

@@ -127,6 +127,7 @@ fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8
         despawns: &[],
         // Half of them claim to have heard of every ownership message there will ever be.
         owner_seq: if seq % 2 == 0 { 0 } else { u64::MAX },
+        baseline_ages: &[],
     };
     let mut out = vec![0u8];
     out.extend_from_slice(&Encoder::new().state_datagram(seq, &[], Some(&parts)));

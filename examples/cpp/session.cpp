@@ -122,9 +122,12 @@ int main(int argc, char **argv) {
     theta::World registry = expect(theta::World::create(), "World::create");
     expect(registry.register_fixed("demo.Transform", sizeof(Transform)), "register");
 
-    // Defaults, except that dictionaries are trained on demand only.
+    // Defaults, except that dictionaries are trained on demand only, and that the host
+    // waits longer for a join request (the tests run this under valgrind, where the
+    // handshake alone takes seconds on a busy machine).
     ThetaSessionConfig config = theta::session_config();
     config.train_after_samples = THETA_TRAIN_ON_DEMAND_ONLY;
+    config.admission_timeout_ms = 60000;
 
     theta::Session host = expect(theta::Session::host("127.0.0.1:0", world, {}, &config), "Session::host");
     const uint16_t port = expect(host.local_port(), "local_port");

@@ -167,6 +167,7 @@ fn tag_flood(tick: u64, count: u64) -> Vec<u8> {
         removes: &[],
         despawns: &[],
         owner_seq: 0,
+        baseline_ages: &[],
     })
 }
 
@@ -342,6 +343,7 @@ fn delta_frame_seeds() -> Seeds {
         removes: &[(color.id, &mine[..1])],
         despawns: &[host_entity(2), client_entity(3)],
         owner_seq: 0,
+        baseline_ages: &[],
     });
     s.add("own-entities", PRIMED | OWNER, &[&own]);
     s.add("own-entities-not-owner", PRIMED | KNOWS_REGISTRY, &[&own]);
@@ -430,6 +432,7 @@ fn state_datagram_seeds() -> Seeds {
             removes: &[],
             despawns: &[],
             owner_seq: 0,
+            baseline_ages: &[],
         }),
     );
     assert!(labels.len() <= MAX_DATAGRAM_BYTES);

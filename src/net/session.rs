@@ -100,6 +100,9 @@ pub struct SessionConfig {
     /// Host: clients set what they see ([`Session::set_interest`]); when false only the
     /// host's engine does ([`Session::set_client_interest`]). Default true.
     pub interest_from_clients: bool,
+    /// Host: values of fixed-size types go in state datagrams coded against the newest
+    /// value each client acknowledged (fewer bytes after the codec). Default true.
+    pub value_baselines: bool,
     /// Host: application messages' limits and filter (see [`crate::proto::messages`]).
     pub messages: MessageConfig,
 }
@@ -127,6 +130,7 @@ impl Default for SessionConfig {
             ownership_hook: None,
             interest_cell: None,
             interest_from_clients: true,
+            value_baselines: true,
             messages: MessageConfig::default(),
         }
     }
@@ -181,6 +185,7 @@ impl SessionConfig {
             ownership_hook: self.ownership_hook,
             interest_cell: self.interest_cell,
             interest_from_clients: self.interest_from_clients,
+            value_baselines: self.value_baselines,
             messages: self.messages,
         }
     }

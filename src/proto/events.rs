@@ -256,6 +256,14 @@ pub struct PeerDiagnostics {
     pub ownership_denied: u64,
     /// State datagrams or frames from this peer that failed validation.
     pub malformed: u64,
+    /// Client: bytes of the values it keeps for the host to code later ones against
+    /// (host: see `outbox.baseline_bytes`), bounded by 8 values of at most 256 bytes per
+    /// key.
+    pub baseline_history_bytes: u64,
+    /// Client: state datagrams left unacknowledged because a baseline they were coded
+    /// against was no longer held (overtaken by more later values than are kept; they
+    /// come again), and values skipped for that reason (only from a host misbehaving).
+    pub missing_baselines: u64,
     /// The XR pose stream with this peer.
     pub poses: PoseLinkStats,
     /// Client: the host's clock minus this one's, as applied to pose times (0 on the host).

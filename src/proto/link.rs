@@ -172,10 +172,13 @@ impl Link {
 
     /// Verifies a state datagram message, takes in its acks (at `now`) and returns its
     /// frame when the datagram is new (not a duplicate).
+    /// Takes a state datagram in: its acknowledgements, and its frame when `accept` takes
+    /// it (a frame refused is not acknowledged: its values come again).
     pub(crate) fn receive<'a>(
         &mut self,
         message: &'a [u8],
         now: Instant,
+        accept: impl FnOnce(fb::DeltaFrame<'a>) -> bool,
     ) -> Option<fb::DeltaFrame<'a>> {
         // A datagram that does not decode is dropped and counted: it changes nothing.
         let Ok(Message::StateDatagram(datagram)) = wire::decode(message) else {
@@ -193,7 +196,7 @@ impl Link {
             self.received.insert_silently(datagram.seq());
             return None;
         };
-        if !self.received.insert(datagram.seq()) {
+        if !accept(frame) || !self.received.insert(datagram.seq()) {
             return None;
         }
         Some(frame)

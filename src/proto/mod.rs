@@ -12,6 +12,7 @@
 
 pub mod acks;
 pub(crate) mod admission;
+mod baselines;
 mod client;
 pub mod compression;
 mod events;
@@ -162,6 +163,9 @@ pub struct Config {
     /// false they are ignored and only the host's engine sets it
     /// (`Host::set_client_interest`), for server-side rules.
     pub interest_from_clients: bool,
+    /// Host: values of fixed-size types go in state datagrams coded against the newest
+    /// value each client acknowledged (see `proto::baselines`). Default true.
+    pub value_baselines: bool,
     /// Host: application messages' limits and filter (see [`messages`]).
     pub messages: MessageConfig,
 }
@@ -180,6 +184,7 @@ impl Default for Config {
             ownership_hook: None,
             interest_cell: None,
             interest_from_clients: true,
+            value_baselines: true,
             messages: MessageConfig::default(),
         }
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
+use super::baselines::Baselines;
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
 use crate::wire::{size, Encoder, FrameParts};
@@ -56,6 +57,8 @@ struct InFlight {
     tick: u64,
     sent_at: Instant,
     keys: Vec<Key>,
+    /// With baselines: the values it carried, to become baselines when acknowledged.
+    values: Vec<(Key, Vec<u8>)>,
 }
 
 /// Counters of one outbox.
@@ -76,6 +79,10 @@ pub struct OutboxStats {
     /// Keys sent again unchanged because their acknowledgement did not come within the
     /// resend delay (their datagram was lost, or its acknowledgement late).
     pub keys_resent: u64,
+    /// Values coded against a baseline the peer acknowledged.
+    pub values_on_baselines: u64,
+    /// Bytes of acknowledged values held as baselines now.
+    pub baseline_bytes: u64,
 }
 
 /// Value bytes per component type in one encoded message, for the per-component wire
@@ -144,6 +151,8 @@ pub(crate) struct Outbox {
     /// Client: the ownership messages applied, carried by every frame it writes (see
     /// `proto::ownership`); 0 on the host.
     pub(crate) owner_seq: u64,
+    /// Host: values coded against what the peer acknowledged (see `proto::baselines`).
+    pub(crate) baselines: Option<Baselines>,
 }
 
 /// An entry chosen for a datagram.
@@ -185,6 +194,9 @@ impl Outbox {
     /// Drops the pending keys `drop` names (this side no longer writes them).
     pub(crate) fn forget_keys(&mut self, drop: impl Fn(Key) -> bool) {
         self.pending.retain(|&key, _| !drop(key));
+        if let Some(baselines) = &mut self.baselines {
+            baselines.forget(drop);
+        }
     }
 
     /// An acknowledgement-only datagram (when there is no state to send): it takes a
@@ -199,6 +211,10 @@ impl Outbox {
     /// pending and go again.
     pub(crate) fn forget_in_flight(&mut self) {
         self.in_flight.clear();
+        // A new connection: the peer's history of received values starts again.
+        if let Some(baselines) = &mut self.baselines {
+            baselines.clear();
+        }
         for pending in self.pending.values_mut() {
             pending.sent_at = None;
         }
@@ -249,6 +265,11 @@ impl Outbox {
                 self.stats.datagrams_acked += 1;
                 if newest.is_none_or(|(s, _)| seq > s) {
                     newest = Some((seq, flight.sent_at));
+                }
+                if let Some(baselines) = &mut self.baselines {
+                    for (key, value) in flight.values {
+                        baselines.acked(key, flight.tick, value);
+                    }
                 }
                 for key in &flight.keys {
                     if self
@@ -402,10 +423,18 @@ impl Outbox {
             tick,
             ..Delta::default()
         };
+        // Per batch, per value: the age of its baseline (see `proto::baselines`).
+        let mut ages: Vec<Vec<u8>> = Vec::new();
+        let mut flight_values: Vec<(Key, Vec<u8>)> = Vec::new();
         for ((component, entity), entry) in entries.iter() {
             match entry {
                 Entry::Spawn => delta.spawns.push(*entity),
-                Entry::Despawn => delta.despawns.push(*entity),
+                Entry::Despawn => {
+                    if let Some(baselines) = &mut self.baselines {
+                        baselines.forget_entity(*entity);
+                    }
+                    delta.despawns.push(*entity)
+                }
                 Entry::Remove => match delta.removes.last_mut() {
                     Some((c, list)) if c == component => list.push(*entity),
                     _ => delta.removes.push((*component, vec![*entity])),
@@ -424,11 +453,27 @@ impl Outbox {
                             lengths: variable.then(Vec::new),
                             inserted: Vec::new(),
                         });
+                        ages.push(Vec::new());
                     }
                     let batch = delta.sets.last_mut().expect("pushed above");
                     let i = batch.entities.len();
                     batch.entities.push(*entity);
-                    batch.data.extend_from_slice(value);
+                    let age = match &mut self.baselines {
+                        Some(baselines)
+                            if batch.lengths.is_none() && Baselines::eligible(value.len()) =>
+                        {
+                            flight_values.push(((*component, *entity), value.to_vec()));
+                            baselines.code((*component, *entity), tick, value, &mut batch.data)
+                        }
+                        _ => {
+                            batch.data.extend_from_slice(value);
+                            0
+                        }
+                    };
+                    if age > 0 {
+                        self.stats.values_on_baselines += 1;
+                    }
+                    ages.last_mut().expect("pushed with the batch").push(age);
                     if let Some(lengths) = &mut batch.lengths {
                         lengths.push(value.len() as u32);
                     }
@@ -441,16 +486,21 @@ impl Outbox {
         let seq = self.next_seq;
         self.next_seq += 1;
         let owner_seq = self.owner_seq;
+        let age_refs: Vec<&[u8]> = ages.iter().map(Vec::as_slice).collect();
         let bytes = delta.with_parts(|parts| {
             encoder.state_datagram(
                 seq,
                 acks,
                 Some(&FrameParts {
                     owner_seq,
+                    baseline_ages: &age_refs,
                     ..*parts
                 }),
             )
         });
+        if let Some(baselines) = &self.baselines {
+            self.stats.baseline_bytes = baselines.bytes() as u64;
+        }
         let values: ValueBytes = delta
             .sets
             .iter()
@@ -477,6 +527,7 @@ impl Outbox {
                 tick,
                 sent_at: now,
                 keys,
+                values: flight_values,
             },
         );
         self.stats.datagrams_sent += 1;

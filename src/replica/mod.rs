@@ -6,18 +6,22 @@
 //! is applied: a refused message leaves the replica exactly as it was.
 
 mod authority;
+pub(crate) mod baselines;
+mod check;
 mod events;
+
+use std::borrow::Cow;
 
 use rustc_hash::{FxHashMap, FxHashSet};
 
 pub use events::{Event, EventKind, Events};
 
 use crate::ownership::{Owners, WHOLE_ENTITY};
-use crate::registry::{
-    ComponentDescriptor, ComponentId, Layout, Registry, RegistryError, MAX_COMPONENT_TYPES,
-};
-use crate::wire::{self, fb, BatchView, Message, RemoveView, WireError};
+use crate::registry::{ComponentId, Layout, Registry, RegistryError};
+use crate::wire::{self, fb, Message, WireError};
 use crate::world::{Change, EntityId, PeerId, Stamp, World, WorldConfig, WorldError};
+use check::{check_batches, check_descriptors};
+pub(crate) use check::{check_frame, Checked};
 use events::EventQueue;
 
 /// Most chunks one snapshot may announce.
@@ -99,6 +103,9 @@ pub struct ReplicaStats {
     pub rejected: u64,
     /// Bytes of applied messages.
     pub bytes_applied: u64,
+    /// Values skipped because the baseline they were coded against is not held (only a
+    /// misbehaving sender, or one about an entity already forgotten here).
+    pub missing_baselines: u64,
 }
 
 /// A snapshot being received: identified by tick, total, registry hash and chunk bound.
@@ -123,6 +130,8 @@ pub struct Replica {
     /// them from before brings them back; newer state (they entered again) does.
     left: FxHashMap<EntityId, u64>,
     assembly: Option<Assembly>,
+    /// Values received in state datagrams, for those coded against them.
+    history: baselines::History,
     snapshot_tick: u64,
     /// Whether the sender's snapshots hold only what this peer sees.
     partial_snapshots: bool,
@@ -148,110 +157,6 @@ impl Default for Replica {
     }
 }
 
-/// A message checked whole, ready to apply without failing.
-pub(crate) struct Checked<'a> {
-    pub(crate) tick: u64,
-    pub(crate) descriptors: Vec<ComponentDescriptor>,
-    pub(crate) spawns: Vec<EntityId>,
-    pub(crate) batches: Vec<BatchView<'a>>,
-    pub(crate) removes: Vec<RemoveView<'a>>,
-    pub(crate) despawns: Vec<EntityId>,
-}
-
-/// Checks a delta frame whole against `registry` (its descriptors, every batch against
-/// its component's layout, removals and entity lists), without applying anything: the
-/// validation a replica applies a frame by, for whoever else applies one (the host, a
-/// client's writes).
-pub(crate) fn check_frame<'a>(
-    registry: &Registry,
-    frame: fb::DeltaFrame<'a>,
-) -> Result<Checked<'a>, ReplicaError> {
-    let (base, tick) = (frame.base_tick(), frame.tick());
-    if tick == 0 || tick < base {
-        return Err(ReplicaError::BadFrameTicks { base, tick });
-    }
-    let descriptors = check_descriptors(registry, frame.descriptors())?;
-    let batches = check_batches(registry, &descriptors, frame.batches())?;
-    let removes = match frame.removes() {
-        None => Vec::new(),
-        Some(list) => {
-            wire::check_ascending(
-                list.iter().map(|r| r.component()),
-                list.len(),
-                "remove batches",
-            )?;
-            list.iter()
-                .map(RemoveView::parse)
-                .collect::<Result<_, _>>()?
-        }
-    };
-    Ok(Checked {
-        tick,
-        descriptors,
-        spawns: wire::read_entities(frame.spawns(), "spawns")?,
-        batches,
-        removes,
-        despawns: wire::read_entities(frame.despawns(), "despawns")?,
-    })
-}
-
-/// Checks `list` against `registry`: no conflict with a registered type, and no more
-/// types than a registry holds.
-fn check_descriptors(
-    registry: &Registry,
-    list: Option<flatbuffers::Vector<'_, flatbuffers::ForwardsUOffset<fb::Descriptor<'_>>>>,
-) -> Result<Vec<ComponentDescriptor>, ReplicaError> {
-    let descriptors = wire::read_descriptors(list)?;
-    let mut new = 0;
-    for descriptor in &descriptors {
-        if registry
-            .check(descriptor)
-            .map_err(WireError::from)?
-            .is_none()
-        {
-            new += 1;
-        }
-    }
-    if registry.len() + new > MAX_COMPONENT_TYPES {
-        return Err(WireError::TooMany {
-            what: "component types",
-            count: registry.len() + new,
-            max: MAX_COMPONENT_TYPES,
-        }
-        .into());
-    }
-    Ok(descriptors)
-}
-
-/// Checks every batch against its component's layout (from the message's descriptors or
-/// the registry).
-fn check_batches<'a>(
-    registry: &Registry,
-    descriptors: &[ComponentDescriptor],
-    list: Option<flatbuffers::Vector<'a, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'a>>>>,
-) -> Result<Vec<BatchView<'a>>, ReplicaError> {
-    let Some(list) = list else {
-        return Ok(Vec::new());
-    };
-    wire::check_ascending(
-        list.iter().map(|b| b.component()),
-        list.len(),
-        "component batches",
-    )?;
-    let mut out = Vec::with_capacity(list.len());
-    for batch in list.iter() {
-        let id = ComponentId(batch.component());
-        let layout: Layout = descriptors
-            .iter()
-            .find(|d| d.id == id)
-            .or_else(|| registry.get(id))
-            .map(|d| d.layout)
-            .ok_or(WireError::UnknownComponent(id))?;
-        out.push(BatchView::parse(batch, layout)?);
-    }
-    Ok(out)
-}
-
 impl Replica {
     /// A replica that learns component types from the descriptors it receives.
     pub fn new() -> Self {
@@ -261,6 +166,7 @@ impl Replica {
             despawned: FxHashMap::default(),
             left: FxHashMap::default(),
             assembly: None,
+            history: baselines::History::default(),
             snapshot_tick: 0,
             partial_snapshots: false,
             swept_left: Vec::new(),
@@ -306,6 +212,7 @@ impl Replica {
                 .despawn_stamped(entity, Stamp::Remote(tick))
                 .expect("entity is alive");
         }
+        self.history.forget_entity(entity, tick);
         self.removed.remove(&entity);
         let left = self.left.entry(entity).or_insert(0);
         *left = (*left).max(tick);
@@ -500,7 +407,7 @@ impl Replica {
     fn apply_message(&mut self, message: Message<'_>) -> Result<Applied, ReplicaError> {
         match message {
             Message::SnapshotChunk(chunk) => self.apply_chunk(chunk),
-            Message::DeltaFrame(frame) => self.apply_frame(frame),
+            Message::DeltaFrame(frame) => self.apply_frame(frame, false),
             other => Err(WireError::UnexpectedPayload {
                 expected: "snapshot chunk or delta frame",
                 found: other.kind(),
@@ -573,7 +480,8 @@ impl Replica {
                 received: FxHashSet::default(),
             });
         }
-        self.apply_checked(checked);
+        let (values, _) = self.history.resolve(&checked, false);
+        self.apply_checked(checked, values);
         let assembly = self.assembly.as_mut().expect("set above");
         assembly.received.insert(index);
         let complete = assembly.received.len() == assembly.total as usize;
@@ -613,23 +521,49 @@ impl Replica {
         frame: fb::DeltaFrame<'_>,
         len: usize,
     ) -> Result<Applied, ReplicaError> {
-        let result = self.apply_frame(frame);
+        let result = self.apply_frame(frame, true);
         self.count(len, &result)
     }
 
-    fn apply_frame(&mut self, frame: fb::DeltaFrame<'_>) -> Result<Applied, ReplicaError> {
+    /// Forgets the values kept for baselines (a new connection to the sender).
+    pub fn clear_baselines(&mut self) {
+        self.history.clear();
+    }
+
+    /// Whether every baseline a state datagram's `frame` is coded against is held here:
+    /// when one is not (more later values of its key overtook it than are kept), the
+    /// datagram should go unacknowledged, so that its values go again on newer ones.
+    pub fn holds_baselines(&self, frame: fb::DeltaFrame<'_>) -> bool {
+        self.history.holds_baselines(frame)
+    }
+
+    /// Bytes of values kept for baselines.
+    pub fn baseline_bytes(&self) -> usize {
+        self.history.bytes()
+    }
+
+    /// Applies a delta frame; `datagram`: it came in a state datagram (its values are
+    /// kept as baselines, even when the frame is stale: the sender may use them).
+    fn apply_frame(
+        &mut self,
+        frame: fb::DeltaFrame<'_>,
+        datagram: bool,
+    ) -> Result<Applied, ReplicaError> {
         let checked = check_frame(self.world.registry(), frame)?;
+        let (values, missing) = self.history.resolve(&checked, datagram);
+        self.stats.missing_baselines += missing;
         // A frame no newer than the last full snapshot holds nothing that snapshot lacks,
         // and might resurrect entities it left out.
         if checked.tick <= self.snapshot_tick {
             return Ok(Applied::StaleFrame);
         }
-        self.apply_checked(checked);
+        self.apply_checked(checked, values);
         Ok(Applied::DeltaFrame)
     }
 
-    /// Applies a checked message. Cannot fail: everything was validated.
-    fn apply_checked(&mut self, checked: Checked<'_>) {
+    /// Applies a checked message with its resolved values (in batch order; `None`:
+    /// skipped). Cannot fail: everything was validated.
+    fn apply_checked(&mut self, checked: Checked<'_>, values: Vec<Option<Cow<'_, [u8]>>>) {
         let tick = checked.tick;
         for descriptor in checked.descriptors {
             self.world
@@ -639,11 +573,14 @@ impl Replica {
         for entity in checked.spawns {
             self.confirm_entity(entity, tick);
         }
+        let mut values = values.into_iter();
         for batch in &checked.batches {
             let component = batch.component();
             let at = self.world.registry().position(component).expect("checked");
             for entry in batch.iter() {
-                self.apply_value(at, component, entry.entity, entry.bytes, tick);
+                if let Some(Some(bytes)) = values.next() {
+                    self.apply_value(at, component, entry.entity, &bytes, tick);
+                }
             }
         }
         for remove in &checked.removes {
@@ -749,6 +686,7 @@ impl Replica {
         if self.owns(entity) {
             return;
         }
+        self.history.forget_entity(entity, u64::MAX);
         if self.world.is_alive(entity) {
             self.world
                 .despawn_stamped(entity, Stamp::Remote(tick))

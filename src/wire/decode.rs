@@ -366,6 +366,7 @@ pub struct BatchView<'a> {
     data: &'a [u8],
     lengths: Option<Vector<'a, u32>>,
     inserted: Option<&'a [u8]>,
+    baseline_ages: Option<&'a [u8]>,
     size: usize,
 }
 
@@ -378,6 +379,9 @@ pub struct BatchEntry<'a> {
     pub bytes: &'a [u8],
     /// Whether the sender marked it as an insert.
     pub inserted: bool,
+    /// Ticks before the frame's tick of the baseline the bytes are XOR'd with (0: the
+    /// bytes are the value).
+    pub baseline_age: u8,
 }
 
 impl<'a> BatchView<'a> {
@@ -438,12 +442,22 @@ impl<'a> BatchView<'a> {
                 )));
             }
         }
+        let baseline_ages = batch.baseline_ages().map(|v| v.bytes());
+        if let Some(ages) = baseline_ages {
+            if lengths.is_some() || ages.len() != count {
+                return Err(bad(format!(
+                    "{} baseline ages for {count} values (fixed-size values only)",
+                    ages.len()
+                )));
+            }
+        }
         Ok(BatchView {
             component,
             entities,
             data,
             lengths,
             inserted,
+            baseline_ages,
             size: layout.max_bytes() as usize,
         })
     }
@@ -463,6 +477,17 @@ impl<'a> BatchView<'a> {
         self.entities.is_empty()
     }
 
+    /// Whether the component's values are of a fixed size.
+    pub fn fixed(&self) -> bool {
+        self.lengths.is_none()
+    }
+
+    /// Whether any value is coded against a baseline.
+    pub fn has_baselines(&self) -> bool {
+        self.baseline_ages
+            .is_some_and(|ages| ages.iter().any(|&a| a != 0))
+    }
+
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = BatchEntry<'a>> + 'a {
         let this = *self;
@@ -480,6 +505,7 @@ impl<'a> BatchView<'a> {
                 inserted: this
                     .inserted
                     .is_some_and(|bits| bits[i / 8] & (1 << (i % 8)) != 0),
+                baseline_age: this.baseline_ages.map_or(0, |ages| ages[i]),
             }
         })
     }

@@ -42,6 +42,9 @@ pub struct FrameParts<'a> {
     pub despawns: &'a [EntityId],
     /// Client frames: ownership messages applied when written (`DeltaFrame.owner_seq`).
     pub owner_seq: u64,
+    /// Per batch (in `batches` order, or empty for none): per value, the age of the
+    /// baseline it is XOR'd with (`ComponentBatch.baseline_ages`; 0: the value itself).
+    pub baseline_ages: &'a [&'a [u8]],
 }
 
 /// The host's acceptance of a client.
@@ -123,7 +126,7 @@ impl Encoder {
         batches: &[BatchRef<'_>],
     ) -> Vec<u8> {
         self.fbb.reset();
-        let batches = self.batches(batches);
+        let batches = self.batches(batches, &[]);
         let entities = (!bare_entities.is_empty()).then(|| self.entity_vector(bare_entities));
         let descriptors = self.descriptors(descriptors);
         let chunk = fb::SnapshotChunk::create(
@@ -510,7 +513,7 @@ impl Encoder {
                 .collect();
             self.fbb.create_vector(&offsets)
         });
-        let batches = self.batches(f.batches);
+        let batches = self.batches(f.batches, f.baseline_ages);
         let spawns = (!f.spawns.is_empty()).then(|| self.entity_vector(f.spawns));
         let descriptors = self.descriptors(f.descriptors);
         fb::DeltaFrame::create(
@@ -588,6 +591,7 @@ impl Encoder {
     fn batches(
         &mut self,
         batches: &[BatchRef<'_>],
+        baseline_ages: &[&[u8]],
     ) -> Option<
         Offset<
             flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'static>>>,
@@ -598,7 +602,12 @@ impl Encoder {
         }
         let offsets: Vec<_> = batches
             .iter()
-            .map(|batch| {
+            .enumerate()
+            .map(|(i, batch)| {
+                let ages = baseline_ages
+                    .get(i)
+                    .filter(|ages| ages.iter().any(|&a| a != 0))
+                    .map(|ages| self.fbb.create_vector(ages));
                 let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
                 let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
                 let data = self.fbb.create_vector(batch.data);
@@ -611,6 +620,7 @@ impl Encoder {
                         data: Some(data),
                         lengths,
                         inserted,
+                        baseline_ages: ages,
                     },
                 )
             })

@@ -1643,6 +1643,7 @@ impl<'a> ComponentBatch<'a> {
   pub const VT_DATA: ::flatbuffers::VOffsetT = 8;
   pub const VT_LENGTHS: ::flatbuffers::VOffsetT = 10;
   pub const VT_INSERTED: ::flatbuffers::VOffsetT = 12;
+  pub const VT_BASELINE_AGES: ::flatbuffers::VOffsetT = 14;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1654,6 +1655,7 @@ impl<'a> ComponentBatch<'a> {
     args: &'args ComponentBatchArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ComponentBatch<'bldr>> {
     let mut builder = ComponentBatchBuilder::new(_fbb);
+    if let Some(x) = args.baseline_ages { builder.add_baseline_ages(x); }
     if let Some(x) = args.inserted { builder.add_inserted(x); }
     if let Some(x) = args.lengths { builder.add_lengths(x); }
     if let Some(x) = args.data { builder.add_data(x); }
@@ -1702,6 +1704,16 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_INSERTED, None)}
   }
+  /// State datagrams from the host, fixed-size values only: per value, how many ticks
+  /// before the frame's tick the baseline it is coded against was sent (its bytes are
+  /// XOR'd with that value, which the receiver acknowledged); 0: the value itself.
+  #[inline]
+  pub fn baseline_ages(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_BASELINE_AGES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
@@ -1715,6 +1727,7 @@ impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("data", Self::VT_DATA, true)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("lengths", Self::VT_LENGTHS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inserted", Self::VT_INSERTED, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("baseline_ages", Self::VT_BASELINE_AGES, false)?
      .finish();
     Ok(())
   }
@@ -1725,6 +1738,7 @@ pub struct ComponentBatchArgs<'a> {
     pub data: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub lengths: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
     pub inserted: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub baseline_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ComponentBatchArgs<'a> {
   #[inline]
@@ -1735,6 +1749,7 @@ impl<'a> Default for ComponentBatchArgs<'a> {
       data: None, // required field
       lengths: None,
       inserted: None,
+      baseline_ages: None,
     }
   }
 }
@@ -1765,6 +1780,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ComponentBatchBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_INSERTED, inserted);
   }
   #[inline]
+  pub fn add_baseline_ages(&mut self, baseline_ages: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_BASELINE_AGES, baseline_ages);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ComponentBatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ComponentBatchBuilder {
@@ -1789,6 +1808,7 @@ impl ::core::fmt::Debug for ComponentBatch<'_> {
       ds.field("data", &self.data());
       ds.field("lengths", &self.lengths());
       ds.field("inserted", &self.inserted());
+      ds.field("baseline_ages", &self.baseline_ages());
       ds.finish()
   }
 }

@@ -248,6 +248,11 @@ pub struct HostArgs {
     /// Validity of the printed token, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = ttl)]
     pub ttl: u64,
+    /// How long a connection may take from its first packet to its join request (QUIC
+    /// and TLS handshake included) before the host closes it; raise it for very slow
+    /// clients (a client under valgrind, a congested link)
+    #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = admission)]
+    pub admission_timeout: f64,
 }
 
 /// `theta join`.
@@ -467,6 +472,15 @@ fn linger(s: &str) -> Result<f64, String> {
         Ok(l)
     } else {
         Err(format!("{l} is not within 0..=3600"))
+    }
+}
+
+fn admission(s: &str) -> Result<f64, String> {
+    let t: f64 = number(s)?;
+    if t.is_finite() && (0.1..=3600.0).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("{t} is not within 0.1..=3600 (seconds)"))
     }
 }
 

@@ -91,7 +91,10 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
         world,
         &identity,
         secret.clone(),
-        SessionConfig::default(),
+        SessionConfig {
+            admission_timeout: Duration::from_secs_f64(o.admission_timeout),
+            ..SessionConfig::default()
+        },
     )
     .map_err(|e| format!("cannot host on {bind}: {e}"))?;
     let local = session.local_addr().map_err(|e| e.to_string())?;

@@ -311,6 +311,8 @@ impl Client {
                     .map(|r| r.bytes().to_vec())
                     .unwrap_or_default();
                 self.replica.set_partial_snapshots(accepted.partial());
+                // A new connection: the host codes nothing against what came before.
+                self.replica.clear_baselines();
                 match self.link.take() {
                     // Resumed: the replica and this client's own pending writes carry on.
                     Some(old) if accepted.resumed() => {
@@ -501,7 +503,16 @@ impl Client {
         let Some(message) = link.open_datagram(bytes, &mut self.compression) else {
             return;
         };
-        if let Some(frame) = link.receive(&message, now) {
+        let replica = &self.replica;
+        let mut held = true;
+        let frame = link.receive(&message, now, |frame| {
+            held = replica.holds_baselines(frame);
+            held
+        });
+        if !held {
+            link.diagnostics.missing_baselines += 1;
+        }
+        if let Some(frame) = frame {
             // A refused frame changes nothing; the host sends newer state.
             if self.replica.apply_frame_in(frame, message.len()).is_err() {
                 link.diagnostics.malformed += 1;
@@ -692,6 +703,11 @@ impl Client {
 
     /// The protocol's figures of the connection to the host.
     pub fn peer_diagnostics(&self) -> Option<PeerDiagnostics> {
-        self.link.as_ref().map(Link::diagnostics)
+        self.link.as_ref().map(|link| PeerDiagnostics {
+            baseline_history_bytes: self.replica.baseline_bytes() as u64,
+            missing_baselines: link.diagnostics.missing_baselines
+                + self.replica.stats().missing_baselines,
+            ..link.diagnostics()
+        })
     }
 }

@@ -104,6 +104,13 @@ impl Host {
             },
         };
         client.ownership.last_heard = Some(now);
+        if self.config.value_baselines {
+            client
+                .link
+                .outbox
+                .baselines
+                .get_or_insert_with(Default::default);
+        }
         // A new client, or one that lost its connection before its snapshot arrived whole,
         // gets one now.
         let max_chunk = self.config.max_chunk_bytes;

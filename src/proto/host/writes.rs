@@ -35,8 +35,14 @@ impl ClientWrites<'_> {
     /// refused, counted and reported.
     pub(super) fn apply(&mut self, frame: fb::DeltaFrame<'_>) {
         let checked = match check_frame(self.world.registry(), frame) {
-            // A client registers no types: a frame that brings one is not a client's.
-            Ok(checked) if checked.descriptors.is_empty() => checked,
+            // A client registers no types, and codes no value against a baseline: a
+            // frame that does either is not a client's.
+            Ok(checked)
+                if checked.descriptors.is_empty()
+                    && !checked.batches.iter().any(|b| b.has_baselines()) =>
+            {
+                checked
+            }
             _ => {
                 self.client.link.diagnostics.malformed += 1;
                 return;

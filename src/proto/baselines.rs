@@ -1,0 +1,166 @@
+//! The sender's side of values coded against acknowledged baselines (the receiver's is
+//! `replica::baselines`): per key, the newest value the peer acknowledged, and the ticks
+//! of the last sends. A value is coded against the acknowledged one (XOR: what did not
+//! change becomes zeros, which the datagram codec squeezes) only while that one is among
+//! the last [`HISTORY`] sends of the key, so the peer, which keeps the newest
+//! [`HISTORY`] values it received of each key, holds it; and only while it is at most
+//! 255 ticks old (its age travels in a byte). Loss and reordering cannot desynchronise:
+//! only acknowledged values are referenced, and a late acknowledgement of an older value
+//! never replaces a newer baseline.
+
+use rustc_hash::FxHashMap;
+
+use super::outbox::Key;
+use crate::replica::baselines::{HISTORY, MAX_BASELINE_BYTES};
+use crate::world::EntityId;
+
+#[derive(Debug, Default)]
+struct KeyBaseline {
+    /// The tick of the first send since the key was (last) forgotten: an acknowledgement
+    /// of an older send is of a value the peer may have forgotten too.
+    since: u64,
+    acked: Option<(u64, Vec<u8>)>,
+    /// Ticks of the last sends (0: none yet), oldest overwritten first.
+    sends: [u64; HISTORY],
+    next: usize,
+}
+
+/// One peer's baselines.
+#[derive(Debug, Default)]
+pub(crate) struct Baselines {
+    keys: FxHashMap<Key, KeyBaseline>,
+    /// Bytes of the acknowledged values held.
+    bytes: usize,
+}
+
+impl Baselines {
+    /// Whether a value of `len` bytes of a fixed-size type may be coded.
+    pub(crate) fn eligible(len: usize) -> bool {
+        len <= MAX_BASELINE_BYTES
+    }
+
+    /// Appends `value` of `key`, sent at `tick`, to `out`, coded against its baseline
+    /// when there is a usable one; returns the baseline's age (0: the value itself).
+    pub(crate) fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
+        let entry = self.keys.entry(key).or_insert_with(|| KeyBaseline {
+            since: tick,
+            ..KeyBaseline::default()
+        });
+        let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
+        let age = match &entry.acked {
+            Some((at, base)) if base.len() == value.len() && *at >= oldest_send && *at < tick => {
+                u8::try_from(tick - at).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        match (&entry.acked, age) {
+            (Some((_, base)), 1..) => out.extend(value.iter().zip(base).map(|(a, b)| a ^ b)),
+            _ => out.extend_from_slice(value),
+        }
+        entry.sends[entry.next] = tick;
+        entry.next = (entry.next + 1) % HISTORY;
+        age
+    }
+
+    /// The peer acknowledged `value` of `key` sent at `tick`: it becomes the baseline
+    /// unless a newer one is (a key forgotten since is not brought back).
+    pub(crate) fn acked(&mut self, key: Key, tick: u64, value: Vec<u8>) {
+        let Some(entry) = self.keys.get_mut(&key) else {
+            return;
+        };
+        if tick < entry.since || entry.acked.as_ref().is_some_and(|(at, _)| *at >= tick) {
+            return;
+        }
+        let freed = entry.acked.as_ref().map_or(0, |(_, v)| v.len());
+        self.bytes = self.bytes - freed + value.len();
+        entry.acked = Some((tick, value));
+    }
+
+    /// Forgets the keys `drop` names (the peer forgets them too: they left its interest,
+    /// or their entity is gone).
+    pub(crate) fn forget(&mut self, drop: impl Fn(Key) -> bool) {
+        let mut freed = 0;
+        self.keys.retain(|&key, entry| {
+            let keep = !drop(key);
+            if !keep {
+                freed += entry.acked.as_ref().map_or(0, |(_, v)| v.len());
+            }
+            keep
+        });
+        self.bytes -= freed;
+    }
+
+    /// Forgets the keys of `entity`.
+    pub(crate) fn forget_entity(&mut self, entity: EntityId) {
+        self.forget(|(_, e)| e == entity);
+    }
+
+    /// Forgets everything (a new connection: the peer starts without history).
+    pub(crate) fn clear(&mut self) {
+        self.keys.clear();
+        self.bytes = 0;
+    }
+
+    /// Bytes of acknowledged values held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::ComponentId;
+
+    fn key() -> Key {
+        (ComponentId(3), EntityId(9))
+    }
+
+    #[test]
+    fn only_acknowledged_values_among_the_last_sends_are_baselines() {
+        let mut b = Baselines::default();
+        let mut out = Vec::new();
+        assert_eq!(
+            b.code(key(), 10, &[1, 2, 3, 4], &mut out),
+            0,
+            "nothing acked"
+        );
+        assert_eq!(out, [1, 2, 3, 4]);
+        b.acked(key(), 10, vec![1, 2, 3, 4]);
+        out.clear();
+        assert_eq!(b.code(key(), 12, &[1, 2, 3, 5], &mut out), 2);
+        assert_eq!(out, [0, 0, 0, 1], "XOR with what the peer holds");
+        // A late acknowledgement of an older send does not replace a newer baseline.
+        b.acked(key(), 12, vec![1, 2, 3, 5]);
+        b.acked(key(), 10, vec![1, 2, 3, 4]);
+        out.clear();
+        assert_eq!(b.code(key(), 13, &[1, 2, 3, 5], &mut out), 1);
+        assert_eq!(out, [0; 4]);
+        // Eight more sends without an acknowledgement: the baseline may be gone from the
+        // peer's history, so the value goes whole.
+        for tick in 14..22 {
+            out.clear();
+            b.code(key(), tick, &[7; 4], &mut out);
+        }
+        out.clear();
+        assert_eq!(b.code(key(), 22, &[7; 4], &mut out), 0);
+        assert_eq!(out, [7; 4]);
+        // Forgotten keys are not brought back by a late acknowledgement, even once they
+        // are sent again.
+        b.forget_entity(EntityId(9));
+        b.acked(key(), 21, vec![7; 4]);
+        assert_eq!(b.bytes(), 0);
+        out.clear();
+        assert_eq!(b.code(key(), 23, &[7; 4], &mut out), 0);
+        b.acked(key(), 21, vec![7; 4]);
+        out.clear();
+        assert_eq!(
+            b.code(key(), 24, &[7; 4], &mut out),
+            0,
+            "acked before it came back"
+        );
+        b.acked(key(), 23, vec![7; 4]);
+        out.clear();
+        assert_eq!(b.code(key(), 25, &[7; 4], &mut out), 2);
+    }
+}
