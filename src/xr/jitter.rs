@@ -1,7 +1,10 @@
 //! The receiving side of one remote device's pose stream: a [`JitterBuffer`] that orders
 //! incoming [`PoseSample`]s by sender time, adapts its playout delay to the measured
 //! arrival jitter, and renders a pose for any local display time by interpolation
-//! (position lerp, orientation slerp along the shortest arc) or bounded extrapolation.
+//! (position lerp, orientation slerp along the shortest arc) or bounded extrapolation at
+//! the delayed render time, then carries it forward over the delay with the sender's
+//! velocities, so that the pose shown estimates the sender's pose at the display time
+//! rather than a delay earlier.
 //!
 //! Clock mapping: samples carry the sender's `XrTime`; the caller supplies the estimated
 //! offset with [`JitterBuffer::set_clock_offset`] so that `local = sender + offset`.
@@ -80,7 +83,8 @@ impl PushOutcome {
 /// A pose rendered by [`JitterBuffer::sample`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sampled {
-    /// The pose (unit orientation).
+    /// The pose to show at the display time asked for (unit orientation): the delayed
+    /// pose carried forward over the delay with the sender's velocities.
     pub pose: Pose,
     /// The sender's flags for the rendered time: those of the latest held sample at or
     /// before it (of the oldest when the render time precedes every sample).
@@ -89,6 +93,13 @@ pub struct Sampled {
     pub extrapolated: bool,
     /// The render time in sender nanoseconds: display time − clock offset − delay.
     pub render_time: i64,
+    /// The sender time `pose` stands for: display time − clock offset when the samples
+    /// carry velocities and are not stalled; at most the newest sample's time +
+    /// `extrapolation_limit`; the render time (within the held samples) without velocities.
+    pub time: i64,
+    /// The pose at the render time, before it is carried forward (interpolated, or
+    /// extrapolated within the limit): late by the delay, but never predicted past it.
+    pub delayed: Pose,
 }
 
 /// Receives one remote device's pose samples and renders them with an adaptive delay.
@@ -299,65 +310,101 @@ impl JitterBuffer {
         }
     }
 
-    /// Renders the pose for local display time `local_display_time_ns`: the render time
-    /// is `display − clock offset − playout delay` in sender time. Between two samples
-    /// the pose is interpolated; after the newest it is extrapolated with the sample's
-    /// velocities (held without them) for at most `extrapolation_limit`, then held;
-    /// before the oldest, the oldest is held. `None` while no sample is held.
+    /// Renders the pose for local display time `local_display_time_ns`: the best estimate
+    /// of the sender's pose at that display time, `display − clock offset` in sender time.
+    ///
+    /// Two steps. First the *delayed* pose at the render time `display − clock offset −
+    /// playout delay`: between two samples it is interpolated; after the newest it is
+    /// extrapolated with the sample's velocities (held without them) for at most
+    /// `extrapolation_limit`, then held; before the oldest, the oldest is held. Then that
+    /// pose is carried forward over the delay with the sender's velocities at that point
+    /// (interpolated between the two samples), so it stands for the display time rather
+    /// than the render time. The whole carry beyond the newest sample stays within
+    /// `extrapolation_limit`: on a stall the pose moves on with the newest velocities for
+    /// that long, then holds. A teleport travels as the sender's poses do (crossed within
+    /// one sample interval at the render time); it is never extrapolated from, since only
+    /// the sent velocities carry a pose forward. Samples without velocities are not
+    /// carried: their pose stands for the render time, as [`Sampled::time`] says. `None`
+    /// while no sample is held.
     ///
     /// Each call also moves the playout delay toward [`JitterBuffer::target_delay`], by
     /// at most `grow_rate` (or `shrink_rate`) × the display time elapsed since the
     /// previous call, so the render time never jumps.
     pub fn sample(&mut self, local_display_time_ns: i64) -> Option<Sampled> {
         self.adapt_delay(local_display_time_ns);
-        let render = clamp_i64(
-            i128::from(local_display_time_ns)
-                - i128::from(self.clock_offset_ns)
-                - self.delay_ns.round() as i128,
-        );
+        let target = i128::from(local_display_time_ns) - i128::from(self.clock_offset_ns);
+        let render = clamp_i64(target - self.delay_ns.round() as i128);
         if !self.samples.is_empty() {
             self.render_high_water = Some(self.render_high_water.map_or(render, |h| h.max(render)));
             self.prune();
         }
         let first = *self.samples.first()?;
         let last = *self.samples.last()?;
-        if render <= first.time {
-            return Some(Sampled {
-                pose: first.pose,
-                flags: first.flags,
-                extrapolated: false,
-                render_time: render,
-            });
-        }
-        if render > last.time {
-            let limit = dur_ns(self.config.extrapolation_limit);
-            let dt_ns = ((i128::from(render) - i128::from(last.time)) as f64).min(limit);
-            return Some(Sampled {
-                pose: extrapolate(&last, dt_ns / NS_PER_S),
-                flags: last.flags,
-                extrapolated: true,
-                render_time: render,
-            });
-        }
-        // first.time < render <= last.time: a bracketing pair exists.
-        let j = self.samples.partition_point(|s| s.time < render);
-        let b = *self.samples.get(j)?;
-        let a = *self.samples.get(j.checked_sub(1)?)?;
-        if b.time == render {
-            return Some(Sampled {
-                pose: b.pose,
-                flags: b.flags,
-                extrapolated: false,
-                render_time: render,
-            });
-        }
-        let span = (i128::from(b.time) - i128::from(a.time)) as f64;
-        let t = ((i128::from(render) - i128::from(a.time)) as f64 / span).clamp(0.0, 1.0);
+        let limit_ns = dur_ns(self.config.extrapolation_limit).min(i64::MAX as f64) as i128;
+        // The latest sender time any estimate may stand for.
+        let horizon = i128::from(last.time) + limit_ns;
+        // The delayed pose, the time it stands for (the render time, within the samples
+        // and the horizon) and the velocities there.
+        let (delayed, flags, extrapolated, base, velocity) = if render <= first.time {
+            (
+                first.pose,
+                first.flags,
+                false,
+                i128::from(first.time),
+                first,
+            )
+        } else if render > last.time {
+            let base = i128::from(render).min(horizon);
+            let dt_ns = (base - i128::from(last.time)) as f64;
+            (
+                extrapolate(&last, dt_ns / NS_PER_S),
+                last.flags,
+                true,
+                base,
+                last,
+            )
+        } else {
+            // first.time < render <= last.time: a bracketing pair exists.
+            let j = self.samples.partition_point(|s| s.time < render);
+            let b = *self.samples.get(j)?;
+            let a = *self.samples.get(j.checked_sub(1)?)?;
+            if b.time == render {
+                (b.pose, b.flags, false, i128::from(render), b)
+            } else {
+                let span = (i128::from(b.time) - i128::from(a.time)) as f64;
+                let t = ((i128::from(render) - i128::from(a.time)) as f64 / span).clamp(0.0, 1.0);
+                let v = PoseSample {
+                    linear_velocity: lerp_velocity(a.linear_velocity, b.linear_velocity, t),
+                    angular_velocity: lerp_velocity(a.angular_velocity, b.angular_velocity, t),
+                    ..a
+                };
+                (
+                    interpolate(&a, &b, t),
+                    a.flags,
+                    false,
+                    i128::from(render),
+                    v,
+                )
+            }
+        };
+        let carried = velocity.linear_velocity.is_some() || velocity.angular_velocity.is_some();
+        let until = if carried { target.min(horizon) } else { base };
+        let lead_ns = (until - base).max(0);
+        let pose = extrapolate(
+            &PoseSample {
+                pose: delayed,
+                flags,
+                ..velocity
+            },
+            lead_ns as f64 / NS_PER_S,
+        );
         Some(Sampled {
-            pose: interpolate(&a, &b, t),
-            flags: a.flags,
-            extrapolated: false,
+            pose,
+            flags,
+            extrapolated,
             render_time: render,
+            time: clamp_i64(base + lead_ns),
+            delayed,
         })
     }
 
@@ -456,6 +503,15 @@ pub fn slerp(a: Quat, b: Quat, t: f64) -> Quat {
         *o = wa * x + wb * y;
     }
     from_f64(out, a)
+}
+
+/// The velocity between two samples' velocities: linear when both carry one, else
+/// whichever does.
+fn lerp_velocity(a: Option<Vec3>, b: Option<Vec3>, t: f64) -> Option<Vec3> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(lerp(a, b, t)),
+        (a, b) => a.or(b),
+    }
 }
 
 /// Interpolates held samples (whose invalid components were already replaced by the
@@ -621,14 +677,14 @@ mod tests {
             if (s.render_time - T0) % P == 0 && s.render_time < T0 + n * P {
                 exact_hits += 1;
                 let t = truth(s.render_time).pose;
-                assert!(dist(s.pose.position, t.position) < 1e-6);
-                assert!(s.pose.orientation.angle_deg(t.orientation) < 1e-3);
+                assert!(dist(s.delayed.position, t.position) < 1e-6);
+                assert!(s.delayed.orientation.angle_deg(t.orientation) < 1e-3);
             }
             extrapolated += usize::from(s.extrapolated);
             if let Some(p) = prev {
-                let jump = dist(p.pose.position, s.pose.position);
+                let jump = dist(p.delayed.position, s.delayed.position);
                 assert!(jump <= arc + 1e-5, "jump {jump} > {arc} at {display}");
-                let ang = p.pose.orientation.angle_deg(s.pose.orientation);
+                let ang = p.delayed.orientation.angle_deg(s.delayed.orientation);
                 assert!(ang <= turn + 1e-3, "turn {ang} > {turn}");
             }
             prev = Some(s);
@@ -648,7 +704,7 @@ mod tests {
         // Held after the limit: the last render sits exactly 100 ms past the newest.
         let last = prev.expect("rendered");
         let held = extrapolate(&truth(T0 + (n - 1) * P), 0.1);
-        assert!(dist(last.pose.position, held.position) < 1e-6);
+        assert!(dist(last.delayed.position, held.position) < 1e-6);
     }
 
     /// Linear motion and a constant-axis rotation are reproduced exactly between samples
@@ -699,6 +755,9 @@ mod tests {
 
     /// Extrapolation follows the sent velocities up to the 100 ms limit (position within
     /// 1e-5 m, angle within 1e-3°), then holds; without velocities the newest is held.
+    /// The pose shown (carried to the display time, 10 ms after the render time) obeys
+    /// the same limit: it reaches the newest sample + 100 ms 10 ms sooner, then holds
+    /// there (a stall).
     #[test]
     fn extrapolation_is_bounded_then_holds() {
         let mut jb = JitterBuffer::new(fixed(10));
@@ -706,12 +765,22 @@ mod tests {
         s0.linear_velocity = Some(Vec3::new(1.0, 0.0, -2.0));
         s0.angular_velocity = Some(Vec3::new(0.0, 1.0, 0.0));
         jb.push(s0, 0);
-        for (ms, eff) in [(0, 0.0), (50, 0.05), (100, 0.1), (150, 0.1), (5000, 0.1)] {
+        let at = |eff: f64| Vec3::new((1.0 + eff) as f32, 0.0, (-2.0 * eff) as f32);
+        for (ms, eff, shown) in [
+            (0, 0.0, 0.01),
+            (50, 0.05, 0.06),
+            (90, 0.09, 0.1),
+            (100, 0.1, 0.1),
+            (150, 0.1, 0.1),
+            (5000, 0.1, 0.1),
+        ] {
             let s = jb.sample((ms + 10) * MS).expect("sample");
             assert_eq!(s.extrapolated, ms > 0);
-            let want = Vec3::new((1.0 + eff) as f32, 0.0, (-2.0 * eff) as f32);
-            assert!(dist(s.pose.position, want) < 1e-5, "{ms}");
-            assert!(s.pose.orientation.angle_deg(yaw(eff)) < 1e-3, "{ms}");
+            assert!(dist(s.delayed.position, at(eff)) < 1e-5, "{ms}");
+            assert!(s.delayed.orientation.angle_deg(yaw(eff)) < 1e-3, "{ms}");
+            assert!(dist(s.pose.position, at(shown)) < 1e-5, "{ms}");
+            assert!(s.pose.orientation.angle_deg(yaw(shown)) < 1e-3, "{ms}");
+            assert_eq!(s.time, (shown * 1e3).round() as i64 * MS, "{ms}");
         }
         let mut jb = JitterBuffer::new(fixed(10));
         let s1 = plain(0, Vec3::new(1.0, 2.0, 3.0), yaw(0.3));
@@ -719,6 +788,84 @@ mod tests {
         let s = jb.sample(60 * MS).expect("sample");
         assert!(s.extrapolated);
         assert_eq!(s.pose, s1.pose);
+        // Without velocities nothing is carried: the pose stands for the newest sample's
+        // time (the render time is clamped to the horizon).
+        assert_eq!(s.time, 50 * MS);
+    }
+
+    /// The pose shown stands for the display time: with a 50 ms delay and a 5 s clock
+    /// offset, linear motion (sent velocities) is reproduced at `display − offset` within
+    /// 1e-5 m and 1e-3°, whether the render time falls between samples or beyond the
+    /// newest, while the delayed pose is the truth 50 ms earlier.
+    #[test]
+    fn the_pose_is_carried_to_the_display_time() {
+        let offset = 5_000_000_000;
+        let mut jb = JitterBuffer::new(fixed(50));
+        jb.set_clock_offset(offset);
+        let lin = |t: i64| {
+            let s = t as f64 / 1e9;
+            let mut x = plain(
+                t,
+                Vec3::new((0.5 * s) as f32, 1.6, (-0.2 * s) as f32),
+                yaw(0.8 * s),
+            );
+            x.linear_velocity = Some(Vec3::new(0.5, 0.0, -0.2));
+            x.angular_velocity = Some(Vec3::new(0.0, 0.8, 0.0));
+            x
+        };
+        for i in 0..10 {
+            assert!(jb.push(lin(i * P), 0).is_stored());
+        }
+        // Render times from 0 to 30 ms beyond the newest (at 9 P).
+        for k in 0..=130 {
+            let display = offset + 50 * MS + k * MS;
+            let s = jb.sample(display).expect("samples");
+            assert_eq!(s.time, display - offset, "{k}");
+            assert_eq!(s.render_time, display - offset - 50 * MS);
+            let on_time = lin(s.time).pose;
+            assert!(dist(s.pose.position, on_time.position) < 1e-5, "{k}");
+            assert!(
+                s.pose.orientation.angle_deg(on_time.orientation) < 1e-3,
+                "{k}"
+            );
+            let late = lin(s.render_time).pose;
+            assert!(dist(s.delayed.position, late.position) < 1e-5, "{k}");
+            // The late pose is 50 ms × 0.54 m/s ≈ 27 mm behind.
+            assert!(dist(s.delayed.position, on_time.position) > 0.025, "{k}");
+        }
+    }
+
+    /// A teleport (the position jumps 5 m between two samples whose velocities are a
+    /// walk's 0.5 m/s) is shown as the sender's poses show it: never past the new place
+    /// by more than the walk carries in the delay, never before the old one.
+    #[test]
+    fn a_teleport_is_not_extrapolated() {
+        let mut jb = JitterBuffer::new(fixed(30));
+        let walk = |i: i64| {
+            let t = i * P;
+            let jump = if i >= 20 { 5.0 } else { 0.0 };
+            let mut x = plain(
+                t,
+                Vec3::new((jump + 0.5 * t as f64 / 1e9) as f32, 1.6, 0.0),
+                Quat::IDENTITY,
+            );
+            x.linear_velocity = Some(Vec3::new(0.5, 0.0, 0.0));
+            x
+        };
+        for i in 0..40 {
+            jb.push(walk(i), 0);
+        }
+        let mut max_x = f64::MIN;
+        for k in 0..400 {
+            let display = 30 * MS + k * MS;
+            let s = jb.sample(display).expect("samples");
+            let x = f64::from(s.pose.position.x);
+            let walked = 0.5 * display as f64 / 1e9;
+            assert!(x >= walked - 1e-4 - 0.5 * 0.03, "{k}: {x}");
+            assert!(x <= walked + 5.0 + 1e-4, "{k}: {x} overshoots");
+            max_x = max_x.max(x);
+        }
+        assert!(max_x > 5.0, "the teleport shows ({max_x})");
     }
 
     /// Out-of-order arrivals are inserted in order; duplicates, samples at or before a
@@ -897,8 +1044,8 @@ mod tests {
             }
             let g = *g_ns as f64 / 1e9;
             let t = truth(s.render_time).pose;
-            let e = dist(s.pose.position, t.position);
-            let a = s.pose.orientation.angle_deg(t.orientation);
+            let e = dist(s.delayed.position, t.position);
+            let a = s.delayed.orientation.angle_deg(t.orientation);
             // Per render: a chord of the circle over g deviates ≤ R(1 − cos(W·g/2)) from
             // it; an extrapolation or hold over g by ≤ speed × g.
             let bound = if s.extrapolated {

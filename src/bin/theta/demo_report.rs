@@ -271,7 +271,7 @@ impl Report<'_> {
             "avatars: every peer pushes a 3-point avatar (head, hands) each tick; pose packets are bit-packed datagrams beside the state datagrams"
         );
         println!(
-            "{:<6} {:>11} {:>11} {:>12} {:>12} {:>8} {:>13} {:>12} {:>12} {:>13}",
+            "{:<6} {:>9} {:>10} {:>11} {:>11} {:>7} {:>12} {:>7} {:>7} {:>8} {:>9} {:>8} {:>12}",
             "client",
             "pkts down",
             "B/pkt down",
@@ -281,6 +281,9 @@ impl Report<'_> {
             "host head mm",
             "p95 mm",
             "max mm",
+            "late mm",
+            "at render",
+            "delay ms",
             "extrapolated"
         );
         for (i, c) in clients.iter().enumerate() {
@@ -295,7 +298,7 @@ impl Report<'_> {
                     .map_or("-".into(), |e| format!("{:.1}", f(e)))
             };
             println!(
-                "{:<6} {:>11} {:>11.1} {:>12.0} {:>12.0} {:>8} {:>13} {:>12} {:>12} {:>13}",
+                "{:<6} {:>9} {:>10.1} {:>11.0} {:>11.0} {:>7} {:>12} {:>7} {:>7} {:>8} {:>9} {:>8} {:>12}",
                 format!("c{}", c.peer),
                 packets,
                 down as f64 / packets.max(1) as f64,
@@ -305,11 +308,20 @@ impl Report<'_> {
                 mm(|e| e.mean_mm),
                 mm(|e| e.p95_mm),
                 mm(|e| e.max_mm),
+                mm(|e| e.late_mean_mm),
+                mm(|e| e.at_render_mean_mm),
+                mm(|e| e.delay_ms),
                 errors.as_ref().map_or(0, |e| e.extrapolated),
             );
         }
         println!(
-            "host head mm: mean distance between the host's head as this client renders it and the truth at the render time (jitter buffer delay included)"
+            "host head mm (mean, p95, max): distance between the host's head as this client renders it for display time now (theta_session_sample_pose(now)) and the truth at that time; the host walks at {} and sends its velocities, which carry the pose over the jitter buffer's delay",
+            self.avatars
+                .host_speed()
+                .map_or("-".into(), |v| format!("{v:.2} m/s on average"))
+        );
+        println!(
+            "late mm: the same pose before it is carried (the pose at the render time, a delay late) against the truth at the display time, the error of rendering late; at render: that delayed pose against the truth at its render time (interpolation alone); delay ms: the playout delay carried over"
         );
     }
 }
