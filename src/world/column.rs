@@ -105,13 +105,14 @@ impl Column {
         Some(order)
     }
 
-    /// Writes `bytes` (already checked against the layout) and stamps real changes with
-    /// `tick`.
-    pub(crate) fn set(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
-        match self.row(entity) {
-            Some(row) => self.update(row, bytes, tick),
-            None => self.insert(entity, bytes, tick),
+    /// The row of `entity`, trying `hint` first: a row logged earlier is still right
+    /// unless a removal moved it, and checking it costs no hash lookup.
+    pub(crate) fn find_row(&self, entity: EntityId, hint: u32) -> Option<usize> {
+        let hint = hint as usize;
+        if self.entities.get(hint) == Some(&entity) {
+            return Some(hint);
         }
+        self.row(entity)
     }
 
     /// Overwrites row `row` with `bytes` when they differ, stamping the change with `tick`.
@@ -144,8 +145,8 @@ impl Column {
         }
     }
 
-    /// Appends a value for an entity that holds none.
-    fn insert(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
+    /// Appends a value for an entity that holds none; returns its row.
+    pub(crate) fn insert(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> (Change, usize) {
         let row = self.entities.len();
         if let Some(&last) = self.entities.last() {
             self.sorted &= last < entity;
@@ -158,7 +159,7 @@ impl Column {
             Values::Fixed { bytes: all, .. } => all.extend_from_slice(bytes),
             Values::Variable(values) => values.push(bytes.to_vec()),
         }
-        Change::Inserted
+        (Change::Inserted, row)
     }
 
     /// Moves a row's change tick forward without touching its bytes.

@@ -20,12 +20,35 @@ pub(crate) enum EntryKind {
 }
 
 /// One logged change.
+///
+/// `at` and `row` say where the value was when it was logged (column in registry order,
+/// row in that column), so walking the journal needs no hash lookup per entry. They are
+/// hints: registering a type shifts columns and a removal moves a row, so a reader checks
+/// them against `component` and `entity` and looks the key up only when they are stale.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Entry {
     pub tick: u64,
     pub entity: EntityId,
     pub component: ComponentId,
+    /// Column index hint (0 for spawns and despawns).
+    pub at: u32,
+    /// Row hint (0 unless the entry is a set).
+    pub row: u32,
     pub kind: EntryKind,
+}
+
+impl Entry {
+    /// An entry of an entity's own life (spawn, despawn): no component, no hints.
+    pub(crate) fn entity(tick: u64, entity: EntityId, kind: EntryKind) -> Self {
+        Entry {
+            tick,
+            entity,
+            component: ComponentId(0),
+            at: 0,
+            row: 0,
+            kind,
+        }
+    }
 }
 
 /// Changes in tick order; holds every change with a tick above `floor`.
