@@ -359,7 +359,7 @@ impl World {
         }
         let columns = self.columns();
         let mut walk = JournalWalk::default();
-        for entry in self.journal().since(since) {
+        for (seq, entry) in self.journal().since(since) {
             match entry.kind {
                 EntryKind::Spawn => {
                     if self.spawned_at(entry.entity) == Some(entry.tick) {
@@ -372,7 +372,7 @@ impl World {
                     };
                     let column = &columns[at];
                     // Only the key's latest change is current; earlier entries are stale.
-                    if let Some(row) = column.find_row(entry.entity, entry.row) {
+                    if let Some(row) = column.logged_row(entry.entity, seq, entry.row) {
                         if column.changed(row) == entry.tick {
                             walk.sets.push((at as u32, entry.entity, row as u32));
                         }
@@ -977,6 +977,20 @@ mod tests {
                     )
                 );
                 for since in [0, ours.last_tick().saturating_sub(7)] {
+                    // The keys by brute force: every value stamped after `since`.
+                    let mut scanned = Vec::new();
+                    for d in world.registry().descriptors() {
+                        for (e, _) in world.component_entries(d.id).unwrap() {
+                            if world.changed_at(e, d.id).unwrap() > since {
+                                scanned.push((d.id, e));
+                            }
+                        }
+                    }
+                    scanned.sort_by_key(|&(c, e)| (world.registry().position(c), e));
+                    let mut keys = world.changed_keys_since(since).unwrap().sets;
+                    // From nothing the keys come in storage order.
+                    keys.sort_by_key(|&(c, e)| (world.registry().position(c), e));
+                    assert_eq!(keys, scanned, "tick {t}, since {since}");
                     let delta = world.delta_since(since).unwrap();
                     let frame = world
                         .encode_delta_since(since, &mut encoder, |_| false)

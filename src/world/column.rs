@@ -34,6 +34,9 @@ pub(crate) struct Column {
     /// Whether rows are in ascending entity order (spawn order keeps them so; a removal
     /// that moves the last row into a hole does not).
     sorted: bool,
+    /// Journal sequence number at the last removal: rows change only by removal, so a
+    /// row logged by an entry numbered at or above this is still the key's row.
+    rows_valid_from: u64,
 }
 
 impl Column {
@@ -52,6 +55,7 @@ impl Column {
             added: Vec::new(),
             values,
             sorted: true,
+            rows_valid_from: 0,
         }
     }
 
@@ -105,10 +109,15 @@ impl Column {
         Some(order)
     }
 
-    /// The row of `entity`, trying `hint` first: a row logged earlier is still right
-    /// unless a removal moved it, and checking it costs no hash lookup.
-    pub(crate) fn find_row(&self, entity: EntityId, hint: u32) -> Option<usize> {
+    /// The row of `entity` for a journal entry numbered `seq` that logged row `hint`:
+    /// the hint itself when no removal happened since (a removal may move a row into a
+    /// hole, or free the last row for another entity), else a lookup.
+    pub(crate) fn logged_row(&self, entity: EntityId, seq: u64, hint: u32) -> Option<usize> {
         let hint = hint as usize;
+        if seq >= self.rows_valid_from && hint < self.entities.len() {
+            debug_assert_eq!(self.entities[hint], entity);
+            return Some(hint);
+        }
         if self.entities.get(hint) == Some(&entity) {
             return Some(hint);
         }
@@ -172,11 +181,13 @@ impl Column {
         self.changed[row] = tick;
     }
 
-    /// Removes the entity's value; false when it held none.
-    pub(crate) fn remove(&mut self, entity: EntityId) -> bool {
+    /// Removes the entity's value; false when it held none. `seq` is the journal's next
+    /// sequence number: row hints of earlier entries are stale from now on.
+    pub(crate) fn remove(&mut self, entity: EntityId, seq: u64) -> bool {
         let Some(row) = self.rows.remove(&entity) else {
             return false;
         };
+        self.rows_valid_from = seq;
         let row = row as usize;
         let last = self.entities.len() - 1;
         self.entities.swap_remove(row);

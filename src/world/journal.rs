@@ -32,7 +32,8 @@ pub(crate) struct Entry {
     pub component: ComponentId,
     /// Column index hint (0 for spawns and despawns).
     pub at: u32,
-    /// Row hint (0 unless the entry is a set).
+    /// Row hint (0 unless the entry is a set): right as long as the column removed no
+    /// row after the entry was logged (see `Column::rows_valid_from`).
     pub row: u32,
     pub kind: EntryKind,
 }
@@ -56,6 +57,9 @@ impl Entry {
 pub(crate) struct Journal {
     entries: VecDeque<Entry>,
     floor: u64,
+    /// Entries ever recorded: the sequence number of the next one. Entry `i` of
+    /// `entries` has number `recorded - entries.len() + i`.
+    recorded: u64,
 }
 
 impl Journal {
@@ -65,12 +69,20 @@ impl Journal {
             .back()
             .is_none_or(|last| last.tick <= entry.tick));
         self.entries.push_back(entry);
+        self.recorded += 1;
     }
 
-    /// Every change logged with a tick above `tick`, oldest first.
-    pub(crate) fn since(&self, tick: u64) -> impl Iterator<Item = &Entry> {
+    /// The sequence number the next entry gets.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.recorded
+    }
+
+    /// Every change logged with a tick above `tick`, oldest first, with its sequence
+    /// number.
+    pub(crate) fn since(&self, tick: u64) -> impl Iterator<Item = (u64, &Entry)> {
         let start = self.entries.partition_point(|e| e.tick <= tick);
-        self.entries.range(start..)
+        let first = self.recorded - self.entries.len() as u64;
+        (first + start as u64..).zip(self.entries.range(start..))
     }
 
     /// Changes with ticks at or below this are forgotten; deltas need a base above it.

@@ -315,8 +315,9 @@ impl World {
             .index
             .get(&entity)
             .ok_or(WorldError::DeadEntity(entity))?;
+        let seq = self.journal.next_seq();
         for column in &mut self.columns {
-            column.remove(entity);
+            column.remove(entity, seq);
         }
         self.index.remove(&entity);
         // The handle came from the index, which holds live handles only.
@@ -597,7 +598,7 @@ impl World {
     }
 
     pub(crate) fn remove_at(&mut self, at: usize, entity: EntityId, stamp: Stamp) -> bool {
-        if !self.columns[at].remove(entity) {
+        if !self.columns[at].remove(entity, self.journal.next_seq()) {
             return false;
         }
         self.count_components(entity, -1);
