@@ -80,9 +80,36 @@ impl Journal {
     /// Every change logged with a tick above `tick`, oldest first, with its sequence
     /// number.
     pub(crate) fn since(&self, tick: u64) -> impl Iterator<Item = (u64, &Entry)> {
-        let start = self.entries.partition_point(|e| e.tick <= tick);
+        let start = self.start_after(tick);
         let first = self.recorded - self.entries.len() as u64;
         (first + start as u64..).zip(self.entries.range(start..))
+    }
+
+    /// Index of the first entry with a tick above `tick`. Deltas are mostly taken over the
+    /// last few ticks: the search gallops back from the newest entries (which the walk
+    /// reads next) before bisecting, instead of bisecting the whole history.
+    fn start_after(&self, tick: u64) -> usize {
+        let len = self.entries.len();
+        let (mut low, mut high, mut step) = (0, len, 1);
+        // Invariant: every entry from `high` on is above `tick`.
+        while step <= len {
+            let probe = len - step;
+            if self.entries[probe].tick <= tick {
+                low = probe + 1;
+                break;
+            }
+            high = probe;
+            step *= 2;
+        }
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if self.entries[mid].tick <= tick {
+                low = mid + 1;
+            } else {
+                high = mid;
+            }
+        }
+        low
     }
 
     /// Changes with ticks at or below this are forgotten; deltas need a base above it.
@@ -121,5 +148,33 @@ impl Journal {
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.entries.capacity() * std::mem::size_of::<Entry>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The galloping search finds what a bisection of the whole journal finds.
+    #[test]
+    fn start_after_matches_a_full_bisection() {
+        let mut journal = Journal::default();
+        for len in 0..70u64 {
+            for tick in 0..len / 3 + 3 {
+                let expected = journal.entries.partition_point(|e| e.tick <= tick);
+                assert_eq!(
+                    journal.start_after(tick),
+                    expected,
+                    "len {len}, tick {tick}"
+                );
+            }
+            // Several entries per tick, ticks skipped now and then.
+            let tick = len / 3 + len / 17;
+            journal.record(Entry::entity(tick, EntityId(len + 1), EntryKind::Spawn));
+        }
+        journal.trim(5);
+        assert!(journal.since(4).all(|(_, e)| e.tick > 5));
+        let first = journal.since(0).next().map(|(seq, _)| seq);
+        assert_eq!(first, Some(journal.next_seq() - journal.len() as u64));
     }
 }
