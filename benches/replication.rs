@@ -7,8 +7,11 @@
 //!
 //! - `snapshot/{ours,seed_json}/N`: build and encode a snapshot of N entities in 16 KiB
 //!   chunks.
-//! - `delta_10k/{ours,seed_json}/P%`: diff and encode the frame after P % of 10 000
-//!   entities changed; changing them is not timed (`iter_custom`).
+//! - `delta_10k/{ours,seed_json,memcpy}/P%`: diff and encode the frame after P % of
+//!   10 000 entities changed (ours straight from the columns with a reused encoder,
+//!   `DeltaTracker::diff_encoded`); changing them is not timed (`iter_custom`). `memcpy`
+//!   is the physical floor: gathering the changed values' bytes from the world into one
+//!   buffer; `theta bench` prints ours ÷ memcpy (issue 18's target is <= 10x at 1 %).
 //! - `apply_10k/{ours,seed_json}/P%`: decode and apply such a frame to a replica holding
 //!   the scene. A frame no newer than what our replica holds is skipped by design
 //!   (latest-wins by tick), so every timed apply gets a frame with a new tick, re-stamped
@@ -73,6 +76,7 @@ fn delta(c: &mut Criterion) {
         let label = format!("{p}%");
 
         let mut tracker = DeltaTracker::new();
+        let mut encoder = Encoder::new();
         tracker.diff(&scene.world).unwrap();
         group.bench_function(BenchmarkId::new("ours", &label), |b| {
             b.iter_custom(|iters| {
@@ -80,14 +84,31 @@ fn delta(c: &mut Criterion) {
                 for _ in 0..iters {
                     scene.write(&chosen);
                     let started = Instant::now();
-                    let delta = tracker.diff(&scene.world).unwrap();
-                    let bytes = delta.encode();
+                    let frame = tracker.diff_encoded(&scene.world, &mut encoder).unwrap();
                     total += started.elapsed();
-                    black_box(bytes);
+                    black_box(frame);
                 }
                 total
             })
         });
+
+        {
+            let world = &scene.world;
+            let values: Vec<&[u8]> = [scene.small, scene.large]
+                .iter()
+                .flat_map(|&c| chosen.iter().map(move |&e| world.get(e, c).unwrap()))
+                .collect();
+            let mut out: Vec<u8> = Vec::with_capacity(payload(chosen.len()));
+            group.bench_function(BenchmarkId::new("memcpy", &label), |b| {
+                b.iter(|| {
+                    out.clear();
+                    for v in &values {
+                        out.extend_from_slice(v);
+                    }
+                    black_box(&mut out);
+                })
+            });
+        }
 
         let mut baseline = BaselineTracker::new();
         baseline.diff(&scene.world);

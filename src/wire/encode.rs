@@ -23,6 +23,23 @@ pub struct BatchRef<'a> {
     pub inserted: Option<&'a [u8]>,
 }
 
+/// Values of one component type read where they are stored, for
+/// [`Encoder::delta_frame_from`]: each value is copied once, straight into the message.
+pub trait BatchSource {
+    /// The component type.
+    fn component(&self) -> ComponentId;
+    /// Number of values.
+    fn count(&self) -> usize;
+    /// The entity of value `i`; ascending in `i`.
+    fn entity(&self, i: usize) -> EntityId;
+    /// Value `i`.
+    fn value(&self, i: usize) -> &[u8];
+    /// Whether value `i` is new to the receiver (an insert) rather than an update.
+    fn inserted(&self, i: usize) -> bool;
+    /// Whether the values carry their lengths (a variable layout).
+    fn variable(&self) -> bool;
+}
+
 /// The parts of a delta frame covering the ticks `(base_tick, tick]`, in frame order.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameParts<'a> {
@@ -74,14 +91,19 @@ pub struct Acceptance<'a> {
 pub struct Encoder {
     fbb: FlatBufferBuilder<'static>,
     ids: Vec<u64>,
+    /// Scratch of [`Encoder::delta_frame_from`]: insert bitset, value lengths.
+    bits: Vec<u8>,
+    lengths: Vec<u32>,
+    /// Zeros that reserve the values' place in the builder (never written).
+    zeros: Vec<u8>,
+    /// Reserved value vectors: (distance of the length prefix from the buffer's end,
+    /// batch, bytes), filled when the message is copied out.
+    holes: Vec<(usize, usize, usize)>,
 }
 
 impl Default for Encoder {
     fn default() -> Self {
-        Encoder {
-            fbb: FlatBufferBuilder::with_capacity(16 * 1024),
-            ids: Vec::new(),
-        }
+        Encoder::with_capacity(16 * 1024)
     }
 }
 
@@ -101,6 +123,10 @@ pub struct ChunkHeader {
 }
 
 type Offset<T> = WIPOffset<T>;
+/// A built vector of tables.
+type Tables<T> = Offset<flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<T>>>;
+/// A built vector of entity ids.
+type Ids = Offset<flatbuffers::Vector<'static, u64>>;
 
 impl Encoder {
     /// An encoder with empty buffers.
@@ -114,6 +140,10 @@ impl Encoder {
         Encoder {
             fbb: FlatBufferBuilder::with_capacity(bytes.min(super::MAX_MESSAGE_BYTES)),
             ids: Vec::new(),
+            bits: Vec::new(),
+            lengths: Vec::new(),
+            zeros: Vec::new(),
+            holes: Vec::new(),
         }
     }
 
@@ -150,6 +180,93 @@ impl Encoder {
         self.fbb.reset();
         let frame = self.build_frame(frame);
         self.finish(fb::Payload::DeltaFrame, frame.as_union_value())
+    }
+
+    /// Encodes one delta frame whose values are read from `batches` (`frame.batches` is
+    /// not used): the same bytes as [`Encoder::delta_frame`] with those batches, but each
+    /// value is copied once, from where it is stored into the finished message. The
+    /// builder only reserves the values' place (FlatBuffers builds back to front, so the
+    /// message cannot be written in order).
+    pub fn delta_frame_from<S: BatchSource>(
+        &mut self,
+        frame: &FrameParts<'_>,
+        batches: &[S],
+    ) -> Vec<u8> {
+        self.fbb.reset();
+        self.holes.clear();
+        let (despawns, removes) = self.frame_removals(frame);
+        let offsets = self.reserved_batches(batches);
+        let frame = self.frame_table(frame, despawns, removes, offsets);
+        self.finish_message(fb::Payload::DeltaFrame, frame.as_union_value());
+        let buf = self.fbb.finished_data();
+        let mut out = Vec::with_capacity(buf.len());
+        // Holes in message order: the builder wrote later batches nearer the front.
+        self.holes
+            .sort_unstable_by_key(|&(from_end, _, _)| std::cmp::Reverse(from_end));
+        let mut copied = 0;
+        for &(from_end, b, bytes) in &self.holes {
+            // The offset points at the vector's u32 length prefix; the values follow it.
+            let start = buf.len() - from_end + 4;
+            debug_assert_eq!(buf[start - 4..start], (bytes as u32).to_le_bytes());
+            out.extend_from_slice(&buf[copied..start]);
+            let batch = &batches[b];
+            for i in 0..batch.count() {
+                out.extend_from_slice(batch.value(i));
+            }
+            copied = start + bytes;
+        }
+        out.extend_from_slice(&buf[copied..]);
+        debug_assert_eq!(out.len(), buf.len());
+        out
+    }
+
+    /// The batches of [`Encoder::delta_frame_from`], their values' place reserved and
+    /// noted in `holes`; built in the order [`Encoder::batches`] builds them, so both
+    /// give the same bytes.
+    fn reserved_batches<S: BatchSource>(
+        &mut self,
+        batches: &[S],
+    ) -> Option<Tables<fb::ComponentBatch<'static>>> {
+        if batches.is_empty() {
+            return None;
+        }
+        let mut offsets = Vec::with_capacity(batches.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let n = batch.count();
+            self.bits.clear();
+            self.bits.resize(n.div_ceil(8), 0);
+            for i in (0..n).filter(|&i| batch.inserted(i)) {
+                self.bits[i / 8] |= 1 << (i % 8);
+            }
+            let inserted = self.fbb.create_vector(&self.bits);
+            let lengths = batch.variable().then(|| {
+                self.lengths.clear();
+                self.lengths
+                    .extend((0..n).map(|i| batch.value(i).len() as u32));
+                self.fbb.create_vector(&self.lengths)
+            });
+            let bytes: usize = (0..n).map(|i| batch.value(i).len()).sum();
+            if self.zeros.len() < bytes {
+                self.zeros.resize(bytes, 0);
+            }
+            let data = self.fbb.create_vector(&self.zeros[..bytes]);
+            self.holes.push((data.value() as usize, b, bytes));
+            self.ids.clear();
+            self.ids.extend((0..n).map(|i| batch.entity(i).0));
+            let entities = self.fbb.create_vector(&self.ids);
+            offsets.push(fb::ComponentBatch::create(
+                &mut self.fbb,
+                &fb::ComponentBatchArgs {
+                    component: batch.component().0,
+                    entities: Some(entities),
+                    data: Some(data),
+                    lengths,
+                    inserted: Some(inserted),
+                    baseline_ages: None,
+                },
+            ));
+        }
+        Some(self.fbb.create_vector(&offsets))
     }
 
     /// Encodes a state datagram: its sequence number, the ranges of the other side's
@@ -495,6 +612,16 @@ impl Encoder {
     }
 
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
+        let (despawns, removes) = self.frame_removals(f);
+        let batches = self.batches(f.batches, f.baseline_ages);
+        self.frame_table(f, despawns, removes, batches)
+    }
+
+    /// A frame's despawns and removes, built first (the builder works back to front).
+    fn frame_removals(
+        &mut self,
+        f: &FrameParts<'_>,
+    ) -> (Option<Ids>, Option<Tables<fb::RemoveBatch<'static>>>) {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {
             let offsets: Vec<_> = f
@@ -513,7 +640,17 @@ impl Encoder {
                 .collect();
             self.fbb.create_vector(&offsets)
         });
-        let batches = self.batches(f.batches, f.baseline_ages);
+        (despawns, removes)
+    }
+
+    /// The rest of a frame around its built removals and batches.
+    fn frame_table(
+        &mut self,
+        f: &FrameParts<'_>,
+        despawns: Option<Ids>,
+        removes: Option<Tables<fb::RemoveBatch<'static>>>,
+        batches: Option<Tables<fb::ComponentBatch<'static>>>,
+    ) -> Offset<fb::DeltaFrame<'static>> {
         let spawns = (!f.spawns.is_empty()).then(|| self.entity_vector(f.spawns));
         let descriptors = self.descriptors(f.descriptors);
         fb::DeltaFrame::create(
@@ -536,6 +673,11 @@ impl Encoder {
         kind: fb::Payload,
         payload: Offset<flatbuffers::UnionWIPOffset>,
     ) -> Vec<u8> {
+        self.finish_message(kind, payload);
+        self.fbb.finished_data().to_vec()
+    }
+
+    fn finish_message(&mut self, kind: fb::Payload, payload: Offset<flatbuffers::UnionWIPOffset>) {
         let message = fb::Message::create(
             &mut self.fbb,
             &fb::MessageArgs {
@@ -545,7 +687,6 @@ impl Encoder {
             },
         );
         self.fbb.finish(message, Some(FILE_IDENTIFIER));
-        self.fbb.finished_data().to_vec()
     }
 
     fn entity_vector(

@@ -32,7 +32,7 @@ pub use decode::{
     decode, read_descriptors, read_entities, BatchEntry, BatchView, Message, RemoveView, WireError,
 };
 pub(crate) use encode::size;
-pub use encode::{Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts};
+pub use encode::{Acceptance, BatchRef, BatchSource, ChunkHeader, Encoder, FrameParts};
 
 /// The generated FlatBuffers accessors (namespace `theta.wire.fb`).
 pub use theta_generated::theta::wire::fb;

@@ -34,6 +34,9 @@ pub(crate) struct Column {
     /// Whether rows are in ascending entity order (spawn order keeps them so; a removal
     /// that moves the last row into a hole does not).
     sorted: bool,
+    /// Journal sequence number at the last removal: rows change only by removal, so a
+    /// row logged by an entry numbered at or above this is still the key's row.
+    rows_valid_from: u64,
 }
 
 impl Column {
@@ -52,6 +55,7 @@ impl Column {
             added: Vec::new(),
             values,
             sorted: true,
+            rows_valid_from: 0,
         }
     }
 
@@ -105,13 +109,19 @@ impl Column {
         Some(order)
     }
 
-    /// Writes `bytes` (already checked against the layout) and stamps real changes with
-    /// `tick`.
-    pub(crate) fn set(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
-        match self.row(entity) {
-            Some(row) => self.update(row, bytes, tick),
-            None => self.insert(entity, bytes, tick),
+    /// The row of `entity` for a journal entry numbered `seq` that logged row `hint`:
+    /// the hint itself when no removal happened since (a removal may move a row into a
+    /// hole, or free the last row for another entity), else a lookup.
+    pub(crate) fn logged_row(&self, entity: EntityId, seq: u64, hint: u32) -> Option<usize> {
+        let hint = hint as usize;
+        if seq >= self.rows_valid_from && hint < self.entities.len() {
+            debug_assert_eq!(self.entities[hint], entity);
+            return Some(hint);
         }
+        if self.entities.get(hint) == Some(&entity) {
+            return Some(hint);
+        }
+        self.row(entity)
     }
 
     /// Overwrites row `row` with `bytes` when they differ, stamping the change with `tick`.
@@ -144,8 +154,8 @@ impl Column {
         }
     }
 
-    /// Appends a value for an entity that holds none.
-    fn insert(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> Change {
+    /// Appends a value for an entity that holds none; returns its row.
+    pub(crate) fn insert(&mut self, entity: EntityId, bytes: &[u8], tick: u64) -> (Change, usize) {
         let row = self.entities.len();
         if let Some(&last) = self.entities.last() {
             self.sorted &= last < entity;
@@ -158,7 +168,7 @@ impl Column {
             Values::Fixed { bytes: all, .. } => all.extend_from_slice(bytes),
             Values::Variable(values) => values.push(bytes.to_vec()),
         }
-        Change::Inserted
+        (Change::Inserted, row)
     }
 
     /// Moves a row's change tick forward without touching its bytes.
@@ -171,11 +181,13 @@ impl Column {
         self.changed[row] = tick;
     }
 
-    /// Removes the entity's value; false when it held none.
-    pub(crate) fn remove(&mut self, entity: EntityId) -> bool {
+    /// Removes the entity's value; false when it held none. `seq` is the journal's next
+    /// sequence number: row hints of earlier entries are stale from now on.
+    pub(crate) fn remove(&mut self, entity: EntityId, seq: u64) -> bool {
         let Some(row) = self.rows.remove(&entity) else {
             return false;
         };
+        self.rows_valid_from = seq;
         let row = row as usize;
         let last = self.entities.len() - 1;
         self.entities.swap_remove(row);

@@ -296,12 +296,8 @@ impl World {
         },));
         self.index.insert(id, handle);
         if let Stamp::Local = stamp {
-            self.journal.record(Entry {
-                tick,
-                entity: id,
-                component: ComponentId(0),
-                kind: EntryKind::Spawn,
-            });
+            self.journal
+                .record(Entry::entity(tick, id, EntryKind::Spawn));
         }
     }
 
@@ -319,20 +315,17 @@ impl World {
             .index
             .get(&entity)
             .ok_or(WorldError::DeadEntity(entity))?;
+        let seq = self.journal.next_seq();
         for column in &mut self.columns {
-            column.remove(entity);
+            column.remove(entity, seq);
         }
         self.index.remove(&entity);
         // The handle came from the index, which holds live handles only.
         let _ = self.ecs.despawn(handle);
         if let Stamp::Local = stamp {
             let tick = self.write_tick();
-            self.journal.record(Entry {
-                tick,
-                entity,
-                component: ComponentId(0),
-                kind: EntryKind::Despawn,
-            });
+            self.journal
+                .record(Entry::entity(tick, entity, EntryKind::Despawn));
         }
         Ok(())
     }
@@ -564,8 +557,16 @@ impl World {
             Stamp::Remote(tick) => tick,
         };
         let column = &mut self.columns[at];
-        let before = column.row(entity).map(|row| column.changed(row));
-        let change = column.set(entity, bytes, tick);
+        let (change, row, before) = match column.row(entity) {
+            Some(row) => {
+                let before = column.changed(row);
+                (column.update(row, bytes, tick), row, Some(before))
+            }
+            None => {
+                let (change, row) = column.insert(entity, bytes, tick);
+                (change, row, None)
+            }
+        };
         if change == Change::Inserted {
             self.count_components(entity, 1);
         }
@@ -578,6 +579,8 @@ impl World {
                     tick,
                     entity,
                     component,
+                    at: at as u32,
+                    row: row as u32,
                     kind: EntryKind::Set,
                 });
             }
@@ -595,7 +598,7 @@ impl World {
     }
 
     pub(crate) fn remove_at(&mut self, at: usize, entity: EntityId, stamp: Stamp) -> bool {
-        if !self.columns[at].remove(entity) {
+        if !self.columns[at].remove(entity, self.journal.next_seq()) {
             return false;
         }
         self.count_components(entity, -1);
@@ -606,6 +609,8 @@ impl World {
                 tick,
                 entity,
                 component,
+                at: at as u32,
+                row: 0,
                 kind: EntryKind::Remove,
             });
         }
@@ -676,6 +681,16 @@ impl World {
             column_bytes,
             journal_bytes,
             heap_bytes: column_bytes + journal_bytes + index_bytes,
+        }
+    }
+
+    /// The column of `component`, trying the logged position `hint` first (a journal
+    /// entry's; registering a type since then shifts it).
+    pub(crate) fn column_of(&self, component: ComponentId, hint: u32) -> Option<usize> {
+        let hint = hint as usize;
+        match self.registry.descriptors().get(hint) {
+            Some(d) if d.id == component => Some(hint),
+            _ => self.registry.position(component),
         }
     }
 
