@@ -14,6 +14,10 @@ use super::outbox::Key;
 use crate::replica::baselines::{HISTORY, MAX_BASELINE_BYTES};
 use crate::world::EntityId;
 
+fn zeros(bytes: impl Iterator<Item = u8>) -> usize {
+    bytes.filter(|&b| b == 0).count()
+}
+
 #[derive(Debug, Default)]
 struct KeyBaseline {
     /// The tick of the first send since the key was (last) forgotten: an acknowledgement
@@ -48,7 +52,17 @@ impl Baselines {
         });
         let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
         let age = match &entry.acked {
-            Some((at, base)) if base.len() == value.len() && *at >= oldest_send && *at < tick => {
+            // Only when it leaves clearly more zero bytes than the value has (a quarter of
+            // its length more): a value that changed all over (a teleport, random bytes)
+            // XOR'd is as random as itself and loses the patterns (exponents, constant
+            // fields) the codec's dictionary knows.
+            Some((at, base))
+                if base.len() == value.len()
+                    && *at >= oldest_send
+                    && *at < tick
+                    && zeros(value.iter().zip(base).map(|(a, b)| a ^ b))
+                        > zeros(value.iter().copied()) + value.len() / 4 =>
+            {
                 u8::try_from(tick - at).unwrap_or(0)
             }
             _ => 0,
@@ -136,9 +150,13 @@ mod tests {
         out.clear();
         assert_eq!(b.code(key(), 13, &[1, 2, 3, 5], &mut out), 1);
         assert_eq!(out, [0; 4]);
+        // A value that changed all over goes whole.
+        out.clear();
+        assert_eq!(b.code(key(), 14, &[0, 0, 250, 251], &mut out), 0);
+        assert_eq!(out, [0, 0, 250, 251]);
         // Eight more sends without an acknowledgement: the baseline may be gone from the
         // peer's history, so the value goes whole.
-        for tick in 14..22 {
+        for tick in 15..22 {
             out.clear();
             b.code(key(), tick, &[7; 4], &mut out);
         }
