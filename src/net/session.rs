@@ -538,8 +538,10 @@ impl Session {
     }
 
     /// The pose of another peer's device to render at local display time `display_time`
-    /// (`XrTime` nanoseconds): interpolated behind an adaptive delay, or extrapolated for a
-    /// bounded time when samples are late. `None` until a sample of it arrived.
+    /// (`XrTime` nanoseconds), estimated for that time: interpolated behind an adaptive
+    /// delay, then carried over the delay with the velocities the sender sent (without
+    /// them it stays at the delayed time), and extrapolated for a bounded time when
+    /// samples are late. `None` until a sample of it arrived.
     pub fn sample_pose(
         &mut self,
         peer: PeerId,

@@ -1452,9 +1452,10 @@ namespace Theta.Interop
         /// <summary>
         ///  Writes the pose of another peer's device to render at local `display_time` (`XrTime`
         ///  nanoseconds) and its `XrSpaceLocationFlags` as the sender reported them (tracking lost
-        ///  on the sender shows here): interpolated behind an adaptive delay, or extrapolated for a
-        ///  bounded time when samples are late. `THETA_STATUS_NOT_FOUND` until a sample of that
-        ///  device arrived.
+        ///  on the sender shows here), estimated for that time: interpolated behind an adaptive
+        ///  delay, then carried over the delay with the velocities the sender sent (without them it
+        ///  stays at the delayed time), and extrapolated for a bounded time when samples are late.
+        ///  `THETA_STATUS_NOT_FOUND` until a sample of that device arrived.
         ///
         ///  # Safety
         ///  `out_pose` must point to a writable `ThetaPosef`, `out_flags` to a writable `uint64_t`.
