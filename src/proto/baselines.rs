@@ -10,9 +10,12 @@
 
 use rustc_hash::FxHashMap;
 
-use super::outbox::Key;
+use crate::registry::ComponentId;
 use crate::replica::baselines::{HISTORY, MAX_BASELINE_BYTES};
 use crate::world::EntityId;
+
+/// A (component, entity) key, as the outbox's.
+type Key = (ComponentId, EntityId);
 
 fn zeros(bytes: impl Iterator<Item = u8>) -> usize {
     bytes.filter(|&b| b == 0).count()
@@ -124,7 +127,6 @@ impl Baselines {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::ComponentId;
 
     fn key() -> Key {
         (ComponentId(3), EntityId(9))
