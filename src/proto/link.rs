@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::acks::ReceivedSeqs;
-use super::compression::{is_stream_frame, Compression, LinkStreams, PeerDicts};
+use super::compression::{is_stream_frame, message_values, Compression, LinkStreams, PeerDicts};
 use super::events::PeerDiagnostics;
 use super::outbox::{Built, Outbox, SendLimits};
 use super::poses::{Inbound, PoseHub, PoseLink};
@@ -215,6 +215,26 @@ impl Link {
     ) {
         let framed = compression.stream(kind, message, values, &self.dicts, &mut self.streams, now);
         self.send_reliable(framed, out);
+    }
+
+    /// Sends a delta frame on the reliable channel (a value with an ownership message, or
+    /// too large for a datagram), counting its value bytes per component type.
+    pub(crate) fn queue_frame(
+        &mut self,
+        frame: &[u8],
+        compression: &mut Compression,
+        now: Instant,
+        out: &mut Outputs,
+    ) {
+        let values = message_values(frame);
+        self.queue(
+            MessageKind::DeltaFrame,
+            frame,
+            &values,
+            compression,
+            now,
+            out,
+        );
     }
 
     /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each in

@@ -195,7 +195,11 @@ impl Host {
             if left.is_empty() {
                 return;
             }
-            client.link.outbox.forget_keys(|(_, e)| left.contains(&e.0));
+            // Sorted (as `Changes` are): a search per pending key, not a scan.
+            client
+                .link
+                .outbox
+                .forget_keys(|(_, e)| left.binary_search(&e.0).is_ok());
             if connected {
                 let notice = control_message(&encoder.left(tick, &left, false));
                 client.link.send_reliable(notice, out);

@@ -184,15 +184,9 @@ impl Host {
                 let frame =
                     entity_frame(&self.world, entity, component, granted, &mut self.encoder);
                 if let Some(frame) = frame {
-                    let values = message_values(&frame);
-                    client.link.queue(
-                        MessageKind::DeltaFrame,
-                        &frame,
-                        &values,
-                        &mut self.compression,
-                        now,
-                        &mut self.out,
-                    );
+                    client
+                        .link
+                        .queue_frame(&frame, &mut self.compression, now, &mut self.out);
                 }
             }
         }

@@ -6,13 +6,12 @@ use std::time::Instant;
 
 use super::{Host, PeerLink};
 use crate::ownership::{Policy, Record, DESPAWN_WITH_OWNER, LEASED, WHOLE_ENTITY};
-use crate::proto::compression::{control_message, message_values};
+use crate::proto::compression::control_message;
 use crate::proto::events::OwnershipRefusal;
 #[cfg(doc)]
 use crate::proto::events::SessionEvent;
 use crate::proto::ownership::{entity_frame, Verdict};
 use crate::registry::ComponentId;
-use crate::wire::codec::MessageKind;
 use crate::wire::fb;
 use crate::world::{EntityId, PeerId};
 
@@ -326,15 +325,9 @@ impl Host {
                         seq,
                         &mut self.encoder,
                     ) {
-                        let values = message_values(&frame);
-                        client.link.queue(
-                            MessageKind::DeltaFrame,
-                            &frame,
-                            &values,
-                            &mut self.compression,
-                            now,
-                            &mut self.out,
-                        );
+                        client
+                            .link
+                            .queue_frame(&frame, &mut self.compression, now, &mut self.out);
                     }
                 }
                 if loses {
