@@ -96,11 +96,15 @@ impl Field {
             Field::Position { precision_mm, .. } if !positive(precision_mm) => Err(
                 FieldError::Invalid("a position's precision must be a positive number"),
             ),
+            Field::Position { precision_mm, .. } if precision_mm < MIN_POSITION_MM => Err(
+                FieldError::Invalid("a position's precision is at least 0.001 mm"),
+            ),
             Field::Rotation { precision_deg, .. }
-                if !positive(precision_deg) || precision_deg > 90.0 =>
+                if !positive(precision_deg)
+                    || !(MIN_ROTATION_DEG..=90.0).contains(&precision_deg) =>
             {
                 Err(FieldError::Invalid(
-                    "a rotation's precision must be a number of degrees in (0, 90]",
+                    "a rotation's precision must be a number of degrees in [0.001, 90]",
                 ))
             }
             Field::Scalar {
@@ -111,6 +115,18 @@ impl Field {
             } if !(min.is_finite() && max.is_finite() && min <= max && positive(precision)) => Err(
                 FieldError::Invalid("a scalar needs finite min <= max and a positive precision"),
             ),
+            Field::Scalar {
+                min,
+                max,
+                precision,
+                ..
+            } if f64::from(min.abs().max(max.abs())) / scalar_grid(min, max, precision).0
+                >= MAX_STEPS =>
+            {
+                Err(FieldError::Invalid(
+                    "a scalar's precision is too fine for an f32 of its range",
+                ))
+            }
             Field::Int { bytes, .. } | Field::Flags { bytes, .. }
                 if !matches!(bytes, 1 | 2 | 4 | 8) =>
             {
@@ -144,7 +160,7 @@ impl Field {
 }
 
 /// Why a layout, a value or lanes were refused (nothing changed).
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
     /// A field's parameters are out of range.
     #[error("{0}")]
@@ -195,9 +211,32 @@ pub struct FieldLayout {
     lane_count: usize,
 }
 
-/// Largest quantised position magnitude in steps (2^40): far beyond any scene at any
-/// sane precision, small enough that lanes never overflow when differenced.
-const MAX_STEPS: f64 = (1u64 << 40) as f64;
+/// Largest quantised magnitude in steps (2^22). An `f32` of up to 2^23 steps is within
+/// half a step of its grid point, so quantising a quantised value gives the same lanes:
+/// what a peer rebuilds from lanes is bit-for-bit what the writer holds. At 1 mm that is
+/// 8.4 km from the origin.
+const MAX_STEPS: f64 = (1u64 << 22) as f64;
+/// Finest position precision, in millimetres.
+const MIN_POSITION_MM: f32 = 0.001;
+/// Finest rotation precision, in degrees (a small component then spans 1.4 × 10^5 steps,
+/// far inside what an `f32` resolves).
+const MIN_ROTATION_DEG: f32 = 0.001;
+/// How much larger than every other component a quantised rotation's largest one is
+/// kept, so that choosing the largest again (from `f32`s, 6 × 10^-8 apart near 0.7)
+/// picks the same one; well under a step at the finest precision (4 × 10^-6).
+const LARGEST_MARGIN: f64 = 4e-7;
+
+/// A scalar's step and its number of steps: the range is a whole number of steps no
+/// larger than twice the precision, so its ends are grid points (a value at `max` comes
+/// back as `max`, and quantising it again gives the same lane).
+fn scalar_grid(min: f32, max: f32, precision: f32) -> (f64, i64) {
+    let range = f64::from(max) - f64::from(min);
+    if range == 0.0 {
+        return (1.0, 0);
+    }
+    let steps = (range / (2.0 * f64::from(precision))).ceil().max(1.0);
+    (range / steps, steps as i64)
+}
 
 fn f32_at(value: &[u8], at: usize) -> f32 {
     let mut b = [0u8; 4];
@@ -266,13 +305,21 @@ impl FieldLayout {
 
     /// Quantises a value into lanes (see the module documentation).
     pub fn to_lanes(&self, value: &[u8]) -> Result<Vec<i64>, FieldError> {
+        let mut lanes = Vec::with_capacity(self.lane_count);
+        self.lanes_into(value, &mut lanes)?;
+        Ok(lanes)
+    }
+
+    /// [`FieldLayout::to_lanes`] into `lanes` (cleared first; unchanged content on error
+    /// is not promised).
+    pub fn lanes_into(&self, value: &[u8], lanes: &mut Vec<i64>) -> Result<(), FieldError> {
+        lanes.clear();
         if value.len() != self.size as usize {
             return Err(FieldError::WrongSize {
                 given: value.len(),
                 size: self.size,
             });
         }
-        let mut lanes = Vec::with_capacity(self.lane_count);
         let mut at = 0usize;
         for f in &self.fields {
             let offset = f.offset() as usize;
@@ -317,8 +364,9 @@ impl FieldLayout {
                     if x < min || x > max {
                         return Err(bad("outside its range"));
                     }
-                    let step = 2.0 * f64::from(precision);
-                    lanes.push(((f64::from(x) - f64::from(min)) / step).round() as i64);
+                    let (step, steps) = scalar_grid(min, max, precision);
+                    let q = ((f64::from(x) - f64::from(min)) / step).round() as i64;
+                    lanes.push(q.clamp(0, steps));
                 }
                 Field::Int { bytes, .. } | Field::Flags { bytes, .. } => {
                     let mut b = [0u8; 8];
@@ -329,15 +377,32 @@ impl FieldLayout {
             at = offset + f.width() as usize;
         }
         lanes.extend(value[at..].iter().map(|&b| i64::from(b)));
-        Ok(lanes)
+        Ok(())
     }
 
     /// The value lanes stand for; lanes from a peer are checked (count, ranges).
     pub fn from_lanes(&self, lanes: &[i64]) -> Result<Vec<u8>, FieldError> {
+        let mut value = Vec::with_capacity(self.size as usize);
+        self.value_into(lanes, &mut value)?;
+        Ok(value)
+    }
+
+    /// Quantises `value` in place to what a peer rebuilds from its lanes (a fixed point:
+    /// quantising it again changes nothing). NaN, infinities, a scalar out of its range
+    /// or a position too far for its precision are refused, and `value` is unchanged.
+    pub fn quantise(&self, value: &mut [u8], scratch: &mut Scratch) -> Result<(), FieldError> {
+        self.lanes_into(value, &mut scratch.lanes)?;
+        self.value_into(&scratch.lanes, &mut scratch.bytes)?;
+        value.copy_from_slice(&scratch.bytes);
+        Ok(())
+    }
+
+    /// [`FieldLayout::from_lanes`] into `value` (cleared first).
+    pub fn value_into(&self, lanes: &[i64], value: &mut Vec<u8>) -> Result<(), FieldError> {
+        value.clear();
         if lanes.len() != self.lane_count {
             return Err(FieldError::BadLanes("another count than the layout's"));
         }
-        let mut value = Vec::with_capacity(self.size as usize);
         let mut lanes = lanes.iter().copied();
         let mut next = || lanes.next().ok_or(FieldError::BadLanes("too few"));
         let byte = |l: i64| u8::try_from(l).map_err(|_| FieldError::BadLanes("a raw byte"));
@@ -370,12 +435,17 @@ impl FieldLayout {
                     precision,
                     ..
                 } => {
-                    let step = 2.0 * f64::from(precision);
-                    let x = f64::from(min) + next()? as f64 * step;
-                    if !(f64::from(min)..=f64::from(max) + step).contains(&x) {
+                    let (step, steps) = scalar_grid(min, max, precision);
+                    let q = next()?;
+                    if !(0..=steps).contains(&q) {
                         return Err(FieldError::BadLanes("a scalar out of its range"));
                     }
-                    value.extend_from_slice(&(x.min(f64::from(max)) as f32).to_le_bytes());
+                    let x = if q == steps {
+                        max
+                    } else {
+                        (f64::from(min) + q as f64 * step).min(f64::from(max)) as f32
+                    };
+                    value.extend_from_slice(&x.to_le_bytes());
                 }
                 Field::Int { bytes, .. } | Field::Flags { bytes, .. } => {
                     let l = next()?;
@@ -390,16 +460,24 @@ impl FieldLayout {
         while value.len() < self.size as usize {
             value.push(byte(next()?)?);
         }
-        Ok(value)
+        Ok(())
     }
 }
 
+/// Buffers [`FieldLayout::quantise`] reuses, so writes allocate nothing.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    lanes: Vec<i64>,
+    bytes: Vec<u8>,
+}
+
 /// The step of a rotation's three smaller components for `precision_deg`. Rounding puts
-/// each within half a step, and the largest, rebuilt from them, moves as much again at
-/// most (it is at least 1/2): the quaternion is off by at most √3 · step / 2 · 2, and the
-/// angle by twice that, so a step of precision / (2√3) keeps within the precision.
+/// each within half a step (one of them, near a tie of the two largest, within a step:
+/// see `rotation_lanes`), and the largest, rebuilt from them, moves less than that (it is
+/// at least 1/2). The angle is twice the quaternion's error, so a step of a quarter of
+/// the precision (in radians) keeps within it; the fixed-point test checks near ties.
 fn rotation_steps(precision_deg: f32) -> f64 {
-    f64::from(precision_deg).to_radians() / (2.0 * 3f64.sqrt())
+    f64::from(precision_deg).to_radians() / 4.0
 }
 
 fn rotation_lanes(q: [f64; 4], precision_deg: f32) -> Option<[i64; 4]> {
@@ -419,7 +497,18 @@ fn rotation_lanes(q: [f64; 4], precision_deg: f32) -> Option<[i64; 4]> {
             k += 1;
         }
     }
-    Some(lanes)
+    // Near a tie, rounding can leave a smaller component above the largest rebuilt from
+    // them, and quantising the result again would choose another largest (another value):
+    // pull the biggest small one a step toward zero until the largest stands clear.
+    loop {
+        let small: [f64; 3] = std::array::from_fn(|k| lanes[k + 1] as f64 * step);
+        let rest = 1.0 - small.iter().map(|c| c * c).sum::<f64>();
+        let biggest = (1..4).max_by_key(|&k| lanes[k].abs())?;
+        if rest > 0.0 && rest.sqrt() > small[biggest - 1].abs() + LARGEST_MARGIN {
+            return Some(lanes);
+        }
+        lanes[biggest] -= lanes[biggest].signum();
+    }
 }
 
 fn rotation_from_lanes(l: [i64; 4], precision_deg: f32) -> Option<[f64; 4]> {
@@ -487,9 +576,16 @@ mod tests {
         v
     }
 
+    /// The angle between two rotations, from the distance of the quaternions (acos of the
+    /// dot product is too coarse near 1 to check hundredths of a degree).
     fn angle_between(a: [f32; 4], b: [f32; 4]) -> f64 {
         let dot: f64 = (0..4).map(|i| f64::from(a[i]) * f64::from(b[i])).sum();
-        2.0 * dot.abs().min(1.0).acos().to_degrees()
+        let sign = if dot < 0.0 { -1.0 } else { 1.0 };
+        let dist = (0..4)
+            .map(|i| (f64::from(a[i]) - sign * f64::from(b[i])).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        4.0 * (dist / 2.0).min(1.0).asin().to_degrees()
     }
 
     #[test]
@@ -537,6 +633,101 @@ mod tests {
             let twice = layout.from_lanes(&again).unwrap();
             let twice_q: [f32; 4] = std::array::from_fn(|i| f32_at(&twice, 12 + 4 * i));
             assert!(angle_between(twice_q, got_q) <= 0.1);
+        }
+    }
+
+    /// Quaternions near ties (two, three or four components of equal size), where the
+    /// choice of the largest is fragile, and random ones.
+    fn hard_quaternions(rnd: &mut impl FnMut() -> f64) -> Vec<[f32; 4]> {
+        let mut out = Vec::new();
+        for _ in 0..3000 {
+            let tied = 2 + (rnd() * 3.0) as usize;
+            let mut q: [f64; 4] = std::array::from_fn(|i| {
+                let base = if i < tied { 1.0 } else { rnd() };
+                let sign = if rnd() < 0.5 { -1.0 } else { 1.0 };
+                sign * (base + (rnd() - 0.5) * 1e-4)
+            });
+            q.swap(0, (rnd() * 4.0) as usize % 4);
+            let n = q.iter().map(|c| c * c).sum::<f64>().sqrt();
+            out.push(q.map(|c| (c / n) as f32));
+        }
+        out
+    }
+
+    #[test]
+    fn quantised_values_are_fixed_points_within_their_precisions() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let quats = hard_quaternions(&mut rnd);
+        for (precision_mm, precision_deg, (min, max, precision)) in [
+            (1.0, 0.1, (0.0, 1.0, 0.001)),
+            (0.001, 0.001, (-3.0, 7.0, 0.3)),
+            (10.0, 1.0, (5.0, 5.0, 0.1)),
+            (0.5, 90.0, (-1.0e3, 1.0e3, 0.01)),
+        ] {
+            let layout = FieldLayout::new(
+                32,
+                &[
+                    Field::Position {
+                        offset: 0,
+                        precision_mm,
+                    },
+                    Field::Rotation {
+                        offset: 12,
+                        precision_deg,
+                    },
+                    Field::Scalar {
+                        offset: 28,
+                        min,
+                        max,
+                        precision,
+                    },
+                ],
+            )
+            .unwrap();
+            let reach = (MAX_STEPS - 1.0) * 2.0 * f64::from(precision_mm) / 1000.0;
+            let mut scratch = Scratch::default();
+            for (i, q) in quats.iter().enumerate() {
+                let p: [f32; 3] = std::array::from_fn(|axis| match (i + axis) % 5 {
+                    0 => reach as f32,
+                    1 => -reach as f32,
+                    _ => ((rnd() * 2.0 - 1.0) * reach) as f32,
+                });
+                let x = match i % 4 {
+                    0 => min,
+                    1 => max,
+                    _ => min + (rnd() as f32) * (max - min),
+                };
+                let mut v = Vec::new();
+                for c in p.iter().chain(q).chain(&[x.clamp(min, max)]) {
+                    v.extend_from_slice(&c.to_le_bytes());
+                }
+                let mut c = v.clone();
+                layout.quantise(&mut c, &mut scratch).unwrap();
+                let mut again = c.clone();
+                layout.quantise(&mut again, &mut scratch).unwrap();
+                assert_eq!(again, c, "a fixed point: {q:?} at {precision_deg}°");
+                for (axis, want) in p.iter().enumerate() {
+                    let err = f64::from((f32_at(&c, 4 * axis) - want).abs());
+                    // Within the precision, plus the f32 spacing far from the origin.
+                    let slack = f64::from(want.abs()) * 1.2e-7;
+                    assert!(err <= f64::from(precision_mm) / 1000.0 + slack, "{err}");
+                }
+                let got: [f32; 4] = std::array::from_fn(|k| f32_at(&c, 12 + 4 * k));
+                let angle = angle_between(got, *q);
+                assert!(
+                    angle <= f64::from(precision_deg) + 2e-5,
+                    "{angle}° for {q:?} at {precision_deg}°"
+                );
+                let s = f32_at(&c, 28);
+                assert!((min..=max).contains(&s), "{s} in {min}..={max}");
+                assert!(f64::from((s - x.clamp(min, max)).abs()) <= f64::from(precision) + 1e-4);
+            }
         }
     }
 

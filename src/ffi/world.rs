@@ -136,9 +136,9 @@ impl From<WorldError> for FfiError {
             WorldError::WrongSize { .. } | WorldError::StrideTooSmall { .. } => {
                 ThetaStatus::WrongSize
             }
-            WorldError::BatchNeedsFixedLayout { .. } | WorldError::BatchTooShort { .. } => {
-                ThetaStatus::InvalidArgument
-            }
+            WorldError::BatchNeedsFixedLayout { .. }
+            | WorldError::BatchTooShort { .. }
+            | WorldError::NotQuantisable { .. } => ThetaStatus::InvalidArgument,
             WorldError::IdsExhausted(_) => ThetaStatus::OutOfIds,
             WorldError::NotOwner { .. } => ThetaStatus::NotOwner,
         };

@@ -256,6 +256,10 @@ pub struct PeerDiagnostics {
     pub ownership_denied: u64,
     /// State datagrams or frames from this peer that failed validation.
     pub malformed: u64,
+    /// Values of this peer refused (host side) because they do not quantise to their
+    /// component's declared fields (NaN or infinity, a scalar out of its range, a position
+    /// too far for its precision); the rest of the frame is applied.
+    pub values_refused: u64,
     /// Client: bytes of the values it keeps for the host to code later ones against
     /// (host: see `outbox.baseline_bytes`), bounded by 8 values of at most 256 bytes per
     /// key.

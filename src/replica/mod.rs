@@ -278,6 +278,12 @@ impl Replica {
                 .world
                 .register_descriptor(descriptor.clone())
                 .expect("descriptors of a valid registry");
+            if let Some(layout) = registry.fields(descriptor.id) {
+                replica
+                    .world
+                    .declare_layout(descriptor.id, layout.clone())
+                    .expect("a valid registry's layout, before any value");
+            }
         }
         replica
     }

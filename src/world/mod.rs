@@ -14,6 +14,7 @@ pub(crate) use column::Column;
 pub use entity::{EntityId, PeerId, MAX_ENTITY_COUNTER};
 pub(crate) use journal::{Entry, EntryKind, Journal};
 
+use crate::fields::{Field, FieldError, FieldLayout, Scratch};
 use crate::hash::{hash64, mix64};
 use crate::registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
 
@@ -89,6 +90,15 @@ pub enum WorldError {
         needed: usize,
         /// Bytes given.
         got: usize,
+    },
+    /// A value for a component with declared fields that cannot be quantised (NaN or
+    /// infinity, a scalar out of its range, a position too far for its precision).
+    #[error("value for component {name:?}: {source}")]
+    NotQuantisable {
+        /// The component name.
+        name: String,
+        /// What was wrong.
+        source: FieldError,
     },
     /// This peer has used all 2^48 - 1 entity ids.
     #[error("peer {0} has no entity ids left")]
@@ -171,6 +181,9 @@ pub struct World {
     /// Set when a frame was taken at the current tick (interior: frames borrow `&self`).
     sealed: AtomicBool,
     journal: Journal,
+    /// Reused buffers for quantising values of components with declared fields.
+    quantised: Vec<u8>,
+    scratch: Scratch,
 }
 
 impl Default for World {
@@ -191,6 +204,8 @@ impl World {
             next_counter: 1,
             tick: 1,
             sealed: AtomicBool::new(false),
+            quantised: Vec::new(),
+            scratch: Scratch::default(),
             journal: Journal::default(),
         }
     }
@@ -234,6 +249,50 @@ impl World {
     /// The component types of this world.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Declares the fields of fixed-size `component` (see [`crate::fields`]): from now on
+    /// every value written is quantised to them (lossy within the declared precisions;
+    /// what no field names stays bit-exact), and peers code them compactly. Declare before
+    /// the first value is written (and identically on every peer: the layout is part of
+    /// the registry hash); declaring the same fields again is a no-op.
+    pub fn declare_fields(
+        &mut self,
+        component: ComponentId,
+        fields: &[Field],
+    ) -> Result<(), WorldError> {
+        let at = self.column_index(component)?;
+        let fail = |reason: String| RegistryError::Fields {
+            id: component,
+            reason,
+        };
+        let size = match self.registry.descriptors()[at].layout {
+            Layout::Fixed(size) => size,
+            other => return Err(fail(format!("fields need a fixed size, not {other}")).into()),
+        };
+        let layout = FieldLayout::new(size, fields).map_err(|e| fail(e.to_string()))?;
+        self.declare_layout(component, layout)
+    }
+
+    /// [`World::declare_fields`] with a layout built already (another registry's).
+    pub(crate) fn declare_layout(
+        &mut self,
+        component: ComponentId,
+        layout: FieldLayout,
+    ) -> Result<(), WorldError> {
+        let at = self.column_index(component)?;
+        if self.registry.fields(component) == Some(&layout) {
+            return Ok(());
+        }
+        if self.columns[at].len() > 0 {
+            return Err(RegistryError::Fields {
+                id: component,
+                reason: "declare fields before the first value is written".into(),
+            }
+            .into());
+        }
+        self.registry.declare_fields(component, layout)?;
+        Ok(())
     }
 
     /// The current tick: changes made now are stamped with it.
@@ -463,7 +522,35 @@ impl World {
         bytes: &[u8],
     ) -> Result<Change, WorldError> {
         let at = self.check_write(entity, component, bytes.len())?;
-        Ok(self.set_at(at, entity, bytes, Stamp::Local))
+        if self.registry.fields(component).is_none() {
+            return Ok(self.set_at(at, entity, bytes, Stamp::Local));
+        }
+        let mut value = std::mem::take(&mut self.quantised);
+        value.clear();
+        value.extend_from_slice(bytes);
+        let result = self
+            .quantise(at, &mut value)
+            .map(|()| self.set_at(at, entity, &value, Stamp::Local));
+        self.quantised = value;
+        result
+    }
+
+    /// Quantises `values` (whole values of column `at`, concatenated) to the column's
+    /// declared fields, if any; on error nothing is promised of `values`.
+    fn quantise(&mut self, at: usize, values: &mut [u8]) -> Result<(), WorldError> {
+        let descriptor = &self.registry.descriptors()[at];
+        let Some(layout) = self.registry.fields(descriptor.id) else {
+            return Ok(());
+        };
+        for value in values.chunks_exact_mut(layout.size() as usize) {
+            layout
+                .quantise(value, &mut self.scratch)
+                .map_err(|source| WorldError::NotQuantisable {
+                    name: descriptor.name.clone(),
+                    source,
+                })?;
+        }
+        Ok(())
     }
 
     /// Writes `count = entities.len()` values of a fixed-size component in one call; value
@@ -510,6 +597,21 @@ impl World {
         if let Some(&dead) = entities.iter().find(|e| !self.index.contains_key(e)) {
             return Err(WorldError::DeadEntity(dead));
         }
+        // Declared fields: every value is quantised (and checked) before any is written.
+        let mut quantised = std::mem::take(&mut self.quantised);
+        quantised.clear();
+        let (values, stride) = if self.registry.fields(component).is_some() {
+            for i in 0..count {
+                quantised.extend_from_slice(&values[i * stride..i * stride + size]);
+            }
+            if let Err(e) = self.quantise(at, &mut quantised) {
+                self.quantised = quantised;
+                return Err(e);
+            }
+            (&quantised[..], size)
+        } else {
+            (values, stride)
+        };
         let mut outcome = BatchOutcome::default();
         for (i, &entity) in entities.iter().enumerate() {
             let value = &values[i * stride..i * stride + size];
@@ -519,6 +621,7 @@ impl World {
                 Change::Unchanged => outcome.unchanged += 1,
             }
         }
+        self.quantised = quantised;
         Ok(outcome)
     }
 
@@ -746,6 +849,74 @@ mod tests {
             .register("test.Name", Layout::Variable { max: 8 })
             .unwrap();
         (world, position, name)
+    }
+
+    fn floats(xs: &[f32]) -> Vec<u8> {
+        xs.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    #[test]
+    fn declared_fields_quantise_every_write_and_refuse_what_cannot_be() {
+        let (mut world, position, name) = world();
+        let mm = [Field::Position {
+            offset: 0,
+            precision_mm: 1.0,
+        }];
+        world.declare_fields(position, &mm).unwrap();
+        world.declare_fields(position, &mm).unwrap();
+        let hash = world.registry().hash();
+        let e = world.spawn().unwrap();
+        world
+            .set(e, position, &floats(&[1.0004, -2.0, 0.0031]))
+            .unwrap();
+        assert_eq!(
+            world.get(e, position),
+            Some(&floats(&[1.0, -2.0, 0.004])[..]),
+            "to the 2 mm grid (within 1 mm)"
+        );
+        assert_eq!(
+            world.set(e, position, &floats(&[1.0006, -2.0, 0.0039])),
+            Ok(Change::Unchanged),
+            "a write that quantises to the value held is no change"
+        );
+        let f = world.spawn().unwrap();
+        let before = world.state_hash();
+        let err = world
+            .set(e, position, &floats(&[f32::NAN, 0.0, 0.0]))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("test.Position") && err.to_string().contains("finite"),
+            "{err}"
+        );
+        let mut batch = floats(&[5.0, 5.0, 5.0]);
+        batch.extend(floats(&[0.0, f32::INFINITY, 0.0]));
+        assert!(matches!(
+            world.set_batch(position, &[e, f], &batch, 12),
+            Err(WorldError::NotQuantisable { .. })
+        ));
+        assert_eq!(world.state_hash(), before, "all or nothing");
+        let mut batch = floats(&[5.0, 5.0, 5.0, 0.0]);
+        batch.extend(floats(&[0.0011, 7.0, 0.0, 0.0]));
+        let outcome = world.set_batch(position, &[e, f], &batch, 16).unwrap();
+        assert_eq!((outcome.updated, outcome.inserted), (1, 1));
+        assert_eq!(
+            world.get(f, position),
+            Some(&floats(&[0.002, 7.0, 0.0])[..])
+        );
+        // Declared fields are part of the identity; they come before any value, on fixed
+        // sizes only, and cannot change.
+        let other = [Field::Position {
+            offset: 0,
+            precision_mm: 2.0,
+        }];
+        assert!(world.declare_fields(position, &other).is_err());
+        assert!(world.declare_fields(name, &mm).is_err());
+        let late = world.register("test.Late", Layout::Fixed(12)).unwrap();
+        world.set(e, late, &[0; 12]).unwrap();
+        let err = world.declare_fields(late, &mm).unwrap_err();
+        assert!(err.to_string().contains("before the first value"), "{err}");
+        assert!(world.registry().fields(late).is_none());
+        assert_ne!(hash, World::default().registry().hash());
     }
 
     #[test]

@@ -68,8 +68,15 @@ impl ClientWrites<'_> {
                 if self.newer((component, entry.entity), tick)
                     && self.ensure_alive(entry.entity, tick)
                 {
-                    // Checked against the layout above; the entity is alive.
-                    let _ = self.world.set(entry.entity, component, entry.bytes);
+                    // Checked against the layout above and the entity is alive: what can
+                    // fail is quantising a value of declared fields (a NaN).
+                    if self
+                        .world
+                        .set(entry.entity, component, entry.bytes)
+                        .is_err()
+                    {
+                        self.client.link.diagnostics.values_refused += 1;
+                    }
                 }
             }
         }
