@@ -13,6 +13,7 @@
 pub mod acks;
 pub(crate) mod admission;
 mod baselines;
+mod value_coding;
 mod client;
 pub mod compression;
 mod events;

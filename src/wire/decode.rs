@@ -367,6 +367,7 @@ pub struct BatchView<'a> {
     lengths: Option<Vector<'a, u32>>,
     inserted: Option<&'a [u8]>,
     baseline_ages: Option<&'a [u8]>,
+    lanes: Option<&'a [u8]>,
     size: usize,
 }
 
@@ -379,8 +380,8 @@ pub struct BatchEntry<'a> {
     pub bytes: &'a [u8],
     /// Whether the sender marked it as an insert.
     pub inserted: bool,
-    /// Ticks before the frame's tick of the baseline the bytes are XOR'd with (0: the
-    /// bytes are the value).
+    /// Ticks before the frame's tick of the baseline the bytes are XOR'd with, or the
+    /// lanes coded against (0: the bytes are the value; lanes against nothing).
     pub baseline_age: u8,
 }
 
@@ -396,7 +397,16 @@ impl<'a> BatchView<'a> {
         let count = entities.len();
         let data = batch.data().bytes();
         let lengths = batch.lengths();
+        let lanes = batch.lanes().map(|v| v.bytes());
         match layout {
+            Layout::Fixed(_) if lanes.is_some() => {
+                if !data.is_empty() || lengths.is_some() {
+                    return Err(bad("lanes and data (or lengths) in one batch".into()));
+                }
+            }
+            Layout::Variable { .. } if lanes.is_some() => {
+                return Err(bad("lanes for a variable-size component".into()));
+            }
             Layout::Fixed(size) => {
                 if lengths.is_some() {
                     return Err(bad("lengths given for a fixed-size component".into()));
@@ -458,6 +468,7 @@ impl<'a> BatchView<'a> {
             lengths,
             inserted,
             baseline_ages,
+            lanes,
             size: layout.max_bytes() as usize,
         })
     }
@@ -482,6 +493,12 @@ impl<'a> BatchView<'a> {
         self.lengths.is_none()
     }
 
+    /// The values as lanes (components with declared fields in the host's state
+    /// datagrams; the entries' bytes are then empty), unchecked: see [`crate::wire::lanes`].
+    pub fn lanes(&self) -> Option<&'a [u8]> {
+        self.lanes
+    }
+
     /// Whether any value is coded against a baseline.
     pub fn has_baselines(&self) -> bool {
         self.baseline_ages
@@ -493,9 +510,10 @@ impl<'a> BatchView<'a> {
         let this = *self;
         let mut offset = 0usize;
         (0..this.entities.len()).map(move |i| {
-            let len = match this.lengths {
-                Some(lengths) => lengths.get(i) as usize,
-                None => this.size,
+            let len = match (this.lengths, this.lanes) {
+                (_, Some(_)) => 0,
+                (Some(lengths), None) => lengths.get(i) as usize,
+                (None, None) => this.size,
             };
             let bytes = &this.data[offset..offset + len];
             offset += len;

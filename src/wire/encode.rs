@@ -62,6 +62,10 @@ pub struct FrameParts<'a> {
     /// Per batch (in `batches` order, or empty for none): per value, the age of the
     /// baseline it is XOR'd with (`ComponentBatch.baseline_ages`; 0: the value itself).
     pub baseline_ages: &'a [&'a [u8]],
+    /// Per batch (in `batches` order, or empty for none): its values as lanes
+    /// (`ComponentBatch.lanes`, see [`crate::wire::lanes`]; the batch's data is then
+    /// empty), or an empty slice.
+    pub lanes: &'a [&'a [u8]],
 }
 
 /// The host's acceptance of a client.
@@ -156,7 +160,7 @@ impl Encoder {
         batches: &[BatchRef<'_>],
     ) -> Vec<u8> {
         self.fbb.reset();
-        let batches = self.batches(batches, &[]);
+        let batches = self.batches(batches, &[], &[]);
         let entities = (!bare_entities.is_empty()).then(|| self.entity_vector(bare_entities));
         let descriptors = self.descriptors(descriptors);
         let chunk = fb::SnapshotChunk::create(
@@ -263,6 +267,7 @@ impl Encoder {
                     lengths,
                     inserted: Some(inserted),
                     baseline_ages: None,
+                    lanes: None,
                 },
             ));
         }
@@ -613,7 +618,7 @@ impl Encoder {
 
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let (despawns, removes) = self.frame_removals(f);
-        let batches = self.batches(f.batches, f.baseline_ages);
+        let batches = self.batches(f.batches, f.baseline_ages, f.lanes);
         self.frame_table(f, despawns, removes, batches)
     }
 
@@ -733,6 +738,7 @@ impl Encoder {
         &mut self,
         batches: &[BatchRef<'_>],
         baseline_ages: &[&[u8]],
+        lanes: &[&[u8]],
     ) -> Option<
         Offset<
             flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'static>>>,
@@ -749,6 +755,10 @@ impl Encoder {
                     .get(i)
                     .filter(|ages| ages.iter().any(|&a| a != 0))
                     .map(|ages| self.fbb.create_vector(ages));
+                let lanes = lanes
+                    .get(i)
+                    .filter(|lanes| !lanes.is_empty())
+                    .map(|lanes| self.fbb.create_vector(lanes));
                 let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
                 let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
                 let data = self.fbb.create_vector(batch.data);
@@ -762,6 +772,7 @@ impl Encoder {
                         lengths,
                         inserted,
                         baseline_ages: ages,
+                        lanes,
                     },
                 )
             })

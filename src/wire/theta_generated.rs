@@ -1644,6 +1644,7 @@ impl<'a> ComponentBatch<'a> {
   pub const VT_LENGTHS: ::flatbuffers::VOffsetT = 10;
   pub const VT_INSERTED: ::flatbuffers::VOffsetT = 12;
   pub const VT_BASELINE_AGES: ::flatbuffers::VOffsetT = 14;
+  pub const VT_LANES: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1655,6 +1656,7 @@ impl<'a> ComponentBatch<'a> {
     args: &'args ComponentBatchArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ComponentBatch<'bldr>> {
     let mut builder = ComponentBatchBuilder::new(_fbb);
+    if let Some(x) = args.lanes { builder.add_lanes(x); }
     if let Some(x) = args.baseline_ages { builder.add_baseline_ages(x); }
     if let Some(x) = args.inserted { builder.add_inserted(x); }
     if let Some(x) = args.lengths { builder.add_lengths(x); }
@@ -1714,6 +1716,16 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_BASELINE_AGES, None)}
   }
+  /// State datagrams from the host, components with declared fields: the values as
+  /// lanes (see `src/fields.rs`, `src/wire/lanes.rs`), each value's lanes coded against
+  /// its baseline's (`baseline_ages`; 0: against nothing). `data` is then empty.
+  #[inline]
+  pub fn lanes(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_LANES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
@@ -1728,6 +1740,7 @@ impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("lengths", Self::VT_LENGTHS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inserted", Self::VT_INSERTED, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("baseline_ages", Self::VT_BASELINE_AGES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("lanes", Self::VT_LANES, false)?
      .finish();
     Ok(())
   }
@@ -1739,6 +1752,7 @@ pub struct ComponentBatchArgs<'a> {
     pub lengths: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
     pub inserted: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub baseline_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub lanes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ComponentBatchArgs<'a> {
   #[inline]
@@ -1750,6 +1764,7 @@ impl<'a> Default for ComponentBatchArgs<'a> {
       lengths: None,
       inserted: None,
       baseline_ages: None,
+      lanes: None,
     }
   }
 }
@@ -1784,6 +1799,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ComponentBatchBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_BASELINE_AGES, baseline_ages);
   }
   #[inline]
+  pub fn add_lanes(&mut self, lanes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_LANES, lanes);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ComponentBatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ComponentBatchBuilder {
@@ -1809,6 +1828,7 @@ impl ::core::fmt::Debug for ComponentBatch<'_> {
       ds.field("lengths", &self.lengths());
       ds.field("inserted", &self.inserted());
       ds.field("baseline_ages", &self.baseline_ages());
+      ds.field("lanes", &self.lanes());
       ds.finish()
   }
 }

@@ -147,6 +147,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "M", value_enum, default_value_t = Motion::Smooth,
           conflicts_with = "in_process", help_heading = NETWORK)]
     pub motion: Motion,
+    /// Declare the transform's fields (position to 1 mm, rotation to 0.1°): quantised,
+    /// and sent as small numbers against what each client acknowledged; `off` sends it
+    /// as a raw 28-byte blob
+    #[arg(long, value_name = "ON|OFF", default_value = "on", value_parser = on_off,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub fields: bool,
     /// Base delay of every datagram, in ms (the path's; stays on while the sessions
     /// converge)
     #[arg(long, value_name = "MS", default_value = "0", value_parser = millis,
@@ -373,6 +379,15 @@ fn seconds(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{v} is not within 0.02..=3600 (seconds)"))
+    }
+}
+
+/// A switch: `on` or `off`.
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
     }
 }
 

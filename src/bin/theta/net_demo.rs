@@ -254,7 +254,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
 
     // The host: the scene in its world, a self-signed certificate, a fresh secret.
     let mut world = World::default();
-    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion)?;
+    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion, o.fields)?;
     let registry = world.registry().clone();
     let json_snapshot: usize = snapshot_json(&world, DEFAULT_MAX_CHUNK_BYTES)
         .iter()
