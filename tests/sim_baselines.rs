@@ -164,7 +164,10 @@ fn declared_fields_converge_bit_exact_under_jitter_and_loss_in_fewer_bytes() {
         let (on_baselines, on, missing) = run(seed, Coding::LanesOnBaselines, faults);
         assert_eq!(off, 0);
         assert!(on > 1000, "seed {seed}: {on} values on baselines");
-        assert!(missing * 100 <= on, "seed {seed}: {missing} lacked a baseline");
+        assert!(
+            missing * 100 <= on,
+            "seed {seed}: {missing} lacked a baseline"
+        );
         assert!(
             on_baselines < lanes && lanes < raw,
             "seed {seed}: lanes on baselines {on_baselines} B, lanes {lanes} B, raw on \

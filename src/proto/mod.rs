@@ -13,7 +13,6 @@
 pub mod acks;
 pub(crate) mod admission;
 mod baselines;
-mod value_coding;
 mod client;
 pub mod compression;
 mod events;
@@ -28,6 +27,7 @@ pub mod priority;
 mod queue;
 mod rng;
 pub mod token;
+mod value_coding;
 
 use std::time::Duration;
 

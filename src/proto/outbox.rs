@@ -369,8 +369,7 @@ impl Outbox {
                         let cost = coded.as_ref().map_or(usize::MAX, |c| {
                             size::ENTITY + c.range.len() + if variable { size::LENGTH } else { 0 }
                         });
-                        let Some(coded) = coded.filter(|_| cost + size::BATCH_BASE <= room)
-                        else {
+                        let Some(coded) = coded.filter(|_| cost + size::BATCH_BASE <= room) else {
                             // Too large for any datagram (or not quantisable, which the
                             // world prevents): the reliable stream carries it raw.
                             let frame = single_value_frame(
@@ -483,7 +482,10 @@ impl Outbox {
                     batch.entities.push(*entity);
                     let bytes = &self.coder.arena[coded.range.clone()];
                     if coded.lanes {
-                        lanes.last_mut().expect("pushed with the batch").extend(bytes);
+                        lanes
+                            .last_mut()
+                            .expect("pushed with the batch")
+                            .extend(bytes);
                     } else {
                         batch.data.extend_from_slice(bytes);
                     }
@@ -496,7 +498,9 @@ impl Outbox {
                     if coded.age > 0 {
                         self.stats.values_on_baselines += 1;
                     }
-                    ages.last_mut().expect("pushed with the batch").push(coded.age);
+                    ages.last_mut()
+                        .expect("pushed with the batch")
+                        .push(coded.age);
                     *raw_bytes.last_mut().expect("pushed with the batch") += value.len();
                     if let Some(lengths) = &mut batch.lengths {
                         lengths.push(value.len() as u32);

@@ -172,11 +172,14 @@ impl History {
                 };
                 let value = match (layout, base) {
                     (None, None) => Some(Cow::Borrowed(entry.bytes)),
-                    (None, Some(base)) => base
-                        .filter(|base| base.len() == entry.bytes.len())
-                        .map(|base| {
-                            Cow::Owned(entry.bytes.iter().zip(base).map(|(a, b)| a ^ b).collect())
-                        }),
+                    (None, Some(base)) => {
+                        base.filter(|base| base.len() == entry.bytes.len())
+                            .map(|base| {
+                                Cow::Owned(
+                                    entry.bytes.iter().zip(base).map(|(a, b)| a ^ b).collect(),
+                                )
+                            })
+                    }
                     (Some(layout), base) => {
                         let base = match base {
                             None => Some(None),
