@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 
 use super::{Checked, ReplicaError};
 use crate::registry::{ComponentId, Registry};
-use crate::wire::{fb, lanes, WireError};
+use crate::wire::{fb, lanes, EntityList, WireError};
 use crate::world::EntityId;
 
 /// The sender's window: a baseline is among the last this many sends of its key.
@@ -111,16 +111,17 @@ impl History {
             return true;
         };
         batches.iter().all(|batch| {
-            let (Some(ages), entities) = (batch.baseline_ages(), batch.entities()) else {
+            let (Some(ages), Ok(entities)) = (batch.baseline_ages(), EntityList::parse(batch))
+            else {
                 return true;
             };
             let component = ComponentId(batch.component());
-            ages.iter().enumerate().all(|(i, age)| {
+            ages.iter().zip(entities.iter()).all(|(age, entity)| {
                 age == 0
-                    || i >= entities.len()
-                    || frame.tick().checked_sub(u64::from(age)).is_some_and(|at| {
-                        self.get(component, EntityId(entities.get(i)), at).is_some()
-                    })
+                    || frame
+                        .tick()
+                        .checked_sub(u64::from(age))
+                        .is_some_and(|at| self.get(component, entity, at).is_some())
             })
         })
     }

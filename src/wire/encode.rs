@@ -3,6 +3,7 @@
 
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
+use super::codec::write_varint;
 use super::fb;
 use super::{FILE_IDENTIFIER, WIRE_VERSION};
 use crate::registry::{ComponentDescriptor, ComponentId, Layout};
@@ -95,6 +96,8 @@ pub struct Acceptance<'a> {
 pub struct Encoder {
     fbb: FlatBufferBuilder<'static>,
     ids: Vec<u64>,
+    /// Scratch of a batch's entity gaps (`ComponentBatch.entity_gaps`).
+    gaps: Vec<u8>,
     /// Scratch of [`Encoder::delta_frame_from`]: insert bitset, value lengths.
     bits: Vec<u8>,
     lengths: Vec<u32>,
@@ -144,6 +147,7 @@ impl Encoder {
         Encoder {
             fbb: FlatBufferBuilder::with_capacity(bytes.min(super::MAX_MESSAGE_BYTES)),
             ids: Vec::new(),
+            gaps: Vec::new(),
             bits: Vec::new(),
             lengths: Vec::new(),
             zeros: Vec::new(),
@@ -257,7 +261,7 @@ impl Encoder {
             self.holes.push((data.value() as usize, b, bytes));
             self.ids.clear();
             self.ids.extend((0..n).map(|i| batch.entity(i).0));
-            let entities = self.fbb.create_vector(&self.ids);
+            let (entities, entity_gaps) = self.batch_entities();
             offsets.push(fb::ComponentBatch::create(
                 &mut self.fbb,
                 &fb::ComponentBatchArgs {
@@ -268,6 +272,7 @@ impl Encoder {
                     inserted: Some(inserted),
                     baseline_ages: None,
                     lanes: None,
+                    entity_gaps,
                 },
             ));
         }
@@ -703,6 +708,36 @@ impl Encoder {
         self.fbb.create_vector(&self.ids)
     }
 
+    /// A batch's entities (in `self.ids`, ascending) as gaps, a byte each when ids are
+    /// dense (`ComponentBatch.entity_gaps`), with an empty `entities`; as plain ids when a
+    /// gap would take more than the 8 bytes an id does (ids of far-apart peers), so that
+    /// [`size::ENTITY`] stays a bound.
+    fn batch_entities(
+        &mut self,
+    ) -> (
+        Offset<flatbuffers::Vector<'static, u64>>,
+        Option<Offset<flatbuffers::Vector<'static, u8>>>,
+    ) {
+        self.gaps.clear();
+        let mut previous = 0u64;
+        let mut dense = true;
+        for (i, &id) in self.ids.iter().enumerate() {
+            let gap = if i == 0 { id } else { id - previous - 1 };
+            previous = id;
+            if gap >= 1 << 56 {
+                dense = false;
+                break;
+            }
+            write_varint(&mut self.gaps, gap);
+        }
+        if dense {
+            let gaps = self.fbb.create_vector(&self.gaps);
+            (self.fbb.create_vector::<u64>(&[]), Some(gaps))
+        } else {
+            (self.fbb.create_vector(&self.ids), None)
+        }
+    }
+
     fn descriptors(
         &mut self,
         descriptors: &[&ComponentDescriptor],
@@ -762,7 +797,9 @@ impl Encoder {
                 let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
                 let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
                 let data = self.fbb.create_vector(batch.data);
-                let entities = self.entity_vector(batch.entities);
+                self.ids.clear();
+                self.ids.extend(batch.entities.iter().map(|e| e.0));
+                let (entities, entity_gaps) = self.batch_entities();
                 fb::ComponentBatch::create(
                     &mut self.fbb,
                     &fb::ComponentBatchArgs {
@@ -773,6 +810,7 @@ impl Encoder {
                         inserted,
                         baseline_ages: ages,
                         lanes,
+                        entity_gaps,
                     },
                 )
             })

@@ -30,7 +30,8 @@ mod theta_generated {
 
 pub(crate) use decode::check_ascending;
 pub use decode::{
-    decode, read_descriptors, read_entities, BatchEntry, BatchView, Message, RemoveView, WireError,
+    decode, read_descriptors, read_entities, BatchEntry, BatchView, EntityList, Message,
+    RemoveView, WireError,
 };
 pub(crate) use encode::size;
 pub use encode::{Acceptance, BatchRef, BatchSource, ChunkHeader, Encoder, FrameParts};

@@ -1645,6 +1645,7 @@ impl<'a> ComponentBatch<'a> {
   pub const VT_INSERTED: ::flatbuffers::VOffsetT = 12;
   pub const VT_BASELINE_AGES: ::flatbuffers::VOffsetT = 14;
   pub const VT_LANES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_ENTITY_GAPS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1656,6 +1657,7 @@ impl<'a> ComponentBatch<'a> {
     args: &'args ComponentBatchArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ComponentBatch<'bldr>> {
     let mut builder = ComponentBatchBuilder::new(_fbb);
+    if let Some(x) = args.entity_gaps { builder.add_entity_gaps(x); }
     if let Some(x) = args.lanes { builder.add_lanes(x); }
     if let Some(x) = args.baseline_ages { builder.add_baseline_ages(x); }
     if let Some(x) = args.inserted { builder.add_inserted(x); }
@@ -1674,7 +1676,7 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(ComponentBatch::VT_COMPONENT, Some(0)).unwrap()}
   }
-  /// Network entity ids, one per value, ascending.
+  /// Network entity ids, one per value, ascending (empty when `entity_gaps` holds them).
   #[inline]
   pub fn entities(&self) -> ::flatbuffers::Vector<'a, u64> {
     // Safety:
@@ -1726,6 +1728,15 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_LANES, None)}
   }
+  /// The entities as LEB128 varints, most a byte: the first id, then each id less the one
+  /// before it, less one (ids ascend). `entities` is then empty.
+  #[inline]
+  pub fn entity_gaps(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_ENTITY_GAPS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
@@ -1741,6 +1752,7 @@ impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inserted", Self::VT_INSERTED, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("baseline_ages", Self::VT_BASELINE_AGES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("lanes", Self::VT_LANES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("entity_gaps", Self::VT_ENTITY_GAPS, false)?
      .finish();
     Ok(())
   }
@@ -1753,6 +1765,7 @@ pub struct ComponentBatchArgs<'a> {
     pub inserted: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub baseline_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub lanes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub entity_gaps: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ComponentBatchArgs<'a> {
   #[inline]
@@ -1765,6 +1778,7 @@ impl<'a> Default for ComponentBatchArgs<'a> {
       inserted: None,
       baseline_ages: None,
       lanes: None,
+      entity_gaps: None,
     }
   }
 }
@@ -1803,6 +1817,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ComponentBatchBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_LANES, lanes);
   }
   #[inline]
+  pub fn add_entity_gaps(&mut self, entity_gaps: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_ENTITY_GAPS, entity_gaps);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ComponentBatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ComponentBatchBuilder {
@@ -1829,6 +1847,7 @@ impl ::core::fmt::Debug for ComponentBatch<'_> {
       ds.field("inserted", &self.inserted());
       ds.field("baseline_ages", &self.baseline_ages());
       ds.field("lanes", &self.lanes());
+      ds.field("entity_gaps", &self.entity_gaps());
       ds.finish()
   }
 }
