@@ -342,6 +342,12 @@ impl Figures {
     fn ticks_per_second(&self) -> f64 {
         self.mark.ticks as f64 / self.mark.secs.max(1e-9)
     }
+
+    /// The host's CPU per tick, µs (all its threads): comparable when it did not keep
+    /// its rate.
+    fn cpu_per_tick_us(&self) -> f64 {
+        self.host_cores * 1e6 / self.ticks_per_second().max(1e-9)
+    }
 }
 
 /// One run: the host, its clients, what they said.
@@ -552,6 +558,10 @@ fn run_one(a: &ClientsArgs, clients: usize, avatars: bool) -> Result<Figures, St
     let groups = spread(clients, a.processes);
     let expires = netutil::unix_now() + 3600;
     let mut client_pids = Vec::with_capacity(groups.len());
+    let started = Instant::now();
+    let bound = JOIN_BOUND + JOIN_PER_CLIENT * clients as u32;
+    // One process after the other, each once the previous one's clients joined: the host
+    // admits a bounded number of connections at once from one address (16 by default).
     for (i, group) in groups.iter().enumerate() {
         let mut args: Vec<String> = [
             "join",
@@ -572,10 +582,12 @@ fn run_one(a: &ClientsArgs, clients: usize, avatars: bool) -> Result<Figures, St
         }
         client_pids.push(run.kids.spawn(format!("client process {}", i + 1), &args)?);
         run.peers.push(group.clone());
+        let last = group.last().copied().unwrap_or(0) as usize;
+        run.pump(started + bound, |r| {
+            r.seen.iter().take(last).all(|s| s.joined)
+        })?;
     }
     let sizes: Vec<String> = groups.iter().map(|g| g.len().to_string()).collect();
-    let started = Instant::now();
-    let bound = JOIN_BOUND + JOIN_PER_CLIENT * clients as u32;
     if !run.pump(started + bound, |r| r.seen.iter().all(|s| s.joined))? {
         let missing: Vec<String> = run
             .seen
@@ -613,7 +625,7 @@ fn run_one(a: &ClientsArgs, clients: usize, avatars: bool) -> Result<Figures, St
         run.pump(next, |_| false)?;
         let so_far = (cpu_seconds(host_pid)? - cpu0) / t0.elapsed().as_secs_f64().max(1e-9);
         println!(
-            "{label} measuring: {:.0} of {} s, host {so_far:.3} cores so far",
+            "{label} measuring: {:.1} of {} s, host {so_far:.3} cores so far",
             t0.elapsed().as_secs_f64(),
             a.seconds
         );
@@ -771,11 +783,12 @@ pub fn run(a: &ClientsArgs) -> Result<(), String> {
 fn report(results: &[Figures]) {
     println!();
     println!(
-        "{:>7} {:>7} {:>9} {:>10} {:>12} {:>12} {:>12} {:>11} {:>10} {:>11} {:>10}",
+        "{:>7} {:>7} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>11} {:>10} {:>11} {:>10}",
         "clients",
         "avatars",
         "host Hz",
         "host CPU",
+        "CPU µs/tick",
         "cores/client",
         "clients/core",
         "B/s/client",
@@ -791,11 +804,12 @@ fn report(results: &[Figures]) {
             .min_by_key(|g| g.clients)
             .unwrap_or(f);
         println!(
-            "{:>7} {:>7} {:>9.1} {:>10.3} {:>12.5} {:>12.1} {:>12.0} {:>11.0} {:>10.2} {:>11} {:>10}",
+            "{:>7} {:>7} {:>9.1} {:>10.3} {:>10.0} {:>12.5} {:>12.1} {:>12.0} {:>11.0} {:>10.2} {:>11} {:>10}",
             f.clients,
             if f.avatars { "on" } else { "off" },
             f.ticks_per_second(),
             f.host_cores,
+            f.cpu_per_tick_us(),
             f.cores_per_client(),
             f.clients_per_core(),
             f.bytes_per_client(),
@@ -810,9 +824,32 @@ fn report(results: &[Figures]) {
         );
     }
     println!(
-        "host Hz: the host's ticks per second in the window; host CPU: its process's CPU time over the window's wall time ({:.1} s), in cores; B/s/client: UDP payload bytes (QUIC included) the host sent per client per second; tick med: median time of the host's Session::tick; client CPU: all the client processes together (they share the machine with the host); per client: cores per client against the smallest N of the same case (1.00x = linear)",
+        "host Hz: the host's ticks per second in the window; host CPU: its process's CPU time over the window's wall time ({:.1} s), in cores, and per tick (every thread of it); B/s/client: UDP payload bytes (QUIC included) the host sent per client per second; tick med: median time of the host's Session::tick; client CPU: all the client processes together (they share the machine with the host); per client: cores per client against the smallest N of the same case (1.00x = linear)",
         results.first().map_or(0.0, |f| f.window)
     );
+    for avatars in [true, false] {
+        let case: Vec<&Figures> = results.iter().filter(|f| f.avatars == avatars).collect();
+        let steps: Vec<String> = case
+            .windows(2)
+            .map(|w| {
+                let per = (w[1].host_cores - w[0].host_cores)
+                    / (w[1].clients - w[0].clients).max(1) as f64;
+                format!(
+                    "N={}->{}: {per:.5} cores per added client ({:.0} per core)",
+                    w[0].clients,
+                    w[1].clients,
+                    1.0 / per.max(1e-12)
+                )
+            })
+            .collect();
+        if !steps.is_empty() {
+            println!(
+                "marginal cost, avatars {} (the host's CPU the added clients cost, without what the scene costs anyway): {}",
+                if avatars { "on" } else { "off" },
+                steps.join("; ")
+            );
+        }
+    }
     let with: Vec<&Figures> = results.iter().filter(|f| f.avatars).collect();
     let without: Vec<&Figures> = results.iter().filter(|f| !f.avatars).collect();
     if !with.is_empty() && !without.is_empty() {

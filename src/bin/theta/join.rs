@@ -12,7 +12,7 @@ use theta_net::net::tls::ServerTrust;
 use theta_net::net::token::JoinToken;
 use theta_net::xr::synthetic::avatar;
 use theta_net::xr::{Device, Pose, PoseFlags, PoseSample};
-use theta_net::PeerId;
+use theta_net::{PeerId, Registry};
 
 use crate::cli::JoinArgs;
 use crate::host_join::{rate_note, Rates};
@@ -30,6 +30,10 @@ const TRACK_FRAMES: usize = 5400;
 /// Frames between two peers' places in the track, so that avatars differ.
 const PEER_OFFSET: usize = 700;
 
+/// Clients of this process connecting at once, at most (a host admits 16 connections at
+/// once from one address by default).
+const CONNECTING: usize = 8;
+
 /// One client of this process.
 struct Joiner {
     /// The peer its token admits.
@@ -37,6 +41,8 @@ struct Joiner {
     /// `[peer N] ` when this process runs several clients, else nothing.
     prefix: String,
     session: Session,
+    /// When its session started.
+    started: Instant,
     joined: Option<Instant>,
     ended: Option<(String, DisconnectCause)>,
     /// Ticks since it joined.
@@ -48,27 +54,22 @@ struct Joiner {
     done: bool,
 }
 
-/// `theta join`.
-pub fn join(o: &JoinArgs) -> Result<(), String> {
-    let addr = o.addr;
-    let registry = scene::registry()?;
-    interrupt::install();
-    let several = o.tokens.len() > 1;
-    let mut clients = Vec::with_capacity(o.tokens.len());
-    for token in &o.tokens {
+impl Joiner {
+    /// Starts the client of `token`.
+    fn start(
+        addr: std::net::SocketAddr,
+        trust: &ServerTrust,
+        token: &str,
+        registry: &Registry,
+        several: bool,
+    ) -> Result<Joiner, String> {
         // Checked for form while parsing the command line.
         let peer = JoinToken::from_text(token)
             .map_err(|e| e.to_string())?
             .peer();
-        let session = Session::join(
-            addr,
-            &ServerTrust::Fingerprint(o.fingerprint),
-            token,
-            &registry,
-            SessionConfig::default(),
-        )
-        .map_err(|e| format!("cannot start the client for peer {peer}: {e}"))?;
-        clients.push(Joiner {
+        let session = Session::join(addr, trust, token, registry, SessionConfig::default())
+            .map_err(|e| format!("cannot start the client for peer {peer}: {e}"))?;
+        Ok(Joiner {
             peer,
             prefix: if several {
                 format!("[peer {peer}] ")
@@ -76,19 +77,31 @@ pub fn join(o: &JoinArgs) -> Result<(), String> {
                 String::new()
             },
             session,
+            started: Instant::now(),
             joined: None,
             ended: None,
             ticks: 0,
             updates: 0,
             rates: Rates::default(),
             done: false,
-        });
+        })
     }
+}
+
+/// `theta join`.
+pub fn join(o: &JoinArgs) -> Result<(), String> {
+    let addr = o.addr;
+    let registry = scene::registry()?;
+    interrupt::install();
+    let several = o.tokens.len() > 1;
+    let trust = ServerTrust::Fingerprint(o.fingerprint);
+    let mut waiting = o.tokens.iter();
+    let mut clients: Vec<Joiner> = Vec::with_capacity(o.tokens.len());
     println!(
         "theta join: connecting to {addr} (pinned fingerprint {}){}",
         o.fingerprint,
         if several {
-            format!(", {} clients in this process", clients.len())
+            format!(", {} clients in this process", o.tokens.len())
         } else {
             String::new()
         }
@@ -109,15 +122,21 @@ pub fn join(o: &JoinArgs) -> Result<(), String> {
             println!("interrupted");
             break;
         }
+        // Clients connect a few at a time: a host admits a bounded number at once from
+        // one address.
+        while clients.iter().filter(|c| c.joined.is_none()).count() < CONNECTING {
+            let Some(token) = waiting.next() else { break };
+            clients.push(Joiner::start(addr, &trust, token, &registry, several)?);
+        }
         for c in clients.iter_mut().filter(|c| !c.done) {
-            step(c, &track, frame, started)?;
+            step(c, &track, frame)?;
             if c.joined.is_some() && o.ticks.is_some_and(|t| c.ticks >= t) {
                 c.done = true;
             }
         }
         frame += 1;
         tick_rate.tick();
-        if clients.iter().all(|c| c.done) {
+        if clients.len() == o.tokens.len() && clients.iter().all(|c| c.done) {
             break;
         }
         if Instant::now() >= next_stats {
@@ -162,7 +181,7 @@ pub fn join(o: &JoinArgs) -> Result<(), String> {
 
 /// One tick of one client: its session, its events, its avatar. An error when it could
 /// not join at all (nothing was replicated).
-fn step(c: &mut Joiner, track: &[[Pose; 3]], frame: usize, started: Instant) -> Result<(), String> {
+fn step(c: &mut Joiner, track: &[[Pose; 3]], frame: usize) -> Result<(), String> {
     c.session.tick();
     for event in c.session.poll_events(usize::MAX) {
         match event {
@@ -170,7 +189,7 @@ fn step(c: &mut Joiner, track: &[[Pose; 3]], frame: usize, started: Instant) -> 
                 println!(
                     "{}joined as peer {peer} after {}",
                     c.prefix,
-                    netutil::ms(started.elapsed())
+                    netutil::ms(c.started.elapsed())
                 );
                 c.joined = Some(Instant::now());
             }
@@ -195,7 +214,7 @@ fn step(c: &mut Joiner, track: &[[Pose; 3]], frame: usize, started: Instant) -> 
         return Ok(());
     }
     if c.joined.is_none() {
-        if started.elapsed() > JOIN_BOUND {
+        if c.started.elapsed() > JOIN_BOUND {
             return Err(format!(
                 "{}could not join: no answer within {JOIN_BOUND:?}",
                 c.prefix
