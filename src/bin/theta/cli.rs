@@ -805,6 +805,21 @@ mod tests {
                 "--millis",
                 "interest",
             ),
+            (
+                &["bench", "clients", "--clients", "8,65"][..],
+                "--clients",
+                "1..=64",
+            ),
+            (
+                &["bench", "clients", "--warmup=-1"][..],
+                "--warmup",
+                "0..=600",
+            ),
+            (
+                &["bench", "clients", "--avatars", "sometimes"][..],
+                "--avatars",
+                "both",
+            ),
         ] {
             let err = refused(bad);
             assert!(err.contains(named) && err.contains(range), "{bad:?}: {err}");
@@ -857,6 +872,74 @@ mod tests {
             (i.moving_percent, i.seconds, i.radius, i.walk),
             (2.5, 1.0, 8.0, 0.0)
         );
+    }
+
+    #[test]
+    fn bench_clients_defaults_and_lists() {
+        let Command::Bench(b) = parse(&["bench", "clients"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Clients(c)) = b.what else {
+            panic!("not the clients bench")
+        };
+        assert_eq!(c.clients, vec![8, 16, 32]);
+        assert_eq!((c.seconds, c.warmup, c.processes), (10.0, 3.0, 4));
+        assert_eq!((c.entities, c.move_percent), (1000, 10.0));
+        assert_eq!((c.object_rate, c.avatar_rate), (60.0, 90.0));
+        assert_eq!(c.avatars.cases(), &[true, false]);
+        let Command::Bench(b) = parse(&[
+            "bench",
+            "clients",
+            "--clients",
+            "2,4",
+            "--avatars",
+            "off",
+            "--seconds",
+            "2",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Clients(c)) = b.what else {
+            panic!("not the clients bench")
+        };
+        assert_eq!((c.clients, c.seconds), (vec![2, 4], 2.0));
+        assert_eq!(c.avatars.cases(), &[false]);
+    }
+
+    #[test]
+    fn join_takes_several_tokens() {
+        use theta_net::net::token::try_mint;
+        let fp = "ab".repeat(32);
+        let secret = JoinSecret::from_bytes([7; 32]);
+        let token = |peer| {
+            try_mint(&secret, peer, netutil::unix_now() + 60, None)
+                .unwrap()
+                .to_text()
+        };
+        let (a, b) = (token(1), token(2));
+        let Command::Join(j) = parse(&[
+            "join",
+            "127.0.0.1:4433",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &a,
+            "--token",
+            &b,
+            "--avatar",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not join")
+        };
+        assert_eq!(j.tokens, vec![a, b]);
+        assert!(j.avatar);
+        let err = refused(&["join", "127.0.0.1:1", "--fingerprint", &fp]);
+        assert!(err.contains("--token"), "{err}");
     }
 
     #[test]

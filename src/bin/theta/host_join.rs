@@ -272,6 +272,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_scene_at_60_hz_steps_on_two_of_every_three_ticks_at_90() {
+        let mut steps = SceneSteps::new(60.0 / 90.0);
+        let due: Vec<bool> = (0..9).map(|_| steps.due()).collect();
+        assert_eq!(due.iter().filter(|&&d| d).count(), 6, "{due:?}");
+        assert!(due.chunks(3).all(|c| c.iter().filter(|&&d| d).count() == 2));
+        let mut every = SceneSteps::new(1.0);
+        assert!((0..100).all(|_| every.due()));
+    }
+
+    #[test]
     fn a_minted_token_reads_back_with_its_peer() {
         let secret = JoinSecret::from_bytes([7; 32]);
         let token = mint_token(&secret, 3, 60).unwrap();
