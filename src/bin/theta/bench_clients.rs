@@ -15,22 +15,16 @@
 //! it is dropped: on success, on any error and on Ctrl-C. A host whose controller dies
 //! sees its input end and stops by itself; its clients end with it.
 
-use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
 use theta_net::net::token::{try_mint, JoinSecret};
 use theta_net::PeerId;
 
+use crate::children::{cpu_seconds, Children};
 use crate::cli::ClientsArgs;
 use crate::interrupt;
 use crate::netutil;
 
-/// Units of utime and stime in `/proc/PID/stat`: USER_HZ, 100 on every Linux architecture
-/// this tool builds for (the kernel fixes it for user space, whatever its own tick).
-const USER_HZ: f64 = 100.0;
 /// How long the host may take to print its address and fingerprint.
 const START_BOUND: Duration = Duration::from_secs(20);
 /// How long the clients may take to join, plus [`JOIN_PER_CLIENT`] each.
@@ -45,186 +39,12 @@ const END_BOUND: Duration = Duration::from_secs(25);
 /// A client whose newest stats line is older than this at the end of the window is
 /// stalled (they come every second).
 const STALE: Duration = Duration::from_millis(2500);
-/// Lines of each child's output kept for an error message.
-const KEEP_LINES: usize = 12;
 /// Devices of one avatar.
 const DEVICES: usize = 3;
 /// The goal of issue 18: clients per host core at 60 Hz objects + 90 Hz avatars.
 const GOAL_CLIENTS_PER_CORE: f64 = 100.0;
 /// Share of the requested tick rate below which the host did not keep it.
 const KEEPS_RATE: f64 = 0.95;
-
-/// What a child printed, or the end of one of its outputs.
-enum Output {
-    Line { child: usize, text: String },
-    Closed,
-}
-
-/// The child processes of one run; dropping it kills and reaps the ones still running.
-struct Children {
-    procs: Vec<Child>,
-    names: Vec<String>,
-    /// Standard input of the host (child 0); dropping it ends the host's changes.
-    host_stdin: Option<ChildStdin>,
-    tx: Sender<Output>,
-    rx: Receiver<Output>,
-    /// The last lines of each child (stdout and stderr), for error messages.
-    tails: Vec<VecDeque<String>>,
-}
-
-impl Children {
-    fn new() -> Self {
-        let (tx, rx) = mpsc::channel();
-        Children {
-            procs: Vec::new(),
-            names: Vec::new(),
-            host_stdin: None,
-            tx,
-            rx,
-            tails: Vec::new(),
-        }
-    }
-
-    /// Starts `theta ARGS` (this binary) with its outputs read by two threads; the first
-    /// child started gets a piped standard input (the host).
-    fn spawn(&mut self, name: String, args: &[String]) -> Result<u32, String> {
-        let exe = std::env::current_exe()
-            .map_err(|e| format!("cannot find this program to start the {name}: {e}"))?;
-        let first = self.procs.is_empty();
-        let mut child = Command::new(exe)
-            .args(args)
-            .stdin(if first { Stdio::piped() } else { Stdio::null() })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("cannot start the {name}: {e}"))?;
-        let index = self.procs.len();
-        if first {
-            self.host_stdin = child.stdin.take();
-        }
-        if let Some(out) = child.stdout.take() {
-            self.read(index, out);
-        }
-        if let Some(err) = child.stderr.take() {
-            self.read(index, err);
-        }
-        let pid = child.id();
-        self.procs.push(child);
-        self.names.push(name);
-        self.tails.push(VecDeque::new());
-        Ok(pid)
-    }
-
-    fn read(&self, child: usize, from: impl Read + Send + 'static) {
-        let tx = self.tx.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(from).lines() {
-                let Ok(text) = line else { break };
-                if tx.send(Output::Line { child, text }).is_err() {
-                    return;
-                }
-            }
-            let _ = tx.send(Output::Closed);
-        });
-    }
-
-    /// The next line of any child, waiting until `deadline` at most.
-    fn next(&mut self, deadline: Instant) -> Option<(usize, String)> {
-        loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match self.rx.recv_timeout(wait) {
-                Ok(Output::Line { child, text }) => {
-                    if let Some(tail) = self.tails.get_mut(child) {
-                        if tail.len() == KEEP_LINES {
-                            tail.pop_front();
-                        }
-                        tail.push_back(text.clone());
-                    }
-                    return Some((child, text));
-                }
-                Ok(Output::Closed) => {}
-                // Disconnected cannot happen while `self.tx` lives.
-                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => return None,
-            }
-        }
-    }
-
-    /// The first child that exited, with its status.
-    fn exited(&mut self) -> Option<(usize, std::process::ExitStatus)> {
-        self.procs
-            .iter_mut()
-            .enumerate()
-            .find_map(|(i, c)| c.try_wait().ok().flatten().map(|s| (i, s)))
-    }
-
-    /// True when every child exited; the failures among them, by name.
-    fn all_exited(&mut self) -> (bool, Vec<String>) {
-        let mut all = true;
-        let mut failed = Vec::new();
-        for (i, c) in self.procs.iter_mut().enumerate() {
-            match c.try_wait() {
-                Ok(Some(status)) if !status.success() => {
-                    failed.push(format!("the {} exited with {status}", self.names[i]))
-                }
-                Ok(Some(_)) => {}
-                _ => all = false,
-            }
-        }
-        (all, failed)
-    }
-
-    /// A child's name and last lines, for an error message.
-    fn describe(&self, child: usize) -> String {
-        let tail: Vec<&str> = self.tails[child].iter().map(String::as_str).collect();
-        format!(
-            "{}; its last lines:\n    {}",
-            self.names[child],
-            tail.join("\n    ")
-        )
-    }
-
-    fn mark(&mut self) -> Result<(), String> {
-        let stdin = self
-            .host_stdin
-            .as_mut()
-            .ok_or("the host's input is closed")?;
-        stdin
-            .write_all(b"mark\n")
-            .and_then(|()| stdin.flush())
-            .map_err(|e| format!("cannot send the host a mark: {e}"))
-    }
-}
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        self.host_stdin = None;
-        for child in &mut self.procs {
-            if matches!(child.try_wait(), Ok(None)) {
-                let _ = child.kill();
-            }
-            let _ = child.wait();
-        }
-    }
-}
-
-/// Utime + stime of process `pid`, in seconds (every thread of it).
-fn cpu_seconds(pid: u32) -> Result<f64, String> {
-    let path = format!("/proc/{pid}/stat");
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| format!("cannot read {path} (this bench needs Linux's /proc): {e}"))?;
-    parse_cpu(&text).ok_or_else(|| format!("cannot read the CPU times in {path}"))
-}
-
-/// Utime + stime from the text of `/proc/PID/stat`, in seconds. The command name (field 2)
-/// may hold spaces and parentheses, so the fields are counted after its last `)`: utime
-/// and stime are fields 14 and 15.
-fn parse_cpu(stat: &str) -> Option<f64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace().skip(11);
-    let utime: u64 = fields.next()?.parse().ok()?;
-    let stime: u64 = fields.next()?.parse().ok()?;
-    Some((utime + stime) as f64 / USER_HZ)
-}
 
 /// The word after `key` in `line`, parsed.
 fn after<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
@@ -341,6 +161,29 @@ impl Figures {
 
     fn ticks_per_second(&self) -> f64 {
         self.mark.ticks as f64 / self.mark.secs.max(1e-9)
+    }
+
+    /// True when the host ticked below its requested rate: its figures per second are
+    /// then those of fewer ticks (and fewer scene steps), not comparable.
+    fn slow(&self) -> bool {
+        self.ticks_per_second() < self.rate * KEEPS_RATE
+    }
+
+    /// A note for a comparison involving these runs, naming those below their rate.
+    fn caveat(runs: &[&Figures]) -> String {
+        let slow: Vec<String> = runs
+            .iter()
+            .filter(|f| f.slow())
+            .map(|f| format!("N={}", f.clients))
+            .collect();
+        if slow.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " [the host fell below its rate at {}: not comparable]",
+                slow.join(", ")
+            )
+        }
     }
 
     /// The host's CPU per tick, µs (all its threads): comparable when it did not keep
@@ -697,7 +540,7 @@ fn run_one(a: &ClientsArgs, clients: usize, avatars: bool) -> Result<Figures, St
     // The end: the host stops changing the scene, lingers and closes; every client must
     // end with its final state.
     run.ending = true;
-    run.kids.host_stdin = None;
+    run.kids.close_host_input();
     let deadline = Instant::now() + Duration::from_secs_f64(LINGER_S) + END_BOUND;
     let mut failed = loop {
         let (all, failed) = run.kids.all_exited();
@@ -835,10 +678,11 @@ fn report(results: &[Figures]) {
                 let per = (w[1].host_cores - w[0].host_cores)
                     / (w[1].clients - w[0].clients).max(1) as f64;
                 format!(
-                    "N={}->{}: {per:.5} cores per added client ({:.0} per core)",
+                    "N={}->{}: {per:.5} cores per added client ({:.0} per core){}",
                     w[0].clients,
                     w[1].clients,
-                    1.0 / per.max(1e-12)
+                    1.0 / per.max(1e-12),
+                    Figures::caveat(&[w[0], w[1]])
                 )
             })
             .collect();
@@ -859,32 +703,34 @@ fn report(results: &[Figures]) {
             if let Some(o) = without.iter().find(|o| o.clients == w.clients) {
                 let share = 1.0 - o.host_cores / w.host_cores.max(1e-12);
                 println!(
-                    "  N={:>2}: {:.5} cores per client with avatars ({} Hz), {:.5} without ({} Hz): avatars {:.0}% of the host's CPU, {:.2}x the cost per client",
+                    "  N={:>2}: {:.5} cores per client with avatars ({} Hz), {:.5} without ({} Hz): avatars {:.0}% of the host's CPU, {:.2}x the cost per client{}",
                     w.clients,
                     w.cores_per_client(),
                     w.rate,
                     o.cores_per_client(),
                     o.rate,
                     share * 100.0,
-                    w.cores_per_client() / o.cores_per_client().max(1e-12)
+                    w.cores_per_client() / o.cores_per_client().max(1e-12),
+                    Figures::caveat(&[w, o])
                 );
             }
         }
     }
     for f in &with {
         println!(
-            "issue 18 goal, at least {GOAL_CLIENTS_PER_CORE:.0} clients per host core with objects at 60 Hz and avatars at 90 Hz: N={} gives {:.1} ({})",
+            "issue 18 goal, at least {GOAL_CLIENTS_PER_CORE:.0} clients per host core with objects at 60 Hz and avatars at 90 Hz: N={} gives {:.1} ({}){}",
             f.clients,
             f.clients_per_core(),
             if f.clients_per_core() >= GOAL_CLIENTS_PER_CORE {
                 "met"
             } else {
                 "not met"
-            }
+            },
+            Figures::caveat(&[f])
         );
     }
     for f in results {
-        if f.ticks_per_second() < f.rate * KEEPS_RATE {
+        if f.slow() {
             println!(
                 "WARNING: N={} avatars {}: the host ticked {:.1} times a second, below the requested {} Hz (the machine was short of CPU): its CPU per client is understated",
                 f.clients,
@@ -899,17 +745,6 @@ fn report(results: &[Figures]) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cpu_times_are_read_after_the_command_name() {
-        // A command name with spaces and a parenthesis; utime 250, stime 50 (in USER_HZ).
-        let stat = "4242 (theta (x) y) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 9 0";
-        assert_eq!(parse_cpu(stat), Some(3.0));
-        assert_eq!(parse_cpu("4242 (theta) S 1"), None);
-        assert_eq!(parse_cpu("no parenthesis"), None);
-        let own = cpu_seconds(std::process::id()).expect("this process's own stat");
-        assert!(own >= 0.0);
-    }
 
     #[test]
     fn the_host_mark_line_reads_back() {

@@ -13,6 +13,7 @@ mod bench;
 mod bench_clients;
 mod bench_interest;
 mod bench_scene;
+mod children;
 mod cli;
 mod control;
 mod demo;
