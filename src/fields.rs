@@ -162,9 +162,13 @@ impl Field {
 /// How a lane compares with the baseline's lane of the same key (what the wire codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaneKind {
-    /// A quantity (a position axis, a rotation component or its index, a scalar, an
+    /// A quantity (a position axis, a rotation's smaller component, a scalar, an
     /// integer): the difference.
     Signed,
+    /// Which of a rotation's components is the largest (the three lanes after it are
+    /// the others): the difference. Not a quantity: a prediction never extrapolates it,
+    /// nor the rotation's lanes when it changed.
+    Index,
     /// Bit flags: the bits that changed.
     Flags,
     /// A raw byte: the bits that changed, in one byte.
@@ -286,11 +290,16 @@ impl FieldLayout {
         let mut at = 0;
         for f in &sorted {
             kinds.extend((at..f.offset()).map(|_| LaneKind::Byte));
-            let kind = match f {
-                Field::Flags { .. } => LaneKind::Flags,
-                _ => LaneKind::Signed,
-            };
-            kinds.extend((0..f.lanes()).map(|_| kind));
+            match f {
+                Field::Flags { .. } => kinds.push(LaneKind::Flags),
+                Field::Rotation { .. } => kinds.extend([
+                    LaneKind::Index,
+                    LaneKind::Signed,
+                    LaneKind::Signed,
+                    LaneKind::Signed,
+                ]),
+                _ => kinds.extend((0..f.lanes()).map(|_| LaneKind::Signed)),
+            }
             at = f.offset() + f.width();
         }
         kinds.extend((at..size).map(|_| LaneKind::Byte));

@@ -903,7 +903,11 @@ proptest! {
                 prop_assert_eq!(view.registry_hash(), snapshot.registry_hash);
                 let values: usize = view
                     .batches()
-                    .map_or(0, |b| b.iter().map(|b| b.entities().len()).sum());
+                    .map_or(0, |b| {
+                        b.iter()
+                            .map(|b| theta_net::wire::EntityList::parse(b).map_or(0, |e| e.len()))
+                            .sum()
+                    });
                 prop_assert_eq!(values, chunk.components);
                 prop_assert_eq!(view.entities().map_or(0, |e| e.len()), chunk.bare_entities);
                 if i == 0 {

@@ -5,7 +5,7 @@
 //! and nothing of the message is applied.
 
 use theta_net::fields::Field;
-use theta_net::wire::{self, BatchRef, Encoder, FrameParts, Message};
+use theta_net::wire::{self, BatchRef, Encoder, FrameParts, LaneBatch, Message};
 use theta_net::{ComponentId, EntityId, Layout, Replica, World};
 
 struct Fixture {
@@ -46,6 +46,18 @@ fn datagram(
     data: &[u8],
     age: u8,
 ) -> Vec<u8> {
+    predicted(tick, component, e, lanes, data, (age, 0))
+}
+
+/// [`datagram`], on the prediction through baselines `ages.0` and `ages.1` ticks old.
+fn predicted(
+    tick: u64,
+    component: ComponentId,
+    e: EntityId,
+    lanes: &[u8],
+    data: &[u8],
+    (age, older_age): (u8, u8),
+) -> Vec<u8> {
     let entities = [e];
     let batches = [BatchRef {
         component,
@@ -55,7 +67,10 @@ fn datagram(
         inserted: None,
     }];
     let ages: [&[u8]; 1] = [&[age]];
-    let lanes: [&[u8]; 1] = [lanes];
+    let lanes = [LaneBatch {
+        lanes,
+        older_ages: &[older_age],
+    }];
     Encoder::new().state_datagram(
         tick,
         &[],
@@ -159,6 +174,10 @@ fn hostile_lanes_are_refused_and_change_nothing() {
             "lanes beside data",
             datagram(6, f.pos, f.e, &good, &[0; 12], 0),
         ),
+        (
+            "an older baseline newer than the baseline",
+            predicted(6, f.pos, f.e, &good, &[], (1, 1)),
+        ),
     ];
     for (what, bytes) in cases {
         assert!(apply(&mut f.replica, &bytes).is_err(), "{what} was applied");
@@ -166,8 +185,9 @@ fn hostile_lanes_are_refused_and_change_nothing() {
     }
     // A baseline the replica never received, or one from before tick 0: the value is
     // skipped and counted, and the datagram is not to be acknowledged.
-    for (tick, age) in [(9, 3), (6, 200)] {
-        let bytes = datagram(tick, f.pos, f.e, &good, &[], age);
+    for (tick, ages) in [(9, (3, 0)), (6, (200, 0)), (6, (1, 4))] {
+        let (age, _) = ages;
+        let bytes = predicted(tick, f.pos, f.e, &good, &[], ages);
         let Ok(Message::StateDatagram(d)) = wire::decode(&bytes) else {
             panic!("a datagram")
         };

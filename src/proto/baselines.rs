@@ -49,10 +49,15 @@ struct KeyBaseline {
     /// of an older send is of a value the peer may have forgotten too.
     since: u64,
     acked: Option<(u64, Vec<u8>)>,
+    /// The acknowledged value before `acked` (a prediction extrapolates through both).
+    older: Option<(u64, Vec<u8>)>,
     /// Ticks of the last sends (0: none yet), oldest overwritten first.
     sends: [u64; HISTORY],
     next: usize,
 }
+
+/// An acknowledged value and the tick it was sent at.
+pub(crate) type Baseline<'a> = (u64, &'a [u8]);
 
 /// One peer's baselines.
 #[derive(Debug, Default)]
@@ -65,16 +70,31 @@ pub(crate) struct Baselines {
 impl Baselines {
     /// The baseline a value of `key` sent at `tick` may be coded against: the newest value
     /// the peer acknowledged, while it is among the last [`HISTORY`] sends (so the peer
-    /// still holds it) and older than `tick`; with its tick.
-    pub(crate) fn usable(&self, key: Key, tick: u64) -> Option<(u64, &[u8])> {
+    /// still holds it) and older than `tick`; with the acknowledged value before it when
+    /// that is usable too (a prediction extrapolates through both).
+    pub(crate) fn usable_pair(
+        &self,
+        key: Key,
+        tick: u64,
+    ) -> Option<(Baseline<'_>, Option<Baseline<'_>>)> {
         let entry = self.keys.get(&key)?;
         let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
-        match &entry.acked {
-            Some((at, base)) if *at >= oldest_send && *at < tick && tick - at <= 255 => {
-                Some((*at, base))
+        fn usable(
+            held: &Option<(u64, Vec<u8>)>,
+            oldest_send: u64,
+            tick: u64,
+        ) -> Option<Baseline<'_>> {
+            match held {
+                Some((at, base)) if *at >= oldest_send && *at < tick && tick - at <= 255 => {
+                    Some((*at, &base[..]))
+                }
+                _ => None,
             }
-            _ => None,
         }
+        Some((
+            usable(&entry.acked, oldest_send, tick)?,
+            usable(&entry.older, oldest_send, tick),
+        ))
     }
 
     /// Records that a value of `key` was sent at `tick` (coded on a baseline or not).
@@ -96,9 +116,9 @@ impl Baselines {
         if tick < entry.since || entry.acked.as_ref().is_some_and(|(at, _)| *at >= tick) {
             return;
         }
-        let freed = entry.acked.as_ref().map_or(0, |(_, v)| v.len());
+        let freed = entry.older.as_ref().map_or(0, |(_, v)| v.len());
         self.bytes = self.bytes - freed + value.len();
-        entry.acked = Some((tick, value));
+        entry.older = entry.acked.replace((tick, value));
     }
 
     /// Forgets the keys `drop` names (the peer forgets them too: they left its interest,
@@ -108,7 +128,10 @@ impl Baselines {
         self.keys.retain(|&key, entry| {
             let keep = !drop(key);
             if !keep {
-                freed += entry.acked.as_ref().map_or(0, |(_, v)| v.len());
+                freed += [&entry.acked, &entry.older]
+                    .iter()
+                    .map(|held| held.as_ref().map_or(0, |(_, v)| v.len()))
+                    .sum::<usize>();
             }
             keep
         });
@@ -143,7 +166,12 @@ mod tests {
 
     impl Code for Baselines {
         fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
-            let age = xor_on(self.usable(key, tick), tick, value, out);
+            let age = xor_on(
+                self.usable_pair(key, tick).map(|(n, _)| n),
+                tick,
+                value,
+                out,
+            );
             self.sent(key, tick);
             age
         }

@@ -23,7 +23,7 @@ use super::baselines::Baselines;
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
-use crate::wire::{size, Encoder, FrameParts};
+use crate::wire::{size, Encoder, FrameParts, LaneBatch};
 use crate::world::{EntityId, World};
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
@@ -82,6 +82,9 @@ pub struct OutboxStats {
     pub keys_resent: u64,
     /// Values coded against a baseline the peer acknowledged.
     pub values_on_baselines: u64,
+    /// Of those, values of declared fields coded against the prediction through two
+    /// baselines (see `wire::lanes::predict`).
+    pub values_predicted: u64,
     /// Bytes of acknowledged values held as baselines now.
     pub baseline_bytes: u64,
 }
@@ -443,7 +446,7 @@ impl Outbox {
         // Per batch: per value, the age of its baseline (see `proto::baselines`); the
         // values as lanes (components with declared fields); raw value bytes carried.
         let mut ages: Vec<Vec<u8>> = Vec::new();
-        let mut lanes: Vec<Vec<u8>> = Vec::new();
+        let mut lanes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut raw_bytes: Vec<usize> = Vec::new();
         let mut flight_values: Vec<(Key, Vec<u8>)> = Vec::new();
         for ((component, entity), entry) in entries.iter() {
@@ -474,7 +477,7 @@ impl Outbox {
                             inserted: Vec::new(),
                         });
                         ages.push(Vec::new());
-                        lanes.push(Vec::new());
+                        lanes.push((Vec::new(), Vec::new()));
                         raw_bytes.push(0);
                     }
                     let batch = delta.sets.last_mut().expect("pushed above");
@@ -482,10 +485,10 @@ impl Outbox {
                     batch.entities.push(*entity);
                     let bytes = &self.coder.arena[coded.range.clone()];
                     if coded.lanes {
-                        lanes
-                            .last_mut()
-                            .expect("pushed with the batch")
-                            .extend(bytes);
+                        let (coded_lanes, older_ages) =
+                            lanes.last_mut().expect("pushed with the batch");
+                        coded_lanes.extend(bytes);
+                        older_ages.push(coded.older_age);
                     } else {
                         batch.data.extend_from_slice(bytes);
                     }
@@ -497,6 +500,9 @@ impl Outbox {
                     }
                     if coded.age > 0 {
                         self.stats.values_on_baselines += 1;
+                    }
+                    if coded.older_age > 0 {
+                        self.stats.values_predicted += 1;
                     }
                     ages.last_mut()
                         .expect("pushed with the batch")
@@ -515,7 +521,10 @@ impl Outbox {
         self.next_seq += 1;
         let owner_seq = self.owner_seq;
         let age_refs: Vec<&[u8]> = ages.iter().map(Vec::as_slice).collect();
-        let lane_refs: Vec<&[u8]> = lanes.iter().map(Vec::as_slice).collect();
+        let lane_refs: Vec<LaneBatch<'_>> = lanes
+            .iter()
+            .map(|(lanes, older_ages)| LaneBatch { lanes, older_ages })
+            .collect();
         let bytes = delta.with_parts(|parts| {
             encoder.state_datagram(
                 seq,

@@ -23,6 +23,10 @@ pub const KEEP: usize = 16;
 /// Largest value coded against a baseline (larger ones always travel whole).
 pub const MAX_BASELINE_BYTES: usize = 256;
 
+/// A message's values in batch order, rebuilt from their baselines (`None`: a baseline
+/// was not held, the value is skipped).
+pub(crate) type Resolved<'a> = Vec<Option<Cow<'a, [u8]>>>;
+
 /// The newest values received of one key, with their ticks.
 type Ring = Vec<(u64, Vec<u8>)>;
 
@@ -115,13 +119,19 @@ impl History {
             else {
                 return true;
             };
+            let ages = ages.bytes();
+            let older = batch.older_ages().map(|o| o.bytes());
             let component = ComponentId(batch.component());
-            ages.iter().zip(entities.iter()).all(|(age, entity)| {
+            let is_held = |age: u8, entity| {
                 age == 0
                     || frame
                         .tick()
                         .checked_sub(u64::from(age))
                         .is_some_and(|at| self.get(component, entity, at).is_some())
+            };
+            entities.iter().enumerate().all(|(i, entity)| {
+                let older_age = older.and_then(|o| o.get(i)).copied().unwrap_or(0);
+                is_held(ages.get(i).copied().unwrap_or(0), entity) && is_held(older_age, entity)
             })
         })
     }
@@ -142,10 +152,11 @@ impl History {
         checked: &Checked<'a>,
         record: bool,
         registry: &Registry,
-    ) -> Result<(Vec<Option<Cow<'a, [u8]>>>, u64), ReplicaError> {
+    ) -> Result<(Resolved<'a>, u64), ReplicaError> {
         let mut values = Vec::new();
         let mut missing = 0;
-        let (mut base_lanes, mut lanes) = (Vec::new(), Vec::new());
+        let (mut base_lanes, mut older_lanes) = (Vec::new(), Vec::new());
+        let (mut predicted, mut lanes) = (Vec::new(), Vec::new());
         for batch in &checked.batches {
             let component = batch.component();
             let bad = |reason: &str| WireError::BadBatch {
@@ -162,7 +173,8 @@ impl History {
             };
             let mut input = batch.lanes().unwrap_or_default();
             for entry in batch.iter() {
-                let base = match entry.baseline_age {
+                // Per baseline named: `Some(None)` when it is not held.
+                let held = |age: u8| match age {
                     0 => None,
                     age => Some(
                         checked
@@ -171,6 +183,7 @@ impl History {
                             .and_then(|at| self.get(component, entry.entity, at)),
                     ),
                 };
+                let base = held(entry.baseline_age);
                 let value = match (layout, base) {
                     (None, None) => Some(Cow::Borrowed(entry.bytes)),
                     (None, Some(base)) => {
@@ -182,18 +195,45 @@ impl History {
                             })
                     }
                     (Some(layout), base) => {
-                        let base = match base {
-                            None => Some(None),
-                            Some(held) => held
-                                .and_then(|held| layout.lanes_into(held, &mut base_lanes).ok())
-                                .map(|()| Some(&base_lanes[..])),
-                        };
                         let kinds = layout.lane_kinds();
-                        // Read the lanes even without their baseline: the next value's
+                        let (age, older_age) = (entry.baseline_age, entry.older_age);
+                        if older_age != 0 && older_age <= age {
+                            return Err(bad("an older baseline no older than the baseline").into());
+                        }
+                        // What the lanes are coded against: nothing, the baseline, or the
+                        // prediction through it and the older one; `None`: not held.
+                        let against: Option<Option<&[i64]>> = match (base, held(older_age)) {
+                            (None, _) => Some(None),
+                            (Some(Some(b)), None) => layout
+                                .lanes_into(b, &mut base_lanes)
+                                .ok()
+                                .map(|()| Some(&base_lanes[..])),
+                            (Some(Some(b)), Some(Some(o))) => {
+                                match (
+                                    layout.lanes_into(b, &mut base_lanes),
+                                    layout.lanes_into(o, &mut older_lanes),
+                                ) {
+                                    (Ok(()), Ok(())) => {
+                                        let tick = checked.tick;
+                                        lanes::predict(
+                                            kinds,
+                                            (&base_lanes, tick - u64::from(age)),
+                                            (&older_lanes, tick - u64::from(older_age)),
+                                            tick,
+                                            &mut predicted,
+                                        );
+                                        Some(Some(&predicted[..]))
+                                    }
+                                    _ => None,
+                                }
+                            }
+                            _ => None,
+                        };
+                        // Read the lanes even without their baselines: the next value's
                         // start where these end.
-                        lanes::decode(kinds, &mut input, base.flatten(), &mut lanes)
+                        lanes::decode(kinds, &mut input, against.flatten(), &mut lanes)
                             .map_err(bad)?;
-                        match base {
+                        match against {
                             Some(_) => {
                                 let mut value = Vec::with_capacity(layout.size() as usize);
                                 layout

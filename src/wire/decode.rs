@@ -449,6 +449,7 @@ pub struct BatchView<'a> {
     inserted: Option<&'a [u8]>,
     baseline_ages: Option<&'a [u8]>,
     lanes: Option<&'a [u8]>,
+    older_ages: Option<&'a [u8]>,
     size: usize,
 }
 
@@ -464,6 +465,9 @@ pub struct BatchEntry<'a> {
     /// Ticks before the frame's tick of the baseline the bytes are XOR'd with, or the
     /// lanes coded against (0: the bytes are the value; lanes against nothing).
     pub baseline_age: u8,
+    /// Lanes: ticks before the frame's tick of the older baseline the prediction is
+    /// extrapolated from with the one `baseline_age` names (0: none).
+    pub older_age: u8,
 }
 
 impl<'a> BatchView<'a> {
@@ -541,6 +545,15 @@ impl<'a> BatchView<'a> {
                 )));
             }
         }
+        let older_ages = batch.older_ages().map(|v| v.bytes());
+        if let Some(older) = older_ages {
+            if lanes.is_none() || older.len() != count {
+                return Err(bad(format!(
+                    "{} older baseline ages for {count} values (lanes only)",
+                    older.len()
+                )));
+            }
+        }
         Ok(BatchView {
             component,
             entities,
@@ -549,6 +562,7 @@ impl<'a> BatchView<'a> {
             inserted,
             baseline_ages,
             lanes,
+            older_ages,
             size: layout.max_bytes() as usize,
         })
     }
@@ -609,6 +623,7 @@ impl<'a> BatchView<'a> {
                     .inserted
                     .is_some_and(|bits| bits[i / 8] & (1 << (i % 8)) != 0),
                 baseline_age: this.baseline_ages.map_or(0, |ages| ages[i]),
+                older_age: this.older_ages.map_or(0, |ages| ages[i]),
             }
         })
     }

@@ -63,10 +63,19 @@ pub struct FrameParts<'a> {
     /// Per batch (in `batches` order, or empty for none): per value, the age of the
     /// baseline it is XOR'd with (`ComponentBatch.baseline_ages`; 0: the value itself).
     pub baseline_ages: &'a [&'a [u8]],
-    /// Per batch (in `batches` order, or empty for none): its values as lanes
-    /// (`ComponentBatch.lanes`, see [`crate::wire::lanes`]; the batch's data is then
-    /// empty), or an empty slice.
-    pub lanes: &'a [&'a [u8]],
+    /// Per batch (in `batches` order, or empty for none): its values as lanes, or none.
+    pub lanes: &'a [LaneBatch<'a>],
+}
+
+/// A batch's values as lanes (components with declared fields; see
+/// [`crate::wire::lanes`]).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct LaneBatch<'a> {
+    /// `ComponentBatch.lanes` (empty: the batch's values are bytes in its data).
+    pub lanes: &'a [u8],
+    /// `ComponentBatch.older_ages`: per value, the age of the older baseline the
+    /// prediction is extrapolated from (empty or all 0: none).
+    pub older_ages: &'a [u8],
 }
 
 /// The host's acceptance of a client.
@@ -273,6 +282,7 @@ impl Encoder {
                     baseline_ages: None,
                     lanes: None,
                     entity_gaps,
+                    older_ages: None,
                 },
             ));
         }
@@ -773,7 +783,7 @@ impl Encoder {
         &mut self,
         batches: &[BatchRef<'_>],
         baseline_ages: &[&[u8]],
-        lanes: &[&[u8]],
+        lanes: &[LaneBatch<'_>],
     ) -> Option<
         Offset<
             flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'static>>>,
@@ -790,10 +800,11 @@ impl Encoder {
                     .get(i)
                     .filter(|ages| ages.iter().any(|&a| a != 0))
                     .map(|ages| self.fbb.create_vector(ages));
-                let lanes = lanes
-                    .get(i)
-                    .filter(|lanes| !lanes.is_empty())
-                    .map(|lanes| self.fbb.create_vector(lanes));
+                let lane_batch = lanes.get(i).copied().unwrap_or_default();
+                let older_ages = (lane_batch.older_ages.iter().any(|&a| a != 0))
+                    .then(|| self.fbb.create_vector(lane_batch.older_ages));
+                let lanes = (!lane_batch.lanes.is_empty())
+                    .then(|| self.fbb.create_vector(lane_batch.lanes));
                 let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
                 let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
                 let data = self.fbb.create_vector(batch.data);
@@ -811,6 +822,7 @@ impl Encoder {
                         baseline_ages: ages,
                         lanes,
                         entity_gaps,
+                        older_ages,
                     },
                 )
             })

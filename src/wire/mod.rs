@@ -34,7 +34,7 @@ pub use decode::{
     RemoveView, WireError,
 };
 pub(crate) use encode::size;
-pub use encode::{Acceptance, BatchRef, BatchSource, ChunkHeader, Encoder, FrameParts};
+pub use encode::{Acceptance, BatchRef, BatchSource, ChunkHeader, Encoder, FrameParts, LaneBatch};
 
 /// The generated FlatBuffers accessors (namespace `theta.wire.fb`).
 pub use theta_generated::theta::wire::fb;

@@ -1646,6 +1646,7 @@ impl<'a> ComponentBatch<'a> {
   pub const VT_BASELINE_AGES: ::flatbuffers::VOffsetT = 14;
   pub const VT_LANES: ::flatbuffers::VOffsetT = 16;
   pub const VT_ENTITY_GAPS: ::flatbuffers::VOffsetT = 18;
+  pub const VT_OLDER_AGES: ::flatbuffers::VOffsetT = 20;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1657,6 +1658,7 @@ impl<'a> ComponentBatch<'a> {
     args: &'args ComponentBatchArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ComponentBatch<'bldr>> {
     let mut builder = ComponentBatchBuilder::new(_fbb);
+    if let Some(x) = args.older_ages { builder.add_older_ages(x); }
     if let Some(x) = args.entity_gaps { builder.add_entity_gaps(x); }
     if let Some(x) = args.lanes { builder.add_lanes(x); }
     if let Some(x) = args.baseline_ages { builder.add_baseline_ages(x); }
@@ -1737,6 +1739,16 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_ENTITY_GAPS, None)}
   }
+  /// With `lanes`, per value: how many ticks before the frame's tick an older baseline
+  /// was sent that, with the one `baseline_ages` names, extrapolates the prediction the
+  /// lanes are coded against (0: the baseline alone is the prediction).
+  #[inline]
+  pub fn older_ages(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_OLDER_AGES, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
@@ -1753,6 +1765,7 @@ impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("baseline_ages", Self::VT_BASELINE_AGES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("lanes", Self::VT_LANES, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("entity_gaps", Self::VT_ENTITY_GAPS, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("older_ages", Self::VT_OLDER_AGES, false)?
      .finish();
     Ok(())
   }
@@ -1766,6 +1779,7 @@ pub struct ComponentBatchArgs<'a> {
     pub baseline_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub lanes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub entity_gaps: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub older_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ComponentBatchArgs<'a> {
   #[inline]
@@ -1779,6 +1793,7 @@ impl<'a> Default for ComponentBatchArgs<'a> {
       baseline_ages: None,
       lanes: None,
       entity_gaps: None,
+      older_ages: None,
     }
   }
 }
@@ -1821,6 +1836,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ComponentBatchBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_ENTITY_GAPS, entity_gaps);
   }
   #[inline]
+  pub fn add_older_ages(&mut self, older_ages: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_OLDER_AGES, older_ages);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ComponentBatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ComponentBatchBuilder {
@@ -1848,6 +1867,7 @@ impl ::core::fmt::Debug for ComponentBatch<'_> {
       ds.field("baseline_ages", &self.baseline_ages());
       ds.field("lanes", &self.lanes());
       ds.field("entity_gaps", &self.entity_gaps());
+      ds.field("older_ages", &self.older_ages());
       ds.finish()
   }
 }
