@@ -147,7 +147,8 @@ fn record_snapshot_chunks() -> Vec<Vec<u8>> {
 /// Delta frames of the `theta demo` scene: 1000 objects, 10 % moving per tick.
 fn record_delta_frames(motion: Motion) -> Vec<Vec<u8>> {
     let mut world = World::default();
-    let mut scene = scene::Scene::with_motion(&mut world, OBJECTS, 42, motion).expect("scene");
+    let mut scene =
+        scene::Scene::with_motion(&mut world, OBJECTS, 42, motion, false).expect("scene");
     let mut tracker = DeltaTracker::new();
     tracker.diff(&world).expect("first diff");
     (0..TICKS)
@@ -161,7 +162,8 @@ fn record_delta_frames(motion: Motion) -> Vec<Vec<u8>> {
 /// State datagrams of the `theta demo` scene with a few objects moving per tick.
 fn record_datagrams(motion: Motion) -> Vec<Vec<u8>> {
     let mut world = World::default();
-    let mut scene = scene::Scene::with_motion(&mut world, OBJECTS, 43, motion).expect("scene");
+    let mut scene =
+        scene::Scene::with_motion(&mut world, OBJECTS, 43, motion, false).expect("scene");
     let mut tracker = DeltaTracker::new();
     tracker.diff(&world).expect("first diff");
     let mut encoder = Encoder::new();

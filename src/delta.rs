@@ -192,6 +192,7 @@ impl Delta {
             despawns: &self.despawns,
             owner_seq: 0,
             baseline_ages: &[],
+            lanes: &[],
         })
     }
 }
@@ -300,6 +301,7 @@ impl World {
             despawns: &walk.despawns,
             owner_seq: 0,
             baseline_ages: &[],
+            lanes: &[],
         };
         Ok(EncodedDelta {
             bytes: encoder.delta_frame_from(&parts, &batches),

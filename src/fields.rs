@@ -159,6 +159,18 @@ impl Field {
     }
 }
 
+/// How a lane compares with the baseline's lane of the same key (what the wire codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaneKind {
+    /// A quantity (a position axis, a rotation component or its index, a scalar, an
+    /// integer): the difference.
+    Signed,
+    /// Bit flags: the bits that changed.
+    Flags,
+    /// A raw byte: the bits that changed, in one byte.
+    Byte,
+}
+
 /// Why a layout, a value or lanes were refused (nothing changed).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum FieldError {
@@ -207,8 +219,8 @@ pub enum FieldError {
 pub struct FieldLayout {
     size: u32,
     fields: Vec<Field>,
-    /// Per byte of the value: the field covering it, or none (raw).
-    lane_count: usize,
+    /// What each lane is, in lane order.
+    kinds: Vec<LaneKind>,
 }
 
 /// Largest quantised magnitude in steps (2^22). An `f32` of up to 2^23 steps is within
@@ -270,12 +282,22 @@ impl FieldLayout {
                 .filter(|&e| e <= size)
                 .ok_or_else(|| fits("runs past the end"))?;
         }
-        let covered: u32 = sorted.iter().map(Field::width).sum();
-        let lane_count = sorted.iter().map(Field::lanes).sum::<usize>() + (size - covered) as usize;
+        let mut kinds = Vec::new();
+        let mut at = 0;
+        for f in &sorted {
+            kinds.extend((at..f.offset()).map(|_| LaneKind::Byte));
+            let kind = match f {
+                Field::Flags { .. } => LaneKind::Flags,
+                _ => LaneKind::Signed,
+            };
+            kinds.extend((0..f.lanes()).map(|_| kind));
+            at = f.offset() + f.width();
+        }
+        kinds.extend((at..size).map(|_| LaneKind::Byte));
         Ok(FieldLayout {
             size,
             fields: sorted,
-            lane_count,
+            kinds,
         })
     }
 
@@ -291,7 +313,12 @@ impl FieldLayout {
 
     /// How many lanes a value makes.
     pub fn lane_count(&self) -> usize {
-        self.lane_count
+        self.kinds.len()
+    }
+
+    /// What each lane is, in lane order.
+    pub fn lane_kinds(&self) -> &[LaneKind] {
+        &self.kinds
     }
 
     /// A hash of the layout, for the registry hash.
@@ -305,7 +332,7 @@ impl FieldLayout {
 
     /// Quantises a value into lanes (see the module documentation).
     pub fn to_lanes(&self, value: &[u8]) -> Result<Vec<i64>, FieldError> {
-        let mut lanes = Vec::with_capacity(self.lane_count);
+        let mut lanes = Vec::with_capacity(self.kinds.len());
         self.lanes_into(value, &mut lanes)?;
         Ok(lanes)
     }
@@ -400,7 +427,7 @@ impl FieldLayout {
     /// [`FieldLayout::from_lanes`] into `value` (cleared first).
     pub fn value_into(&self, lanes: &[i64], value: &mut Vec<u8>) -> Result<(), FieldError> {
         value.clear();
-        if lanes.len() != self.lane_count {
+        if lanes.len() != self.kinds.len() {
             return Err(FieldError::BadLanes("another count than the layout's"));
         }
         let mut lanes = lanes.iter().copied();

@@ -447,7 +447,10 @@ mod tests {
         assert_eq!((chunk.index(), chunk.total()), (0, 1));
         let batch = chunk.batches().unwrap().get(0);
         assert_eq!(batch.component(), position.0);
-        assert_eq!(batch.entities().get(0), entities[0].0);
+        assert_eq!(
+            crate::wire::EntityList::parse(batch).unwrap().iter().next(),
+            Some(entities[0])
+        );
         assert_eq!(batch.data().bytes(), &[0u8; 12]);
         let descriptors = chunk.descriptors().unwrap();
         assert_eq!(descriptors.get(0).name(), "test.Position");
@@ -581,9 +584,9 @@ mod tests {
         for chunk in &snapshot.chunks {
             let view = chunk_view(&chunk.bytes);
             for batch in view.batches().into_iter().flatten() {
-                for e in batch.entities() {
-                    assert!(e > previous);
-                    previous = e;
+                for e in crate::wire::EntityList::parse(batch).unwrap().iter() {
+                    assert!(e.0 > previous);
+                    previous = e.0;
                 }
             }
         }

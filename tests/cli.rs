@@ -1,6 +1,6 @@
 //! The `theta` binary as a user runs it: help and bad options, `theta host` and `theta join`
-//! in two processes over loopback, `theta token`, `theta demo` under delay jitter, and
-//! `theta bench interest` on a small scene.
+//! in two processes over loopback, `theta token`, `theta demo` under delay jitter,
+//! `theta bench interest` on a small scene, and `theta bench clients` with two clients.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -140,7 +140,7 @@ fn token_and_bad_arguments() {
 
 #[test]
 fn every_command_prints_its_help_on_stdout_and_exits_0() {
-    let cases: [(&[&str], &[&str]); 9] = [
+    let cases: [(&[&str], &[&str]); 10] = [
         (&["--help"], &["demo", "host", "join", "token", "bench"]),
         (&["help", "host"], &["--bind", "--linger"]),
         (
@@ -168,6 +168,17 @@ fn every_command_prints_its_help_on_stdout_and_exits_0() {
                 "--seconds",
                 "--radius",
                 "--walk",
+            ],
+        ),
+        (
+            &["bench", "clients", "--help"],
+            &[
+                "--clients <N,N,..>",
+                "[default: 8,16,32]",
+                "--seconds",
+                "--avatars",
+                "/proc/PID/stat",
+                "Ctrl-C",
             ],
         ),
     ];
@@ -420,4 +431,163 @@ fn bench_interest_sends_each_client_less_than_without_and_it_sees_a_share() {
     ] {
         assert!(output.contains(goal), "{goal}:\n{output}");
     }
+}
+
+/// The host pids `theta bench clients` printed (`host pid P on ...`).
+fn host_pids(output: &str) -> Vec<u32> {
+    output
+        .lines()
+        .filter_map(|l| {
+            l.split_once("host pid ")?
+                .1
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
+        })
+        .collect()
+}
+
+/// True while process `pid` exists (a zombie included: not reaped).
+fn alive(pid: u32) -> bool {
+    std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+#[test]
+fn bench_clients_measures_the_host_alone_and_every_client_converges() {
+    let bench = Command::new(THETA)
+        .args([
+            "bench",
+            "clients",
+            "--clients",
+            "2",
+            "--seconds",
+            "2",
+            "--warmup",
+            "1",
+            "--entities",
+            "200",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (ok, output) = wait_output(bench, Duration::from_secs(120));
+    assert!(ok, "the bench failed:\n{output}");
+    // clients, avatars, host Hz, host CPU, CPU µs per tick, cores/client, clients/core,
+    // B/s/client, tick median, client CPU, per client (two words), processes.
+    for case in ["on", "off"] {
+        let row: Vec<&str> = output
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|c| c.len() == 13 && c[0] == "2" && c[1] == case)
+            .unwrap_or_else(|| panic!("no row for avatars {case}:\n{output}"));
+        let number = |i: usize| -> f64 { row[i].parse().unwrap() };
+        assert!(number(2) > 0.0, "host ticks: {row:?}");
+        assert!(number(3) > 0.0 && number(4) > 0.0, "host CPU: {row:?}");
+        assert!(
+            (number(5) * 2.0 - number(3)).abs() < 1e-3,
+            "cores per client: {row:?}"
+        );
+        assert!(number(7) > 1000.0, "bytes per client: {row:?}");
+        assert_eq!(
+            (row[10], row[11], row[12]),
+            ("1.00x", "N=2", "2"),
+            "{row:?}"
+        );
+    }
+    assert_eq!(
+        output
+            .matches("converged: every client ended with the host's final state hash")
+            .count(),
+        2,
+        "{output}"
+    );
+    for figure in [
+        "every client receiving state and 3 remote devices",
+        "the avatars' share",
+        "clients per host core with objects at 60 Hz and avatars at 90 Hz: N=2 gives",
+    ] {
+        assert!(output.contains(figure), "{figure}:\n{output}");
+    }
+    let pids = host_pids(&output);
+    assert_eq!(pids.len(), 2, "{output}");
+    assert!(pids.iter().all(|&p| !alive(p)), "a host outlived the bench");
+}
+
+#[test]
+fn bench_clients_refuses_bad_flags_and_kills_its_children_on_ctrl_c() {
+    for (args, named) in [
+        (&["--clients", "0"][..], "1..=64"),
+        (&["--clients", "8,x"][..], "--clients"),
+        (&["--seconds", "0"][..], "0.5..=3600"),
+        (&["--avatars", "maybe"][..], "both"),
+        (&["--processes", "0"][..], "1..=64"),
+    ] {
+        let output = Command::new(THETA)
+            .args(["bench", "clients"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(named), "{args:?}:\n{stderr}");
+    }
+    let output = Command::new(THETA)
+        .args(["bench", "clients", "--avatar-rate", "30"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("--avatar-rate 30 is below --object-rate 60"),
+        "{stderr}"
+    );
+
+    // Ctrl-C (SIGINT to the bench alone) while it measures: the bench fails and its host
+    // and clients are gone.
+    let mut bench = Command::new(THETA)
+        .args([
+            "bench",
+            "clients",
+            "--clients",
+            "2",
+            "--seconds",
+            "30",
+            "--entities",
+            "100",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(bench.stdout.take().unwrap()).lines();
+    let mut printed = String::new();
+    let host = loop {
+        let line = lines.next().expect("the bench started a host").unwrap();
+        printed += &line;
+        printed.push('\n');
+        if let Some(&pid) = host_pids(&line).first() {
+            break pid;
+        }
+    };
+    // Wait until it measures: the clients are running too.
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        printed += &line;
+        printed.push('\n');
+        if line.contains("warming up") {
+            break;
+        }
+    }
+    assert!(alive(host), "{printed}");
+    let killed = Command::new("kill")
+        .args(["-INT", &bench.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let (ok, rest) = wait_output(bench, Duration::from_secs(30));
+    assert!(!ok, "an interrupted bench fails:\n{printed}{rest}");
+    assert!(rest.contains("interrupted"), "{printed}{rest}");
+    assert!(!alive(host), "the host outlived the bench");
 }

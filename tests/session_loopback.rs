@@ -473,6 +473,7 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
         despawns: &entities,
         owner_seq: 0,
         baseline_ages: &[],
+        lanes: &[],
     };
     // Garbage and a truncated datagram first: dropped, counted, harmless.
     raw.conn
@@ -1225,6 +1226,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         despawns: &[],
         owner_seq: 0,
         baseline_ages: &[],
+        lanes: &[],
     };
     let message = Encoder::new().state_datagram(0, &[], Some(&parts));
     // 1. Named dictionary 99, which the host never trained.

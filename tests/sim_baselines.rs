@@ -9,6 +9,7 @@ mod sim;
 use std::time::Duration;
 
 use sim::{Faults, Rng, Sim};
+use theta_net::fields::Field;
 use theta_net::proto::Config;
 use theta_net::{EntityId, Layout, World};
 
@@ -20,12 +21,39 @@ fn transform(p: [f32; 3], yaw: f32) -> Vec<u8> {
         .collect()
 }
 
+/// How the transform travels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Coding {
+    /// A raw blob.
+    Raw,
+    /// A raw blob, XOR'd with a baseline.
+    Baselines,
+    /// Declared fields (1 mm, 0.1°) as lanes, against nothing.
+    Lanes,
+    /// Declared fields as lanes against a baseline.
+    LanesOnBaselines,
+}
+
 /// Runs a session of 300 objects, 10 % of them moving smoothly each tick, under `faults`;
 /// returns the bytes the host sent and (values coded on baselines, missing baselines).
-fn run(seed: u64, baselines: bool, faults: Faults) -> (u64, u64, u64) {
+fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
     let mut rng = Rng::new(seed);
     let mut world = World::default();
     let t = world.register("b.Transform", Layout::Fixed(28)).unwrap();
+    if matches!(coding, Coding::Lanes | Coding::LanesOnBaselines) {
+        let fields = [
+            Field::Position {
+                offset: 0,
+                precision_mm: 1.0,
+            },
+            Field::Rotation {
+                offset: 12,
+                precision_deg: 0.1,
+            },
+        ];
+        world.declare_fields(t, &fields).unwrap();
+    }
+    let baselines = matches!(coding, Coding::Baselines | Coding::LanesOnBaselines);
     let label = world
         .register("b.Label", Layout::Variable { max: 16 })
         .unwrap();
@@ -74,7 +102,7 @@ fn run(seed: u64, baselines: bool, faults: Faults) -> (u64, u64, u64) {
         ..sim.faults
     };
     if sim.converge(Duration::from_secs(3)).is_none() {
-        panic!("seed {seed}, baselines {baselines}: no convergence");
+        panic!("seed {seed}, {coding:?}: no convergence");
     }
     let host = sim.host.diagnostics();
     let sent: u64 = host.peers.iter().map(|p| p.payload_bytes_sent).sum();
@@ -102,8 +130,8 @@ fn sessions_converge_on_baselines_under_jitter_and_loss_and_send_fewer_bytes() {
             duplicate: 0.05,
             bandwidth: None,
         };
-        let (with, on, missing) = run(seed, true, faults);
-        let (without, off, _) = run(seed, false, faults);
+        let (with, on, missing) = run(seed, Coding::Baselines, faults);
+        let (without, off, _) = run(seed, Coding::Raw, faults);
         // A datagram overtaken by more later values of a key than the client keeps goes
         // unacknowledged and comes again: rare, and the session converges anyway.
         assert!(
@@ -115,6 +143,35 @@ fn sessions_converge_on_baselines_under_jitter_and_loss_and_send_fewer_bytes() {
         assert!(
             with < without,
             "seed {seed}: {with} bytes with baselines, {without} without"
+        );
+    }
+}
+
+#[test]
+fn declared_fields_converge_bit_exact_under_jitter_and_loss_in_fewer_bytes() {
+    for seed in 0..6u64 {
+        let faults = Faults {
+            latency: Duration::from_millis(10 + seed * 8),
+            jitter: Duration::from_millis(5 + seed * 6),
+            loss: 0.05 * seed as f64,
+            duplicate: 0.05,
+            bandwidth: None,
+        };
+        // Convergence is state-hash equality: what each client rebuilds from lanes is
+        // bit-for-bit what the host holds.
+        let (raw, ..) = run(seed, Coding::Baselines, faults);
+        let (lanes, off, _) = run(seed, Coding::Lanes, faults);
+        let (on_baselines, on, missing) = run(seed, Coding::LanesOnBaselines, faults);
+        assert_eq!(off, 0);
+        assert!(on > 1000, "seed {seed}: {on} values on baselines");
+        assert!(
+            missing * 100 <= on,
+            "seed {seed}: {missing} lacked a baseline"
+        );
+        assert!(
+            on_baselines < lanes && lanes < raw,
+            "seed {seed}: lanes on baselines {on_baselines} B, lanes {lanes} B, raw on \
+             baselines {raw} B"
         );
     }
 }

@@ -530,6 +530,7 @@ fn hostile_ownership_requests_are_refused_counted_and_change_nothing() {
         despawns: &[],
         owner_seq: u64::MAX,
         baseline_ages: &[],
+        lanes: &[],
     };
     let mut datagram = vec![0u8];
     datagram.extend_from_slice(&encoder.state_datagram(1 << 50, &[], Some(&parts)));

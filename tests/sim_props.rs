@@ -49,9 +49,20 @@ struct Types {
 /// Side of the square the positions of an interest run lie in, in metres.
 const SPATIAL_SIDE: f32 = 100.0;
 
-fn scene(rng: &mut Rng, value: impl Fn(&mut Rng) -> [u8; 12]) -> (World, Types, Vec<EntityId>) {
+fn scene(
+    rng: &mut Rng,
+    value: impl Fn(&mut Rng) -> [u8; 12],
+    fields: bool,
+) -> (World, Types, Vec<EntityId>) {
     let mut world = World::default();
     let position = world.register("sim.Position", Layout::Fixed(12)).unwrap();
+    if fields {
+        let mm = [theta_net::fields::Field::Position {
+            offset: 0,
+            precision_mm: 0.5,
+        }];
+        world.declare_fields(position, &mm).unwrap();
+    }
     let name = world
         .register("sim.Name", Layout::Variable { max: 32 })
         .unwrap();
@@ -128,6 +139,7 @@ fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8
         // Half of them claim to have heard of every ownership message there will ever be.
         owner_seq: if seq % 2 == 0 { 0 } else { u64::MAX },
         baseline_ages: &[],
+        lanes: &[],
     };
     let mut out = vec![0u8];
     out.extend_from_slice(&Encoder::new().state_datagram(seq, &[], Some(&parts)));
@@ -225,7 +237,8 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
             value(rng)
         }
     };
-    let (world, types, mut live) = scene(&mut rng, value);
+    // Half of the interest runs declare the position's fields: quantised, on lanes.
+    let (world, types, mut live) = scene(&mut rng, value, spatial && seed % 2 == 0);
     let faults = faults(&mut rng);
     let config = Config {
         // Small sessions train their dictionaries early, so that swaps happen in a run.
@@ -687,7 +700,7 @@ fn sim_speed() {
 #[test]
 fn sim_poll_timeout_says_when_a_tick_has_work() {
     let mut rng = Rng::new(7);
-    let (world, types, live) = scene(&mut rng, value);
+    let (world, types, live) = scene(&mut rng, value, false);
     let mut sim = Sim::new(
         world,
         Config::default(),

@@ -168,6 +168,7 @@ fn tag_flood(tick: u64, count: u64) -> Vec<u8> {
         despawns: &[],
         owner_seq: 0,
         baseline_ages: &[],
+        lanes: &[],
     })
 }
 
@@ -344,6 +345,7 @@ fn delta_frame_seeds() -> Seeds {
         despawns: &[host_entity(2), client_entity(3)],
         owner_seq: 0,
         baseline_ages: &[],
+        lanes: &[],
     });
     s.add("own-entities", PRIMED | OWNER, &[&own]);
     s.add("own-entities-not-owner", PRIMED | KNOWS_REGISTRY, &[&own]);
@@ -433,6 +435,7 @@ fn state_datagram_seeds() -> Seeds {
             despawns: &[],
             owner_seq: 0,
             baseline_ages: &[],
+            lanes: &[],
         }),
     );
     assert!(labels.len() <= MAX_DATAGRAM_BYTES);

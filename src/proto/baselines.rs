@@ -11,7 +11,7 @@
 use rustc_hash::FxHashMap;
 
 use crate::registry::ComponentId;
-use crate::replica::baselines::{HISTORY, MAX_BASELINE_BYTES};
+use crate::replica::baselines::HISTORY;
 use crate::world::EntityId;
 
 /// A (component, entity) key, as the outbox's.
@@ -19,6 +19,28 @@ type Key = (ComponentId, EntityId);
 
 fn zeros(bytes: impl Iterator<Item = u8>) -> usize {
     bytes.filter(|&b| b == 0).count()
+}
+
+/// Appends `value` sent at `tick` to `out`, XOR'd with `base` (a usable baseline and its
+/// tick) when that leaves clearly more zero bytes than the value has (a quarter of its
+/// length more): a value that changed all over (a teleport, random bytes) XOR'd is as
+/// random as itself and loses the patterns (exponents, constant fields) the codec's
+/// dictionary knows. Returns the baseline's age (0: the value itself).
+pub(crate) fn xor_on(base: Option<(u64, &[u8])>, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
+    match base {
+        Some((at, base))
+            if base.len() == value.len()
+                && zeros(value.iter().zip(base).map(|(a, b)| a ^ b))
+                    > zeros(value.iter().copied()) + value.len() / 4 =>
+        {
+            out.extend(value.iter().zip(base).map(|(a, b)| a ^ b));
+            u8::try_from(tick - at).unwrap_or(0)
+        }
+        _ => {
+            out.extend_from_slice(value);
+            0
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -41,42 +63,28 @@ pub(crate) struct Baselines {
 }
 
 impl Baselines {
-    /// Whether a value of `len` bytes of a fixed-size type may be coded.
-    pub(crate) fn eligible(len: usize) -> bool {
-        len <= MAX_BASELINE_BYTES
+    /// The baseline a value of `key` sent at `tick` may be coded against: the newest value
+    /// the peer acknowledged, while it is among the last [`HISTORY`] sends (so the peer
+    /// still holds it) and older than `tick`; with its tick.
+    pub(crate) fn usable(&self, key: Key, tick: u64) -> Option<(u64, &[u8])> {
+        let entry = self.keys.get(&key)?;
+        let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
+        match &entry.acked {
+            Some((at, base)) if *at >= oldest_send && *at < tick && tick - at <= 255 => {
+                Some((*at, base))
+            }
+            _ => None,
+        }
     }
 
-    /// Appends `value` of `key`, sent at `tick`, to `out`, coded against its baseline
-    /// when there is a usable one; returns the baseline's age (0: the value itself).
-    pub(crate) fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
+    /// Records that a value of `key` was sent at `tick` (coded on a baseline or not).
+    pub(crate) fn sent(&mut self, key: Key, tick: u64) {
         let entry = self.keys.entry(key).or_insert_with(|| KeyBaseline {
             since: tick,
             ..KeyBaseline::default()
         });
-        let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
-        let age = match &entry.acked {
-            // Only when it leaves clearly more zero bytes than the value has (a quarter of
-            // its length more): a value that changed all over (a teleport, random bytes)
-            // XOR'd is as random as itself and loses the patterns (exponents, constant
-            // fields) the codec's dictionary knows.
-            Some((at, base))
-                if base.len() == value.len()
-                    && *at >= oldest_send
-                    && *at < tick
-                    && zeros(value.iter().zip(base).map(|(a, b)| a ^ b))
-                        > zeros(value.iter().copied()) + value.len() / 4 =>
-            {
-                u8::try_from(tick - at).unwrap_or(0)
-            }
-            _ => 0,
-        };
-        match (&entry.acked, age) {
-            (Some((_, base)), 1..) => out.extend(value.iter().zip(base).map(|(a, b)| a ^ b)),
-            _ => out.extend_from_slice(value),
-        }
         entry.sends[entry.next] = tick;
         entry.next = (entry.next + 1) % HISTORY;
-        age
     }
 
     /// The peer acknowledged `value` of `key` sent at `tick`: it becomes the baseline
@@ -127,6 +135,19 @@ impl Baselines {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How the outbox codes a raw value: XOR'd with a usable baseline, the send recorded.
+    trait Code {
+        fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8;
+    }
+
+    impl Code for Baselines {
+        fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
+            let age = xor_on(self.usable(key, tick), tick, value, out);
+            self.sent(key, tick);
+            age
+        }
+    }
 
     fn key() -> Key {
         (ComponentId(3), EntityId(9))

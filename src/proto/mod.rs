@@ -27,6 +27,7 @@ pub mod priority;
 mod queue;
 mod rng;
 pub mod token;
+mod value_coding;
 
 use std::time::Duration;
 

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use rustc_hash::FxHashMap;
 
 use super::baselines::Baselines;
+use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
 use crate::wire::{size, Encoder, FrameParts};
@@ -153,13 +154,18 @@ pub(crate) struct Outbox {
     pub(crate) owner_seq: u64,
     /// Host: values coded against what the peer acknowledged (see `proto::baselines`).
     pub(crate) baselines: Option<Baselines>,
+    /// Host: values of components with declared fields go as lanes (a client's writes
+    /// go raw: the host takes them as a replica takes a snapshot, bit for bit).
+    pub(crate) lanes: bool,
+    /// Codes values in state datagrams (see `proto::value_coding`).
+    coder: ValueCoder,
 }
 
 /// An entry chosen for a datagram.
 enum Entry {
     Spawn,
     Despawn,
-    Set,
+    Set(Coded),
     Remove,
 }
 
@@ -310,6 +316,7 @@ impl Outbox {
             now,
             (resend_after * FLIGHT_AGE_IN_RESENDS).max(MIN_FLIGHT_AGE),
         );
+        self.coder.clear();
         let mut chosen: Vec<(Key, u32)> = Vec::new();
         for (key, pending) in &mut self.pending {
             let due = match pending.sent_at {
@@ -351,10 +358,20 @@ impl Outbox {
                             .registry()
                             .get(component)
                             .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
-                        let cost =
-                            size::ENTITY + value.len() + if variable { size::LENGTH } else { 0 };
-                        if cost + size::BATCH_BASE > room {
-                            // Too large for any datagram: the reliable stream carries it.
+                        let coded = self.coder.code(
+                            self.baselines.as_ref(),
+                            key,
+                            tick,
+                            value,
+                            world.registry().fields(component).filter(|_| self.lanes),
+                            !variable,
+                        );
+                        let cost = coded.as_ref().map_or(usize::MAX, |c| {
+                            size::ENTITY + c.range.len() + if variable { size::LENGTH } else { 0 }
+                        });
+                        let Some(coded) = coded.filter(|_| cost + size::BATCH_BASE <= room) else {
+                            // Too large for any datagram (or not quantisable, which the
+                            // world prevents): the reliable stream carries it raw.
                             let frame = single_value_frame(
                                 world,
                                 tick,
@@ -368,8 +385,8 @@ impl Outbox {
                             self.stats.stream_frames += 1;
                             self.pending.remove(&key);
                             continue;
-                        }
-                        (Entry::Set, cost)
+                        };
+                        (Entry::Set(coded), cost)
                     }
                     None => (Entry::Remove, size::ENTITY),
                 }
@@ -423,8 +440,11 @@ impl Outbox {
             tick,
             ..Delta::default()
         };
-        // Per batch, per value: the age of its baseline (see `proto::baselines`).
+        // Per batch: per value, the age of its baseline (see `proto::baselines`); the
+        // values as lanes (components with declared fields); raw value bytes carried.
         let mut ages: Vec<Vec<u8>> = Vec::new();
+        let mut lanes: Vec<Vec<u8>> = Vec::new();
+        let mut raw_bytes: Vec<usize> = Vec::new();
         let mut flight_values: Vec<(Key, Vec<u8>)> = Vec::new();
         for ((component, entity), entry) in entries.iter() {
             match entry {
@@ -439,7 +459,7 @@ impl Outbox {
                     Some((c, list)) if c == component => list.push(*entity),
                     _ => delta.removes.push((*component, vec![*entity])),
                 },
-                Entry::Set => {
+                Entry::Set(coded) => {
                     let value = world.get(*entity, *component).unwrap_or_default();
                     if delta.sets.last().is_none_or(|b| b.component != *component) {
                         let variable = world
@@ -454,26 +474,34 @@ impl Outbox {
                             inserted: Vec::new(),
                         });
                         ages.push(Vec::new());
+                        lanes.push(Vec::new());
+                        raw_bytes.push(0);
                     }
                     let batch = delta.sets.last_mut().expect("pushed above");
                     let i = batch.entities.len();
                     batch.entities.push(*entity);
-                    let age = match &mut self.baselines {
-                        Some(baselines)
-                            if batch.lengths.is_none() && Baselines::eligible(value.len()) =>
-                        {
+                    let bytes = &self.coder.arena[coded.range.clone()];
+                    if coded.lanes {
+                        lanes
+                            .last_mut()
+                            .expect("pushed with the batch")
+                            .extend(bytes);
+                    } else {
+                        batch.data.extend_from_slice(bytes);
+                    }
+                    if let Some(baselines) = &mut self.baselines {
+                        if ValueCoder::on_baselines(batch.lengths.is_none(), value.len()) {
+                            baselines.sent((*component, *entity), tick);
                             flight_values.push(((*component, *entity), value.to_vec()));
-                            baselines.code((*component, *entity), tick, value, &mut batch.data)
                         }
-                        _ => {
-                            batch.data.extend_from_slice(value);
-                            0
-                        }
-                    };
-                    if age > 0 {
+                    }
+                    if coded.age > 0 {
                         self.stats.values_on_baselines += 1;
                     }
-                    ages.last_mut().expect("pushed with the batch").push(age);
+                    ages.last_mut()
+                        .expect("pushed with the batch")
+                        .push(coded.age);
+                    *raw_bytes.last_mut().expect("pushed with the batch") += value.len();
                     if let Some(lengths) = &mut batch.lengths {
                         lengths.push(value.len() as u32);
                     }
@@ -487,6 +515,7 @@ impl Outbox {
         self.next_seq += 1;
         let owner_seq = self.owner_seq;
         let age_refs: Vec<&[u8]> = ages.iter().map(Vec::as_slice).collect();
+        let lane_refs: Vec<&[u8]> = lanes.iter().map(Vec::as_slice).collect();
         let bytes = delta.with_parts(|parts| {
             encoder.state_datagram(
                 seq,
@@ -494,6 +523,7 @@ impl Outbox {
                 Some(&FrameParts {
                     owner_seq,
                     baseline_ages: &age_refs,
+                    lanes: &lane_refs,
                     ..*parts
                 }),
             )
@@ -504,7 +534,8 @@ impl Outbox {
         let values: ValueBytes = delta
             .sets
             .iter()
-            .map(|batch| (batch.component, batch.data.len()))
+            .zip(raw_bytes)
+            .map(|(batch, raw)| (batch.component, raw))
             .collect();
         let len = bytes.len();
         let keys: Vec<Key> = entries.drain(..).map(|(key, _)| key).collect();

@@ -5,7 +5,7 @@
 use super::{Applied, Replica, ReplicaError};
 use crate::ownership::{Owners, Record, WHOLE_ENTITY};
 use crate::registry::ComponentId;
-use crate::wire::{self, Message, WireError};
+use crate::wire::{self, EntityList, Message, WireError};
 use crate::world::{EntityId, PeerId, WorldError};
 
 impl Replica {
@@ -163,7 +163,10 @@ impl Replica {
         let mut keys: Vec<(EntityId, ComponentId)> = Vec::new();
         for batch in frame.batches().iter().flatten() {
             let component = ComponentId(batch.component());
-            keys.extend(batch.entities().iter().map(|e| (EntityId(e), component)));
+            // A malformed list is left for the full check to refuse.
+            if let Ok(entities) = EntityList::parse(batch) {
+                keys.extend(entities.iter().map(|e| (e, component)));
+            }
         }
         for remove in frame.removes().iter().flatten() {
             let component = ComponentId(remove.component());

@@ -11,9 +11,9 @@ use std::borrow::Cow;
 
 use rustc_hash::FxHashMap;
 
-use super::Checked;
-use crate::registry::ComponentId;
-use crate::wire::fb;
+use super::{Checked, ReplicaError};
+use crate::registry::{ComponentId, Registry};
+use crate::wire::{fb, lanes, EntityList, WireError};
 use crate::world::EntityId;
 
 /// The sender's window: a baseline is among the last this many sends of its key.
@@ -111,16 +111,17 @@ impl History {
             return true;
         };
         batches.iter().all(|batch| {
-            let (Some(ages), entities) = (batch.baseline_ages(), batch.entities()) else {
+            let (Some(ages), Ok(entities)) = (batch.baseline_ages(), EntityList::parse(batch))
+            else {
                 return true;
             };
             let component = ComponentId(batch.component());
-            ages.iter().enumerate().all(|(i, age)| {
+            ages.iter().zip(entities.iter()).all(|(age, entity)| {
                 age == 0
-                    || i >= entities.len()
-                    || frame.tick().checked_sub(u64::from(age)).is_some_and(|at| {
-                        self.get(component, EntityId(entities.get(i)), at).is_some()
-                    })
+                    || frame
+                        .tick()
+                        .checked_sub(u64::from(age))
+                        .is_some_and(|at| self.get(component, entity, at).is_some())
             })
         })
     }
@@ -130,42 +131,102 @@ impl History {
         self.bytes
     }
 
-    /// The values of `checked`'s batches in order, each XOR'd back from its baseline when
-    /// it has one (`None` when that baseline is not held: the value is skipped); with
-    /// `record` (a state datagram), each fixed-size value is kept for later ones. Returns
-    /// the values and how many lacked their baseline.
+    /// The values of `checked`'s batches in order, each rebuilt from its baseline when it
+    /// has one (XOR'd back, or lanes added to the baseline's: see [`crate::wire::lanes`];
+    /// `None` when that baseline is not held: the value is skipped); with `record` (a
+    /// state datagram), each fixed-size value is kept for later ones. Returns the values
+    /// and how many lacked their baseline; lanes that do not decode refuse the whole
+    /// message, before anything is kept.
     pub(crate) fn resolve<'a>(
         &mut self,
         checked: &Checked<'a>,
         record: bool,
-    ) -> (Vec<Option<Cow<'a, [u8]>>>, u64) {
+        registry: &Registry,
+    ) -> Result<(Vec<Option<Cow<'a, [u8]>>>, u64), ReplicaError> {
         let mut values = Vec::new();
         let mut missing = 0;
+        let (mut base_lanes, mut lanes) = (Vec::new(), Vec::new());
         for batch in &checked.batches {
             let component = batch.component();
+            let bad = |reason: &str| WireError::BadBatch {
+                component,
+                reason: reason.into(),
+            };
+            let layout = match batch.lanes() {
+                Some(_) => Some(
+                    registry
+                        .fields(component)
+                        .ok_or_else(|| bad("lanes without declared fields"))?,
+                ),
+                None => None,
+            };
+            let mut input = batch.lanes().unwrap_or_default();
             for entry in batch.iter() {
-                let value = match entry.baseline_age {
-                    0 => Some(Cow::Borrowed(entry.bytes)),
-                    age => checked
-                        .tick
-                        .checked_sub(u64::from(age))
-                        .and_then(|at| self.get(component, entry.entity, at))
-                        .filter(|base| base.len() == entry.bytes.len())
-                        .map(|base| {
-                            Cow::Owned(entry.bytes.iter().zip(base).map(|(a, b)| a ^ b).collect())
-                        }),
+                let base = match entry.baseline_age {
+                    0 => None,
+                    age => Some(
+                        checked
+                            .tick
+                            .checked_sub(u64::from(age))
+                            .and_then(|at| self.get(component, entry.entity, at)),
+                    ),
                 };
-                match &value {
-                    Some(v) if record && batch.fixed() => {
-                        self.record(component, entry.entity, checked.tick, v)
+                let value = match (layout, base) {
+                    (None, None) => Some(Cow::Borrowed(entry.bytes)),
+                    (None, Some(base)) => {
+                        base.filter(|base| base.len() == entry.bytes.len())
+                            .map(|base| {
+                                Cow::Owned(
+                                    entry.bytes.iter().zip(base).map(|(a, b)| a ^ b).collect(),
+                                )
+                            })
                     }
-                    Some(_) => {}
-                    None => missing += 1,
+                    (Some(layout), base) => {
+                        let base = match base {
+                            None => Some(None),
+                            Some(held) => held
+                                .and_then(|held| layout.lanes_into(held, &mut base_lanes).ok())
+                                .map(|()| Some(&base_lanes[..])),
+                        };
+                        let kinds = layout.lane_kinds();
+                        // Read the lanes even without their baseline: the next value's
+                        // start where these end.
+                        lanes::decode(kinds, &mut input, base.flatten(), &mut lanes)
+                            .map_err(bad)?;
+                        match base {
+                            Some(_) => {
+                                let mut value = Vec::with_capacity(layout.size() as usize);
+                                layout
+                                    .value_into(&lanes, &mut value)
+                                    .map_err(|e| bad(&e.to_string()))?;
+                                Some(Cow::Owned(value))
+                            }
+                            None => None,
+                        }
+                    }
+                };
+                if value.is_none() {
+                    missing += 1;
                 }
                 values.push(value);
             }
+            if !input.is_empty() {
+                return Err(bad("lane bytes left over").into());
+            }
         }
-        (values, missing)
+        if record {
+            let mut at = values.iter();
+            for batch in checked.batches.iter() {
+                for entry in batch.iter() {
+                    if let Some(Some(v)) = at.next() {
+                        if batch.fixed() {
+                            self.record(batch.component(), entry.entity, checked.tick, v);
+                        }
+                    }
+                }
+            }
+        }
+        Ok((values, missing))
     }
 }
 

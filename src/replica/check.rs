@@ -105,7 +105,15 @@ pub(super) fn check_batches<'a>(
             .or_else(|| registry.get(id))
             .map(|d| d.layout)
             .ok_or(WireError::UnknownComponent(id))?;
-        out.push(BatchView::parse(batch, layout)?);
+        let view = BatchView::parse(batch, layout)?;
+        if view.lanes().is_some() && registry.fields(id).is_none() {
+            return Err(WireError::BadBatch {
+                component: id,
+                reason: "lanes for a component without declared fields".into(),
+            }
+            .into());
+        }
+        out.push(view);
     }
     Ok(out)
 }

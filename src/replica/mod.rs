@@ -497,7 +497,9 @@ impl Replica {
                 received: FxHashSet::default(),
             });
         }
-        let (values, _) = self.history.resolve(&checked, false);
+        let (values, _) = self
+            .history
+            .resolve(&checked, false, self.world.registry())?;
         self.apply_checked(checked, values);
         let assembly = self.assembly.as_mut().expect("set above");
         assembly.received.insert(index);
@@ -567,7 +569,9 @@ impl Replica {
         datagram: bool,
     ) -> Result<Applied, ReplicaError> {
         let checked = check_frame(self.world.registry(), frame)?;
-        let (values, missing) = self.history.resolve(&checked, datagram);
+        let (values, missing) = self
+            .history
+            .resolve(&checked, datagram, self.world.registry())?;
         self.stats.missing_baselines += missing;
         // A frame no newer than the last full snapshot holds nothing that snapshot lacks,
         // and might resurrect entities it left out.

@@ -4,6 +4,7 @@
 
 use flatbuffers::{ForwardsUOffset, Vector, VerifierOptions};
 
+use super::codec::read_varint;
 use super::fb;
 use super::{FILE_IDENTIFIER, MAX_MESSAGE_BYTES, WIRE_VERSION};
 use crate::registry::{
@@ -358,15 +359,96 @@ pub(crate) fn check_ascending(
     Ok(())
 }
 
+/// A batch's entities: plain ids, or their gaps (`ComponentBatch.entity_gaps`), checked
+/// valid and strictly ascending.
+#[derive(Clone, Copy, Debug)]
+pub enum EntityList<'a> {
+    /// `ComponentBatch.entities`.
+    Plain(Vector<'a, u64>),
+    /// `ComponentBatch.entity_gaps` and how many ids they make.
+    Gaps(&'a [u8], usize),
+}
+
+impl<'a> EntityList<'a> {
+    /// Reads and checks a batch's entities (peer bytes: a malformed varint, an id that
+    /// overflows, is 0 or does not ascend is refused; ids and gaps together too).
+    pub fn parse(batch: fb::ComponentBatch<'a>) -> Result<Self, WireError> {
+        let plain = batch.entities();
+        let Some(gaps) = batch.entity_gaps().map(|v| v.bytes()) else {
+            check_entities(plain, "batch entities")?;
+            return Ok(EntityList::Plain(plain));
+        };
+        let bad = |index, reason| WireError::BadEntity {
+            what: "batch entity gaps",
+            index,
+            reason,
+        };
+        if !plain.is_empty() {
+            return Err(bad(0, "entity ids and gaps in one batch"));
+        }
+        let (mut rest, mut previous, mut count) = (gaps, None::<u64>, 0usize);
+        while !rest.is_empty() {
+            let (gap, after) = read_varint(rest).map_err(|_| bad(count, "malformed gap"))?;
+            rest = after;
+            let id = match previous {
+                None => Some(gap),
+                Some(p) => p.checked_add(gap).and_then(|x| x.checked_add(1)),
+            }
+            .ok_or_else(|| bad(count, "entity id overflows"))?;
+            if !EntityId(id).is_valid() {
+                return Err(bad(count, "invalid entity id"));
+            }
+            previous = Some(id);
+            count += 1;
+        }
+        Ok(EntityList::Gaps(gaps, count))
+    }
+
+    /// How many entities.
+    pub fn len(&self) -> usize {
+        match self {
+            EntityList::Plain(v) => v.len(),
+            EntityList::Gaps(_, count) => *count,
+        }
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The entities in order.
+    pub fn iter(&self) -> impl Iterator<Item = EntityId> + 'a {
+        let this = *self;
+        let mut rest: &[u8] = match this {
+            EntityList::Gaps(gaps, _) => gaps,
+            EntityList::Plain(_) => &[],
+        };
+        let mut previous: Option<u64> = None;
+        (0..this.len()).map(move |i| match this {
+            EntityList::Plain(v) => EntityId(v.get(i)),
+            EntityList::Gaps(..) => {
+                // Checked by `parse`: every varint reads and no id overflows.
+                let (gap, after) = read_varint(rest).unwrap_or((0, &[]));
+                rest = after;
+                let id = previous.map_or(gap, |p| p.wrapping_add(gap).wrapping_add(1));
+                previous = Some(id);
+                EntityId(id)
+            }
+        })
+    }
+}
+
 /// A batch checked against its component's layout.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchView<'a> {
     component: ComponentId,
-    entities: Vector<'a, u64>,
+    entities: EntityList<'a>,
     data: &'a [u8],
     lengths: Option<Vector<'a, u32>>,
     inserted: Option<&'a [u8]>,
     baseline_ages: Option<&'a [u8]>,
+    lanes: Option<&'a [u8]>,
     size: usize,
 }
 
@@ -379,8 +461,8 @@ pub struct BatchEntry<'a> {
     pub bytes: &'a [u8],
     /// Whether the sender marked it as an insert.
     pub inserted: bool,
-    /// Ticks before the frame's tick of the baseline the bytes are XOR'd with (0: the
-    /// bytes are the value).
+    /// Ticks before the frame's tick of the baseline the bytes are XOR'd with, or the
+    /// lanes coded against (0: the bytes are the value; lanes against nothing).
     pub baseline_age: u8,
 }
 
@@ -391,12 +473,20 @@ impl<'a> BatchView<'a> {
     pub fn parse(batch: fb::ComponentBatch<'a>, layout: Layout) -> Result<Self, WireError> {
         let component = ComponentId(batch.component());
         let bad = |reason: String| WireError::BadBatch { component, reason };
-        let entities = batch.entities();
-        check_entities(entities, "batch entities")?;
+        let entities = EntityList::parse(batch)?;
         let count = entities.len();
         let data = batch.data().bytes();
         let lengths = batch.lengths();
+        let lanes = batch.lanes().map(|v| v.bytes());
         match layout {
+            Layout::Fixed(_) if lanes.is_some() => {
+                if !data.is_empty() || lengths.is_some() {
+                    return Err(bad("lanes and data (or lengths) in one batch".into()));
+                }
+            }
+            Layout::Variable { .. } if lanes.is_some() => {
+                return Err(bad("lanes for a variable-size component".into()));
+            }
             Layout::Fixed(size) => {
                 if lengths.is_some() {
                     return Err(bad("lengths given for a fixed-size component".into()));
@@ -458,6 +548,7 @@ impl<'a> BatchView<'a> {
             lengths,
             inserted,
             baseline_ages,
+            lanes,
             size: layout.max_bytes() as usize,
         })
     }
@@ -482,25 +573,37 @@ impl<'a> BatchView<'a> {
         self.lengths.is_none()
     }
 
+    /// The values as lanes (components with declared fields in the host's state
+    /// datagrams; the entries' bytes are then empty), unchecked: see [`crate::wire::lanes`].
+    pub fn lanes(&self) -> Option<&'a [u8]> {
+        self.lanes
+    }
+
     /// Whether any value is coded against a baseline.
     pub fn has_baselines(&self) -> bool {
         self.baseline_ages
             .is_some_and(|ages| ages.iter().any(|&a| a != 0))
     }
 
+    /// The entities, in order.
+    pub fn entities(&self) -> EntityList<'a> {
+        self.entities
+    }
+
     /// The values in order.
     pub fn iter(&self) -> impl Iterator<Item = BatchEntry<'a>> + 'a {
         let this = *self;
         let mut offset = 0usize;
-        (0..this.entities.len()).map(move |i| {
-            let len = match this.lengths {
-                Some(lengths) => lengths.get(i) as usize,
-                None => this.size,
+        this.entities.iter().enumerate().map(move |(i, entity)| {
+            let len = match (this.lengths, this.lanes) {
+                (_, Some(_)) => 0,
+                (Some(lengths), None) => lengths.get(i) as usize,
+                (None, None) => this.size,
             };
             let bytes = &this.data[offset..offset + len];
             offset += len;
             BatchEntry {
-                entity: EntityId(this.entities.get(i)),
+                entity,
                 bytes,
                 inserted: this
                     .inserted

@@ -3,6 +3,7 @@
 
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
+use super::codec::write_varint;
 use super::fb;
 use super::{FILE_IDENTIFIER, WIRE_VERSION};
 use crate::registry::{ComponentDescriptor, ComponentId, Layout};
@@ -62,6 +63,10 @@ pub struct FrameParts<'a> {
     /// Per batch (in `batches` order, or empty for none): per value, the age of the
     /// baseline it is XOR'd with (`ComponentBatch.baseline_ages`; 0: the value itself).
     pub baseline_ages: &'a [&'a [u8]],
+    /// Per batch (in `batches` order, or empty for none): its values as lanes
+    /// (`ComponentBatch.lanes`, see [`crate::wire::lanes`]; the batch's data is then
+    /// empty), or an empty slice.
+    pub lanes: &'a [&'a [u8]],
 }
 
 /// The host's acceptance of a client.
@@ -91,6 +96,8 @@ pub struct Acceptance<'a> {
 pub struct Encoder {
     fbb: FlatBufferBuilder<'static>,
     ids: Vec<u64>,
+    /// Scratch of a batch's entity gaps (`ComponentBatch.entity_gaps`).
+    gaps: Vec<u8>,
     /// Scratch of [`Encoder::delta_frame_from`]: insert bitset, value lengths.
     bits: Vec<u8>,
     lengths: Vec<u32>,
@@ -140,6 +147,7 @@ impl Encoder {
         Encoder {
             fbb: FlatBufferBuilder::with_capacity(bytes.min(super::MAX_MESSAGE_BYTES)),
             ids: Vec::new(),
+            gaps: Vec::new(),
             bits: Vec::new(),
             lengths: Vec::new(),
             zeros: Vec::new(),
@@ -156,7 +164,7 @@ impl Encoder {
         batches: &[BatchRef<'_>],
     ) -> Vec<u8> {
         self.fbb.reset();
-        let batches = self.batches(batches, &[]);
+        let batches = self.batches(batches, &[], &[]);
         let entities = (!bare_entities.is_empty()).then(|| self.entity_vector(bare_entities));
         let descriptors = self.descriptors(descriptors);
         let chunk = fb::SnapshotChunk::create(
@@ -253,7 +261,7 @@ impl Encoder {
             self.holes.push((data.value() as usize, b, bytes));
             self.ids.clear();
             self.ids.extend((0..n).map(|i| batch.entity(i).0));
-            let entities = self.fbb.create_vector(&self.ids);
+            let (entities, entity_gaps) = self.batch_entities();
             offsets.push(fb::ComponentBatch::create(
                 &mut self.fbb,
                 &fb::ComponentBatchArgs {
@@ -263,6 +271,8 @@ impl Encoder {
                     lengths,
                     inserted: Some(inserted),
                     baseline_ages: None,
+                    lanes: None,
+                    entity_gaps,
                 },
             ));
         }
@@ -613,7 +623,7 @@ impl Encoder {
 
     fn build_frame(&mut self, f: &FrameParts<'_>) -> Offset<fb::DeltaFrame<'static>> {
         let (despawns, removes) = self.frame_removals(f);
-        let batches = self.batches(f.batches, f.baseline_ages);
+        let batches = self.batches(f.batches, f.baseline_ages, f.lanes);
         self.frame_table(f, despawns, removes, batches)
     }
 
@@ -698,6 +708,36 @@ impl Encoder {
         self.fbb.create_vector(&self.ids)
     }
 
+    /// A batch's entities (in `self.ids`, ascending) as gaps, a byte each when ids are
+    /// dense (`ComponentBatch.entity_gaps`), with an empty `entities`; as plain ids when a
+    /// gap would take more than the 8 bytes an id does (ids of far-apart peers), so that
+    /// [`size::ENTITY`] stays a bound.
+    fn batch_entities(
+        &mut self,
+    ) -> (
+        Offset<flatbuffers::Vector<'static, u64>>,
+        Option<Offset<flatbuffers::Vector<'static, u8>>>,
+    ) {
+        self.gaps.clear();
+        let mut previous = 0u64;
+        let mut dense = true;
+        for (i, &id) in self.ids.iter().enumerate() {
+            let gap = if i == 0 { id } else { id - previous - 1 };
+            previous = id;
+            if gap >= 1 << 56 {
+                dense = false;
+                break;
+            }
+            write_varint(&mut self.gaps, gap);
+        }
+        if dense {
+            let gaps = self.fbb.create_vector(&self.gaps);
+            (self.fbb.create_vector::<u64>(&[]), Some(gaps))
+        } else {
+            (self.fbb.create_vector(&self.ids), None)
+        }
+    }
+
     fn descriptors(
         &mut self,
         descriptors: &[&ComponentDescriptor],
@@ -733,6 +773,7 @@ impl Encoder {
         &mut self,
         batches: &[BatchRef<'_>],
         baseline_ages: &[&[u8]],
+        lanes: &[&[u8]],
     ) -> Option<
         Offset<
             flatbuffers::Vector<'static, flatbuffers::ForwardsUOffset<fb::ComponentBatch<'static>>>,
@@ -749,10 +790,16 @@ impl Encoder {
                     .get(i)
                     .filter(|ages| ages.iter().any(|&a| a != 0))
                     .map(|ages| self.fbb.create_vector(ages));
+                let lanes = lanes
+                    .get(i)
+                    .filter(|lanes| !lanes.is_empty())
+                    .map(|lanes| self.fbb.create_vector(lanes));
                 let inserted = batch.inserted.map(|bits| self.fbb.create_vector(bits));
                 let lengths = batch.lengths.map(|lengths| self.fbb.create_vector(lengths));
                 let data = self.fbb.create_vector(batch.data);
-                let entities = self.entity_vector(batch.entities);
+                self.ids.clear();
+                self.ids.extend(batch.entities.iter().map(|e| e.0));
+                let (entities, entity_gaps) = self.batch_entities();
                 fb::ComponentBatch::create(
                     &mut self.fbb,
                     &fb::ComponentBatchArgs {
@@ -762,6 +809,8 @@ impl Encoder {
                         lengths,
                         inserted,
                         baseline_ages: ages,
+                        lanes,
+                        entity_gaps,
                     },
                 )
             })

@@ -1644,6 +1644,8 @@ impl<'a> ComponentBatch<'a> {
   pub const VT_LENGTHS: ::flatbuffers::VOffsetT = 10;
   pub const VT_INSERTED: ::flatbuffers::VOffsetT = 12;
   pub const VT_BASELINE_AGES: ::flatbuffers::VOffsetT = 14;
+  pub const VT_LANES: ::flatbuffers::VOffsetT = 16;
+  pub const VT_ENTITY_GAPS: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -1655,6 +1657,8 @@ impl<'a> ComponentBatch<'a> {
     args: &'args ComponentBatchArgs<'args>
   ) -> ::flatbuffers::WIPOffset<ComponentBatch<'bldr>> {
     let mut builder = ComponentBatchBuilder::new(_fbb);
+    if let Some(x) = args.entity_gaps { builder.add_entity_gaps(x); }
+    if let Some(x) = args.lanes { builder.add_lanes(x); }
     if let Some(x) = args.baseline_ages { builder.add_baseline_ages(x); }
     if let Some(x) = args.inserted { builder.add_inserted(x); }
     if let Some(x) = args.lengths { builder.add_lengths(x); }
@@ -1672,7 +1676,7 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<u32>(ComponentBatch::VT_COMPONENT, Some(0)).unwrap()}
   }
-  /// Network entity ids, one per value, ascending.
+  /// Network entity ids, one per value, ascending (empty when `entity_gaps` holds them).
   #[inline]
   pub fn entities(&self) -> ::flatbuffers::Vector<'a, u64> {
     // Safety:
@@ -1714,6 +1718,25 @@ impl<'a> ComponentBatch<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_BASELINE_AGES, None)}
   }
+  /// State datagrams from the host, components with declared fields: the values as
+  /// lanes (see `src/fields.rs`, `src/wire/lanes.rs`), each value's lanes coded against
+  /// its baseline's (`baseline_ages`; 0: against nothing). `data` is then empty.
+  #[inline]
+  pub fn lanes(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_LANES, None)}
+  }
+  /// The entities as LEB128 varints, most a byte: the first id, then each id less the one
+  /// before it, less one (ids ascend). `entities` is then empty.
+  #[inline]
+  pub fn entity_gaps(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(ComponentBatch::VT_ENTITY_GAPS, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
@@ -1728,6 +1751,8 @@ impl ::flatbuffers::Verifiable for ComponentBatch<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u32>>>("lengths", Self::VT_LENGTHS, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("inserted", Self::VT_INSERTED, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("baseline_ages", Self::VT_BASELINE_AGES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("lanes", Self::VT_LANES, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("entity_gaps", Self::VT_ENTITY_GAPS, false)?
      .finish();
     Ok(())
   }
@@ -1739,6 +1764,8 @@ pub struct ComponentBatchArgs<'a> {
     pub lengths: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u32>>>,
     pub inserted: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub baseline_ages: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub lanes: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub entity_gaps: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for ComponentBatchArgs<'a> {
   #[inline]
@@ -1750,6 +1777,8 @@ impl<'a> Default for ComponentBatchArgs<'a> {
       lengths: None,
       inserted: None,
       baseline_ages: None,
+      lanes: None,
+      entity_gaps: None,
     }
   }
 }
@@ -1784,6 +1813,14 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> ComponentBatchBuilder<'a, 'b,
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_BASELINE_AGES, baseline_ages);
   }
   #[inline]
+  pub fn add_lanes(&mut self, lanes: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_LANES, lanes);
+  }
+  #[inline]
+  pub fn add_entity_gaps(&mut self, entity_gaps: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(ComponentBatch::VT_ENTITY_GAPS, entity_gaps);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> ComponentBatchBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     ComponentBatchBuilder {
@@ -1809,6 +1846,8 @@ impl ::core::fmt::Debug for ComponentBatch<'_> {
       ds.field("lengths", &self.lengths());
       ds.field("inserted", &self.inserted());
       ds.field("baseline_ages", &self.baseline_ages());
+      ds.field("lanes", &self.lanes());
+      ds.field("entity_gaps", &self.entity_gaps());
       ds.finish()
   }
 }

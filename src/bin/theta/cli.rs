@@ -99,6 +99,32 @@ client sees, then prints the ratios against the goals of issue 17: bytes per cli
 case. Build with --release. The exit status does not depend on the goals (timings vary by \
 machine); it is 1 when a client does not hold exactly what the host says it sees.";
 
+/// The long help of `theta bench clients`.
+const BENCH_CLIENTS_LONG: &str = "\
+Measures the host's CPU per client (issue 18, item 7). For each N of --clients, it \
+starts `theta host` as a child process on 127.0.0.1 (this same binary) with the demo scene \
+(--entities objects, --move-percent of them moving --object-rate times a second), then N \
+clients as `theta join` children, spread over --processes processes (several clients per \
+process). With avatars, every client pushes a 3-point avatar (head and both hands) \
+--avatar-rate times a second, which the host relays to every other client; the host and the \
+clients then tick at --avatar-rate while the objects still move at --object-rate. After \
+every client joined and --warmup seconds, it measures over --seconds: the host process's CPU \
+time (utime + stime from /proc/PID/stat, every thread of it, the network runtime's \
+included), the host's ticks and its median tick time, and the bytes it sent. Then the host \
+stops changing the scene and every client must end with the host's final state hash.\n\n\
+Per N it prints the host's CPU in cores, cores per client, clients per host core (the \
+target of issue 18: at least 100 at 60 Hz objects + 90 Hz avatars), the host's bytes sent \
+per client per second and its median tick time; then the ratios of the same run: cost per \
+client at each N against the smallest N (linearity) and the avatars' share (with against \
+without). Linux only (/proc). Build with --release.";
+
+/// What `theta bench clients --help` says after the options.
+const BENCH_CLIENTS_AFTER: &str = "\
+Exits 1 when a client fails: it could not join, disconnected, stopped receiving state or \
+the other clients' avatars, or did not end with the host's state. Every child process is \
+killed on failure and on Ctrl-C. The clients share the machine with the host, so the host's \
+CPU figure is its own while the clients' load is printed beside it.";
+
 /// What `theta demo --help` says after the options.
 const DEMO_AFTER: &str = "\
 Faults: --delay and --jitter are the path's: each datagram waits delay ± jitter \
@@ -147,6 +173,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "M", value_enum, default_value_t = Motion::Smooth,
           conflicts_with = "in_process", help_heading = NETWORK)]
     pub motion: Motion,
+    /// Declare the transform's fields (position to 1 mm, rotation to 0.1°): quantised,
+    /// and sent as small numbers against what each client acknowledged; `off` sends it
+    /// as a raw 28-byte blob
+    #[arg(long, value_name = "ON|OFF", default_value = "on", value_parser = on_off,
+          conflicts_with = "in_process", help_heading = NETWORK)]
+    pub fields: bool,
     /// Base delay of every datagram, in ms (the path's; stays on while the sessions
     /// converge)
     #[arg(long, value_name = "MS", default_value = "0", value_parser = millis,
@@ -253,6 +285,17 @@ pub struct HostArgs {
     /// clients (a client under valgrind, a congested link)
     #[arg(long, value_name = "SECONDS", default_value_t = 3.0, value_parser = admission)]
     pub admission_timeout: f64,
+    /// Scene steps per second, at most --rate [default: --rate]: below it the scene steps
+    /// on some ticks only, e.g. --rate 90 --scene-rate 60 moves the objects at 60 Hz while
+    /// the session ticks (and relays poses) at 90 Hz
+    #[arg(long, value_name = "HZ", value_parser = rate)]
+    pub scene_rate: Option<f64>,
+    /// Take commands on standard input, one per line, for a controlling process: `mark`
+    /// prints a `mark` line with the ticks, the bytes sent and the median tick time since
+    /// the previous mark; the end of the input stops the changes as --ticks does (linger,
+    /// then shut down)
+    #[arg(long)]
+    pub control_stdin: bool,
 }
 
 /// `theta join`.
@@ -264,15 +307,20 @@ pub struct JoinArgs {
     /// The host certificate's SHA-256 (64 hex digits, `:` pairs accepted)
     #[arg(long, value_name = "HEX", value_parser = fingerprint)]
     pub fingerprint: Fingerprint,
-    /// A join token from `theta host` or `theta token`
-    #[arg(long, value_name = "TOKEN", value_parser = token)]
-    pub token: String,
+    /// A join token from `theta host` or `theta token`; repeat it to run several clients
+    /// in this process (one per token, each line of output then names its peer)
+    #[arg(long = "token", value_name = "TOKEN", value_parser = token, required = true)]
+    pub tokens: Vec<String>,
     /// Leave after T ticks once joined [default: until Ctrl-C or the host shuts down]
     #[arg(long, value_name = "T")]
     pub ticks: Option<u64>,
     /// Ticks per second; the stats line warns when the client cannot keep it
     #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
     pub rate: f64,
+    /// Push a synthetic 3-point avatar (head and both hands) every tick, as an XR engine
+    /// does each frame; the stats line counts the remote devices this client receives
+    #[arg(long)]
+    pub avatar: bool,
 }
 
 /// `theta token`.
@@ -311,6 +359,67 @@ pub enum BenchCommand {
     /// interest against without, same scene and seed
     #[command(long_about = BENCH_INTEREST_LONG)]
     Interest(InterestArgs),
+    /// Host CPU per client (issue 18): a `theta host` process measured alone while N
+    /// clients in other processes replicate its scene, with 3-point avatars and without
+    #[command(long_about = BENCH_CLIENTS_LONG, after_help = BENCH_CLIENTS_AFTER)]
+    Clients(ClientsArgs),
+}
+
+/// Whether the clients push avatars in `theta bench clients`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AvatarCases {
+    /// Each N twice: with avatars, then without (the avatars' share)
+    Both,
+    /// With avatars only
+    On,
+    /// Without avatars only
+    Off,
+}
+
+impl AvatarCases {
+    /// The cases to run, avatars on first.
+    pub fn cases(self) -> &'static [bool] {
+        match self {
+            AvatarCases::Both => &[true, false],
+            AvatarCases::On => &[true],
+            AvatarCases::Off => &[false],
+        }
+    }
+}
+
+/// `theta bench clients`.
+#[derive(Args, Clone, Debug)]
+pub struct ClientsArgs {
+    /// Numbers of clients to measure, comma-separated (each a run of its own)
+    #[arg(long, value_name = "N,N,..", value_delimiter = ',', default_value = "8,16,32",
+          value_parser = clients)]
+    pub clients: Vec<usize>,
+    /// Seconds of the measuring window, after the warm-up
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = window)]
+    pub seconds: f64,
+    /// Seconds between the last client's join and the window (snapshots, dictionary
+    /// training, the clock estimates of the pose streams)
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = warmup)]
+    pub warmup: f64,
+    /// Client processes per run (at most N): the clients are spread over them
+    #[arg(long, value_name = "P", default_value_t = 4, value_parser = processes)]
+    pub processes: usize,
+    /// Objects in the host's scene
+    #[arg(long, value_name = "M", default_value_t = 1000, value_parser = at_least_one)]
+    pub entities: usize,
+    /// Percent of objects that move each scene step
+    #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent)]
+    pub move_percent: f64,
+    /// Scene steps (object updates) per second
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub object_rate: f64,
+    /// Avatar pushes per second of every client; the host and the clients tick at this
+    /// rate when avatars are on (it is at least --object-rate)
+    #[arg(long, value_name = "HZ", default_value_t = 90.0, value_parser = rate)]
+    pub avatar_rate: f64,
+    /// With avatars, without, or both (the avatars' share in the same run)
+    #[arg(long, value_name = "CASES", value_enum, default_value_t = AvatarCases::Both)]
+    pub avatars: AvatarCases,
 }
 
 /// `theta bench interest`.
@@ -366,6 +475,36 @@ fn objects(s: &str) -> Result<usize, String> {
     }
 }
 
+/// Seconds of a measuring window of `theta bench clients`.
+fn window(s: &str) -> Result<f64, String> {
+    let v: f64 = number(s)?;
+    if v.is_finite() && (0.5..=3600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0.5..=3600 (seconds)"))
+    }
+}
+
+/// Seconds of warm-up of `theta bench clients`.
+fn warmup(s: &str) -> Result<f64, String> {
+    let v: f64 = number(s)?;
+    if v.is_finite() && (0.0..=600.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within 0..=600 (seconds)"))
+    }
+}
+
+/// Client processes of `theta bench clients`.
+fn processes(s: &str) -> Result<usize, String> {
+    let n = number(s)?;
+    if (1..=64).contains(&n) {
+        Ok(n)
+    } else {
+        Err(format!("{n} is not within 1..=64"))
+    }
+}
+
 /// Virtual seconds of measurement: at least one tick.
 fn seconds(s: &str) -> Result<f64, String> {
     let v: f64 = number(s)?;
@@ -373,6 +512,15 @@ fn seconds(s: &str) -> Result<f64, String> {
         Ok(v)
     } else {
         Err(format!("{v} is not within 0.02..=3600 (seconds)"))
+    }
+}
+
+/// A switch: `on` or `off`.
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("{other:?} is neither on nor off")),
     }
 }
 
@@ -672,6 +820,21 @@ mod tests {
                 "--millis",
                 "interest",
             ),
+            (
+                &["bench", "clients", "--clients", "8,65"][..],
+                "--clients",
+                "1..=64",
+            ),
+            (
+                &["bench", "clients", "--warmup=-1"][..],
+                "--warmup",
+                "0..=600",
+            ),
+            (
+                &["bench", "clients", "--avatars", "sometimes"][..],
+                "--avatars",
+                "both",
+            ),
         ] {
             let err = refused(bad);
             assert!(err.contains(named) && err.contains(range), "{bad:?}: {err}");
@@ -724,6 +887,74 @@ mod tests {
             (i.moving_percent, i.seconds, i.radius, i.walk),
             (2.5, 1.0, 8.0, 0.0)
         );
+    }
+
+    #[test]
+    fn bench_clients_defaults_and_lists() {
+        let Command::Bench(b) = parse(&["bench", "clients"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Clients(c)) = b.what else {
+            panic!("not the clients bench")
+        };
+        assert_eq!(c.clients, vec![8, 16, 32]);
+        assert_eq!((c.seconds, c.warmup, c.processes), (10.0, 3.0, 4));
+        assert_eq!((c.entities, c.move_percent), (1000, 10.0));
+        assert_eq!((c.object_rate, c.avatar_rate), (60.0, 90.0));
+        assert_eq!(c.avatars.cases(), &[true, false]);
+        let Command::Bench(b) = parse(&[
+            "bench",
+            "clients",
+            "--clients",
+            "2,4",
+            "--avatars",
+            "off",
+            "--seconds",
+            "2",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Clients(c)) = b.what else {
+            panic!("not the clients bench")
+        };
+        assert_eq!((c.clients, c.seconds), (vec![2, 4], 2.0));
+        assert_eq!(c.avatars.cases(), &[false]);
+    }
+
+    #[test]
+    fn join_takes_several_tokens() {
+        use theta_net::net::token::try_mint;
+        let fp = "ab".repeat(32);
+        let secret = JoinSecret::from_bytes([7; 32]);
+        let token = |peer| {
+            try_mint(&secret, peer, netutil::unix_now() + 60, None)
+                .unwrap()
+                .to_text()
+        };
+        let (a, b) = (token(1), token(2));
+        let Command::Join(j) = parse(&[
+            "join",
+            "127.0.0.1:4433",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &a,
+            "--token",
+            &b,
+            "--avatar",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not join")
+        };
+        assert_eq!(j.tokens, vec![a, b]);
+        assert!(j.avatar);
+        let err = refused(&["join", "127.0.0.1:1", "--fingerprint", &fp]);
+        assert!(err.contains("--token"), "{err}");
     }
 
     #[test]

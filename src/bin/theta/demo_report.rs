@@ -19,6 +19,9 @@ pub struct Sample {
     pub client: PeerDiagnostics,
     /// The host's view of the connection to this client.
     pub host: PeerDiagnostics,
+    /// Bytes of state the client received: state datagrams and delta frames as framed
+    /// by the codec (compressed), before QUIC's own bytes.
+    pub state_bytes: u64,
 }
 
 /// What one client did after the last change.
@@ -74,7 +77,7 @@ impl Report<'_> {
     pub fn print(&self, host: &Session, clients: &[ClientTally]) {
         self.run_line(host);
         self.convergence(host, clients);
-        self.wire(clients);
+        self.wire(host, clients);
         self.avatars(clients);
         println!();
         println!(
@@ -208,7 +211,7 @@ impl Report<'_> {
     }
 
     /// What crossed the wire during the ticks, per client, against the seed's JSON design.
-    fn wire(&self, clients: &[ClientTally]) {
+    fn wire(&self, host: &Session, clients: &[ClientTally]) {
         let secs = self.run_time.as_secs_f64().max(1e-9);
         let json_rate = self.json_bytes as f64 / secs;
         println!();
@@ -255,11 +258,41 @@ impl Report<'_> {
         println!(
             "JSON B/s: the frames the seed's JSON full-rescan design makes for the same scene (BaselineTracker::diff each tick, replayed after the run so it costs the session nothing; the objects only), payload only, per client"
         );
+        self.bits_per_object(host, clients);
         let events: Vec<String> = clients
             .iter()
             .map(|c| format!("c{} {}", c.peer, c.events))
             .collect();
         println!("replica events received: {}", events.join(", "));
+    }
+
+    /// Glenn Fiedler's figure for snapshot compression, per client: bits of state per
+    /// tick over every object in the world (moving or not), so scenes with few movers and
+    /// with many compare on one scale.
+    fn bits_per_object(&self, host: &Session, clients: &[ClientTally]) {
+        let objects = host.world().stats().entities.max(1) as f64;
+        let ticks = self.ticks.max(1) as f64;
+        let per = |bytes: u64| bytes as f64 * 8.0 / ticks / objects;
+        let figures: Vec<String> = clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let (b, a) = (&self.before[i], &self.after[i]);
+                format!(
+                    "c{} {:.2} state, {:.2} wire",
+                    c.peer,
+                    per(a.state_bytes - b.state_bytes),
+                    per(a.client.wire_bytes_received - b.client.wire_bytes_received)
+                )
+            })
+            .collect();
+        println!(
+            "bits per object per packet over all objects: {}",
+            figures.join("; ")
+        );
+        println!(
+            "  (Glenn Fiedler's measure: a client's bits per tick over the {objects:.0} objects in the world, moving or not; state = state datagrams and delta frames after the codec, wire = every byte down, QUIC, acks and avatars included)"
+        );
     }
 
     /// The avatars: pose packets and how far each client renders the host's head from the

@@ -1,25 +1,20 @@
-//! `theta host`, `theta join` and `theta token`: a session across two processes or two
-//! machines. The host serves the demo scene; a client joins with the host's certificate
-//! fingerprint pinned and a join token minted with the host's secret.
+//! `theta host` and `theta token`: a session across two processes or two machines. The
+//! host serves the demo scene; a client (`theta join`, in `join.rs`) joins with the host's
+//! certificate fingerprint pinned and a join token minted with the host's secret.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use theta_net::net::session::{
-    DisconnectCause, PeerDiagnostics, Session, SessionConfig, SessionEvent,
-};
-use theta_net::net::tls::{HostIdentity, ServerTrust};
+use theta_net::net::session::{PeerDiagnostics, Session, SessionConfig, SessionEvent};
+use theta_net::net::tls::HostIdentity;
 use theta_net::net::token::{try_mint, JoinSecret, JoinToken};
 use theta_net::{PeerId, World};
 
-use crate::cli::{HostArgs, JoinArgs, TokenArgs};
+use crate::cli::{HostArgs, TokenArgs};
+use crate::control::{self, Control, Marks};
 use crate::interrupt;
 use crate::netutil::{self, Pacer, TickRate};
-use crate::scene::{self, Scene};
-
-/// How long joining may take before the client gives up (the session reports most
-/// failures sooner, e.g. a refusal or a wrong fingerprint).
-const JOIN_BOUND: Duration = Duration::from_secs(20);
+use crate::scene::Scene;
 
 fn mint_token(secret: &JoinSecret, peer: PeerId, ttl: u64) -> Result<JoinToken, String> {
     let expires = netutil::unix_now().saturating_add(ttl);
@@ -41,14 +36,14 @@ pub fn token(args: &TokenArgs) -> Result<(), String> {
 /// Sums of per-connection counters across the stats interval, tolerant of peers coming and
 /// going (a departed peer's counters simply stop contributing).
 #[derive(Default)]
-struct Rates {
+pub struct Rates {
     last: HashMap<PeerId, (u64, u64)>,
     at: Option<Instant>,
 }
 
 impl Rates {
     /// Bytes per second sent and received since the previous call.
-    fn update(&mut self, peers: &[PeerDiagnostics]) -> (f64, f64) {
+    pub fn update(&mut self, peers: &[PeerDiagnostics]) -> (f64, f64) {
         let secs = self.at.map_or(1.0, |t| t.elapsed().as_secs_f64().max(1e-9));
         let (mut sent, mut received) = (0, 0);
         let mut next = HashMap::with_capacity(peers.len());
@@ -66,16 +61,52 @@ impl Rates {
 
 /// The achieved tick rate for a stats line, with a warning when it is below the requested
 /// rate (the per-second figures beside it are then at this rate).
-fn rate_note(tick_rate: &TickRate, achieved: f64) -> String {
+pub fn rate_note(tick_rate: &TickRate, achieved: f64) -> String {
     match tick_rate.warning(achieved) {
         Some(warning) => format!("{warning}, cannot keep --rate"),
         None => format!("{achieved:.1} ticks/s"),
     }
 }
 
+/// Which engine ticks step the scene when it steps less often than the session ticks
+/// (`--scene-rate` below `--rate`): evenly spread, e.g. 2 ticks of every 3 for 60 of 90 Hz.
+struct SceneSteps {
+    /// Scene steps per tick, at most 1.
+    per_tick: f64,
+    owed: f64,
+}
+
+impl SceneSteps {
+    fn new(per_tick: f64) -> Self {
+        SceneSteps {
+            per_tick,
+            owed: 0.0,
+        }
+    }
+
+    /// Whether this tick steps the scene.
+    fn due(&mut self) -> bool {
+        self.owed += self.per_tick;
+        // A little slack so that 3 × (60/90) makes 2 steps despite rounding.
+        if self.owed >= 1.0 - 1e-9 {
+            self.owed -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
 /// `theta host`.
 pub fn host(o: &HostArgs) -> Result<(), String> {
     let bind = o.bind;
+    let scene_rate = o.scene_rate.unwrap_or(o.rate);
+    if scene_rate > o.rate {
+        return Err(format!(
+            "--scene-rate {scene_rate} exceeds --rate {}: the scene steps at most once a tick",
+            o.rate
+        ));
+    }
     let generated = o.secret.is_none();
     let secret = match &o.secret {
         Some(s) => s.clone(),
@@ -86,6 +117,8 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
     let identity = HostIdentity::self_signed(&["localhost".to_owned()])
         .map_err(|e| format!("cannot make the host certificate: {e}"))?;
     interrupt::install();
+    // Read from the start: a controller that is gone already ends the changes at once.
+    let mut control = o.control_stdin.then(Control::from_stdin);
     let mut session = Session::host(
         bind,
         world,
@@ -109,8 +142,14 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
     let fingerprint = identity.fingerprint().to_hex();
     let token = mint_token(&secret, 1, o.ttl)?;
     println!(
-        "theta host: listening on {local} (QUIC, ALPN theta/1), {} objects, {} Hz",
-        o.entities, o.rate
+        "theta host: listening on {local} (QUIC, ALPN theta/1), {} objects, {} Hz{}",
+        o.entities,
+        o.rate,
+        if scene_rate < o.rate {
+            format!(" (the scene steps at {scene_rate} Hz)")
+        } else {
+            String::new()
+        }
     );
     println!("fingerprint {fingerprint}");
     println!(
@@ -145,17 +184,28 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
     let mut next_stats = started + Duration::from_secs(1);
     let mut ticks = 0u64;
     let mut linger_until: Option<Instant> = None;
+    let mut steps = SceneSteps::new(scene_rate / o.rate);
+    let mut marks = Marks::new();
+    let mut stopped = false;
     loop {
         if interrupt::requested() {
             println!("interrupted");
             break;
         }
-        let changing = o.ticks.is_none_or(|t| ticks < t);
+        while let Some(command) = control.as_mut().and_then(Control::poll) {
+            match command {
+                control::Command::Mark => println!("{}", marks.take(&session.diagnostics().peers)),
+                control::Command::End => stopped = true,
+            }
+        }
+        let changing = !stopped && o.ticks.is_none_or(|t| ticks < t);
         if changing {
-            scene.step(
-                session.host_world().map_err(|e| e.to_string())?,
-                o.move_percent,
-            )?;
+            if steps.due() {
+                scene.step(
+                    session.host_world().map_err(|e| e.to_string())?,
+                    o.move_percent,
+                )?;
+            }
             ticks += 1;
         } else {
             let until = *linger_until
@@ -164,7 +214,9 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
                 break;
             }
         }
+        let tick_started = Instant::now();
         session.tick();
+        marks.tick(tick_started.elapsed());
         tick_rate.tick();
         for event in session.poll_events(usize::MAX) {
             match event {
@@ -215,127 +267,19 @@ pub fn host(o: &HostArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// `theta join`.
-pub fn join(o: &JoinArgs) -> Result<(), String> {
-    let addr = o.addr;
-    let registry = scene::registry()?;
-    interrupt::install();
-    let mut session = Session::join(
-        addr,
-        &ServerTrust::Fingerprint(o.fingerprint),
-        &o.token,
-        &registry,
-        SessionConfig::default(),
-    )
-    .map_err(|e| format!("cannot start the client: {e}"))?;
-    println!(
-        "theta join: connecting to {addr} (pinned fingerprint {})",
-        o.fingerprint
-    );
-
-    let mut pacer = Pacer::new(o.rate);
-    let started = Instant::now();
-    let mut joined: Option<(PeerId, Instant)> = None;
-    let mut ended: Option<(String, DisconnectCause)> = None;
-    let mut ticks = 0u64;
-    let mut rates = Rates::default();
-    let mut tick_rate = TickRate::new(o.rate);
-    let mut next_stats = Instant::now() + Duration::from_secs(1);
-    let mut updates = 0u64;
-    loop {
-        if interrupt::requested() {
-            println!("interrupted");
-            break;
-        }
-        session.tick();
-        tick_rate.tick();
-        for event in session.poll_events(usize::MAX) {
-            match event {
-                SessionEvent::Joined { peer } => {
-                    println!(
-                        "joined as peer {peer} after {}",
-                        netutil::ms(started.elapsed())
-                    );
-                    joined = Some((peer, Instant::now()));
-                }
-                SessionEvent::Disconnected { reason, cause } => {
-                    ended.get_or_insert((reason, cause));
-                }
-                SessionEvent::Replica { .. } => updates += 1,
-                _ => {}
-            }
-        }
-        if let Some((reason, _)) = &ended {
-            if joined.is_none() {
-                // Refused, wrong fingerprint, no host: nothing was replicated.
-                return Err(if reason.starts_with("join refused") {
-                    reason.clone()
-                } else {
-                    format!("could not join {addr}: {reason}")
-                });
-            }
-            println!("disconnected: {reason}");
-            break;
-        }
-        if joined.is_none() && started.elapsed() > JOIN_BOUND {
-            return Err(format!(
-                "could not join {addr}: no answer within {JOIN_BOUND:?}"
-            ));
-        }
-        if joined.is_some() {
-            ticks += 1;
-            if o.ticks.is_some_and(|t| ticks >= t) {
-                break;
-            }
-        }
-        if joined.is_some() && Instant::now() >= next_stats {
-            next_stats += Duration::from_secs(1);
-            let d = session.diagnostics();
-            let (up, down) = rates.update(&d.peers);
-            let link = d.peers.first().copied().unwrap_or_default();
-            let achieved = tick_rate.take();
-            println!(
-                "[{:>4.0} s] host tick {} | {} | {} entities, {} components | down {} up {} | RTT {} | lost {} | {} events | hash {:016x}",
-                started.elapsed().as_secs_f64(),
-                d.tick,
-                rate_note(&tick_rate, achieved),
-                d.entities,
-                d.components,
-                netutil::rate(down),
-                netutil::rate(up),
-                netutil::ms(link.rtt),
-                link.packets_lost,
-                updates,
-                session.state_hash()
-            );
-        }
-        pacer.wait();
-    }
-    let d = session.diagnostics();
-    let link = d.peers.first().copied().unwrap_or_default();
-    println!(
-        "final state hash {:016x} (host tick {}, {} entities, {} components; {} bytes down, {} up on the wire, snapshot {} bytes)",
-        session.state_hash(),
-        d.tick,
-        d.entities,
-        d.components,
-        link.wire_bytes_received,
-        link.wire_bytes_sent,
-        link.snapshot_bytes
-    );
-    drop(session);
-    match ended {
-        // The host ending the session in order is a normal end for a client.
-        Some((reason, cause)) if cause != DisconnectCause::HostClosed => {
-            Err(format!("the connection ended: {reason}"))
-        }
-        _ => Ok(()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_scene_at_60_hz_steps_on_two_of_every_three_ticks_at_90() {
+        let mut steps = SceneSteps::new(60.0 / 90.0);
+        let due: Vec<bool> = (0..9).map(|_| steps.due()).collect();
+        assert_eq!(due.iter().filter(|&&d| d).count(), 6, "{due:?}");
+        assert!(due.chunks(3).all(|c| c.iter().filter(|&&d| d).count() == 2));
+        let mut every = SceneSteps::new(1.0);
+        assert!((0..100).all(|_| every.due()));
+    }
 
     #[test]
     fn a_minted_token_reads_back_with_its_peer() {

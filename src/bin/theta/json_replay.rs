@@ -13,7 +13,7 @@ use crate::scene::Scene;
 /// describes (the objects only: the demo's grabs and avatars are not in it).
 pub fn json_bytes(o: &DemoArgs, ticks: u64) -> Result<u64, String> {
     let mut world = World::default();
-    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion)?;
+    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion, o.fields)?;
     let mut baseline = BaselineTracker::new();
     baseline.diff(&world);
     let mut bytes = 0u64;

@@ -21,6 +21,7 @@ use theta_net::net::faults::{FaultConfig, FaultControl};
 use theta_net::net::session::{Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::{HostIdentity, ServerTrust};
 use theta_net::net::token::{mint, JoinSecret};
+use theta_net::wire::codec::MessageKind;
 use theta_net::{PeerId, World, DEFAULT_MAX_CHUNK_BYTES};
 
 use crate::avatars::Avatars;
@@ -144,19 +145,22 @@ fn sample(host: &Session, clients: &[Client]) -> Vec<Sample> {
     let host_peers = host.diagnostics().peers;
     clients
         .iter()
-        .map(|c| Sample {
-            client: c
-                .session
-                .diagnostics()
-                .peers
-                .first()
-                .copied()
-                .unwrap_or_default(),
-            host: host_peers
-                .iter()
-                .find(|p| p.peer == c.peer)
-                .copied()
-                .unwrap_or_default(),
+        .map(|c| {
+            let d = c.session.diagnostics();
+            let framed = |kind: MessageKind| {
+                d.compression
+                    .get(kind.index())
+                    .map_or(0, |k| k.counters.bytes_received_framed)
+            };
+            Sample {
+                client: d.peers.first().copied().unwrap_or_default(),
+                host: host_peers
+                    .iter()
+                    .find(|p| p.peer == c.peer)
+                    .copied()
+                    .unwrap_or_default(),
+                state_bytes: framed(MessageKind::Datagram) + framed(MessageKind::DeltaFrame),
+            }
         })
         .collect()
 }
@@ -254,7 +258,7 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
 
     // The host: the scene in its world, a self-signed certificate, a fresh secret.
     let mut world = World::default();
-    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion)?;
+    let mut scene = Scene::with_motion(&mut world, o.entities, o.seed, o.motion, o.fields)?;
     let registry = world.registry().clone();
     let json_snapshot: usize = snapshot_json(&world, DEFAULT_MAX_CHUNK_BYTES)
         .iter()

@@ -5,11 +5,16 @@
 //! The scene keeps its component ids, its objects and its random generator; the world it
 //! writes is passed to each call, so it can live inside a host session.
 //!
+//! The transform declares its fields (position to 1 mm, rotation to 0.1°: see
+//! `theta_net::fields`), so it is quantised and travels as small numbers against what
+//! each client acknowledged; `theta demo --fields off` sends it as a raw blob instead.
+//!
 //! Two motions: `smooth` (the default) keeps a persistent set of objects in motion along
 //! continuous paths (walking speed, turning, at 60 Hz) while the rest stay at rest, as
 //! objects carried or animated in an XR scene move; `teleport` writes a fresh random
 //! transform (random floats) for each mover, a stress test and a worst case for compression.
 
+use theta_net::fields::Field;
 use theta_net::{ComponentId, EntityId, Layout, Registry, World};
 
 /// SplitMix64: a deterministic scene from a seed, no dependency needed.
@@ -35,6 +40,18 @@ impl Rng {
 
 /// Bytes of a transform: position (3 × f32) and rotation quaternion (4 × f32).
 const TRANSFORM_BYTES: usize = 28;
+/// The transform's fields: what an XR scene needs of a shared object (the pose stream's
+/// precision too).
+const TRANSFORM_FIELDS: [Field; 2] = [
+    Field::Position {
+        offset: 0,
+        precision_mm: 1.0,
+    },
+    Field::Rotation {
+        offset: 12,
+        precision_deg: 0.1,
+    },
+];
 /// Seconds per tick of smooth motion (60 Hz).
 const DT: f32 = 1.0 / 60.0;
 /// Fastest an object moves in smooth motion, m/s (a brisk walk).
@@ -78,13 +95,22 @@ impl Body {
     }
 }
 
-/// The scene's component types, registered in `world`; the same names and layouts on
-/// every peer, so a client's registry matches the host's.
-fn register(world: &mut World) -> Result<(ComponentId, ComponentId, ComponentId), String> {
+/// The scene's component types, registered in `world` (the transform's fields declared
+/// when `fields`); the same names, layouts and fields on every peer, so a client's
+/// registry matches the host's.
+fn register(
+    world: &mut World,
+    fields: bool,
+) -> Result<(ComponentId, ComponentId, ComponentId), String> {
     let err = |e: theta_net::RegistryError| e.to_string();
     let transform = world
         .register("demo.Transform", Layout::Fixed(TRANSFORM_BYTES as u32))
         .map_err(err)?;
+    if fields {
+        world
+            .declare_fields(transform, &TRANSFORM_FIELDS)
+            .map_err(|e| e.to_string())?;
+    }
     let color = world
         .register("demo.Color", Layout::Fixed(4))
         .map_err(err)?;
@@ -97,7 +123,7 @@ fn register(world: &mut World) -> Result<(ComponentId, ComponentId, ComponentId)
 /// The registry a peer of the demo scene needs (what `theta join` presents).
 pub fn registry() -> Result<Registry, String> {
     let mut world = World::default();
-    register(&mut world)?;
+    register(&mut world, true)?;
     Ok(world.registry().clone())
 }
 
@@ -116,19 +142,20 @@ pub struct Scene {
 
 impl Scene {
     /// Registers the scene's types in `world` and spawns `entities` objects there
-    /// (smooth motion).
+    /// (smooth motion, the transform's fields declared).
     pub fn new(world: &mut World, entities: usize, seed: u64) -> Result<Self, String> {
-        Self::with_motion(world, entities, seed, Motion::Smooth)
+        Self::with_motion(world, entities, seed, Motion::Smooth, true)
     }
 
-    /// As [`Scene::new`], with the given motion.
+    /// As [`Scene::new`], with the given motion, the transform's fields declared or not.
     pub fn with_motion(
         world: &mut World,
         entities: usize,
         seed: u64,
         motion: Motion,
+        fields: bool,
     ) -> Result<Self, String> {
-        let (transform, color, label) = register(world)?;
+        let (transform, color, label) = register(world, fields)?;
         let mut scene = Scene {
             transform,
             color,

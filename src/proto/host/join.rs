@@ -104,6 +104,7 @@ impl Host {
             },
         };
         client.ownership.last_heard = Some(now);
+        client.link.outbox.lanes = true;
         if self.config.value_baselines {
             client
                 .link

@@ -35,11 +35,14 @@ impl ClientWrites<'_> {
     /// refused, counted and reported.
     pub(super) fn apply(&mut self, frame: fb::DeltaFrame<'_>) {
         let checked = match check_frame(self.world.registry(), frame) {
-            // A client registers no types, and codes no value against a baseline: a
-            // frame that does either is not a client's.
+            // A client registers no types, and codes no value against a baseline or as
+            // lanes: a frame that does is not a client's.
             Ok(checked)
                 if checked.descriptors.is_empty()
-                    && !checked.batches.iter().any(|b| b.has_baselines()) =>
+                    && !checked
+                        .batches
+                        .iter()
+                        .any(|b| b.has_baselines() || b.lanes().is_some()) =>
             {
                 checked
             }
