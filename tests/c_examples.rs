@@ -50,6 +50,10 @@ fn cpp_custom_transport_example_converges_resumes_passes_ownership_filters_inter
     );
     let stdout = run_checked(&binary, &[]);
     assert!(stdout.contains("converged: state hash"), "{stdout}");
+    assert!(
+        stdout.contains("fields: positions to 1 mm, NaN refused"),
+        "{stdout}"
+    );
     assert!(stdout.contains("message from peer 1: hello"), "{stdout}");
     assert!(stdout.contains("resumed over connection 2"), "{stdout}");
     assert!(

@@ -228,6 +228,48 @@ struct Volume {
     }
 };
 
+/// Declared fields (ThetaField) for World::declare_fields and Replica::declare_fields:
+/// what the bytes of a fixed-size component mean, so that they are quantised to a stated
+/// precision; bytes no field names stay raw and bit-exact. Every peer must declare the
+/// same fields (they are part of the registry hash checked at join).
+struct Field {
+    /// Three floats (x, y, z, metres) at `offset`, within `mm` millimetres per axis.
+    static ThetaField position(uint32_t offset, float mm) { return with(THETA_FIELD_POSITION, offset, mm); }
+    /// A quaternion (x, y, z, w floats) at `offset`, within `degrees`.
+    static ThetaField rotation(uint32_t offset, float degrees) {
+        return with(THETA_FIELD_ROTATION, offset, degrees);
+    }
+    /// A float at `offset` in [min, max], within `precision`.
+    static ThetaField scalar(uint32_t offset, float min, float max, float precision) {
+        ThetaField f = with(THETA_FIELD_SCALAR, offset, precision);
+        f.min = min;
+        f.max = max;
+        return f;
+    }
+    /// A little-endian integer of `bytes` (1, 2, 4 or 8) at `offset`, bit-exact.
+    static ThetaField integer(uint32_t offset, uint8_t bytes) {
+        ThetaField f = with(THETA_FIELD_INT, offset, 0.0f);
+        f.bytes = bytes;
+        return f;
+    }
+    /// Bit flags of `bytes` (1, 2, 4 or 8) at `offset`, bit-exact.
+    static ThetaField flags(uint32_t offset, uint8_t bytes) {
+        ThetaField f = with(THETA_FIELD_FLAGS, offset, 0.0f);
+        f.bytes = bytes;
+        return f;
+    }
+
+   private:
+    // Zero-initialised: members a kind does not use, and the reserved bytes, must be 0.
+    static ThetaField with(uint32_t kind, uint32_t offset, float precision) {
+        ThetaField f{};
+        f.kind = kind;
+        f.offset = offset;
+        f.precision = precision;
+        return f;
+    }
+};
+
 /// Bytes owned by the library, valid as long as their owner.
 struct Bytes {
     const uint8_t *data = nullptr;
@@ -317,6 +359,16 @@ class World {
         return detail::fetch<uint32_t>([&](uint32_t *out) {
             return theta_world_register_variable(get(), detail::bytes_of(name), name.size(), max_size, out);
         });
+    }
+    /// Declares the fields of fixed-size `component` (see Field), before its first value;
+    /// from then on its values are quantised to them. THETA_STATUS_NOT_QUANTISABLE then
+    /// refuses a write whose declared field is NaN, infinite or out of range.
+    Status declare_fields(uint32_t component, const ThetaField *fields, size_t count) {
+        return detail::status_of(theta_world_declare_fields(get(), component, fields, count));
+    }
+    template <size_t N>
+    Status declare_fields(uint32_t component, const ThetaField (&fields)[N]) {
+        return declare_fields(component, fields, N);
     }
     Result<uint32_t> component_id(std::string_view name) const {
         return detail::fetch<uint32_t>([&](uint32_t *out) {
@@ -440,6 +492,15 @@ class Replica {
         return detail::fetch<uint32_t>([&](uint32_t *out) {
             return theta_replica_register_fixed(get(), detail::bytes_of(name), name.size(), size, out);
         });
+    }
+    /// Declares the fields of one of the engine's own fixed-size types, as
+    /// World::declare_fields, before any value of it arrives.
+    Status declare_fields(uint32_t component, const ThetaField *fields, size_t count) {
+        return detail::status_of(theta_replica_declare_fields(get(), component, fields, count));
+    }
+    template <size_t N>
+    Status declare_fields(uint32_t component, const ThetaField (&fields)[N]) {
+        return declare_fields(component, fields, N);
     }
     Result<uint32_t> component_id(std::string_view name) const {
         return detail::fetch<uint32_t>([&](uint32_t *out) {

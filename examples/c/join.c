@@ -66,13 +66,23 @@ static double seconds_now(void) {
 
 /* --8<-- [start:join] */
 /* The client's registry world: the same component types as the host's, same names and
- * layouts, in the same order (`theta host` registers these three). The session only reads
- * its types; the host refuses a join whose registry differs. */
+ * layouts, in the same order (`theta host` registers these three), and the same declared
+ * fields (its transform: a position to 1 mm at byte 0, a rotation to 0.1 degrees at 12).
+ * The session only reads its types; the host refuses a join whose registry differs. */
 static ThetaWorld demo_registry(void) {
     ThetaWorld world;
-    uint32_t id;
+    uint32_t transform, id;
+    ThetaField fields[2];
+    memset(fields, 0, sizeof fields); /* unused members and reserved bytes are 0 */
+    fields[0].kind = THETA_FIELD_POSITION;
+    fields[0].offset = 0;
+    fields[0].precision = 1.0f;
+    fields[1].kind = THETA_FIELD_ROTATION;
+    fields[1].offset = 12;
+    fields[1].precision = 0.1f;
     CHECK(theta_world_new(NULL, &world));
-    CHECK(theta_world_register_fixed(world, (const uint8_t *)"demo.Transform", 14, 28, &id));
+    CHECK(theta_world_register_fixed(world, (const uint8_t *)"demo.Transform", 14, 28, &transform));
+    CHECK(theta_world_declare_fields(world, transform, fields, 2));
     CHECK(theta_world_register_fixed(world, (const uint8_t *)"demo.Color", 10, 4, &id));
     CHECK(theta_world_register_variable(world, (const uint8_t *)"demo.Label", 10, 64, &id));
     return world;

@@ -7,6 +7,7 @@
 mod background;
 mod boundary;
 mod compression;
+mod fields;
 mod handles;
 mod interest;
 mod log;
@@ -27,6 +28,7 @@ mod xr;
 use std::ffi::{c_char, c_void};
 
 pub use compression::*;
+pub use fields::*;
 pub use interest::*;
 pub use log::{ThetaLogCallback, ThetaLogLevel};
 pub use messages::*;
@@ -130,6 +132,11 @@ pub enum ThetaStatus {
     /// An interest call on a host that does not manage interest: set
     /// `ThetaSessionConfig::interest_cell` when creating it.
     InterestOff = 25,
+    /// A value written to a component with declared fields (`theta_world_declare_fields`)
+    /// cannot be quantised: a declared float is NaN or infinite, a scalar is outside its
+    /// range, a position is too far from the origin for its precision, or a rotation is
+    /// all zeros. Nothing was written (for a batch, none of its values).
+    NotQuantisable = 26,
     /// A panic was caught inside the library. The object involved may be unusable: free it.
     Panic = 99,
 }

@@ -120,7 +120,7 @@ impl From<ReplicaError> for FfiError {
     }
 }
 
-fn with_replica<R>(
+pub(super) fn with_replica<R>(
     replica: ThetaReplica,
     f: impl FnOnce(&mut Replica) -> FfiResult<R>,
 ) -> FfiResult<R> {

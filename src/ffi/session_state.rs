@@ -29,8 +29,10 @@ pub unsafe extern "C" fn theta_session_spawn(
 }
 
 /// Writes a component value (`len` bytes, copied) of an entity this peer owns, as
-/// `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
-/// changes. `out_change` (may be NULL) receives a `ThetaChange`.
+/// `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER`, a value
+/// that does not quantise to the component's declared fields
+/// `THETA_STATUS_NOT_QUANTISABLE`, and nothing changes. `out_change` (may be NULL)
+/// receives a `ThetaChange`.
 ///
 /// # Safety
 /// `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
@@ -64,9 +66,10 @@ pub unsafe extern "C" fn theta_session_set(
 /// Writes `count` values of a fixed-size component to entities this peer owns in one
 /// call, as `theta_world_set_batch` does for a world: value `i`, for `entities[i]`, is the
 /// component's size in bytes at `values + i * stride`. All or nothing: the component,
-/// stride and every entity are checked first, and should a write be refused midway (an
-/// entity of another peer: `THETA_STATUS_NOT_OWNER`) the values written before it are
-/// put back as they were. `out_result` may be NULL.
+/// stride, every entity and (for declared fields) every value's quantisation are checked
+/// first (`THETA_STATUS_NOT_QUANTISABLE`: nothing written), and should a write be refused
+/// midway (an entity of another peer: `THETA_STATUS_NOT_OWNER`) the values written before
+/// it are put back as they were. `out_result` may be NULL.
 ///
 /// # Safety
 /// As `theta_world_set_batch`.
@@ -126,6 +129,9 @@ pub unsafe extern "C" fn theta_session_set_batch(
             if let Some(&dead) = ids.iter().find(|&&e| !s.world().is_alive(EntityId(e))) {
                 return Err(WorldError::DeadEntity(EntityId(dead)).into());
             }
+            // Declared fields: every value must quantise before any is written, so such a
+            // refusal leaves nothing to put back (and nothing journaled).
+            check_quantisable(s, component, values, stride, count, size)?;
             // What each write replaces (fixed-size values, back to back, and whether there
             // was one), to put back should a later write be refused.
             let mut saved: Vec<u8> = Vec::with_capacity(needed.min(count * size));
@@ -154,6 +160,36 @@ pub unsafe extern "C" fn theta_session_set_batch(
         unsafe { write_optional(out_result, result) };
         Ok(())
     })
+}
+
+/// Fails with `NotQuantisable` unless each of the `count` values (`size` bytes every
+/// `stride`) quantises to `component`'s declared fields; no fields, no check.
+fn check_quantisable(
+    s: &crate::net::session::Session,
+    component: ComponentId,
+    values: &[u8],
+    stride: usize,
+    count: usize,
+    size: usize,
+) -> Result<(), WorldError> {
+    let registry = s.world().registry();
+    let Some(layout) = registry.fields(component) else {
+        return Ok(());
+    };
+    let mut lanes = Vec::with_capacity(layout.lane_count());
+    for i in 0..count {
+        let value = &values[i * stride..i * stride + size];
+        layout
+            .lanes_into(value, &mut lanes)
+            .map_err(|source| WorldError::NotQuantisable {
+                name: registry
+                    .get(component)
+                    .map(|d| d.name.clone())
+                    .unwrap_or_default(),
+                source,
+            })?;
+    }
+    Ok(())
 }
 
 /// Undoes the first `had.len()` writes of a batch, newest first: each entity gets back

@@ -136,9 +136,10 @@ impl From<WorldError> for FfiError {
             WorldError::WrongSize { .. } | WorldError::StrideTooSmall { .. } => {
                 ThetaStatus::WrongSize
             }
-            WorldError::BatchNeedsFixedLayout { .. }
-            | WorldError::BatchTooShort { .. }
-            | WorldError::NotQuantisable { .. } => ThetaStatus::InvalidArgument,
+            WorldError::BatchNeedsFixedLayout { .. } | WorldError::BatchTooShort { .. } => {
+                ThetaStatus::InvalidArgument
+            }
+            WorldError::NotQuantisable { .. } => ThetaStatus::NotQuantisable,
             WorldError::IdsExhausted(_) => ThetaStatus::OutOfIds,
             WorldError::NotOwner { .. } => ThetaStatus::NotOwner,
         };
@@ -204,7 +205,10 @@ pub extern "C" fn theta_world_free(world: ThetaWorld) -> ThetaStatus {
 }
 
 /// Runs `f` on a world.
-fn with_world<R>(world: ThetaWorld, f: impl FnOnce(&mut World) -> FfiResult<R>) -> FfiResult<R> {
+pub(super) fn with_world<R>(
+    world: ThetaWorld,
+    f: impl FnOnce(&mut World) -> FfiResult<R>,
+) -> FfiResult<R> {
     WORLDS.with(world.id, KIND, f)
 }
 
@@ -372,8 +376,10 @@ pub unsafe extern "C" fn theta_world_is_alive(
 }
 
 /// Writes a component value (`len` bytes, copied). Identical bytes are not a change. When
-/// `out_change` is not NULL it receives a `ThetaChange`. Errors: unknown component, wrong
-/// size for the layout, dead entity; nothing changes then.
+/// `out_change` is not NULL it receives a `ThetaChange`. A component with declared fields
+/// (`theta_world_declare_fields`) stores the value quantised to them. Errors: unknown
+/// component, wrong size for the layout, dead entity, a declared field that cannot be
+/// quantised (`THETA_STATUS_NOT_QUANTISABLE`); nothing changes then.
 ///
 /// # Safety
 /// `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
@@ -407,7 +413,9 @@ pub unsafe extern "C" fn theta_world_set(
 /// Writes `count` values of a fixed-size component in one call: value `i`, for
 /// `entities[i]`, is the component's size in bytes at `values + i * stride` (so an array
 /// of engine structs can be passed with the component at some offset). All or nothing:
-/// every entity and size is checked before anything is written. `out_result` may be NULL.
+/// every entity and size is checked before anything is written, and one value that does
+/// not quantise to the declared fields (`THETA_STATUS_NOT_QUANTISABLE`) writes none.
+/// `out_result` may be NULL.
 ///
 /// # Safety
 /// `entities` must point to `count` `uint64_t`; `values` to at least

@@ -294,6 +294,17 @@ impl Replica {
         self.world.register(name, layout)
     }
 
+    /// Declares the fields of one of the engine's own fixed-size component types, as
+    /// [`World::declare_fields`] does (before any value of it arrives), so that this
+    /// replica's registry hash matches a sender that declared the same.
+    pub fn declare_fields(
+        &mut self,
+        component: ComponentId,
+        fields: &[crate::fields::Field],
+    ) -> Result<(), WorldError> {
+        self.world.declare_fields(component, fields)
+    }
+
     /// The replicated state (read it with `get`, `component_entries`, `state_hash`...).
     pub fn world(&self) -> &World {
         &self.world

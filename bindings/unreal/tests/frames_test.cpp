@@ -349,6 +349,21 @@ void InterestSpheres() {
     float Position[3];
     std::memcpy(Position, Bytes + Frames::TransformPositionOffset, sizeof Position);
     CHECK(Position[0] == 4.0f && Position[1] == 5.0f && Position[2] == 6.0f);
+    // The declared fields: the quaternion at 0, the position at 16, the scale raw.
+    ThetaField Fields[2];
+    std::memset(Fields, 0xff, sizeof Fields);
+    Frames::TransformFields(1.0f, 0.1f, Fields);
+    CHECK(Fields[0].kind == THETA_FIELD_ROTATION && Fields[0].offset == 0 && Fields[0].precision == 0.1f);
+    CHECK(Fields[1].kind == THETA_FIELD_POSITION && Fields[1].offset == 16 && Fields[1].precision == 1.0f);
+    CHECK(Fields[1].offset + 12 <= Frames::TransformValueBytes - sizeof(ThetaVector3f));
+    bool Zeroed = true;
+    for (const ThetaField &F : Fields) {
+        Zeroed = Zeroed && F.min == 0.0f && F.max == 0.0f && F.bytes == 0;
+        for (uint8_t R : F.reserved) {
+            Zeroed = Zeroed && R == 0;
+        }
+    }
+    CHECK(Zeroed);
 }
 
 void TextHelpers() {

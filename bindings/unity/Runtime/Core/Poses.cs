@@ -84,6 +84,18 @@ namespace Theta
             Orientation = orientation;
             Position = position;
         }
+
+        /// <summary>
+        /// The declared fields of a component holding an XrPose (see
+        /// <see cref="World.DeclareFields(ComponentType, Field[])"/>): its orientation within
+        /// <paramref name="rotationDegrees"/> and its position within
+        /// <paramref name="positionMillimetres"/> (defaults: 0.1 degrees, 1 mm). Declare them
+        /// on every peer alike: they are part of the registry hash checked at join.
+        /// </summary>
+        public static Field[] Fields(float positionMillimetres = 1f, float rotationDegrees = 0.1f)
+        {
+            return new[] { Field.Rotation(0, rotationDegrees), Field.Position(PositionOffset, positionMillimetres) };
+        }
     }
 
     /// <summary>

@@ -32,6 +32,7 @@ namespace Theta
         MessageTooLarge = 23,
         SessionClosed = 24,
         InterestOff = 25,
+        NotQuantisable = 26,
         Panic = 99,
     }
 

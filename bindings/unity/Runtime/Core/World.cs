@@ -75,6 +75,38 @@ namespace Theta
             return new ComponentType(id, size, variable);
         }
 
+        /// <summary>
+        /// Declares the fields of fixed-size <paramref name="component"/> (see <see cref="Field"/>;
+        /// <see cref="XrPose.Fields"/> for a pose), before its first value is written: from
+        /// then on its values are stored and sent quantised to them, and a write whose
+        /// declared field is NaN, infinite or out of range throws ThetaException with
+        /// <see cref="Status.NotQuantisable"/>, nothing written. Every peer must declare the
+        /// same fields (they are part of the registry hash checked at join); the same again
+        /// is a no-op. Other fields than declared before throw with
+        /// <see cref="Status.RegistryConflict"/>; fields that overlap, run past the value or
+        /// have bad precisions, a variable-size type, or a type holding values already,
+        /// with <see cref="Status.InvalidArgument"/>.
+        /// </summary>
+        public void DeclareFields(ComponentType component, params Field[] fields)
+        {
+            if (fields == null)
+            {
+                throw new ArgumentNullException(nameof(fields));
+            }
+            DeclareFields(component, new ReadOnlySpan<Field>(fields));
+        }
+
+        /// <summary>As <see cref="DeclareFields(ComponentType, Field[])"/>, from a span.</summary>
+        public void DeclareFields(ComponentType component, ReadOnlySpan<Field> fields)
+        {
+            ThetaWorld world = Handle;
+            fixed (Field* p = &MemoryMarshal.GetReference(fields))
+            {
+                // Field is laid out as ThetaField (one member of that type).
+                Library.Check(NativeMethods.theta_world_declare_fields(world, component.Id, (ThetaField*)p, (UIntPtr)fields.Length));
+            }
+        }
+
         /// <summary>Creates an entity in this world's peer range.</summary>
         public Entity Spawn()
         {

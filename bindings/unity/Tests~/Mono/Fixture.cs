@@ -51,14 +51,18 @@ namespace Theta.Tests
         /// <summary>Kinds of the events polled so far, per session (host first).</summary>
         public readonly List<List<SessionEventKind>> Seen = new List<List<SessionEventKind>>();
 
-        public Loopback(int clients, string clientAddress = "127.0.0.1", SessionConfig hostConfig = null)
+        /// <param name="prepare">Called on the host's world and the clients' registry after the types are registered (e.g. to declare fields).</param>
+        public Loopback(int clients, string clientAddress = "127.0.0.1", SessionConfig hostConfig = null,
+            Action<World, Types> prepare = null)
         {
             World world = Types.NewWorld(out Types);
+            prepare?.Invoke(world, Types);
             Host = Session.Host("127.0.0.1:0", world, hostConfig);
             Seen.Add(new List<SessionEventKind>());
             byte[] fingerprint = Host.Fingerprint();
-            using (World registry = Types.NewWorld(out _))
+            using (World registry = Types.NewWorld(out Types registryTypes))
             {
+                prepare?.Invoke(registry, registryTypes);
                 for (int i = 1; i <= clients; i++)
                 {
                     string token = Host.MintToken((ushort)i, TimeSpan.FromMinutes(1));

@@ -22,6 +22,39 @@ namespace Theta.Interop
         
 
         /// <summary>
+        ///  `ThetaField::kind` of a position: three little-endian floats (x, y, z, metres) at
+        ///  `offset`, each within `precision` millimetres (at least 0.001); at most 2^22 steps of
+        ///  twice the precision from the origin (8.4 km at 1 mm). `min`, `max` and `bytes` are 0.
+        /// </summary>
+        internal const uint THETA_FIELD_POSITION = 0;
+        /// <summary>
+        ///  `ThetaField::kind` of a rotation: a quaternion of four little-endian floats
+        ///  (x, y, z, w) at `offset`, within `precision` degrees (0.001 to 90); it reads back as
+        ///  the same rotation, normalised, its largest component positive. `min`, `max` and
+        ///  `bytes` are 0.
+        /// </summary>
+        internal const uint THETA_FIELD_ROTATION = 1;
+        /// <summary>
+        ///  `ThetaField::kind` of a bounded scalar: one little-endian float at `offset` in
+        ///  `min..=max` (finite, `min &lt;= max`), within `precision` (absolute, positive); `min` and
+        ///  `max` read back exactly. `bytes` is 0.
+        /// </summary>
+        internal const uint THETA_FIELD_SCALAR = 2;
+        /// <summary>
+        ///  `ThetaField::kind` of an integer: `bytes` (1, 2, 4 or 8) little-endian bytes at
+        ///  `offset`, bit-exact. `precision`, `min` and `max` are 0.
+        /// </summary>
+        internal const uint THETA_FIELD_INT = 3;
+        /// <summary>
+        ///  `ThetaField::kind` of bit flags: `bytes` (1, 2, 4 or 8) bytes at `offset`, bit-exact.
+        ///  `precision`, `min` and `max` are 0.
+        /// </summary>
+        internal const uint THETA_FIELD_FLAGS = 4;
+        /// <summary>
+        ///  Most fields one component declares.
+        /// </summary>
+        internal const ulong THETA_MAX_FIELDS = 64;
+        /// <summary>
         ///  `ThetaInterestVolume::kind` of a sphere: `a` is the centre, `inner` the radius within
         ///  which entities become relevant, `outer` (&gt;= `inner`) the radius within which they stay
         ///  so; `b` is ignored.
@@ -163,6 +196,46 @@ namespace Theta.Interop
         /// </summary>
         [DllImport(__DllName, EntryPoint = "theta_session_component_stats", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
         internal static extern ThetaStatus theta_session_component_stats(ThetaSession session, ThetaComponentWireStats* out_stats, System.UIntPtr capacity, System.UIntPtr* out_count);
+
+        /// <summary>
+        ///  Declares the fields of fixed-size `component` of `world` (`count` of them at `fields`):
+        ///  from then on every value written to it (`theta_world_set`, `theta_world_set_batch`,
+        ///  and the session's calls once the world hosts or joins) is quantised to them, lossy
+        ///  within the declared precisions; bytes no field names stay bit-exact. A value whose
+        ///  declared field is NaN, infinite, out of its range or too far for its precision is
+        ///  refused with `THETA_STATUS_NOT_QUANTISABLE`, nothing written.
+        ///
+        ///  Declare before the first value of the component is written, and identically on every
+        ///  peer: the layout is part of the registry hash, so a client whose fields differ from
+        ///  the host's is refused at join. Declaring the same fields again is a no-op; 0 fields is
+        ///  a layout too (every byte raw).
+        ///
+        ///  `THETA_STATUS_INVALID_HANDLE` for a stale world; `THETA_STATUS_NULL_POINTER` for NULL
+        ///  `fields` with `count` &gt; 0; `THETA_STATUS_UNKNOWN_COMPONENT` for a component not
+        ///  registered; `THETA_STATUS_REGISTRY_CONFLICT` when other fields are declared already;
+        ///  `THETA_STATUS_INVALID_ARGUMENT` for more than `THETA_MAX_FIELDS`, an unknown kind, a
+        ///  precision or range out of bounds, a width not 1, 2, 4 or 8, a member the kind does not
+        ///  use or `reserved` not 0, fields that overlap or run past the value, a component of
+        ///  variable size, or a component that holds values already. Nothing changes on a failure.
+        ///
+        ///  # Safety
+        ///  `fields` must point to `count` readable `ThetaField` (may be NULL when `count` is 0).
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_world_declare_fields", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_world_declare_fields(ThetaWorld world, uint component, ThetaField* fields, System.UIntPtr count);
+
+        /// <summary>
+        ///  Declares the fields of one of the engine's own fixed-size component types registered on
+        ///  `replica` (`theta_replica_register_fixed`), as `theta_world_declare_fields` does for a
+        ///  world, so that the replica's registry (and its hash) matches a sender that declared the
+        ///  same. Declare before any value of the component arrives. Statuses as
+        ///  `theta_world_declare_fields`.
+        ///
+        ///  # Safety
+        ///  As `theta_world_declare_fields`.
+        /// </summary>
+        [DllImport(__DllName, EntryPoint = "theta_replica_declare_fields", CallingConvention = CallingConvention.Cdecl, ExactSpelling = true)]
+        internal static extern ThetaStatus theta_replica_declare_fields(ThetaReplica replica, uint component, ThetaField* fields, System.UIntPtr count);
 
         /// <summary>
         ///  Host: places `entity` for interest management at `position` (3 floats, metres), or
@@ -868,8 +941,10 @@ namespace Theta.Interop
 
         /// <summary>
         ///  Writes a component value (`len` bytes, copied) of an entity this peer owns, as
-        ///  `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER` and nothing
-        ///  changes. `out_change` (may be NULL) receives a `ThetaChange`.
+        ///  `theta_world_set`; an entity of another peer gives `THETA_STATUS_NOT_OWNER`, a value
+        ///  that does not quantise to the component's declared fields
+        ///  `THETA_STATUS_NOT_QUANTISABLE`, and nothing changes. `out_change` (may be NULL)
+        ///  receives a `ThetaChange`.
         ///
         ///  # Safety
         ///  `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
@@ -882,9 +957,10 @@ namespace Theta.Interop
         ///  Writes `count` values of a fixed-size component to entities this peer owns in one
         ///  call, as `theta_world_set_batch` does for a world: value `i`, for `entities[i]`, is the
         ///  component's size in bytes at `values + i * stride`. All or nothing: the component,
-        ///  stride and every entity are checked first, and should a write be refused midway (an
-        ///  entity of another peer: `THETA_STATUS_NOT_OWNER`) the values written before it are
-        ///  put back as they were. `out_result` may be NULL.
+        ///  stride, every entity and (for declared fields) every value's quantisation are checked
+        ///  first (`THETA_STATUS_NOT_QUANTISABLE`: nothing written), and should a write be refused
+        ///  midway (an entity of another peer: `THETA_STATUS_NOT_OWNER`) the values written before
+        ///  it are put back as they were. `out_result` may be NULL.
         ///
         ///  # Safety
         ///  As `theta_world_set_batch`.
@@ -1328,8 +1404,10 @@ namespace Theta.Interop
 
         /// <summary>
         ///  Writes a component value (`len` bytes, copied). Identical bytes are not a change. When
-        ///  `out_change` is not NULL it receives a `ThetaChange`. Errors: unknown component, wrong
-        ///  size for the layout, dead entity; nothing changes then.
+        ///  `out_change` is not NULL it receives a `ThetaChange`. A component with declared fields
+        ///  (`theta_world_declare_fields`) stores the value quantised to them. Errors: unknown
+        ///  component, wrong size for the layout, dead entity, a declared field that cannot be
+        ///  quantised (`THETA_STATUS_NOT_QUANTISABLE`); nothing changes then.
         ///
         ///  # Safety
         ///  `data` must point to `len` readable bytes (may be NULL when `len` is 0); `out_change`
@@ -1342,7 +1420,9 @@ namespace Theta.Interop
         ///  Writes `count` values of a fixed-size component in one call: value `i`, for
         ///  `entities[i]`, is the component's size in bytes at `values + i * stride` (so an array
         ///  of engine structs can be passed with the component at some offset). All or nothing:
-        ///  every entity and size is checked before anything is written. `out_result` may be NULL.
+        ///  every entity and size is checked before anything is written, and one value that does
+        ///  not quantise to the declared fields (`THETA_STATUS_NOT_QUANTISABLE`) writes none.
+        ///  `out_result` may be NULL.
         ///
         ///  # Safety
         ///  `entities` must point to `count` `uint64_t`; `values` to at least
@@ -1617,6 +1697,45 @@ namespace Theta.Interop
         ///  value bytes.
         /// </summary>
         public ulong wire_bytes;
+    }
+
+    /// <summary>
+    ///  One field of a component value, at a byte offset (see `THETA_FIELD_POSITION` and the
+    ///  other kinds for what each member means per kind). Members a kind does not use, and
+    ///  `reserved`, must be 0: a later version may give them a meaning. Blittable: 32 bytes,
+    ///  4-byte aligned, no padding.
+    /// </summary>
+    [StructLayout(LayoutKind.Sequential)]
+    internal unsafe partial struct ThetaField
+    {
+        /// <summary>
+        ///  `THETA_FIELD_POSITION`, `_ROTATION`, `_SCALAR`, `_INT` or `_FLAGS`.
+        /// </summary>
+        public uint kind;
+        /// <summary>
+        ///  Byte offset of the field in the component's value.
+        /// </summary>
+        public uint offset;
+        /// <summary>
+        ///  Largest error: millimetres (position), degrees (rotation), absolute (scalar).
+        /// </summary>
+        public float precision;
+        /// <summary>
+        ///  Scalar: the smallest value.
+        /// </summary>
+        public float min;
+        /// <summary>
+        ///  Scalar: the largest value.
+        /// </summary>
+        public float max;
+        /// <summary>
+        ///  Integer and flags: the width, 1, 2, 4 or 8.
+        /// </summary>
+        public byte bytes;
+        /// <summary>
+        ///  Reserved; must be 0.
+        /// </summary>
+        public fixed byte reserved[11];
     }
 
     /// <summary>
@@ -2639,6 +2758,13 @@ namespace Theta.Interop
         ///  `ThetaSessionConfig::interest_cell` when creating it.
         /// </summary>
         InterestOff = 25,
+        /// <summary>
+        ///  A value written to a component with declared fields (`theta_world_declare_fields`)
+        ///  cannot be quantised: a declared float is NaN or infinite, a scalar is outside its
+        ///  range, a position is too far from the origin for its precision, or a rotation is
+        ///  all zeros. Nothing was written (for a batch, none of its values).
+        /// </summary>
+        NotQuantisable = 26,
         /// <summary>
         ///  A panic was caught inside the library. The object involved may be unusable: free it.
         /// </summary>

@@ -84,6 +84,18 @@ bool UThetaSubsystem::RegisterTypes(ThetaWorld World, FString& OutError)
 	{
 		return false;
 	}
+	// The transform's pose as declared fields (quantised, far fewer bytes), unless raw.
+	const UThetaNetSettings* Settings = GetDefault<UThetaNetSettings>();
+	if (!Settings->bTransformKeepRaw)
+	{
+		ThetaField Fields[2];
+		ThetaNet::Frames::TransformFields(Settings->TransformPositionPrecisionMm, Settings->TransformRotationPrecisionDeg, Fields);
+		if (theta_world_declare_fields(World, TransformComponent, Fields, 2) != THETA_STATUS_OK)
+		{
+			OutError = FString::Printf(TEXT("declaring the fields of %s: %s"), TransformTypeName, *ThetaLastError());
+			return false;
+		}
+	}
 	// Name order, so that peers listing the same blobs in another order still agree.
 	TArray<FThetaBlobType> Blobs = GetDefault<UThetaNetSettings>()->BlobTypes;
 	Blobs.Sort([](const FThetaBlobType& A, const FThetaBlobType& B) { return A.Name.ToString() < B.Name.ToString(); });

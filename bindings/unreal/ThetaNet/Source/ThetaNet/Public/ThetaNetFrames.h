@@ -238,6 +238,21 @@ inline bool UnpackTransform(const uint8_t *Data, size_t Len, FTransformValue &Ou
 constexpr uint32_t TransformPositionOffset = static_cast<uint32_t>(offsetof(ThetaPosef, position));
 static_assert(TransformPositionOffset == 16, "XrPosef: orientation, then position");
 
+/// The declared fields of a transform value (theta_world_declare_fields): its orientation
+/// within `RotationDegrees` and its position within `PositionMillimetres`; the scale (bytes
+/// 28 to 40) stays raw and bit-exact. Every peer must declare the same (they are part of
+/// the registry hash), hence project settings.
+inline void TransformFields(float PositionMillimetres, float RotationDegrees, ThetaField (&Out)[2]) {
+    Out[0] = ThetaField{};  // zeroed: unused members and reserved bytes must be 0
+    Out[0].kind = THETA_FIELD_ROTATION;
+    Out[0].offset = static_cast<uint32_t>(offsetof(ThetaPosef, orientation));
+    Out[0].precision = RotationDegrees;
+    Out[1] = ThetaField{};
+    Out[1].kind = THETA_FIELD_POSITION;
+    Out[1].offset = TransformPositionOffset;
+    Out[1].precision = PositionMillimetres;
+}
+
 /// An interest sphere around an Unreal world location (units): entities within `Radius`
 /// units become relevant to the client, and stay so within `Radius + Hysteresis`. False
 /// (`Out` untouched) when a number is not finite, does not fit a float in metres, or a

@@ -21,6 +21,22 @@ public:
 	UPROPERTY(Config, EditAnywhere, Category = "Replication")
 	TArray<FThetaBlobType> BlobTypes;
 
+	/** The actors' transforms travel quantised: the position to this many millimetres per
+	 *  axis (at least 0.001). Every peer must use the same: the host refuses a client whose
+	 *  settings differ (they are part of the registry hash). */
+	UPROPERTY(Config, EditAnywhere, Category = "Replication", meta = (ClampMin = "0.001"))
+	float TransformPositionPrecisionMm = 1.0f;
+
+	/** The rotation of the actors' transforms to this many degrees (0.001 to 90). The same
+	 *  on every peer. */
+	UPROPERTY(Config, EditAnywhere, Category = "Replication", meta = (ClampMin = "0.001", ClampMax = "90"))
+	float TransformRotationPrecisionDeg = 0.1f;
+
+	/** Send transforms as raw floats (bit-exact, about 3 times the bytes) instead. The same
+	 *  on every peer. */
+	UPROPERTY(Config, EditAnywhere, Category = "Replication")
+	bool bTransformKeepRaw = false;
+
 	/** The class a remote actor is spawned from, by the class key its owner's
 	 *  UThetaReplicatedComponent announces. Keys not listed here are not spawned. */
 	UPROPERTY(Config, EditAnywhere, Category = "Replication")
