@@ -8,6 +8,7 @@
 
 use std::sync::OnceLock;
 
+use theta_net::fields::Field;
 use theta_net::wire::codec::{Dictionary, DictionarySet, StreamEncoder};
 use theta_net::{
     ComponentId, DeltaTracker, EntityId, Layout, PeerId, Registry, Replica, World, WorldConfig,
@@ -21,6 +22,19 @@ pub const COLOR: (&str, Layout) = ("fuzz.Color", Layout::Fixed(4));
 pub const LABEL: (&str, Layout) = ("fuzz.Label", Layout::Variable { max: 64 });
 /// A tag: a component without bytes.
 pub const TAG: (&str, Layout) = ("fuzz.Tag", Layout::Fixed(0));
+/// A pose with declared fields (position and rotation), whose values travel as lanes.
+pub const POSE: (&str, Layout) = ("fuzz.Pose", Layout::Fixed(28));
+/// [`POSE`]'s fields: 1 mm, 0.1°.
+pub const POSE_FIELDS: [Field; 2] = [
+    Field::Position {
+        offset: 0,
+        precision_mm: 1.0,
+    },
+    Field::Rotation {
+        offset: 12,
+        precision_deg: 0.1,
+    },
+];
 
 /// The client the replica belongs to when a target makes it an owner.
 pub const CLIENT_PEER: PeerId = 2;
@@ -75,8 +89,9 @@ impl Rng {
 pub struct Scene {
     /// The host's world (peer 0).
     pub world: World,
-    /// Transform, color, label and tag ids, in that order.
-    pub ids: [ComponentId; 4],
+    /// Transform, color, label, tag and pose ids, in that order (no value of a pose is
+    /// written: the state datagram seeds bring them, as lanes).
+    pub ids: [ComponentId; 5],
     live: Vec<EntityId>,
     rng: Rng,
 }
@@ -91,11 +106,14 @@ impl Scene {
     /// The scene at its start: 16 objects.
     pub fn new() -> Scene {
         let mut world = World::new(WorldConfig::default());
-        let ids = [TRANSFORM, COLOR, LABEL, TAG].map(|(name, layout)| {
+        let ids = [TRANSFORM, COLOR, LABEL, TAG, POSE].map(|(name, layout)| {
             world
                 .register(name, layout)
                 .expect("fixture types register")
         });
+        world
+            .declare_fields(ids[4], &POSE_FIELDS)
+            .expect("fixture fields fit");
         let mut scene = Scene {
             world,
             ids,

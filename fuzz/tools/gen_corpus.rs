@@ -29,8 +29,10 @@ use theta_net::wire::codec::{
     train_dictionary, Codec, Dictionary, FrameFormat, NoCodec, StreamEncoder, Zstd, ZstdDict,
     MAX_DATAGRAM_BYTES,
 };
+use theta_net::fields::FieldLayout;
 use theta_net::wire::{
-    fb, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, MAX_MESSAGE_BYTES,
+    fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch,
+    MAX_MESSAGE_BYTES,
 };
 use theta_net::xr::stream::{
     Ack, PoseReceiver, PoseSender, QuantizedController, QuantizedVelocity, Section,
@@ -444,7 +446,92 @@ fn state_datagram_seeds() -> Seeds {
         all,
         &[frame_with(&zstd, &labels), frame_with(&dict, &labels)],
     );
+    let poses: Vec<Vec<u8>> = pose_lanes(tick + 10).iter().map(|m| raw(m)).collect();
+    let outcome = theta_fuzz::replica::state_datagram(&join(all, &poses));
+    assert_eq!(
+        (outcome.accepted, outcome.refused),
+        (3, 0),
+        "the pose lanes (alone, on a baseline, on a prediction) apply"
+    );
+    s.add("pose-lanes", all, &poses);
+    s.add(
+        "pose-lanes-damaged",
+        all,
+        &[
+            poses[0].clone(),
+            poses[1].clone(),
+            flip(&poses[2], 60),
+            half(&poses[2]),
+        ],
+    );
     s
+}
+
+/// Three state datagrams carrying poses (declared fields) of four host entities as
+/// lanes: against nothing at `tick`, on the baseline of `tick` one tick later, and on the
+/// prediction through both one tick after that.
+fn pose_lanes(tick: u64) -> Vec<Vec<u8>> {
+    let pose = ComponentId::of_name(fixture::POSE.0);
+    let layout = FieldLayout::new(28, &fixture::POSE_FIELDS).expect("fixture fields");
+    let entities: Vec<EntityId> = (1..=4).map(host_entity).collect();
+    let value = |step: u64, i: usize| -> Vec<i64> {
+        let yaw = (step as f32 * 0.1 + i as f32).sin_cos();
+        let floats = [i as f32, 1.5, step as f32 * 0.01, 0.0, yaw.0, 0.0, yaw.1];
+        let bytes: Vec<u8> = floats.iter().flat_map(|x| x.to_le_bytes()).collect();
+        layout.to_lanes(&bytes).expect("a fixture pose quantises")
+    };
+    let mut out = Vec::new();
+    for step in 0..3u64 {
+        let (mut coded, mut ages, mut older) = (Vec::new(), Vec::new(), Vec::new());
+        let mut predicted = Vec::new();
+        for i in 0..entities.len() {
+            let now = value(step, i);
+            match step {
+                0 => lanes::encode(layout.lane_kinds(), &now, None, &mut coded),
+                1 => lanes::encode(layout.lane_kinds(), &now, Some(&value(0, i)), &mut coded),
+                _ => {
+                    lanes::predict(
+                        layout.lane_kinds(),
+                        (&value(1, i), tick + 1),
+                        (&value(0, i), tick),
+                        tick + 2,
+                        &mut predicted,
+                    );
+                    lanes::encode(layout.lane_kinds(), &now, Some(&predicted), &mut coded);
+                }
+            }
+            ages.push(step.min(1) as u8);
+            older.push(if step == 2 { 2 } else { 0 });
+        }
+        let age_refs: [&[u8]; 1] = [&ages];
+        let lane_batches = [LaneBatch {
+            lanes: &coded,
+            older_ages: &older,
+        }];
+        out.push(Encoder::new().state_datagram(
+            200 + step,
+            &[],
+            Some(&FrameParts {
+                base_tick: tick + step - 1,
+                tick: tick + step,
+                descriptors: &[],
+                spawns: &entities,
+                batches: &[BatchRef {
+                    component: pose,
+                    entities: &entities,
+                    data: &[],
+                    lengths: None,
+                    inserted: None,
+                }],
+                removes: &[],
+                despawns: &[],
+                owner_seq: 0,
+                baseline_ages: &age_refs,
+                lanes: &lane_batches,
+            }),
+        ));
+    }
+    out
 }
 
 fn codec_frame_seeds() -> Seeds {
