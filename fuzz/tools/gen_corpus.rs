@@ -23,16 +23,15 @@ use theta_fuzz::fixture::{
 use theta_fuzz::input::join;
 use theta_fuzz::pose::{avatar_sections, EXPLICIT_SOURCES};
 use theta_fuzz::replica::{ANY_KIND, HOLDS_DICTIONARY};
+use theta_net::fields::FieldLayout;
 use theta_net::net::compression::{control_message, StreamKind};
 use theta_net::net::token::{mint, JoinSecret};
 use theta_net::wire::codec::{
     train_dictionary, Codec, Dictionary, FrameFormat, NoCodec, StreamEncoder, Zstd, ZstdDict,
     MAX_DATAGRAM_BYTES,
 };
-use theta_net::fields::FieldLayout;
 use theta_net::wire::{
-    fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch,
-    MAX_MESSAGE_BYTES,
+    fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch, MAX_MESSAGE_BYTES,
 };
 use theta_net::xr::stream::{
     Ack, PoseReceiver, PoseSender, QuantizedController, QuantizedVelocity, Section,
