@@ -111,7 +111,10 @@ impl RelaySource {
         self.cache.clear();
         let kept = Kept::all(&samples);
         let canonical = samples.iter().all(|s| s.exact.is_none());
-        if let Some(slot) = self.slots.get_mut(number.rem_euclid(HISTORY as i64) as usize) {
+        if let Some(slot) = self
+            .slots
+            .get_mut(number.rem_euclid(HISTORY as i64) as usize)
+        {
             *slot = Some(Frame {
                 number,
                 samples,
@@ -167,7 +170,9 @@ impl RelaySource {
         if let Some(i) = self.cache.iter().position(|(k, _)| *k == key) {
             return Ok(&self.cache[i].1);
         }
-        let newest = self.newest.ok_or(StreamError::Corrupt("no frame to send"))?;
+        let newest = self
+            .newest
+            .ok_or(StreamError::Corrupt("no frame to send"))?;
         let frame = self
             .frame(newest)
             .ok_or(StreamError::Corrupt("no frame to send"))?;
@@ -338,26 +343,24 @@ impl RelaySender {
     /// source still holds at most [`MAX_REFERENCE_AGE`] old, the newest such one before
     /// it at most [`MAX_PREVIOUS_GAP`] earlier, and the newest before that one likewise.
     pub fn refs(&self, source: &RelaySource) -> RefKey {
-        let (Some(newest), Some(acked)) = (source.newest(), self.acked.get(&source.source))
-        else {
+        let (Some(newest), Some(acked)) = (source.newest(), self.acked.get(&source.source)) else {
             return RefKey::default();
         };
         let reach = (MAX_REFERENCE_AGE + 2 * MAX_PREVIOUS_GAP) as i64;
         let mut holding = (newest - reach..newest)
             .rev()
             .filter(|&n| acked.has(n) && source.holds(n));
-        let Some(last) = holding.next().filter(|&n| newest - n <= MAX_REFERENCE_AGE as i64)
+        let Some(last) = holding
+            .next()
+            .filter(|&n| newest - n <= MAX_REFERENCE_AGE as i64)
         else {
             return RefKey::default();
         };
         let previous = holding
             .next()
             .filter(|&n| last - n <= MAX_PREVIOUS_GAP as i64);
-        let earlier = previous.and_then(|p| {
-            holding
-                .next()
-                .filter(|&n| p - n <= MAX_PREVIOUS_GAP as i64)
-        });
+        let earlier =
+            previous.and_then(|p| holding.next().filter(|&n| p - n <= MAX_PREVIOUS_GAP as i64));
         RefKey {
             age: (newest - last) as u64,
             gap: previous.map_or(0, |p| (last - p) as u64),
@@ -494,10 +497,8 @@ mod tests {
         let v = Volume::default();
         let mut sources = [RelaySource::new(1), RelaySource::new(9)];
         let receivers = 12;
-        let mut senders: Vec<RelaySender> =
-            (0..receivers).map(|_| RelaySender::new(v)).collect();
-        let mut rxs: Vec<PoseReceiver> =
-            (0..receivers).map(|_| PoseReceiver::new(v)).collect();
+        let mut senders: Vec<RelaySender> = (0..receivers).map(|_| RelaySender::new(v)).collect();
+        let mut rxs: Vec<PoseReceiver> = (0..receivers).map(|_| PoseReceiver::new(v)).collect();
         let mut rng = Rng(0x5EED_0F_AB);
         // (due step, receiver, bytes) and (due step, receiver, ack).
         let mut packets: Vec<(usize, usize, Vec<u8>)> = Vec::new();
@@ -523,8 +524,7 @@ mod tests {
                     packets.push((due, r, enc.bytes));
                 }
             }
-            let (due, later): (Vec<_>, Vec<_>) =
-                packets.drain(..).partition(|(t, _, _)| *t <= i);
+            let (due, later): (Vec<_>, Vec<_>) = packets.drain(..).partition(|(t, _, _)| *t <= i);
             packets = later;
             for (_, r, bytes) in due {
                 match rxs[r].decode(&bytes, true, 0) {
@@ -587,8 +587,7 @@ mod tests {
             let mut sources = [RelaySource::new(4), RelaySource::new(5)];
             let mut senders: Vec<RelaySender> =
                 (0..receivers).map(|_| RelaySender::new(v)).collect();
-            let mut rxs: Vec<PoseReceiver> =
-                (0..receivers).map(|_| PoseReceiver::new(v)).collect();
+            let mut rxs: Vec<PoseReceiver> = (0..receivers).map(|_| PoseReceiver::new(v)).collect();
             let delay = |r: usize| [1usize, 2, 5][r % 3];
             let mut acks: Vec<(usize, usize, u64)> = Vec::new();
             let mut before = 0;
@@ -596,8 +595,7 @@ mod tests {
                 for source in &mut sources {
                     source.push(samples(&frames, i, false), 1);
                 }
-                let (due, later): (Vec<_>, Vec<_>) =
-                    acks.drain(..).partition(|(t, _, _)| *t <= i);
+                let (due, later): (Vec<_>, Vec<_>) = acks.drain(..).partition(|(t, _, _)| *t <= i);
                 acks = later;
                 for (_, r, a) in due {
                     senders[r].on_ack(Ack::new(a, true));
@@ -614,8 +612,16 @@ mod tests {
                 let encodes: u64 = sources.iter().map(RelaySource::encodes).sum();
                 // Once every group acknowledges (after the slowest round trip), one
                 // encode per group and source; before, the absolute one is shared too.
-                let expected = if i > 6 { 3 * 2 } else { (encodes - before) as usize };
-                assert_eq!((encodes - before) as usize, expected, "{receivers} receivers, frame {i}");
+                let expected = if i > 6 {
+                    3 * 2
+                } else {
+                    (encodes - before) as usize
+                };
+                assert_eq!(
+                    (encodes - before) as usize,
+                    expected,
+                    "{receivers} receivers, frame {i}"
+                );
                 assert!(encodes - before <= 6);
                 before = encodes;
             }

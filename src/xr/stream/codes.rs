@@ -181,7 +181,10 @@ pub(crate) fn write_ack(w: &mut BitWriter, ack: Option<Ack>, base: Option<(u64, 
     w.write_bits(u64::from(a.seq) & ((1 << a.bits()) - 1), a.bits());
 }
 
-pub(crate) fn read_ack(r: &mut BitReader<'_>, base: Option<(u64, Ack)>) -> Result<Option<Ack>, StreamError> {
+pub(crate) fn read_ack(
+    r: &mut BitReader<'_>,
+    base: Option<(u64, Ack)>,
+) -> Result<Option<Ack>, StreamError> {
     if !r.read_bool()? {
         return Ok(None);
     }
@@ -380,7 +383,6 @@ mod tests {
         );
     }
 
-
     #[test]
     fn exp_golomb_codes_of_any_order_round_trip_and_bound() {
         for k in 0..4 {
@@ -392,7 +394,10 @@ mod tests {
                 let mut r = BitReader::new(&bytes);
                 assert_eq!(read_exp_golomb(&mut r, k, 16_383), Ok(value));
                 assert_eq!(r.position(), bits);
-                assert!(read_exp_golomb(&mut BitReader::new(&bytes), k, value.max(1) - 1).is_err() || value == 0);
+                assert!(
+                    read_exp_golomb(&mut BitReader::new(&bytes), k, value.max(1) - 1).is_err()
+                        || value == 0
+                );
             }
             assert!(read_exp_golomb(&mut BitReader::new(&[0; 8]), k, 16_383).is_err());
         }
