@@ -499,7 +499,7 @@ mod tests {
         let receivers = 12;
         let mut senders: Vec<RelaySender> = (0..receivers).map(|_| RelaySender::new(v)).collect();
         let mut rxs: Vec<PoseReceiver> = (0..receivers).map(|_| PoseReceiver::new(v)).collect();
-        let mut rng = Rng(0x5EED_0F_AB);
+        let mut rng = Rng(0x5EED_0FAB);
         // (due step, receiver, bytes) and (due step, receiver, ack).
         let mut packets: Vec<(usize, usize, Vec<u8>)> = Vec::new();
         let mut acks: Vec<(usize, usize, u64)> = Vec::new();

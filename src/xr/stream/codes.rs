@@ -261,8 +261,6 @@ pub(crate) fn read_source(r: &mut BitReader<'_>) -> Result<u16, StreamError> {
     Ok(r.read_bits(bits)? as u16)
 }
 
-/// Writes a section. `implicit`: the packet's only section, of the sender itself, whose
-
 /// Order-`k` Exp-Golomb code of `value`: the order-0 code of `value >> k`, then the low
 /// `k` bits.
 pub(crate) fn write_exp_golomb(w: &mut BitWriter, value: u64, k: u32) {

@@ -392,6 +392,10 @@ pub(crate) fn write_section(
     Ok(())
 }
 
+/// A section read: the section, its frame number and what the acknowledgement is coded
+/// against.
+pub(crate) type ReadSection = (Section, i64, Option<(u64, Ack)>);
+
 /// Reads a section whose frames resolve through `resolve` (a frame number to the kept
 /// devices of this source in it and, with implicit sources, the acknowledgement its packet
 /// carried). Returns the section, its frame number and what the acknowledgement is coded
@@ -402,7 +406,7 @@ pub(crate) fn read_section<'a>(
     naming: ReadNaming<'_>,
     resolve: impl Fn(i64) -> Result<(&'a [Kept], Option<Ack>), StreamError>,
     volume: &Volume,
-) -> Result<(Section, i64, Option<(u64, Ack)>), StreamError> {
+) -> Result<ReadSection, StreamError> {
     let standard = match naming {
         ReadNaming::Implicit { standard, .. } => standard,
         ReadNaming::Explicit { .. } => r.read_bool()?,
