@@ -627,4 +627,59 @@ mod tests {
             }
         }
     }
+
+    /// Relayed packets cut short or with a bit flipped are refused and change nothing;
+    /// the real stream carries on.
+    #[test]
+    fn hostile_relayed_packets_change_nothing() {
+        let frames = avatar(60);
+        let v = Volume::default();
+        let mut sources = [RelaySource::new(2), RelaySource::new(300)];
+        let mut tx = RelaySender::new(v);
+        let mut rx = PoseReceiver::new(v);
+        let mut packets = Vec::new();
+        for i in 0..60 {
+            sources[0].push(samples(&frames, i, true), 1);
+            sources[1].push(samples(&frames, 59 - i, false), 2);
+            let mut all: Vec<&mut RelaySource> = sources.iter_mut().collect();
+            let enc = tx.encode(&mut all, None, 1200).expect("encode");
+            if i < 30 {
+                rx.decode(&enc.bytes, true, 0).expect("valid");
+                if let Some(a) = rx.take_ack() {
+                    tx.on_ack(Ack::new(a, false));
+                }
+            }
+            packets.push(enc.bytes);
+        }
+        let before = format!("{rx:?}");
+        let mut rng = Rng(0xBAD_5EED);
+        for p in &packets[30..] {
+            for cut in 0..p.len() {
+                let mut probe = rx.clone();
+                if probe.decode(&p[..cut], true, 0).is_err() {
+                    assert_eq!(
+                        format!("{probe:?}"),
+                        before,
+                        "a refused packet changed state"
+                    );
+                }
+            }
+        }
+        for _ in 0..5_000 {
+            let mut p = packets[30 + (rng.next_u64() % 30) as usize].clone();
+            let at = (rng.next_u64() as usize) % p.len();
+            p[at] ^= 1 << (rng.next_u64() % 8);
+            let mut probe = rx.clone();
+            if probe.decode(&p, true, 0).is_err() {
+                assert_eq!(
+                    format!("{probe:?}"),
+                    before,
+                    "a refused packet changed state"
+                );
+            }
+        }
+        for p in &packets[30..] {
+            rx.decode(p, true, 0).expect("still decodes");
+        }
+    }
 }
