@@ -73,11 +73,17 @@ impl BitWriter {
             self.bit_len += other.bit_len;
             return;
         }
+        let used = (self.bit_len % 8) as u32;
         let full = other.bit_len / 8;
         self.bytes.reserve(full + 1);
         for &byte in other.bytes.iter().take(full) {
-            self.write_bits(u64::from(byte), 8);
+            // The byte's low bits fill this writer's last byte, its high bits start the next.
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= byte << used;
+            }
+            self.bytes.push(byte >> (8 - used));
         }
+        self.bit_len += full * 8;
         let rest = (other.bit_len % 8) as u32;
         if let Some(&last) = other.bytes.get(full).filter(|_| rest > 0) {
             self.write_bits(u64::from(last), rest);

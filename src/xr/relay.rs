@@ -266,6 +266,22 @@ impl Acked {
         }
     }
 
+    /// The acknowledged frames before `before`, newest first.
+    fn before(&self, before: i64) -> impl Iterator<Item = i64> + '_ {
+        let mut mask = self.mask;
+        std::iter::from_fn(move || loop {
+            if mask == 0 {
+                return None;
+            }
+            let back = mask.trailing_zeros();
+            mask &= mask - 1;
+            let frame = self.newest - i64::from(back);
+            if frame < before {
+                return Some(frame);
+            }
+        })
+    }
+
     fn has(&self, frame: i64) -> bool {
         let back = self.newest - frame;
         (0..64).contains(&back) && self.mask >> back & 1 == 1
@@ -347,9 +363,10 @@ impl RelaySender {
             return RefKey::default();
         };
         let reach = (MAX_REFERENCE_AGE + 2 * MAX_PREVIOUS_GAP) as i64;
-        let mut holding = (newest - reach..newest)
-            .rev()
-            .filter(|&n| acked.has(n) && source.holds(n));
+        let mut holding = acked
+            .before(newest)
+            .take_while(|&n| n >= newest - reach)
+            .filter(|&n| source.holds(n));
         let Some(last) = holding
             .next()
             .filter(|&n| newest - n <= MAX_REFERENCE_AGE as i64)
