@@ -489,12 +489,7 @@ fn session_packets(frames: &[[Pose; 3]], v: &Volume, lag: usize) -> (f64, usize,
         // The other direction's acknowledgement rides in every packet: short (7 bits + 2),
         // as a session sends it below ~350 ms of round trip.
         let enc = tx
-            .encode(
-                std::slice::from_ref(&section),
-                Some(Ack::new(i as u64, true)),
-                false,
-                1200,
-            )
+            .encode(Some(&section), Some(Ack::new(i as u64, true)), 1200)
             .expect("encode");
         let d = rx.decode(&enc.bytes, false, 1).expect("decode");
         assert_eq!(d.sections, enc.sent);

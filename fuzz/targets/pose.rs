@@ -62,7 +62,7 @@ fn sender() -> PoseSender {
             let mut sender = PoseSender::new(Volume::default());
             for section in avatar_sections(3, fixture::CLIENT_PEER) {
                 sender
-                    .encode(&[section], None, false, 1200)
+                    .encode(Some(&section), None, 1200)
                     .expect("the avatar encodes");
             }
             sender

@@ -33,6 +33,7 @@ use theta_net::wire::codec::{
 use theta_net::wire::{
     fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch, MAX_MESSAGE_BYTES,
 };
+use theta_net::xr::relay::{RelaySender, RelaySource};
 use theta_net::xr::stream::{
     Ack, PoseReceiver, PoseSender, QuantizedController, QuantizedVelocity, Section,
 };
@@ -801,8 +802,10 @@ fn control_message_seeds() -> Seeds {
     s
 }
 
-/// Packets of the fixture avatar from `sender` to a receiver that acknowledges every
-/// `ack_every` packets: what the receiver sees, in order, minus the `lost` ones.
+/// Packets of the fixture avatar to a receiver that acknowledges at once: what the
+/// receiver sees, in order, minus the `lost` ones. With `explicit` sources they come from
+/// the host's relay (each section's source a `RelaySource` of its own), else from a
+/// client's own sender (the first section only).
 fn pose_stream(
     sections: impl Fn(usize) -> Vec<Section>,
     count: usize,
@@ -811,24 +814,50 @@ fn pose_stream(
 ) -> Vec<Vec<u8>> {
     let volume = Volume::default();
     let mut sender = PoseSender::new(volume);
+    let mut relay = RelaySender::new(volume);
+    let mut sources: Vec<RelaySource> = Vec::new();
     let mut receiver = PoseReceiver::new(volume);
     let mut packets = Vec::new();
     for i in 0..count {
         let ack = (i % 5 == 4).then(|| Ack::new(i as u64 / 2, i % 10 == 4));
-        let encoded = sender
-            .encode(&sections(i), ack, explicit, 1200)
-            .expect("the avatar encodes");
+        let bytes = if explicit {
+            for section in sections(i) {
+                let at = match sources.iter().position(|s| s.source() == section.source) {
+                    Some(at) => at,
+                    None => {
+                        sources.push(RelaySource::new(section.source));
+                        sources.len() - 1
+                    }
+                };
+                sources[at].push(section.samples, 1);
+            }
+            let mut all: Vec<&mut RelaySource> = sources.iter_mut().collect();
+            relay
+                .encode(&mut all, ack, 1200)
+                .expect("the avatar encodes")
+                .bytes
+        } else {
+            sender
+                .encode(sections(i).first(), ack, 1200)
+                .expect("the avatar encodes")
+                .bytes
+        };
         if lost.contains(&i) {
             continue;
         }
         receiver
-            .decode(&encoded.bytes, explicit, CLIENT_PEER)
+            .decode(&bytes, explicit, CLIENT_PEER)
             .expect("the receiver decodes the sender's packets");
         if let Some(seq) = receiver.take_ack() {
             // Acknowledged at once: the next packets code against this one.
-            sender.on_ack(Ack::new(seq, i > 8));
+            let ack = Ack::new(seq, i > 8);
+            if explicit {
+                relay.on_ack(ack);
+            } else {
+                sender.on_ack(ack);
+            }
         }
-        packets.push(encoded.bytes);
+        packets.push(bytes);
     }
     packets
 }

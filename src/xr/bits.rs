@@ -65,6 +65,37 @@ impl BitWriter {
         self.write_bits(value as u64, n);
     }
 
+    /// Appends every bit `other` wrote (a relay concatenates sections encoded once for
+    /// many packets): whole bytes at a time, shifted when this writer is mid-byte.
+    pub fn append(&mut self, other: &BitWriter) {
+        if self.bit_len % 8 == 0 {
+            self.bytes.extend_from_slice(&other.bytes);
+            self.bit_len += other.bit_len;
+            return;
+        }
+        let used = (self.bit_len % 8) as u32;
+        let full = other.bit_len / 8;
+        self.bytes.reserve(full + 1);
+        for &byte in other.bytes.iter().take(full) {
+            // The byte's low bits fill this writer's last byte, its high bits start the next.
+            if let Some(last) = self.bytes.last_mut() {
+                *last |= byte << used;
+            }
+            self.bytes.push(byte >> (8 - used));
+        }
+        self.bit_len += full * 8;
+        let rest = (other.bit_len % 8) as u32;
+        if let Some(&last) = other.bytes.get(full).filter(|_| rest > 0) {
+            self.write_bits(u64::from(last), rest);
+        }
+    }
+
+    /// Empties the writer, keeping its buffer.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.bit_len = 0;
+    }
+
     /// Bits written so far.
     pub fn bit_len(&self) -> usize {
         self.bit_len
@@ -234,6 +265,22 @@ mod tests {
             (i64::MIN, 64),
         ] {
             assert_eq!(r.read_signed(n), Ok(v));
+        }
+    }
+
+    #[test]
+    fn appending_equals_writing_in_place() {
+        for head in 0..17u32 {
+            for tail in [0u32, 1, 7, 8, 9, 23, 64] {
+                let mut other = BitWriter::new();
+                other.write_bits(0xDEAD_BEEF_CAFE_F00D, tail);
+                let mut joined = BitWriter::new();
+                joined.write_bits(0x1_5A5A, head);
+                let mut expected = joined.clone();
+                joined.append(&other);
+                expected.write_bits(0xDEAD_BEEF_CAFE_F00D, tail);
+                assert_eq!(joined, expected, "{head} + {tail} bits");
+            }
         }
     }
 

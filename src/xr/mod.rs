@@ -9,6 +9,8 @@
 //! - [`jitter`]: the receiving side of a remote device's pose stream, a [`JitterBuffer`]
 //!   with an adaptive playout delay, interpolation and bounded extrapolation.
 //! - [`bits`]: a small [`BitWriter`] and a bounds-checked [`BitReader`].
+//! - [`stream`]: the pose stream of a link; [`relay`]: the host's relaying of every
+//!   peer's avatar, each section encoded once per reference set.
 //! - [`quantize`]: positions to ≤ 1 mm inside a [`Volume`], orientations by smallest-three
 //!   to ≤ 0.1°, absolute ([`encode_pose`]) and delta-against-reference
 //!   ([`encode_pose_delta`]) forms.
@@ -18,6 +20,7 @@ pub mod jitter;
 pub mod pose;
 pub mod predict;
 pub mod quantize;
+pub mod relay;
 pub mod stream;
 pub mod synthetic;
 
