@@ -177,7 +177,7 @@ pub struct DemoArgs {
     /// and sent as small numbers against what each client acknowledged; `off` sends it
     /// as a raw 28-byte blob
     #[arg(long, value_name = "ON|OFF", default_value = "on", value_parser = on_off,
-          conflicts_with = "in_process", help_heading = NETWORK)]
+          action = clap::ArgAction::Set, conflicts_with = "in_process", help_heading = NETWORK)]
     pub fields: bool,
     /// Base delay of every datagram, in ms (the path's; stays on while the sessions
     /// converge)
@@ -725,6 +725,15 @@ mod tests {
         };
         assert!(d.in_process);
         assert_eq!((d.ticks(), d.chunk_bytes()), (120, 4096));
+        for (given, fields) in [
+            (&["demo"][..], true),
+            (&["demo", "--fields", "off"][..], false),
+        ] {
+            let Command::Demo(d) = parse(given).unwrap().command else {
+                panic!("not the demo")
+            };
+            assert_eq!(d.fields, fields, "{given:?}");
+        }
     }
 
     #[test]
@@ -737,6 +746,11 @@ mod tests {
             (&["demo", "--ticks", "0"][..], "--ticks", "at least 1"),
             (&["demo", "--bogus", "1"][..], "--bogus", ""),
             (&["demo", "--motion", "wobbly"][..], "--motion", "teleport"),
+            (
+                &["demo", "--fields", "maybe"][..],
+                "--fields",
+                "neither on nor off",
+            ),
             (
                 &["demo", "--move-percent", "101"][..],
                 "--move-percent",
