@@ -58,8 +58,12 @@ struct InFlight {
     tick: u64,
     sent_at: Instant,
     keys: Vec<Key>,
-    /// With baselines: the values it carried, to become baselines when acknowledged.
-    values: Vec<(Key, Vec<u8>)>,
+    /// With baselines: the values it carried (each a range of `bytes`), to become
+    /// baselines when acknowledged.
+    values: Vec<(Key, std::ops::Range<usize>, std::ops::Range<usize>)>,
+    bytes: Vec<u8>,
+    /// The lanes of the values of declared fields (ranges: the values' third).
+    lanes: Vec<i64>,
 }
 
 /// Counters of one outbox.
@@ -276,8 +280,13 @@ impl Outbox {
                     newest = Some((seq, flight.sent_at));
                 }
                 if let Some(baselines) = &mut self.baselines {
-                    for (key, value) in flight.values {
-                        baselines.acked(key, flight.tick, value);
+                    for (key, bytes, lanes) in flight.values {
+                        baselines.acked(
+                            key,
+                            flight.tick,
+                            &flight.bytes[bytes],
+                            &flight.lanes[lanes],
+                        );
                     }
                 }
                 for key in &flight.keys {
@@ -448,7 +457,8 @@ impl Outbox {
         let mut ages: Vec<Vec<u8>> = Vec::new();
         let mut lanes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut raw_bytes: Vec<usize> = Vec::new();
-        let mut flight_values: Vec<(Key, Vec<u8>)> = Vec::new();
+        let mut flight_values = Vec::new();
+        let (mut flight_bytes, mut flight_lanes) = (Vec::new(), Vec::new());
         for ((component, entity), entry) in entries.iter() {
             match entry {
                 Entry::Spawn => delta.spawns.push(*entity),
@@ -495,7 +505,16 @@ impl Outbox {
                     if let Some(baselines) = &mut self.baselines {
                         if ValueCoder::on_baselines(batch.lengths.is_none(), value.len()) {
                             baselines.sent((*component, *entity), tick);
-                            flight_values.push(((*component, *entity), value.to_vec()));
+                            let (start, lanes_start) = (flight_bytes.len(), flight_lanes.len());
+                            flight_bytes.extend_from_slice(value);
+                            flight_lanes.extend_from_slice(
+                                &self.coder.lane_arena[coded.value_lanes.clone()],
+                            );
+                            flight_values.push((
+                                (*component, *entity),
+                                start..flight_bytes.len(),
+                                lanes_start..flight_lanes.len(),
+                            ));
                         }
                     }
                     if coded.age > 0 {
@@ -568,6 +587,8 @@ impl Outbox {
                 sent_at: now,
                 keys,
                 values: flight_values,
+                bytes: flight_bytes,
+                lanes: flight_lanes,
             },
         );
         self.stats.datagrams_sent += 1;

@@ -6,7 +6,7 @@
 
 use std::ops::Range;
 
-use super::baselines::{xor_on, Baselines};
+use super::baselines::{xor_on, Baseline, Baselines};
 use crate::fields::FieldLayout;
 use crate::registry::ComponentId;
 use crate::replica::baselines::MAX_BASELINE_BYTES;
@@ -25,6 +25,9 @@ pub(crate) struct Coded {
     pub lanes: bool,
     /// Where its bytes are in [`ValueCoder::arena`].
     pub range: Range<usize>,
+    /// Where the value's own lanes are in [`ValueCoder::lane_arena`] (empty: no declared
+    /// fields), for it to become a baseline with them.
+    pub value_lanes: Range<usize>,
 }
 
 /// Codes the values of one build; reuses its buffers.
@@ -32,6 +35,8 @@ pub(crate) struct Coded {
 pub(crate) struct ValueCoder {
     /// The coded bytes of every value coded since [`ValueCoder::clear`].
     pub arena: Vec<u8>,
+    /// The lanes of every value of declared fields coded since then.
+    pub lane_arena: Vec<i64>,
     lanes: Vec<i64>,
     base: Vec<i64>,
     older: Vec<i64>,
@@ -42,6 +47,7 @@ impl ValueCoder {
     /// Forgets the values coded (a new build).
     pub(crate) fn clear(&mut self) {
         self.arena.clear();
+        self.lane_arena.clear();
     }
 
     /// Whether a value of `len` bytes, of a fixed size or not, is coded on baselines.
@@ -67,28 +73,43 @@ impl ValueCoder {
             .filter(|_| Self::on_baselines(fixed, value.len()))
             .and_then(|b| b.usable_pair(key, tick));
         let Some(layout) = fields else {
-            let age = xor_on(pair.map(|(newer, _)| newer), tick, value, &mut self.arena);
+            let newer = pair.map(|(newer, _)| (newer.at, newer.bytes));
+            let age = xor_on(newer, tick, value, &mut self.arena);
             return Some(Coded {
                 age,
                 older_age: 0,
                 lanes: false,
                 range: start..self.arena.len(),
+                value_lanes: 0..0,
             });
         };
         layout.lanes_into(value, &mut self.lanes).ok()?;
         let kinds = layout.lane_kinds();
+        // A baseline's lanes: kept with it since it was sent (or, should it have none,
+        // quantised again).
+        let lanes_of = |held: Baseline<'_>, out: &mut Vec<i64>| -> bool {
+            if held.lanes.len() == kinds.len() {
+                out.clear();
+                out.extend_from_slice(held.lanes);
+                true
+            } else {
+                layout.lanes_into(held.bytes, out).is_ok()
+            }
+        };
         let age_of = |at: u64| u8::try_from(tick - at).unwrap_or(0);
         // The fewest bits of: the lanes alone, against the baseline, against the
         // prediction through the two newest baselines (fewest unless the value jumped).
         let mut best = (lanes::coded_bits(kinds, &self.lanes, None), 0, 0);
-        if let Some(((at, bytes), older)) = pair {
-            if layout.lanes_into(bytes, &mut self.base).is_ok() {
+        if let Some((newer, older)) = pair {
+            let at = newer.at;
+            if lanes_of(newer, &mut self.base) {
                 let on = lanes::coded_bits(kinds, &self.lanes, Some(&self.base));
                 if on < best.0 {
                     best = (on, age_of(at), 0);
                 }
-                if let Some((older_at, older_bytes)) = older {
-                    if layout.lanes_into(older_bytes, &mut self.older).is_ok() {
+                if let Some(older) = older {
+                    let older_at = older.at;
+                    if lanes_of(older, &mut self.older) {
                         lanes::predict(
                             kinds,
                             (&self.base, at),
@@ -114,11 +135,14 @@ impl ValueCoder {
             _ => Some(&self.predicted[..]),
         };
         lanes::encode(kinds, &self.lanes, against, &mut self.arena);
+        let lanes_start = self.lane_arena.len();
+        self.lane_arena.extend_from_slice(&self.lanes);
         Some(Coded {
             age,
             older_age,
             lanes: true,
             range: start..self.arena.len(),
+            value_lanes: lanes_start..self.lane_arena.len(),
         })
     }
 }
