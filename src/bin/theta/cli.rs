@@ -459,6 +459,21 @@ where
     s.trim().parse().map_err(|e: T::Err| e.to_string())
 }
 
+/// A number within `lo..=hi` (NaN and infinities are not), `shown` naming the range in the
+/// refusal.
+fn within<T>(s: &str, lo: T, hi: T, shown: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display,
+    T::Err: std::fmt::Display,
+{
+    let v: T = number(s)?;
+    if lo <= v && v <= hi {
+        Ok(v)
+    } else {
+        Err(format!("{v} is not within {shown}"))
+    }
+}
+
 fn at_least_one(s: &str) -> Result<usize, String> {
     match number(s)? {
         0 => Err("must be at least 1".into()),
@@ -467,52 +482,27 @@ fn at_least_one(s: &str) -> Result<usize, String> {
 }
 
 fn objects(s: &str) -> Result<usize, String> {
-    let n = number(s)?;
-    if (1..=1_000_000).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} is not within 1..=1000000"))
-    }
+    within(s, 1, 1_000_000, "1..=1000000")
 }
 
 /// Seconds of a measuring window of `theta bench clients`.
 fn window(s: &str) -> Result<f64, String> {
-    let v: f64 = number(s)?;
-    if v.is_finite() && (0.5..=3600.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not within 0.5..=3600 (seconds)"))
-    }
+    within(s, 0.5, 3600.0, "0.5..=3600 (seconds)")
 }
 
 /// Seconds of warm-up of `theta bench clients`.
 fn warmup(s: &str) -> Result<f64, String> {
-    let v: f64 = number(s)?;
-    if v.is_finite() && (0.0..=600.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not within 0..=600 (seconds)"))
-    }
+    within(s, 0.0, 600.0, "0..=600 (seconds)")
 }
 
 /// Client processes of `theta bench clients`.
 fn processes(s: &str) -> Result<usize, String> {
-    let n = number(s)?;
-    if (1..=64).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} is not within 1..=64"))
-    }
+    within(s, 1, 64, "1..=64")
 }
 
 /// Virtual seconds of measurement: at least one tick.
 fn seconds(s: &str) -> Result<f64, String> {
-    let v: f64 = number(s)?;
-    if v.is_finite() && (0.02..=3600.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not within 0.02..=3600 (seconds)"))
-    }
+    within(s, 0.02, 3600.0, "0.02..=3600 (seconds)")
 }
 
 /// A switch: `on` or `off`.
@@ -526,22 +516,12 @@ fn on_off(s: &str) -> Result<bool, String> {
 
 /// An interest radius in metres.
 fn radius(s: &str) -> Result<f32, String> {
-    let r: f32 = number(s)?;
-    if r.is_finite() && (0.01..=1.0e6).contains(&r) {
-        Ok(r)
-    } else {
-        Err(format!("{r} is not within 0.01..=1000000 (metres)"))
-    }
+    within(s, 0.01, 1.0e6, "0.01..=1000000 (metres)")
 }
 
 /// A walking speed in metres per second.
 fn walk(s: &str) -> Result<f32, String> {
-    let v: f32 = number(s)?;
-    if v.is_finite() && (0.0..=1000.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{v} is not within 0..=1000 (metres per second)"))
-    }
+    within(s, 0.0, 1000.0, "0..=1000 (metres per second)")
 }
 
 fn positive(s: &str) -> Result<u64, String> {
@@ -552,31 +532,16 @@ fn positive(s: &str) -> Result<u64, String> {
 }
 
 fn clients(s: &str) -> Result<usize, String> {
-    let n = number(s)?;
-    if (1..=64).contains(&n) {
-        Ok(n)
-    } else {
-        Err(format!("{n} is not within 1..=64"))
-    }
+    within(s, 1, 64, "1..=64")
 }
 
 /// A tick rate in ticks per second.
 pub fn rate(s: &str) -> Result<f64, String> {
-    let r: f64 = number(s)?;
-    if r.is_finite() && (0.1..=10_000.0).contains(&r) {
-        Ok(r)
-    } else {
-        Err(format!("{r} is not within 0.1..=10000 (ticks per second)"))
-    }
+    within(s, 0.1, 10_000.0, "0.1..=10000 (ticks per second)")
 }
 
 fn percent(s: &str) -> Result<f64, String> {
-    let p: f64 = number(s)?;
-    if (0.0..=100.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!("{p} is not within 0..=100"))
-    }
+    within(s, 0.0, 100.0, "0..=100")
 }
 
 /// A share of datagrams that leaves some through (loss, corruption).
@@ -593,14 +558,7 @@ fn share_below_one(s: &str) -> Result<f64, String> {
 
 /// A share of datagrams, all of them allowed (duplication, reordering).
 fn share(s: &str) -> Result<f64, String> {
-    let p: f64 = number(s)?;
-    if (0.0..=1.0).contains(&p) {
-        Ok(p)
-    } else {
-        Err(format!(
-            "{p} is not within 0..=1 (a share of datagrams, e.g. 0.1)"
-        ))
-    }
+    within(s, 0.0, 1.0, "0..=1 (a share of datagrams, e.g. 0.1)")
 }
 
 /// Milliseconds, up to what the fault sockets accept.
@@ -615,21 +573,11 @@ fn millis(s: &str) -> Result<Duration, String> {
 }
 
 fn linger(s: &str) -> Result<f64, String> {
-    let l: f64 = number(s)?;
-    if l.is_finite() && (0.0..=3600.0).contains(&l) {
-        Ok(l)
-    } else {
-        Err(format!("{l} is not within 0..=3600"))
-    }
+    within(s, 0.0, 3600.0, "0..=3600")
 }
 
 fn admission(s: &str) -> Result<f64, String> {
-    let t: f64 = number(s)?;
-    if t.is_finite() && (0.1..=3600.0).contains(&t) {
-        Ok(t)
-    } else {
-        Err(format!("{t} is not within 0.1..=3600 (seconds)"))
-    }
+    within(s, 0.1, 3600.0, "0.1..=3600 (seconds)")
 }
 
 fn ttl(s: &str) -> Result<u64, String> {
