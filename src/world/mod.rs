@@ -3,6 +3,7 @@
 
 mod column;
 mod entity;
+mod fields;
 mod journal;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,7 +15,7 @@ pub(crate) use column::Column;
 pub use entity::{EntityId, PeerId, MAX_ENTITY_COUNTER};
 pub(crate) use journal::{Entry, EntryKind, Journal};
 
-use crate::fields::{Field, FieldError, FieldLayout, Scratch};
+use crate::fields::{FieldError, Scratch};
 use crate::hash::{hash64, mix64};
 use crate::registry::{ComponentDescriptor, ComponentId, Layout, Registry, RegistryError};
 
@@ -249,50 +250,6 @@ impl World {
     /// The component types of this world.
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    /// Declares the fields of fixed-size `component` (see [`crate::fields`]): from now on
-    /// every value written is quantised to them (lossy within the declared precisions;
-    /// what no field names stays bit-exact), and peers code them compactly. Declare before
-    /// the first value is written (and identically on every peer: the layout is part of
-    /// the registry hash); declaring the same fields again is a no-op.
-    pub fn declare_fields(
-        &mut self,
-        component: ComponentId,
-        fields: &[Field],
-    ) -> Result<(), WorldError> {
-        let at = self.column_index(component)?;
-        let fail = |reason: String| RegistryError::Fields {
-            id: component,
-            reason,
-        };
-        let size = match self.registry.descriptors()[at].layout {
-            Layout::Fixed(size) => size,
-            other => return Err(fail(format!("fields need a fixed size, not {other}")).into()),
-        };
-        let layout = FieldLayout::new(size, fields).map_err(|e| fail(e.to_string()))?;
-        self.declare_layout(component, layout)
-    }
-
-    /// [`World::declare_fields`] with a layout built already (another registry's).
-    pub(crate) fn declare_layout(
-        &mut self,
-        component: ComponentId,
-        layout: FieldLayout,
-    ) -> Result<(), WorldError> {
-        let at = self.column_index(component)?;
-        if self.registry.fields(component) == Some(&layout) {
-            return Ok(());
-        }
-        if self.columns[at].len() > 0 {
-            return Err(RegistryError::Fields {
-                id: component,
-                reason: "declare fields before the first value is written".into(),
-            }
-            .into());
-        }
-        self.registry.declare_fields(component, layout)?;
-        Ok(())
     }
 
     /// The current tick: changes made now are stamped with it.
@@ -533,24 +490,6 @@ impl World {
             .map(|()| self.set_at(at, entity, &value, Stamp::Local));
         self.quantised = value;
         result
-    }
-
-    /// Quantises `values` (whole values of column `at`, concatenated) to the column's
-    /// declared fields, if any; on error nothing is promised of `values`.
-    fn quantise(&mut self, at: usize, values: &mut [u8]) -> Result<(), WorldError> {
-        let descriptor = &self.registry.descriptors()[at];
-        let Some(layout) = self.registry.fields(descriptor.id) else {
-            return Ok(());
-        };
-        for value in values.chunks_exact_mut(layout.size() as usize) {
-            layout
-                .quantise(value, &mut self.scratch)
-                .map_err(|source| WorldError::NotQuantisable {
-                    name: descriptor.name.clone(),
-                    source,
-                })?;
-        }
-        Ok(())
     }
 
     /// Writes `count = entities.len()` values of a fixed-size component in one call; value
@@ -841,6 +780,7 @@ impl ExactSizeIterator for ComponentEntries<'_> {}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fields::Field;
 
     fn world() -> (World, ComponentId, ComponentId) {
         let mut world = World::default();
