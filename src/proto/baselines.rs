@@ -1,6 +1,7 @@
 //! The sender's side of values coded against acknowledged baselines (the receiver's is
-//! `replica::baselines`): per key, the newest value the peer acknowledged, and the ticks
-//! of the last sends. A value is coded against the acknowledged one (XOR: what did not
+//! `replica::baselines`): per key, the ticks of the newest sends the peer acknowledged
+//! (the values sent then are the host's, in `proto::value_history`, shared by every
+//! peer) and of the last sends. A value is coded against the acknowledged one (XOR: what did not
 //! change becomes zeros, which the datagram codec squeezes) only while that one is among
 //! the last [`HISTORY`] sends of the key, so the peer, which keeps the newest
 //! [`HISTORY`] values it received of each key, holds it; and only while it is at most
@@ -43,263 +44,189 @@ pub(crate) fn xor_on(base: Option<(u64, &[u8])>, tick: u64, value: &[u8], out: &
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Copy, Debug, Default)]
 struct KeyBaseline {
     /// The tick of the first send since the key was (last) forgotten: an acknowledgement
     /// of an older send is of a value the peer may have forgotten too.
     since: u64,
-    acked: Option<(u64, Held)>,
-    /// The acknowledged value before `acked` (a prediction extrapolates through both).
-    older: Option<(u64, Held)>,
-    /// Ticks of the last sends (0: none yet), oldest overwritten first.
-    sends: [u64; HISTORY],
-    next: usize,
+    /// The newest send the peer acknowledged (its value is in `proto::value_history`,
+    /// shared by every peer); `None`: none.
+    acked: Option<Send>,
+    /// The acknowledged send before `acked` (a prediction extrapolates through both).
+    older: Option<Send>,
+    /// Sends so far (since the key was last forgotten); the next send's number.
+    sends: u32,
 }
 
-/// An acknowledged value: its bytes, and its lanes when its type declares fields (kept,
-/// so that coding against it does not quantise it again for every send).
-#[derive(Debug, Default)]
-struct Held {
-    bytes: Vec<u8>,
-    lanes: Vec<i64>,
-}
-
-/// An acknowledged value, as [`Held`], and the tick it was sent at.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Baseline<'a> {
+/// A send of a key: its tick, and its number among the key's sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Send {
     /// The tick it was sent at.
-    pub at: u64,
-    /// Its bytes.
-    pub bytes: &'a [u8],
-    /// Its lanes (empty: its type declares no fields).
-    pub lanes: &'a [i64],
+    pub tick: u64,
+    /// Its number among the sends of its key.
+    pub number: u32,
 }
 
-/// One peer's baselines, by entity (an entity's keys are forgotten at once when it
-/// leaves the peer's interest or is despawned, without a scan of every key).
+/// The ticks of the baselines a value may be coded against (see
+/// [`Baselines::pair_and_send`]): the newest acknowledged send, and the one before it.
+pub(crate) type Pair = (u64, Option<u64>);
+
+/// One peer's baselines: per key, the acknowledged sends (ticks only: the values behind
+/// them are the host's `ValueHistory`), found with one lookup per value sent; and per
+/// entity its keys, so that an entity's keys are forgotten at once when it leaves the
+/// peer's interest or is despawned, without a scan of every key.
 #[derive(Debug, Default)]
 pub(crate) struct Baselines {
-    entities: FxHashMap<EntityId, Vec<(ComponentId, KeyBaseline)>>,
-    /// Bytes of the acknowledged values held.
-    bytes: usize,
-}
-
-fn held_bytes(entry: &KeyBaseline) -> usize {
-    [&entry.acked, &entry.older]
-        .iter()
-        .map(|held| held.as_ref().map_or(0, |(_, v)| v.bytes.len()))
-        .sum()
+    keys: FxHashMap<Key, KeyBaseline>,
+    entities: FxHashMap<EntityId, Vec<ComponentId>>,
 }
 
 impl Baselines {
-    fn get(&self, (component, entity): Key) -> Option<&KeyBaseline> {
-        let keys = self.entities.get(&entity)?;
-        keys.iter().find(|(c, _)| *c == component).map(|(_, k)| k)
-    }
-
-    fn get_mut(&mut self, (component, entity): Key) -> Option<&mut KeyBaseline> {
-        let keys = self.entities.get_mut(&entity)?;
-        keys.iter_mut()
-            .find(|(c, _)| *c == component)
-            .map(|(_, k)| k)
-    }
-
-    /// The baseline a value of `key` sent at `tick` may be coded against: the newest value
-    /// the peer acknowledged, while it is among the last [`HISTORY`] sends (so the peer
-    /// still holds it) and older than `tick`; with the acknowledged value before it when
-    /// that is usable too (a prediction extrapolates through both).
-    pub(crate) fn usable_pair(
-        &self,
-        key: Key,
-        tick: u64,
-    ) -> Option<(Baseline<'_>, Option<Baseline<'_>>)> {
-        let entry = self.get(key)?;
-        let oldest_send = entry.sends.iter().copied().min().unwrap_or(0);
-        fn usable(held: &Option<(u64, Held)>, oldest_send: u64, tick: u64) -> Option<Baseline<'_>> {
-            match held {
-                Some((at, held)) if *at >= oldest_send && *at < tick && tick - at <= 255 => {
-                    Some(Baseline {
-                        at: *at,
-                        bytes: &held.bytes,
-                        lanes: &held.lanes,
-                    })
-                }
-                _ => None,
-            }
-        }
-        Some((
-            usable(&entry.acked, oldest_send, tick)?,
-            usable(&entry.older, oldest_send, tick),
-        ))
-    }
-
-    /// Records that a value of `key` was sent at `tick` (coded on a baseline or not).
-    pub(crate) fn sent(&mut self, key: Key, tick: u64) {
-        let (component, entity) = key;
-        let keys = self.entities.entry(entity).or_default();
-        let at = match keys.iter().position(|(c, _)| *c == component) {
-            Some(at) => at,
+    /// For a value of `key` sent at `tick`: the ticks of the baselines it may be coded
+    /// against, and this send, now recorded. A baseline is the newest send the peer
+    /// acknowledged, while it is among the last [`HISTORY`] sends (so the peer still
+    /// holds it) and older than `tick` by at most 255; with the acknowledged send before
+    /// it when that is usable too (a prediction extrapolates through both).
+    pub(crate) fn pair_and_send(&mut self, key: Key, tick: u64) -> (Option<Pair>, Send) {
+        let entry = match self.keys.get_mut(&key) {
+            Some(entry) => entry,
             None => {
-                keys.push((
-                    component,
-                    KeyBaseline {
-                        since: tick,
-                        ..KeyBaseline::default()
-                    },
-                ));
-                keys.len() - 1
+                self.entities.entry(key.1).or_default().push(key.0);
+                self.keys.entry(key).or_insert(KeyBaseline {
+                    since: tick,
+                    ..KeyBaseline::default()
+                })
             }
         };
-        let entry = &mut keys[at].1;
-        entry.sends[entry.next] = tick;
-        entry.next = (entry.next + 1) % HISTORY;
+        let sends = entry.sends;
+        let usable = |send: Option<Send>| {
+            send.filter(|s| {
+                sends.wrapping_sub(s.number) <= HISTORY as u32
+                    && s.tick < tick
+                    && tick - s.tick <= 255
+            })
+            .map(|s| s.tick)
+        };
+        let pair = usable(entry.acked).map(|at| (at, usable(entry.older)));
+        entry.sends = sends.wrapping_add(1);
+        (pair, Send { tick, number: sends })
     }
 
-    /// The peer acknowledged `value` of `key` sent at `tick` (with its `lanes`, empty for a
-    /// type without declared fields): it becomes the baseline unless a newer one is (a key
-    /// forgotten since is not brought back). It is copied into the buffers of the baseline
-    /// it retires: nothing is allocated once a key holds two.
-    pub(crate) fn acked(&mut self, key: Key, tick: u64, value: &[u8], lanes: &[i64]) {
-        let Some(entry) = self.get_mut(key) else {
+    /// The peer acknowledged `send` of `key`: it becomes the baseline unless a newer one
+    /// is (a key forgotten since is not brought back).
+    pub(crate) fn acked(&mut self, key: Key, send: Send) {
+        let Some(entry) = self.keys.get_mut(&key) else {
             return;
         };
-        if tick < entry.since || entry.acked.as_ref().is_some_and(|(at, _)| *at >= tick) {
+        if send.tick < entry.since || entry.acked.is_some_and(|a| a.tick >= send.tick) {
             return;
         }
-        let mut held = entry.older.take().map(|(_, v)| v).unwrap_or_default();
-        let freed = held.bytes.len();
-        held.bytes.clear();
-        held.bytes.extend_from_slice(value);
-        held.lanes.clear();
-        held.lanes.extend_from_slice(lanes);
-        entry.older = entry.acked.replace((tick, held));
-        self.bytes = self.bytes - freed + value.len();
+        entry.older = entry.acked.replace(send);
     }
 
     /// Forgets the keys `drop` names (the peer forgets them too: they left its interest,
     /// or their entity is gone).
     pub(crate) fn forget(&mut self, drop: impl Fn(Key) -> bool) {
-        let mut freed = 0;
-        self.entities.retain(|&entity, keys| {
-            keys.retain(|(component, entry)| {
-                let keep = !drop((*component, entity));
-                if !keep {
-                    freed += held_bytes(entry);
-                }
-                keep
-            });
-            !keys.is_empty()
+        self.keys.retain(|&key, _| !drop(key));
+        self.entities.retain(|&entity, components| {
+            components.retain(|&component| !drop((component, entity)));
+            !components.is_empty()
         });
-        self.bytes -= freed;
     }
 
     /// Forgets the keys of `entity`.
     pub(crate) fn forget_entity(&mut self, entity: EntityId) {
-        if let Some(keys) = self.entities.remove(&entity) {
-            self.bytes -= keys.iter().map(|(_, e)| held_bytes(e)).sum::<usize>();
+        for component in self.entities.remove(&entity).unwrap_or_default() {
+            self.keys.remove(&(component, entity));
         }
     }
 
     /// Forgets everything (a new connection: the peer starts without history).
     pub(crate) fn clear(&mut self) {
+        self.keys.clear();
         self.entities.clear();
-        self.bytes = 0;
     }
 
-    /// Bytes of acknowledged values held.
+    /// Bytes of the per-key records held (the values behind them are shared).
     pub(crate) fn bytes(&self) -> usize {
-        self.bytes
+        self.keys.len() * std::mem::size_of::<(Key, KeyBaseline, ComponentId)>()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::value_history::ValueHistory;
     use super::*;
-
-    /// How the outbox codes a raw value: XOR'd with a usable baseline, the send recorded.
-    trait Code {
-        fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8;
-    }
-
-    impl Code for Baselines {
-        fn code(&mut self, key: Key, tick: u64, value: &[u8], out: &mut Vec<u8>) -> u8 {
-            let age = xor_on(
-                self.usable_pair(key, tick).map(|(n, _)| (n.at, n.bytes)),
-                tick,
-                value,
-                out,
-            );
-            self.sent(key, tick);
-            age
-        }
-    }
 
     fn key() -> Key {
         (ComponentId(3), EntityId(9))
     }
 
+    /// Codes a raw value as the outbox does: XOR'd with a usable baseline's value, the
+    /// send recorded here and in the shared history; returns the age and the send.
+    fn code(
+        b: &mut Baselines,
+        h: &mut ValueHistory,
+        tick: u64,
+        value: &[u8],
+        out: &mut Vec<u8>,
+    ) -> (u8, Send) {
+        out.clear();
+        h.record(key(), tick, value, None);
+        let (pair, send) = b.pair_and_send(key(), tick);
+        let base = pair.and_then(|(at, _)| Some((at, &h.at(key(), at)?.bytes[..])));
+        (xor_on(base, tick, value, out), send)
+    }
+
     #[test]
     fn only_acknowledged_values_among_the_last_sends_are_baselines() {
-        let mut b = Baselines::default();
+        let (mut b, mut h) = (Baselines::default(), ValueHistory::default());
         let mut out = Vec::new();
-        assert_eq!(
-            b.code(key(), 10, &[1, 2, 3, 4], &mut out),
-            0,
-            "nothing acked"
-        );
+        let (age, s10) = code(&mut b, &mut h, 10, &[1, 2, 3, 4], &mut out);
+        assert_eq!(age, 0, "nothing acked");
         assert_eq!(out, [1, 2, 3, 4]);
-        b.acked(key(), 10, &[1, 2, 3, 4], &[]);
-        out.clear();
-        assert_eq!(b.code(key(), 12, &[1, 2, 3, 5], &mut out), 2);
+        b.acked(key(), s10);
+        let (age, s12) = code(&mut b, &mut h, 12, &[1, 2, 3, 5], &mut out);
+        assert_eq!(age, 2);
         assert_eq!(out, [0, 0, 0, 1], "XOR with what the peer holds");
         // A late acknowledgement of an older send does not replace a newer baseline.
-        b.acked(key(), 12, &[1, 2, 3, 5], &[]);
-        b.acked(key(), 10, &[1, 2, 3, 4], &[]);
-        out.clear();
-        assert_eq!(b.code(key(), 13, &[1, 2, 3, 5], &mut out), 1);
+        b.acked(key(), s12);
+        b.acked(key(), s10);
+        assert_eq!(code(&mut b, &mut h, 13, &[1, 2, 3, 5], &mut out).0, 1);
         assert_eq!(out, [0; 4]);
         // A value that changed all over goes whole.
-        out.clear();
-        assert_eq!(b.code(key(), 14, &[0, 0, 250, 251], &mut out), 0);
+        assert_eq!(code(&mut b, &mut h, 14, &[0, 0, 250, 251], &mut out).0, 0);
         assert_eq!(out, [0, 0, 250, 251]);
         // Eight more sends without an acknowledgement: the baseline may be gone from the
         // peer's history, so the value goes whole.
+        let mut s21 = s12;
         for tick in 15..22 {
-            out.clear();
-            b.code(key(), tick, &[7; 4], &mut out);
+            s21 = code(&mut b, &mut h, tick, &[7; 4], &mut out).1;
         }
-        out.clear();
-        assert_eq!(b.code(key(), 22, &[7; 4], &mut out), 0);
+        assert_eq!(code(&mut b, &mut h, 22, &[7; 4], &mut out).0, 0);
         assert_eq!(out, [7; 4]);
         // Forgotten keys are not brought back by a late acknowledgement, even once they
         // are sent again.
         b.forget_entity(EntityId(9));
-        b.acked(key(), 21, &[7; 4], &[]);
+        b.acked(key(), s21);
         assert_eq!(b.bytes(), 0);
-        out.clear();
-        assert_eq!(b.code(key(), 23, &[7; 4], &mut out), 0);
-        b.acked(key(), 21, &[7; 4], &[]);
-        out.clear();
-        assert_eq!(
-            b.code(key(), 24, &[7; 4], &mut out),
-            0,
-            "acked before it came back"
-        );
-        b.acked(key(), 23, &[7; 4], &[]);
-        out.clear();
-        assert_eq!(b.code(key(), 25, &[7; 4], &mut out), 2);
-        // Lanes acknowledged with a value come back with it, the older one's too, and the
-        // bytes held count each value once.
-        b.acked(key(), 25, &[8; 4], &[1, 2, 3]);
-        let (newer, older) = b.usable_pair(key(), 26).expect("usable");
-        assert_eq!(
-            (newer.at, newer.bytes, newer.lanes),
-            (25, &[8u8; 4][..], &[1i64, 2, 3][..])
-        );
-        let older = older.expect("the older one too");
-        assert_eq!((older.at, older.lanes), (23, &[][..]));
-        assert_eq!(b.bytes(), 8);
-        b.forget_entity(EntityId(9));
+        let (_, s23) = code(&mut b, &mut h, 23, &[7; 4], &mut out);
+        b.acked(key(), s21);
+        assert_eq!(code(&mut b, &mut h, 24, &[7; 4], &mut out).0, 0, "acked before it came back");
+        b.acked(key(), s23);
+        let (age, s25) = code(&mut b, &mut h, 25, &[7; 4], &mut out);
+        assert_eq!(age, 2);
+        // The older acknowledged send comes with the newer one.
+        b.acked(key(), s25);
+        assert_eq!(b.pair_and_send(key(), 26).0, Some((25, Some(23))));
+        assert!(b.bytes() > 0);
+        b.forget(|k| k == key());
         assert_eq!(b.bytes(), 0);
+        // The value behind a baseline whose version the shared history no longer holds
+        // is not found: the value goes whole.
+        let (_, s30) = b.pair_and_send(key(), 30);
+        b.acked(key(), s30);
+        h.forget_entity(EntityId(9));
+        assert_eq!(code(&mut b, &mut h, 31, &[7; 4], &mut out).0, 0);
     }
 }

@@ -261,7 +261,7 @@ pub struct PeerDiagnostics {
     /// too far for its precision); the rest of the frame is applied.
     pub values_refused: u64,
     /// Client: bytes of the values it keeps for the host to code later ones against
-    /// (host: see `outbox.baseline_bytes`), bounded by 8 values of at most 256 bytes per
+    /// (host: see `SessionDiagnostics::value_history_bytes`), bounded by 8 values of at most 256 bytes per
     /// key.
     pub baseline_history_bytes: u64,
     /// Client: state datagrams left unacknowledged because a baseline they were coded
@@ -300,6 +300,15 @@ pub struct SessionDiagnostics {
     pub component_wire: Vec<ComponentWire>,
     /// Wire bytes of frames without values (acknowledgements, spawns, despawns, removals).
     pub unattributed_wire_bytes: u64,
+    /// Host: bytes of the values sent that clients' baselines name, kept once for every
+    /// client (at most 16 versions of each key; see `outbox.baseline_bytes` for each
+    /// client's own records).
+    pub value_history_bytes: u64,
+    /// Host: values coded for state datagrams.
+    pub values_coded: u64,
+    /// Host: values whose coding for one client was reused for another in the same tick
+    /// (they had acknowledged the same sends): the work of building a tick once.
+    pub values_coded_shared: u64,
 }
 
 /// Message figures of one connection (see [`PeerDiagnostics::messages`]).

@@ -11,6 +11,7 @@ use super::compression::{is_stream_frame, message_values, Compression, LinkStrea
 use super::events::PeerDiagnostics;
 use super::outbox::{Built, Outbox, SendLimits};
 use super::poses::{Inbound, PoseHub, PoseLink};
+use super::value_coding::ValueCoder;
 use super::{Channel, ConnId, Output, Path, CLOSE_BROKEN_STREAM};
 use crate::registry::ComponentId;
 use crate::wire::codec::{CodecError, MessageKind};
@@ -249,7 +250,7 @@ impl Link {
         path: Path,
         budget: usize,
         points: &dyn Fn(EntityId) -> u32,
-        encoder: &mut Encoder,
+        (coder, encoder): (&mut ValueCoder, &mut Encoder),
         compression: &mut Compression,
         out: &mut Outputs,
     ) {
@@ -272,7 +273,7 @@ impl Link {
         // what entered this client's interest since the snapshot goes next tick.
         let mut built = if tick > self.snapshot_tick {
             self.outbox
-                .build(world, tick, now, limits, &acks, points, encoder)
+                .build(world, tick, now, limits, &acks, points, coder, encoder)
         } else {
             Built::default()
         };

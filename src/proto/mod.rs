@@ -27,7 +27,8 @@ pub mod priority;
 mod queue;
 mod rng;
 pub mod token;
-mod value_coding;
+pub(crate) mod value_coding;
+mod value_history;
 
 use std::time::Duration;
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::baselines::Baselines;
+use super::baselines::{Baselines, Send};
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
@@ -58,12 +58,9 @@ struct InFlight {
     tick: u64,
     sent_at: Instant,
     keys: Vec<Key>,
-    /// With baselines: the values it carried (each a range of `bytes`), to become
-    /// baselines when acknowledged.
-    values: Vec<(Key, std::ops::Range<usize>, std::ops::Range<usize>)>,
-    bytes: Vec<u8>,
-    /// The lanes of the values of declared fields (ranges: the values' third).
-    lanes: Vec<i64>,
+    /// With baselines: the keys whose values it carried on record in the shared
+    /// `ValueHistory`, and their sends, to become baselines when acknowledged.
+    values: Vec<(Key, Send)>,
 }
 
 /// Counters of one outbox.
@@ -89,7 +86,8 @@ pub struct OutboxStats {
     /// Of those, values of declared fields coded against the prediction through two
     /// baselines (see `wire::lanes::predict`).
     pub values_predicted: u64,
-    /// Bytes of acknowledged values held as baselines now.
+    /// Bytes of this peer's baseline records now (the values behind them are shared
+    /// by every peer: see `SessionDiagnostics::value_history_bytes`).
     pub baseline_bytes: u64,
 }
 
@@ -164,15 +162,14 @@ pub(crate) struct Outbox {
     /// Host: values of components with declared fields go as lanes (a client's writes
     /// go raw: the host takes them as a replica takes a snapshot, bit for bit).
     pub(crate) lanes: bool,
-    /// Codes values in state datagrams (see `proto::value_coding`).
-    coder: ValueCoder,
 }
 
 /// An entry chosen for a datagram.
 enum Entry {
     Spawn,
     Despawn,
-    Set(Coded),
+    /// A value, and its send when it goes on baselines.
+    Set(Coded, Option<Send>),
     Remove,
 }
 
@@ -280,13 +277,8 @@ impl Outbox {
                     newest = Some((seq, flight.sent_at));
                 }
                 if let Some(baselines) = &mut self.baselines {
-                    for (key, bytes, lanes) in flight.values {
-                        baselines.acked(
-                            key,
-                            flight.tick,
-                            &flight.bytes[bytes],
-                            &flight.lanes[lanes],
-                        );
+                    for (key, send) in flight.values {
+                        baselines.acked(key, send);
                     }
                 }
                 for key in &flight.keys {
@@ -308,7 +300,8 @@ impl Outbox {
     }
 
     /// Chooses what to send this tick, encodes it and records it as in flight; `points`
-    /// gives what a waiting key of an entity gains per tick (see `proto::priority`).
+    /// gives what a waiting key of an entity gains per tick (see `proto::priority`);
+    /// `coder` codes the values (the host shares one among its clients).
     // The tick's inputs, each from a different owner (world, link, encoder): bundling
     // them would only move the list into a struct built for this one call.
     #[allow(clippy::too_many_arguments)]
@@ -320,6 +313,7 @@ impl Outbox {
         limits: SendLimits,
         acks: &[(u64, u64)],
         points: &dyn Fn(EntityId) -> u32,
+        coder: &mut ValueCoder,
         encoder: &mut Encoder,
     ) -> Built {
         let mut built = Built::default();
@@ -328,7 +322,7 @@ impl Outbox {
             now,
             (resend_after * FLIGHT_AGE_IN_RESENDS).max(MIN_FLIGHT_AGE),
         );
-        self.coder.clear();
+        coder.begin(tick);
         let mut chosen: Vec<(Key, u32)> = Vec::new();
         for (key, pending) in &mut self.pending {
             let due = match pending.sent_at {
@@ -370,13 +364,18 @@ impl Outbox {
                             .registry()
                             .get(component)
                             .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
-                        let coded = self.coder.code(
-                            self.baselines.as_ref(),
+                        // The peer keeps every value of this size it receives, so each
+                        // counts as a send; only one on record can become a baseline.
+                        let send = self
+                            .baselines
+                            .as_mut()
+                            .filter(|_| ValueCoder::on_baselines(!variable, value.len()))
+                            .map(|b| b.pair_and_send(key, tick));
+                        let coded = coder.code(
                             key,
-                            tick,
                             value,
                             world.registry().fields(component).filter(|_| self.lanes),
-                            !variable,
+                            send.map(|(pair, _)| pair),
                         );
                         let cost = coded.as_ref().map_or(usize::MAX, |c| {
                             size::ENTITY + c.range.len() + if variable { size::LENGTH } else { 0 }
@@ -398,7 +397,8 @@ impl Outbox {
                             self.pending.remove(&key);
                             continue;
                         };
-                        (Entry::Set(coded), cost)
+                        let send = send.map(|(_, send)| send).filter(|_| coded.on_baselines);
+                        (Entry::Set(coded, send), cost)
                     }
                     None => (Entry::Remove, size::ENTITY),
                 }
@@ -416,8 +416,14 @@ impl Outbox {
                 break;
             }
             if current_bytes + cost + batch_cost > room {
-                spent +=
-                    self.finish_datagram(world, tick, now, acks, &mut current, encoder, &mut built);
+                spent += self.finish_datagram(
+                    world,
+                    (tick, now),
+                    acks,
+                    &mut current,
+                    (coder, encoder),
+                    &mut built,
+                );
                 current_bytes = 0;
                 types_in_current.clear();
             }
@@ -429,21 +435,26 @@ impl Outbox {
             current.push((key, entry));
         }
         if !current.is_empty() {
-            self.finish_datagram(world, tick, now, acks, &mut current, encoder, &mut built);
+            self.finish_datagram(
+                world,
+                (tick, now),
+                acks,
+                &mut current,
+                (coder, encoder),
+                &mut built,
+            );
         }
         built
     }
 
     /// Encodes `entries` as one datagram (empties it) and returns its size.
-    #[allow(clippy::too_many_arguments)]
     fn finish_datagram(
         &mut self,
         world: &World,
-        tick: u64,
-        now: Instant,
+        (tick, now): (u64, Instant),
         acks: &[(u64, u64)],
         entries: &mut Vec<(Key, Entry)>,
-        encoder: &mut Encoder,
+        (coder, encoder): (&ValueCoder, &mut Encoder),
         built: &mut Built,
     ) -> usize {
         entries.sort_unstable_by_key(|(key, _)| *key);
@@ -458,7 +469,6 @@ impl Outbox {
         let mut lanes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut raw_bytes: Vec<usize> = Vec::new();
         let mut flight_values = Vec::new();
-        let (mut flight_bytes, mut flight_lanes) = (Vec::new(), Vec::new());
         for ((component, entity), entry) in entries.iter() {
             match entry {
                 Entry::Spawn => delta.spawns.push(*entity),
@@ -472,7 +482,7 @@ impl Outbox {
                     Some((c, list)) if c == component => list.push(*entity),
                     _ => delta.removes.push((*component, vec![*entity])),
                 },
-                Entry::Set(coded) => {
+                Entry::Set(coded, send) => {
                     let value = world.get(*entity, *component).unwrap_or_default();
                     if delta.sets.last().is_none_or(|b| b.component != *component) {
                         let variable = world
@@ -493,7 +503,7 @@ impl Outbox {
                     let batch = delta.sets.last_mut().expect("pushed above");
                     let i = batch.entities.len();
                     batch.entities.push(*entity);
-                    let bytes = &self.coder.arena[coded.range.clone()];
+                    let bytes = &coder.arena[coded.range.clone()];
                     if coded.lanes {
                         let (coded_lanes, older_ages) =
                             lanes.last_mut().expect("pushed with the batch");
@@ -502,20 +512,8 @@ impl Outbox {
                     } else {
                         batch.data.extend_from_slice(bytes);
                     }
-                    if let Some(baselines) = &mut self.baselines {
-                        if ValueCoder::on_baselines(batch.lengths.is_none(), value.len()) {
-                            baselines.sent((*component, *entity), tick);
-                            let (start, lanes_start) = (flight_bytes.len(), flight_lanes.len());
-                            flight_bytes.extend_from_slice(value);
-                            flight_lanes.extend_from_slice(
-                                &self.coder.lane_arena[coded.value_lanes.clone()],
-                            );
-                            flight_values.push((
-                                (*component, *entity),
-                                start..flight_bytes.len(),
-                                lanes_start..flight_lanes.len(),
-                            ));
-                        }
+                    if let Some(send) = send {
+                        flight_values.push(((*component, *entity), *send));
                     }
                     if coded.age > 0 {
                         self.stats.values_on_baselines += 1;
@@ -587,8 +585,6 @@ impl Outbox {
                 sent_at: now,
                 keys,
                 values: flight_values,
-                bytes: flight_bytes,
-                lanes: flight_lanes,
             },
         );
         self.stats.datagrams_sent += 1;
@@ -682,6 +678,7 @@ mod tests {
             limits(),
             acks,
             &|_| 1,
+            &mut ValueCoder::default(),
             &mut Encoder::new(),
         )
     }
@@ -711,6 +708,7 @@ mod tests {
             limits(),
             &[],
             &|_| 1,
+            &mut ValueCoder::default(),
             &mut Encoder::new(),
         );
         assert!(again.datagrams.is_empty());
@@ -748,6 +746,7 @@ mod tests {
             limits(),
             &[],
             &|_| 1,
+            &mut ValueCoder::default(),
             &mut Encoder::new(),
         );
         assert_eq!(sent.datagrams.len(), 1);
@@ -759,6 +758,7 @@ mod tests {
             limits(),
             &[],
             &|_| 1,
+            &mut ValueCoder::default(),
             &mut Encoder::new(),
         );
         assert!(none.datagrams.is_empty(), "resent before the delay");
@@ -771,6 +771,7 @@ mod tests {
             limits(),
             &[],
             &|_| 1,
+            &mut ValueCoder::default(),
             &mut Encoder::new(),
         );
         assert_eq!(resent.datagrams.len(), 1);

@@ -3,10 +3,18 @@
 //! (`crate::fields`), as lanes coded against the baseline's lanes (`wire::lanes`), which
 //! makes a smoothly moving transform a few bytes. Coding happens while a datagram is
 //! planned, so its size is known exactly; the send is recorded when it is encoded.
+//!
+//! The host codes for every client with one coder, and a value's coding depends only on
+//! the value and the ticks of the baselines it is coded against, so it is coded once per
+//! (key, baselines) in a tick and shared by every client that acknowledged the same
+//! sends: clients in step cost a lookup per value, not a coding.
 
 use std::ops::Range;
 
-use super::baselines::{xor_on, Baseline, Baselines};
+use rustc_hash::FxHashMap;
+
+use super::baselines::{xor_on, Pair};
+use super::value_history::{ValueHistory, Version};
 use crate::fields::FieldLayout;
 use crate::registry::ComponentId;
 use crate::replica::baselines::MAX_BASELINE_BYTES;
@@ -23,31 +31,64 @@ pub(crate) struct Coded {
     pub older_age: u8,
     /// Coded as lanes (its batch's `lanes`), not bytes (its batch's `data`).
     pub lanes: bool,
+    /// On baselines: the send is to be recorded, and acknowledged, as a baseline.
+    pub on_baselines: bool,
     /// Where its bytes are in [`ValueCoder::arena`].
     pub range: Range<usize>,
-    /// Where the value's own lanes are in [`ValueCoder::lane_arena`] (empty: no declared
-    /// fields), for it to become a baseline with them.
-    pub value_lanes: Range<usize>,
 }
 
-/// Codes the values of one build; reuses its buffers.
+/// A key's codings this tick: the version of its value on record (which names the
+/// value), and the first of its codings in [`ValueCoder::codings`].
+#[derive(Clone, Copy, Debug)]
+struct TickKey {
+    version: Option<u64>,
+    first: Option<u32>,
+}
+
+/// One coding of a key this tick: the ticks of its baselines (0: none), lanes or bytes,
+/// the coding, and the key's next coding.
+type Coding = (u64, u64, bool, Coded, Option<u32>);
+
+/// Codes the values of one tick, for every peer; reuses its buffers.
 #[derive(Debug, Default)]
 pub(crate) struct ValueCoder {
-    /// The coded bytes of every value coded since [`ValueCoder::clear`].
+    /// The tick coded for: arena and cache hold this tick's codings.
+    tick: u64,
+    /// The coded bytes of every value coded this tick.
     pub arena: Vec<u8>,
-    /// The lanes of every value of declared fields coded since then.
-    pub lane_arena: Vec<i64>,
+    /// This tick's keys coded, and their codings, shared by the peers with the same
+    /// baselines.
+    keys: FxHashMap<(ComponentId, EntityId), TickKey>,
+    codings: Vec<Coding>,
+    /// Host: the values sent, which baselines name by tick.
+    pub history: ValueHistory,
+    /// Codings made and codings shared since the coder was made.
+    pub stats: CoderStats,
     lanes: Vec<i64>,
-    base: Vec<i64>,
-    older: Vec<i64>,
     predicted: Vec<i64>,
 }
 
+/// Counters of a [`ValueCoder`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CoderStats {
+    /// Values coded.
+    pub coded: u64,
+    /// Values whose coding for another peer this tick was reused.
+    pub shared: u64,
+}
+
 impl ValueCoder {
-    /// Forgets the values coded (a new build).
-    pub(crate) fn clear(&mut self) {
-        self.arena.clear();
-        self.lane_arena.clear();
+    /// Starts a build at `tick`: the codings of an earlier tick are dropped (the world
+    /// has changed since), and so are this tick's past a bound (a side that builds more
+    /// than once a tick).
+    pub(crate) fn begin(&mut self, tick: u64) {
+        const ARENA_LIMIT: usize = 1 << 20;
+        if tick != self.tick || self.arena.len() > ARENA_LIMIT {
+            self.tick = tick;
+            self.arena.clear();
+            self.keys.clear();
+            self.codings.clear();
+        }
     }
 
     /// Whether a value of `len` bytes, of a fixed size or not, is coded on baselines.
@@ -55,94 +96,138 @@ impl ValueCoder {
         fixed && len <= MAX_BASELINE_BYTES
     }
 
-    /// Codes `value` of `(component, entity)` to be sent at `tick`: as lanes when `fields`
-    /// declares its layout, on the peer's baseline from `baselines` when there is a usable
-    /// one worth it. `None` when its declared fields do not quantise (it cannot be: the
-    /// world quantises every write), for the caller to send it raw another way.
+    /// Codes `value` of `(component, entity)` to be sent at the tick of
+    /// [`ValueCoder::begin`]: as lanes when `fields` declares its layout; when `baselines`
+    /// (the value goes on baselines: the peer has them, the value's size allows), on
+    /// record in the history and coded against the baselines the pair names when worth
+    /// it. `None` when its declared fields do not quantise (it cannot be: the world
+    /// quantises every write), for the caller to send it raw another way.
     pub(crate) fn code(
         &mut self,
-        baselines: Option<&Baselines>,
         key: (ComponentId, EntityId),
-        tick: u64,
         value: &[u8],
         fields: Option<&FieldLayout>,
-        fixed: bool,
+        baselines: Option<Option<Pair>>,
     ) -> Option<Coded> {
-        let start = self.arena.len();
-        let pair = baselines
-            .filter(|_| Self::on_baselines(fixed, value.len()))
-            .and_then(|b| b.usable_pair(key, tick));
-        let Some(layout) = fields else {
-            let newer = pair.map(|(newer, _)| (newer.at, newer.bytes));
-            let age = xor_on(newer, tick, value, &mut self.arena);
-            return Some(Coded {
-                age,
-                older_age: 0,
-                lanes: false,
-                range: start..self.arena.len(),
-                value_lanes: 0..0,
-            });
-        };
-        layout.lanes_into(value, &mut self.lanes).ok()?;
-        let kinds = layout.lane_kinds();
-        // A baseline's lanes: kept with it since it was sent (or, should it have none,
-        // quantised again).
-        let lanes_of = |held: Baseline<'_>, out: &mut Vec<i64>| -> bool {
-            if held.lanes.len() == kinds.len() {
-                out.clear();
-                out.extend_from_slice(held.lanes);
-                true
-            } else {
-                layout.lanes_into(held.bytes, out).is_ok()
-            }
-        };
-        let age_of = |at: u64| u8::try_from(tick - at).unwrap_or(0);
-        // The fewest bits of: the lanes alone, against the baseline, against the
-        // prediction through the two newest baselines (fewest unless the value jumped).
-        let mut best = (lanes::coded_bits(kinds, &self.lanes, None), 0, 0);
-        if let Some((newer, older)) = pair {
-            let at = newer.at;
-            if lanes_of(newer, &mut self.base) {
-                let on = lanes::coded_bits(kinds, &self.lanes, Some(&self.base));
-                if on < best.0 {
-                    best = (on, age_of(at), 0);
+        let tick = self.tick;
+        // The value at this tick goes on record once for every peer; should the record
+        // fail (another value at this tick), it is sent raw and on no baseline.
+        let tick_key = match baselines {
+            None => None,
+            Some(_) => Some(match self.keys.get(&key) {
+                Some(known) => *known,
+                None => {
+                    let version = self.history.record(key, tick, value, fields);
+                    let known = TickKey {
+                        version,
+                        first: None,
+                    };
+                    self.keys.insert(key, known);
+                    known
                 }
-                if let Some(older) = older {
-                    let older_at = older.at;
-                    if lanes_of(older, &mut self.older) {
-                        lanes::predict(
-                            kinds,
-                            (&self.base, at),
-                            (&self.older, older_at),
-                            tick,
-                            &mut self.predicted,
-                        );
-                        // Naming the older baseline costs a byte before compression, but
-                        // charging for it lost more than it saved on the demo (52.7 against
-                        // 51.2 kB/s at 2 bits): residuals of 0 compress very well.
-                        let on = lanes::coded_bits(kinds, &self.lanes, Some(&self.predicted));
-                        if on < best.0 {
-                            best = (on, age_of(at), age_of(older_at));
-                        }
-                    }
+            }),
+        };
+        let on_baselines = tick_key.is_some_and(|k| k.version.is_some());
+        let pair = baselines.flatten().filter(|_| on_baselines);
+        let (at, older_at) = pair.map_or((0, 0), |(at, older)| (at, older.unwrap_or(0)));
+        let lanes_kind = fields.is_some();
+        // Only a value on record is shared: its version names it exactly.
+        if let Some(TickKey {
+            version: Some(_),
+            first,
+        }) = tick_key
+        {
+            let mut next = first;
+            while let Some(i) = next {
+                let (a, o, l, coded, after) = &self.codings[i as usize];
+                if (*a, *o, *l) == (at, older_at, lanes_kind) {
+                    self.stats.shared += 1;
+                    return Some(coded.clone());
                 }
+                next = *after;
             }
         }
-        let (_, age, older_age) = best;
-        let against = match (age, older_age) {
-            (0, _) => None,
-            (_, 0) => Some(&self.base[..]),
-            _ => Some(&self.predicted[..]),
+        self.stats.coded += 1;
+        let newer = pair.and_then(|(at, _)| self.history.at(key, at));
+        let older = pair
+            .and_then(|(_, older)| older)
+            .and_then(|older_at| self.history.at(key, older_at));
+        let start = self.arena.len();
+        let (age, older_age) = match fields {
+            None => {
+                let base = newer.map(|v| (at, &v.bytes[..]));
+                (xor_on(base, tick, value, &mut self.arena), 0)
+            }
+            Some(layout) => code_lanes(
+                layout,
+                value,
+                tick,
+                newer.map(|v| (at, v)),
+                older.map(|v| (older_at, v)),
+                (&mut self.lanes, &mut self.predicted),
+                &mut self.arena,
+            )?,
         };
-        lanes::encode(kinds, &self.lanes, against, &mut self.arena);
-        let lanes_start = self.lane_arena.len();
-        self.lane_arena.extend_from_slice(&self.lanes);
-        Some(Coded {
+        let coded = Coded {
             age,
             older_age,
-            lanes: true,
+            lanes: lanes_kind,
+            on_baselines,
             range: start..self.arena.len(),
-            value_lanes: lanes_start..self.lane_arena.len(),
-        })
+        };
+        if on_baselines {
+            if let (Some(known), Ok(index)) =
+                (self.keys.get_mut(&key), u32::try_from(self.codings.len()))
+            {
+                self.codings
+                    .push((at, older_at, lanes_kind, coded.clone(), known.first));
+                known.first = Some(index);
+            }
+        }
+        Some(coded)
     }
+}
+
+/// Appends `value`'s lanes to `out`, coded with the fewest bits of: the lanes alone,
+/// against `newer`'s, against the prediction through `newer` and `older` (fewest unless
+/// the value jumped). Returns the ages of the baselines used; `None` when the value does
+/// not quantise.
+fn code_lanes(
+    layout: &FieldLayout,
+    value: &[u8],
+    tick: u64,
+    newer: Option<(u64, &Version)>,
+    older: Option<(u64, &Version)>,
+    (lanes, predicted): (&mut Vec<i64>, &mut Vec<i64>),
+    out: &mut Vec<u8>,
+) -> Option<(u8, u8)> {
+    layout.lanes_into(value, lanes).ok()?;
+    let kinds = layout.lane_kinds();
+    let age_of = |at: u64| u8::try_from(tick - at).unwrap_or(0);
+    // A version without lanes (it did not quantise) is no baseline for lanes.
+    let n = kinds.len();
+    let newer = newer.filter(|(_, v)| v.lanes.len() == n);
+    let older = older.filter(|(_, v)| v.lanes.len() == n);
+    let mut best = (lanes::coded_bits(kinds, lanes, None), 0, 0);
+    let mut against: Option<&[i64]> = None;
+    if let Some((at, base)) = newer {
+        let on = lanes::coded_bits(kinds, lanes, Some(&base.lanes));
+        if on < best.0 {
+            best = (on, age_of(at), 0);
+            against = Some(&base.lanes);
+        }
+        if let Some((older_at, older)) = older {
+            lanes::predict(kinds, (&base.lanes, at), (&older.lanes, older_at), tick, predicted);
+            // Naming the older baseline costs a byte before compression, but charging for
+            // it lost more than it saved on the demo (52.7 against 51.2 kB/s at 2 bits):
+            // residuals of 0 compress very well.
+            let on = lanes::coded_bits(kinds, lanes, Some(predicted));
+            if on < best.0 {
+                best = (on, age_of(at), age_of(older_at));
+                against = Some(predicted);
+            }
+        }
+    }
+    lanes::encode(kinds, lanes, against, out);
+    Some((best.1, best.2))
 }

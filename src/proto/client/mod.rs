@@ -23,6 +23,7 @@ use super::messages::{self, ClientMessages, MessageError};
 use super::poses::{PoseHub, PoseLink};
 use super::priority::{Priorities, PriorityError};
 use super::queue::{EventQueue, EventRef};
+use super::value_coding::ValueCoder;
 use super::{
     is_pose_datagram, Channel, Config, ConnId, Output, Path, CLOSE_BROKEN_STREAM, CLOSE_SHUTDOWN,
     GOODBYE_DATAGRAM,
@@ -99,6 +100,8 @@ pub struct Client {
     /// Application messages: unreliable ones queued, the host's seen.
     messages: ClientMessages,
     encoder: Encoder,
+    /// Codes the values of this client's state datagrams.
+    coder: ValueCoder,
     events: EventQueue,
     out: Outputs,
 }
@@ -146,6 +149,7 @@ impl Client {
             interest: ClientInterest::default(),
             priorities: Priorities::default(),
             encoder,
+            coder: ValueCoder::default(),
             events: EventQueue::default(),
             out: VecDeque::new(),
         })
@@ -592,7 +596,7 @@ impl Client {
             path,
             self.config.budget_bytes_per_tick,
             &|e| priorities.points(e, None, 1.0),
-            &mut self.encoder,
+            (&mut self.coder, &mut self.encoder),
             &mut self.compression,
             &mut self.out,
         );

@@ -29,6 +29,7 @@ use super::ownership::{HostOwnership, PeerOwnership};
 use super::poses::PoseHub;
 use super::priority::Priorities;
 use super::queue::{EventQueue, EventRef};
+use super::value_coding::ValueCoder;
 use super::rng::TokenRng;
 use super::token::JoinSecret;
 use super::{is_pose_datagram, Config, ConnId, Output, Path, CLOSE_SHUTDOWN, GOODBYE_DATAGRAM};
@@ -116,6 +117,9 @@ pub struct Host {
     messages: HostMessages,
     rng: TokenRng,
     encoder: Encoder,
+    /// Codes every client's values, once per value and baselines in a tick, and keeps the
+    /// values sent that baselines name (see `proto::value_coding`).
+    coder: ValueCoder,
     events: EventQueue,
     out: Outputs,
 }
@@ -184,6 +188,7 @@ impl Host {
             joins_refused: 0,
             rng: TokenRng::new(seed),
             encoder: Encoder::new(),
+            coder: ValueCoder::default(),
             events: EventQueue::default(),
             out: VecDeque::new(),
         })
@@ -435,7 +440,7 @@ impl Host {
                 path,
                 budget,
                 &points,
-                &mut self.encoder,
+                (&mut self.coder, &mut self.encoder),
                 &mut self.compression,
                 &mut self.out,
             );
@@ -519,6 +524,7 @@ impl Host {
                 for &entity in &keys.despawns {
                     self.ownership.forget_entity(entity);
                     self.priorities.forget(entity);
+                    self.coder.history.forget_entity(entity);
                 }
                 if let Some(interest) = &mut self.interest {
                     if !self.interest_primed {
@@ -549,6 +555,8 @@ impl Host {
                     .iter()
                     .map(|c| (&c.bytes, message_values(&c.bytes)))
                     .collect();
+                // What despawned in the lost history is not told apart: start again.
+                self.coder.history.clear();
                 for client in self.peers.values_mut() {
                     client.link.outbox = Outbox::default();
                     client.link.snapshot_tick = snapshot.tick;
@@ -617,6 +625,9 @@ impl Host {
             compression,
             component_wire,
             unattributed_wire_bytes,
+            value_history_bytes: self.coder.history.bytes() as u64,
+            values_coded: self.coder.stats.coded,
+            values_coded_shared: self.coder.stats.shared,
             ..SessionDiagnostics::default()
         }
     }
