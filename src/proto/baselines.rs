@@ -44,22 +44,28 @@ pub(crate) fn xor_on(base: Option<(u64, &[u8])>, tick: u64, value: &[u8], out: &
     }
 }
 
+/// One key's baselines with one peer: ticks and send numbers only (the values sent are
+/// the host's, in `proto::value_history`). It lives in the outbox's pending entry of the
+/// key while the key is pending (a key in motion: no lookup of its own per value sent
+/// or acknowledged), and in [`Baselines`] while it rests.
 #[derive(Clone, Copy, Debug, Default)]
-struct KeyBaseline {
-    /// The tick of the first send since the key was (last) forgotten: an acknowledgement
-    /// of an older send is of a value the peer may have forgotten too.
+pub(crate) struct KeyBaseline {
+    /// The tick of the first send since the key was (last) forgotten (0: none yet): an
+    /// acknowledgement of an older send is of a value the peer may have forgotten too.
     since: u64,
-    /// The newest send the peer acknowledged (its value is in `proto::value_history`,
-    /// shared by every peer); `None`: none.
-    acked: Option<Send>,
+    /// The newest send the peer acknowledged; tick 0: none (nothing is sent at tick 0:
+    /// a client's first datagrams come after its snapshot's tick).
+    acked: Send,
     /// The acknowledged send before `acked` (a prediction extrapolates through both).
-    older: Option<Send>,
+    older: Send,
     /// Sends so far (since the key was last forgotten); the next send's number.
     sends: u32,
 }
 
-/// A send of a key: its tick, and its number among the key's sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A send of a key: its tick, and its number among the key's sends (packed: a record
+/// stays small, and a peer's records are many).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(packed(4))]
 pub(crate) struct Send {
     /// The tick it was sent at.
     pub tick: u64,
@@ -67,14 +73,52 @@ pub(crate) struct Send {
     pub number: u32,
 }
 
-/// The ticks of the baselines a value may be coded against (see
-/// [`Baselines::pair_and_send`]): the newest acknowledged send, and the one before it.
+/// The ticks of the baselines a value may be coded against (see [`KeyBaseline::pair`]):
+/// the newest acknowledged send, and the one before it.
 pub(crate) type Pair = (u64, Option<u64>);
 
-/// One peer's baselines: per key, the acknowledged sends (ticks only: the values behind
-/// them are the host's `ValueHistory`), found with one lookup per value sent; and per
-/// entity its keys, so that an entity's keys are forgotten at once when it leaves the
-/// peer's interest or is despawned, without a scan of every key.
+impl KeyBaseline {
+    /// The ticks of the baselines a value sent at `tick` may be coded against: the newest
+    /// send the peer acknowledged, while it is among the last [`HISTORY`] sends (so the
+    /// peer still holds it) and older than `tick` by at most 255; with the acknowledged
+    /// send before it when that is usable too (a prediction extrapolates through both).
+    pub(crate) fn pair(&self, tick: u64) -> Option<Pair> {
+        let sends = self.sends;
+        let usable = |send: Send| {
+            let (at, number) = (send.tick, send.number);
+            (at > 0
+                && sends.wrapping_sub(number) <= HISTORY as u32
+                && at < tick
+                && tick - at <= 255)
+                .then_some(at)
+        };
+        usable(self.acked).map(|at| (at, usable(self.older)))
+    }
+
+    /// Records a send at `tick` (coded on a baseline or not: the peer keeps each).
+    pub(crate) fn sent(&mut self, tick: u64) -> Send {
+        if self.sends == 0 && self.since == 0 {
+            self.since = tick;
+        }
+        let number = self.sends;
+        self.sends = number.wrapping_add(1);
+        Send { tick, number }
+    }
+
+    /// The peer acknowledged `send`: it becomes the baseline unless a newer one is (or it
+    /// came before the key was last forgotten).
+    pub(crate) fn acked(&mut self, send: Send) {
+        let (tick, acked) = (send.tick, self.acked.tick);
+        if tick == 0 || self.since == 0 || tick < self.since || acked >= tick {
+            return;
+        }
+        self.older = std::mem::replace(&mut self.acked, send);
+    }
+}
+
+/// One peer's baselines of the keys at rest (not pending in its outbox), by key, and
+/// per entity its keys, so that an entity's keys are forgotten at once when it leaves
+/// the peer's interest or is despawned, without a scan of every key.
 #[derive(Debug, Default)]
 pub(crate) struct Baselines {
     keys: FxHashMap<Key, KeyBaseline>,
@@ -82,46 +126,34 @@ pub(crate) struct Baselines {
 }
 
 impl Baselines {
-    /// For a value of `key` sent at `tick`: the ticks of the baselines it may be coded
-    /// against, and this send, now recorded. A baseline is the newest send the peer
-    /// acknowledged, while it is among the last [`HISTORY`] sends (so the peer still
-    /// holds it) and older than `tick` by at most 255; with the acknowledged send before
-    /// it when that is usable too (a prediction extrapolates through both).
-    pub(crate) fn pair_and_send(&mut self, key: Key, tick: u64) -> (Option<Pair>, Send) {
-        let entry = match self.keys.get_mut(&key) {
-            Some(entry) => entry,
-            None => {
-                self.entities.entry(key.1).or_default().push(key.0);
-                self.keys.entry(key).or_insert(KeyBaseline {
-                    since: tick,
-                    ..KeyBaseline::default()
-                })
+    /// Takes the record of `key` out (it becomes pending), or a new one.
+    pub(crate) fn take(&mut self, key: Key) -> KeyBaseline {
+        let Some(record) = self.keys.remove(&key) else {
+            return KeyBaseline::default();
+        };
+        if let Some(components) = self.entities.get_mut(&key.1) {
+            components.retain(|&c| c != key.0);
+            if components.is_empty() {
+                self.entities.remove(&key.1);
             }
-        };
-        let sends = entry.sends;
-        let usable = |send: Option<Send>| {
-            send.filter(|s| {
-                sends.wrapping_sub(s.number) <= HISTORY as u32
-                    && s.tick < tick
-                    && tick - s.tick <= 255
-            })
-            .map(|s| s.tick)
-        };
-        let pair = usable(entry.acked).map(|at| (at, usable(entry.older)));
-        entry.sends = sends.wrapping_add(1);
-        (pair, Send { tick, number: sends })
+        }
+        record
     }
 
-    /// The peer acknowledged `send` of `key`: it becomes the baseline unless a newer one
-    /// is (a key forgotten since is not brought back).
-    pub(crate) fn acked(&mut self, key: Key, send: Send) {
-        let Some(entry) = self.keys.get_mut(&key) else {
-            return;
-        };
-        if send.tick < entry.since || entry.acked.is_some_and(|a| a.tick >= send.tick) {
+    /// Puts the record of `key` to rest (it is no longer pending); a record of no send
+    /// is dropped.
+    pub(crate) fn rest(&mut self, key: Key, record: KeyBaseline) {
+        if record.since == 0 {
             return;
         }
-        entry.older = entry.acked.replace(send);
+        if self.keys.insert(key, record).is_none() {
+            self.entities.entry(key.1).or_default().push(key.0);
+        }
+    }
+
+    /// The record of `key` at rest.
+    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut KeyBaseline> {
+        self.keys.get_mut(&key)
     }
 
     /// Forgets the keys `drop` names (the peer forgets them too: they left its interest,
@@ -147,11 +179,14 @@ impl Baselines {
         self.entities.clear();
     }
 
-    /// Bytes of the per-key records held (the values behind them are shared).
-    pub(crate) fn bytes(&self) -> usize {
-        self.keys.len() * std::mem::size_of::<(Key, KeyBaseline, ComponentId)>()
+    /// Records at rest.
+    pub(crate) fn len(&self) -> usize {
+        self.keys.len()
     }
 }
+
+/// Bytes a record of one key takes, wherever it lives.
+pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<(Key, KeyBaseline, ComponentId)>();
 
 #[cfg(test)]
 mod tests {
@@ -165,7 +200,7 @@ mod tests {
     /// Codes a raw value as the outbox does: XOR'd with a usable baseline's value, the
     /// send recorded here and in the shared history; returns the age and the send.
     fn code(
-        b: &mut Baselines,
+        b: &mut KeyBaseline,
         h: &mut ValueHistory,
         tick: u64,
         value: &[u8],
@@ -173,25 +208,26 @@ mod tests {
     ) -> (u8, Send) {
         out.clear();
         h.record(key(), tick, value, None);
-        let (pair, send) = b.pair_and_send(key(), tick);
-        let base = pair.and_then(|(at, _)| Some((at, &h.at(key(), at)?.bytes[..])));
-        (xor_on(base, tick, value, out), send)
+        let base = b
+            .pair(tick)
+            .and_then(|(at, _)| Some((at, &h.at(key(), at)?.bytes[..])));
+        (xor_on(base, tick, value, out), b.sent(tick))
     }
 
     #[test]
     fn only_acknowledged_values_among_the_last_sends_are_baselines() {
-        let (mut b, mut h) = (Baselines::default(), ValueHistory::default());
+        let (mut b, mut h) = (KeyBaseline::default(), ValueHistory::default());
         let mut out = Vec::new();
         let (age, s10) = code(&mut b, &mut h, 10, &[1, 2, 3, 4], &mut out);
         assert_eq!(age, 0, "nothing acked");
         assert_eq!(out, [1, 2, 3, 4]);
-        b.acked(key(), s10);
+        b.acked(s10);
         let (age, s12) = code(&mut b, &mut h, 12, &[1, 2, 3, 5], &mut out);
         assert_eq!(age, 2);
         assert_eq!(out, [0, 0, 0, 1], "XOR with what the peer holds");
         // A late acknowledgement of an older send does not replace a newer baseline.
-        b.acked(key(), s12);
-        b.acked(key(), s10);
+        b.acked(s12);
+        b.acked(s10);
         assert_eq!(code(&mut b, &mut h, 13, &[1, 2, 3, 5], &mut out).0, 1);
         assert_eq!(out, [0; 4]);
         // A value that changed all over goes whole.
@@ -205,27 +241,40 @@ mod tests {
         }
         assert_eq!(code(&mut b, &mut h, 22, &[7; 4], &mut out).0, 0);
         assert_eq!(out, [7; 4]);
-        // Forgotten keys are not brought back by a late acknowledgement, even once they
-        // are sent again.
-        b.forget_entity(EntityId(9));
-        b.acked(key(), s21);
-        assert_eq!(b.bytes(), 0);
+        // At rest and back, a record keeps its baselines; forgotten, a late
+        // acknowledgement does not bring a key back, even once it is sent again.
+        let mut rest = Baselines::default();
+        rest.rest(key(), b);
+        assert_eq!(rest.len(), 1);
+        rest.forget_entity(EntityId(9));
+        assert_eq!(rest.len(), 0);
+        let mut b = rest.take(key());
+        b.acked(s21);
+        assert_eq!(b.pair(23), None);
         let (_, s23) = code(&mut b, &mut h, 23, &[7; 4], &mut out);
-        b.acked(key(), s21);
-        assert_eq!(code(&mut b, &mut h, 24, &[7; 4], &mut out).0, 0, "acked before it came back");
-        b.acked(key(), s23);
+        b.acked(s21);
+        assert_eq!(
+            code(&mut b, &mut h, 24, &[7; 4], &mut out).0,
+            0,
+            "acked before it came back"
+        );
+        b.acked(s23);
         let (age, s25) = code(&mut b, &mut h, 25, &[7; 4], &mut out);
         assert_eq!(age, 2);
-        // The older acknowledged send comes with the newer one.
-        b.acked(key(), s25);
-        assert_eq!(b.pair_and_send(key(), 26).0, Some((25, Some(23))));
-        assert!(b.bytes() > 0);
-        b.forget(|k| k == key());
-        assert_eq!(b.bytes(), 0);
+        // The older acknowledged send comes with the newer one, at rest too.
+        b.acked(s25);
+        rest.rest(key(), b);
+        let b = rest.take(key());
+        assert_eq!(rest.len(), 0);
+        assert_eq!(b.pair(26), Some((25, Some(23))));
+        rest.rest(key(), b);
+        rest.forget(|k| k == key());
+        assert_eq!(rest.len(), 0);
         // The value behind a baseline whose version the shared history no longer holds
         // is not found: the value goes whole.
-        let (_, s30) = b.pair_and_send(key(), 30);
-        b.acked(key(), s30);
+        let mut b = KeyBaseline::default();
+        let s30 = b.sent(30);
+        b.acked(s30);
         h.forget_entity(EntityId(9));
         assert_eq!(code(&mut b, &mut h, 31, &[7; 4], &mut out).0, 0);
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::baselines::{Baselines, Send};
+use super::baselines::{Baselines, KeyBaseline, Pair, Send, RECORD_BYTES};
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
@@ -51,16 +51,19 @@ struct Pending {
     sent_tick: u64,
     sent_at: Option<Instant>,
     priority: u32,
+    /// Host: the key's baselines with this peer, here while it is pending (the key is
+    /// looked up once per value sent or acknowledged); at rest in `Outbox::baselines`
+    /// otherwise.
+    base: KeyBaseline,
 }
 
 #[derive(Debug)]
 struct InFlight {
     tick: u64,
     sent_at: Instant,
-    keys: Vec<Key>,
-    /// With baselines: the keys whose values it carried on record in the shared
-    /// `ValueHistory`, and their sends, to become baselines when acknowledged.
-    values: Vec<(Key, Send)>,
+    /// Its keys, with the send of those whose values it carried on record in the shared
+    /// `ValueHistory` (to become baselines when acknowledged).
+    keys: Vec<(Key, Option<Send>)>,
 }
 
 /// Counters of one outbox.
@@ -157,7 +160,8 @@ pub(crate) struct Outbox {
     /// Client: the ownership messages applied, carried by every frame it writes (see
     /// `proto::ownership`); 0 on the host.
     pub(crate) owner_seq: u64,
-    /// Host: values coded against what the peer acknowledged (see `proto::baselines`).
+    /// Host: values coded against what the peer acknowledged (see `proto::baselines`);
+    /// the records of keys at rest (a pending key's is in its entry).
     pub(crate) baselines: Option<Baselines>,
     /// Host: values of components with declared fields go as lanes (a client's writes
     /// go raw: the host takes them as a replica takes a snapshot, bit for bit).
@@ -168,19 +172,23 @@ pub(crate) struct Outbox {
 enum Entry {
     Spawn,
     Despawn,
-    /// A value, and its send when it goes on baselines.
-    Set(Coded, Option<Send>),
+    /// A value and its length.
+    Set(Coded, usize),
     Remove,
 }
 
 impl Outbox {
     /// Notes that `key` changed at `tick`.
     pub(crate) fn mark(&mut self, key: Key, tick: u64) {
-        let pending = self.pending.entry(key).or_insert(Pending {
+        let baselines = &mut self.baselines;
+        let pending = self.pending.entry(key).or_insert_with(|| Pending {
             changed: 0,
             sent_tick: 0,
             sent_at: None,
             priority: 0,
+            base: baselines
+                .as_mut()
+                .map_or_else(KeyBaseline::default, |b| b.take(key)),
         });
         pending.changed = pending.changed.max(tick);
     }
@@ -227,6 +235,7 @@ impl Outbox {
         }
         for pending in self.pending.values_mut() {
             pending.sent_at = None;
+            pending.base = KeyBaseline::default();
         }
     }
 
@@ -276,18 +285,25 @@ impl Outbox {
                 if newest.is_none_or(|(s, _)| seq > s) {
                     newest = Some((seq, flight.sent_at));
                 }
-                if let Some(baselines) = &mut self.baselines {
-                    for (key, send) in flight.values {
-                        baselines.acked(key, send);
+                for (key, send) in flight.keys {
+                    let Some(pending) = self.pending.get_mut(&key) else {
+                        if let Some(send) = send {
+                            if let Some(base) = self.baselines.as_mut().and_then(|b| b.get_mut(key))
+                            {
+                                base.acked(send);
+                            }
+                        }
+                        continue;
+                    };
+                    if let Some(send) = send {
+                        pending.base.acked(send);
                     }
-                }
-                for key in &flight.keys {
-                    if self
-                        .pending
-                        .get(key)
-                        .is_some_and(|p| p.changed <= flight.tick)
-                    {
-                        self.pending.remove(key);
+                    if pending.changed <= flight.tick {
+                        let base = pending.base;
+                        self.pending.remove(&key);
+                        if let Some(baselines) = &mut self.baselines {
+                            baselines.rest(key, base);
+                        }
                     }
                 }
             }
@@ -323,7 +339,9 @@ impl Outbox {
             (resend_after * FLIGHT_AGE_IN_RESENDS).max(MIN_FLIGHT_AGE),
         );
         coder.begin(tick);
-        let mut chosen: Vec<(Key, u32)> = Vec::new();
+        // With each key, the baselines it may be coded against (read here, where the
+        // entry is at hand; its send is recorded when its datagram is encoded).
+        let mut chosen: Vec<(Key, u32, Option<Pair>)> = Vec::new();
         for (key, pending) in &mut self.pending {
             let due = match pending.sent_at {
                 None => true,
@@ -332,7 +350,7 @@ impl Outbox {
             };
             if due {
                 pending.priority = pending.priority.saturating_add(points(key.1));
-                chosen.push((*key, pending.priority));
+                chosen.push((*key, pending.priority, pending.base.pair(tick)));
             }
         }
         // Highest priority first; ties in key order, so a run is reproducible.
@@ -345,7 +363,7 @@ impl Outbox {
         let mut current: Vec<(Key, Entry)> = Vec::new();
         let mut current_bytes = 0usize;
         let mut types_in_current: Vec<ComponentId> = Vec::new();
-        for (index, &(key, _)) in chosen.iter().enumerate() {
+        for (index, &(key, _, pair)) in chosen.iter().enumerate() {
             let (component, entity) = key;
             let alive = world.is_alive(entity);
             let (entry, cost) = if component == ENTITY {
@@ -364,18 +382,13 @@ impl Outbox {
                             .registry()
                             .get(component)
                             .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
-                        // The peer keeps every value of this size it receives, so each
-                        // counts as a send; only one on record can become a baseline.
-                        let send = self
-                            .baselines
-                            .as_mut()
-                            .filter(|_| ValueCoder::on_baselines(!variable, value.len()))
-                            .map(|b| b.pair_and_send(key, tick));
+                        let on_baselines = self.baselines.is_some()
+                            && ValueCoder::on_baselines(!variable, value.len());
                         let coded = coder.code(
                             key,
                             value,
                             world.registry().fields(component).filter(|_| self.lanes),
-                            send.map(|(pair, _)| pair),
+                            on_baselines.then_some(pair),
                         );
                         let cost = coded.as_ref().map_or(usize::MAX, |c| {
                             size::ENTITY + c.range.len() + if variable { size::LENGTH } else { 0 }
@@ -397,8 +410,7 @@ impl Outbox {
                             self.pending.remove(&key);
                             continue;
                         };
-                        let send = send.map(|(_, send)| send).filter(|_| coded.on_baselines);
-                        (Entry::Set(coded, send), cost)
+                        (Entry::Set(coded, value.len()), cost)
                     }
                     None => (Entry::Remove, size::ENTITY),
                 }
@@ -468,8 +480,11 @@ impl Outbox {
         let mut ages: Vec<Vec<u8>> = Vec::new();
         let mut lanes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         let mut raw_bytes: Vec<usize> = Vec::new();
-        let mut flight_values = Vec::new();
+        // Per entry: whether it counts as a send of its key (the peer keeps each value of
+        // a size on baselines), and whether it is on record to become a baseline.
+        let mut sends: Vec<(bool, bool)> = Vec::with_capacity(entries.len());
         for ((component, entity), entry) in entries.iter() {
+            let mut send = (false, false);
             match entry {
                 Entry::Spawn => delta.spawns.push(*entity),
                 Entry::Despawn => {
@@ -482,8 +497,7 @@ impl Outbox {
                     Some((c, list)) if c == component => list.push(*entity),
                     _ => delta.removes.push((*component, vec![*entity])),
                 },
-                Entry::Set(coded, send) => {
-                    let value = world.get(*entity, *component).unwrap_or_default();
+                Entry::Set(coded, len) => {
                     if delta.sets.last().is_none_or(|b| b.component != *component) {
                         let variable = world
                             .registry()
@@ -512,9 +526,11 @@ impl Outbox {
                     } else {
                         batch.data.extend_from_slice(bytes);
                     }
-                    if let Some(send) = send {
-                        flight_values.push(((*component, *entity), *send));
-                    }
+                    send = (
+                        self.baselines.is_some()
+                            && ValueCoder::on_baselines(batch.lengths.is_none(), *len),
+                        coded.on_baselines,
+                    );
                     if coded.age > 0 {
                         self.stats.values_on_baselines += 1;
                     }
@@ -524,15 +540,16 @@ impl Outbox {
                     ages.last_mut()
                         .expect("pushed with the batch")
                         .push(coded.age);
-                    *raw_bytes.last_mut().expect("pushed with the batch") += value.len();
+                    *raw_bytes.last_mut().expect("pushed with the batch") += len;
                     if let Some(lengths) = &mut batch.lengths {
-                        lengths.push(value.len() as u32);
+                        lengths.push(*len as u32);
                     }
                     if i % 8 == 0 {
                         batch.inserted.push(0);
                     }
                 }
             }
+            sends.push(send);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -555,7 +572,8 @@ impl Outbox {
             )
         });
         if let Some(baselines) = &self.baselines {
-            self.stats.baseline_bytes = baselines.bytes() as u64;
+            self.stats.baseline_bytes =
+                ((baselines.len() + self.pending.len()) * RECORD_BYTES) as u64;
         }
         let values: ValueBytes = delta
             .sets
@@ -564,16 +582,21 @@ impl Outbox {
             .map(|(batch, raw)| (batch.component, raw))
             .collect();
         let len = bytes.len();
-        let keys: Vec<Key> = entries.drain(..).map(|(key, _)| key).collect();
-        for key in &keys {
-            if let Some(pending) = self.pending.get_mut(key) {
+        let mut keys = Vec::with_capacity(entries.len());
+        for ((key, _), (counts, on_record)) in entries.drain(..).zip(sends) {
+            let mut send = None;
+            if let Some(pending) = self.pending.get_mut(&key) {
                 if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
                     self.stats.keys_resent += 1;
                 }
                 pending.sent_tick = tick;
                 pending.sent_at = Some(now);
                 pending.priority = 0;
+                if counts {
+                    send = Some(pending.base.sent(tick)).filter(|_| on_record);
+                }
             }
+            keys.push((key, send));
         }
         if self.in_flight.len() >= MAX_IN_FLIGHT && self.in_flight.pop_first().is_some() {
             self.stats.datagrams_lost += 1;
@@ -584,7 +607,6 @@ impl Outbox {
                 tick,
                 sent_at: now,
                 keys,
-                values: flight_values,
             },
         );
         self.stats.datagrams_sent += 1;

@@ -217,7 +217,13 @@ fn code_lanes(
             against = Some(&base.lanes);
         }
         if let Some((older_at, older)) = older {
-            lanes::predict(kinds, (&base.lanes, at), (&older.lanes, older_at), tick, predicted);
+            lanes::predict(
+                kinds,
+                (&base.lanes, at),
+                (&older.lanes, older_at),
+                tick,
+                predicted,
+            );
             // Naming the older baseline costs a byte before compression, but charging for
             // it lost more than it saved on the demo (52.7 against 51.2 kB/s at 2 bits):
             // residuals of 0 compress very well.

@@ -96,8 +96,7 @@ impl ValueHistory {
         // it stands for can be a baseline any more.
         let floor = tick.saturating_sub(MAX_AGE);
         let mut reuse = None;
-        while versions.len() >= VERSIONS || versions.get(1).is_some_and(|next| next.tick <= floor)
-        {
+        while versions.len() >= VERSIONS || versions.get(1).is_some_and(|next| next.tick <= floor) {
             let Some(old) = versions.pop_front() else {
                 break;
             };
@@ -162,7 +161,11 @@ mod tests {
         let mut h = ValueHistory::default();
         assert!(h.at(KEY, 5).is_none());
         assert_eq!(h.record(KEY, 10, &[1, 2], None), Some(10));
-        assert_eq!(h.record(KEY, 11, &[1, 2], None), Some(10), "unchanged: no new version");
+        assert_eq!(
+            h.record(KEY, 11, &[1, 2], None),
+            Some(10),
+            "unchanged: no new version"
+        );
         assert_eq!(h.record(KEY, 14, &[3, 4], None), Some(14));
         assert!(h.at(KEY, 9).is_none(), "before the first version");
         assert_eq!(h.at(KEY, 10).map(|v| &v.bytes[..]), Some(&[1, 2][..]));
