@@ -7,6 +7,8 @@
 
 pub mod config;
 pub mod room_id;
+pub mod store;
 
 pub use config::{ConfigError, Limits, ServerConfig};
 pub use room_id::{RoomId, RoomIdError};
+pub use store::{Restored, Saved, StoreError};
