@@ -6,9 +6,11 @@
 //! (`World`, `Registry`, `Snapshot`, `Replica`); nothing below it imports it.
 
 pub mod config;
+pub mod metrics;
 pub mod room_id;
 pub mod store;
 
 pub use config::{ConfigError, Limits, ServerConfig};
+pub use metrics::{Metrics, MetricsServer, Refusal, RoomFigures};
 pub use room_id::{RoomId, RoomIdError};
 pub use store::{Restored, Saved, StoreError};
