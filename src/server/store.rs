@@ -268,7 +268,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, ReadError> {
         return Err(ReadError::TooLarge(len));
     }
     // Bounded again while reading: the file may grow after the metadata was read.
-    let mut bytes = Vec::with_capacity(len as usize);
+    let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
     file.take(MAX_ROOM_FILE_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(ReadError::Io)?;
@@ -293,15 +293,23 @@ fn refuse(path: &Path, defect: Defect) -> StoreError {
 /// Renames `path` to `<path>.corrupt-<unix time>` (`-2`, `-3`... if taken).
 fn move_aside(path: &Path) -> Result<PathBuf, String> {
     let stamp = unix_now();
-    let base = format!("{}.corrupt-{stamp}", path.display());
-    let mut to = PathBuf::from(&base);
+    // Built on the OS string: a lossy display of a non-UTF-8 path would name another file.
+    let named = |suffix: String| {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        PathBuf::from(name)
+    };
+    let mut to = named(format!(".corrupt-{stamp}"));
     let mut n = 1;
     while to.exists() {
         n += 1;
         if n > 1000 {
-            return Err(format!("{base} and 999 more names like it are taken"));
+            return Err(format!(
+                "{} and 999 more names like it are taken",
+                to.display()
+            ));
         }
-        to = PathBuf::from(format!("{base}-{n}"));
+        to = named(format!(".corrupt-{stamp}-{n}"));
     }
     fs::rename(path, &to).map_err(|e| e.to_string())?;
     if let Some(dir) = path.parent() {
