@@ -20,6 +20,7 @@ pub mod ownership;
 pub mod proto;
 pub mod registry;
 pub mod replica;
+pub mod server;
 pub mod snapshot;
 pub mod wire;
 pub mod world;
