@@ -43,18 +43,10 @@ const DATAGRAM_BASE: usize = 256;
 const FLIGHT_AGE_IN_RESENDS: u32 = 4;
 const MIN_FLIGHT_AGE: Duration = Duration::from_secs(1);
 
-/// A key settled (acknowledged at its newest change) for this many ticks leaves the
-/// pending map (its baselines go to rest): a key that keeps changing stays, and costs a
-/// lookup per change instead of a removal and an insertion in two maps.
-const REST_AFTER_TICKS: u64 = 128;
-
 #[derive(Debug)]
 struct Pending {
-    /// Tick of the newest change.
+    /// Tick of the newest change not yet acknowledged.
     changed: u64,
-    /// Tick of the newest datagram acknowledged that carried the key: at or after
-    /// `changed`, the key is settled, and waits only to go to rest.
-    acked: u64,
     /// Tick it was last sent at (0: never).
     sent_tick: u64,
     sent_at: Option<Instant>,
@@ -185,20 +177,12 @@ enum Entry {
     Remove,
 }
 
-impl Pending {
-    /// Acknowledged at its newest change: nothing to send.
-    fn settled(&self) -> bool {
-        self.acked >= self.changed
-    }
-}
-
 impl Outbox {
     /// Notes that `key` changed at `tick`.
     pub(crate) fn mark(&mut self, key: Key, tick: u64) {
         let baselines = &mut self.baselines;
         let pending = self.pending.entry(key).or_insert_with(|| Pending {
             changed: 0,
-            acked: 0,
             sent_tick: 0,
             sent_at: None,
             priority: 0,
@@ -261,7 +245,7 @@ impl Outbox {
     pub(crate) fn next_due(&self, now: Instant, initial_resend: Duration) -> Option<Instant> {
         let resend_after = self.resend_after(initial_resend);
         let mut earliest: Option<Instant> = None;
-        for p in self.pending.values().filter(|p| !p.settled()) {
+        for p in self.pending.values() {
             let due = match p.sent_at {
                 Some(at) if p.sent_tick >= p.changed => (at + resend_after).max(now),
                 _ => return Some(now),
@@ -273,7 +257,7 @@ impl Outbox {
 
     /// Keys not yet acknowledged at their newest change.
     pub(crate) fn pending(&self) -> usize {
-        self.pending.values().filter(|p| !p.settled()).count()
+        self.pending.len()
     }
 
     /// The resend delay now: measured (see [`AckRtt::resend_after`]), or `initial` before
@@ -314,7 +298,13 @@ impl Outbox {
                     if let Some(send) = send {
                         pending.base.acked(send);
                     }
-                    pending.acked = pending.acked.max(flight.tick);
+                    if pending.changed <= flight.tick {
+                        let base = pending.base;
+                        self.pending.remove(&key);
+                        if let Some(baselines) = &mut self.baselines {
+                            baselines.rest(key, base);
+                        }
+                    }
                 }
             }
         }
@@ -352,14 +342,7 @@ impl Outbox {
         // With each key, the baselines it may be coded against (read here, where the
         // entry is at hand; its send is recorded when its datagram is encoded).
         let mut chosen: Vec<(Key, u32, Option<Pair>)> = Vec::new();
-        let mut resting = Vec::new();
         for (key, pending) in &mut self.pending {
-            if pending.settled() {
-                if tick.saturating_sub(pending.sent_tick) > REST_AFTER_TICKS {
-                    resting.push(*key);
-                }
-                continue;
-            }
             let due = match pending.sent_at {
                 None => true,
                 Some(_) if pending.sent_tick < pending.changed => true,
@@ -368,13 +351,6 @@ impl Outbox {
             if due {
                 pending.priority = pending.priority.saturating_add(points(key.1));
                 chosen.push((*key, pending.priority, pending.base.pair(tick)));
-            }
-        }
-        for key in resting {
-            if let Some(pending) = self.pending.remove(&key) {
-                if let Some(baselines) = &mut self.baselines {
-                    baselines.rest(key, pending.base);
-                }
             }
         }
         // Highest priority first; ties in key order, so a run is reproducible.
