@@ -105,6 +105,21 @@ fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
         panic!("seed {seed}, {coding:?}: no convergence");
     }
     let host = sim.host.diagnostics();
+    if baselines {
+        // Two clients that acknowledged the same sends share one coding of a value, and
+        // the values behind the baselines are held once, bounded by 16 per key.
+        assert!(
+            host.values_coded_shared > 0,
+            "seed {seed}, {coding:?}: no coding shared ({} coded)",
+            host.values_coded
+        );
+        let bound = 300 * 16 * (28 + 8 * 8);
+        assert!(
+            (1..=bound).contains(&host.value_history_bytes),
+            "seed {seed}, {coding:?}: {} bytes of history",
+            host.value_history_bytes
+        );
+    }
     let sent: u64 = host.peers.iter().map(|p| p.payload_bytes_sent).sum();
     let on: u64 = host
         .peers

@@ -65,7 +65,7 @@ pub(crate) struct KeyBaseline {
 /// A send of a key: its tick, and its number among the key's sends (packed: a record
 /// stays small, and a peer's records are many).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(packed(4))]
+#[repr(C, packed(4))]
 pub(crate) struct Send {
     /// The tick it was sent at.
     pub tick: u64,
@@ -116,28 +116,18 @@ impl KeyBaseline {
     }
 }
 
-/// One peer's baselines of the keys at rest (not pending in its outbox), by key, and
-/// per entity its keys, so that an entity's keys are forgotten at once when it leaves
-/// the peer's interest or is despawned, without a scan of every key.
+/// One peer's baselines of the keys at rest (not pending in its outbox), by key. A key
+/// moves here and back each time it stops and starts changing, so that is one removal
+/// or insertion; a despawned entity's keys are found by its component types.
 #[derive(Debug, Default)]
 pub(crate) struct Baselines {
     keys: FxHashMap<Key, KeyBaseline>,
-    entities: FxHashMap<EntityId, Vec<ComponentId>>,
 }
 
 impl Baselines {
     /// Takes the record of `key` out (it becomes pending), or a new one.
     pub(crate) fn take(&mut self, key: Key) -> KeyBaseline {
-        let Some(record) = self.keys.remove(&key) else {
-            return KeyBaseline::default();
-        };
-        if let Some(components) = self.entities.get_mut(&key.1) {
-            components.retain(|&c| c != key.0);
-            if components.is_empty() {
-                self.entities.remove(&key.1);
-            }
-        }
-        record
+        self.keys.remove(&key).unwrap_or_default()
     }
 
     /// Puts the record of `key` to rest (it is no longer pending); a record of no send
@@ -146,9 +136,7 @@ impl Baselines {
         if record.since == 0 {
             return;
         }
-        if self.keys.insert(key, record).is_none() {
-            self.entities.entry(key.1).or_default().push(key.0);
-        }
+        self.keys.insert(key, record);
     }
 
     /// The record of `key` at rest.
@@ -160,15 +148,15 @@ impl Baselines {
     /// or their entity is gone).
     pub(crate) fn forget(&mut self, drop: impl Fn(Key) -> bool) {
         self.keys.retain(|&key, _| !drop(key));
-        self.entities.retain(|&entity, components| {
-            components.retain(|&component| !drop((component, entity)));
-            !components.is_empty()
-        });
     }
 
-    /// Forgets the keys of `entity`.
-    pub(crate) fn forget_entity(&mut self, entity: EntityId) {
-        for component in self.entities.remove(&entity).unwrap_or_default() {
+    /// Forgets the keys of `entity`, whose values are of the types `components`.
+    pub(crate) fn forget_entity(
+        &mut self,
+        entity: EntityId,
+        components: impl Iterator<Item = ComponentId>,
+    ) {
+        for component in components {
             self.keys.remove(&(component, entity));
         }
     }
@@ -176,7 +164,6 @@ impl Baselines {
     /// Forgets everything (a new connection: the peer starts without history).
     pub(crate) fn clear(&mut self) {
         self.keys.clear();
-        self.entities.clear();
     }
 
     /// Records at rest.
@@ -246,7 +233,7 @@ mod tests {
         let mut rest = Baselines::default();
         rest.rest(key(), b);
         assert_eq!(rest.len(), 1);
-        rest.forget_entity(EntityId(9));
+        rest.forget_entity(EntityId(9), [ComponentId(1), ComponentId(3)].into_iter());
         assert_eq!(rest.len(), 0);
         let mut b = rest.take(key());
         b.acked(s21);

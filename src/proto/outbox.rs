@@ -489,7 +489,8 @@ impl Outbox {
                 Entry::Spawn => delta.spawns.push(*entity),
                 Entry::Despawn => {
                     if let Some(baselines) = &mut self.baselines {
-                        baselines.forget_entity(*entity);
+                        let types = world.registry().descriptors().iter().map(|d| d.id);
+                        baselines.forget_entity(*entity, types);
                     }
                     delta.despawns.push(*entity)
                 }

@@ -38,11 +38,13 @@ pub(crate) struct Coded {
 }
 
 /// A key's codings this tick: the version of its value on record (which names the
-/// value), and the first of its codings in [`ValueCoder::codings`].
-#[derive(Clone, Copy, Debug)]
+/// value), the first of its codings in [`ValueCoder::codings`], and where the value is
+/// in [`ValueCoder::values`] (a later call with other bytes is another value).
+#[derive(Clone, Debug)]
 struct TickKey {
     version: Option<u64>,
     first: Option<u32>,
+    value: Range<usize>,
 }
 
 /// One coding of a key this tick: the ticks of its baselines (0: none), lanes or bytes,
@@ -60,6 +62,8 @@ pub(crate) struct ValueCoder {
     /// baselines.
     keys: FxHashMap<(ComponentId, EntityId), TickKey>,
     codings: Vec<Coding>,
+    /// The values of this tick's keys.
+    values: Vec<u8>,
     /// Host: the values sent, which baselines name by tick.
     pub history: ValueHistory,
     /// Codings made and codings shared since the coder was made.
@@ -88,6 +92,7 @@ impl ValueCoder {
             self.arena.clear();
             self.keys.clear();
             self.codings.clear();
+            self.values.clear();
         }
     }
 
@@ -112,32 +117,38 @@ impl ValueCoder {
         let tick = self.tick;
         // The value at this tick goes on record once for every peer; should the record
         // fail (another value at this tick), it is sent raw and on no baseline.
-        let tick_key = match baselines {
+        let version = match baselines {
             None => None,
-            Some(_) => Some(match self.keys.get(&key) {
-                Some(known) => *known,
-                None => {
+            Some(_) => match self.keys.get_mut(&key) {
+                Some(known) if self.values[known.value.clone()] == *value => known.version,
+                known => {
+                    // New this tick, or another value than before (which the record
+                    // refuses, and which shares nothing).
                     let version = self.history.record(key, tick, value, fields);
-                    let known = TickKey {
+                    let start = self.values.len();
+                    self.values.extend_from_slice(value);
+                    let fresh = TickKey {
                         version,
                         first: None,
+                        value: start..self.values.len(),
                     };
-                    self.keys.insert(key, known);
-                    known
+                    match known {
+                        Some(known) => *known = fresh,
+                        None => {
+                            self.keys.insert(key, fresh);
+                        }
+                    }
+                    version
                 }
-            }),
+            },
         };
-        let on_baselines = tick_key.is_some_and(|k| k.version.is_some());
+        let on_baselines = version.is_some();
         let pair = baselines.flatten().filter(|_| on_baselines);
         let (at, older_at) = pair.map_or((0, 0), |(at, older)| (at, older.unwrap_or(0)));
         let lanes_kind = fields.is_some();
         // Only a value on record is shared: its version names it exactly.
-        if let Some(TickKey {
-            version: Some(_),
-            first,
-        }) = tick_key
-        {
-            let mut next = first;
+        if on_baselines {
+            let mut next = self.keys.get(&key).and_then(|k| k.first);
             while let Some(i) = next {
                 let (a, o, l, coded, after) = &self.codings[i as usize];
                 if (*a, *o, *l) == (at, older_at, lanes_kind) {
@@ -236,4 +247,101 @@ fn code_lanes(
     }
     lanes::encode(kinds, lanes, against, out);
     Some((best.1, best.2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fields::Field;
+    use crate::proto::baselines::KeyBaseline;
+
+    const KEY: (ComponentId, EntityId) = (ComponentId(7), EntityId(3));
+
+    fn position(x: f32) -> Vec<u8> {
+        [x, 1.0, -2.0]
+            .iter()
+            .flat_map(|f| f.to_le_bytes())
+            .collect()
+    }
+
+    fn layout() -> FieldLayout {
+        FieldLayout::new(
+            12,
+            &[Field::Position {
+                offset: 0,
+                precision_mm: 1.0,
+            }],
+        )
+        .expect("a valid layout")
+    }
+
+    #[test]
+    fn a_tick_codes_a_value_once_per_baselines_and_shares_it() {
+        let (mut coder, layout) = (ValueCoder::default(), layout());
+        // Two peers acknowledged the send at tick 10, a third the one at tick 11, a
+        // fourth nothing.
+        let (mut a, mut c) = (KeyBaseline::default(), KeyBaseline::default());
+        for (tick, x) in [(10u64, 0.0f32), (11, 0.01)] {
+            coder.begin(tick);
+            let value = position(x);
+            coder
+                .code(KEY, &value, Some(&layout), Some(None))
+                .expect("codes");
+            let send = a.sent(tick);
+            if tick == 10 {
+                a.acked(send);
+            }
+            let send = c.sent(tick);
+            c.acked(send);
+        }
+        let b = a;
+        coder.begin(12);
+        let value = position(0.02);
+        let stats = coder.stats;
+        let on = |base: &KeyBaseline, coder: &mut ValueCoder| {
+            let coded = coder
+                .code(KEY, &value, Some(&layout), Some(base.pair(12)))
+                .expect("codes");
+            (
+                coded.age,
+                coded.older_age,
+                coder.arena[coded.range].to_vec(),
+            )
+        };
+        let for_a = on(&a, &mut coder);
+        let for_b = on(&b, &mut coder);
+        let for_c = on(&c, &mut coder);
+        let for_d = on(&KeyBaseline::default(), &mut coder);
+        assert_eq!(for_a, for_b, "the same baselines, the same bytes");
+        assert_eq!((for_a.0, for_c.0, for_c.1, for_d.0), (2, 1, 2, 0));
+        assert_ne!(for_a.2, for_c.2);
+        assert_eq!(coder.stats.coded - stats.coded, 3, "a, c and d coded");
+        assert_eq!(coder.stats.shared - stats.shared, 1, "b shared a's");
+        // The next tick codes again: the value may have changed.
+        coder.begin(13);
+        on(&a, &mut coder);
+        assert_eq!(coder.stats.coded - stats.coded, 4);
+    }
+
+    #[test]
+    fn a_value_changed_within_a_tick_is_neither_shared_nor_a_baseline() {
+        let mut coder = ValueCoder::default();
+        coder.begin(5);
+        let first = coder
+            .code(KEY, &[1, 2, 3, 4], None, Some(None))
+            .expect("codes");
+        assert!(first.on_baselines);
+        // The host never does this; a coder must not give the second value the first
+        // one's bytes, nor let a peer's baseline at this tick name either.
+        let second = coder
+            .code(KEY, &[9, 9, 9, 9], None, Some(None))
+            .expect("codes");
+        assert_eq!(&coder.arena[second.range.clone()], &[9, 9, 9, 9]);
+        assert!(!second.on_baselines);
+        assert!(coder.history.at(KEY, 5).is_none());
+        // Without baselines (a client, or a value too large), nothing is recorded.
+        let raw = coder.code((ComponentId(8), EntityId(1)), &[5; 4], None, None);
+        assert!(raw.is_some_and(|c| !c.on_baselines && c.age == 0));
+        assert!(coder.history.at((ComponentId(8), EntityId(1)), 5).is_none());
+    }
 }

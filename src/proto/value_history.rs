@@ -36,8 +36,15 @@ pub(crate) struct Version {
     pub lanes: Vec<i64>,
 }
 
-/// A key's versions, oldest first; buffers of dropped versions are reused.
-type Versions = VecDeque<Version>;
+/// A key's versions, oldest first (buffers of dropped versions are reused), and the
+/// first tick a version may stand for.
+#[derive(Debug, Default)]
+struct Versions {
+    /// Raised past a tick at which two values were recorded: no tick up to it resolves,
+    /// and nothing is recorded at it again.
+    floor: u64,
+    list: VecDeque<Version>,
+}
 
 /// Per entity, per component: the versions sent (see the module's text).
 #[derive(Debug, Default)]
@@ -61,8 +68,9 @@ impl ValueHistory {
     /// for the key); a new version when it differs from the newest. Returns the tick of
     /// the version that holds it, or `None` when another value was recorded at the same
     /// tick (the world changed while a tick was being sent, which the host never does):
-    /// then the key's history is dropped, so no client's baseline can resolve to the
-    /// wrong one of the two. `fields` gives the lanes kept with it.
+    /// then the key's history is dropped and no tick up to this one resolves or is
+    /// recorded again, so no client's baseline can resolve to the wrong one of the
+    /// values. `fields` gives the lanes kept with it.
     pub(crate) fn record(
         &mut self,
         key: (ComponentId, EntityId),
@@ -75,19 +83,23 @@ impl ValueHistory {
         let at = match keys.iter().position(|(c, _)| *c == component) {
             Some(at) => at,
             None => {
-                keys.push((component, Versions::new()));
+                keys.push((component, Versions::default()));
                 keys.len() - 1
             }
         };
-        let versions = &mut keys[at].1;
+        let Versions {
+            floor,
+            list: versions,
+        } = &mut keys[at].1;
+        if tick < *floor {
+            return None;
+        }
         match versions.back() {
             Some(newest) if newest.bytes == value => return Some(newest.tick),
             Some(newest) if newest.tick >= tick => {
                 self.bytes -= versions.iter().map(version_bytes).sum::<usize>();
-                keys.swap_remove(at);
-                if keys.is_empty() {
-                    self.entities.remove(&entity);
-                }
+                versions.clear();
+                *floor = tick + 1;
                 return None;
             }
             _ => {}
@@ -123,8 +135,8 @@ impl ValueHistory {
     /// The value of `key` sent at `tick`: the newest version that began at or before it,
     /// `None` when the history no longer reaches back to `tick`.
     pub(crate) fn at(&self, key: (ComponentId, EntityId), tick: u64) -> Option<&Version> {
-        let versions = self.versions(key)?;
-        versions.iter().rev().find(|v| v.tick <= tick)
+        let versions = self.versions(key).filter(|v| tick >= v.floor)?;
+        versions.list.iter().rev().find(|v| v.tick <= tick)
     }
 
     /// Forgets the versions of `entity` (despawned: ids are never reused).
@@ -132,7 +144,7 @@ impl ValueHistory {
         if let Some(keys) = self.entities.remove(&entity) {
             self.bytes -= keys
                 .iter()
-                .flat_map(|(_, v)| v.iter())
+                .flat_map(|(_, v)| v.list.iter())
                 .map(version_bytes)
                 .sum::<usize>();
         }
@@ -185,10 +197,13 @@ mod tests {
         assert!(h.record(KEY, 1000, &[9, 9], None).is_some());
         assert_eq!(h.at(KEY, 999).map(|v| v.tick), Some(14 + VERSIONS as u64));
         assert_eq!(h.bytes(), 2 * 2);
-        // Another value at a tick already recorded: the key's history is dropped.
+        // Another value at a tick already recorded: the key's history is dropped, and
+        // that tick is never recorded or resolved again.
         assert_eq!(h.record(KEY, 1000, &[7, 7], None), None);
         assert!(h.at(KEY, 1000).is_none());
         assert_eq!(h.bytes(), 0);
+        assert_eq!(h.record(KEY, 1000, &[8, 8], None), None);
+        assert!(h.at(KEY, 1000).is_none());
         assert!(h.record(KEY, 1001, &[7, 7], None).is_some());
         h.forget_entity(KEY.1);
         assert!(h.at(KEY, 1001).is_none());
