@@ -168,6 +168,10 @@ pub(crate) struct Outbox {
     pub(crate) lanes: bool,
 }
 
+/// What every datagram of one build is made at: the world, the tick, the time, and the
+/// acknowledgement ranges it carries.
+type DatagramAt<'a> = (&'a World, u64, Instant, &'a [(u64, u64)]);
+
 /// An entry chosen for a datagram.
 enum Entry {
     Spawn,
@@ -361,6 +365,7 @@ impl Outbox {
         let room = limits.max_datagram.saturating_sub(base);
         let mut spent = 0usize;
         let mut current: Vec<(Key, Entry)> = Vec::new();
+        let at: DatagramAt<'_> = (world, tick, now, acks);
         let mut current_bytes = 0usize;
         let mut types_in_current: Vec<ComponentId> = Vec::new();
         for (index, &(key, _, pair)) in chosen.iter().enumerate() {
@@ -428,14 +433,7 @@ impl Outbox {
                 break;
             }
             if current_bytes + cost + batch_cost > room {
-                spent += self.finish_datagram(
-                    world,
-                    (tick, now),
-                    acks,
-                    &mut current,
-                    (coder, encoder),
-                    &mut built,
-                );
+                spent += self.finish_datagram(at, &mut current, (coder, encoder), &mut built);
                 current_bytes = 0;
                 types_in_current.clear();
             }
@@ -447,14 +445,7 @@ impl Outbox {
             current.push((key, entry));
         }
         if !current.is_empty() {
-            self.finish_datagram(
-                world,
-                (tick, now),
-                acks,
-                &mut current,
-                (coder, encoder),
-                &mut built,
-            );
+            self.finish_datagram(at, &mut current, (coder, encoder), &mut built);
         }
         built
     }
@@ -462,9 +453,7 @@ impl Outbox {
     /// Encodes `entries` as one datagram (empties it) and returns its size.
     fn finish_datagram(
         &mut self,
-        world: &World,
-        (tick, now): (u64, Instant),
-        acks: &[(u64, u64)],
+        (world, tick, now, acks): DatagramAt<'_>,
         entries: &mut Vec<(Key, Entry)>,
         (coder, encoder): (&ValueCoder, &mut Encoder),
         built: &mut Built,
