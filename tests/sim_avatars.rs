@@ -129,6 +129,11 @@ fn run(faults: Faults, seed: u64) -> Vec<f64> {
         }
     }
     let relay = sim.host.poses().relay_stats();
+    assert_eq!(
+        sim.host.diagnostics().pose_relay,
+        relay,
+        "in the diagnostics too"
+    );
     eprintln!(
         "seed {seed}: {} frames relayed as {} sections, {} encoded ({:.2} encodes per frame \
          for {} receivers)",

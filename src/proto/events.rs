@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::compression::{ComponentWire, KindDiagnostics};
 use super::outbox::OutboxStats;
-use super::poses::PoseLinkStats;
+use super::poses::{PoseLinkStats, RelayStats};
 use crate::registry::ComponentId;
 use crate::replica::EventKind;
 use crate::world::{EntityId, PeerId};
@@ -309,6 +309,9 @@ pub struct SessionDiagnostics {
     /// Host: values whose coding for one client was reused for another in the same tick
     /// (they had acknowledged the same sends): the work of building a tick once.
     pub values_coded_shared: u64,
+    /// Host: how relaying the avatars went (sections encoded once per reference set and
+    /// copied to each receiver).
+    pub pose_relay: RelayStats,
 }
 
 /// Message figures of one connection (see [`PeerDiagnostics::messages`]).

@@ -628,6 +628,7 @@ impl Host {
             value_history_bytes: self.coder.history.bytes() as u64,
             values_coded: self.coder.stats.coded,
             values_coded_shared: self.coder.stats.shared,
+            pose_relay: self.poses.relay_stats(),
             ..SessionDiagnostics::default()
         }
     }
