@@ -129,10 +129,21 @@ namespace Theta.Tests
             return count;
         }
 
+        /// <summary>
+        /// Finishes what earlier tests left (a close still running, a session only a
+        /// finalizer will close), so that a thread count sees only this test's sessions.
+        /// </summary>
+        private static void SettleEarlierSessions()
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+            Assert.Equal(0, Session.WaitClosed(TimeSpan.FromSeconds(10)), "earlier closes finished");
+        }
+
         [Test]
         public static void DisposeReturnsAtOnceAndWaitClosedLeavesNoSessionThread()
         {
-            Assert.Equal(0, Session.WaitClosed(TimeSpan.FromSeconds(10)), "earlier closes finished");
+            SettleEarlierSessions();
             int before = SessionThreads();
             var loop = new Loopback(2);
             Assert.True(SessionThreads() >= before + 3, "a thread per session while they run");
@@ -145,6 +156,7 @@ namespace Theta.Tests
         [Test]
         public static void ASessionNeverDisposedIsClosedByItsFinalizer()
         {
+            SettleEarlierSessions();
             int before = SessionThreads();
             Forget();
             GC.Collect();
