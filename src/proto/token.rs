@@ -11,6 +11,17 @@
 //! Its text form, short enough to type on a command line, is the lowercase hex of
 //! `version (1 byte, = 1) || peer || expires || nonce || tag`: 51 bytes, 102 hex digits.
 //!
+//! A token for a room of a room server (`theta serve`) is version 2 and names its room;
+//! the room id is signed with the rest:
+//!
+//! ```text
+//! tag  = HMAC-SHA256(secret, "theta-join-v2" || peer || expires || nonce || len (u8) || room)
+//! text = hex(version (= 2) || peer || expires || nonce || len || room || tag)
+//! ```
+//!
+//! A room server refuses version-1 tokens (they name no room) and a hosted session refuses
+//! version-2 ones, each with a reason that says so.
+//!
 //! The host checks tokens with a [`TokenVerifier`], which keeps a bounded cache of the
 //! tokens already used.
 
@@ -18,16 +29,20 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::str::FromStr;
 
+use super::room_id::{RoomId, MAX_ROOM_ID_BYTES};
 use crate::hex::{hex_decode, hex_encode};
 
 use ring::hmac;
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// The token format version, first byte of the text form.
+/// The token format version of a hosted session's tokens, first byte of the text form.
 pub const TOKEN_VERSION: u8 = 1;
 
-/// Length in bytes of a token (version, peer, expires, nonce, tag); the text form has twice
-/// as many hex digits.
+/// The token format version of a room's tokens (they name the room).
+pub const ROOM_TOKEN_VERSION: u8 = 2;
+
+/// Length in bytes of a version-1 token (version, peer, expires, nonce, tag); the text
+/// form has twice as many hex digits. A room's token adds the room id and its length.
 pub const TOKEN_LEN: usize = 1 + 2 + 8 + 8 + TAG_LEN;
 
 /// The default bound on the number of unexpired used tokens a [`TokenVerifier`] remembers.
@@ -35,10 +50,14 @@ pub const DEFAULT_REPLAY_CAPACITY: usize = 65_536;
 
 /// Domain separation for the HMAC input.
 const CONTEXT: &[u8] = b"theta-join-v1";
+/// The same for a room's token.
+const ROOM_CONTEXT: &[u8] = b"theta-join-v2";
 /// HMAC-SHA256 output length.
 const TAG_LEN: usize = 32;
-/// Length of the signed message.
+/// Length of the signed message of a version-1 token.
 const MESSAGE_LEN: usize = CONTEXT.len() + 2 + 8 + 8;
+/// Longest signed message (a room's token with the longest room id).
+const MAX_MESSAGE_LEN: usize = MESSAGE_LEN + 1 + MAX_ROOM_ID_BYTES;
 
 /// Why a token was refused, or a secret or token could not be made.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +93,31 @@ pub enum TokenError {
     /// The system random number generator failed.
     #[error("system random number generator failed")]
     Random,
+    /// The token names another room than the one it was presented to, or names a room at
+    /// a hosted session, or names none at a room server.
+    #[error("{}", wrong_room(token.as_deref(), expected.as_deref()))]
+    WrongRoom {
+        /// The token's room (`None`: a version-1 token, which names none).
+        token: Option<String>,
+        /// The room it was presented to (`None`: a hosted session, which has no rooms).
+        expected: Option<String>,
+    },
+}
+
+fn wrong_room(token: Option<&str>, expected: Option<&str>) -> String {
+    match (token, expected) {
+        (None, Some(room)) => format!(
+            "join token names no room (a version-1 token, for a hosted session); room {room:?} is on a room server: mint a token for the room"
+        ),
+        (Some(room), None) => format!(
+            "join token is for room {room:?} on a room server; this host runs a single session"
+        ),
+        (token, expected) => format!(
+            "join token is for room {:?}, not {:?}",
+            token.unwrap_or(""),
+            expected.unwrap_or("")
+        ),
+    }
 }
 
 /// The host's 32-byte secret for minting and checking join tokens.
@@ -148,7 +192,42 @@ pub struct JoinToken {
     peer: u16,
     expires: u64,
     nonce: u64,
+    room: Option<RoomName>,
     tag: [u8; TAG_LEN],
+}
+
+/// A checked room id kept inline, so that a token stays `Copy`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct RoomName {
+    len: u8,
+    bytes: [u8; MAX_ROOM_ID_BYTES],
+}
+
+impl RoomName {
+    fn new(room: &RoomId) -> RoomName {
+        let mut bytes = [0u8; MAX_ROOM_ID_BYTES];
+        let id = room.as_str().as_bytes();
+        bytes[..id.len()].copy_from_slice(id);
+        RoomName {
+            len: id.len() as u8,
+            bytes,
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    fn as_str(&self) -> &str {
+        // Only checked room ids (ASCII) are ever stored.
+        std::str::from_utf8(self.as_bytes()).unwrap_or("")
+    }
+}
+
+impl fmt::Debug for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
 }
 
 /// Signs a token for `peer`, valid until `expires_unix` (Unix seconds, exclusive), with the
@@ -175,34 +254,101 @@ pub fn try_mint(
 ) -> Result<JoinToken, TokenError> {
     let nonce = match nonce {
         Some(n) => n,
-        None => {
-            let mut bytes = [0u8; 8];
-            SystemRandom::new()
-                .fill(&mut bytes)
-                .map_err(|_| TokenError::Random)?;
-            u64::from_be_bytes(bytes)
-        }
+        None => random_nonce()?,
     };
-    let signature = hmac::sign(&secret.key(), &message(peer, expires_unix, nonce));
-    let mut tag = [0u8; TAG_LEN];
-    tag.copy_from_slice(signature.as_ref());
-    Ok(JoinToken {
-        peer,
-        expires: expires_unix,
-        nonce,
-        tag,
-    })
+    Ok(signed(secret, peer, expires_unix, nonce, None))
 }
 
-/// The bytes the tag signs.
-fn message(peer: u16, expires: u64, nonce: u64) -> [u8; MESSAGE_LEN] {
-    let mut m = [0u8; MESSAGE_LEN];
-    let (context, rest) = m.split_at_mut(CONTEXT.len());
-    context.copy_from_slice(CONTEXT);
+/// Signs a token for `peer` in `room` of a room server (a version-2 token), valid until
+/// `expires_unix`; the nonce as for [`mint`].
+///
+/// # Panics
+/// As [`mint`]; [`try_mint_for_room`] reports a random number generator failure instead.
+pub fn mint_for_room(
+    secret: &JoinSecret,
+    room: &RoomId,
+    peer: u16,
+    expires_unix: u64,
+    nonce: Option<u64>,
+) -> JoinToken {
+    match try_mint_for_room(secret, room, peer, expires_unix, nonce) {
+        Ok(token) => token,
+        Err(e) => panic!("cannot mint a join token: {e}"),
+    }
+}
+
+/// [`mint_for_room`], reporting a failure of the system's random number generator as
+/// [`TokenError::Random`] instead of panicking.
+pub fn try_mint_for_room(
+    secret: &JoinSecret,
+    room: &RoomId,
+    peer: u16,
+    expires_unix: u64,
+    nonce: Option<u64>,
+) -> Result<JoinToken, TokenError> {
+    let nonce = match nonce {
+        Some(n) => n,
+        None => random_nonce()?,
+    };
+    Ok(signed(
+        secret,
+        peer,
+        expires_unix,
+        nonce,
+        Some(RoomName::new(room)),
+    ))
+}
+
+fn random_nonce() -> Result<u64, TokenError> {
+    let mut bytes = [0u8; 8];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .map_err(|_| TokenError::Random)?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn signed(
+    secret: &JoinSecret,
+    peer: u16,
+    expires: u64,
+    nonce: u64,
+    room: Option<RoomName>,
+) -> JoinToken {
+    let (message, len) = message(peer, expires, nonce, room.as_ref());
+    let signature = hmac::sign(&secret.key(), &message[..len]);
+    let mut tag = [0u8; TAG_LEN];
+    tag.copy_from_slice(signature.as_ref());
+    JoinToken {
+        peer,
+        expires,
+        nonce,
+        room,
+        tag,
+    }
+}
+
+/// The bytes the tag signs, and how many of the buffer's they are.
+fn message(
+    peer: u16,
+    expires: u64,
+    nonce: u64,
+    room: Option<&RoomName>,
+) -> ([u8; MAX_MESSAGE_LEN], usize) {
+    let mut m = [0u8; MAX_MESSAGE_LEN];
+    let context = if room.is_some() { ROOM_CONTEXT } else { CONTEXT };
+    let (head, rest) = m.split_at_mut(context.len());
+    head.copy_from_slice(context);
     rest[..2].copy_from_slice(&peer.to_be_bytes());
     rest[2..10].copy_from_slice(&expires.to_be_bytes());
     rest[10..18].copy_from_slice(&nonce.to_be_bytes());
-    m
+    let mut len = MESSAGE_LEN;
+    if let Some(room) = room {
+        let id = room.as_bytes();
+        rest[18] = room.len;
+        rest[19..19 + id.len()].copy_from_slice(id);
+        len += 1 + id.len();
+    }
+    (m, len)
 }
 
 impl JoinToken {
@@ -221,14 +367,27 @@ impl JoinToken {
         self.nonce
     }
 
-    /// The text form: 102 lowercase hex digits.
+    /// The room the token admits to (a version-2 token), or `None` for a hosted session's.
+    pub fn room(&self) -> Option<&str> {
+        self.room.as_ref().map(RoomName::as_str)
+    }
+
+    /// The text form: lowercase hex, 102 digits for a hosted session's token, 104 and two
+    /// per character of the room id for a room's.
     pub fn to_text(&self) -> String {
-        let mut bytes = [0u8; TOKEN_LEN];
-        bytes[0] = TOKEN_VERSION;
-        bytes[1..3].copy_from_slice(&self.peer.to_be_bytes());
-        bytes[3..11].copy_from_slice(&self.expires.to_be_bytes());
-        bytes[11..19].copy_from_slice(&self.nonce.to_be_bytes());
-        bytes[19..].copy_from_slice(&self.tag);
+        let mut bytes = Vec::with_capacity(TOKEN_LEN + 1 + MAX_ROOM_ID_BYTES);
+        bytes.push(match self.room {
+            Some(_) => ROOM_TOKEN_VERSION,
+            None => TOKEN_VERSION,
+        });
+        bytes.extend_from_slice(&self.peer.to_be_bytes());
+        bytes.extend_from_slice(&self.expires.to_be_bytes());
+        bytes.extend_from_slice(&self.nonce.to_be_bytes());
+        if let Some(room) = &self.room {
+            bytes.push(room.len);
+            bytes.extend_from_slice(room.as_bytes());
+        }
+        bytes.extend_from_slice(&self.tag);
         hex_encode(&bytes)
     }
 
@@ -236,35 +395,63 @@ impl JoinToken {
     /// checking the signature or the expiry.
     pub fn from_text(text: &str) -> Result<Self, TokenError> {
         let text = text.trim();
-        if text.len() != 2 * TOKEN_LEN {
+        let longest = 2 * (TOKEN_LEN + 1 + MAX_ROOM_ID_BYTES);
+        // Bounded before decoding: a hostile peer's text is never decoded whole.
+        if text.len() < 2 * TOKEN_LEN || text.len() > longest {
             return Err(TokenError::Malformed(format!(
-                "expected {} hex digits, got {} characters",
+                "expected {} to {longest} hex digits, got {} characters",
                 2 * TOKEN_LEN,
                 text.len()
             )));
         }
         let bytes = hex_decode(text).map_err(TokenError::Malformed)?;
-        let bytes: [u8; TOKEN_LEN] = bytes.try_into().map_err(|b: Vec<u8>| {
-            TokenError::Malformed(format!("expected {TOKEN_LEN} bytes, got {}", b.len()))
+        let malformed = |what: String| TokenError::Malformed(what);
+        let (version, rest) = bytes
+            .split_first()
+            .ok_or_else(|| malformed("empty".into()))?;
+        let fixed = |rest: &[u8]| -> Option<(u16, u64, u64)> {
+            Some((
+                u16::from_be_bytes(rest.get(..2)?.try_into().ok()?),
+                u64::from_be_bytes(rest.get(2..10)?.try_into().ok()?),
+                u64::from_be_bytes(rest.get(10..18)?.try_into().ok()?),
+            ))
+        };
+        let (peer, expires, nonce) =
+            fixed(rest).ok_or_else(|| malformed("too short".into()))?;
+        let rest = &rest[18..];
+        let (room, tag) = match *version {
+            TOKEN_VERSION => (None, rest),
+            ROOM_TOKEN_VERSION => {
+                let (&len, rest) = rest
+                    .split_first()
+                    .ok_or_else(|| malformed("no room id".into()))?;
+                let len = usize::from(len);
+                let id = rest
+                    .get(..len)
+                    .ok_or_else(|| malformed("room id cut short".into()))?;
+                let id = std::str::from_utf8(id)
+                    .ok()
+                    .and_then(|id| RoomId::new(id).ok())
+                    .ok_or_else(|| malformed("the room id is not a room id".into()))?;
+                (Some(RoomName::new(&id)), &rest[len..])
+            }
+            other => {
+                return Err(malformed(format!(
+                    "unsupported version {other} (expected {TOKEN_VERSION}, or {ROOM_TOKEN_VERSION} for a room)"
+                )))
+            }
+        };
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| {
+            malformed(format!(
+                "expected a {TAG_LEN}-byte tag, got {} bytes",
+                tag.len()
+            ))
         })?;
-        if bytes[0] != TOKEN_VERSION {
-            return Err(TokenError::Malformed(format!(
-                "unsupported version {} (expected {TOKEN_VERSION})",
-                bytes[0]
-            )));
-        }
-        let mut peer = [0u8; 2];
-        let mut expires = [0u8; 8];
-        let mut nonce = [0u8; 8];
-        let mut tag = [0u8; TAG_LEN];
-        peer.copy_from_slice(&bytes[1..3]);
-        expires.copy_from_slice(&bytes[3..11]);
-        nonce.copy_from_slice(&bytes[11..19]);
-        tag.copy_from_slice(&bytes[19..]);
         Ok(Self {
-            peer: u16::from_be_bytes(peer),
-            expires: u64::from_be_bytes(expires),
-            nonce: u64::from_be_bytes(nonce),
+            peer,
+            expires,
+            nonce,
+            room,
             tag,
         })
     }
@@ -322,6 +509,8 @@ impl TokenClaims {
 /// record was already pruned.
 pub struct TokenVerifier {
     key: hmac::Key,
+    /// The room tokens must name (`None`: a hosted session's tokens name none).
+    room: Option<RoomId>,
     /// (peer, nonce) → expiry, of accepted, unexpired tokens.
     used: HashMap<(u16, u64), u64>,
     /// The same entries ordered by expiry, for pruning.
@@ -337,10 +526,19 @@ impl TokenVerifier {
         Self::with_capacity(secret, DEFAULT_REPLAY_CAPACITY)
     }
 
+    /// A verifier of a room's tokens (version 2, naming `room`), remembering up to
+    /// [`DEFAULT_REPLAY_CAPACITY`] used tokens.
+    pub fn for_room(secret: JoinSecret, room: RoomId) -> Self {
+        let mut verifier = Self::new(secret);
+        verifier.room = Some(room);
+        verifier
+    }
+
     /// A verifier remembering up to `capacity` unexpired used tokens.
     pub fn with_capacity(secret: JoinSecret, capacity: usize) -> Self {
         Self {
             key: secret.key(),
+            room: None,
             used: HashMap::new(),
             by_expiry: BTreeSet::new(),
             capacity,
@@ -350,18 +548,22 @@ impl TokenVerifier {
 
     /// Checks a token's text at `now_unix` (Unix seconds), in this order: it parses
     /// ([`TokenError::Malformed`]), its tag is right, compared in constant time
-    /// ([`TokenError::Forged`]), it has not expired ([`TokenError::Expired`]), it was not
+    /// ([`TokenError::Forged`]), it names the verifier's room or, at a hosted session, none
+    /// ([`TokenError::WrongRoom`]), it has not expired ([`TokenError::Expired`]), it was not
     /// used before ([`TokenError::Replayed`]), and there is room to remember it
     /// ([`TokenError::ReplayCacheFull`]). Only a token passing all checks is recorded as
     /// used.
     pub fn verify(&mut self, text: &str, now_unix: u64) -> Result<TokenClaims, TokenError> {
         let token = JoinToken::from_text(text)?;
-        hmac::verify(
-            &self.key,
-            &message(token.peer, token.expires, token.nonce),
-            &token.tag,
-        )
-        .map_err(|_| TokenError::Forged)?;
+        let (message, len) = message(token.peer, token.expires, token.nonce, token.room.as_ref());
+        hmac::verify(&self.key, &message[..len], &token.tag).map_err(|_| TokenError::Forged)?;
+        let expected = self.room.as_ref().map(RoomId::as_str);
+        if token.room() != expected {
+            return Err(TokenError::WrongRoom {
+                token: token.room().map(str::to_owned),
+                expected: expected.map(str::to_owned),
+            });
+        }
         self.advance(now_unix);
         if token.expires <= self.now {
             return Err(TokenError::Expired {
@@ -673,6 +875,81 @@ mod tests {
         assert!(!format!("{:?}", TokenVerifier::new(s)).contains(&hex));
     }
 
+    fn room(id: &str) -> RoomId {
+        RoomId::new(id).expect("room id")
+    }
+
+    #[test]
+    fn a_room_token_names_its_room_and_is_checked_against_it() {
+        let t = mint_for_room(&secret(), &room("lobby-1"), 4, NOW + 60, Some(11));
+        let text = t.to_text();
+        assert!(text.starts_with("02"));
+        assert_eq!(text.len(), 2 * (TOKEN_LEN + 1 + 7));
+        let parsed = JoinToken::from_text(&text).expect("parse");
+        assert_eq!(parsed, t);
+        assert_eq!(parsed.room(), Some("lobby-1"));
+        assert_eq!(parsed.peer(), 4);
+        // The longest room id fits.
+        let long = mint_for_room(&secret(), &room(&"r".repeat(64)), 4, NOW + 60, None);
+        assert_eq!(JoinToken::from_text(&long.to_text()).expect("long"), long);
+
+        let mut lobby = TokenVerifier::for_room(secret(), room("lobby-1"));
+        assert_eq!(lobby.verify(&text, NOW).expect("its room").peer(), 4);
+        assert_eq!(lobby.verify(&text, NOW), Err(TokenError::Replayed));
+
+        // Another room, a hosted session, and a version-1 token at a room: each refused
+        // with a reason naming the rooms.
+        let mut other = TokenVerifier::for_room(secret(), room("arena"));
+        let err = other.verify(&text, NOW).expect_err("another room");
+        assert_eq!(
+            err.to_string(),
+            "join token is for room \"lobby-1\", not \"arena\""
+        );
+        let mut hosted = TokenVerifier::new(secret());
+        let err = hosted.verify(&text, NOW).expect_err("a hosted session");
+        assert!(
+            err.to_string().contains("for room \"lobby-1\" on a room server; this host runs a single session"),
+            "{err}"
+        );
+        let old = token(4, NOW + 60, 12);
+        let err = lobby.verify(&old, NOW).expect_err("a version-1 token at a room");
+        assert!(matches!(err, TokenError::WrongRoom { token: None, .. }));
+        assert!(err.to_string().starts_with("join token names no room (a version-1 token"), "{err}");
+        assert!(other.is_empty() && hosted.is_empty());
+    }
+
+    #[test]
+    fn a_room_tokens_room_is_signed_and_bounded() {
+        let text = mint_for_room(&secret(), &room("lobby"), 4, NOW + 60, Some(11)).to_text();
+        // Every byte after the version, the room's length and name included.
+        let len = text.len() / 2;
+        for index in 1..len {
+            let mut v = TokenVerifier::for_room(secret(), room("lobby"));
+            let err = v.verify(&flip_byte(&text, index), NOW).expect_err("altered");
+            assert!(
+                matches!(err, TokenError::Forged | TokenError::Malformed(_)),
+                "byte {index}: {err:?}"
+            );
+        }
+        // A room name that is not a room id, a length past the end, and a text longer
+        // than any token are malformed.
+        let mut bytes = hex_decode(&text).expect("hex");
+        bytes[20] = b'/';
+        assert!(matches!(
+            JoinToken::from_text(&hex_encode(&bytes)),
+            Err(TokenError::Malformed(_))
+        ));
+        let mut bytes = hex_decode(&text).expect("hex");
+        bytes[19] = 200;
+        assert!(matches!(
+            JoinToken::from_text(&hex_encode(&bytes)),
+            Err(TokenError::Malformed(_))
+        ));
+        let huge = "02".repeat(4096);
+        let err = JoinToken::from_text(&huge).expect_err("huge");
+        assert!(err.to_string().contains("hex digits, got 8192 characters"), "{err}");
+    }
+
     #[test]
     fn tag_is_hmac_sha256_of_documented_message() {
         let t = mint(&secret(), 0x0102, 0x0304, Some(0x0506));
@@ -683,5 +960,18 @@ mod tests {
         let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]), &msg);
         assert_eq!(&t.tag[..], expected.as_ref());
         assert_eq!(&t.to_text()[..38], "01010200000000000003040000000000000506");
+
+        let t = mint_for_room(&secret(), &room("ab"), 0x0102, 0x0304, Some(0x0506));
+        let mut msg = b"theta-join-v2".to_vec();
+        msg.extend_from_slice(&0x0102u16.to_be_bytes());
+        msg.extend_from_slice(&0x0304u64.to_be_bytes());
+        msg.extend_from_slice(&0x0506u64.to_be_bytes());
+        msg.extend_from_slice(&[2, b'a', b'b']);
+        let expected = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, &[7u8; 32]), &msg);
+        assert_eq!(&t.tag[..], expected.as_ref());
+        assert_eq!(
+            &t.to_text()[..44],
+            "02010200000000000003040000000000000506026162"
+        );
     }
 }

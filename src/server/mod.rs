@@ -11,12 +11,11 @@ use tracing_subscriber::filter::EnvFilter;
 
 pub mod config;
 pub mod metrics;
-pub mod room_id;
 pub mod store;
 
 pub use config::{ConfigError, Limits, ServerConfig};
 pub use metrics::{Metrics, MetricsServer, Refusal, RoomFigures};
-pub use room_id::{RoomId, RoomIdError};
+pub use crate::proto::room_id::{self, RoomId, RoomIdError};
 pub use store::{Restored, Saved, StoreError};
 
 /// Levels [`init_logging`] takes as a single word.
