@@ -14,9 +14,9 @@
 //! through `Replica::apply_snapshot_chunk`, so the file reuses the wire's verified decoder
 //! for everything but its frame. The registry and state hashes are checked after rebuilding.
 
-use crate::fields::{Field, FieldLayout, MAX_FIELDS};
 use crate::hash::hash64;
-use crate::registry::{Layout, Registry, MAX_COMPONENT_TYPES, MAX_NAME_BYTES};
+use crate::registry::Registry;
+use crate::wire::registry_bytes::{decode_registry, encode_registry};
 use crate::replica::{Applied, Replica, MAX_SNAPSHOT_CHUNKS};
 use crate::wire::MAX_MESSAGE_BYTES;
 use crate::world::{EntityId, Stamp, World, WorldConfig, MAX_ENTITY_COUNTER};
@@ -63,25 +63,7 @@ pub fn encode(room: &RoomId, world: &World, saved_at: u64) -> Vec<u8> {
     out.extend_from_slice(&world.config().local_peer.to_le_bytes());
     put_u64(&mut out, registry.hash());
     put_u64(&mut out, world.state_hash());
-    // At most MAX_COMPONENT_TYPES (4096) types, names of at most 255 bytes, 64 fields.
-    put_u32(&mut out, registry.len() as u32);
-    for descriptor in registry.descriptors() {
-        out.extend_from_slice(&(descriptor.name.len() as u16).to_le_bytes());
-        out.extend_from_slice(descriptor.name.as_bytes());
-        let (kind, size) = match descriptor.layout {
-            Layout::Fixed(size) => (0u8, size),
-            Layout::Variable { max } => (1u8, max),
-        };
-        out.push(kind);
-        put_u32(&mut out, size);
-        let fields = registry
-            .fields(descriptor.id)
-            .map_or(&[][..], FieldLayout::fields);
-        out.push(fields.len() as u8);
-        for field in fields {
-            put_field(&mut out, field);
-        }
-    }
+    encode_registry(registry, &mut out);
     // At most MAX_SNAPSHOT_CHUNKS chunks of at most MAX_MESSAGE_BYTES each.
     put_u32(&mut out, snapshot.chunks.len() as u32);
     for chunk in &snapshot.chunks {
@@ -255,108 +237,10 @@ fn rebuild(from: &World, local_peer: u16) -> Result<World, Defect> {
 }
 
 fn read_registry(r: &mut Reader<'_>) -> Result<Registry, Defect> {
-    let count = r.u32("the component type count")? as usize;
-    if count > MAX_COMPONENT_TYPES {
-        return Err(Defect::Malformed(format!(
-            "{count} component types, at most {MAX_COMPONENT_TYPES}"
-        )));
-    }
-    let mut registry = Registry::new();
-    for _ in 0..count {
-        let len = usize::from(r.u16("a component name")?);
-        if len > MAX_NAME_BYTES {
-            return Err(Defect::Malformed(format!(
-                "a component name of {len} bytes, at most {MAX_NAME_BYTES}"
-            )));
-        }
-        let name = std::str::from_utf8(r.take(len, "a component name")?)
-            .map_err(|_| Defect::Malformed("a component name is not UTF-8".into()))?;
-        let layout = match (r.u8("a layout")?, r.u32("a layout")?) {
-            (0, size) => Layout::Fixed(size),
-            (1, max) => Layout::Variable { max },
-            (kind, _) => return Err(Defect::Malformed(format!("layout kind {kind}"))),
-        };
-        let id = registry
-            .register(name, layout)
-            .map_err(|e| Defect::Malformed(e.to_string()))?;
-        let field_count = usize::from(r.u8("the field count")?);
-        if field_count > MAX_FIELDS {
-            return Err(Defect::Malformed(format!(
-                "{field_count} fields of {name:?}, at most {MAX_FIELDS}"
-            )));
-        }
-        if field_count == 0 {
-            continue;
-        }
-        let mut fields = Vec::with_capacity(field_count);
-        for _ in 0..field_count {
-            fields.push(read_field(r)?);
-        }
-        let fields = FieldLayout::new(layout.max_bytes(), &fields)
-            .map_err(|e| Defect::Malformed(format!("fields of {name:?}: {e}")))?;
-        registry
-            .declare_fields(id, fields)
-            .map_err(|e| Defect::Malformed(e.to_string()))?;
-    }
+    let (registry, used) =
+        decode_registry(&r.bytes[r.at..]).map_err(Defect::Malformed)?;
+    r.at += used;
     Ok(registry)
-}
-
-fn put_field(out: &mut Vec<u8>, field: &Field) {
-    let (kind, offset, a, b, c) = match *field {
-        Field::Position {
-            offset,
-            precision_mm,
-        } => (0u8, offset, precision_mm.to_bits(), 0, 0),
-        Field::Rotation {
-            offset,
-            precision_deg,
-        } => (1, offset, precision_deg.to_bits(), 0, 0),
-        Field::Scalar {
-            offset,
-            min,
-            max,
-            precision,
-        } => (2, offset, min.to_bits(), max.to_bits(), precision.to_bits()),
-        Field::Int { offset, bytes } => (3, offset, u32::from(bytes), 0, 0),
-        Field::Flags { offset, bytes } => (4, offset, u32::from(bytes), 0, 0),
-    };
-    out.push(kind);
-    for v in [offset, a, b, c] {
-        put_u32(out, v);
-    }
-}
-
-fn read_field(r: &mut Reader<'_>) -> Result<Field, Defect> {
-    let kind = r.u8("a field")?;
-    let offset = r.u32("a field")?;
-    let (a, b, c) = (r.u32("a field")?, r.u32("a field")?, r.u32("a field")?);
-    // Field::Int / Flags widths are 1..=8; anything wider is refused by FieldLayout::new.
-    let width = u8::try_from(a).unwrap_or(u8::MAX);
-    Ok(match kind {
-        0 => Field::Position {
-            offset,
-            precision_mm: f32::from_bits(a),
-        },
-        1 => Field::Rotation {
-            offset,
-            precision_deg: f32::from_bits(a),
-        },
-        2 => Field::Scalar {
-            offset,
-            min: f32::from_bits(a),
-            max: f32::from_bits(b),
-            precision: f32::from_bits(c),
-        },
-        3 => Field::Int {
-            offset,
-            bytes: width,
-        },
-        4 => Field::Flags {
-            offset,
-            bytes: width,
-        },
-        other => return Err(Defect::Malformed(format!("field kind {other}"))),
-    })
 }
 
 fn put_u32(out: &mut Vec<u8>, v: u32) {
