@@ -286,11 +286,12 @@ fn transport_calls_with_bad_input_are_statuses() {
         ThetaStatus::MessageTooLarge,
     );
     ok(receive(host, 9, unreliable, &[0; 1200]));
+    let too_long = vec![0; theta_net::proto::MAX_JOIN_REQUEST + 1];
     let err = fails(
-        receive(host, 9, reliable, &[0; 4097]),
+        receive(host, 9, reliable, &too_long),
         ThetaStatus::MessageTooLarge,
     );
-    assert!(err.contains("4097"), "{err}");
+    assert!(err.contains(&too_long.len().to_string()), "{err}");
     // The close is queued; a buffer too small keeps it for the next call.
     let mut small = [0u8; 4];
     fails(

@@ -187,6 +187,10 @@ impl SessionConfig {
             interest_from_clients: self.interest_from_clients,
             value_baselines: self.value_baselines,
             messages: self.messages,
+            // A session is no room's: a room server sets these per room.
+            room: None,
+            max_clients: None,
+            max_entities: None,
         }
     }
 }

@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 
 use rustc_hash::FxHashMap;
 
+use super::room_id::RoomId;
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentDescriptor, Registry};
 use crate::wire::{self, fb, Message};
@@ -19,6 +20,8 @@ pub(crate) type Refusal = (fb::RefuseReason, String);
 /// is connected, and the resume tokens of the clients that may come back.
 pub(crate) struct Admission {
     verifier: TokenVerifier,
+    /// Most clients connected at once (`None`: no bound but the peer ids).
+    max_clients: Option<usize>,
     registry_hash: u64,
     /// The host's component types, told to a client with a valid token whose registry
     /// differs.
@@ -39,9 +42,22 @@ pub(crate) struct Admitted {
 }
 
 impl Admission {
-    pub(crate) fn new(secret: JoinSecret, registry: &Registry, host_peer: PeerId) -> Self {
+    /// Admission to a host of `registry` as `host_peer`: join tokens minted with
+    /// `secret`, naming `room` if the host is a room's (see [`TokenVerifier::for_room`]),
+    /// at most `max_clients` at once.
+    pub(crate) fn new(
+        secret: JoinSecret,
+        registry: &Registry,
+        host_peer: PeerId,
+        room: Option<RoomId>,
+        max_clients: Option<usize>,
+    ) -> Self {
         Admission {
-            verifier: TokenVerifier::new(secret),
+            verifier: match room {
+                Some(room) => TokenVerifier::for_room(secret, room),
+                None => TokenVerifier::new(secret),
+            },
+            max_clients,
             registry_hash: registry.hash(),
             types: registry.descriptors().to_vec(),
             host_peer,
@@ -139,6 +155,7 @@ impl Admission {
                 TokenError::Malformed(_) => fb::RefuseReason::TokenMalformed,
                 TokenError::Forged => fb::RefuseReason::TokenForged,
                 TokenError::Expired { .. } => fb::RefuseReason::TokenExpired,
+                TokenError::WrongRoom { .. } => fb::RefuseReason::WrongRoom,
                 _ => fb::RefuseReason::TokenReplayed,
             };
             (reason, e.to_string())
@@ -153,6 +170,12 @@ impl Admission {
             return Err((
                 fb::RefuseReason::PeerInUse,
                 format!("peer {peer} is reserved (ids 65534 and 65535 name no client)"),
+            ));
+        }
+        if let Some(max) = self.max_clients.filter(|&max| self.connected.len() >= max) {
+            return Err((
+                fb::RefuseReason::RoomFull,
+                format!("the room is full: {max} peers, its limit"),
             ));
         }
         if peer == self.host_peer || !self.connected.insert(peer) {

@@ -24,9 +24,9 @@ pub(crate) mod outbox;
 mod ownership;
 pub mod poses;
 pub mod priority;
-pub mod room_id;
 mod queue;
 mod rng;
+pub mod room_id;
 pub mod rooms;
 pub mod token;
 pub(crate) mod value_coding;
@@ -126,8 +126,10 @@ pub const CLOSE_BROKEN_STREAM: u32 = 2;
 /// lossy path, one of many goodbyes arrives.
 pub const GOODBYE_DATAGRAM: [u8; 1] = [0x7F];
 
-/// Longest join request accepted before admission.
-pub const MAX_JOIN_REQUEST: usize = 4096;
+/// Longest join request accepted before admission: it carries the client's component
+/// types (a room server learns a new room's from it), so room for a few hundred of them;
+/// a pending admission holds at most this much, and their number is bounded.
+pub const MAX_JOIN_REQUEST: usize = 64 << 10;
 /// Longest answer to a join request a client reads: a refusal carrying every component
 /// type of the host's registry, at most.
 pub const MAX_JOIN_ANSWER: usize = crate::registry::MAX_COMPONENT_TYPES
@@ -172,6 +174,15 @@ pub struct Config {
     pub value_baselines: bool,
     /// Host: application messages' limits and filter (see [`messages`]).
     pub messages: MessageConfig,
+    /// Host: the room of a room server this host is; its join tokens must name it (see
+    /// [`token`]). `None` (the default): a hosted session, whose tokens name no room.
+    pub room: Option<room_id::RoomId>,
+    /// Host: most clients connected at once; more are refused as the room being full.
+    /// `None` (the default): no bound but the peer ids.
+    pub max_clients: Option<usize>,
+    /// Host: most entities its world holds; a client's write that would spawn more is
+    /// refused. `None` (the default): no bound.
+    pub max_entities: Option<usize>,
 }
 
 impl Default for Config {
@@ -190,6 +201,9 @@ impl Default for Config {
             interest_from_clients: true,
             value_baselines: true,
             messages: MessageConfig::default(),
+            room: None,
+            max_clients: None,
+            max_entities: None,
         }
     }
 }

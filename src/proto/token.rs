@@ -335,7 +335,11 @@ fn message(
     room: Option<&RoomName>,
 ) -> ([u8; MAX_MESSAGE_LEN], usize) {
     let mut m = [0u8; MAX_MESSAGE_LEN];
-    let context = if room.is_some() { ROOM_CONTEXT } else { CONTEXT };
+    let context = if room.is_some() {
+        ROOM_CONTEXT
+    } else {
+        CONTEXT
+    };
     let (head, rest) = m.split_at_mut(context.len());
     head.copy_from_slice(context);
     rest[..2].copy_from_slice(&peer.to_be_bytes());
@@ -416,8 +420,7 @@ impl JoinToken {
                 u64::from_be_bytes(rest.get(10..18)?.try_into().ok()?),
             ))
         };
-        let (peer, expires, nonce) =
-            fixed(rest).ok_or_else(|| malformed("too short".into()))?;
+        let (peer, expires, nonce) = fixed(rest).ok_or_else(|| malformed("too short".into()))?;
         let rest = &rest[18..];
         let (room, tag) = match *version {
             TOKEN_VERSION => (None, rest),
@@ -908,13 +911,20 @@ mod tests {
         let mut hosted = TokenVerifier::new(secret());
         let err = hosted.verify(&text, NOW).expect_err("a hosted session");
         assert!(
-            err.to_string().contains("for room \"lobby-1\" on a room server; this host runs a single session"),
+            err.to_string()
+                .contains("for room \"lobby-1\" on a room server; this host runs a single session"),
             "{err}"
         );
         let old = token(4, NOW + 60, 12);
-        let err = lobby.verify(&old, NOW).expect_err("a version-1 token at a room");
+        let err = lobby
+            .verify(&old, NOW)
+            .expect_err("a version-1 token at a room");
         assert!(matches!(err, TokenError::WrongRoom { token: None, .. }));
-        assert!(err.to_string().starts_with("join token names no room (a version-1 token"), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with("join token names no room (a version-1 token"),
+            "{err}"
+        );
         assert!(other.is_empty() && hosted.is_empty());
     }
 
@@ -925,7 +935,9 @@ mod tests {
         let len = text.len() / 2;
         for index in 1..len {
             let mut v = TokenVerifier::for_room(secret(), room("lobby"));
-            let err = v.verify(&flip_byte(&text, index), NOW).expect_err("altered");
+            let err = v
+                .verify(&flip_byte(&text, index), NOW)
+                .expect_err("altered");
             assert!(
                 matches!(err, TokenError::Forged | TokenError::Malformed(_)),
                 "byte {index}: {err:?}"
@@ -947,7 +959,10 @@ mod tests {
         ));
         let huge = "02".repeat(4096);
         let err = JoinToken::from_text(&huge).expect_err("huge");
-        assert!(err.to_string().contains("hex digits, got 8192 characters"), "{err}");
+        assert!(
+            err.to_string().contains("hex digits, got 8192 characters"),
+            "{err}"
+        );
     }
 
     #[test]

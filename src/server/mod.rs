@@ -13,9 +13,9 @@ pub mod config;
 pub mod metrics;
 pub mod store;
 
+pub use crate::proto::room_id::{self, RoomId, RoomIdError};
 pub use config::{ConfigError, Limits, ServerConfig};
 pub use metrics::{Metrics, MetricsServer, Refusal, RoomFigures};
-pub use crate::proto::room_id::{self, RoomId, RoomIdError};
 pub use store::{Restored, Saved, StoreError};
 
 /// Levels [`init_logging`] takes as a single word.

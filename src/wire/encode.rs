@@ -224,7 +224,7 @@ impl Encoder {
 
     /// Encodes a client's join request.
     pub fn join_request(&mut self, token: &str, registry_hash: u64) -> Vec<u8> {
-        self.request(token, registry_hash, (0, &[], 0), None)
+        self.request(token, (registry_hash, &[]), (0, &[], 0), None)
     }
 
     /// Encodes a client's request to resume its dropped connection as `peer`.
@@ -236,20 +236,28 @@ impl Encoder {
         registry_hash: u64,
         snapshot_tick: u64,
     ) -> Vec<u8> {
-        self.request("", registry_hash, (peer, resume, snapshot_tick), None)
+        self.request(
+            "",
+            (registry_hash, &[]),
+            (peer, resume, snapshot_tick),
+            None,
+        )
     }
 
     /// Encodes a join request (`token` not empty) or a resume request (`resume` not
-    /// empty), carrying what the client wants to see (volumes, scopes) when it has said.
+    /// empty), carrying the client's registry hash and types (`wire::registry_bytes`;
+    /// empty to leave them out) and what it wants to see (volumes, scopes) when it has
+    /// said.
     pub fn request(
         &mut self,
         token: &str,
-        registry_hash: u64,
+        (registry_hash, registry): (u64, &[u8]),
         (peer, resume, snapshot_tick): (u16, &[u8], u64),
         interest: Option<(&[fb::InterestVolume], &[u32])>,
     ) -> Vec<u8> {
         self.fbb.reset();
         let token = self.fbb.create_string(token);
+        let registry = (!registry.is_empty()).then(|| self.fbb.create_vector(registry));
         let resume = (!resume.is_empty()).then(|| self.fbb.create_vector(resume));
         let interest = interest.map(|(volumes, scopes)| {
             let volumes = self.fbb.create_vector(volumes);
@@ -271,6 +279,7 @@ impl Encoder {
                 resume,
                 snapshot_tick,
                 interest,
+                registry,
             },
         );
         self.finish(fb::Payload::JoinRequest, request.as_union_value())

@@ -63,9 +63,7 @@ pub fn decode_registry(bytes: &[u8]) -> Result<(Registry, usize), String> {
             (1, max) => Layout::Variable { max },
             (kind, _) => return Err(format!("layout kind {kind}")),
         };
-        let id = registry
-            .register(name, layout)
-            .map_err(|e| e.to_string())?;
+        let id = registry.register(name, layout).map_err(|e| e.to_string())?;
         let field_count = usize::from(r.u8("the field count")?);
         if field_count > MAX_FIELDS {
             return Err(format!(
@@ -195,7 +193,9 @@ mod tests {
 
     fn registry() -> Registry {
         let mut registry = Registry::new();
-        let transform = registry.register("acme.Transform", Layout::Fixed(28)).unwrap();
+        let transform = registry
+            .register("acme.Transform", Layout::Fixed(28))
+            .unwrap();
         registry
             .register("acme.Label", Layout::Variable { max: 256 })
             .unwrap();

@@ -102,10 +102,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for LayoutKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REFUSE_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REFUSE_REASON: u8 = 7;
+pub const ENUM_MAX_REFUSE_REASON: u8 = 11;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 8] = [
+pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 12] = [
   RefuseReason::Malformed,
   RefuseReason::TokenMalformed,
   RefuseReason::TokenForged,
@@ -114,6 +114,10 @@ pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 8] = [
   RefuseReason::RegistryMismatch,
   RefuseReason::PeerInUse,
   RefuseReason::ResumeUnknown,
+  RefuseReason::WrongRoom,
+  RefuseReason::RoomUnavailable,
+  RefuseReason::RoomFull,
+  RefuseReason::OverLimit,
 ];
 
 /// Why a host refused a join (JoinRefused.reason).
@@ -138,9 +142,20 @@ impl RefuseReason {
   pub const PeerInUse: Self = Self(6);
   /// The resume token is unknown or its grace period is over.
   pub const ResumeUnknown: Self = Self(7);
+  /// The join token names another room (or none at a room server, or one at a hosted
+  /// session).
+  pub const WrongRoom: Self = Self(8);
+  /// The room server will not open the room now (its room limit, it is shutting down, the
+  /// room's saved state could not be read).
+  pub const RoomUnavailable: Self = Self(9);
+  /// The room holds as many peers as its limit allows.
+  pub const RoomFull: Self = Self(10);
+  /// The client's component types break the room's limits (a value larger than its
+  /// bound).
+  pub const OverLimit: Self = Self(11);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 7;
+  pub const ENUM_MAX: u8 = 11;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Malformed,
     Self::TokenMalformed,
@@ -150,6 +165,10 @@ impl RefuseReason {
     Self::RegistryMismatch,
     Self::PeerInUse,
     Self::ResumeUnknown,
+    Self::WrongRoom,
+    Self::RoomUnavailable,
+    Self::RoomFull,
+    Self::OverLimit,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -162,6 +181,10 @@ impl RefuseReason {
       Self::RegistryMismatch => Some("RegistryMismatch"),
       Self::PeerInUse => Some("PeerInUse"),
       Self::ResumeUnknown => Some("ResumeUnknown"),
+      Self::WrongRoom => Some("WrongRoom"),
+      Self::RoomUnavailable => Some("RoomUnavailable"),
+      Self::RoomFull => Some("RoomFull"),
+      Self::OverLimit => Some("OverLimit"),
       _ => None,
     }
   }
@@ -2449,6 +2472,7 @@ impl<'a> JoinRequest<'a> {
   pub const VT_RESUME: ::flatbuffers::VOffsetT = 10;
   pub const VT_SNAPSHOT_TICK: ::flatbuffers::VOffsetT = 12;
   pub const VT_INTEREST: ::flatbuffers::VOffsetT = 14;
+  pub const VT_REGISTRY: ::flatbuffers::VOffsetT = 16;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2462,6 +2486,7 @@ impl<'a> JoinRequest<'a> {
     let mut builder = JoinRequestBuilder::new(_fbb);
     builder.add_snapshot_tick(args.snapshot_tick);
     builder.add_registry_hash(args.registry_hash);
+    if let Some(x) = args.registry { builder.add_registry(x); }
     if let Some(x) = args.interest { builder.add_interest(x); }
     if let Some(x) = args.resume { builder.add_resume(x); }
     if let Some(x) = args.token { builder.add_token(x); }
@@ -2518,6 +2543,16 @@ impl<'a> JoinRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<ClientInterest>>(JoinRequest::VT_INTEREST, None)}
   }
+  /// The client's component types with their declared fields (src/wire/registry_bytes.rs),
+  /// so that a room server learns a new room's types from its first client. Empty when
+  /// resuming.
+  #[inline]
+  pub fn registry(&self) -> Option<::flatbuffers::Vector<'a, u8>> {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(JoinRequest::VT_REGISTRY, None)}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRequest<'_> {
@@ -2532,6 +2567,7 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("resume", Self::VT_RESUME, false)?
      .visit_field::<u64>("snapshot_tick", Self::VT_SNAPSHOT_TICK, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<ClientInterest>>("interest", Self::VT_INTEREST, false)?
+     .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("registry", Self::VT_REGISTRY, false)?
      .finish();
     Ok(())
   }
@@ -2543,6 +2579,7 @@ pub struct JoinRequestArgs<'a> {
     pub resume: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
     pub snapshot_tick: u64,
     pub interest: Option<::flatbuffers::WIPOffset<ClientInterest<'a>>>,
+    pub registry: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
 }
 impl<'a> Default for JoinRequestArgs<'a> {
   #[inline]
@@ -2554,6 +2591,7 @@ impl<'a> Default for JoinRequestArgs<'a> {
       resume: None,
       snapshot_tick: 0,
       interest: None,
+      registry: None,
     }
   }
 }
@@ -2588,6 +2626,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<ClientInterest>>(JoinRequest::VT_INTEREST, interest);
   }
   #[inline]
+  pub fn add_registry(&mut self, registry: ::flatbuffers::WIPOffset<::flatbuffers::Vector<'b , u8>>) {
+    self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRequest::VT_REGISTRY, registry);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinRequestBuilder {
@@ -2612,6 +2654,7 @@ impl ::core::fmt::Debug for JoinRequest<'_> {
       ds.field("resume", &self.resume());
       ds.field("snapshot_tick", &self.snapshot_tick());
       ds.field("interest", &self.interest());
+      ds.field("registry", &self.registry());
       ds.finish()
   }
 }

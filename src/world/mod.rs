@@ -464,6 +464,11 @@ impl World {
             .map(|&handle| self.spawn_tick(handle))
     }
 
+    /// How many entities are alive.
+    pub fn entity_count(&self) -> usize {
+        self.index.len()
+    }
+
     /// Live entities, in no particular order.
     pub fn entities(&self) -> impl Iterator<Item = EntityId> + '_ {
         self.ecs

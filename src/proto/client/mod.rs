@@ -33,6 +33,7 @@ use crate::ownership::LEASED;
 use crate::registry::{ComponentId, Registry};
 use crate::replica::Replica;
 use crate::wire::codec::MessageKind;
+use crate::wire::registry_bytes::encode_registry;
 use crate::wire::{self, fb, Encoder, Message};
 use crate::world::{Change, EntityId, PeerId, World, WorldError};
 use crate::xr::QuantizeError;
@@ -240,13 +241,19 @@ impl Client {
         let wish = wish.as_ref().map(|(v, s)| (&v[..], &s[..]));
         let hash = self.registry.hash();
         let bytes = match &self.request {
-            Request::Join(token) => self.encoder.request(token, hash, (0, &[], 0), wish),
+            Request::Join(token) => {
+                // A room server learns a new room's types from its first client.
+                let mut types = Vec::new();
+                encode_registry(&self.registry, &mut types);
+                self.encoder
+                    .request(token, (hash, &types), (0, &[], 0), wish)
+            }
             &Request::Resume {
                 peer,
                 snapshot_tick,
             } => self
                 .encoder
-                .request("", hash, (peer, &self.resume, snapshot_tick), wish),
+                .request("", (hash, &[]), (peer, &self.resume, snapshot_tick), wish),
         };
         self.out.push_back(Output::Send {
             conn,

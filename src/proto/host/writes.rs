@@ -23,6 +23,8 @@ pub(super) struct ClientWrites<'a> {
     pub(super) peer: PeerId,
     pub(super) next_counter: &'a mut u64,
     pub(super) ownership: &'a HostOwnership,
+    /// Most entities the world may hold (a room's limit); a spawn past it is refused.
+    pub(super) max_entities: Option<usize>,
     pub(super) encoder: &'a mut Encoder,
     pub(super) events: &'a mut EventQueue,
     pub(super) out: &'a mut Outputs,
@@ -59,7 +61,7 @@ impl ClientWrites<'_> {
                 continue;
             }
             if self.newer((ComponentId(0), entity), tick) {
-                self.ensure_alive(entity, tick);
+                self.ensure_alive(entity, tick, &mut rejected);
             }
         }
         for batch in &checked.batches {
@@ -69,7 +71,7 @@ impl ClientWrites<'_> {
                     continue;
                 }
                 if self.newer((component, entry.entity), tick)
-                    && self.ensure_alive(entry.entity, tick)
+                    && self.ensure_alive(entry.entity, tick, &mut rejected)
                 {
                     // Checked against the layout above and the entity is alive: what can
                     // fail is quantising a value of declared fields (a NaN).
@@ -137,6 +139,19 @@ impl ClientWrites<'_> {
             ),
             None => format!("nobody owns entity {entity}: request it first"),
         };
+        self.reject(entity, component, reason, rejected);
+        true
+    }
+
+    /// Counts a refused write, and reports it (to the client and the engine) if it is
+    /// among the first few of its frame.
+    fn reject(
+        &mut self,
+        entity: EntityId,
+        component: ComponentId,
+        reason: String,
+        rejected: &mut usize,
+    ) {
         self.client.link.diagnostics.writes_rejected += 1;
         if *rejected < REJECTIONS_REPORTED {
             let notice =
@@ -150,7 +165,6 @@ impl ClientWrites<'_> {
             });
         }
         *rejected += 1;
-        true
     }
 
     /// Latest wins per key by client tick; records the tick when it does.
@@ -165,10 +179,20 @@ impl ClientWrites<'_> {
     }
 
     /// An entity of this client that is not alive: spawned by this frame's tick unless
-    /// the client despawned it later.
-    fn ensure_alive(&mut self, entity: EntityId, tick: u64) -> bool {
+    /// the client despawned it later, or the world holds its limit of entities (refused).
+    fn ensure_alive(&mut self, entity: EntityId, tick: u64, rejected: &mut usize) -> bool {
         if self.world.is_alive(entity) {
             return true;
+        }
+        if let Some(max) = self
+            .max_entities
+            .filter(|&max| self.world.entity_count() >= max)
+        {
+            let reason = format!(
+                "the room holds {max} entities, its limit: entity {entity} was not spawned"
+            );
+            self.reject(entity, WHOLE_ENTITY, reason, rejected);
+            return false;
         }
         // Only its creator brings an entity to life (another owner writes a live one).
         if entity.creator() != self.peer

@@ -16,8 +16,8 @@
 
 use crate::hash::hash64;
 use crate::registry::Registry;
-use crate::wire::registry_bytes::{decode_registry, encode_registry};
 use crate::replica::{Applied, Replica, MAX_SNAPSHOT_CHUNKS};
+use crate::wire::registry_bytes::{decode_registry, encode_registry};
 use crate::wire::MAX_MESSAGE_BYTES;
 use crate::world::{EntityId, Stamp, World, WorldConfig, MAX_ENTITY_COUNTER};
 
@@ -237,8 +237,7 @@ fn rebuild(from: &World, local_peer: u16) -> Result<World, Defect> {
 }
 
 fn read_registry(r: &mut Reader<'_>) -> Result<Registry, Defect> {
-    let (registry, used) =
-        decode_registry(&r.bytes[r.at..]).map_err(Defect::Malformed)?;
+    let (registry, used) = decode_registry(&r.bytes[r.at..]).map_err(Defect::Malformed)?;
     r.at += used;
     Ok(registry)
 }
