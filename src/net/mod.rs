@@ -11,6 +11,7 @@ pub mod framing;
 pub mod pacing;
 mod panel;
 mod quic;
+pub mod rooms;
 pub mod session;
 pub mod tls;
 

@@ -116,6 +116,95 @@ pub(crate) fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket>
     Ok(socket.into())
 }
 
+/// What a [`QuicDriver`] drives: a session's core (a host or a client), or a room
+/// server's rooms. The driver hands it what the connections delivered and carries out
+/// its outputs.
+pub(super) trait Driven {
+    /// Whether it accepts connections (a host, rooms) rather than dials one (a client).
+    fn serves(&self) -> bool;
+    /// A new connection's first reliable message, its join request.
+    fn join(&mut self, conn: ConnId, from: SocketAddr, now: Instant, request: &[u8]);
+    /// A client's connection to its host is up.
+    fn connected(&mut self, conn: ConnId);
+    /// A message on `conn`'s unreliable channel, arrived at `at`.
+    fn datagram(&mut self, conn: ConnId, at: Instant, now: Instant, bytes: &[u8]);
+    /// A message on `conn`'s reliable channel.
+    fn stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]);
+    /// `conn` ended.
+    fn closed(&mut self, conn: ConnId, now: Instant, reason: String, cause: DisconnectCause);
+    /// A client's connection attempt failed.
+    fn failed(&mut self, reason: String, cause: DisconnectCause);
+    /// One tick at `now`; `path` gives each connection's path.
+    fn tick(&mut self, now: Instant, path: &mut dyn FnMut(ConnId) -> Path);
+    /// The next output to carry out.
+    fn poll_output(&mut self) -> Option<Output>;
+    /// Bytes a second one admitted client's stream messages may make it decompress.
+    fn client_decode_rate(&self) -> u64 {
+        CLIENT_DECODE_RATE
+    }
+}
+
+impl Driven for Core {
+    fn serves(&self) -> bool {
+        matches!(self, Core::Host(_))
+    }
+
+    fn join(&mut self, conn: ConnId, from: SocketAddr, now: Instant, request: &[u8]) {
+        if let Core::Host(host) = self {
+            host.handle_join(conn, Some(from), now, unix_now(), request);
+        }
+    }
+
+    fn connected(&mut self, conn: ConnId) {
+        if let Core::Client(client) = self {
+            client.connected(conn);
+        }
+    }
+
+    fn datagram(&mut self, conn: ConnId, at: Instant, now: Instant, bytes: &[u8]) {
+        match self {
+            Core::Host(host) => host.handle_datagram(conn, at, now, bytes),
+            Core::Client(client) => client.handle_datagram(conn, at, now, bytes),
+        }
+    }
+
+    fn stream(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
+        match self {
+            Core::Host(host) => host.handle_stream(conn, now, bytes),
+            Core::Client(client) => client.handle_stream(conn, now, bytes),
+        }
+    }
+
+    fn closed(&mut self, conn: ConnId, now: Instant, reason: String, cause: DisconnectCause) {
+        match self {
+            Core::Host(host) => host.handle_closed(conn, now, reason),
+            Core::Client(client) => client.handle_closed(conn, reason, cause),
+        }
+    }
+
+    fn failed(&mut self, reason: String, cause: DisconnectCause) {
+        if let Core::Client(client) = self {
+            client.handle_connect_failed(reason, cause);
+        }
+    }
+
+    fn tick(&mut self, now: Instant, path: &mut dyn FnMut(ConnId) -> Path) {
+        match self {
+            Core::Host(host) => host.tick(now, path),
+            Core::Client(client) => {
+                if let Some(id) = client.connection() {
+                    let path = path(id);
+                    client.tick(now, path);
+                }
+            }
+        }
+    }
+
+    fn poll_output(&mut self) -> Option<Output> {
+        Core::poll_output(self)
+    }
+}
+
 impl QuicDriver {
     fn new(runtime: tokio::runtime::Runtime, endpoint: quinn::Endpoint) -> QuicDriver {
         let (tx, inbound) = mpsc::channel(INBOUND_QUEUE);
@@ -216,7 +305,7 @@ impl QuicDriver {
 
     /// One tick at `now`: hands what arrived to the core, ticks it, carries out its
     /// outputs.
-    pub(super) fn tick(&mut self, core: &mut Core, now: Instant) {
+    pub(super) fn tick(&mut self, core: &mut impl Driven, now: Instant) {
         while let Ok(event) = self.inbound.try_recv() {
             self.handle(core, event, now);
         }
@@ -231,15 +320,7 @@ impl QuicDriver {
                 ConnHandle::path,
             )
         };
-        match core {
-            Core::Host(host) => host.tick(now, path),
-            Core::Client(client) => {
-                if let Some(id) = client.connection() {
-                    let path = path(id);
-                    client.tick(now, path);
-                }
-            }
-        }
+        core.tick(now, &mut path);
         self.carry_out(core);
         for conn in self.conns.values_mut() {
             conn.sent();
@@ -248,68 +329,58 @@ impl QuicDriver {
 
     /// Runs a dictionary training on the runtime's blocking pool; its result goes to `tx`.
     pub(super) fn train(&self, job: TrainingJob, tx: std::sync::mpsc::Sender<TrainingDone>) {
+        self.run_blocking(move || {
+            // The session may be gone by now; nobody is left to tell.
+            let _ = tx.send(job.run());
+        });
+    }
+
+    /// Runs `work` on the runtime's blocking pool.
+    pub(super) fn run_blocking(&self, work: impl FnOnce() + Send + 'static) {
         if let Some(runtime) = &self.runtime {
-            runtime.spawn_blocking(move || {
-                // The session may be gone by now; nobody is left to tell.
-                let _ = tx.send(job.run());
-            });
+            runtime.spawn_blocking(work);
         }
     }
 
     /// Hands one thing the network tasks reported to the core.
-    fn handle(&mut self, core: &mut Core, event: NetEvent, now: Instant) {
-        match (event, &mut *core) {
-            (
-                NetEvent::Join {
-                    id,
-                    handle,
-                    from,
-                    bytes,
-                },
-                Core::Host(host),
-            ) => {
+    fn handle(&mut self, core: &mut impl Driven, event: NetEvent, now: Instant) {
+        match event {
+            NetEvent::Join {
+                id,
+                handle,
+                from,
+                bytes,
+            } if core.serves() => {
                 self.conns.insert(id, handle);
-                host.handle_join(id, Some(from), now, unix_now(), &bytes);
+                core.join(id, from, now, &bytes);
                 // Admitted or refused now, not a tick later.
                 self.carry_out(core);
             }
-            (NetEvent::Connected { id, handle }, Core::Client(client)) => {
+            NetEvent::Connected { id, handle } if !core.serves() => {
                 self.conns.insert(id, handle);
-                client.connected(id);
+                core.connected(id);
                 self.carry_out(core);
             }
-            (NetEvent::Datagram { id, bytes, at }, Core::Host(host)) => {
-                host.handle_datagram(id, at, now, &bytes)
+            NetEvent::Datagram { id, bytes, at } => core.datagram(id, at, now, &bytes),
+            NetEvent::Stream { id, bytes } => {
+                core.stream(id, now, &bytes);
+                if !core.serves() {
+                    // An admission must reach the connection's task now: it waits for it.
+                    self.carry_out(core);
+                }
             }
-            (NetEvent::Datagram { id, bytes, at }, Core::Client(client)) => {
-                client.handle_datagram(id, at, now, &bytes)
-            }
-            (NetEvent::Stream { id, bytes }, Core::Host(host)) => {
-                host.handle_stream(id, now, &bytes)
-            }
-            (NetEvent::Stream { id, bytes }, Core::Client(client)) => {
-                client.handle_stream(id, now, &bytes);
-                // An admission must reach the connection's task now: it waits for it.
-                self.carry_out(core);
-            }
-            (NetEvent::Closed { id, reason, .. }, Core::Host(host)) => {
+            NetEvent::Closed { id, reason, cause } => {
                 self.conns.remove(&id);
-                host.handle_closed(id, now, reason);
+                core.closed(id, now, reason, cause);
             }
-            (NetEvent::Closed { id, reason, cause }, Core::Client(client)) => {
-                self.conns.remove(&id);
-                client.handle_closed(id, reason, cause);
-            }
-            (NetEvent::Failed { reason, cause }, Core::Client(client)) => {
-                client.handle_connect_failed(reason, cause);
-            }
+            NetEvent::Failed { reason, cause } => core.failed(reason, cause),
             // A role's events never come to the other role.
             _ => {}
         }
     }
 
     /// Does what the core asked: bytes onto connections, admissions, closes.
-    fn carry_out(&mut self, core: &mut Core) {
+    fn carry_out(&mut self, core: &mut impl Driven) {
         while let Some(output) = core.poll_output() {
             match output {
                 Output::Send {
@@ -329,13 +400,12 @@ impl QuicDriver {
                     read_bound,
                     paced,
                 } => {
-                    let (pacer, goodbye) = match core {
-                        Core::Host(_) => {
-                            let burst = CLIENT_DECODE_BURST.max(2 * read_bound as u64);
-                            let pacer = DecodePacer::new(CLIENT_DECODE_RATE, burst);
-                            (paced.then_some(pacer), CLIENT_GOODBYE)
-                        }
-                        Core::Client(_) => (None, HOST_GOODBYE),
+                    let (pacer, goodbye) = if core.serves() {
+                        let burst = CLIENT_DECODE_BURST.max(2 * read_bound as u64);
+                        let pacer = DecodePacer::new(core.client_decode_rate(), burst);
+                        (paced.then_some(pacer), CLIENT_GOODBYE)
+                    } else {
+                        (None, HOST_GOODBYE)
                     };
                     if let Some(handle) = self.conns.get_mut(&conn) {
                         handle.admit(PeerRules {

@@ -98,6 +98,14 @@ impl Admission {
         self.resumable.insert(peer, token);
     }
 
+    /// Whether `peer` may resume with `token` here (a room server asks each room, to
+    /// route a resume request, which names no room).
+    pub(crate) fn may_resume(&self, peer: PeerId, token: &[u8]) -> bool {
+        self.resumable
+            .get(&peer)
+            .is_some_and(|expected| expected[..] == *token)
+    }
+
     /// `peer` can no longer resume (its grace period ended).
     pub(crate) fn forget(&mut self, peer: PeerId) {
         self.resumable.remove(&peer);

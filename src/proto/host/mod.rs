@@ -200,6 +200,11 @@ impl Host {
         })
     }
 
+    /// The host's world, the host ended (a room server saves a closing room's).
+    pub fn into_world(self) -> World {
+        self.world
+    }
+
     /// The authoritative world.
     pub fn world(&self) -> &World {
         &self.world
@@ -612,6 +617,16 @@ impl Host {
                 .link
                 .send_unreliable(GOODBYE_DATAGRAM.to_vec(), &mut self.out);
         }
+    }
+
+    /// Whether no client is connected or parked (waiting to resume).
+    pub fn is_idle(&self) -> bool {
+        self.peers.is_empty() && self.parked.is_empty()
+    }
+
+    /// Whether a resume request of `peer` presenting `token` is this host's to answer.
+    pub(crate) fn may_resume(&self, peer: PeerId, token: &[u8]) -> bool {
+        self.admission.may_resume(peer, token)
     }
 
     /// The connections of admitted clients, with their peers.

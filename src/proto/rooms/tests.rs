@@ -1,0 +1,416 @@
+//! Rooms over a small in-process network: every message is delivered, in order, at the
+//! next pump (the network behaviour itself is the simulator's and `tests/serve_rooms.rs`'s
+//! business; here it is routing, isolation, limits and refusals).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use super::*;
+use crate::proto::token::{mint, mint_for_room};
+use crate::proto::{Client, SessionEvent};
+use crate::registry::Layout;
+use crate::world::WorldConfig;
+
+const UNIX: u64 = 1_800_000_000;
+
+fn secret() -> JoinSecret {
+    JoinSecret::from_bytes([9; 32])
+}
+
+fn registry(extra: bool) -> Registry {
+    let mut registry = Registry::new();
+    registry.register("test.Blob", Layout::Fixed(8)).unwrap();
+    if extra {
+        registry
+            .register("test.Label", Layout::Variable { max: 1 << 20 })
+            .unwrap();
+    }
+    registry
+}
+
+/// Opens every room empty, with the first client's types; or fails for rooms named so.
+struct Empty;
+
+impl RoomOpener for Empty {
+    fn open(&mut self, room: &RoomId, registry: &Registry) -> Result<World, String> {
+        if room.as_str().starts_with("broken") {
+            return Err("its saved state cannot be read".into());
+        }
+        let mut world = World::new(WorldConfig::default());
+        for d in registry.descriptors() {
+            world
+                .register(&d.name, d.layout)
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(world)
+    }
+}
+
+struct Peer {
+    client: Client,
+    conn: ConnId,
+    joined: bool,
+    events: Vec<SessionEvent>,
+}
+
+struct Net {
+    rooms: Rooms,
+    peers: Vec<Peer>,
+    now: Instant,
+    next_conn: u64,
+}
+
+fn path() -> Path {
+    Path {
+        max_datagram: 1200,
+        rtt: Duration::from_millis(10),
+        budget: usize::MAX,
+    }
+}
+
+impl Net {
+    fn new(config: RoomsConfig) -> Net {
+        Net {
+            rooms: Rooms::new(secret(), config, Box::new(Empty), [3; 32]),
+            peers: Vec::new(),
+            now: Instant::now(),
+            next_conn: 1,
+        }
+    }
+
+    fn join_with(&mut self, token: &str, registry: &Registry) -> usize {
+        let mut client = Client::new(registry, token, Config::default(), self.now).unwrap();
+        let conn = ConnId(self.next_conn);
+        self.next_conn += 1;
+        client.connected(conn);
+        self.peers.push(Peer {
+            client,
+            conn,
+            joined: false,
+            events: Vec::new(),
+        });
+        self.pump();
+        self.peers.len() - 1
+    }
+
+    fn join(&mut self, room: &str, peer: u16) -> usize {
+        let room = RoomId::new(room).unwrap();
+        let token = mint_for_room(&secret(), &room, peer, UNIX + 60, None).to_text();
+        self.join_with(&token, &registry(false))
+    }
+
+    fn pump(&mut self) {
+        loop {
+            let mut moved = false;
+            while let Some(output) = self.rooms.poll_output() {
+                moved = true;
+                let Some(peer) = self.peers.iter_mut().find(|p| match &output {
+                    Output::Send { conn, .. }
+                    | Output::Admitted { conn, .. }
+                    | Output::Close { conn, .. } => *conn == p.conn,
+                }) else {
+                    continue;
+                };
+                match output {
+                    Output::Send {
+                        conn,
+                        channel: Channel::Reliable,
+                        bytes,
+                    } => peer.client.handle_stream(conn, self.now, &bytes),
+                    Output::Send { conn, bytes, .. } => peer
+                        .client
+                        .handle_datagram(conn, self.now, self.now, &bytes),
+                    Output::Close { conn, reason, .. } => peer.client.handle_closed(
+                        conn,
+                        reason,
+                        crate::proto::DisconnectCause::HostClosed,
+                    ),
+                    Output::Admitted { .. } => {}
+                }
+            }
+            for peer in &mut self.peers {
+                while let Some(output) = peer.client.poll_output() {
+                    moved = true;
+                    match output {
+                        Output::Send {
+                            conn,
+                            channel: Channel::Reliable,
+                            bytes,
+                        } if !peer.joined => {
+                            peer.joined = true;
+                            self.rooms.handle_join(conn, None, self.now, UNIX, &bytes);
+                        }
+                        Output::Send {
+                            conn,
+                            channel: Channel::Reliable,
+                            bytes,
+                        } => self.rooms.handle_stream(conn, self.now, &bytes),
+                        Output::Send { conn, bytes, .. } => {
+                            self.rooms.handle_datagram(conn, self.now, self.now, &bytes)
+                        }
+                        Output::Close { conn, reason, .. } => {
+                            self.rooms.handle_closed(conn, self.now, reason)
+                        }
+                        Output::Admitted { .. } => {}
+                    }
+                }
+                while let Some(event) = peer.client.poll_event() {
+                    peer.events.push(event);
+                }
+            }
+            if !moved {
+                break;
+            }
+        }
+    }
+
+    fn step(&mut self, ticks: usize) {
+        for _ in 0..ticks {
+            self.rooms.tick(self.now, |_| path());
+            for peer in &mut self.peers {
+                peer.client.tick(self.now, path());
+            }
+            self.pump();
+            self.now += Duration::from_millis(16);
+        }
+    }
+
+    fn disconnect_reason(&self, index: usize) -> Option<&str> {
+        self.peers[index].events.iter().find_map(|e| match e {
+            SessionEvent::Disconnected { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+    }
+
+    fn room_hash(&self, room: &str) -> u64 {
+        let room = RoomId::new(room).unwrap();
+        let (_, host) = self.rooms.iter().find(|(r, _)| **r == room).unwrap();
+        host.world().state_hash()
+    }
+}
+
+#[test]
+fn two_rooms_on_one_door_stay_apart_and_each_converges() {
+    let mut net = Net::new(RoomsConfig::default());
+    let a1 = net.join("alpha", 1);
+    let a2 = net.join("alpha", 2);
+    let b1 = net.join("beta", 1);
+    net.step(5);
+    assert_eq!(net.rooms.len(), 2);
+    assert_eq!(net.rooms.stats().rooms_opened, 2);
+    for i in [a1, a2, b1] {
+        assert!(net.peers[i].client.peer().is_some(), "client {i} joined");
+    }
+    // Each writes its own entities; peer 1 of beta is another peer than peer 1 of alpha.
+    let blob = registry(false).descriptors()[0].id;
+    let mut spawned = Vec::new();
+    for (i, value) in [(a1, 1u64), (a2, 2), (b1, 3)] {
+        let e = net.peers[i].client.spawn().unwrap();
+        net.peers[i]
+            .client
+            .set(e, blob, &value.to_le_bytes())
+            .unwrap();
+        spawned.push(e);
+    }
+    net.step(20);
+    let (alpha, beta) = (net.room_hash("alpha"), net.room_hash("beta"));
+    assert_ne!(alpha, beta);
+    for i in [a1, a2] {
+        assert_eq!(
+            net.peers[i].client.world().state_hash(),
+            alpha,
+            "alpha client {i}"
+        );
+        assert_eq!(net.peers[i].client.world().entity_count(), 2);
+    }
+    assert_eq!(net.peers[b1].client.world().state_hash(), beta);
+    assert_eq!(
+        net.peers[b1].client.world().entity_count(),
+        1,
+        "nothing of alpha"
+    );
+    // A late joiner of beta gets beta's state only.
+    let b2 = net.join("beta", 2);
+    net.step(20);
+    assert_eq!(net.peers[b2].client.world().state_hash(), beta);
+    let seen: HashSet<_> = net.peers[b2].client.world().entities().collect();
+    assert_eq!(seen, HashSet::from([spawned[2]]));
+}
+
+#[test]
+fn a_room_keeps_a_leavers_entities_and_closes_when_idle_handing_its_world_back() {
+    let mut net = Net::new(RoomsConfig {
+        idle_close: Duration::from_millis(500),
+        host: Config {
+            resume_grace: Duration::from_millis(100),
+            ..Config::default()
+        },
+        ..RoomsConfig::default()
+    });
+    let a = net.join("lobby", 1);
+    net.step(3);
+    let blob = registry(false).descriptors()[0].id;
+    let e = net.peers[a].client.spawn().unwrap();
+    net.peers[a]
+        .client
+        .set(e, blob, &7u64.to_le_bytes())
+        .unwrap();
+    net.step(10);
+    net.peers[a].client.goodbye();
+    net.pump();
+    net.step(5);
+    assert!(
+        net.rooms.close_idle(net.now).is_none(),
+        "not idle long enough"
+    );
+    net.step(40);
+    let (room, world) = net.rooms.close_idle(net.now).expect("closed");
+    assert_eq!(room.as_str(), "lobby");
+    assert!(world.is_alive(e), "the leaver's entity stays with the room");
+    assert_eq!(world.get(e, blob), Some(&7u64.to_le_bytes()[..]));
+    assert!(net.rooms.is_empty());
+    assert_eq!(net.rooms.stats().rooms_closed, 1);
+}
+
+#[test]
+fn joins_the_door_refuses_name_what_was_wrong_and_touch_no_room() {
+    let mut net = Net::new(RoomsConfig {
+        max_rooms: 2,
+        max_value_bytes: 1024,
+        host: Config {
+            max_clients: Some(1),
+            ..Config::default()
+        },
+        ..RoomsConfig::default()
+    });
+    let first = net.join("alpha", 1);
+    net.step(3);
+    let hash = net.room_hash("alpha");
+    let cases: Vec<(String, Registry, &str)> = vec![
+        (
+            mint(&secret(), 5, UNIX + 60, None).to_text(),
+            registry(false),
+            "join token names no room (a version-1 token",
+        ),
+        (
+            mint_for_room(
+                &JoinSecret::from_bytes([1; 32]),
+                &RoomId::new("alpha").unwrap(),
+                5,
+                UNIX + 60,
+                None,
+            )
+            .to_text(),
+            registry(false),
+            "forged",
+        ),
+        (
+            mint_for_room(&secret(), &RoomId::new("alpha").unwrap(), 5, UNIX - 1, None).to_text(),
+            registry(false),
+            "expired",
+        ),
+        (
+            mint_for_room(
+                &secret(),
+                &RoomId::new("alpha").unwrap(),
+                5,
+                UNIX + 60,
+                None,
+            )
+            .to_text(),
+            registry(true),
+            "component registry mismatch",
+        ),
+        (
+            mint_for_room(
+                &secret(),
+                &RoomId::new("alpha").unwrap(),
+                5,
+                UNIX + 60,
+                None,
+            )
+            .to_text(),
+            registry(false),
+            "room alpha is full: 1 peers",
+        ),
+        (
+            mint_for_room(&secret(), &RoomId::new("big").unwrap(), 5, UNIX + 60, None).to_text(),
+            registry(true),
+            "\"test.Label\" holds values of up to 1048576 bytes; rooms here hold at most 1024",
+        ),
+        (
+            mint_for_room(
+                &secret(),
+                &RoomId::new("broken-1").unwrap(),
+                5,
+                UNIX + 60,
+                None,
+            )
+            .to_text(),
+            registry(false),
+            "room broken-1 cannot open: its saved state cannot be read",
+        ),
+        (
+            "not a token".to_owned(),
+            registry(false),
+            "malformed join token",
+        ),
+    ];
+    for (token, types, why) in &cases {
+        let i = net.join_with(token, types);
+        let reason = net.disconnect_reason(i).unwrap_or_default().to_owned();
+        assert!(reason.contains(why), "{why}: {reason}");
+    }
+    // The registry mismatch came with the room's types: the client named the difference.
+    let mismatch = net.disconnect_reason(4).unwrap_or_default().to_owned();
+    assert!(mismatch.contains("test.Label"), "{mismatch}");
+    assert_eq!(net.rooms.stats().joins_refused, cases.len() as u64);
+    let refusals: Vec<DoorRefusal> = net.rooms.take_refusals().collect();
+    assert_eq!(refusals.len(), cases.len());
+    assert_eq!(refusals[4].reason, fb::RefuseReason::RoomFull);
+    // Only alpha is open, untouched, its client still in it.
+    assert_eq!(net.rooms.len(), 1);
+    assert_eq!(net.room_hash("alpha"), hash);
+    net.step(3);
+    assert!(net.peers[first].client.peer().is_some());
+    assert!(net.disconnect_reason(first).is_none());
+
+    // The room limit: beta opens (2 of 2), gamma does not.
+    let b = net.join("beta", 1);
+    assert!(net.disconnect_reason(b).is_none());
+    let c = net.join("gamma", 1);
+    let reason = net.disconnect_reason(c).unwrap_or_default();
+    assert!(
+        reason.contains("room gamma cannot open: the server holds 2 rooms, its limit"),
+        "{reason}"
+    );
+
+    // Draining refuses everyone, even for an open room, and says goodbye to the clients.
+    net.rooms.drain();
+    net.pump();
+    let d = net.join("beta", 2);
+    let reason = net.disconnect_reason(d).unwrap_or_default();
+    assert!(reason.contains("the server is shutting down"), "{reason}");
+}
+
+#[test]
+fn a_client_over_its_byte_rate_loses_datagrams_not_the_room() {
+    let mut net = Net::new(RoomsConfig {
+        client_bytes_per_second: 2_000,
+        ..RoomsConfig::default()
+    });
+    let a = net.join("alpha", 1);
+    net.step(3);
+    let conn = net.peers[a].conn;
+    for _ in 0..10 {
+        net.rooms
+            .handle_datagram(conn, net.now, net.now, &[0u8; 1000]);
+    }
+    assert!(
+        net.rooms.stats().datagrams_over_rate >= 8,
+        "{:?}",
+        net.rooms.stats()
+    );
+    net.step(3);
+    assert!(net.disconnect_reason(a).is_none(), "still in its room");
+}
