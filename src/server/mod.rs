@@ -1,16 +1,20 @@
-//! Building blocks of `theta serve`, the dedicated room server (issue 19): its config
-//! file ([`config`]), room ids ([`room_id`]), rooms' saved state ([`store`]), the health and
-//! metrics endpoint ([`metrics`]) and its logs ([`init_logging`]).
+//! `theta serve`, the dedicated room server: its run loop ([`serve`]), config file
+//! ([`config`]), room ids ([`room_id`]), lasting keys ([`keys`]), rooms' saved state
+//! ([`store`]), the health and metrics endpoint ([`metrics`]) and its logs
+//! ([`init_logging`]). The rooms themselves are the protocol's ([`crate::proto::rooms`])
+//! on the QUIC driver's ([`crate::net::rooms`]).
 //!
-//! Layer: beside the tools, above the protocol. It uses the model and replication
-//! (`World`, `Registry`, `Snapshot`, `Replica`); nothing below it imports it.
+//! Layer: beside the tools, above net and the protocol (it drives the rooms over QUIC and
+//! keeps their worlds on disk); nothing below it imports it.
 
 use std::io::IsTerminal;
 
 use tracing_subscriber::filter::EnvFilter;
 
 pub mod config;
+pub mod keys;
 pub mod metrics;
+pub mod serve;
 pub mod store;
 
 pub use crate::proto::room_id::{self, RoomId, RoomIdError};

@@ -4,12 +4,14 @@
 //! and `--help` prints to stdout with exit status 0.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use theta_net::net::faults::MAX_FAULT_DELAY;
 use theta_net::net::tls::Fingerprint;
 use theta_net::net::token::{JoinSecret, JoinToken};
+use theta_net::server::RoomId;
 use theta_net::{PeerId, DEFAULT_MAX_CHUNK_BYTES};
 
 use crate::netutil;
@@ -39,8 +41,13 @@ pub enum Command {
     #[command(long_about = JOIN_LONG)]
     Join(JoinArgs),
     /// Mint a join token from a host's secret: `theta token --secret HEX --peer N`
+    /// (`--room R` for a room of `theta serve`)
     #[command(long_about = TOKEN_LONG)]
     Token(TokenArgs),
+    /// Run a dedicated room server: many rooms on one UDP port, their state kept across
+    /// restarts, health and Prometheus metrics over HTTP
+    #[command(long_about = SERVE_LONG)]
+    Serve(ServeArgs),
     /// Measure snapshot, delta and apply against the seed's JSON full-rescan design;
     /// `theta bench interest`: interest management against none
     #[command(long_about = BENCH_LONG)]
@@ -71,7 +78,21 @@ prints a stats line every second and the final state hash.";
 /// The long help of `theta token`.
 const TOKEN_LONG: &str = "\
 Prints a join token for peer N, signed with the host's secret (64 hex digits, \
-as `theta host` prints it). Each token admits one join.";
+as `theta host` prints it). Each token admits one join. With --room, a token for that room \
+of a room server (`theta serve`), signed with the server's secret (its state directory's \
+join-secret.hex); a room server refuses tokens without a room, a hosted session tokens with \
+one.";
+
+/// The long help of `theta serve`.
+const SERVE_LONG: &str = "\
+Serves rooms on one UDP port until SIGTERM or Ctrl-C. A client joins a room with a token \
+naming it (`theta token --room`); the room opens at its first join, from its saved state or \
+empty with that client's component types, keeps every entity when clients leave, is saved \
+every save_interval_secs and when it closes, and is restored at the next start. SIGTERM \
+drains: joins are refused, clients are told, every room is saved, and the server exits \
+within drain_timeout_secs. The settings come from a TOML file (--config; see docs/serve.md), \
+which the options below override. The certificate and join secret are made at the first \
+start and kept in the state directory, so clients keep the same fingerprint and tokens.";
 
 /// The long help of `theta bench`.
 const BENCH_LONG: &str = "\
@@ -335,7 +356,37 @@ pub struct TokenArgs {
     /// How long the token stays valid, in seconds
     #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = ttl)]
     pub ttl: u64,
+    /// The room of a room server the token admits to (1 to 64 of A-Z a-z 0-9 _ -)
+    #[arg(long, value_name = "ROOM", value_parser = room)]
+    pub room: Option<RoomId>,
 }
+
+/// `theta serve`.
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// The TOML config file [default: every setting at its default]
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The UDP address to serve on, overriding the config's `listen`
+    #[arg(long, value_name = "ADDR", value_parser = address)]
+    pub listen: Option<SocketAddr>,
+    /// The state directory, overriding the config's `state_dir`
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// The metrics endpoint's address, or `off`, overriding the config's `metrics`
+    #[arg(long, value_name = "ADDR|off", value_parser = address_or_off)]
+    pub metrics: Option<MetricsAt>,
+    /// Ticks per second of every room
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub rate: f64,
+    /// Log level: off, error, warn, info, debug, trace, or tracing filter directives
+    #[arg(long, value_name = "LEVEL", default_value = "info")]
+    pub log_level: String,
+}
+
+/// Where `--metrics` puts the endpoint.
+#[derive(Clone, Copy, Debug)]
+pub struct MetricsAt(pub Option<SocketAddr>);
 
 /// `theta bench`.
 #[derive(Args, Clone)]
@@ -607,6 +658,17 @@ fn fingerprint(s: &str) -> Result<Fingerprint, String> {
 fn token(s: &str) -> Result<String, String> {
     JoinToken::from_text(s).map_err(|e| e.to_string())?;
     Ok(s.trim().to_owned())
+}
+
+fn address_or_off(s: &str) -> Result<MetricsAt, String> {
+    if s.eq_ignore_ascii_case("off") {
+        return Ok(MetricsAt(None));
+    }
+    address(s).map(|a| MetricsAt(Some(a)))
+}
+
+fn room(s: &str) -> Result<RoomId, String> {
+    RoomId::new(s).map_err(|e| e.to_string())
 }
 
 fn address(s: &str) -> Result<SocketAddr, String> {

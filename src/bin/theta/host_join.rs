@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use theta_net::net::session::{PeerDiagnostics, Session, SessionConfig, SessionEvent};
 use theta_net::net::tls::HostIdentity;
-use theta_net::net::token::{try_mint, JoinSecret, JoinToken};
+use theta_net::net::token::{try_mint, try_mint_for_room, JoinSecret, JoinToken};
 use theta_net::{PeerId, World};
 
 use crate::cli::{HostArgs, TokenArgs};
@@ -24,10 +24,20 @@ fn mint_token(secret: &JoinSecret, peer: PeerId, ttl: u64) -> Result<JoinToken, 
 /// `theta token`.
 pub fn token(args: &TokenArgs) -> Result<(), String> {
     let (peer, ttl) = (args.peer, args.ttl);
-    let token = mint_token(&args.secret, peer, ttl)?;
+    let token = match &args.room {
+        Some(room) => {
+            let expires = netutil::unix_now().saturating_add(ttl);
+            try_mint_for_room(&args.secret, room, peer, expires, None).map_err(|e| e.to_string())?
+        }
+        None => mint_token(&args.secret, peer, ttl)?,
+    };
     println!("{}", token.to_text());
+    let room = match &args.room {
+        Some(room) => format!(" in room {room}"),
+        None => String::new(),
+    };
     eprintln!(
-        "token for peer {peer}, valid for {ttl} s (until Unix time {}); each token admits one join",
+        "token for peer {peer}{room}, valid for {ttl} s (until Unix time {}); each token admits one join",
         token.expires()
     );
     Ok(())

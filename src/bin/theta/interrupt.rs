@@ -53,3 +53,8 @@ pub fn install() {
 pub fn requested() -> bool {
     REQUESTED.load(Ordering::SeqCst)
 }
+
+/// The flag itself, for a run loop that takes one ([`theta_net::server::serve::run`]).
+pub fn flag() -> &'static AtomicBool {
+    &REQUESTED
+}

@@ -1,6 +1,7 @@
 //! `theta`: the command-line tool. `theta demo` runs a host and clients over loopback QUIC
 //! and prints what crossed the wire (`--in-process`: the replication core alone);
 //! `theta host`, `theta join` and `theta token` run a session across processes or machines;
+//! `theta serve` runs a dedicated room server;
 //! `theta bench` measures the replication core against the seed's design,
 //! `theta bench interest` interest management against none, and `theta bench clients` the
 //! host's CPU per client with the host and the clients in processes of their own.
@@ -26,6 +27,7 @@ mod json_replay;
 mod net_demo;
 mod netutil;
 mod scene;
+mod serve;
 mod viewers;
 
 use std::process::ExitCode;
@@ -42,6 +44,7 @@ fn main() -> ExitCode {
         Command::Host(args) => host_join::host(args),
         Command::Join(args) => join::join(args),
         Command::Token(args) => host_join::token(args),
+        Command::Serve(args) => serve::run(args),
         Command::Bench(args) => match &args.what {
             Some(BenchCommand::Interest(interest)) => bench_interest::run(interest),
             Some(BenchCommand::Clients(clients)) => bench_clients::run(clients),
