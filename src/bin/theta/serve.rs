@@ -1,6 +1,7 @@
 //! `theta serve`: the room server's command line over [`theta_net::server::serve`]: the
 //! config file and its overrides, logging, the stop signal, and what it prints at start.
 
+use std::io::Write;
 use std::path::Path;
 
 use theta_net::server::keys::SECRET_FILE;
@@ -8,6 +9,14 @@ use theta_net::server::{self, ServerConfig};
 
 use crate::cli::ServeArgs;
 use crate::interrupt;
+
+/// Prints a line to stdout, ignoring a closed stdout: a server must not stop because
+/// nobody reads what it prints (its log goes to stderr).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// `theta serve`.
 pub fn run(args: &ServeArgs) -> Result<(), String> {
@@ -27,15 +36,15 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
     server::init_logging(&args.log_level)?;
     interrupt::install();
     let report = server::serve::run(&config, args.rate, interrupt::flag(), |ready| {
-        println!(
+        say!(
             "theta serve: listening on {} (QUIC, ALPN theta/1), {} Hz, rooms saved in {}",
             ready.addr,
             args.rate,
             ready.state_dir.display()
         );
-        println!("fingerprint {}", ready.fingerprint);
+        say!("fingerprint {}", ready.fingerprint);
         let secret = Path::new(&ready.state_dir).join(SECRET_FILE);
-        println!(
+        say!(
             "secret      in {}{}",
             secret.display(),
             if ready.keys_created {
@@ -45,17 +54,17 @@ pub fn run(args: &ServeArgs) -> Result<(), String> {
             }
         );
         match ready.metrics {
-            Some(at) => println!("metrics     http://{at}/metrics  health http://{at}/healthz"),
-            None => println!("metrics     off"),
+            Some(at) => say!("metrics     http://{at}/metrics  health http://{at}/healthz"),
+            None => say!("metrics     off"),
         }
-        println!(
+        say!(
             "join a room: theta join {} --fingerprint {} --token $(theta token --secret $(cat {}) --room ROOM --peer N)",
             ready.addr,
             ready.fingerprint,
             secret.display()
         );
     })?;
-    println!(
+    say!(
         "theta serve: stopped; {} rooms opened, {} saved at exit{}{}",
         report.rooms_opened,
         report.rooms_saved_at_exit,
