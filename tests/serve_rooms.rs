@@ -57,6 +57,9 @@ struct Server {
     addr: SocketAddr,
     fingerprint: Fingerprint,
     secret: JoinSecret,
+    metrics: Option<SocketAddr>,
+    /// What it prints after its ready lines.
+    stdout: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -66,7 +69,7 @@ impl Server {
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\nmetrics = \"off\"\nstate_dir = {:?}\nsave_interval_secs = 1\ndrain_timeout_secs = 5\n\n[limits]\nmax_peers = 2\n",
+                "listen = \"127.0.0.1:0\"\nmetrics = \"127.0.0.1:0\"\nstate_dir = {:?}\nsave_interval_secs = 1\ndrain_timeout_secs = 5\n\n[limits]\nmax_peers = 2\n",
                 dir.join("state")
             ),
         )
@@ -87,8 +90,8 @@ impl Server {
                 let _ = tx.send(line);
             }
         });
-        let (mut addr, mut fingerprint) = (None, None);
-        while addr.is_none() || fingerprint.is_none() {
+        let (mut addr, mut fingerprint, mut metrics) = (None, None, None);
+        while addr.is_none() || fingerprint.is_none() || metrics.is_none() {
             let line = rx
                 .recv_timeout(Duration::from_secs(20))
                 .expect("theta serve printed its address and fingerprint");
@@ -98,6 +101,9 @@ impl Server {
             if let Some(hex) = line.strip_prefix("fingerprint ") {
                 fingerprint = Fingerprint::from_hex(hex.trim()).ok();
             }
+            if let Some(rest) = line.strip_prefix("metrics     http://") {
+                metrics = rest.split('/').next().and_then(|a| a.parse().ok());
+            }
         }
         let secret = std::fs::read_to_string(dir.join("state").join("join-secret.hex")).unwrap();
         Server {
@@ -105,7 +111,37 @@ impl Server {
             addr: addr.unwrap(),
             fingerprint: fingerprint.unwrap(),
             secret: JoinSecret::from_hex(&secret).unwrap(),
+            metrics,
+            stdout: rx,
         }
+    }
+
+    /// GET `path` of the metrics endpoint: the status line and the body.
+    fn get(&self, path: &str) -> (String, String) {
+        use std::io::{Read, Write};
+        let addr = self.metrics.expect("metrics on");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        (
+            head.lines().next().unwrap_or("").to_owned(),
+            body.to_owned(),
+        )
+    }
+
+    /// SIGKILL: no drain, no save.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
     }
 
     fn token(&self, room: &str, peer: u16) -> String {
@@ -113,8 +149,9 @@ impl Server {
         mint_for_room(&self.secret, &room, peer, unix_now() + 60, None).to_text()
     }
 
-    /// SIGTERM; returns how long the server took to exit, and whether it exited well.
-    fn terminate(mut self) -> (Duration, bool) {
+    /// SIGTERM, the clients ticking meanwhile (they answer the goodbye); returns how long
+    /// the server took to exit, whether it exited well, and its last line.
+    fn terminate(mut self, clients: &mut [&mut Client]) -> (Duration, bool, String) {
         let started = Instant::now();
         let sent = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
@@ -123,13 +160,16 @@ impl Server {
         assert!(sent.success());
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
-                return (started.elapsed(), status.success());
+                let took = started.elapsed();
+                // The reader ends at the exited child's end of output.
+                let last = self.stdout.iter().last().unwrap_or_default();
+                return (took, status.success(), last);
             }
             if started.elapsed() > Duration::from_secs(20) {
                 let _ = self.child.kill();
                 panic!("theta serve did not exit within 20 s of SIGTERM");
             }
-            std::thread::sleep(Duration::from_millis(20));
+            run(clients, Duration::from_millis(20), |_| false);
         }
     }
 }
@@ -335,6 +375,26 @@ fn two_rooms_on_one_server_process_converge_apart_survive_leavers_and_a_restart(
     );
     let alpha_hash = a1.session.state_hash();
 
+    // The endpoint: healthy, two rooms, three peers, per-room figures.
+    let (status, _) = server.get("/healthz");
+    assert!(status.contains("200"), "{status}");
+    // Its figures are refreshed every second.
+    let wanted = [
+        "theta_rooms 2",
+        "theta_room_entities{room=\"alpha\"} 10",
+        "theta_room_peers{room=\"beta\"} 1",
+    ];
+    let mut metrics = String::new();
+    let shown = run(
+        &mut [&mut a1, &mut a3, &mut b1],
+        Duration::from_secs(5),
+        |_| {
+            metrics = server.get("/metrics").1;
+            wanted.iter().all(|w| metrics.lines().any(|l| l == *w))
+        },
+    );
+    assert!(shown, "{wanted:?} in:\n{metrics}");
+
     // Refused, each naming what was wrong: a token without a room, another registry, a
     // full room (alpha holds a1 and a3, its limit is 2).
     let old = mint(&server.secret, 7, unix_now() + 60, None).to_text();
@@ -379,9 +439,13 @@ fn two_rooms_on_one_server_process_converge_apart_survive_leavers_and_a_restart(
     let fingerprint = server.fingerprint;
 
     // SIGTERM: the server drains within its bound, the clients hear it, every room is saved.
-    let (took, clean) = server.terminate();
+    let (took, clean, last) = server.terminate(&mut [&mut a1, &mut a3, &mut b1]);
     assert!(clean, "theta serve exits with success");
     assert!(took < Duration::from_secs(5 + 3), "drained in {took:?}");
+    assert_eq!(
+        last, "theta serve: stopped; 2 rooms opened, 2 saved at exit",
+        "every client gone before the bound, every room saved"
+    );
     assert!(run(
         &mut [&mut a1, &mut a3, &mut b1],
         Duration::from_secs(10),
@@ -409,6 +473,91 @@ fn two_rooms_on_one_server_process_converge_apart_survive_leavers_and_a_restart(
         b5.session.world().entity_count(),
         [&a5, &b5].map(disconnect)
     );
-    let (_, clean) = restarted.terminate();
+    let (_, clean, _) = restarted.terminate(&mut [&mut a5, &mut b5]);
     assert!(clean);
+}
+
+/// A server killed (SIGKILL, no drain) while a client keeps changing its room restarts with
+/// what it last saved: every entity, each value one the client wrote, none older than the
+/// save interval (and a margin), nothing half-written loaded. The path is clean loopback
+/// here, as the point is the server's file, not the network.
+#[test]
+fn a_server_killed_mid_run_restarts_with_what_it_saved() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let (types, [transform_id, name_id]) = registry(false);
+    let clean = SessionConfig {
+        train_after_samples: 0,
+        ..SessionConfig::default()
+    };
+    let mut writer = Client {
+        name: "w",
+        session: Session::join(
+            server.addr,
+            &ServerTrust::Fingerprint(server.fingerprint),
+            &server.token("kept", 1),
+            &types,
+            clean,
+        )
+        .unwrap(),
+        events: Vec::new(),
+        own: Vec::new(),
+    };
+    assert!(run(
+        &mut [&mut writer],
+        Duration::from_secs(15),
+        |c| joined(c[0])
+    ));
+    spawn_own(&mut writer, transform_id, name_id, 1.0);
+    // Every entity moves to step s at tick s, for 2.5 s at 60 Hz (the server saves every
+    // second meanwhile); `written[s]` is when step s was written.
+    let mut written: Vec<Instant> = vec![Instant::now()];
+    let started = Instant::now();
+    let mut next = Instant::now();
+    while started.elapsed() < Duration::from_millis(2500) {
+        let step = written.len() as u32;
+        move_own(&mut writer, transform_id, 1.0, step);
+        written.push(Instant::now());
+        run(&mut [&mut writer], Duration::ZERO, |_| false);
+        next += TICK;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+    let killed_at = Instant::now();
+    server.kill();
+    drop(writer);
+
+    let restarted = Server::start(dir.path());
+    let mut reader = join(&restarted, "r", &restarted.token("kept", 2), &types, 11);
+    let restored = run(&mut [&mut reader], Duration::from_secs(15), |c| {
+        c[0].session.world().entity_count() == OWN
+    });
+    assert!(restored, "restored: {:?}", disconnect(&reader));
+    run(&mut [&mut reader], Duration::from_millis(500), |_| false);
+    let world = reader.session.world();
+    let mut oldest = killed_at;
+    for e in world.entities() {
+        let value = world
+            .get(e, transform_id)
+            .expect("every entity has its transform");
+        assert_eq!(&value[..4], &1.0f32.to_le_bytes(), "the writer's mark");
+        let step = f32::from_le_bytes([value[4], value[5], value[6], value[7]]) as usize;
+        let at = *written
+            .get(step)
+            .unwrap_or_else(|| panic!("step {step} was never written"));
+        oldest = oldest.min(at);
+        assert!(
+            world.get(e, name_id).is_some_and(|n| n.starts_with(b"w-")),
+            "its name"
+        );
+    }
+    // One save interval (1 s), the server's lag behind the writer, and a margin for a
+    // slow machine.
+    let age = killed_at.duration_since(oldest);
+    assert!(
+        age < Duration::from_millis(2000),
+        "restored a value {age:?} old"
+    );
+    restarted.kill();
 }
