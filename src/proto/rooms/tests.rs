@@ -414,3 +414,75 @@ fn a_client_over_its_byte_rate_loses_datagrams_not_the_room() {
     net.step(3);
     assert!(net.disconnect_reason(a).is_none(), "still in its room");
 }
+
+#[test]
+fn an_entity_handed_to_the_room_is_nobodys_and_another_client_takes_it() {
+    let mut net = Net::new(RoomsConfig::default());
+    let a = net.join("lobby", 1);
+    let b = net.join("lobby", 2);
+    net.step(3);
+    let blob = registry(false).descriptors()[0].id;
+    let e = net.peers[a].client.spawn().unwrap();
+    net.peers[a]
+        .client
+        .set(e, blob, &1u64.to_le_bytes())
+        .unwrap();
+    net.step(10);
+    let whole = crate::ownership::WHOLE_ENTITY;
+    net.peers[a]
+        .client
+        .release_ownership(e, whole, net.now)
+        .unwrap();
+    net.step(10);
+    let room = RoomId::new("lobby").unwrap();
+    let owner = |net: &mut Net| {
+        net.rooms
+            .get_mut(&room)
+            .and_then(|host| host.owner_of(e, whole))
+    };
+    assert_eq!(owner(&mut net), None, "handed to the room: nobody owns it");
+    // Its creator leaves; it stays, and the other client takes it and writes it.
+    net.peers[a].client.goodbye();
+    net.step(10);
+    net.peers[b].client.request_ownership(e, whole).unwrap();
+    net.step(10);
+    assert_eq!(owner(&mut net), Some(2));
+    net.peers[b]
+        .client
+        .set(e, blob, &2u64.to_le_bytes())
+        .unwrap();
+    net.step(10);
+    let host = net.rooms.get_mut(&room).unwrap();
+    assert_eq!(host.world().get(e, blob), Some(&2u64.to_le_bytes()[..]));
+}
+
+#[test]
+fn a_room_at_its_entity_limit_refuses_a_spawn_and_says_so() {
+    let mut net = Net::new(RoomsConfig {
+        host: Config {
+            max_entities: Some(3),
+            ..Config::default()
+        },
+        ..RoomsConfig::default()
+    });
+    let a = net.join("lobby", 1);
+    net.step(3);
+    let blob = registry(false).descriptors()[0].id;
+    for i in 0..4u64 {
+        let e = net.peers[a].client.spawn().unwrap();
+        net.peers[a].client.set(e, blob, &i.to_le_bytes()).unwrap();
+    }
+    net.step(20);
+    let room = RoomId::new("lobby").unwrap();
+    assert_eq!(net.rooms.get_mut(&room).unwrap().world().entity_count(), 3);
+    let rejected = net.peers[a].events.iter().find_map(|e| match e {
+        SessionEvent::WriteRejected { reason, .. } => Some(reason.clone()),
+        _ => None,
+    });
+    let reason = rejected.expect("the client was told");
+    assert!(
+        reason.contains("the room holds 3 entities, its limit"),
+        "{reason}"
+    );
+    assert!(net.disconnect_reason(a).is_none(), "still in its room");
+}
