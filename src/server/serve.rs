@@ -41,7 +41,7 @@ pub struct Ready {
 /// What a run did, when it ended.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
-    /// Rooms opened and closed, joins refused at the door.
+    /// Rooms opened (new or restored).
     pub rooms_opened: u64,
     /// Rooms saved at shutdown.
     pub rooms_saved_at_exit: usize,
@@ -230,9 +230,13 @@ impl Loop {
                 }
                 _ => {}
             });
+        let draining = server.rooms().is_draining();
         let refusals: Vec<DoorRefusal> = server.rooms_mut().take_refusals().collect();
         for refusal in refusals {
-            self.metrics.refuse(refusal_kind(refusal.reason));
+            self.metrics.refuse(match refusal.reason {
+                fb::RefuseReason::RoomUnavailable if draining => Refusal::Draining,
+                reason => refusal_kind(reason),
+            });
             tracing::warn!(from = ?refusal.from, reason = %refusal.message, "join refused");
         }
         while let Some((room, world)) = server.rooms_mut().close_idle(now) {
@@ -357,6 +361,7 @@ fn refusal_kind(reason: fb::RefuseReason) -> Refusal {
         fb::RefuseReason::OverLimit => Refusal::OverLimit,
         fb::RefuseReason::Malformed => Refusal::Malformed,
         fb::RefuseReason::WrongRoom => Refusal::UnknownRoom,
+        // The room limit, or a room whose saved state could not be read (logged apart).
         fb::RefuseReason::RoomUnavailable => Refusal::TooManyRooms,
         _ => Refusal::BadToken,
     }
