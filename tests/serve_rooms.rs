@@ -359,6 +359,25 @@ fn two_rooms_on_one_server_process_converge_apart_survive_leavers_and_a_restart(
         .all(|&m| m == 1.0 || m == 2.0));
     assert_eq!(marks(&b1, transform_id), vec![100.0; OWN]);
 
+    // A client through the C ABI joins beta exactly as it joins a hosted session, and
+    // converges with b1.
+    let c_client = c_abi::join(&server, &server.token("beta", 2));
+    let beta_now = b1.session.state_hash();
+    let mut c_hash = 0;
+    let caught_up = run(
+        &mut [&mut a1, &mut a2, &mut b1],
+        Duration::from_secs(15),
+        |_| {
+            c_hash = c_abi::tick(c_client);
+            c_hash == beta_now
+        },
+    );
+    assert!(
+        caught_up,
+        "the C client's hash {c_hash:#x}, beta's {beta_now:#x}"
+    );
+    c_abi::free(c_client);
+
     // a2 leaves; its entities stay with the room. A late joiner, peer 3, gets them all.
     drop(a2);
     let mut a3 = join(&server, "a3", &server.token("alpha", 3), &types, 4);
@@ -560,4 +579,70 @@ fn a_server_killed_mid_run_restarts_with_what_it_saved() {
         "restored a value {age:?} old"
     );
     restarted.kill();
+}
+
+/// A client through the C ABI (`theta_session_join`), as an engine plugin runs one.
+mod c_abi {
+    use std::ptr::null;
+
+    use theta_net::ffi::*;
+
+    use super::Server;
+
+    #[track_caller]
+    fn ok(status: ThetaStatus) {
+        assert_eq!(status, ThetaStatus::Ok);
+    }
+
+    /// Joins with `token`, the test's component types registered in the same order.
+    pub fn join(server: &Server, token: &str) -> (ThetaSession, ThetaWorld) {
+        let mut world = ThetaWorld { id: 0 };
+        let (mut transform, mut name) = (0, 0);
+        let mut session = ThetaSession { id: 0 };
+        let addr = server.addr.to_string();
+        let fingerprint = server.fingerprint.0;
+        // SAFETY: valid names, byte ranges and out-pointers; NULL configs.
+        unsafe {
+            ok(theta_world_new(null(), &mut world));
+            ok(theta_world_register_fixed(
+                world,
+                b"serve.Transform".as_ptr(),
+                15,
+                28,
+                &mut transform,
+            ));
+            ok(theta_world_register_variable(
+                world,
+                b"serve.Name".as_ptr(),
+                10,
+                64,
+                &mut name,
+            ));
+            ok(theta_session_join(
+                addr.as_ptr(),
+                addr.len(),
+                fingerprint.as_ptr(),
+                token.as_ptr(),
+                token.len(),
+                world,
+                null(),
+                &mut session,
+            ));
+        }
+        (session, world)
+    }
+
+    /// One tick; the session's state hash after it.
+    pub fn tick((session, _): (ThetaSession, ThetaWorld)) -> u64 {
+        ok(theta_session_tick(session));
+        let mut hash = 0;
+        // SAFETY: a valid out-pointer.
+        ok(unsafe { theta_session_state_hash(session, &mut hash) });
+        hash
+    }
+
+    pub fn free((session, world): (ThetaSession, ThetaWorld)) {
+        ok(theta_session_free(session));
+        ok(theta_world_free(world));
+    }
 }
