@@ -208,6 +208,26 @@ impl Default for Config {
     }
 }
 
+/// Queues a refused join's answer on `conn`: the encoded refusal, then the close that
+/// carries `message`.
+fn push_refusal(
+    out: &mut std::collections::VecDeque<Output>,
+    conn: ConnId,
+    refusal: Vec<u8>,
+    message: String,
+) {
+    out.push_back(Output::Send {
+        conn,
+        channel: Channel::Reliable,
+        bytes: refusal,
+    });
+    out.push_back(Output::Close {
+        conn,
+        code: CLOSE_REFUSED,
+        reason: message,
+    });
+}
+
 /// Whether an unreliable message belongs to the pose channel (first byte `0x80..=0xFF`,
 /// see [`crate::xr::stream`]) rather than to replication.
 fn is_pose_datagram(bytes: &[u8]) -> bool {

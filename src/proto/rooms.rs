@@ -20,7 +20,7 @@ use super::events::SessionEvent;
 use super::rng::TokenRng;
 use super::room_id::RoomId;
 use super::token::{JoinSecret, JoinToken, TokenError, TokenVerifier};
-use super::{Channel, Config, ConnId, Host, Output, Path, CLOSE_REFUSED};
+use super::{Config, ConnId, Host, Output, Path};
 use crate::registry::Registry;
 use crate::wire::registry_bytes::decode_registry;
 use crate::wire::{self, fb, Encoder, Message};
@@ -188,16 +188,7 @@ impl Rooms {
                     &message,
                     types.as_deref().unwrap_or(&[]),
                 );
-                self.out.push_back(Output::Send {
-                    conn,
-                    channel: Channel::Reliable,
-                    bytes: refusal,
-                });
-                self.out.push_back(Output::Close {
-                    conn,
-                    code: CLOSE_REFUSED,
-                    reason: message.clone(),
-                });
+                super::push_refusal(&mut self.out, conn, refusal, message.clone());
                 if self.refusals.len() < REFUSALS_KEPT {
                     self.refusals.push_back(DoorRefusal {
                         from,

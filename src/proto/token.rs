@@ -252,11 +252,7 @@ pub fn try_mint(
     expires_unix: u64,
     nonce: Option<u64>,
 ) -> Result<JoinToken, TokenError> {
-    let nonce = match nonce {
-        Some(n) => n,
-        None => random_nonce()?,
-    };
-    Ok(signed(secret, peer, expires_unix, nonce, None))
+    try_signed(secret, peer, expires_unix, nonce, None)
 }
 
 /// Signs a token for `peer` in `room` of a room server (a version-2 token), valid until
@@ -286,17 +282,22 @@ pub fn try_mint_for_room(
     expires_unix: u64,
     nonce: Option<u64>,
 ) -> Result<JoinToken, TokenError> {
+    try_signed(secret, peer, expires_unix, nonce, Some(RoomName::new(room)))
+}
+
+/// Signs a token with `nonce`, or a random one.
+fn try_signed(
+    secret: &JoinSecret,
+    peer: u16,
+    expires: u64,
+    nonce: Option<u64>,
+    room: Option<RoomName>,
+) -> Result<JoinToken, TokenError> {
     let nonce = match nonce {
         Some(n) => n,
         None => random_nonce()?,
     };
-    Ok(signed(
-        secret,
-        peer,
-        expires_unix,
-        nonce,
-        Some(RoomName::new(room)),
-    ))
+    Ok(signed(secret, peer, expires, nonce, room))
 }
 
 fn random_nonce() -> Result<u64, TokenError> {

@@ -14,7 +14,7 @@ use crate::proto::events::SessionEvent;
 use crate::proto::link::Link;
 use crate::proto::ownership::{entity_frame, PeerOwnership};
 use crate::proto::poses::PoseLink;
-use crate::proto::{Channel, ConnId, Output, CLOSE_REFUSED};
+use crate::proto::{ConnId, Output};
 use crate::registry::ComponentId;
 use crate::wire::codec::MessageKind;
 use crate::wire::{fb, Acceptance};
@@ -51,16 +51,7 @@ impl Host {
                 let refusal = self
                     .encoder
                     .join_refused_with_types(reason, &message, types);
-                self.out.push_back(Output::Send {
-                    conn,
-                    channel: Channel::Reliable,
-                    bytes: refusal,
-                });
-                self.out.push_back(Output::Close {
-                    conn,
-                    code: CLOSE_REFUSED,
-                    reason: message.clone(),
-                });
+                crate::proto::push_refusal(&mut self.out, conn, refusal, message.clone());
                 self.events.push(SessionEvent::JoinRefused {
                     from,
                     reason: message,

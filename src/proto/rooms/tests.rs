@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::*;
 use crate::proto::token::{mint, mint_for_room};
-use crate::proto::{Client, SessionEvent};
+use crate::proto::{Channel, Client, SessionEvent};
 use crate::registry::Layout;
 use crate::world::WorldConfig;
 
