@@ -3,7 +3,8 @@
 //!
 //! `join_request`: each record is one connection's first message, as the host reads it
 //! (at most [`MAX_JOIN_REQUEST`] bytes, `wire::decode`, then the resume token or the join
-//! token with one `TokenVerifier` for all records, then the registry hash), or as a client
+//! token with one `TokenVerifier` for all records, then the registry hash; the component
+//! types it carries are read as a room server reads them), or as a client
 //! reads the host's answer (`JoinAccepted`, `JoinRefused`). The session's admission steps
 //! are crate-private; they are mirrored here through the public types they use.
 //!
@@ -13,12 +14,13 @@
 use std::collections::BTreeSet;
 
 use theta_net::net::token::{JoinSecret, JoinToken, TokenError, TokenVerifier};
+use theta_net::wire::registry_bytes::{decode_registry, encode_registry};
 use theta_net::wire::{self, Message};
 
 use super::{fixture, input, Outcome};
 
 /// Largest join request the host reads (as the session bounds it).
-pub const MAX_JOIN_REQUEST: usize = 4096;
+pub const MAX_JOIN_REQUEST: usize = theta_net::proto::MAX_JOIN_REQUEST;
 /// Used tokens the `join_token` verifier remembers: small, so that a run fills it.
 pub const REPLAY_CAPACITY: usize = 4;
 
@@ -56,6 +58,28 @@ fn verify(verifier: &mut TokenVerifier, text: &str, now: u64) -> Result<u16, Tok
     result.map(|claims| claims.peer())
 }
 
+/// The component types a join request carries (a room server learns a room's from them),
+/// read as the room server reads them: refused, or read back into the same bytes. False
+/// when refused.
+fn registry_reads_back(request: &theta_net::wire::fb::JoinRequest<'_>) -> bool {
+    let Some(types) = request.registry() else {
+        return true;
+    };
+    match decode_registry(types.bytes()) {
+        Ok((registry, used)) => {
+            let mut again = Vec::new();
+            encode_registry(&registry, &mut again);
+            assert_eq!(
+                &again[..],
+                &types.bytes()[..used],
+                "the types read back the same"
+            );
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Join requests and their answers (see the module docs). Header bit 0: the host holds a
 /// resume token for [`fixture::RESUME_PEER`].
 pub fn join_request(data: &[u8]) -> Outcome {
@@ -71,6 +95,7 @@ pub fn join_request(data: &[u8]) -> Outcome {
             continue;
         }
         let output = match wire::decode(bytes) {
+            Ok(Message::JoinRequest(request)) if !registry_reads_back(&request) => None,
             Ok(Message::JoinRequest(request)) => match request.resume() {
                 Some(resume) => {
                     let presented = resume.bytes();

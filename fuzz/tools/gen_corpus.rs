@@ -25,11 +25,13 @@ use theta_fuzz::pose::{avatar_sections, EXPLICIT_SOURCES};
 use theta_fuzz::replica::{ANY_KIND, HOLDS_DICTIONARY};
 use theta_net::fields::FieldLayout;
 use theta_net::net::compression::{control_message, StreamKind};
-use theta_net::net::token::{mint, JoinSecret};
+use theta_net::net::token::{mint, mint_for_room, JoinSecret};
+use theta_net::server::RoomId;
 use theta_net::wire::codec::{
     train_dictionary, Codec, Dictionary, FrameFormat, NoCodec, StreamEncoder, Zstd, ZstdDict,
     MAX_DATAGRAM_BYTES,
 };
+use theta_net::wire::registry_bytes::encode_registry;
 use theta_net::wire::{
     fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch, MAX_MESSAGE_BYTES,
 };
@@ -970,7 +972,38 @@ fn join_request_seeds() -> Seeds {
             flip(&accepted, 12),
         ],
     );
-    s.add("oversized", 0, &[e.join_request(&"a".repeat(5000), hash)]);
+    // The longest record a fuzz input holds (u16 lengths) is within the host's bound: a
+    // long token text, refused by its length before it is decoded.
+    s.add(
+        "long-token",
+        0,
+        &[e.join_request(&"a".repeat(65_000), hash)],
+    );
+    // As clients send them: with their component types (a room server learns a room's
+    // from them), and room tokens, which a hosted session refuses.
+    let mut types = Vec::new();
+    encode_registry(&fixture::prime().registry, &mut types);
+    let room = RoomId::new("lobby").expect("a room id");
+    let room_token = mint_for_room(&secret, &room, 8, NOW_UNIX + 600, Some(6)).to_text();
+    s.add(
+        "with-types",
+        0,
+        &[
+            e.request(
+                &token(9, NOW_UNIX + 600, 7),
+                (hash, &types),
+                (0, &[], 0),
+                None,
+            ),
+            e.request(&room_token, (hash, &types), (0, &[], 0), None),
+            e.request(
+                &token(10, NOW_UNIX + 600, 8),
+                (hash, &types[..types.len() / 2]),
+                (0, &[], 0),
+                None,
+            ),
+        ],
+    );
     s
 }
 

@@ -115,6 +115,14 @@ fn read_field(r: &mut Reader<'_>) -> Result<Field, String> {
     let kind = r.u8("a field")?;
     let offset = r.u32("a field")?;
     let (a, b, c) = (r.u32("a field")?, r.u32("a field")?, r.u32("a field")?);
+    // One form per field: parameters a kind does not use are zero.
+    let unused = match kind {
+        2 => 0,
+        _ => b | c,
+    };
+    if unused != 0 {
+        return Err(format!("field kind {kind} with parameters it does not use"));
+    }
     // Field::Int / Flags widths are 1..=8; anything wider is refused by FieldLayout::new.
     let width = u8::try_from(a).unwrap_or(u8::MAX);
     Ok(match kind {
@@ -238,9 +246,16 @@ mod tests {
         }
         let err = decode_registry(&u32::MAX.to_le_bytes()).expect_err("huge count");
         assert!(err.contains("at most 4096"), "{err}");
-        // A name that is not UTF-8, and a field kind that does not exist.
+        // A name that is not UTF-8.
         let mut bad = bytes.clone();
         bad[6] = 0xFF;
         assert!(decode_registry(&bad).is_err());
+        // A position field (the first field, after the count, the name, the layout and the
+        // field count) with a parameter it does not use: one form per registry.
+        let first_field = 4 + 2 + "acme.Transform".len() + 1 + 4 + 1;
+        let mut bad = bytes.clone();
+        bad[first_field + 1 + 4 + 4] = 1;
+        let err = decode_registry(&bad).expect_err("an unused parameter");
+        assert!(err.contains("parameters it does not use"), "{err}");
     }
 }
