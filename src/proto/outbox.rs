@@ -874,6 +874,37 @@ mod tests {
     }
 
     #[test]
+    fn datagrams_acknowledged_out_of_order_are_neither_lost_nor_acknowledged_twice() {
+        let (world, _, _) = world_with(200);
+        let mut outbox = Outbox::default();
+        let t0 = Instant::now();
+        let n = send_all(&mut outbox, &world, t0, &[]).len() as u64;
+        assert!(n >= 4, "{n} datagrams");
+        let all = outbox.pending();
+        // The middle ones first, twice: holes behind the first datagram.
+        outbox.on_acks([(1, 2)], t0 + Duration::from_millis(20));
+        outbox.on_acks([(2, 2), (1, 1)], t0 + Duration::from_millis(25));
+        assert_eq!(outbox.stats.datagrams_acked, 2);
+        assert!(outbox.pending() < all);
+        let left = outbox.pending();
+        // Long after, the others count as lost (the holes do not) and their keys go
+        // again; a late acknowledgement of a forgotten one changes nothing.
+        let again = build(&mut outbox, &world, t0 + Duration::from_secs(10), &[]);
+        assert_eq!(outbox.stats.datagrams_lost, n - 2);
+        assert_eq!(outbox.stats.keys_resent, left as u64);
+        assert!(!again.is_empty());
+        outbox.on_acks([(0, 0), (1, 2)], t0 + Duration::from_secs(10));
+        assert_eq!(outbox.stats.datagrams_acked, 2);
+        assert_eq!(outbox.pending(), left);
+        // The new ones are acknowledged as usual.
+        outbox.on_acks(
+            [(n, n + again.len() as u64 - 1)],
+            t0 + Duration::from_secs(11),
+        );
+        assert_eq!(outbox.pending(), 0);
+    }
+
+    #[test]
     fn hostile_acknowledgements_change_nothing_they_should_not() {
         let (world, _, _) = world_with(50);
         let mut outbox = Outbox::default();
