@@ -98,8 +98,15 @@ impl ReceivedSeqs {
     /// The ranges to send, newest first: those sent fewer than [`ACK_REPEATS`] times
     /// since they last grew, at most [`ACK_RANGES_SENT`]. Clears the pending flag.
     pub fn to_send(&mut self) -> Vec<(u64, u64)> {
-        self.unacked = false;
         let mut out = Vec::new();
+        self.to_send_into(&mut out);
+        out
+    }
+
+    /// [`ReceivedSeqs::to_send`] into `out` (emptied first), a buffer the caller keeps.
+    pub fn to_send_into(&mut self, out: &mut Vec<(u64, u64)>) {
+        self.unacked = false;
+        out.clear();
         for range in self.ranges.iter_mut().rev() {
             if out.len() == ACK_RANGES_SENT {
                 break;
@@ -109,7 +116,6 @@ impl ReceivedSeqs {
                 out.push((range.first, range.last));
             }
         }
-        out
     }
 
     /// Whether something arrived that was not acknowledged yet.

@@ -374,7 +374,16 @@ struct Samples {
 
 impl Samples {
     fn record(&mut self, message: &[u8]) {
-        let sample = message[..message.len().min(SAMPLE_MAX_BYTES)].to_vec();
+        // A full ring hands its oldest sample's buffer to the new one (the oldest goes
+        // first anyway): recording allocates nothing once the ring is full.
+        let mut sample = if self.ring.len() >= SAMPLES_PER_KIND {
+            self.ring.pop_front().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        self.bytes -= sample.len();
+        sample.clear();
+        sample.extend_from_slice(&message[..message.len().min(SAMPLE_MAX_BYTES)]);
         self.bytes += sample.len();
         self.ring.push_back(sample);
         while self.ring.len() > SAMPLES_PER_KIND || self.bytes > SAMPLE_BYTES_PER_KIND {

@@ -36,6 +36,9 @@ pub(crate) struct Link {
     /// The tick of the snapshot sent on this connection: the other side drops frames
     /// no newer, so state waits for the next tick rather than go in one.
     pub(crate) snapshot_tick: u64,
+    /// The acknowledgement ranges of this tick's datagrams (a buffer kept: see
+    /// `Outbox::build`).
+    acks: Vec<(u64, u64)>,
 }
 
 impl Link {
@@ -52,6 +55,7 @@ impl Link {
             dicts: PeerDicts::default(),
             streams: LinkStreams::default(),
             snapshot_tick: 0,
+            acks: Vec::new(),
         }
     }
 
@@ -187,8 +191,8 @@ impl Link {
             return None;
         };
         if let Some(acks) = datagram.acks() {
-            let ranges: Vec<(u64, u64)> = acks.iter().map(|r| (r.first(), r.last())).collect();
-            self.outbox.on_acks(&ranges, now);
+            self.outbox
+                .on_acks(acks.iter().map(|r| (r.first(), r.last())), now);
         }
         let Some(frame) = datagram.frame() else {
             // An acknowledgement alone carries nothing to acknowledge: answering it would
@@ -268,24 +272,32 @@ impl Link {
             return;
         }
         let unacked = self.received.has_unacked();
-        let acks = self.received.to_send();
+        let mut acks = std::mem::take(&mut self.acks);
+        self.received.to_send_into(&mut acks);
+        // Each datagram is framed as it is encoded, into the buffer the driver takes.
+        let (conn, dicts, diagnostics) = (self.conn, &self.dicts, &mut self.diagnostics);
+        let mut sink = |datagram: &[u8], values: &[(ComponentId, usize)]| {
+            let bytes = compression.datagram(datagram, values, dicts, now);
+            diagnostics.payload_bytes_sent += bytes.len() as u64;
+            out.push_back(Output::Send {
+                conn,
+                channel: Channel::Unreliable,
+                bytes,
+            });
+        };
         // A frame no newer than the snapshot would be dropped unseen (and acknowledged):
         // what entered this client's interest since the snapshot goes next tick.
-        let mut built = if tick > self.snapshot_tick {
+        let built = if tick > self.snapshot_tick {
+            let tools = (coder, &mut *encoder);
             self.outbox
-                .build(world, tick, now, limits, &acks, points, coder, encoder)
+                .build(world, tick, now, limits, &acks, points, tools, &mut sink)
         } else {
             Built::default()
         };
-        if built.datagrams.is_empty() && unacked {
-            built
-                .datagrams
-                .push((self.outbox.ack_only(&acks, encoder), Vec::new()));
+        if built.datagrams == 0 && unacked {
+            sink(self.outbox.ack_only(&acks, encoder), &[]);
         }
-        for (datagram, values) in built.datagrams {
-            let framed = compression.datagram(&datagram, &values, &self.dicts, now);
-            self.send_unreliable(framed, out);
-        }
+        self.acks = acks;
         for (frame, values) in built.stream_frames {
             self.queue(
                 MessageKind::DeltaFrame,

@@ -14,7 +14,10 @@
 //! delay is the acknowledgement round trip as this outbox measures it (ticks of both
 //! sides included), smoothed as TCP smooths its own (RFC 6298).
 
-use std::collections::BTreeMap;
+mod datagram_frame;
+
+use std::collections::VecDeque;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
@@ -23,8 +26,9 @@ use super::baselines::{Baselines, KeyBaseline, Pair, Send, RECORD_BYTES};
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
-use crate::wire::{size, Encoder, FrameParts, LaneBatch};
+use crate::wire::{size, Encoder, FrameParts};
 use crate::world::{EntityId, World};
+use datagram_frame::DatagramFrame;
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
 pub(crate) type Key = (ComponentId, EntityId);
@@ -57,13 +61,119 @@ struct Pending {
     base: KeyBaseline,
 }
 
+/// A datagram sent and not yet acknowledged.
 #[derive(Debug)]
 struct InFlight {
+    seq: u64,
     tick: u64,
     sent_at: Instant,
-    /// Its keys, with the send of those whose values it carried on record in the shared
-    /// `ValueHistory` (to become baselines when acknowledged).
-    keys: Vec<(Key, Option<Send>)>,
+    /// Its keys: where they begin among every key [`Flights`] recorded, and how many.
+    first_key: u64,
+    keys: usize,
+    /// Acknowledged (out of order): a hole until the datagrams before it go.
+    acked: bool,
+}
+
+/// The datagrams sent and not yet acknowledged, by sequence number, with their keys (and
+/// the send of those whose values they carried on record in the shared `ValueHistory`,
+/// to become baselines when acknowledged). Two queues rather than a map of lists, so
+/// that recording a datagram allocates nothing once they have grown: a datagram
+/// acknowledged out of order stays as a hole until those before it go.
+#[derive(Debug, Default)]
+struct Flights {
+    /// Sequence numbers ascending; the first is never a hole.
+    list: VecDeque<InFlight>,
+    /// The keys of the datagrams in `list`, in the same order.
+    keys: VecDeque<(Key, Option<Send>)>,
+    /// Keys dropped from the front of `keys` so far (numbers `InFlight::first_key`).
+    keys_dropped: u64,
+    /// Datagrams in `list` not acknowledged.
+    live: usize,
+}
+
+impl Flights {
+    /// Datagrams not acknowledged.
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Records datagram `seq` (above every one recorded) with its keys.
+    fn push(
+        &mut self,
+        (seq, tick, sent_at): (u64, u64, Instant),
+        keys: impl Iterator<Item = (Key, Option<Send>)>,
+    ) {
+        let before = self.keys.len();
+        let first_key = self.keys_dropped + before as u64;
+        self.keys.extend(keys);
+        self.list.push_back(InFlight {
+            seq,
+            tick,
+            sent_at,
+            first_key,
+            keys: self.keys.len() - before,
+            acked: false,
+        });
+        self.live += 1;
+    }
+
+    /// When the oldest datagram not acknowledged was sent.
+    fn oldest_sent_at(&self) -> Option<Instant> {
+        self.list.front().map(|f| f.sent_at)
+    }
+
+    /// Forgets the oldest datagram not acknowledged; false when there is none.
+    fn drop_oldest(&mut self) -> bool {
+        match self.list.front_mut() {
+            Some(oldest) => {
+                oldest.acked = true;
+                self.live -= 1;
+                self.trim();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Positions in `list` of the datagrams `first..=last` (holes included).
+    fn positions(&self, first: u64, last: u64) -> Range<usize> {
+        let start = self.list.partition_point(|f| f.seq < first);
+        let end = self.list.partition_point(|f| f.seq <= last);
+        start..end.max(start)
+    }
+
+    /// Marks the datagram at `position` acknowledged; returns its sequence number, tick,
+    /// sending time and the positions of its keys in `keys`, or `None` when it was
+    /// acknowledged already. Call [`Flights::trim`] once done.
+    fn ack(&mut self, position: usize) -> Option<(u64, u64, Instant, Range<usize>)> {
+        let flight = self.list.get_mut(position).filter(|f| !f.acked)?;
+        flight.acked = true;
+        self.live -= 1;
+        let start = (flight.first_key - self.keys_dropped) as usize;
+        Some((
+            flight.seq,
+            flight.tick,
+            flight.sent_at,
+            start..start + flight.keys,
+        ))
+    }
+
+    /// Drops the acknowledged datagrams at the front, and their keys.
+    fn trim(&mut self) {
+        while let Some(front) = self.list.front().filter(|f| f.acked) {
+            let keys = front.keys;
+            self.keys.drain(..keys);
+            self.keys_dropped += keys as u64;
+            self.list.pop_front();
+        }
+    }
+
+    fn clear(&mut self) {
+        self.keys_dropped += self.keys.len() as u64;
+        self.list.clear();
+        self.keys.clear();
+        self.live = 0;
+    }
 }
 
 /// Counters of one outbox.
@@ -98,15 +208,38 @@ pub struct OutboxStats {
 /// figures.
 pub(crate) type ValueBytes = Vec<(ComponentId, usize)>;
 
-/// What one call to [`Outbox::build`] produced.
+/// What one call to [`Outbox::build`] produced besides the datagrams it handed over.
 #[derive(Debug, Default)]
 pub(crate) struct Built {
-    /// Encoded state datagrams, each decodable alone, with the value bytes of each
-    /// component type they carry.
-    pub datagrams: Vec<(Vec<u8>, ValueBytes)>,
+    /// State datagrams handed over.
+    pub datagrams: usize,
     /// Encoded delta frames for the reliable stream (values too large for a datagram),
     /// with their value bytes.
     pub stream_frames: Vec<(Vec<u8>, ValueBytes)>,
+}
+
+/// Where [`Outbox::build`] hands each encoded state datagram (decodable alone, borrowed
+/// until the call returns), with the value bytes of each component type it carries.
+pub(crate) type DatagramSink<'a> = dyn FnMut(&[u8], &[(ComponentId, usize)]) + 'a;
+
+/// Buffers a build reuses from one datagram and one tick to the next, cleared and never
+/// dropped: in the steady state a build allocates only the datagrams it hands over
+/// (issue 18: "buffers are reused").
+#[derive(Debug, Default)]
+struct Scratch {
+    /// The keys due this tick, with their priority and the baselines they may be coded
+    /// against.
+    chosen: Vec<(Key, u32, Option<Pair>)>,
+    /// The entries of the datagram being filled, and their component types.
+    current: Vec<(Key, Entry)>,
+    types_in_current: Vec<ComponentId>,
+    /// The frame of the datagram being encoded.
+    frame: DatagramFrame,
+    /// Per entry of it: whether it counts as a send of its key (the peer keeps each value
+    /// of a size on baselines), and whether it is on record to become a baseline.
+    sends: Vec<(bool, bool)>,
+    /// Its value bytes per component type.
+    values: ValueBytes,
 }
 
 /// Limits of one [`Outbox::build`] call.
@@ -152,8 +285,9 @@ impl AckRtt {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     pending: FxHashMap<Key, Pending>,
-    /// Datagrams sent and not yet acknowledged, by sequence number.
-    in_flight: BTreeMap<u64, InFlight>,
+    /// Datagrams sent and not yet acknowledged.
+    in_flight: Flights,
+    scratch: Scratch,
     next_seq: u64,
     rtt: AckRtt,
     pub stats: OutboxStats,
@@ -173,6 +307,7 @@ pub(crate) struct Outbox {
 type DatagramAt<'a> = (&'a World, u64, Instant, &'a [(u64, u64)]);
 
 /// An entry chosen for a datagram.
+#[derive(Debug)]
 enum Entry {
     Spawn,
     Despawn,
@@ -221,12 +356,16 @@ impl Outbox {
         }
     }
 
-    /// An acknowledgement-only datagram (when there is no state to send): it takes a
-    /// sequence number of its own but is not tracked.
-    pub(crate) fn ack_only(&mut self, acks: &[(u64, u64)], encoder: &mut Encoder) -> Vec<u8> {
+    /// An acknowledgement-only datagram (when there is no state to send), borrowed from
+    /// `encoder`: it takes a sequence number of its own but is not tracked.
+    pub(crate) fn ack_only<'e>(
+        &mut self,
+        acks: &[(u64, u64)],
+        encoder: &'e mut Encoder,
+    ) -> &'e [u8] {
         let seq = self.next_seq;
         self.next_seq += 1;
-        encoder.state_datagram(seq, acks, None)
+        encoder.state_datagram_in_place(seq, acks, None)
     }
 
     /// Forgets the datagrams in flight (their connection is gone); their keys stay
@@ -272,24 +411,23 @@ impl Outbox {
 
     /// Processes the peer's acknowledgements (inclusive ranges of our sequence numbers,
     /// in any order, naming datagrams in any order, repeated or not), taken in at `now`.
-    pub(crate) fn on_acks(&mut self, ranges: &[(u64, u64)], now: Instant) {
+    pub(crate) fn on_acks(&mut self, ranges: impl IntoIterator<Item = (u64, u64)>, now: Instant) {
         let mut newest: Option<(u64, Instant)> = None;
-        for &(first, last) in ranges {
+        for (first, last) in ranges {
             if first > last {
                 continue;
             }
-            // The records in first..=last, cut out of the map in O(log n).
-            let mut acked = self.in_flight.split_off(&first);
-            if let Some(after) = last.checked_add(1) {
-                let mut rest = acked.split_off(&after);
-                self.in_flight.append(&mut rest);
-            }
-            for (seq, flight) in acked {
+            // The records in first..=last, found in O(log n).
+            for position in self.in_flight.positions(first, last) {
+                let Some((seq, tick, sent_at, keys)) = self.in_flight.ack(position) else {
+                    continue;
+                };
                 self.stats.datagrams_acked += 1;
                 if newest.is_none_or(|(s, _)| seq > s) {
-                    newest = Some((seq, flight.sent_at));
+                    newest = Some((seq, sent_at));
                 }
-                for (key, send) in flight.keys {
+                for at in keys {
+                    let (key, send) = self.in_flight.keys[at];
                     let Some(pending) = self.pending.get_mut(&key) else {
                         if let Some(send) = send {
                             if let Some(base) = self.baselines.as_mut().and_then(|b| b.get_mut(key))
@@ -302,7 +440,7 @@ impl Outbox {
                     if let Some(send) = send {
                         pending.base.acked(send);
                     }
-                    if pending.changed <= flight.tick {
+                    if pending.changed <= tick {
                         let base = pending.base;
                         self.pending.remove(&key);
                         if let Some(baselines) = &mut self.baselines {
@@ -312,6 +450,7 @@ impl Outbox {
                 }
             }
         }
+        self.in_flight.trim();
         // One sample per acknowledgement, from the newest datagram it names first (an
         // older one may have waited behind a lost acknowledgement).
         if let Some((_, sent_at)) = newest {
@@ -319,9 +458,10 @@ impl Outbox {
         }
     }
 
-    /// Chooses what to send this tick, encodes it and records it as in flight; `points`
-    /// gives what a waiting key of an entity gains per tick (see `proto::priority`);
-    /// `coder` codes the values (the host shares one among its clients).
+    /// Chooses what to send this tick, encodes it, hands each datagram to `sink` and
+    /// records it as in flight; `points` gives what a waiting key of an entity gains per
+    /// tick (see `proto::priority`); `coder` codes the values (the host shares one among
+    /// its clients).
     // The tick's inputs, each from a different owner (world, link, encoder): bundling
     // them would only move the list into a struct built for this one call.
     #[allow(clippy::too_many_arguments)]
@@ -333,8 +473,8 @@ impl Outbox {
         limits: SendLimits,
         acks: &[(u64, u64)],
         points: &dyn Fn(EntityId) -> u32,
-        coder: &mut ValueCoder,
-        encoder: &mut Encoder,
+        (coder, encoder): (&mut ValueCoder, &mut Encoder),
+        sink: &mut DatagramSink<'_>,
     ) -> Built {
         let mut built = Built::default();
         let resend_after = self.resend_after(limits.initial_resend);
@@ -343,9 +483,15 @@ impl Outbox {
             (resend_after * FLIGHT_AGE_IN_RESENDS).max(MIN_FLIGHT_AGE),
         );
         coder.begin(tick);
+        // The scratch lists are taken out while the outbox works beside them.
+        let mut chosen = std::mem::take(&mut self.scratch.chosen);
+        let mut current = std::mem::take(&mut self.scratch.current);
+        let mut types_in_current = std::mem::take(&mut self.scratch.types_in_current);
+        chosen.clear();
+        current.clear();
+        types_in_current.clear();
         // With each key, the baselines it may be coded against (read here, where the
         // entry is at hand; its send is recorded when its datagram is encoded).
-        let mut chosen: Vec<(Key, u32, Option<Pair>)> = Vec::new();
         for (key, pending) in &mut self.pending {
             let due = match pending.sent_at {
                 None => true,
@@ -364,10 +510,8 @@ impl Outbox {
         let base = DATAGRAM_BASE + acks.len() * size::ACK_RANGE;
         let room = limits.max_datagram.saturating_sub(base);
         let mut spent = 0usize;
-        let mut current: Vec<(Key, Entry)> = Vec::new();
         let at: DatagramAt<'_> = (world, tick, now, acks);
         let mut current_bytes = 0usize;
-        let mut types_in_current: Vec<ComponentId> = Vec::new();
         for (index, &(key, _, pair)) in chosen.iter().enumerate() {
             let (component, entity) = key;
             let alive = world.is_alive(entity);
@@ -383,10 +527,7 @@ impl Outbox {
             } else {
                 match world.get(entity, component) {
                     Some(value) => {
-                        let variable = world
-                            .registry()
-                            .get(component)
-                            .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
+                        let variable = is_variable(world, component);
                         let on_baselines = self.baselines.is_some()
                             && ValueCoder::on_baselines(!variable, value.len());
                         let coded = coder.code(
@@ -433,7 +574,8 @@ impl Outbox {
                 break;
             }
             if current_bytes + cost + batch_cost > room {
-                spent += self.finish_datagram(at, &mut current, (coder, encoder), &mut built);
+                spent += self.finish_datagram(at, &mut current, (coder, encoder), sink);
+                built.datagrams += 1;
                 current_bytes = 0;
                 types_in_current.clear();
             }
@@ -445,80 +587,52 @@ impl Outbox {
             current.push((key, entry));
         }
         if !current.is_empty() {
-            self.finish_datagram(at, &mut current, (coder, encoder), &mut built);
+            self.finish_datagram(at, &mut current, (coder, encoder), sink);
+            built.datagrams += 1;
         }
+        self.scratch.chosen = chosen;
+        self.scratch.current = current;
+        self.scratch.types_in_current = types_in_current;
         built
     }
 
-    /// Encodes `entries` as one datagram (empties it) and returns its size.
+    /// Encodes `entries` as one datagram (empties it), hands it to `sink` and returns its
+    /// size.
     fn finish_datagram(
         &mut self,
         (world, tick, now, acks): DatagramAt<'_>,
         entries: &mut Vec<(Key, Entry)>,
         (coder, encoder): (&ValueCoder, &mut Encoder),
-        built: &mut Built,
+        sink: &mut DatagramSink<'_>,
     ) -> usize {
         entries.sort_unstable_by_key(|(key, _)| *key);
-        let mut delta = Delta {
-            base_tick: 0,
-            tick,
-            ..Delta::default()
-        };
-        // Per batch: per value, the age of its baseline (see `proto::baselines`); the
-        // values as lanes (components with declared fields); raw value bytes carried.
-        let mut ages: Vec<Vec<u8>> = Vec::new();
-        let mut lanes: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
-        let mut raw_bytes: Vec<usize> = Vec::new();
-        // Per entry: whether it counts as a send of its key (the peer keeps each value of
-        // a size on baselines), and whether it is on record to become a baseline.
-        let mut sends: Vec<(bool, bool)> = Vec::with_capacity(entries.len());
-        for ((component, entity), entry) in entries.iter() {
+        let Scratch {
+            frame,
+            sends,
+            values,
+            ..
+        } = &mut self.scratch;
+        frame.clear();
+        sends.clear();
+        for (key, entry) in entries.iter() {
+            let (component, entity) = *key;
             let mut send = (false, false);
             match entry {
-                Entry::Spawn => delta.spawns.push(*entity),
+                Entry::Spawn => frame.spawn(entity),
                 Entry::Despawn => {
                     if let Some(baselines) = &mut self.baselines {
                         let types = world.registry().descriptors().iter().map(|d| d.id);
-                        baselines.forget_entity(*entity, types);
+                        baselines.forget_entity(entity, types);
                     }
-                    delta.despawns.push(*entity)
+                    frame.despawn(entity)
                 }
-                Entry::Remove => match delta.removes.last_mut() {
-                    Some((c, list)) if c == component => list.push(*entity),
-                    _ => delta.removes.push((*component, vec![*entity])),
-                },
+                Entry::Remove => frame.remove(component, entity),
                 Entry::Set(coded, len) => {
-                    if delta.sets.last().is_none_or(|b| b.component != *component) {
-                        let variable = world
-                            .registry()
-                            .get(*component)
-                            .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
-                        delta.sets.push(SetBatch {
-                            component: *component,
-                            entities: Vec::new(),
-                            data: Vec::new(),
-                            lengths: variable.then(Vec::new),
-                            inserted: Vec::new(),
-                        });
-                        ages.push(Vec::new());
-                        lanes.push((Vec::new(), Vec::new()));
-                        raw_bytes.push(0);
-                    }
-                    let batch = delta.sets.last_mut().expect("pushed above");
-                    let i = batch.entities.len();
-                    batch.entities.push(*entity);
                     let bytes = &coder.arena[coded.range.clone()];
-                    if coded.lanes {
-                        let (coded_lanes, older_ages) =
-                            lanes.last_mut().expect("pushed with the batch");
-                        coded_lanes.extend(bytes);
-                        older_ages.push(coded.older_age);
-                    } else {
-                        batch.data.extend_from_slice(bytes);
-                    }
+                    let variable = || is_variable(world, component);
+                    let fixed = frame.set(*key, variable, coded, bytes, *len);
                     send = (
-                        self.baselines.is_some()
-                            && ValueCoder::on_baselines(batch.lengths.is_none(), *len),
+                        self.baselines.is_some() && ValueCoder::on_baselines(fixed, *len),
                         coded.on_baselines,
                     );
                     if coded.age > 0 {
@@ -527,95 +641,67 @@ impl Outbox {
                     if coded.older_age > 0 {
                         self.stats.values_predicted += 1;
                     }
-                    ages.last_mut()
-                        .expect("pushed with the batch")
-                        .push(coded.age);
-                    *raw_bytes.last_mut().expect("pushed with the batch") += len;
-                    if let Some(lengths) = &mut batch.lengths {
-                        lengths.push(*len as u32);
-                    }
-                    if i % 8 == 0 {
-                        batch.inserted.push(0);
-                    }
                 }
             }
             sends.push(send);
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let owner_seq = self.owner_seq;
-        let age_refs: Vec<&[u8]> = ages.iter().map(Vec::as_slice).collect();
-        let lane_refs: Vec<LaneBatch<'_>> = lanes
-            .iter()
-            .map(|(lanes, older_ages)| LaneBatch { lanes, older_ages })
-            .collect();
-        let bytes = delta.with_parts(|parts| {
-            encoder.state_datagram(
-                seq,
-                acks,
-                Some(&FrameParts {
-                    owner_seq,
-                    baseline_ages: &age_refs,
-                    lanes: &lane_refs,
-                    ..*parts
-                }),
-            )
-        });
+        let bytes = frame.encode(encoder, (seq, acks), tick, self.owner_seq);
         if let Some(baselines) = &self.baselines {
             self.stats.baseline_bytes =
                 ((baselines.len() + self.pending.len()) * RECORD_BYTES) as u64;
         }
-        let values: ValueBytes = delta
-            .sets
-            .iter()
-            .zip(raw_bytes)
-            .map(|(batch, raw)| (batch.component, raw))
-            .collect();
+        frame.values(values);
         let len = bytes.len();
-        let mut keys = Vec::with_capacity(entries.len());
-        for ((key, _), (counts, on_record)) in entries.drain(..).zip(sends) {
-            let mut send = None;
-            if let Some(pending) = self.pending.get_mut(&key) {
-                if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
-                    self.stats.keys_resent += 1;
-                }
-                pending.sent_tick = tick;
-                pending.sent_at = Some(now);
-                pending.priority = 0;
-                if counts {
-                    send = Some(pending.base.sent(tick)).filter(|_| on_record);
-                }
-            }
-            keys.push((key, send));
-        }
-        if self.in_flight.len() >= MAX_IN_FLIGHT && self.in_flight.pop_first().is_some() {
+        sink(bytes, values);
+        if self.in_flight.len() >= MAX_IN_FLIGHT && self.in_flight.drop_oldest() {
             self.stats.datagrams_lost += 1;
         }
-        self.in_flight.insert(
-            seq,
-            InFlight {
-                tick,
-                sent_at: now,
-                keys,
-            },
-        );
+        let (pending, stats) = (&mut self.pending, &mut self.stats);
+        let keys = entries
+            .drain(..)
+            .zip(sends.drain(..))
+            .map(|((key, _), (counts, on_record))| {
+                let mut send = None;
+                if let Some(pending) = pending.get_mut(&key) {
+                    if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
+                        stats.keys_resent += 1;
+                    }
+                    pending.sent_tick = tick;
+                    pending.sent_at = Some(now);
+                    pending.priority = 0;
+                    if counts {
+                        send = Some(pending.base.sent(tick)).filter(|_| on_record);
+                    }
+                }
+                (key, send)
+            });
+        self.in_flight.push((seq, tick, now), keys);
         self.stats.datagrams_sent += 1;
         self.stats.datagram_bytes += len as u64;
-        built.datagrams.push((bytes, values));
         len
     }
 
     /// Counts as lost, and forgets, the datagrams unacknowledged for longer than
     /// `timeout` (sequence numbers grow with sending time, so they are the first ones).
     fn expire(&mut self, now: Instant, timeout: Duration) {
-        while let Some(entry) = self.in_flight.first_entry() {
-            if now.saturating_duration_since(entry.get().sent_at) < timeout {
+        while let Some(sent_at) = self.in_flight.oldest_sent_at() {
+            if now.saturating_duration_since(sent_at) < timeout {
                 break;
             }
-            entry.remove();
+            self.in_flight.drop_oldest();
             self.stats.datagrams_lost += 1;
         }
     }
+}
+
+/// Whether `component`'s values are of a variable size (and carry their lengths).
+fn is_variable(world: &World, component: ComponentId) -> bool {
+    world
+        .registry()
+        .get(component)
+        .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }))
 }
 
 /// A delta frame carrying one value, for the reliable stream.
@@ -627,10 +713,7 @@ fn single_value_frame(
     encoder: &mut Encoder,
 ) -> Vec<u8> {
     let value = world.get(entity, component).unwrap_or_default();
-    let variable = world
-        .registry()
-        .get(component)
-        .is_some_and(|d| matches!(d.layout, Layout::Variable { .. }));
+    let variable = is_variable(world, component);
     let delta = Delta {
         base_tick: 0,
         tick,
@@ -679,20 +762,38 @@ mod tests {
         }
     }
 
-    /// Marks every change of `world` so far and builds one tick's datagrams.
-    fn send_all(outbox: &mut Outbox, world: &World, now: Instant, acks: &[(u64, u64)]) -> Built {
-        let keys = world.changed_keys_since(0).expect("history");
-        outbox.mark_changes(&keys, |_| false);
-        outbox.build(
+    /// Builds one tick's datagrams at `now`; returns them.
+    fn build(
+        outbox: &mut Outbox,
+        world: &World,
+        now: Instant,
+        acks: &[(u64, u64)],
+    ) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let built = outbox.build(
             world,
             world.tick(),
             now,
             limits(),
             acks,
             &|_| 1,
-            &mut ValueCoder::default(),
-            &mut Encoder::new(),
-        )
+            (&mut ValueCoder::default(), &mut Encoder::new()),
+            &mut |bytes, _| datagrams.push(bytes.to_vec()),
+        );
+        assert_eq!(built.datagrams, datagrams.len());
+        datagrams
+    }
+
+    /// Marks every change of `world` so far and builds one tick's datagrams.
+    fn send_all(
+        outbox: &mut Outbox,
+        world: &World,
+        now: Instant,
+        acks: &[(u64, u64)],
+    ) -> Vec<Vec<u8>> {
+        let keys = world.changed_keys_since(0).expect("history");
+        outbox.mark_changes(&keys, |_| false);
+        build(outbox, world, now, acks)
     }
 
     #[test]
@@ -701,29 +802,20 @@ mod tests {
         let mut outbox = Outbox::default();
         let t0 = Instant::now();
         let built = send_all(&mut outbox, &world, t0, &[]);
-        let n = built.datagrams.len() as u64;
+        let n = built.len() as u64;
         assert!(n >= 4, "{n} datagrams");
         // The newest ones are acknowledged first, as reordering would have it; the first
         // one much later, after many newer ones.
-        outbox.on_acks(&[(n - 1, n - 1)], t0 + Duration::from_millis(30));
-        outbox.on_acks(&[(1, n - 2)], t0 + Duration::from_millis(35));
+        outbox.on_acks([(n - 1, n - 1)], t0 + Duration::from_millis(30));
+        outbox.on_acks([(1, n - 2)], t0 + Duration::from_millis(35));
         assert!(outbox.pending() > 0, "datagram 0 is not acknowledged yet");
-        outbox.on_acks(&[(0, 0), (1, n - 1)], t0 + Duration::from_millis(60));
+        outbox.on_acks([(0, 0), (1, n - 1)], t0 + Duration::from_millis(60));
         assert_eq!(outbox.pending(), 0, "every key was acknowledged");
         assert_eq!(outbox.stats.datagrams_acked, n);
         assert_eq!(outbox.stats.datagrams_lost, 0);
         // Nothing goes again: no key is pending.
-        let again = outbox.build(
-            &world,
-            world.tick(),
-            t0 + Duration::from_secs(5),
-            limits(),
-            &[],
-            &|_| 1,
-            &mut ValueCoder::default(),
-            &mut Encoder::new(),
-        );
-        assert!(again.datagrams.is_empty());
+        let again = build(&mut outbox, &world, t0 + Duration::from_secs(5), &[]);
+        assert!(again.is_empty());
         assert_eq!(outbox.stats.keys_resent, 0);
     }
 
@@ -737,9 +829,9 @@ mod tests {
             limits().initial_resend
         );
         let first = send_all(&mut outbox, &world, t0, &[]);
-        assert_eq!(first.datagrams.len(), 1);
+        assert_eq!(first.len(), 1);
         // Acknowledged after 40 ms: the resend delay follows the measurement.
-        outbox.on_acks(&[(0, 0)], t0 + Duration::from_millis(40));
+        outbox.on_acks([(0, 0)], t0 + Duration::from_millis(40));
         let measured = outbox.resend_after(limits().initial_resend);
         assert!(
             measured > Duration::from_millis(40) && measured < Duration::from_millis(100),
@@ -751,42 +843,15 @@ mod tests {
         let t1 = t0 + Duration::from_millis(100);
         let keys = world.changed_keys_since(world.tick() - 1).expect("history");
         outbox.mark_changes(&keys, |_| false);
-        let sent = outbox.build(
-            &world,
-            world.tick(),
-            t1,
-            limits(),
-            &[],
-            &|_| 1,
-            &mut ValueCoder::default(),
-            &mut Encoder::new(),
-        );
-        assert_eq!(sent.datagrams.len(), 1);
+        let sent = build(&mut outbox, &world, t1, &[]);
+        assert_eq!(sent.len(), 1);
         let early = t1 + measured / 2;
-        let none = outbox.build(
-            &world,
-            world.tick(),
-            early,
-            limits(),
-            &[],
-            &|_| 1,
-            &mut ValueCoder::default(),
-            &mut Encoder::new(),
-        );
-        assert!(none.datagrams.is_empty(), "resent before the delay");
+        let none = build(&mut outbox, &world, early, &[]);
+        assert!(none.is_empty(), "resent before the delay");
         // ... and once it passed, the current value goes again, counted as a resend.
         let late = t1 + measured;
-        let resent = outbox.build(
-            &world,
-            world.tick(),
-            late,
-            limits(),
-            &[],
-            &|_| 1,
-            &mut ValueCoder::default(),
-            &mut Encoder::new(),
-        );
-        assert_eq!(resent.datagrams.len(), 1);
+        let resent = build(&mut outbox, &world, late, &[]);
+        assert_eq!(resent.len(), 1);
         assert_eq!(outbox.stats.keys_resent, 1);
     }
 
@@ -798,14 +863,45 @@ mod tests {
             .map(|i| (u64::MAX - 10 * i - 5, u64::MAX - 10 * i))
             .collect();
         let built = send_all(&mut outbox, &world, Instant::now(), &acks);
-        assert!(built.datagrams.len() > 10);
-        for (datagram, _) in &built.datagrams {
+        assert!(built.len() > 10);
+        for datagram in &built {
             assert!(
                 datagram.len() <= limits().max_datagram,
                 "{} bytes",
                 datagram.len()
             );
         }
+    }
+
+    #[test]
+    fn datagrams_acknowledged_out_of_order_are_neither_lost_nor_acknowledged_twice() {
+        let (world, _, _) = world_with(200);
+        let mut outbox = Outbox::default();
+        let t0 = Instant::now();
+        let n = send_all(&mut outbox, &world, t0, &[]).len() as u64;
+        assert!(n >= 4, "{n} datagrams");
+        let all = outbox.pending();
+        // The middle ones first, twice: holes behind the first datagram.
+        outbox.on_acks([(1, 2)], t0 + Duration::from_millis(20));
+        outbox.on_acks([(2, 2), (1, 1)], t0 + Duration::from_millis(25));
+        assert_eq!(outbox.stats.datagrams_acked, 2);
+        assert!(outbox.pending() < all);
+        let left = outbox.pending();
+        // Long after, the others count as lost (the holes do not) and their keys go
+        // again; a late acknowledgement of a forgotten one changes nothing.
+        let again = build(&mut outbox, &world, t0 + Duration::from_secs(10), &[]);
+        assert_eq!(outbox.stats.datagrams_lost, n - 2);
+        assert_eq!(outbox.stats.keys_resent, left as u64);
+        assert!(!again.is_empty());
+        outbox.on_acks([(0, 0), (1, 2)], t0 + Duration::from_secs(10));
+        assert_eq!(outbox.stats.datagrams_acked, 2);
+        assert_eq!(outbox.pending(), left);
+        // The new ones are acknowledged as usual.
+        outbox.on_acks(
+            [(n, n + again.len() as u64 - 1)],
+            t0 + Duration::from_secs(11),
+        );
+        assert_eq!(outbox.pending(), 0);
     }
 
     #[test]
@@ -816,7 +912,7 @@ mod tests {
         send_all(&mut outbox, &world, t0, &[]);
         let pending = outbox.pending();
         // Inverted, never-sent and extreme ranges.
-        outbox.on_acks(&[(5, 1), (1000, u64::MAX), (u64::MAX, u64::MAX)], t0);
+        outbox.on_acks([(5, 1), (1000, u64::MAX), (u64::MAX, u64::MAX)], t0);
         assert_eq!(outbox.pending(), pending);
         assert_eq!(outbox.stats.datagrams_acked, 0);
     }

@@ -116,6 +116,9 @@ pub struct Encoder {
     /// Reserved value vectors: (distance of the length prefix from the buffer's end,
     /// batch, bytes), filled when the message is copied out.
     holes: Vec<(usize, usize, usize)>,
+    /// Scratch of a frame's tables before their vector is built: batches, removals.
+    batch_tables: Vec<Offset<fb::ComponentBatch<'static>>>,
+    remove_tables: Vec<Offset<fb::RemoveBatch<'static>>>,
 }
 
 impl Default for Encoder {
@@ -162,6 +165,8 @@ impl Encoder {
             lengths: Vec::new(),
             zeros: Vec::new(),
             holes: Vec::new(),
+            batch_tables: Vec::new(),
+            remove_tables: Vec::new(),
         }
     }
 
@@ -208,18 +213,30 @@ impl Encoder {
         acks: &[(u64, u64)],
         frame: Option<&FrameParts<'_>>,
     ) -> Vec<u8> {
+        self.state_datagram_in_place(seq, acks, frame).to_vec()
+    }
+
+    /// [`Encoder::state_datagram`], its bytes borrowed from the encoder until its next
+    /// message: a datagram framed at once (compressed into the buffer the transport
+    /// takes) is not copied on the way.
+    pub fn state_datagram_in_place(
+        &mut self,
+        seq: u64,
+        acks: &[(u64, u64)],
+        frame: Option<&FrameParts<'_>>,
+    ) -> &[u8] {
         self.fbb.reset();
         let frame = frame.map(|f| self.build_frame(f));
         let acks = (!acks.is_empty()).then(|| {
-            let ranges: Vec<fb::AckRange> = acks
+            let ranges = acks
                 .iter()
-                .map(|&(first, last)| fb::AckRange::new(first, last))
-                .collect();
-            self.fbb.create_vector(&ranges)
+                .map(|&(first, last)| fb::AckRange::new(first, last));
+            self.fbb.create_vector_from_iter(ranges)
         });
         let datagram =
             fb::StateDatagram::create(&mut self.fbb, &fb::StateDatagramArgs { seq, acks, frame });
-        self.finish(fb::Payload::StateDatagram, datagram.as_union_value())
+        self.finish_message(fb::Payload::StateDatagram, datagram.as_union_value());
+        self.fbb.finished_data()
     }
 
     /// Encodes a client's join request.

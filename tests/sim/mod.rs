@@ -172,6 +172,10 @@ pub struct Sim {
     /// Called with the host after each input it handles and each of its ticks: a test
     /// watches the authoritative state change one step at a time.
     pub host_observer: Option<HostObserver>,
+    /// Called with `true` just before each host call that makes output on its own (its
+    /// tick, each poll of its output) and with `false` just after: a test measures what
+    /// those calls alone do (`tests/alloc_steady.rs` counts their heap allocations).
+    pub host_meter: Option<fn(bool)>,
 }
 
 /// A virtual epoch: never before the process's own clock, so `Instant` arithmetic holds.
@@ -217,6 +221,7 @@ impl Sim {
             delivered: 0,
             delivered_bytes: 0,
             host_observer: None,
+            host_meter: None,
         }
     }
 
@@ -408,11 +413,23 @@ impl Sim {
         }
     }
 
+    /// `call` on the host, within [`Sim::host_meter`]'s bracket.
+    fn host_metered<R>(&mut self, call: impl FnOnce(&mut Host) -> R) -> R {
+        if let Some(meter) = self.host_meter {
+            meter(true);
+        }
+        let result = call(&mut self.host);
+        if let Some(meter) = self.host_meter {
+            meter(false);
+        }
+        result
+    }
+
     fn drain_host(&mut self) {
         if let Some(observe) = &mut self.host_observer {
             observe(&self.host);
         }
-        while let Some(output) = self.host.poll_output() {
+        while let Some(output) = self.host_metered(Host::poll_output) {
             match output {
                 Output::Send {
                     conn,
@@ -538,7 +555,7 @@ impl Sim {
         self.deliver();
         let now = self.now();
         let path = self.path();
-        self.host.tick(now, |_| path);
+        self.host_metered(|host| host.tick(now, |_| path));
         for job in self.host.take_training_jobs() {
             self.host.finish_training(job.run());
         }

@@ -342,12 +342,17 @@ fn compress_with(
     write_varint(out, input.len() as u64);
     let header = out.len() - start;
     // Only a body that beats the raw frame is worth keeping: give zstd that much room,
-    // and fall back to raw when it does not fit.
+    // and fall back to raw when it does not fit. The room is `out`'s own, after the
+    // header: no buffer of its own per frame.
     let room = (input.len() + 1).saturating_sub(header + 1);
-    let mut body = Vec::with_capacity(room);
-    let compressed = room > 0 && ctx.compress_to_buffer(input, &mut body).is_ok();
-    if compressed && header + body.len() < input.len() + 1 {
-        out.extend_from_slice(&body);
+    let body_start = out.len();
+    out.resize(body_start + room, 0);
+    let body = match room {
+        0 => None,
+        _ => ctx.compress_to_buffer(input, &mut out[body_start..]).ok(),
+    };
+    if let Some(body) = body.filter(|&len| header + len < input.len() + 1) {
+        out.truncate(body_start + body);
         Ok(format)
     } else {
         out.truncate(start);

@@ -112,21 +112,21 @@ impl Encoder {
     ) -> (Option<Ids>, Option<Tables<fb::RemoveBatch<'static>>>) {
         let despawns = (!f.despawns.is_empty()).then(|| self.entity_vector(f.despawns));
         let removes = (!f.removes.is_empty()).then(|| {
-            let offsets: Vec<_> = f
-                .removes
-                .iter()
-                .map(|&(component, entities)| {
-                    let entities = self.entity_vector(entities);
-                    fb::RemoveBatch::create(
-                        &mut self.fbb,
-                        &fb::RemoveBatchArgs {
-                            component: component.0,
-                            entities: Some(entities),
-                        },
-                    )
-                })
-                .collect();
-            self.fbb.create_vector(&offsets)
+            let mut offsets = std::mem::take(&mut self.remove_tables);
+            offsets.clear();
+            for &(component, entities) in f.removes {
+                let entities = self.entity_vector(entities);
+                offsets.push(fb::RemoveBatch::create(
+                    &mut self.fbb,
+                    &fb::RemoveBatchArgs {
+                        component: component.0,
+                        entities: Some(entities),
+                    },
+                ));
+            }
+            let removes = self.fbb.create_vector(&offsets);
+            self.remove_tables = offsets;
+            removes
         });
         (despawns, removes)
     }
@@ -239,10 +239,11 @@ impl Encoder {
         if batches.is_empty() {
             return None;
         }
-        let offsets: Vec<_> = batches
-            .iter()
-            .enumerate()
-            .map(|(i, batch)| {
+        // The tables' offsets, in a vector kept from one frame to the next.
+        let mut offsets = std::mem::take(&mut self.batch_tables);
+        offsets.clear();
+        for (i, batch) in batches.iter().enumerate() {
+            let table = {
                 let ages = baseline_ages
                     .get(i)
                     .filter(|ages| ages.iter().any(|&a| a != 0))
@@ -272,8 +273,11 @@ impl Encoder {
                         older_ages,
                     },
                 )
-            })
-            .collect();
-        Some(self.fbb.create_vector(&offsets))
+            };
+            offsets.push(table);
+        }
+        let tables = self.fbb.create_vector(&offsets);
+        self.batch_tables = offsets;
+        Some(tables)
     }
 }
