@@ -31,6 +31,15 @@ impl BitWriter {
         Self::default()
     }
 
+    /// An empty writer with room for `bytes` bytes: a packet built to a known bound grows
+    /// without reallocating.
+    pub fn with_capacity(bytes: usize) -> Self {
+        BitWriter {
+            bytes: Vec::with_capacity(bytes),
+            bit_len: 0,
+        }
+    }
+
     /// Writes the low `n` bits of `value` (`n` at most 64; higher bits of `value` are
     /// ignored; wider requests are clamped to 64).
     pub fn write_bits(&mut self, mut value: u64, n: u32) {

@@ -47,6 +47,10 @@ pub struct RefKey {
 /// its own a whole encode.
 pub const SHARE_SLACK: u64 = 2;
 
+/// Most bytes reserved up front for a relay packet (a path's datagrams are about 1200
+/// bytes; a larger bound than that grows as needed).
+const MAX_PACKET_CAPACITY: usize = 1500;
+
 #[derive(Clone, Debug)]
 struct Frame {
     number: i64,
@@ -68,6 +72,9 @@ pub struct RelaySource {
     next: i64,
     /// The newest frame's sections, by reference set: the source id and the section.
     cache: Vec<(RefKey, BitWriter)>,
+    /// Writers of earlier frames' sections, cleared, for the next ones (no allocation per
+    /// section in the steady state).
+    spare: Vec<BitWriter>,
     encodes: u64,
 }
 
@@ -80,6 +87,7 @@ impl RelaySource {
             newest: None,
             next: 0,
             cache: Vec::new(),
+            spare: Vec::new(),
             encodes: 0,
         }
     }
@@ -108,7 +116,7 @@ impl RelaySource {
         let number = self.next + advance - 1;
         self.next = number + 1;
         self.newest = Some(number);
-        self.cache.clear();
+        self.recycle_sections();
         let kept = Kept::all(&samples);
         let canonical = samples.iter().all(|s| s.exact.is_none());
         if let Some(slot) = self
@@ -129,7 +137,7 @@ impl RelaySource {
     /// a receiver's acknowledgements of old frames are never used again.
     pub fn retire(&mut self) {
         self.slots.iter_mut().for_each(|s| *s = None);
-        self.cache.clear();
+        self.recycle_sections();
         self.newest = None;
         self.next += HISTORY as i64;
     }
@@ -173,6 +181,7 @@ impl RelaySource {
         let newest = self
             .newest
             .ok_or(StreamError::Corrupt("no frame to send"))?;
+        let mut w = self.spare.pop().unwrap_or_default();
         let frame = self
             .frame(newest)
             .ok_or(StreamError::Corrupt("no frame to send"))?;
@@ -192,7 +201,6 @@ impl RelaySource {
             source: self.source,
             samples: canonical.clone().unwrap_or_else(|| frame.samples.clone()),
         };
-        let mut w = BitWriter::new();
         w.write_bool(true);
         write_source(&mut w, self.source);
         write_section(
@@ -213,6 +221,14 @@ impl RelaySource {
         self.encodes += 1;
         self.cache.push((key, w));
         Ok(&self.cache[self.cache.len() - 1].1)
+    }
+
+    /// Moves the newest frame's sections to the spare writers, cleared.
+    fn recycle_sections(&mut self) {
+        for (_, mut w) in self.cache.drain(..) {
+            w.clear();
+            self.spare.push(w);
+        }
     }
 
     /// A reference set already encoded for the newest frame that `usable` accepts and
@@ -405,11 +421,21 @@ impl RelaySender {
             .iter()
             .rev()
             .any(|s| s.acked && seq - s.seq <= SHORT_SEQ_LEAD);
-        let mut w = BitWriter::new();
+        // The packet's one allocation: it is handed over whole.
+        let mut w = BitWriter::with_capacity(max_bytes.min(MAX_PACKET_CAPACITY));
         write_header(&mut w, seq, short, true);
         // The end of the section list and the acknowledgement (explicit form).
         let tail = 1 + ack.map_or(1, |a| 2 + a.bits() as usize);
-        let mut frames = Vec::new();
+        // The oldest record's list is reused once the history is full.
+        let mut frames = match self.history.len() == HISTORY {
+            true => self
+                .history
+                .pop_front()
+                .map(|s| s.frames)
+                .unwrap_or_default(),
+            false => Vec::new(),
+        };
+        frames.clear();
         let mut samples = 0;
         for source in sources.iter_mut() {
             let Some(newest) = source.newest() else {
@@ -441,9 +467,6 @@ impl RelaySender {
         w.write_bool(false);
         write_ack(&mut w, ack, None);
         self.next_seq += 1;
-        if self.history.len() == HISTORY {
-            self.history.pop_front();
-        }
         let sections = frames.len();
         self.history.push_back(Sent {
             seq,
