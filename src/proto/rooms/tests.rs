@@ -486,3 +486,66 @@ fn a_room_at_its_entity_limit_refuses_a_spawn_and_says_so() {
     );
     assert!(net.disconnect_reason(a).is_none(), "still in its room");
 }
+
+#[test]
+fn a_dropped_client_resumes_into_its_own_room() {
+    let mut net = Net::new(RoomsConfig::default());
+    let a = net.join("alpha", 1);
+    let b = net.join("beta", 1);
+    net.step(5);
+    let blob = registry(false).descriptors()[0].id;
+    let e = net.peers[b].client.spawn().unwrap();
+    net.peers[b]
+        .client
+        .set(e, blob, &5u64.to_le_bytes())
+        .unwrap();
+    net.step(10);
+    // b's connection drops (a headset taken off); both sides hear of it.
+    let old = net.peers[b].conn;
+    net.rooms.handle_closed(old, net.now, "timed out".into());
+    net.peers[b].client.handle_closed(
+        old,
+        "timed out".into(),
+        crate::proto::DisconnectCause::TimedOut,
+    );
+    net.step(2);
+    // Meanwhile beta changes? Its only client is away: the room keeps its state.
+    net.peers[b].client.reconnect().unwrap();
+    let conn = ConnId(net.next_conn);
+    net.next_conn += 1;
+    net.peers[b].conn = conn;
+    net.peers[b].joined = false;
+    net.peers[b].client.connected(conn);
+    net.pump();
+    net.step(10);
+    assert_eq!(net.peers[b].client.peer(), Some(1));
+    assert_eq!(
+        net.rooms.stats().joins_refused,
+        0,
+        "the resume found its room"
+    );
+    assert_eq!(
+        net.room_hash("beta"),
+        net.peers[b].client.world().state_hash()
+    );
+    assert_eq!(
+        net.peers[b].client.world().get(e, blob),
+        Some(&5u64.to_le_bytes()[..])
+    );
+    // Alpha's peer 1 was never touched.
+    assert!(net.disconnect_reason(a).is_none());
+    // A resume token no room holds is refused at the door, by name.
+    let forged = Encoder::new().resume_request(1, &[7; 16], 0, 1);
+    net.rooms
+        .handle_join(ConnId(999), None, net.now, UNIX, &forged);
+    let refusals: Vec<DoorRefusal> = net.rooms.take_refusals().collect();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].reason, fb::RefuseReason::ResumeUnknown);
+    assert!(
+        refusals[0]
+            .message
+            .contains("resume token of peer 1 unknown"),
+        "{:?}",
+        refusals[0]
+    );
+}
