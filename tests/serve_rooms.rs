@@ -646,3 +646,63 @@ mod c_abi {
         ok(theta_world_free(world));
     }
 }
+
+/// `theta serve`'s command line: help, a bad config named by file, line and key (exit 1),
+/// a bad room id named by option (exit 2), nothing left running.
+#[test]
+fn the_serve_command_line_names_what_is_wrong() {
+    let theta = env!("CARGO_BIN_EXE_theta");
+    let help = Command::new(theta)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(help.status.success());
+    let text = String::from_utf8_lossy(&help.stdout);
+    for option in [
+        "--config",
+        "--listen",
+        "--state-dir",
+        "--metrics",
+        "--rate",
+        "--log-level",
+    ] {
+        assert!(text.contains(option), "{option} in:\n{text}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\n[limits]\nmax_peers = 0\n",
+    )
+    .unwrap();
+    let bad = Command::new(theta)
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("bad.toml, line 3")
+            && err.contains("limits.max_peers")
+            && err.contains("out of range"),
+        "{err}"
+    );
+    let secret = "a".repeat(64);
+    let room = Command::new(theta)
+        .args(["token", "--secret", &secret, "--peer", "1", "--room", "a/b"])
+        .output()
+        .unwrap();
+    assert_eq!(room.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&room.stderr).contains("invalid room id \"a/b\""));
+    let good = Command::new(theta)
+        .args([
+            "token", "--secret", &secret, "--peer", "1", "--room", "lobby",
+        ])
+        .output()
+        .unwrap();
+    assert!(good.status.success());
+    let token = String::from_utf8_lossy(&good.stdout);
+    let parsed = theta_net::net::token::JoinToken::from_text(token.trim()).unwrap();
+    assert_eq!(parsed.room(), Some("lobby"));
+}
