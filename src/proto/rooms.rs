@@ -21,10 +21,11 @@ use super::rng::TokenRng;
 use super::room_id::RoomId;
 use super::token::{JoinSecret, JoinToken, TokenError, TokenVerifier};
 use super::{Config, ConnId, Host, Output, Path};
+use crate::ownership::WHOLE_ENTITY;
 use crate::registry::Registry;
 use crate::wire::registry_bytes::decode_registry;
 use crate::wire::{self, fb, Encoder, Message};
-use crate::world::World;
+use crate::world::{EntityId, World};
 
 /// Where a room's world comes from when it opens: its saved state, or a new world.
 pub trait RoomOpener {
@@ -331,8 +332,21 @@ impl Rooms {
         let mut seed = [0u8; 32];
         seed[..16].copy_from_slice(&self.rng.token());
         seed[16..].copy_from_slice(&self.rng.token());
-        let host = Host::new(world, self.secret.clone(), config, now, seed)
+        let mut host = Host::new(world, self.secret.clone(), config, now, seed)
             .map_err(|e| unavailable(e.error.to_string()))?;
+        // A restored room's entities were its clients'; none is here to hold them now, so
+        // the room holds them, for any client to take (else each would wait for a creator
+        // who may never come back).
+        let host_peer = host.peer();
+        let held: Vec<EntityId> = host
+            .world()
+            .entities()
+            .filter(|e| e.creator() != host_peer)
+            .collect();
+        for entity in held {
+            // Alive (just listed) and nobody is a valid owner: this cannot fail.
+            let _ = host.set_owner(entity, WHOLE_ENTITY, None);
+        }
         self.rooms.insert(
             room.clone(),
             Room {

@@ -28,7 +28,8 @@ fn registry(extra: bool) -> Registry {
     registry
 }
 
-/// Opens every room empty, with the first client's types; or fails for rooms named so.
+/// Opens every room empty, with the first client's types; or fails for rooms named so;
+/// rooms named `saved-*` come with an entity peer 1 created, as a restored room does.
 struct Empty;
 
 impl RoomOpener for Empty {
@@ -42,8 +43,21 @@ impl RoomOpener for Empty {
                 .register(&d.name, d.layout)
                 .map_err(|e| e.to_string())?;
         }
+        if room.as_str().starts_with("saved") {
+            let entity = saved_entity();
+            world.spawn_with_id(entity, crate::world::Stamp::Local);
+            let blob = registry.descriptors()[0].id;
+            world
+                .set(entity, blob, &9u64.to_le_bytes())
+                .map_err(|e| e.to_string())?;
+        }
         Ok(world)
     }
+}
+
+/// The entity of a `saved-*` room: peer 1's first.
+fn saved_entity() -> crate::world::EntityId {
+    crate::world::EntityId::new(1, 1).unwrap()
 }
 
 struct Peer {
@@ -547,5 +561,30 @@ fn a_dropped_client_resumes_into_its_own_room() {
             .contains("resume token of peer 1 unknown"),
         "{:?}",
         refusals[0]
+    );
+}
+
+#[test]
+fn a_restored_rooms_entities_are_nobodys_until_a_client_takes_them() {
+    let mut net = Net::new(RoomsConfig::default());
+    // Peer 2 joins a room restored with an entity peer 1 created; peer 1 is not here.
+    let b = net.join("saved-1", 2);
+    net.step(5);
+    let entity = saved_entity();
+    let whole = crate::ownership::WHOLE_ENTITY;
+    let room = RoomId::new("saved-1").unwrap();
+    assert_eq!(
+        net.rooms.get_mut(&room).unwrap().owner_of(entity, whole),
+        None
+    );
+    assert!(net.peers[b].client.world().is_alive(entity));
+    net.peers[b]
+        .client
+        .request_ownership(entity, whole)
+        .unwrap();
+    net.step(10);
+    assert_eq!(
+        net.rooms.get_mut(&room).unwrap().owner_of(entity, whole),
+        Some(2)
     );
 }
