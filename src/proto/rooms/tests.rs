@@ -189,6 +189,15 @@ impl Net {
         }
     }
 
+    /// Client `index` spawns an entity holding `value` in the test's blob type.
+    fn spawn_blob(&mut self, index: usize, value: u64) -> crate::world::EntityId {
+        let blob = registry(false).descriptors()[0].id;
+        let client = &mut self.peers[index].client;
+        let entity = client.spawn().unwrap();
+        client.set(entity, blob, &value.to_le_bytes()).unwrap();
+        entity
+    }
+
     fn disconnect_reason(&self, index: usize) -> Option<&str> {
         self.peers[index].events.iter().find_map(|e| match e {
             SessionEvent::Disconnected { reason, .. } => Some(reason.as_str()),
@@ -216,16 +225,10 @@ fn two_rooms_on_one_door_stay_apart_and_each_converges() {
         assert!(net.peers[i].client.peer().is_some(), "client {i} joined");
     }
     // Each writes its own entities; peer 1 of beta is another peer than peer 1 of alpha.
-    let blob = registry(false).descriptors()[0].id;
-    let mut spawned = Vec::new();
-    for (i, value) in [(a1, 1u64), (a2, 2), (b1, 3)] {
-        let e = net.peers[i].client.spawn().unwrap();
-        net.peers[i]
-            .client
-            .set(e, blob, &value.to_le_bytes())
-            .unwrap();
-        spawned.push(e);
-    }
+    let spawned: Vec<_> = [(a1, 1u64), (a2, 2), (b1, 3)]
+        .into_iter()
+        .map(|(i, value)| net.spawn_blob(i, value))
+        .collect();
     net.step(20);
     let (alpha, beta) = (net.room_hash("alpha"), net.room_hash("beta"));
     assert_ne!(alpha, beta);
@@ -264,11 +267,7 @@ fn a_room_keeps_a_leavers_entities_and_closes_when_idle_handing_its_world_back()
     let a = net.join("lobby", 1);
     net.step(3);
     let blob = registry(false).descriptors()[0].id;
-    let e = net.peers[a].client.spawn().unwrap();
-    net.peers[a]
-        .client
-        .set(e, blob, &7u64.to_le_bytes())
-        .unwrap();
+    let e = net.spawn_blob(a, 7u64);
     net.step(10);
     net.peers[a].client.goodbye();
     net.pump();
@@ -436,11 +435,7 @@ fn an_entity_handed_to_the_room_is_nobodys_and_another_client_takes_it() {
     let b = net.join("lobby", 2);
     net.step(3);
     let blob = registry(false).descriptors()[0].id;
-    let e = net.peers[a].client.spawn().unwrap();
-    net.peers[a]
-        .client
-        .set(e, blob, &1u64.to_le_bytes())
-        .unwrap();
+    let e = net.spawn_blob(a, 1u64);
     net.step(10);
     let whole = crate::ownership::WHOLE_ENTITY;
     net.peers[a]
@@ -481,10 +476,8 @@ fn a_room_at_its_entity_limit_refuses_a_spawn_and_says_so() {
     });
     let a = net.join("lobby", 1);
     net.step(3);
-    let blob = registry(false).descriptors()[0].id;
     for i in 0..4u64 {
-        let e = net.peers[a].client.spawn().unwrap();
-        net.peers[a].client.set(e, blob, &i.to_le_bytes()).unwrap();
+        net.spawn_blob(a, i);
     }
     net.step(20);
     let room = RoomId::new("lobby").unwrap();
@@ -508,11 +501,7 @@ fn a_dropped_client_resumes_into_its_own_room() {
     let b = net.join("beta", 1);
     net.step(5);
     let blob = registry(false).descriptors()[0].id;
-    let e = net.peers[b].client.spawn().unwrap();
-    net.peers[b]
-        .client
-        .set(e, blob, &5u64.to_le_bytes())
-        .unwrap();
+    let e = net.spawn_blob(b, 5u64);
     net.step(10);
     // b's connection drops (a headset taken off); both sides hear of it.
     let old = net.peers[b].conn;
