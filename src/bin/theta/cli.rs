@@ -1040,6 +1040,23 @@ mod tests {
     }
 
     #[test]
+    fn bench_rooms_defaults() {
+        let Command::Bench(b) = parse(&["bench", "rooms"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Rooms(r)) = b.what else {
+            panic!("not the rooms bench")
+        };
+        assert_eq!((r.rooms, r.clients_per_room, r.objects), (50, 4, 200));
+        assert_eq!(
+            (r.object_rate, r.avatar_rate, r.server_rate),
+            (60.0, 90.0, 60.0)
+        );
+        assert_eq!(r.avatars.cases(), &[true]);
+        assert_eq!((r.seconds, r.warmup, r.processes), (10.0, 3.0, 4));
+    }
+
+    #[test]
     fn join_takes_several_tokens() {
         use theta_net::net::token::try_mint;
         let fp = "ab".repeat(32);
@@ -1066,8 +1083,33 @@ mod tests {
         else {
             panic!("not join")
         };
-        assert_eq!(j.tokens, vec![a, b]);
+        assert_eq!(j.tokens, vec![a.clone(), b]);
         assert!(j.avatar);
+        assert_eq!(j.own_objects, None, "no objects unless asked");
+        let base = [
+            "join",
+            "127.0.0.1:4433",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &a,
+        ];
+        let with = |extra: &[&str]| -> Result<Cli, clap::Error> {
+            parse(&base.iter().chain(extra).copied().collect::<Vec<_>>())
+        };
+        let Command::Join(j) = with(&["--own-objects", "200"]).unwrap().command else {
+            panic!("not join")
+        };
+        assert_eq!(
+            (j.own_objects, j.move_percent, j.object_rate),
+            (Some(200), 10.0, 60.0)
+        );
+        let err = match with(&["--move-percent", "5"]) {
+            Ok(_) => panic!("--move-percent without --own-objects was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("--own-objects"), "{err}");
+        assert!(with(&["--own-objects", "0"]).is_err());
         let err = refused(&["join", "127.0.0.1:1", "--fingerprint", &fp]);
         assert!(err.contains("--token"), "{err}");
     }
