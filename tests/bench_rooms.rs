@@ -268,8 +268,7 @@ fn join_own_objects_fills_the_room_and_another_client_receives_them() {
     let last = |who: &str| {
         output
             .lines()
-            .filter(|l| l.starts_with(who) && l.contains(" s] host tick "))
-            .last()
+            .rfind(|l| l.starts_with(who) && l.contains(" s] host tick "))
             .unwrap_or_else(|| panic!("no stats of {who}:\n{output}"))
             .to_owned()
     };

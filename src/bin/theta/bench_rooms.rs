@@ -130,6 +130,9 @@ struct Client {
     entities: Option<u64>,
     /// Objects it said it spawned (its room's owner).
     spawned: Option<usize>,
+    /// Its slowest tick rate (ticks/s) in a stats line since [`Client::restart_rates`]:
+    /// a client below its rate sends the server less than the case asks.
+    slowest: Option<f64>,
 }
 
 impl Client {
@@ -138,8 +141,15 @@ impl Client {
             self.spawned = after(line, "spawned ");
         } else if line.starts_with('[') {
             self.entities = before(line, " entities");
+            if let Some(rate) = before::<f64>(line, " ticks/s") {
+                self.slowest = Some(self.slowest.map_or(rate, |s| s.min(rate)));
+            }
         }
         self.seen.take(line);
+    }
+
+    fn restart_rates(&mut self) {
+        self.slowest = None;
     }
 }
 
@@ -210,6 +220,10 @@ struct Figures {
     rss_open: u64,
     /// Rooms and peers the server's metrics counted at the end of the window.
     held: Scrape,
+    /// The clients' requested tick rate, and the slowest and mean of their slowest
+    /// stats lines in the window (ticks/s).
+    client_rate: f64,
+    clients_rate: (f64, f64),
 }
 
 impl Figures {
@@ -232,6 +246,12 @@ impl Figures {
 
     fn kept_rate(&self) -> bool {
         self.ticks_per_second >= self.rate * KEEPS_RATE
+    }
+
+    /// Whether every client kept its tick rate (its avatar pushes and object steps) in
+    /// every second of the window.
+    fn clients_kept_rate(&self) -> bool {
+        self.clients_rate.0 >= self.client_rate * KEEPS_RATE
     }
 
     fn label(&self) -> String {
@@ -552,6 +572,10 @@ fn run_one(a: &RoomsArgs, rooms: usize, avatars: bool) -> Result<Figures, String
         .map(|&p| cpu_seconds(p))
         .sum::<Result<_, _>>()?;
     let t0 = Instant::now();
+    run.clients
+        .iter_mut()
+        .flatten()
+        .for_each(Client::restart_rates);
     let at_start: Vec<Vec<Client>> = run.clients.clone();
     let window = Duration::from_secs_f64(a.seconds);
     let every = Duration::from_secs_f64((a.seconds / 4.0).max(1.0));
@@ -641,6 +665,11 @@ fn run_one(a: &RoomsArgs, rooms: usize, avatars: bool) -> Result<Figures, String
         return Err(format!("{label}: {count} failure(s): {}", sick.join("; ")));
     }
     let ticks = after_scrape.ticks - before_scrape.ticks;
+    let slowest: Vec<f64> = run.each().filter_map(|(_, _, c)| c.slowest).collect();
+    let clients_rate = (
+        slowest.iter().copied().fold(f64::INFINITY, f64::min),
+        slowest.iter().sum::<f64>() / slowest.len().max(1) as f64,
+    );
     let figures = Figures {
         rooms,
         clients_per_room: per_room,
@@ -655,6 +684,8 @@ fn run_one(a: &RoomsArgs, rooms: usize, avatars: bool) -> Result<Figures, String
         rss_start,
         rss_open,
         held,
+        client_rate,
+        clients_rate,
     };
     println!(
         "{label} held {} rooms x {} clients ({} peers, {} entities in the server's metrics); server {:.1} ticks/s ({} its {} Hz), tick mean {:.0} µs, {:.3} cores, {:.5} cores per client, {:.1} clients per core, {:.2} MB resident per room; the client processes {:.2} cores; every client receiving state{}",
@@ -675,6 +706,16 @@ fn run_one(a: &RoomsArgs, rooms: usize, avatars: bool) -> Result<Figures, String
             format!(" and {} remote devices", DEVICES * (per_room - 1))
         } else {
             String::new()
+        }
+    );
+    println!(
+        "{label} the clients' slowest second in the window: {:.1} ticks/s at worst, {:.1} on average, of their {client_rate} Hz{}",
+        clients_rate.0,
+        clients_rate.1,
+        if figures.clients_kept_rate() {
+            ""
+        } else {
+            " (SLOW: the clients sent the server less than the case asks)"
         }
     );
     Ok(figures)
@@ -805,6 +846,14 @@ fn report(results: &[Figures]) {
         }
     }
     for f in &rows {
+        if !f.clients_kept_rate() {
+            println!(
+                "WARNING: {} a client ticked {:.1} times a second at worst, below its {} Hz (the machine was short of CPU): the server received less than the case asks",
+                f.label(),
+                f.clients_rate.0,
+                f.client_rate
+            );
+        }
         if !f.kept_rate() {
             println!(
                 "WARNING: {} the server ticked {:.1} times a second, below its {} Hz: it did not hold this load at its rate (or the machine was short of CPU)",
@@ -859,6 +908,13 @@ mod tests {
         assert_eq!(c.spawned, Some(200));
         assert_eq!(c.entities, Some(200));
         assert_eq!((c.seen.events, c.seen.devices), (5321, Some(9)));
+        assert_eq!(c.slowest, Some(60.0));
+        c.take("[   3 s] host tick 150 | SLOW: 45.0 ticks/s, 75% of the requested 60 Hz, cannot keep --rate | 200 entities, 400 components | lost 0 | 5400 events | hash 00ff");
+        assert_eq!(c.slowest, Some(45.0));
+        c.take("[   4 s] host tick 210 | 59.9 ticks/s | 200 entities, 400 components | lost 0 | 5500 events | hash 00ff");
+        assert_eq!(c.slowest, Some(45.0), "the slowest second is kept");
+        c.restart_rates();
+        assert_eq!(c.slowest, None);
     }
 
     #[test]
