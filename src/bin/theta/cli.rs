@@ -101,7 +101,8 @@ delta apply (10 000 entities, 1 to 100 % changed) and tracking memory, ours besi
 JSON full-rescan design in the same run, then checks the targets of issue 2. Build with \
 --release. The exit status does not depend on the targets (timings vary by machine).\n\n\
 `theta bench interest` measures interest management (issue 17) instead: see \
-`theta bench interest --help`.";
+`theta bench interest --help`; `theta bench clients` a host's CPU per client (issue 18) and \
+`theta bench rooms` the room server's CPU and memory with many rooms (issue 19).";
 
 /// The long help of `theta bench interest`.
 const BENCH_INTEREST_LONG: &str = "\
