@@ -47,13 +47,13 @@ const GOAL_CLIENTS_PER_CORE: f64 = 100.0;
 const KEEPS_RATE: f64 = 0.95;
 
 /// The word after `key` in `line`, parsed.
-fn after<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+pub fn after<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
     let at = line.find(key)? + key.len();
     line[at..].split_whitespace().next()?.parse().ok()
 }
 
 /// The number before `key` in `line` (`1234 events`), parsed.
-fn before<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
+pub fn before<T: std::str::FromStr>(line: &str, key: &str) -> Option<T> {
     let at = line.find(key)?;
     line[..at].split_whitespace().next_back()?.parse().ok()
 }
@@ -84,20 +84,20 @@ impl Mark {
 
 /// What one client said most recently.
 #[derive(Clone, Debug, Default)]
-struct Seen {
-    joined: bool,
+pub struct Seen {
+    pub joined: bool,
     /// Newest host tick applied, replica events, remote devices, from its stats line.
-    tick: u64,
-    events: u64,
-    devices: Option<usize>,
-    at: Option<Instant>,
-    disconnected: Option<String>,
-    final_hash: Option<String>,
+    pub tick: u64,
+    pub events: u64,
+    pub devices: Option<usize>,
+    pub at: Option<Instant>,
+    pub disconnected: Option<String>,
+    pub final_hash: Option<String>,
 }
 
 impl Seen {
     /// Takes one line of this client's (its `[peer N] ` prefix removed).
-    fn take(&mut self, line: &str) {
+    pub fn take(&mut self, line: &str) {
         if line.starts_with("joined as peer ") {
             self.joined = true;
         } else if let Some(reason) = line.strip_prefix("disconnected: ") {
@@ -316,8 +316,8 @@ impl Run {
 }
 
 /// The peers of each client process: `clients` peers over at most `processes` processes,
-/// as evenly as possible, in order.
-fn spread(clients: usize, processes: usize) -> Vec<Vec<PeerId>> {
+/// as evenly as possible, in order (`theta bench rooms` spreads rooms with it).
+pub fn spread(clients: usize, processes: usize) -> Vec<Vec<PeerId>> {
     let processes = processes.clamp(1, clients.max(1));
     let (each, extra) = (clients / processes, clients % processes);
     let mut next: PeerId = 1;

@@ -1,7 +1,8 @@
-//! The child processes of `theta bench clients`: this same binary started as `theta host`
-//! and `theta join`, their output lines gathered from reader threads into one channel,
-//! their CPU time read from `/proc/PID/stat`, and every one of them killed and reaped when
-//! the owner is dropped (on success, on an error and on Ctrl-C alike).
+//! The child processes of `theta bench clients` and `theta bench rooms`: this same binary
+//! started as `theta host` (or `theta serve`) and `theta join`, their output lines gathered
+//! from reader threads into one channel, their CPU time read from `/proc/PID/stat` and
+//! their resident memory from `/proc/PID/status`, and every one of them killed and reaped
+//! when the owner is dropped (on success, on an error and on Ctrl-C alike).
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -194,6 +195,22 @@ fn parse_cpu(stat: &str) -> Option<f64> {
     Some((utime + stime) as f64 / USER_HZ)
 }
 
+/// Resident memory of process `pid` (`VmRSS` in `/proc/PID/status`), in bytes.
+pub fn resident_bytes(pid: u32) -> Result<u64, String> {
+    let path = format!("/proc/{pid}/status");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {path} (this bench needs Linux's /proc): {e}"))?;
+    parse_rss(&text).ok_or_else(|| format!("cannot read VmRSS in {path}"))
+}
+
+/// `VmRSS:   1234 kB` from the text of `/proc/PID/status`, in bytes.
+fn parse_rss(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let mut words = line.split_whitespace();
+    let kib: u64 = words.next()?.parse().ok()?;
+    (words.next()? == "kB").then_some(kib * 1024)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -207,5 +224,15 @@ mod tests {
         assert_eq!(parse_cpu("no parenthesis"), None);
         let own = cpu_seconds(std::process::id()).expect("this process's own stat");
         assert!(own >= 0.0);
+    }
+
+    #[test]
+    fn resident_memory_is_read_from_vmrss() {
+        let status = "Name:\ttheta\nVmPeak:\t  9000 kB\nVmRSS:\t  2048 kB\nThreads:\t4\n";
+        assert_eq!(parse_rss(status), Some(2048 * 1024));
+        assert_eq!(parse_rss("Name:\ttheta\n"), None);
+        assert_eq!(parse_rss("VmRSS:\t12 pages\n"), None);
+        let own = resident_bytes(std::process::id()).expect("this process's own status");
+        assert!(own > 0);
     }
 }

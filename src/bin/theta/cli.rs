@@ -101,7 +101,8 @@ delta apply (10 000 entities, 1 to 100 % changed) and tracking memory, ours besi
 JSON full-rescan design in the same run, then checks the targets of issue 2. Build with \
 --release. The exit status does not depend on the targets (timings vary by machine).\n\n\
 `theta bench interest` measures interest management (issue 17) instead: see \
-`theta bench interest --help`.";
+`theta bench interest --help`; `theta bench clients` a host's CPU per client (issue 18) and \
+`theta bench rooms` the room server's CPU and memory with many rooms (issue 19).";
 
 /// The long help of `theta bench interest`.
 const BENCH_INTEREST_LONG: &str = "\
@@ -145,6 +146,35 @@ Exits 1 when a client fails: it could not join, disconnected, stopped receiving 
 the other clients' avatars, or did not end with the host's state. Every child process is \
 killed on failure and on Ctrl-C. The clients share the machine with the host, so the host's \
 CPU figure is its own while the clients' load is printed beside it.";
+
+/// The long help of `theta bench rooms`.
+const BENCH_ROOMS_LONG: &str = "\
+Measures the room server (issue 19, item 5). It starts `theta serve` as a child process on \
+127.0.0.1 (this same binary) with a fresh state directory, its metrics endpoint on and its \
+limits set to --rooms rooms of --clients-per-room peers, then the clients as `theta join` \
+children, whole rooms spread over --processes processes. Each room's first client spawns \
+--objects objects of the demo scene and moves --move-percent of them --object-rate times a \
+second (`theta join --own-objects`); with avatars, every client also pushes a 3-point avatar \
+(head and both hands) --avatar-rate times a second, which the server relays to the others \
+of its room. Once every client joined and holds its room's objects, and after --warmup \
+seconds, it measures over --seconds: the server process's CPU time (utime + stime from \
+/proc/PID/stat, every thread of it), its ticks and their mean time from its metrics \
+endpoint (theta_tick_seconds_count and _sum, before and after the window), and its resident \
+memory (VmRSS from /proc/PID/status) against the same right after its start.\n\n\
+It prints the rooms and clients the server held, whether it kept its --server-rate, its CPU \
+per client in cores, clients per server core and resident memory per room. Before that, a \
+baseline in the same run: one room of the same clients and objects on a fresh server, so \
+that the cost per client and the memory per room of R rooms are also shown as ratios \
+against one room. Linux only (/proc). Build with --release.";
+
+/// What `theta bench rooms --help` says after the options.
+const BENCH_ROOMS_AFTER: &str = "\
+Exits 1 when a client fails: its join was refused, it disconnected, it did not receive its \
+room's objects, or it stopped receiving state or the avatars of the others in its room; \
+also when the server did not hold every room and client. Every child process is killed and \
+the state directory removed on success, on failure and on Ctrl-C. The clients share the \
+machine with the server, so the server's CPU figure is its own while the clients' load is \
+printed beside it.";
 
 /// What `theta demo --help` says after the options.
 const DEMO_AFTER: &str = "\
@@ -342,6 +372,20 @@ pub struct JoinArgs {
     /// does each frame; the stats line counts the remote devices this client receives
     #[arg(long)]
     pub avatar: bool,
+    /// The first client of each room in this process (the first client, with a hosted
+    /// session's tokens) spawns M objects of the demo scene's types once joined, owns
+    /// them and moves --move-percent of them each object step
+    #[arg(long, value_name = "M", value_parser = objects)]
+    pub own_objects: Option<usize>,
+    /// Percent of the owned objects that move each object step (the same ones, smoothly)
+    #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent,
+          requires = "own_objects")]
+    pub move_percent: f64,
+    /// Object steps per second, at most one per tick (with --rate 90, the objects still
+    /// move 60 times a second)
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate,
+          requires = "own_objects")]
+    pub object_rate: f64,
 }
 
 /// `theta token`.
@@ -414,6 +458,10 @@ pub enum BenchCommand {
     /// clients in other processes replicate its scene, with 3-point avatars and without
     #[command(long_about = BENCH_CLIENTS_LONG, after_help = BENCH_CLIENTS_AFTER)]
     Clients(ClientsArgs),
+    /// The room server's figures (issue 19): a `theta serve` process measured alone while
+    /// R rooms of C clients each, in other processes, replicate M moving objects per room
+    #[command(long_about = BENCH_ROOMS_LONG, after_help = BENCH_ROOMS_AFTER)]
+    Rooms(RoomsArgs),
 }
 
 /// Whether the clients push avatars in `theta bench clients`.
@@ -471,6 +519,45 @@ pub struct ClientsArgs {
     /// With avatars, without, or both (the avatars' share in the same run)
     #[arg(long, value_name = "CASES", value_enum, default_value_t = AvatarCases::Both)]
     pub avatars: AvatarCases,
+}
+
+/// `theta bench rooms`.
+#[derive(Args, Clone, Debug)]
+pub struct RoomsArgs {
+    /// Rooms open at once on the server
+    #[arg(long, value_name = "R", default_value_t = 50, value_parser = rooms)]
+    pub rooms: usize,
+    /// Clients in each room; the first of each room spawns and moves its objects
+    #[arg(long, value_name = "C", default_value_t = 4, value_parser = clients)]
+    pub clients_per_room: usize,
+    /// Objects in each room
+    #[arg(long, value_name = "M", default_value_t = 200, value_parser = objects)]
+    pub objects: usize,
+    /// Percent of each room's objects that move each object step
+    #[arg(long, value_name = "P", default_value_t = 10.0, value_parser = percent)]
+    pub move_percent: f64,
+    /// Object steps per second
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub object_rate: f64,
+    /// Avatar pushes per second of every client; the clients tick at this rate when
+    /// avatars are on (at least --object-rate)
+    #[arg(long, value_name = "HZ", default_value_t = 90.0, value_parser = rate)]
+    pub avatar_rate: f64,
+    /// The server's ticks per second (every room's)
+    #[arg(long, value_name = "HZ", default_value_t = 60.0, value_parser = rate)]
+    pub server_rate: f64,
+    /// With avatars, without, or both
+    #[arg(long, value_name = "CASES", value_enum, default_value_t = AvatarCases::On)]
+    pub avatars: AvatarCases,
+    /// Seconds of the measuring window, after the warm-up
+    #[arg(long, value_name = "S", default_value_t = 10.0, value_parser = window)]
+    pub seconds: f64,
+    /// Seconds between the moment every client holds its room's objects and the window
+    #[arg(long, value_name = "S", default_value_t = 3.0, value_parser = warmup)]
+    pub warmup: f64,
+    /// Client processes (at most R): whole rooms are spread over them
+    #[arg(long, value_name = "P", default_value_t = 4, value_parser = processes)]
+    pub processes: usize,
 }
 
 /// `theta bench interest`.
@@ -544,6 +631,11 @@ fn window(s: &str) -> Result<f64, String> {
 /// Seconds of warm-up of `theta bench clients`.
 fn warmup(s: &str) -> Result<f64, String> {
     within(s, 0.0, 600.0, "0..=600 (seconds)")
+}
+
+/// Rooms of `theta bench rooms`.
+fn rooms(s: &str) -> Result<usize, String> {
+    within(s, 1, 1000, "1..=1000")
 }
 
 /// Client processes of `theta bench clients`.
@@ -949,6 +1041,23 @@ mod tests {
     }
 
     #[test]
+    fn bench_rooms_defaults() {
+        let Command::Bench(b) = parse(&["bench", "rooms"]).unwrap().command else {
+            panic!("not the bench")
+        };
+        let Some(BenchCommand::Rooms(r)) = b.what else {
+            panic!("not the rooms bench")
+        };
+        assert_eq!((r.rooms, r.clients_per_room, r.objects), (50, 4, 200));
+        assert_eq!(
+            (r.object_rate, r.avatar_rate, r.server_rate),
+            (60.0, 90.0, 60.0)
+        );
+        assert_eq!(r.avatars.cases(), &[true]);
+        assert_eq!((r.seconds, r.warmup, r.processes), (10.0, 3.0, 4));
+    }
+
+    #[test]
     fn join_takes_several_tokens() {
         use theta_net::net::token::try_mint;
         let fp = "ab".repeat(32);
@@ -975,8 +1084,33 @@ mod tests {
         else {
             panic!("not join")
         };
-        assert_eq!(j.tokens, vec![a, b]);
+        assert_eq!(j.tokens, vec![a.clone(), b]);
         assert!(j.avatar);
+        assert_eq!(j.own_objects, None, "no objects unless asked");
+        let base = [
+            "join",
+            "127.0.0.1:4433",
+            "--fingerprint",
+            &fp,
+            "--token",
+            &a,
+        ];
+        let with = |extra: &[&str]| -> Result<Cli, clap::Error> {
+            parse(&base.iter().chain(extra).copied().collect::<Vec<_>>())
+        };
+        let Command::Join(j) = with(&["--own-objects", "200"]).unwrap().command else {
+            panic!("not join")
+        };
+        assert_eq!(
+            (j.own_objects, j.move_percent, j.object_rate),
+            (Some(200), 10.0, 60.0)
+        );
+        let err = match with(&["--move-percent", "5"]) {
+            Ok(_) => panic!("--move-percent without --own-objects was accepted"),
+            Err(e) => e.to_string(),
+        };
+        assert!(err.contains("--own-objects"), "{err}");
+        assert!(with(&["--own-objects", "0"]).is_err());
         let err = refused(&["join", "127.0.0.1:1", "--fingerprint", &fp]);
         assert!(err.contains("--token"), "{err}");
     }

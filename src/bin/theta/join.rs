@@ -3,7 +3,12 @@
 //! With `--avatar`, every client pushes a synthetic 3-point avatar each tick, as an XR
 //! engine pushes its tracked devices each frame.
 //!
-//! With several clients, every line a client prints starts with `[peer N]`.
+//! With `--own-objects M`, the first client of each room in this process spawns M objects
+//! of the demo scene's types once joined and moves a share of them each object step (60
+//! Hz by default), so that a room holds objects that change (`theta bench rooms`).
+//!
+//! With several clients, every line a client prints starts with `[peer N]` (a room's
+//! tokens: `[room R peer N]`, peer ids being per room).
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +17,7 @@ use theta_net::net::tls::ServerTrust;
 use theta_net::net::token::JoinToken;
 use theta_net::xr::synthetic::avatar;
 use theta_net::xr::{Device, Pose, PoseFlags, PoseSample};
-use theta_net::{PeerId, Registry};
+use theta_net::{ComponentId, EntityId, PeerId, Registry};
 
 use crate::cli::JoinArgs;
 use crate::host_join::{rate_note, Rates};
@@ -52,6 +57,8 @@ struct Joiner {
     rates: Rates,
     /// Left (after --ticks or a disconnect): no longer ticked.
     done: bool,
+    /// The objects this client spawns and moves (`--own-objects`), once joined.
+    objects: Option<Objects>,
 }
 
 impl Joiner {
@@ -62,20 +69,22 @@ impl Joiner {
         token: &str,
         registry: &Registry,
         several: bool,
+        objects: Option<Objects>,
     ) -> Result<Joiner, String> {
         // Checked for form while parsing the command line.
-        let peer = JoinToken::from_text(token)
-            .map_err(|e| e.to_string())?
-            .peer();
+        let parsed = JoinToken::from_text(token).map_err(|e| e.to_string())?;
+        let peer = parsed.peer();
+        // Peer ids are per room: with a room's tokens the prefix names the room too.
+        let prefix = match (several, parsed.room()) {
+            (false, _) => String::new(),
+            (true, None) => format!("[peer {peer}] "),
+            (true, Some(room)) => format!("[room {room} peer {peer}] "),
+        };
         let session = Session::join(addr, trust, token, registry, SessionConfig::default())
             .map_err(|e| format!("cannot start the client for peer {peer}: {e}"))?;
         Ok(Joiner {
             peer,
-            prefix: if several {
-                format!("[peer {peer}] ")
-            } else {
-                String::new()
-            },
+            prefix,
             session,
             started: Instant::now(),
             joined: None,
@@ -84,6 +93,7 @@ impl Joiner {
             updates: 0,
             rates: Rates::default(),
             done: false,
+            objects,
         })
     }
 }
@@ -96,6 +106,9 @@ pub fn join(o: &JoinArgs) -> Result<(), String> {
     let several = o.tokens.len() > 1;
     let trust = ServerTrust::Fingerprint(o.fingerprint);
     let mut waiting = o.tokens.iter();
+    // The rooms whose first client of this process was started (`None`: a hosted
+    // session's); that client owns the objects of `--own-objects`.
+    let mut owned_rooms: Vec<Option<String>> = Vec::new();
     let mut clients: Vec<Joiner> = Vec::with_capacity(o.tokens.len());
     println!(
         "theta join: connecting to {addr} (pinned fingerprint {}){}",
@@ -126,7 +139,29 @@ pub fn join(o: &JoinArgs) -> Result<(), String> {
         // one address.
         while clients.iter().filter(|c| c.joined.is_none()).count() < CONNECTING {
             let Some(token) = waiting.next() else { break };
-            clients.push(Joiner::start(addr, &trust, token, &registry, several)?);
+            let objects = match o.own_objects {
+                Some(count) => {
+                    let room = JoinToken::from_text(token)
+                        .map_err(|e| e.to_string())?
+                        .room()
+                        .map(str::to_owned);
+                    if owned_rooms.contains(&room) {
+                        None
+                    } else {
+                        owned_rooms.push(room);
+                        Some(Objects::new(
+                            count,
+                            o.move_percent,
+                            o.object_rate,
+                            owned_rooms.len() as u64,
+                        ))
+                    }
+                }
+                None => None,
+            };
+            clients.push(Joiner::start(
+                addr, &trust, token, &registry, several, objects,
+            )?);
         }
         for c in clients.iter_mut().filter(|c| !c.done) {
             step(c, &track, frame)?;
@@ -223,6 +258,21 @@ fn step(c: &mut Joiner, track: &[[Pose; 3]], frame: usize) -> Result<(), String>
         return Ok(());
     }
     c.ticks += 1;
+    if let Some(objects) = &mut c.objects {
+        objects
+            .step(&mut c.session)
+            .map_err(|e| format!("{}{e}", c.prefix))?;
+        if objects.announce {
+            objects.announce = false;
+            println!(
+                "{}spawned {} objects, moving {}% of them {} times a second",
+                c.prefix,
+                objects.entities.len(),
+                objects.move_percent,
+                objects.rate
+            );
+        }
+    }
     if !track.is_empty() {
         let poses = track[(frame + c.peer as usize * PEER_OFFSET) % track.len()];
         let time = c.session.now();
@@ -270,4 +320,84 @@ fn stats_line(c: &mut Joiner, tick_rate: &TickRate, achieved: f64, avatar: bool,
         c.updates,
         c.session.state_hash()
     );
+}
+
+/// The objects one client spawns, owns and moves (`--own-objects`): the demo scene's
+/// transform and color, in smooth motion (the scene's bodies), written through the
+/// session as an engine writes what it owns.
+struct Objects {
+    /// How many to spawn at the first tick after the join.
+    count: usize,
+    move_percent: f64,
+    /// Object steps per second.
+    rate: f64,
+    transform: ComponentId,
+    color: ComponentId,
+    entities: Vec<EntityId>,
+    bodies: Vec<scene::Body>,
+    rng: scene::Rng,
+    /// When the objects were spawned, and the object steps taken since.
+    since: Option<Instant>,
+    steps: u64,
+    /// A line to print: the objects were just spawned.
+    announce: bool,
+}
+
+impl Objects {
+    fn new(count: usize, move_percent: f64, rate: f64, seed: u64) -> Objects {
+        Objects {
+            count,
+            move_percent,
+            rate,
+            transform: ComponentId::of_name(scene::TRANSFORM),
+            color: ComponentId::of_name(scene::COLOR),
+            entities: Vec::with_capacity(count),
+            bodies: Vec::with_capacity(count),
+            rng: scene::Rng(seed),
+            since: None,
+            steps: 0,
+            announce: false,
+        }
+    }
+
+    /// Spawns the objects at the first call, then moves the moving share of them when an
+    /// object step is due: at most one a tick, never catching up on steps a slow tick
+    /// missed (an engine moves its objects by the time elapsed).
+    fn step(&mut self, session: &mut Session) -> Result<(), String> {
+        let Some(since) = self.since else {
+            for _ in 0..self.count {
+                let e = session
+                    .spawn()
+                    .map_err(|e| format!("cannot spawn an object: {e}"))?;
+                let body = scene::Body::random(&mut self.rng);
+                let color = (self.rng.next() as u32).to_le_bytes();
+                write(session, e, self.transform, &body.transform())?;
+                write(session, e, self.color, &color)?;
+                self.entities.push(e);
+                self.bodies.push(body);
+            }
+            self.since = Some(Instant::now());
+            self.announce = true;
+            return Ok(());
+        };
+        let due = (since.elapsed().as_secs_f64() * self.rate) as u64;
+        if self.steps >= due {
+            return Ok(());
+        }
+        self.steps = self.steps.max(due - 1) + 1;
+        let moving = ((self.entities.len() as f64) * self.move_percent / 100.0).round() as usize;
+        for (e, body) in self.entities.iter().zip(&mut self.bodies).take(moving) {
+            body.advance(&mut self.rng);
+            write(session, *e, self.transform, &body.transform())?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes one value of an owned object.
+fn write(session: &mut Session, e: EntityId, c: ComponentId, bytes: &[u8]) -> Result<(), String> {
+    session
+        .set(e, c, bytes)
+        .map(|_| ())
+        .map_err(|err| format!("cannot write object {e:?}: {err}"))
 }

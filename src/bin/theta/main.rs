@@ -3,8 +3,9 @@
 //! `theta host`, `theta join` and `theta token` run a session across processes or machines;
 //! `theta serve` runs a dedicated room server;
 //! `theta bench` measures the replication core against the seed's design,
-//! `theta bench interest` interest management against none, and `theta bench clients` the
-//! host's CPU per client with the host and the clients in processes of their own.
+//! `theta bench interest` interest management against none, `theta bench clients` the
+//! host's CPU per client with the host and the clients in processes of their own, and
+//! `theta bench rooms` the room server's CPU and memory with many rooms.
 //!
 //! Exit status: 0 on success (and for `--help`, `--version`), 2 for a bad command line
 //! (clap names the option), 1 when a command fails (e.g. a client did not converge).
@@ -13,6 +14,7 @@ mod avatars;
 mod bench;
 mod bench_clients;
 mod bench_interest;
+mod bench_rooms;
 mod bench_scene;
 mod children;
 mod cli;
@@ -48,6 +50,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => match &args.what {
             Some(BenchCommand::Interest(interest)) => bench_interest::run(interest),
             Some(BenchCommand::Clients(clients)) => bench_clients::run(clients),
+            Some(BenchCommand::Rooms(rooms)) => bench_rooms::run(rooms),
             None => bench::run(args),
         },
     };

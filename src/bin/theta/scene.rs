@@ -66,9 +66,16 @@ pub enum Motion {
     Teleport,
 }
 
+/// The transform's component name.
+pub const TRANSFORM: &str = "demo.Transform";
+/// The color's component name.
+pub const COLOR: &str = "demo.Color";
+/// The label's component name.
+const LABEL: &str = "demo.Label";
+
 /// Where an object is and how it moves (smooth motion).
 #[derive(Clone, Copy, Debug)]
-struct Body {
+pub struct Body {
     position: [f32; 3],
     yaw: f32,
     velocity: [f32; 2],
@@ -76,7 +83,46 @@ struct Body {
 }
 
 impl Body {
-    fn transform(&self) -> [u8; TRANSFORM_BYTES] {
+    /// A body somewhere in the scene's 20 m × 20 m × 3 m, walking in some direction.
+    pub fn random(rng: &mut Rng) -> Body {
+        let heading = rng.unit() * std::f32::consts::TAU;
+        let speed = rng.unit() * MAX_SPEED;
+        Body {
+            position: [
+                rng.unit() * 20.0 - 10.0,
+                rng.unit() * 3.0,
+                rng.unit() * 20.0 - 10.0,
+            ],
+            yaw: rng.unit() * std::f32::consts::TAU,
+            velocity: [speed * heading.cos(), speed * heading.sin()],
+            yaw_rate: (rng.unit() - 0.5) * 1.0,
+        }
+    }
+
+    /// One step of smooth motion ([`DT`]): accelerates a little at random, keeps under
+    /// [`MAX_SPEED`], turns slowly, and bounces off the scene's 20 m × 20 m bounds.
+    pub fn advance(&mut self, rng: &mut Rng) {
+        let (ax, az) = (rng.unit() - 0.5, rng.unit() - 0.5);
+        let turn = (rng.unit() - 0.5) * 0.2;
+        self.velocity[0] += ax * 2.0 * DT;
+        self.velocity[1] += az * 2.0 * DT;
+        let speed = self.velocity[0].hypot(self.velocity[1]);
+        if speed > MAX_SPEED {
+            self.velocity = self.velocity.map(|v| v * MAX_SPEED / speed);
+        }
+        self.yaw_rate = (self.yaw_rate + turn * DT).clamp(-1.0, 1.0);
+        self.yaw = (self.yaw + self.yaw_rate * DT).rem_euclid(std::f32::consts::TAU);
+        for (axis, v) in [(0, 0), (2, 1)] {
+            self.position[axis] += self.velocity[v] * DT;
+            if self.position[axis].abs() > 10.0 {
+                self.velocity[v] = -self.velocity[v];
+                self.position[axis] = self.position[axis].clamp(-10.0, 10.0);
+            }
+        }
+    }
+
+    /// The transform's bytes: position, then the rotation about the vertical axis.
+    pub fn transform(&self) -> [u8; TRANSFORM_BYTES] {
         let (s, c) = (self.yaw * 0.5).sin_cos();
         let values = [
             self.position[0],
@@ -104,18 +150,16 @@ fn register(
 ) -> Result<(ComponentId, ComponentId, ComponentId), String> {
     let err = |e: theta_net::RegistryError| e.to_string();
     let transform = world
-        .register("demo.Transform", Layout::Fixed(TRANSFORM_BYTES as u32))
+        .register(TRANSFORM, Layout::Fixed(TRANSFORM_BYTES as u32))
         .map_err(err)?;
     if fields {
         world
             .declare_fields(transform, &TRANSFORM_FIELDS)
             .map_err(|e| e.to_string())?;
     }
-    let color = world
-        .register("demo.Color", Layout::Fixed(4))
-        .map_err(err)?;
+    let color = world.register(COLOR, Layout::Fixed(4)).map_err(err)?;
     let label = world
-        .register("demo.Label", Layout::Variable { max: 64 })
+        .register(LABEL, Layout::Variable { max: 64 })
         .map_err(err)?;
     Ok((transform, color, label))
 }
@@ -188,25 +232,10 @@ impl Scene {
         out
     }
 
-    fn random_body(&mut self) -> Body {
-        let heading = self.rng.unit() * std::f32::consts::TAU;
-        let speed = self.rng.unit() * MAX_SPEED;
-        Body {
-            position: [
-                self.rng.unit() * 20.0 - 10.0,
-                self.rng.unit() * 3.0,
-                self.rng.unit() * 20.0 - 10.0,
-            ],
-            yaw: self.rng.unit() * std::f32::consts::TAU,
-            velocity: [speed * heading.cos(), speed * heading.sin()],
-            yaw_rate: (self.rng.unit() - 0.5) * 1.0,
-        }
-    }
-
     fn spawn_object(&mut self, world: &mut World) -> Result<(), String> {
         let err = |e: theta_net::WorldError| e.to_string();
         let e = world.spawn().map_err(err)?;
-        let body = self.random_body();
+        let body = Body::random(&mut self.rng);
         let transform = match self.motion {
             Motion::Teleport => self.transform_bytes(),
             Motion::Smooth => body.transform(),
@@ -224,32 +253,14 @@ impl Scene {
     }
 
     /// One tick of smooth motion for the first `moving` objects (a persistent set: the
-    /// order only changes by churn): each accelerates a little at random, keeps under
-    /// [`MAX_SPEED`], turns slowly, and bounces off the scene's 20 m × 20 m bounds.
+    /// order only changes by churn); see [`Body::advance`].
     fn move_smoothly(&mut self, moving: usize) -> (Vec<EntityId>, Vec<u8>) {
         let moving = moving.min(self.objects.len());
         let mut movers = Vec::with_capacity(moving);
         let mut values = Vec::with_capacity(moving * TRANSFORM_BYTES);
-        for i in 0..moving {
-            let (ax, az) = (self.rng.unit() - 0.5, self.rng.unit() - 0.5);
-            let turn = (self.rng.unit() - 0.5) * 0.2;
-            let body = &mut self.bodies[i];
-            body.velocity[0] += ax * 2.0 * DT;
-            body.velocity[1] += az * 2.0 * DT;
-            let speed = body.velocity[0].hypot(body.velocity[1]);
-            if speed > MAX_SPEED {
-                body.velocity = body.velocity.map(|v| v * MAX_SPEED / speed);
-            }
-            body.yaw_rate = (body.yaw_rate + turn * DT).clamp(-1.0, 1.0);
-            body.yaw = (body.yaw + body.yaw_rate * DT).rem_euclid(std::f32::consts::TAU);
-            for (axis, v) in [(0, 0), (2, 1)] {
-                body.position[axis] += body.velocity[v] * DT;
-                if body.position[axis].abs() > 10.0 {
-                    body.velocity[v] = -body.velocity[v];
-                    body.position[axis] = body.position[axis].clamp(-10.0, 10.0);
-                }
-            }
-            movers.push(self.objects[i]);
+        for (object, body) in self.objects.iter().zip(&mut self.bodies).take(moving) {
+            body.advance(&mut self.rng);
+            movers.push(*object);
             values.extend_from_slice(&body.transform());
         }
         // The world wants a batch in any order of distinct entities: they are.
