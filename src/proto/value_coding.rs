@@ -169,15 +169,23 @@ impl ValueCoder {
                 let base = newer.map(|v| (at, &v.bytes[..]));
                 (xor_on(base, tick, value, &mut self.arena), 0)
             }
-            Some(layout) => code_lanes(
-                layout,
-                value,
-                tick,
-                newer.map(|v| (at, v)),
-                older.map(|v| (older_at, v)),
-                (&mut self.lanes, &mut self.predicted),
-                &mut self.arena,
-            )?,
+            Some(layout) => {
+                // The value on record this tick was quantised when recorded: its lanes
+                // serve every coding of it.
+                let known = version
+                    .and_then(|_| self.history.at(key, tick))
+                    .filter(|v| v.tick == tick && v.bytes == value)
+                    .map(|v| &v.lanes[..]);
+                code_lanes(
+                    layout,
+                    (value, known),
+                    tick,
+                    newer.map(|v| (at, v)),
+                    older.map(|v| (older_at, v)),
+                    (&mut self.lanes, &mut self.predicted),
+                    &mut self.arena,
+                )?
+            }
         };
         let coded = Coded {
             age,
@@ -199,21 +207,27 @@ impl ValueCoder {
     }
 }
 
-/// Appends `value`'s lanes to `out`, coded with the fewest bits of: the lanes alone,
-/// against `newer`'s, against the prediction through `newer` and `older` (fewest unless
-/// the value jumped). Returns the ages of the baselines used; `None` when the value does
-/// not quantise.
+/// Appends `value`'s lanes (`known` when already quantised) to `out`, coded with the
+/// fewest bits of: the lanes alone, against `newer`'s, against the prediction through
+/// `newer` and `older` (fewest unless the value jumped). Returns the ages of the
+/// baselines used; `None` when the value does not quantise.
 fn code_lanes(
     layout: &FieldLayout,
-    value: &[u8],
+    (value, known): (&[u8], Option<&[i64]>),
     tick: u64,
     newer: Option<(u64, &Version)>,
     older: Option<(u64, &Version)>,
-    (lanes, predicted): (&mut Vec<i64>, &mut Vec<i64>),
+    (scratch, predicted): (&mut Vec<i64>, &mut Vec<i64>),
     out: &mut Vec<u8>,
 ) -> Option<(u8, u8)> {
-    layout.lanes_into(value, lanes).ok()?;
     let kinds = layout.lane_kinds();
+    let lanes: &[i64] = match known.filter(|l| l.len() == kinds.len()) {
+        Some(lanes) => lanes,
+        None => {
+            layout.lanes_into(value, scratch).ok()?;
+            scratch
+        }
+    };
     let age_of = |at: u64| u8::try_from(tick - at).unwrap_or(0);
     // A version without lanes (it did not quantise) is no baseline for lanes.
     let n = kinds.len();
