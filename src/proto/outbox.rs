@@ -229,7 +229,7 @@ pub(crate) type DatagramSink<'a> = dyn FnMut(&[u8], &[(ComponentId, usize)]) + '
 struct Scratch {
     /// The keys due this tick, with their priority and the baselines they may be coded
     /// against.
-    chosen: Vec<(Key, u32, Option<Pair>)>,
+    chosen: Vec<(u128, Option<Pair>)>,
     /// The entries of the datagram being filled, and their component types.
     current: Vec<(Key, Entry)>,
     types_in_current: Vec<ComponentId>,
@@ -305,6 +305,18 @@ pub(crate) struct Outbox {
 /// What every datagram of one build is made at: the world, the tick, the time, and the
 /// acknowledgement ranges it carries.
 type DatagramAt<'a> = (&'a World, u64, Instant, &'a [(u64, u64)]);
+
+/// A due key's place in a tick's order, as one number (so that sorting compares one
+/// number): highest priority first, then key order.
+fn order(priority: u32, (component, entity): Key) -> u128 {
+    (u128::from(!priority) << 96) | (u128::from(component.0) << 64) | u128::from(entity.0)
+}
+
+/// The key of an [`order`].
+fn key_of(order: u128) -> Key {
+    // Truncations on purpose: the component is bits 64..96, the entity the low 64.
+    (ComponentId((order >> 64) as u32), EntityId(order as u64))
+}
 
 /// An entry chosen for a datagram.
 #[derive(Debug)]
@@ -500,11 +512,11 @@ impl Outbox {
             };
             if due {
                 pending.priority = pending.priority.saturating_add(points(key.1));
-                chosen.push((*key, pending.priority, pending.base.pair(tick)));
+                chosen.push((order(pending.priority, *key), pending.base.pair(tick)));
             }
         }
         // Highest priority first; ties in key order, so a run is reproducible.
-        chosen.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        chosen.sort_unstable_by_key(|&(order, _)| order);
 
         // The acknowledgement ranges repeat in every datagram of this tick.
         let base = DATAGRAM_BASE + acks.len() * size::ACK_RANGE;
@@ -512,7 +524,8 @@ impl Outbox {
         let mut spent = 0usize;
         let at: DatagramAt<'_> = (world, tick, now, acks);
         let mut current_bytes = 0usize;
-        for (index, &(key, _, pair)) in chosen.iter().enumerate() {
+        for (index, &(order, pair)) in chosen.iter().enumerate() {
+            let key = key_of(order);
             let (component, entity) = key;
             let alive = world.is_alive(entity);
             let (entry, cost) = if component == ENTITY {
