@@ -22,7 +22,7 @@ pub(crate) fn hex_decode(text: &str) -> Result<Vec<u8>, String> {
         }
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(format!("odd number of hex digits ({})", bytes.len()));
     }
     bytes

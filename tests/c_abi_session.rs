@@ -1124,7 +1124,7 @@ fn a_dictionary_trained_on_demand_through_the_c_api_is_used() {
     let theirs = spawn(client);
     for t in 0..60u32 {
         for (i, &e) in mine.iter().enumerate() {
-            if (i as u32 + t) % 3 == 0 {
+            if (i as u32 + t).is_multiple_of(3) {
                 let mut value = [0u8; 12];
                 value[..4].copy_from_slice(&(t * 10 + i as u32).to_le_bytes());
                 ok(set(host, e, c.position, &value));
@@ -1242,7 +1242,7 @@ fn a_host_with_uncompressed_datagrams_sends_raw_frames() {
     let mine: Vec<u64> = (0..20).map(|_| spawn(host)).collect();
     for t in 0..40u32 {
         for (i, &e) in mine.iter().enumerate() {
-            if (i as u32 + t) % 3 == 0 {
+            if (i as u32 + t).is_multiple_of(3) {
                 let mut value = [0u8; 12];
                 value[..4].copy_from_slice(&(t * 10 + i as u32).to_le_bytes());
                 ok(set(host, e, c.position, &value));

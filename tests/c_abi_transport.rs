@@ -146,10 +146,10 @@ fn a_host_and_two_clients_converge_over_a_lossy_transport_through_the_c_abi() {
                 let way = usize::from(from.is_none());
                 if out.channel == unreliable {
                     assert!(bytes.len() <= 1000, "over the stated maximum");
-                    if rng.next() % 5 == 0 {
+                    if rng.next().is_multiple_of(5) {
                         continue; // 20 % lost
                     }
-                    let copies = if rng.next() % 10 == 0 { 2 } else { 1 };
+                    let copies = if rng.next().is_multiple_of(10) { 2 } else { 1 };
                     for _ in 0..copies {
                         in_flight.push(Message {
                             due: round + rng.next() % 4,

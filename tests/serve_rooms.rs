@@ -705,4 +705,21 @@ fn the_serve_command_line_names_what_is_wrong() {
     let token = String::from_utf8_lossy(&good.stdout);
     let parsed = theta_net::net::token::JoinToken::from_text(token.trim()).unwrap();
     assert_eq!(parsed.room(), Some("lobby"));
+
+    // One server per state directory: a second one is refused, naming the first.
+    let state = tempfile::tempdir().unwrap();
+    let first = Server::start(state.path());
+    let second = Command::new(theta)
+        .args(["serve", "--config"])
+        .arg(state.path().join("serve.toml"))
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("is in use by another theta serve")
+            && err.contains(&format!("process {}", first.child.id())),
+        "{err}"
+    );
+    first.kill();
 }

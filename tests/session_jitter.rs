@@ -277,7 +277,7 @@ impl Changes {
             world.set(e, scene.transform, &rng.transform()).unwrap();
         }
         let e = self.live[rng.below(self.live.len())];
-        if world.get(e, scene.color).is_some() && rng.next() % 2 == 0 {
+        if world.get(e, scene.color).is_some() && rng.next().is_multiple_of(2) {
             world.remove(e, scene.color).unwrap();
         } else {
             world
@@ -287,7 +287,7 @@ impl Changes {
         let e = self.live[rng.below(self.live.len())];
         let name = format!("object {}", rng.next() % 100_000);
         world.set(e, scene.name, name.as_bytes()).unwrap();
-        if t % 2 == 0 {
+        if t.is_multiple_of(2) {
             // One leaves (never a mover), one arrives.
             let at = OBJECTS / 10 + rng.below(self.live.len() - OBJECTS / 10);
             let gone = self.live.swap_remove(at);

@@ -648,7 +648,7 @@ fn ownership_passed_back_and_forth_never_applies_a_write_from_an_earlier_tenure(
         for tick in 0..400u32 {
             // Both grab now and then (Takeover), often before hearing of the other's grab.
             for (i, counter) in counters.iter_mut().enumerate() {
-                if (tick + 7 * i as u32) % 23 == 0 {
+                if (tick + 7 * i as u32).is_multiple_of(23) {
                     let _ = sim.clients[i].core.request_ownership(bat, WHOLE_ENTITY);
                 }
                 *counter += 1;

@@ -137,7 +137,7 @@ fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8
         removes: &[],
         despawns: &[],
         // Half of them claim to have heard of every ownership message there will ever be.
-        owner_seq: if seq % 2 == 0 { 0 } else { u64::MAX },
+        owner_seq: if seq.is_multiple_of(2) { 0 } else { u64::MAX },
         baseline_ages: &[],
         lanes: &[],
     };
@@ -229,7 +229,7 @@ fn faults(rng: &mut Rng) -> Faults {
 fn run(seed: u64, ticks: u64) -> Result<(), String> {
     let mut rng = Rng::new(seed);
     // Decided by the seed alone, so the other runs draw what they always drew.
-    let spatial = seed % 3 == 0;
+    let spatial = seed.is_multiple_of(3);
     let value = |rng: &mut Rng| {
         if spatial {
             spatial_value(rng)
@@ -238,7 +238,7 @@ fn run(seed: u64, ticks: u64) -> Result<(), String> {
         }
     };
     // Half of the interest runs declare the position's fields: quantised, on lanes.
-    let (world, types, mut live) = scene(&mut rng, value, spatial && seed % 2 == 0);
+    let (world, types, mut live) = scene(&mut rng, value, spatial && seed.is_multiple_of(2));
     let faults = faults(&mut rng);
     let config = Config {
         // Small sessions train their dictionaries early, so that swaps happen in a run.

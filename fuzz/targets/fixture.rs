@@ -132,11 +132,11 @@ impl Scene {
         let color = self.rng.bytes(4);
         self.set(e, 0, &transform);
         self.set(e, 1, &color);
-        if i % 3 == 0 {
+        if i.is_multiple_of(3) {
             let label = format!("object {i}");
             self.set(e, 2, label.as_bytes());
         }
-        if i % 4 == 0 {
+        if i.is_multiple_of(4) {
             self.set(e, 3, &[]);
         }
         self.live.push(e);

@@ -80,6 +80,51 @@ pub fn load_or_create(dir: &Path) -> Result<Keys, String> {
     })
 }
 
+/// File whose lock says a server owns the state directory.
+pub const LOCK_FILE: &str = "serve.lock";
+
+/// The state directory held for this process: two servers writing one room would share
+/// its temporary file and overwrite each other's saves. The lock is the operating
+/// system's (released when the process ends, however it ends); the file holds the owner's
+/// process id, for the message a second server gives.
+#[derive(Debug)]
+pub struct DirLock {
+    _file: fs::File,
+}
+
+/// Takes `dir`'s lock (creating the directory), or says which process holds it.
+pub fn lock_dir(dir: &Path) -> Result<DirLock, String> {
+    fs::create_dir_all(dir)
+        .map_err(|e| format!("cannot create the state directory {}: {e}", dir.display()))?;
+    let path = dir.join(LOCK_FILE);
+    let mut file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(fs::TryLockError::WouldBlock) => {
+            let holder = fs::read_to_string(&path).unwrap_or_default();
+            return Err(format!(
+                "the state directory {} is in use by another theta serve (process {}): one server per state directory",
+                dir.display(),
+                holder.trim()
+            ));
+        }
+        Err(fs::TryLockError::Error(e)) => {
+            return Err(format!("cannot lock {}: {e}", path.display()));
+        }
+    }
+    // Who holds it, for a second server's message (the lock itself is what counts).
+    file.set_len(0)
+        .and_then(|()| file.write_all(std::process::id().to_string().as_bytes()))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(DirLock { _file: file })
+}
+
 /// Writes a new file readable by its owner only (on Unix), synced.
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), String> {
     let mut options = fs::OpenOptions::new();
@@ -119,6 +164,17 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+    }
+
+    #[test]
+    fn a_state_directory_is_held_by_one_server_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path()).unwrap();
+        let err = lock_dir(dir.path()).unwrap_err();
+        assert!(err.contains("is in use by another theta serve"), "{err}");
+        assert!(err.contains(&std::process::id().to_string()), "{err}");
+        drop(held);
+        assert!(lock_dir(dir.path()).is_ok(), "free again once released");
     }
 
     #[test]

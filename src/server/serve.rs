@@ -125,6 +125,8 @@ pub fn run(
     stop: &AtomicBool,
     ready: impl FnOnce(&Ready),
 ) -> Result<Report, String> {
+    // Held until the run returns: no second server writes these rooms meanwhile.
+    let _lock = keys::lock_dir(&config.state_dir)?;
     let Keys {
         identity,
         secret,

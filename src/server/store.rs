@@ -8,7 +8,8 @@
 //! moved aside to `<room>.theta.corrupt-<unix time>`, so the room starts empty and the
 //! file is kept for a person to look at.
 //!
-//! One process owns a state directory: two writers of one room would share its `.tmp`.
+//! One process owns a state directory (`theta serve` holds its lock, see
+//! [`crate::server::keys::lock_dir`]): two writers of one room would share its `.tmp`.
 
 pub mod format;
 

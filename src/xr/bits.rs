@@ -77,7 +77,7 @@ impl BitWriter {
     /// Appends every bit `other` wrote (a relay concatenates sections encoded once for
     /// many packets): whole bytes at a time, shifted when this writer is mid-byte.
     pub fn append(&mut self, other: &BitWriter) {
-        if self.bit_len % 8 == 0 {
+        if self.bit_len.is_multiple_of(8) {
             self.bytes.extend_from_slice(&other.bytes);
             self.bit_len += other.bit_len;
             return;

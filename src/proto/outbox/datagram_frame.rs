@@ -136,7 +136,7 @@ impl DatagramFrame {
             self.lengths.push(len as u32);
             batch.lengths.end += 1;
         }
-        if index % 8 == 0 {
+        if index.is_multiple_of(8) {
             self.inserted.push(0);
             batch.inserted.end += 1;
         }
