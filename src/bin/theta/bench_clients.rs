@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use theta_net::net::token::{try_mint, JoinSecret};
 use theta_net::PeerId;
 
-use crate::children::{cpu_seconds, Children};
+use crate::children::{cpu_seconds, Children, Watched};
 use crate::cli::ClientsArgs;
 use crate::interrupt;
 use crate::netutil;
@@ -211,47 +211,17 @@ struct Run {
     ending: bool,
 }
 
-impl Run {
-    /// Takes the children's lines until `deadline` or until `done` holds, failing on a
-    /// child that exits early, a client that disconnects, and Ctrl-C.
-    fn pump(
-        &mut self,
-        deadline: Instant,
-        mut done: impl FnMut(&Self) -> bool,
-    ) -> Result<bool, String> {
-        loop {
-            if done(self) {
-                return Ok(true);
-            }
-            if interrupt::requested() {
-                return Err("interrupted".into());
-            }
-            if !self.ending {
-                if let Some((child, status)) = self.kids.exited() {
-                    // Its last words may still be in the pipe.
-                    let grace = Instant::now() + Duration::from_millis(200);
-                    while let Some((c, line)) = self.kids.next(grace) {
-                        self.take(c, &line);
-                    }
-                    return Err(format!(
-                        "{}: the {} exited early ({status})",
-                        self.label,
-                        self.kids.describe(child)
-                    ));
-                }
-                if let Some(reason) = self.failure() {
-                    return Err(format!("{}: {reason}", self.label));
-                }
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            let step = (now + Duration::from_millis(100)).min(deadline);
-            if let Some((child, line)) = self.kids.next(step) {
-                self.take(child, &line);
-            }
-        }
+impl Watched for Run {
+    fn kids(&mut self) -> &mut Children {
+        &mut self.kids
+    }
+
+    fn label(&self) -> &str {
+        &self.label
+    }
+
+    fn watching(&self) -> bool {
+        !self.ending
     }
 
     /// A client that disconnected or left, before the end.
@@ -295,7 +265,9 @@ impl Run {
             seen.take(rest);
         }
     }
+}
 
+impl Run {
     /// Sends a mark and waits for the host's answer.
     fn mark(&mut self) -> Result<Mark, String> {
         let count = self.marks.len();

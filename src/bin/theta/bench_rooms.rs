@@ -27,7 +27,7 @@ use theta_net::server::RoomId;
 use theta_net::PeerId;
 
 use crate::bench_clients::{after, before, spread, Seen};
-use crate::children::{cpu_seconds, resident_bytes, Children};
+use crate::children::{cpu_seconds, resident_bytes, Children, Watched};
 use crate::cli::RoomsArgs;
 use crate::interrupt;
 use crate::netutil;
@@ -283,45 +283,13 @@ struct Run {
     _dir: TempDir,
 }
 
-impl Run {
-    /// Takes the children's lines until `deadline` or until `done` holds, failing on a
-    /// child that exits, a client that disconnects, and Ctrl-C.
-    fn pump(
-        &mut self,
-        deadline: Instant,
-        mut done: impl FnMut(&Self) -> bool,
-    ) -> Result<bool, String> {
-        loop {
-            if done(self) {
-                return Ok(true);
-            }
-            if interrupt::requested() {
-                return Err("interrupted".into());
-            }
-            if let Some((child, status)) = self.kids.exited() {
-                // Its last words may still be in the pipe.
-                let grace = Instant::now() + Duration::from_millis(200);
-                while let Some((c, line)) = self.kids.next(grace) {
-                    self.take(c, &line);
-                }
-                return Err(format!(
-                    "{}: the {} exited early ({status})",
-                    self.label,
-                    self.kids.describe(child)
-                ));
-            }
-            if let Some(reason) = self.failure() {
-                return Err(format!("{}: {reason}", self.label));
-            }
-            let now = Instant::now();
-            if now >= deadline {
-                return Ok(false);
-            }
-            let step = (now + Duration::from_millis(100)).min(deadline);
-            if let Some((child, line)) = self.kids.next(step) {
-                self.take(child, &line);
-            }
-        }
+impl Watched for Run {
+    fn kids(&mut self) -> &mut Children {
+        &mut self.kids
+    }
+
+    fn label(&self) -> &str {
+        &self.label
     }
 
     /// A client that disconnected.
@@ -331,16 +299,6 @@ impl Run {
                 .disconnected
                 .as_ref()
                 .map(|r| format!("room {} peer {peer} disconnected: {r}", room_name(room)))
-        })
-    }
-
-    /// Every client with its room index and peer.
-    fn each(&self) -> impl Iterator<Item = (usize, PeerId, &Client)> {
-        self.clients.iter().enumerate().flat_map(|(room, peers)| {
-            peers
-                .iter()
-                .enumerate()
-                .map(move |(i, c)| (room, (i + 1) as PeerId, c))
         })
     }
 
@@ -374,6 +332,18 @@ impl Run {
         }) {
             c.take(rest);
         }
+    }
+}
+
+impl Run {
+    /// Every client with its room index and peer.
+    fn each(&self) -> impl Iterator<Item = (usize, PeerId, &Client)> {
+        self.clients.iter().enumerate().flat_map(|(room, peers)| {
+            peers
+                .iter()
+                .enumerate()
+                .map(move |(i, c)| (room, (i + 1) as PeerId, c))
+        })
     }
 
     /// The clients that do not yet hold `objects` entities, named, at most a few.

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Units of utime and stime in `/proc/PID/stat`: USER_HZ, 100 on every Linux architecture
 /// this tool builds for (the kernel fixes it for user space, whatever its own tick).
@@ -209,6 +209,68 @@ fn parse_rss(status: &str) -> Option<u64> {
     let mut words = line.split_whitespace();
     let kib: u64 = words.next()?.parse().ok()?;
     (words.next()? == "kB").then_some(kib * 1024)
+}
+
+/// A measuring run that reads its children's output lines (`bench clients`, `bench rooms`).
+pub trait Watched {
+    /// The children.
+    fn kids(&mut self) -> &mut Children;
+    /// The case, to start error messages with.
+    fn label(&self) -> &str;
+    /// One line a child printed.
+    fn take(&mut self, child: usize, line: &str);
+    /// Why the run has failed already (a client disconnected...), if it has.
+    fn failure(&self) -> Option<String>;
+    /// Whether a child exiting, or a failure, ends the run now (false once its orderly end
+    /// began).
+    fn watching(&self) -> bool {
+        true
+    }
+
+    /// Takes the children's lines until `deadline` or until `done` holds; fails on a child
+    /// that exits early, on [`Watched::failure`], and on Ctrl-C.
+    fn pump(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&Self) -> bool,
+    ) -> Result<bool, String>
+    where
+        Self: Sized,
+    {
+        loop {
+            if done(self) {
+                return Ok(true);
+            }
+            if crate::interrupt::requested() {
+                return Err("interrupted".into());
+            }
+            if self.watching() {
+                if let Some((child, status)) = self.kids().exited() {
+                    // Its last words may still be in the pipe.
+                    let grace = Instant::now() + Duration::from_millis(200);
+                    while let Some((c, line)) = self.kids().next(grace) {
+                        self.take(c, &line);
+                    }
+                    let child = self.kids().describe(child);
+                    return Err(format!(
+                        "{}: the {child} exited early ({status})",
+                        self.label()
+                    ));
+                }
+                if let Some(reason) = self.failure() {
+                    return Err(format!("{}: {reason}", self.label()));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let step = (now + Duration::from_millis(100)).min(deadline);
+            if let Some((child, line)) = self.kids().next(step) {
+                self.take(child, &line);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
