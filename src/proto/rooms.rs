@@ -167,12 +167,12 @@ impl Rooms {
                 };
                 open.host.handle_join(conn, from, now, unix_now, request);
                 open.idle_since = None;
+                move_outputs(&mut open.host, &mut self.out);
                 let allowance = Allowance {
                     bytes: self.config.client_bytes_per_second as f64,
                     at: now,
                 };
-                self.conns.insert(conn, (room.clone(), allowance));
-                self.drain_outputs(&room);
+                self.conns.insert(conn, (room, allowance));
             }
             Err((reason, message)) => {
                 self.stats.joins_refused += 1;
@@ -373,8 +373,7 @@ impl Rooms {
             allowance.bytes -= bytes.len() as f64;
             if let Some(open) = self.rooms.get_mut(room) {
                 open.host.handle_datagram(conn, arrival, now, bytes);
-                let room = room.clone();
-                self.drain_outputs(&room);
+                move_outputs(&mut open.host, &mut self.out);
             }
         }
     }
@@ -384,8 +383,7 @@ impl Rooms {
         if let Some((room, _)) = self.conns.get(&conn) {
             if let Some(open) = self.rooms.get_mut(room) {
                 open.host.handle_stream(conn, now, bytes);
-                let room = room.clone();
-                self.drain_outputs(&room);
+                move_outputs(&mut open.host, &mut self.out);
             }
         }
     }
@@ -395,7 +393,7 @@ impl Rooms {
         if let Some((room, _)) = self.conns.remove(&conn) {
             if let Some(open) = self.rooms.get_mut(&room) {
                 open.host.handle_closed(conn, now, reason);
-                self.drain_outputs(&room);
+                move_outputs(&mut open.host, &mut self.out);
             }
         }
     }
@@ -404,17 +402,13 @@ impl Rooms {
     pub fn tick(&mut self, now: Instant, mut path: impl FnMut(ConnId) -> Path) {
         for open in self.rooms.values_mut() {
             open.host.tick(now, &mut path);
-            while let Some(output) = open.host.poll_output() {
-                self.out.push_back(output);
-            }
+            move_outputs(&mut open.host, &mut self.out);
             if open.host.is_idle() {
                 open.idle_since.get_or_insert(now);
             } else {
                 open.idle_since = None;
             }
         }
-        self.conns
-            .retain(|_, (room, _)| self.rooms.contains_key(room));
     }
 
     /// A room nobody has been in for [`RoomsConfig::idle_close`] at `now`, closed: its
@@ -430,6 +424,8 @@ impl Rooms {
             })
             .map(|(room, _)| room.clone())?;
         let open = self.rooms.remove(&room)?;
+        // Nobody is in it, but a connection closing right now may still be routed to it.
+        self.conns.retain(|_, (r, _)| *r != room);
         self.stats.rooms_closed += 1;
         Some((room, open.host.into_world()))
     }
@@ -438,12 +434,9 @@ impl Rooms {
     /// shuts down repeats it until each answered).
     pub fn drain(&mut self) {
         self.draining = true;
-        let rooms: Vec<RoomId> = self.rooms.keys().cloned().collect();
-        for room in rooms {
-            if let Some(open) = self.rooms.get_mut(&room) {
-                open.host.goodbye();
-            }
-            self.drain_outputs(&room);
+        for open in self.rooms.values_mut() {
+            open.host.goodbye();
+            move_outputs(&mut open.host, &mut self.out);
         }
     }
 
@@ -485,6 +478,11 @@ impl Rooms {
     }
 
     /// The host of `room`, if it is open.
+    pub fn get(&self, room: &RoomId) -> Option<&Host> {
+        self.rooms.get(room).map(|open| &open.host)
+    }
+
+    /// The host of `room`, if it is open, mutably.
     pub fn get_mut(&mut self, room: &RoomId) -> Option<&mut Host> {
         self.rooms.get_mut(room).map(|open| &mut open.host)
     }
@@ -508,14 +506,12 @@ impl Rooms {
     pub fn stats(&self) -> RoomsStats {
         self.stats
     }
+}
 
-    /// Moves `room`'s outputs to the driver's queue.
-    fn drain_outputs(&mut self, room: &RoomId) {
-        if let Some(open) = self.rooms.get_mut(room) {
-            while let Some(output) = open.host.poll_output() {
-                self.out.push_back(output);
-            }
-        }
+/// Moves a room's outputs to the driver's queue.
+fn move_outputs(host: &mut Host, out: &mut VecDeque<Output>) {
+    while let Some(output) = host.poll_output() {
+        out.push_back(output);
     }
 }
 

@@ -258,7 +258,7 @@ impl Loop {
             .filter(|(room, hash)| self.saved.get(room) != Some(hash))
             .collect();
         for (room, hash) in changed {
-            if let Some((_, host)) = server.rooms().iter().find(|(r, _)| **r == room) {
+            if let Some(host) = server.rooms().get(&room) {
                 if self.save(&room, host.world()) {
                     self.saved.insert(room, hash);
                 }
@@ -344,7 +344,7 @@ impl Loop {
         }
         let rooms: Vec<RoomId> = server.rooms().iter().map(|(r, _)| r.clone()).collect();
         for room in &rooms {
-            if let Some((_, host)) = server.rooms().iter().find(|(r, _)| *r == room) {
+            if let Some(host) = server.rooms().get(room) {
                 if self.save(room, host.world()) {
                     self.report.rooms_saved_at_exit += 1;
                 }

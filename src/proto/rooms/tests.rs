@@ -207,7 +207,7 @@ impl Net {
 
     fn room_hash(&self, room: &str) -> u64 {
         let room = RoomId::new(room).unwrap();
-        let (_, host) = self.rooms.iter().find(|(r, _)| **r == room).unwrap();
+        let host = self.rooms.get(&room).unwrap();
         host.world().state_hash()
     }
 }
