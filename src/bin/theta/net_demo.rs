@@ -478,12 +478,27 @@ pub fn run(o: &DemoArgs) -> Result<(), String> {
     let settle_started = Instant::now();
     let mut quiet_started = settle_started;
     while quiet_started.elapsed() < quiet && first_disconnect(&clients).is_none() {
-        if quiet_before.is_none() && settle_started.elapsed() >= settle {
+        // A client's own last writes (a grabbed object) may still be on their way to the
+        // host after a loss: they are changes, so the quiet window waits for them too
+        // (bounded by four times the settling time).
+        let writes_landed = clients.iter().all(|c| {
+            c.session
+                .diagnostics()
+                .peers
+                .first()
+                .is_none_or(|p| p.pending_keys == 0)
+        });
+        let settled = settle_started.elapsed() >= settle
+            && (writes_landed || settle_started.elapsed() >= settle * 4);
+        if quiet_before.is_none() && settled {
             quiet_before = Some(sample(&host, &clients));
             quiet_started = Instant::now();
         }
         tail.wait();
         tick_all(&mut host, &mut clients);
+        if quiet_before.is_none() {
+            continue;
+        }
         let targets = targets(&host, &clients, interest);
         for ((c, a), hash) in clients.iter().zip(after_change.iter_mut()).zip(targets) {
             if a.converged.is_some() && c.session.state_hash() != hash {
