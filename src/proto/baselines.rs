@@ -9,14 +9,7 @@
 //! only acknowledged values are referenced, and a late acknowledgement of an older value
 //! never replaces a newer baseline.
 
-use rustc_hash::FxHashMap;
-
-use crate::registry::ComponentId;
 use crate::replica::baselines::HISTORY;
-use crate::world::EntityId;
-
-/// A (component, entity) key, as the outbox's.
-type Key = (ComponentId, EntityId);
 
 fn zeros(bytes: impl Iterator<Item = u8>) -> usize {
     bytes.filter(|&b| b == 0).count()
@@ -45,9 +38,8 @@ pub(crate) fn xor_on(base: Option<(u64, &[u8])>, tick: u64, value: &[u8], out: &
 }
 
 /// One key's baselines with one peer: ticks and send numbers only (the values sent are
-/// the host's, in `proto::value_history`). It lives in the outbox's pending entry of the
-/// key while the key is pending (a key in motion: no lookup of its own per value sent
-/// or acknowledged), and in [`Baselines`] while it rests.
+/// the host's, in `proto::value_history`). It travels with the outbox's pending entry of
+/// the key while the key is pending, and stays in the key's record while it rests.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct KeyBaseline {
     /// The tick of the first send since the key was (last) forgotten (0: none yet): an
@@ -78,6 +70,14 @@ pub(crate) struct Send {
 pub(crate) type Pair = (u64, Option<u64>);
 
 impl KeyBaseline {
+    /// No send yet.
+    pub(crate) const NEW: KeyBaseline = KeyBaseline {
+        since: 0,
+        acked: Send { tick: 0, number: 0 },
+        older: Send { tick: 0, number: 0 },
+        sends: 0,
+    };
+
     /// The ticks of the baselines a value sent at `tick` may be coded against: the newest
     /// send the peer acknowledged, while it is among the last [`HISTORY`] sends (so the
     /// peer still holds it) and older than `tick` by at most 255; with the acknowledged
@@ -105,6 +105,11 @@ impl KeyBaseline {
         Send { tick, number }
     }
 
+    /// The tick of the first send since the key was (last) forgotten (0: never sent).
+    pub(crate) fn since(&self) -> u64 {
+        self.since
+    }
+
     /// The peer acknowledged `send`: it becomes the baseline unless a newer one is (or it
     /// came before the key was last forgotten).
     pub(crate) fn acked(&mut self, send: Send) {
@@ -116,69 +121,14 @@ impl KeyBaseline {
     }
 }
 
-/// One peer's baselines of the keys at rest (not pending in its outbox), by key. A key
-/// moves here and back each time it stops and starts changing, so that is one removal
-/// or insertion; a despawned entity's keys are found by its component types.
-#[derive(Debug, Default)]
-pub(crate) struct Baselines {
-    keys: FxHashMap<Key, KeyBaseline>,
-}
-
-impl Baselines {
-    /// Takes the record of `key` out (it becomes pending), or a new one.
-    pub(crate) fn take(&mut self, key: Key) -> KeyBaseline {
-        self.keys.remove(&key).unwrap_or_default()
-    }
-
-    /// Puts the record of `key` to rest (it is no longer pending); a record of no send
-    /// is dropped.
-    pub(crate) fn rest(&mut self, key: Key, record: KeyBaseline) {
-        if record.since == 0 {
-            return;
-        }
-        self.keys.insert(key, record);
-    }
-
-    /// The record of `key` at rest.
-    pub(crate) fn get_mut(&mut self, key: Key) -> Option<&mut KeyBaseline> {
-        self.keys.get_mut(&key)
-    }
-
-    /// Forgets the keys `drop` names (the peer forgets them too: they left its interest,
-    /// or their entity is gone).
-    pub(crate) fn forget(&mut self, drop: impl Fn(Key) -> bool) {
-        self.keys.retain(|&key, _| !drop(key));
-    }
-
-    /// Forgets the keys of `entity`, whose values are of the types `components`.
-    pub(crate) fn forget_entity(
-        &mut self,
-        entity: EntityId,
-        components: impl Iterator<Item = ComponentId>,
-    ) {
-        for component in components {
-            self.keys.remove(&(component, entity));
-        }
-    }
-
-    /// Forgets everything (a new connection: the peer starts without history).
-    pub(crate) fn clear(&mut self) {
-        self.keys.clear();
-    }
-
-    /// Records at rest.
-    pub(crate) fn len(&self) -> usize {
-        self.keys.len()
-    }
-}
-
-/// Bytes a record of one key takes, wherever it lives.
-pub(crate) const RECORD_BYTES: usize = std::mem::size_of::<(Key, KeyBaseline, ComponentId)>();
-
 #[cfg(test)]
 mod tests {
     use super::super::value_history::ValueHistory;
     use super::*;
+
+    use crate::proto::outbox::Key;
+    use crate::registry::ComponentId;
+    use crate::world::EntityId;
 
     fn key() -> Key {
         (ComponentId(3), EntityId(9))
@@ -228,14 +178,9 @@ mod tests {
         }
         assert_eq!(code(&mut b, &mut h, 22, &[7; 4], &mut out).0, 0);
         assert_eq!(out, [7; 4]);
-        // At rest and back, a record keeps its baselines; forgotten, a late
+        // Forgotten (its entity gone, or out of the peer's interest), a late
         // acknowledgement does not bring a key back, even once it is sent again.
-        let mut rest = Baselines::default();
-        rest.rest(key(), b);
-        assert_eq!(rest.len(), 1);
-        rest.forget_entity(EntityId(9), [ComponentId(1), ComponentId(3)].into_iter());
-        assert_eq!(rest.len(), 0);
-        let mut b = rest.take(key());
+        let mut b = KeyBaseline::default();
         b.acked(s21);
         assert_eq!(b.pair(23), None);
         let (_, s23) = code(&mut b, &mut h, 23, &[7; 4], &mut out);
@@ -248,15 +193,9 @@ mod tests {
         b.acked(s23);
         let (age, s25) = code(&mut b, &mut h, 25, &[7; 4], &mut out);
         assert_eq!(age, 2);
-        // The older acknowledged send comes with the newer one, at rest too.
+        // The older acknowledged send comes with the newer one.
         b.acked(s25);
-        rest.rest(key(), b);
-        let b = rest.take(key());
-        assert_eq!(rest.len(), 0);
         assert_eq!(b.pair(26), Some((25, Some(23))));
-        rest.rest(key(), b);
-        rest.forget(|k| k == key());
-        assert_eq!(rest.len(), 0);
         // The value behind a baseline whose version the shared history no longer holds
         // is not found: the value goes whole.
         let mut b = KeyBaseline::default();

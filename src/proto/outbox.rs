@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::baselines::{Baselines, KeyBaseline, Pair, Send, RECORD_BYTES};
+use super::baselines::{KeyBaseline, Pair, Send};
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
@@ -47,18 +47,45 @@ const DATAGRAM_BASE: usize = 256;
 const FLIGHT_AGE_IN_RESENDS: u32 = 4;
 const MIN_FLIGHT_AGE: Duration = Duration::from_secs(1);
 
+/// A key the peer still needs: changed since it last acknowledged it.
 #[derive(Debug)]
 struct Pending {
+    key: Key,
     /// Tick of the newest change not yet acknowledged.
     changed: u64,
     /// Tick it was last sent at (0: never).
     sent_tick: u64,
     sent_at: Option<Instant>,
     priority: u32,
-    /// Host: the key's baselines with this peer, here while it is pending (the key is
-    /// looked up once per value sent or acknowledged); at rest in `Outbox::baselines`
-    /// otherwise.
+    /// Host: the key's baselines with this peer, here while it is pending (a key in
+    /// motion is looked up once per value acknowledged, not per value sent); in its
+    /// [`KeyRecord`] at rest.
     base: KeyBaseline,
+}
+
+/// One key's record: where it waits in [`Outbox::pending`], or (host) its baselines at
+/// rest. A key starting and stopping changing stays in the one map (a removal and an
+/// insertion in each of two maps per change were the host's largest per-key cost after
+/// coding); only its place in the list of pending keys comes and goes.
+#[derive(Clone, Copy, Debug)]
+struct KeyRecord {
+    /// Its index in [`Outbox::pending`], or [`AT_REST`].
+    slot: u32,
+    /// Host: its baselines while at rest.
+    base: KeyBaseline,
+}
+
+/// [`KeyRecord::slot`] of a key not pending.
+const AT_REST: u32 = u32::MAX;
+
+/// Bytes a key's record takes.
+const RECORD_BYTES: usize = std::mem::size_of::<(Key, KeyRecord)>();
+
+impl KeyRecord {
+    const NEW: KeyRecord = KeyRecord {
+        slot: AT_REST,
+        base: KeyBaseline::NEW,
+    };
 }
 
 /// A datagram sent and not yet acknowledged.
@@ -229,9 +256,12 @@ pub(crate) type DatagramSink<'a> = dyn FnMut(&[u8], &[(ComponentId, usize)]) + '
 struct Scratch {
     /// The keys due this tick, with their priority and the baselines they may be coded
     /// against.
-    chosen: Vec<(u128, Option<Pair>)>,
-    /// The entries of the datagram being filled, and their component types.
-    current: Vec<(Key, Entry)>,
+    chosen: Vec<(u128, Option<Pair>, u32)>,
+    /// The entries of the datagram being filled (with their places in the pending
+    /// list), and their component types.
+    current: Vec<(Key, Entry, u32)>,
+    /// The places of the keys settled without a datagram this tick.
+    settled: Vec<u32>,
     types_in_current: Vec<ComponentId>,
     /// The frame of the datagram being encoded.
     frame: DatagramFrame,
@@ -284,7 +314,10 @@ impl AckRtt {
 /// One peer's outstanding state.
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
-    pending: FxHashMap<Key, Pending>,
+    /// Every key pending, and (host) every key at rest that has baselines.
+    keys: FxHashMap<Key, KeyRecord>,
+    /// The keys pending, in no order: a tick goes through what moves, not every key.
+    pending: Vec<Pending>,
     /// Datagrams sent and not yet acknowledged.
     in_flight: Flights,
     scratch: Scratch,
@@ -294,9 +327,9 @@ pub(crate) struct Outbox {
     /// Client: the ownership messages applied, carried by every frame it writes (see
     /// `proto::ownership`); 0 on the host.
     pub(crate) owner_seq: u64,
-    /// Host: values coded against what the peer acknowledged (see `proto::baselines`);
-    /// the records of keys at rest (a pending key's is in its entry).
-    pub(crate) baselines: Option<Baselines>,
+    /// Host: values coded against what the peer acknowledged (see `proto::baselines`),
+    /// whose records stay while their keys are at rest.
+    pub(crate) baselines: bool,
     /// Host: values of components with declared fields go as lanes (a client's writes
     /// go raw: the host takes them as a replica takes a snapshot, bit for bit).
     pub(crate) lanes: bool,
@@ -331,17 +364,51 @@ enum Entry {
 impl Outbox {
     /// Notes that `key` changed at `tick`.
     pub(crate) fn mark(&mut self, key: Key, tick: u64) {
-        let baselines = &mut self.baselines;
-        let pending = self.pending.entry(key).or_insert_with(|| Pending {
-            changed: 0,
+        let record = self.keys.entry(key).or_insert(KeyRecord::NEW);
+        if let Some(pending) = self.pending.get_mut(record.slot as usize) {
+            pending.changed = pending.changed.max(tick);
+            return;
+        }
+        record.slot = u32::try_from(self.pending.len()).unwrap_or(AT_REST);
+        self.pending.push(Pending {
+            key,
+            changed: tick,
             sent_tick: 0,
             sent_at: None,
             priority: 0,
-            base: baselines
-                .as_mut()
-                .map_or_else(KeyBaseline::default, |b| b.take(key)),
+            base: std::mem::take(&mut record.base),
         });
-        pending.changed = pending.changed.max(tick);
+    }
+
+    /// Takes the key pending at `slot` off the list (its acknowledgement came, or it
+    /// needs no datagram): at rest with its baselines when `keep` and it has any (host),
+    /// forgotten otherwise. The last pending key takes its place.
+    fn settle(&mut self, slot: usize, keep: bool) {
+        let settled = self.pending.swap_remove(slot);
+        if let Some(moved) = self.pending.get(slot) {
+            if let Some(record) = self.keys.get_mut(&moved.key) {
+                record.slot = slot as u32;
+            }
+        }
+        if keep && self.baselines && settled.base.since() != 0 {
+            if let Some(record) = self.keys.get_mut(&settled.key) {
+                *record = KeyRecord {
+                    slot: AT_REST,
+                    base: settled.base,
+                };
+            }
+        } else {
+            self.keys.remove(&settled.key);
+        }
+    }
+
+    /// Re-numbers every pending key's record (after the list was filtered).
+    fn renumber(&mut self) {
+        for (slot, pending) in self.pending.iter().enumerate() {
+            if let Some(record) = self.keys.get_mut(&pending.key) {
+                record.slot = slot as u32;
+            }
+        }
     }
 
     /// Notes every key that changed (see [`World::changed_keys_since`]), skipping those
@@ -362,10 +429,9 @@ impl Outbox {
 
     /// Drops the pending keys `drop` names (this side no longer writes them).
     pub(crate) fn forget_keys(&mut self, drop: impl Fn(Key) -> bool) {
-        self.pending.retain(|&key, _| !drop(key));
-        if let Some(baselines) = &mut self.baselines {
-            baselines.forget(drop);
-        }
+        self.keys.retain(|&key, _| !drop(key));
+        self.pending.retain(|p| !drop(p.key));
+        self.renumber();
     }
 
     /// An acknowledgement-only datagram (when there is no state to send), borrowed from
@@ -385,10 +451,8 @@ impl Outbox {
     pub(crate) fn forget_in_flight(&mut self) {
         self.in_flight.clear();
         // A new connection: the peer's history of received values starts again.
-        if let Some(baselines) = &mut self.baselines {
-            baselines.clear();
-        }
-        for pending in self.pending.values_mut() {
+        self.keys.retain(|_, record| record.slot != AT_REST);
+        for pending in &mut self.pending {
             pending.sent_at = None;
             pending.base = KeyBaseline::default();
         }
@@ -400,7 +464,7 @@ impl Outbox {
     pub(crate) fn next_due(&self, now: Instant, initial_resend: Duration) -> Option<Instant> {
         let resend_after = self.resend_after(initial_resend);
         let mut earliest: Option<Instant> = None;
-        for p in self.pending.values() {
+        for p in &self.pending {
             let due = match p.sent_at {
                 Some(at) if p.sent_tick >= p.changed => (at + resend_after).max(now),
                 _ => return Some(now),
@@ -440,12 +504,13 @@ impl Outbox {
                 }
                 for at in keys {
                     let (key, send) = self.in_flight.keys[at];
-                    let Some(pending) = self.pending.get_mut(&key) else {
+                    let Some(record) = self.keys.get_mut(&key) else {
+                        continue;
+                    };
+                    let slot = record.slot as usize;
+                    let Some(pending) = self.pending.get_mut(slot) else {
                         if let Some(send) = send {
-                            if let Some(base) = self.baselines.as_mut().and_then(|b| b.get_mut(key))
-                            {
-                                base.acked(send);
-                            }
+                            record.base.acked(send);
                         }
                         continue;
                     };
@@ -453,11 +518,7 @@ impl Outbox {
                         pending.base.acked(send);
                     }
                     if pending.changed <= tick {
-                        let base = pending.base;
-                        self.pending.remove(&key);
-                        if let Some(baselines) = &mut self.baselines {
-                            baselines.rest(key, base);
-                        }
+                        self.settle(slot, true);
                     }
                 }
             }
@@ -504,19 +565,22 @@ impl Outbox {
         types_in_current.clear();
         // With each key, the baselines it may be coded against (read here, where the
         // entry is at hand; its send is recorded when its datagram is encoded).
-        for (key, pending) in &mut self.pending {
+        let mut settled = std::mem::take(&mut self.scratch.settled);
+        settled.clear();
+        for (slot, pending) in self.pending.iter_mut().enumerate() {
             let due = match pending.sent_at {
                 None => true,
                 Some(_) if pending.sent_tick < pending.changed => true,
                 Some(at) => now.saturating_duration_since(at) >= resend_after,
             };
             if due {
-                pending.priority = pending.priority.saturating_add(points(key.1));
-                chosen.push((order(pending.priority, *key), pending.base.pair(tick)));
+                pending.priority = pending.priority.saturating_add(points(pending.key.1));
+                let order = order(pending.priority, pending.key);
+                chosen.push((order, pending.base.pair(tick), slot as u32));
             }
         }
         // Highest priority first; ties in key order, so a run is reproducible.
-        chosen.sort_unstable_by_key(|&(order, _)| order);
+        chosen.sort_unstable_by_key(|&(order, _, _)| order);
 
         // The acknowledgement ranges repeat in every datagram of this tick.
         let base = DATAGRAM_BASE + acks.len() * size::ACK_RANGE;
@@ -524,7 +588,7 @@ impl Outbox {
         let mut spent = 0usize;
         let at: DatagramAt<'_> = (world, tick, now, acks);
         let mut current_bytes = 0usize;
-        for (index, &(order, pair)) in chosen.iter().enumerate() {
+        for (index, &(order, pair, slot)) in chosen.iter().enumerate() {
             let key = key_of(order);
             let (component, entity) = key;
             let alive = world.is_alive(entity);
@@ -535,14 +599,14 @@ impl Outbox {
                 )
             } else if !alive {
                 // Moot: the entity's despawn travels under its own key.
-                self.pending.remove(&key);
+                settled.push(slot);
                 continue;
             } else {
                 match world.get(entity, component) {
                     Some(value) => {
                         let variable = is_variable(world, component);
-                        let on_baselines = self.baselines.is_some()
-                            && ValueCoder::on_baselines(!variable, value.len());
+                        let on_baselines =
+                            self.baselines && ValueCoder::on_baselines(!variable, value.len());
                         let coded = coder.code(
                             key,
                             value,
@@ -566,7 +630,7 @@ impl Outbox {
                                 .stream_frames
                                 .push((frame, vec![(component, value.len())]));
                             self.stats.stream_frames += 1;
-                            self.pending.remove(&key);
+                            settled.push(slot);
                             continue;
                         };
                         (Entry::Set(coded, value.len()), cost)
@@ -597,12 +661,20 @@ impl Outbox {
                 current_bytes += size::BATCH_BASE;
             }
             current_bytes += cost;
-            current.push((key, entry));
+            current.push((key, entry, slot));
         }
         if !current.is_empty() {
             self.finish_datagram(at, &mut current, (coder, encoder), sink);
             built.datagrams += 1;
         }
+        // Keys settled without a datagram leave the list last (places stay put while
+        // the tick's entries point at them), the highest place first so that the key
+        // moved into each place is never one still to settle.
+        settled.sort_unstable_by(|a, b| b.cmp(a));
+        for &slot in &settled {
+            self.settle(slot as usize, false);
+        }
+        self.scratch.settled = settled;
         self.scratch.chosen = chosen;
         self.scratch.current = current;
         self.scratch.types_in_current = types_in_current;
@@ -614,11 +686,11 @@ impl Outbox {
     fn finish_datagram(
         &mut self,
         (world, tick, now, acks): DatagramAt<'_>,
-        entries: &mut Vec<(Key, Entry)>,
+        entries: &mut Vec<(Key, Entry, u32)>,
         (coder, encoder): (&ValueCoder, &mut Encoder),
         sink: &mut DatagramSink<'_>,
     ) -> usize {
-        entries.sort_unstable_by_key(|(key, _)| *key);
+        entries.sort_unstable_by_key(|(key, _, _)| *key);
         let Scratch {
             frame,
             sends,
@@ -627,15 +699,19 @@ impl Outbox {
         } = &mut self.scratch;
         frame.clear();
         sends.clear();
-        for (key, entry) in entries.iter() {
+        for (key, entry, _) in entries.iter() {
             let (component, entity) = *key;
             let mut send = (false, false);
             match entry {
                 Entry::Spawn => frame.spawn(entity),
                 Entry::Despawn => {
-                    if let Some(baselines) = &mut self.baselines {
-                        let types = world.registry().descriptors().iter().map(|d| d.id);
-                        baselines.forget_entity(entity, types);
+                    // The peer forgets the entity's values: so do the records at rest
+                    // (a pending one is moot and goes at the next build).
+                    for d in world.registry().descriptors() {
+                        let key = (d.id, entity);
+                        if self.keys.get(&key).is_some_and(|r| r.slot == AT_REST) {
+                            self.keys.remove(&key);
+                        }
                     }
                     frame.despawn(entity)
                 }
@@ -645,7 +721,7 @@ impl Outbox {
                     let variable = || is_variable(world, component);
                     let fixed = frame.set(*key, variable, coded, bytes, *len);
                     send = (
-                        self.baselines.is_some() && ValueCoder::on_baselines(fixed, *len),
+                        self.baselines && ValueCoder::on_baselines(fixed, *len),
                         coded.on_baselines,
                     );
                     if coded.age > 0 {
@@ -661,9 +737,10 @@ impl Outbox {
         let seq = self.next_seq;
         self.next_seq += 1;
         let bytes = frame.encode(encoder, (seq, acks), tick, self.owner_seq);
-        if let Some(baselines) = &self.baselines {
-            self.stats.baseline_bytes =
-                ((baselines.len() + self.pending.len()) * RECORD_BYTES) as u64;
+        if self.baselines {
+            self.stats.baseline_bytes = (self.keys.len() * RECORD_BYTES
+                + self.pending.len() * std::mem::size_of::<Pending>())
+                as u64;
         }
         frame.values(values);
         let len = bytes.len();
@@ -675,9 +752,9 @@ impl Outbox {
         let keys = entries
             .drain(..)
             .zip(sends.drain(..))
-            .map(|((key, _), (counts, on_record))| {
+            .map(|((key, _, slot), (counts, on_record))| {
                 let mut send = None;
-                if let Some(pending) = pending.get_mut(&key) {
+                if let Some(pending) = pending.get_mut(slot as usize) {
                     if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
                         stats.keys_resent += 1;
                     }
@@ -830,6 +907,71 @@ mod tests {
         let again = build(&mut outbox, &world, t0 + Duration::from_secs(5), &[]);
         assert!(again.is_empty());
         assert_eq!(outbox.stats.keys_resent, 0);
+    }
+
+    #[test]
+    fn a_key_at_rest_keeps_its_baselines_and_a_client_keeps_only_what_is_pending() {
+        let (mut world, c, entities) = world_with(3);
+        let (mut host, mut client) = (Outbox::default(), Outbox::default());
+        host.baselines = true;
+        let mut coder = ValueCoder::default();
+        let mut encoder = Encoder::new();
+        let t0 = Instant::now();
+        let mut tick_of = |outbox: &mut Outbox, world: &World, keys: &ChangedKeys| {
+            outbox.mark_changes(keys, |_| false);
+            let mut sent = 0;
+            outbox.build(
+                world,
+                world.tick(),
+                t0,
+                limits(),
+                &[],
+                &|_| 1,
+                (&mut coder, &mut encoder),
+                &mut |_, _| sent += 1,
+            );
+            sent
+        };
+        let keys = world.changed_keys_since(0).expect("history");
+        for outbox in [&mut host, &mut client] {
+            assert_eq!(tick_of(outbox, &world, &keys), 1);
+            outbox.on_acks([(0, 0)], t0 + Duration::from_millis(20));
+            assert_eq!(outbox.pending(), 0);
+        }
+        // Settled and changed again, each round: pending once, sent once.
+        for round in 0..3u8 {
+            world.advance();
+            world.set(entities[0], c, &[round + 100; 28]).expect("set");
+            let keys = world.changed_keys_since(world.tick() - 1).expect("history");
+            for outbox in [&mut host, &mut client] {
+                outbox.on_acks([(u64::from(round), u64::from(round))], t0);
+                assert_eq!(tick_of(outbox, &world, &keys), 1);
+                assert_eq!(outbox.pending(), 1, "round {round}");
+                assert_eq!(outbox.keys.len(), if outbox.baselines { 3 } else { 1 });
+            }
+        }
+        // The host keeps every value's record at rest (its baselines), and codes the
+        // next change on the acknowledged value; the client keeps only what is pending.
+        let none = world.changed_keys_since(world.tick()).expect("history");
+        for outbox in [&mut host, &mut client] {
+            outbox.on_acks([(3, 3)], t0);
+            assert_eq!(outbox.pending(), 0);
+            assert_eq!(tick_of(outbox, &world, &none), 0);
+        }
+        assert_eq!(host.keys.len(), 3, "the three values at rest");
+        assert!(client.keys.is_empty());
+        world.advance();
+        let mut near = [102; 28];
+        near[0] = 7;
+        world.set(entities[0], c, &near).expect("set");
+        let keys = world.changed_keys_since(world.tick() - 1).expect("history");
+        let on_baselines = host.stats.values_on_baselines;
+        tick_of(&mut host, &world, &keys);
+        assert_eq!(host.stats.values_on_baselines, on_baselines + 1);
+        // Forgotten keys leave the list and the records.
+        host.forget_keys(|(_, e)| e == entities[0]);
+        assert_eq!(host.pending(), 0);
+        assert_eq!(host.keys.len(), 2);
     }
 
     #[test]

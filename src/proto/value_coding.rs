@@ -117,10 +117,13 @@ impl ValueCoder {
         let tick = self.tick;
         // The value at this tick goes on record once for every peer; should the record
         // fail (another value at this tick), it is sent raw and on no baseline.
-        let version = match baselines {
-            None => None,
+        // The key's codings this tick come with its version (one lookup per value).
+        let (version, first) = match baselines {
+            None => (None, None),
             Some(_) => match self.keys.get_mut(&key) {
-                Some(known) if self.values[known.value.clone()] == *value => known.version,
+                Some(known) if self.values[known.value.clone()] == *value => {
+                    (known.version, known.first)
+                }
                 known => {
                     // New this tick, or another value than before (which the record
                     // refuses, and which shares nothing).
@@ -138,7 +141,7 @@ impl ValueCoder {
                             self.keys.insert(key, fresh);
                         }
                     }
-                    version
+                    (version, None)
                 }
             },
         };
@@ -148,7 +151,7 @@ impl ValueCoder {
         let lanes_kind = fields.is_some();
         // Only a value on record is shared: its version names it exactly.
         if on_baselines {
-            let mut next = self.keys.get(&key).and_then(|k| k.first);
+            let mut next = first;
             while let Some(i) = next {
                 let (a, o, l, coded, after) = &self.codings[i as usize];
                 if (*a, *o, *l) == (at, older_at, lanes_kind) {

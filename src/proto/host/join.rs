@@ -97,11 +97,7 @@ impl Host {
         client.ownership.last_heard = Some(now);
         client.link.outbox.lanes = true;
         if self.config.value_baselines {
-            client
-                .link
-                .outbox
-                .baselines
-                .get_or_insert_with(Default::default);
+            client.link.outbox.baselines = true;
         }
         // A new client, or one that lost its connection before its snapshot arrived whole,
         // gets one now.
