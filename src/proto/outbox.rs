@@ -749,24 +749,25 @@ impl Outbox {
             self.stats.datagrams_lost += 1;
         }
         let (pending, stats) = (&mut self.pending, &mut self.stats);
-        let keys = entries
-            .drain(..)
-            .zip(sends.drain(..))
-            .map(|((key, _, slot), (counts, on_record))| {
-                let mut send = None;
-                if let Some(pending) = pending.get_mut(slot as usize) {
-                    if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
-                        stats.keys_resent += 1;
+        let keys =
+            entries
+                .drain(..)
+                .zip(sends.drain(..))
+                .map(|((key, _, slot), (counts, on_record))| {
+                    let mut send = None;
+                    if let Some(pending) = pending.get_mut(slot as usize) {
+                        if pending.sent_at.is_some() && pending.sent_tick >= pending.changed {
+                            stats.keys_resent += 1;
+                        }
+                        pending.sent_tick = tick;
+                        pending.sent_at = Some(now);
+                        pending.priority = 0;
+                        if counts {
+                            send = Some(pending.base.sent(tick)).filter(|_| on_record);
+                        }
                     }
-                    pending.sent_tick = tick;
-                    pending.sent_at = Some(now);
-                    pending.priority = 0;
-                    if counts {
-                        send = Some(pending.base.sent(tick)).filter(|_| on_record);
-                    }
-                }
-                (key, send)
-            });
+                    (key, send)
+                });
         self.in_flight.push((seq, tick, now), keys);
         self.stats.datagrams_sent += 1;
         self.stats.datagram_bytes += len as u64;

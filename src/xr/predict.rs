@@ -160,9 +160,13 @@ impl Reference {
 
     /// Whether the reference poses fit the volume's quantised ranges.
     pub fn fits(&self, volume: &Volume) -> bool {
-        self.last.fits(volume)
-            && self.previous.is_none_or(|p| p.fits(volume))
-            && self.earlier.is_none_or(|p| p.fits(volume))
+        self.fits_levels(&volume.axis_levels())
+    }
+
+    fn fits_levels(&self, levels: &[u64; 3]) -> bool {
+        self.last.fits_levels(levels)
+            && self.previous.is_none_or(|p| p.fits_levels(levels))
+            && self.earlier.is_none_or(|p| p.fits_levels(levels))
     }
 }
 
@@ -215,6 +219,8 @@ fn component(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Prediction {
     pose: QuantizedPose,
+    /// The volume's [`Volume::axis_levels`], computed with the prediction.
+    levels: [u64; 3],
     /// The predicted orientation's four components (see [`components`]).
     orientation: [i64; 4],
     k: [u32; 6],
@@ -232,24 +238,24 @@ impl Prediction {
 }
 
 fn prediction(reference: &Reference, volume: &Volume) -> Result<Prediction, QuantizeError> {
-    let (pose, buckets, orientation) = prediction_buckets(reference, volume)?;
+    let (pose, buckets, orientation, levels) = prediction_buckets(reference, volume)?;
     let rows = &RICE_K[usize::from(reference.head)];
     let k = std::array::from_fn(|i| u32::from(rows[i / 3][buckets[i]]));
     Ok(Prediction {
         pose,
+        levels,
         orientation,
         k,
     })
 }
 
-/// The prediction, the size bucket of each residual and the predicted orientation's
-/// components.
-fn prediction_buckets(
-    reference: &Reference,
-    volume: &Volume,
-) -> Result<(QuantizedPose, [usize; 6], [i64; 4]), QuantizeError> {
-    volume.validate()?;
-    if !reference.fits(volume) {
+/// The prediction, the size bucket of each residual, the predicted orientation's
+/// components and the volume's levels.
+type Buckets = (QuantizedPose, [usize; 6], [i64; 4], [u64; 3]);
+
+fn prediction_buckets(reference: &Reference, volume: &Volume) -> Result<Buckets, QuantizeError> {
+    let levels = volume.checked_levels()?;
+    if !reference.fits_levels(&levels) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
     let last = reference.last;
@@ -258,7 +264,6 @@ fn prediction_buckets(
         reference.frames_between_refs,
         reference.frames_before_previous,
     );
-    let levels = volume.axis_levels();
     let mut buckets = [0; 6];
     let mut position = [0u32; 3];
     for i in 0..3 {
@@ -295,6 +300,7 @@ fn prediction_buckets(
         },
         buckets,
         predicted,
+        levels,
     ))
 }
 
@@ -467,7 +473,7 @@ pub fn encode_quantized_predicted(
     w: &mut BitWriter,
 ) -> Result<EncodeInfo, QuantizeError> {
     let p = prediction(reference, volume)?;
-    if !quantized.fits(volume) {
+    if !quantized.fits_levels(&p.levels) {
         return Err(QuantizeError::ReferenceOutOfRange);
     }
     let start = w.bit_len();
@@ -590,7 +596,7 @@ pub fn read_quantized_predicted(
     volume: &Volume,
 ) -> Result<QuantizedPose, QuantizeError> {
     let p = prediction(reference, volume)?;
-    let levels = volume.axis_levels();
+    let levels = p.levels;
     let bits = volume.axis_bits();
     let mut position = [0u32; 3];
     for i in 0..3 {
@@ -1284,7 +1290,7 @@ mod tests {
                 frames_since_last: 1 + n % 9,
                 head: n % 2 == 0,
             };
-            let (_, buckets, _) = prediction_buckets(&reference, &v).expect("ok");
+            let (_, buckets, _, _) = prediction_buckets(&reference, &v).expect("ok");
             for (i, &b) in buckets.iter().enumerate() {
                 used[usize::from(reference.head)][i / 3][b] = true;
             }

@@ -117,6 +117,16 @@ impl Default for Volume {
     }
 }
 
+/// Bits of a position index below `levels`.
+fn bits_of(levels: u64) -> u32 {
+    u64::BITS - (levels.max(2) - 1).leading_zeros()
+}
+
+/// Levels of a valid volume's axis (see [`Volume::axis_levels`]).
+fn clamp_levels(levels: u64) -> u64 {
+    levels.clamp(2, 1u64 << MAX_AXIS_BITS)
+}
+
 impl Volume {
     /// A volume from two corners, checked with [`Volume::validate`].
     pub fn new(min: Vec3, max: Vec3) -> Result<Volume, QuantizeError> {
@@ -128,6 +138,12 @@ impl Volume {
     /// Checks that corners are finite, `min < max` on each axis, and that each axis fits in
     /// at most 31 bits at 1 mm error.
     pub fn validate(&self) -> Result<(), QuantizeError> {
+        self.checked_levels().map(|_| ())
+    }
+
+    /// [`Volume::validate`], and then [`Volume::axis_levels`], computed once (a pose
+    /// codec checks its volume for every pose it codes).
+    pub(crate) fn checked_levels(&self) -> Result<[u64; 3], QuantizeError> {
         if !self.min.is_finite() || !self.max.is_finite() {
             return Err(QuantizeError::InvalidVolume("corners must be finite"));
         }
@@ -138,16 +154,13 @@ impl Volume {
                 ));
             }
         }
-        if self
-            .axis_bits_unchecked()
-            .iter()
-            .any(|&b| b > MAX_AXIS_BITS)
-        {
+        let levels = self.axis_levels_unchecked();
+        if levels.iter().any(|&l| bits_of(l) > MAX_AXIS_BITS) {
             return Err(QuantizeError::InvalidVolume(
                 "too large for 1 mm in 31 bits per axis",
             ));
         }
-        Ok(())
+        Ok(levels.map(clamp_levels))
     }
 
     /// Quantised values per axis: the fewest whose step is at most the bound's
@@ -169,15 +182,13 @@ impl Volume {
     }
 
     fn axis_bits_unchecked(&self) -> [u32; 3] {
-        self.axis_levels_unchecked()
-            .map(|levels| u64::BITS - (levels.max(2) - 1).leading_zeros())
+        self.axis_levels_unchecked().map(bits_of)
     }
 
     /// Quantised values per axis `[x, y, z]`: a position index is below it (meaningful
     /// for a valid volume).
     pub fn axis_levels(&self) -> [u64; 3] {
-        self.axis_levels_unchecked()
-            .map(|l| l.clamp(2, 1u64 << MAX_AXIS_BITS))
+        self.axis_levels_unchecked().map(clamp_levels)
     }
 
     /// Bits per axis `[x, y, z]` of an absolute position (meaningful for a valid volume).
@@ -249,11 +260,16 @@ impl QuantizedPose {
 
     /// Whether every field is within the volume's quantised ranges.
     pub fn fits(&self, volume: &Volume) -> bool {
+        self.fits_levels(&volume.axis_levels())
+    }
+
+    /// [`QuantizedPose::fits`] a volume of these [`Volume::axis_levels`].
+    pub(crate) fn fits_levels(&self, levels: &[u64; 3]) -> bool {
         let max_rot = ORIENTATION_LEVELS - 1;
         self.position
             .iter()
-            .zip(volume.axis_levels())
-            .all(|(&q, levels)| u64::from(q) < levels)
+            .zip(levels)
+            .all(|(&q, &levels)| u64::from(q) < levels)
             && self.largest < 4
             && self.rest.iter().all(|&r| r <= max_rot)
     }
