@@ -63,6 +63,20 @@ pub fn predict(
     let ((newer, t1), (older, t0)) = (newer, older);
     let span = i128::from(t1.saturating_sub(t0).max(1));
     let ahead = i128::from(t.saturating_sub(t1));
+    // The same arithmetic in 64 bits where it cannot overflow (always, for lanes of
+    // quantised values a few ticks apart): a 128-bit division is a library call.
+    let narrow = i64::try_from(span).ok().zip(i64::try_from(ahead).ok());
+    let extrapolate = |n: i64, o: i64| -> i64 {
+        let fast = narrow.and_then(|(span, ahead)| {
+            n.checked_sub(o)?
+                .checked_mul(ahead)
+                .and_then(|d| n.checked_add(d / span))
+        });
+        fast.unwrap_or_else(|| {
+            let p = i128::from(n) + (i128::from(n) - i128::from(o)) * ahead / span;
+            p.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        })
+    };
     // Lanes left of a rotation whose largest component changed.
     let mut hold = 0;
     for (i, &kind) in kinds.iter().enumerate() {
@@ -75,10 +89,7 @@ pub fn predict(
                 hold = if n != o { 3 } else { 0 };
                 n
             }
-            LaneKind::Signed if hold == 0 => {
-                let p = i128::from(n) + (i128::from(n) - i128::from(o)) * ahead / span;
-                p.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
-            }
+            LaneKind::Signed if hold == 0 => extrapolate(n, o),
             LaneKind::Signed => {
                 hold -= 1;
                 n
@@ -144,6 +155,35 @@ pub fn decode(
 mod tests {
     use super::*;
     use crate::fields::{Field, FieldLayout};
+
+    #[test]
+    fn the_prediction_in_64_bits_is_the_128_bit_one_and_saturates_beyond() {
+        let wide = |n: i64, o: i64, ahead: i128, span: i128| {
+            let p = i128::from(n) + (i128::from(n) - i128::from(o)) * ahead / span;
+            p.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        };
+        let values = [
+            0,
+            1,
+            -1,
+            1000,
+            -999,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+            i64::MAX - 3,
+        ];
+        let mut out = Vec::new();
+        for (t0, t1, t) in [(1, 2, 3), (10, 13, 20), (5, 5, 9), (1, 200, 455)] {
+            let (span, ahead) = (i128::from((t1 - t0).max(1)), i128::from(t - t1));
+            for &n in &values {
+                for &o in &values {
+                    predict(&[LaneKind::Signed], (&[n], t1), (&[o], t0), t, &mut out);
+                    assert_eq!(out, [wide(n, o, ahead, span)], "{n} {o} at {t0} {t1} {t}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn lanes_round_trip_against_a_base_or_none_and_small_changes_are_small() {

@@ -172,7 +172,16 @@ impl Reference {
 
 /// `round(num / den)`, half up, for `den > 0`.
 fn round_div(num: i128, den: i128) -> i128 {
-    (2 * num + den).div_euclid(2 * den)
+    // The same arithmetic in 64 bits when it fits (it always does for poses: positions
+    // are 31-bit, gaps a few frames): a 128-bit division is a library call.
+    let narrow = i64::try_from(num)
+        .ok()
+        .zip(i64::try_from(den).ok())
+        .and_then(|(n, d)| Some((n.checked_mul(2)?.checked_add(d)?, d.checked_mul(2)?)));
+    match narrow {
+        Some((n, d)) => i128::from(n.div_euclid(d)),
+        None => (2 * num + den).div_euclid(2 * den),
+    }
 }
 
 /// The predicted value of one component (`last`, `previous`, `earlier`), and the bucket of
@@ -739,6 +748,31 @@ mod tests {
 
     /// The acked-reference lag of the realistic case (~45 ms round trip at 90 Hz).
     const LAG: usize = 4;
+
+    #[test]
+    fn round_div_in_64_bits_is_the_128_bit_rounding() {
+        let wide = |num: i128, den: i128| (2 * num + den).div_euclid(2 * den);
+        let big = i128::from(i64::MAX);
+        for num in [
+            0,
+            1,
+            -1,
+            5,
+            -5,
+            7,
+            -7,
+            1 << 40,
+            -(1 << 40),
+            big / 2,
+            big,
+            big + 9,
+            -big - 9,
+        ] {
+            for den in [1, 2, 3, 4, 255, 1 << 20, big / 2 + 1, big] {
+                assert_eq!(round_div(num, den), wide(num, den), "{num} / {den}");
+            }
+        }
+    }
 
     #[test]
     fn size_report_synthetic_avatar() {
