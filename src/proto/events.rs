@@ -238,6 +238,9 @@ pub struct PeerDiagnostics {
     pub payload_bytes_sent: u64,
     /// Payload bytes received.
     pub payload_bytes_received: u64,
+    /// Bytes of the headers of the state datagrams received (sequence numbers and
+    /// acknowledgements, before the codec envelope: not in the codec's counters).
+    pub datagram_header_bytes_received: u64,
     /// Encoded snapshot bytes sent (host) or received (client).
     pub snapshot_bytes: u64,
     /// State datagram counters (host side).

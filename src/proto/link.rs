@@ -186,6 +186,7 @@ impl Link {
             self.diagnostics.malformed += 1;
             return None;
         };
+        self.diagnostics.datagram_header_bytes_received += (bytes.len() - envelope.len()) as u64;
         match envelope.first() {
             None => Some((header, None)),
             // Codec envelope of the body: 0 raw, 1 zstd, 2 zstd + dictionary.
