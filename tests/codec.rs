@@ -154,18 +154,16 @@ fn delta_frames(scene: &mut Scene, ticks: usize, moving: usize) -> Vec<Vec<u8>> 
         .collect()
 }
 
-/// State datagrams carrying a few changes each, as the outbox sends them.
+/// State datagram bodies carrying a few changes each, as the outbox sends them.
 fn datagrams(scene: &mut Scene, count: usize) -> Vec<Vec<u8>> {
     let mut tracker = DeltaTracker::new();
     tracker.diff(&scene.world).unwrap();
     let mut encoder = Encoder::new();
-    (0..count as u64)
-        .map(|seq| {
+    (0..count)
+        .map(|_| {
             scene.step(3);
             let delta = tracker.diff(&scene.world).unwrap();
-            let bytes = delta.with_parts(|parts| {
-                encoder.state_datagram(seq, &[(seq.saturating_sub(8), seq)], Some(parts))
-            });
+            let bytes = delta.with_parts(|parts| encoder.state_datagram(parts));
             assert!(bytes.len() <= MAX_DATAGRAM_BYTES, "{} bytes", bytes.len());
             bytes
         })

@@ -36,7 +36,7 @@ fn fixture() -> Fixture {
     }
 }
 
-/// A state datagram at `tick` carrying one value of `component` for `e` as `lanes`
+/// A state datagram's body at `tick` carrying one value of `component` for `e` as `lanes`
 /// (with `data` beside them when given), on a baseline `age` ticks old.
 fn datagram(
     tick: u64,
@@ -71,30 +71,23 @@ fn predicted(
         lanes,
         older_ages: &[older_age],
     }];
-    Encoder::new().state_datagram(
+    Encoder::new().state_datagram(&FrameParts {
+        base_tick: 0,
         tick,
-        &[],
-        Some(&FrameParts {
-            base_tick: 0,
-            tick,
-            descriptors: &[],
-            spawns: &entities,
-            batches: &batches,
-            removes: &[],
-            despawns: &[],
-            owner_seq: 0,
-            baseline_ages: &ages,
-            lanes: &lanes,
-        }),
-    )
+        descriptors: &[],
+        spawns: &entities,
+        batches: &batches,
+        removes: &[],
+        despawns: &[],
+        owner_seq: 0,
+        baseline_ages: &ages,
+        lanes: &lanes,
+    })
 }
 
 /// Applies `bytes` as the session does; `Err` when refused.
 fn apply(replica: &mut Replica, bytes: &[u8]) -> Result<(), String> {
-    let Ok(Message::StateDatagram(d)) = wire::decode(bytes) else {
-        return Err("not a state datagram".into());
-    };
-    let frame = d.frame().ok_or("no frame")?;
+    let frame = wire::decode_state_datagram(bytes).map_err(|e| e.to_string())?;
     replica
         .apply_frame_in(frame, bytes.len())
         .map(|_| ())

@@ -2204,6 +2204,7 @@ fn session_messages_are_not_replica_messages() {
         })
     );
     assert_eq!(replica.stats().rejected, 1);
-    let datagram = theta_net::wire::Encoder::new().state_datagram(1, &[(0, 0)], None);
+    let datagram = theta_net::Delta::default()
+        .with_parts(|parts| theta_net::wire::Encoder::new().state_datagram(parts));
     assert!(replica.apply(&datagram).is_err());
 }

@@ -479,8 +479,9 @@ fn a_write_to_an_entity_the_client_does_not_own_is_rejected() {
     raw.conn
         .send_datagram(b"not a theta datagram".to_vec().into())
         .unwrap();
-    // State datagrams travel in the codec envelope: format byte 0 is a raw frame.
-    let forged = raw_envelope(&Encoder::new().state_datagram(0, &[], Some(&parts)));
+    // A state datagram is its header, then its body in the codec envelope: format byte 0
+    // is a raw frame.
+    let forged = with_header(0, &raw_envelope(&Encoder::new().state_datagram(&parts)));
     raw.conn
         .send_datagram(forged[..forged.len() / 2].to_vec().into())
         .unwrap();
@@ -602,6 +603,14 @@ impl RawClient {
 fn raw_envelope(message: &[u8]) -> Vec<u8> {
     let mut out = vec![FrameFormat::Raw as u8];
     out.extend_from_slice(message);
+    out
+}
+
+/// A state datagram: the header of datagram `seq` (no acknowledgements), then `envelope`.
+fn with_header(seq: u64, envelope: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    theta_net::wire::datagram_header::write(seq, &[], &mut out);
+    out.extend_from_slice(envelope);
     out
 }
 
@@ -1228,7 +1237,7 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         baseline_ages: &[],
         lanes: &[],
     };
-    let message = Encoder::new().state_datagram(0, &[], Some(&parts));
+    let message = Encoder::new().state_datagram(&parts);
     // 1. Named dictionary 99, which the host never trained.
     let mut unknown = vec![FrameFormat::ZstdDict as u8];
     write_varint(&mut unknown, 99);
@@ -1262,12 +1271,16 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         vec![FrameFormat::Zstd as u8, 0x80]
     };
     let hostile: Vec<Vec<u8>> = vec![
-        unknown,
-        bomb(16 << 20),
-        bomb(1000),
-        truncated,
-        // Neither a codec envelope (0..=2) nor a pose packet (0x80..): the connection counts it.
-        vec![0x03, 1, 2, 3],
+        with_header(1, &unknown),
+        with_header(2, &bomb(16 << 20)),
+        with_header(3, &bomb(1000)),
+        with_header(4, &truncated),
+        // After the header, an envelope of a stream format (datagrams are independent):
+        // the connection counts it.
+        with_header(5, &[0x03, 1, 2, 3]),
+        // The form before protocol revision 2 (an envelope without a header): the
+        // connection counts it.
+        raw_envelope(&message),
         // A pose packet's tag with junk after it: the pose channel refuses it.
         vec![0x80, 1, 2, 3],
     ];
@@ -1294,10 +1307,10 @@ fn hostile_compressed_datagrams_are_counted_and_change_nothing() {
         expected,
         "unknown dictionary, oversized, malformed"
     );
-    // The unknown first byte is counted on the connection, the junk pose packet by the pose
-    // channel; neither reaches the codec.
+    // The stream format and the headerless datagram are counted on the connection, the
+    // junk pose packet by the pose channel; none reaches the codec.
     let peers = net.host.diagnostics().peers;
-    assert_eq!(peers.iter().map(|p| p.malformed).sum::<u64>(), 1);
+    assert_eq!(peers.iter().map(|p| p.malformed).sum::<u64>(), 2);
     assert_eq!(peers.iter().map(|p| p.poses.malformed).sum::<u64>(), 1);
     assert_eq!(net.host.state_hash(), before);
     assert!(!net.host.world().is_alive(own));

@@ -532,8 +532,10 @@ fn hostile_ownership_requests_are_refused_counted_and_change_nothing() {
         baseline_ages: &[],
         lanes: &[],
     };
-    let mut datagram = vec![0u8];
-    datagram.extend_from_slice(&encoder.state_datagram(1 << 50, &[], Some(&parts)));
+    let mut datagram = Vec::new();
+    theta_net::wire::datagram_header::write(1 << 50, &[], &mut datagram);
+    datagram.push(0);
+    datagram.extend_from_slice(&encoder.state_datagram(&parts));
     for _ in 0..3 {
         sim.inject(0, Channel::Unreliable, datagram.clone());
     }

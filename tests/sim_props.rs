@@ -118,7 +118,7 @@ fn value(rng: &mut Rng) -> [u8; 12] {
 }
 
 /// A state datagram from a client writing `victim`'s position (which it does not own),
-/// in the codec envelope (raw), as a hostile client would send it.
+/// its header then its body in the codec envelope (raw), as a hostile client would send it.
 fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8> {
     let entities = [victim];
     let batches = [BatchRef {
@@ -141,8 +141,10 @@ fn hostile_datagram(position: ComponentId, victim: EntityId, seq: u64) -> Vec<u8
         baseline_ages: &[],
         lanes: &[],
     };
-    let mut out = vec![0u8];
-    out.extend_from_slice(&Encoder::new().state_datagram(seq, &[], Some(&parts)));
+    let mut out = Vec::new();
+    theta_net::wire::datagram_header::write(seq, &[], &mut out);
+    out.push(0);
+    out.extend_from_slice(&Encoder::new().state_datagram(&parts));
     out
 }
 

@@ -2,10 +2,10 @@
 //! anything for a peer, and the client's reading of the answer.
 //!
 //! `join_request`: each record is one connection's first message, as the host reads it
-//! (at most [`MAX_JOIN_REQUEST`] bytes, `wire::decode`, then the resume token or the join
-//! token with one `TokenVerifier` for all records, then the registry hash; the component
-//! types it carries are read as a room server reads them), or as a client
-//! reads the host's answer (`JoinAccepted`, `JoinRefused`). The session's admission steps
+//! (at most [`MAX_JOIN_REQUEST`] bytes, `wire::decode`, the protocol revision, then the
+//! resume token or the join token with one `TokenVerifier` for all records, then the
+//! registry hash; the component types it carries are read as a room server reads them),
+//! or as a client reads the host's answer (`JoinAccepted` of this revision, `JoinRefused`). The session's admission steps
 //! are crate-private; they are mirrored here through the public types they use.
 //!
 //! `join_token`: each record is a time step (its first byte, in minutes) and a token's text,
@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use theta_net::net::token::{JoinSecret, JoinToken, TokenError, TokenVerifier};
 use theta_net::wire::registry_bytes::{decode_registry, encode_registry};
-use theta_net::wire::{self, Message};
+use theta_net::wire::{self, Message, PROTOCOL_REVISION};
 
 use super::{fixture, input, Outcome};
 
@@ -95,6 +95,8 @@ pub fn join_request(data: &[u8]) -> Outcome {
             continue;
         }
         let output = match wire::decode(bytes) {
+            // Another protocol revision is refused first, whatever it presents.
+            Ok(Message::JoinRequest(request)) if request.revision() != PROTOCOL_REVISION => None,
             Ok(Message::JoinRequest(request)) if !registry_reads_back(&request) => None,
             Ok(Message::JoinRequest(request)) => match request.resume() {
                 Some(resume) => {
@@ -128,6 +130,8 @@ pub fn join_request(data: &[u8]) -> Outcome {
                     .map(|_| token.len())
                 }
             },
+            // A client leaves a host of another revision.
+            Ok(Message::JoinAccepted(accepted)) if accepted.revision() != PROTOCOL_REVISION => None,
             Ok(Message::JoinAccepted(accepted)) => {
                 let resume = accepted
                     .resume()

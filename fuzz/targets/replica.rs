@@ -1,7 +1,7 @@
 //! Targets `snapshot_chunk`, `delta_frame` and `state_datagram`: messages a client's
 //! replica applies, the first two as they come off the reliable stream, the third as a
-//! state datagram goes through the session (codec envelope, `wire::decode`, sequence
-//! numbers, `Replica::apply_frame_in`).
+//! state datagram goes through the session (header, codec envelope,
+//! `wire::decode_state_datagram`, sequence numbers, `Replica::apply_frame_in`).
 //!
 //! Header bits 0..=2 choose the replica's state ([`fixture::KNOWS_REGISTRY`],
 //! [`fixture::PRIMED`], [`fixture::OWNER`]); each record is one message. After every
@@ -11,7 +11,7 @@ use theta_net::net::acks::ReceivedSeqs;
 use theta_net::registry::MAX_COMPONENT_TYPES;
 use theta_net::replica::MAX_SNAPSHOT_CHUNKS;
 use theta_net::wire::codec::{Codec, DictionarySet, FrameFormat, FrameHeader, MAX_DATAGRAM_BYTES};
-use theta_net::wire::{self, Message};
+use theta_net::wire::{self, datagram_header};
 use theta_net::{Applied, Event, EventKind, Replica, ReplicaError, ReplicaStats, WorldStats};
 
 use super::{fixture, input, Outcome};
@@ -206,10 +206,12 @@ pub fn check_envelope(frame: &[u8], message: &[u8], max_len: usize) {
     }
 }
 
-/// State datagrams as a client receives them: the codec envelope (with the fixture
-/// dictionary when [`HOLDS_DICTIONARY`]), bounded by [`MAX_DATAGRAM_BYTES`], then
-/// `wire::decode`, the acknowledgement ranges, duplicate suppression by sequence number,
-/// and the frame applied with `Replica::apply_frame_in`.
+/// State datagrams as a client receives them: the header (`wire::datagram_header`:
+/// sequence number, acknowledgement ranges, read as hostile), then the body's codec
+/// envelope (with the fixture dictionary when [`HOLDS_DICTIONARY`]), bounded by
+/// [`MAX_DATAGRAM_BYTES`], `wire::decode_state_datagram`, duplicate suppression by sequence
+/// number, and the frame applied with `Replica::apply_frame_in`. No envelope is an
+/// acknowledgement alone.
 pub fn state_datagram(data: &[u8]) -> Outcome {
     let (header, records) = input::split(data);
     let mut replica = fixture::replica(header);
@@ -222,31 +224,46 @@ pub fn state_datagram(data: &[u8]) -> Outcome {
     let mut received = ReceivedSeqs::default();
     let mut outcome = Outcome::default();
     for bytes in records {
-        // The session routes on the first byte: 0..=2 are codec envelopes (0x80.. pose
+        // The session routes on the first byte: 0x10 is a state datagram (0x80.. pose
         // packets go to the pose target; anything else is malformed).
-        if !matches!(bytes.first(), Some(0..=2)) {
+        let Ok((head, envelope)) = datagram_header::read(bytes) else {
+            outcome.refuse();
+            continue;
+        };
+        let acks = head.acks();
+        assert!(
+            acks.len() <= datagram_header::MAX_ACK_RANGES,
+            "ranges past the bound"
+        );
+        assert!(
+            acks.iter().all(|&(first, last)| first <= last),
+            "an inverted range"
+        );
+        assert!(
+            bytes.len() - envelope.len() <= datagram_header::max_len(acks),
+            "a header longer than its bound"
+        );
+        if envelope.is_empty() {
+            // An acknowledgement alone: its number joins the ranges, unacknowledged.
+            received.insert_silently(head.seq);
+            outcome.accept(bytes.len(), 0);
+            continue;
+        }
+        // Envelopes of the independent formats only (0 raw, 1 zstd, 2 dictionary).
+        if !matches!(envelope.first(), Some(0..=2)) {
             outcome.refuse();
             continue;
         }
-        let Ok(message) = dictionaries.decompress(bytes, MAX_DATAGRAM_BYTES) else {
+        let Ok(message) = dictionaries.decompress(envelope, MAX_DATAGRAM_BYTES) else {
             outcome.refuse();
             continue;
         };
-        check_envelope(bytes, &message, MAX_DATAGRAM_BYTES);
-        let Ok(Message::StateDatagram(datagram)) = wire::decode(&message) else {
+        check_envelope(envelope, &message, MAX_DATAGRAM_BYTES);
+        let Ok(frame) = wire::decode_state_datagram(&message) else {
             outcome.refuse();
             continue;
         };
-        if let Some(acks) = datagram.acks() {
-            // What the session hands its outbox: the well-formed ranges.
-            let ranges = acks.iter().filter(|r| r.first() <= r.last()).count();
-            assert!(ranges <= MAX_DATAGRAM_BYTES / 16, "more ranges than bytes");
-        }
-        let Some(frame) = datagram.frame() else {
-            outcome.accept(bytes.len(), message.len());
-            continue;
-        };
-        if !received.insert(datagram.seq()) {
+        if !received.insert(head.seq) {
             // A duplicate: dropped before the replica sees it.
             outcome.accept(bytes.len(), message.len());
             continue;

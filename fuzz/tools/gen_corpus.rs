@@ -33,7 +33,8 @@ use theta_net::wire::codec::{
 };
 use theta_net::wire::registry_bytes::encode_registry;
 use theta_net::wire::{
-    fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch, MAX_MESSAGE_BYTES,
+    datagram_header, fb, lanes, Acceptance, BatchRef, ChunkHeader, Encoder, FrameParts, LaneBatch,
+    MAX_MESSAGE_BYTES,
 };
 use theta_net::xr::relay::{RelaySender, RelaySource};
 use theta_net::xr::stream::{
@@ -362,36 +363,76 @@ fn delta_frame_seeds() -> Seeds {
     s
 }
 
-/// A state datagram of `delta` with sequence number `seq` and acks.
-fn datagram(seq: u64, acks: &[(u64, u64)], delta: Option<&theta_net::Delta>) -> Vec<u8> {
-    let mut encoder = Encoder::new();
-    match delta {
-        Some(delta) => delta.with_parts(|parts| encoder.state_datagram(seq, acks, Some(parts))),
-        None => encoder.state_datagram(seq, acks, None),
-    }
+/// The body of a state datagram carrying `delta` (the message its envelope wraps).
+fn datagram_body(delta: &theta_net::Delta) -> Vec<u8> {
+    delta.with_parts(|parts| Encoder::new().state_datagram(parts))
+}
+
+/// A state datagram: the header of `seq` with `acks`, then `envelope` (empty: an
+/// acknowledgement alone).
+fn with_header(seq: u64, acks: &[(u64, u64)], envelope: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    datagram_header::write(seq, acks, &mut out);
+    out.extend_from_slice(envelope);
+    out
+}
+
+/// Headers no sender makes, each with a raw envelope of `body` after it.
+fn damaged_headers(body: &[u8]) -> Vec<Vec<u8>> {
+    let after = |mut header: Vec<u8>| {
+        header.extend_from_slice(&raw(body));
+        header
+    };
+    let tag = datagram_header::STATE_DATAGRAM_TAG;
+    vec![
+        // Truncated inside the sequence number, inside a range.
+        vec![tag, 0x80],
+        vec![tag, 7, 2, 1],
+        // An overlong sequence number, range count, and first.
+        after(vec![tag, 0x87, 0x00, 0]),
+        after(vec![tag, 7, 0x80, 0x00]),
+        after(vec![tag, 7, 1, 0x81, 0x80, 0x00, 0]),
+        // A sequence number past 64 bits.
+        after([&[tag][..], &[0xff; 9], &[0x02, 0]].concat()),
+        // Seventeen ranges, and a count past any bound, with nothing after.
+        after([&[tag, 7, 17][..], &[1u8, 0].repeat(17)].concat()),
+        vec![tag, 7, 0xff, 0xff, 0xff, 0xff, 0x0f],
+        // A last past u64::MAX.
+        after([&[tag, 7, 1, 0xfe][..], &[0xff; 8], &[0x01, 0x02]].concat()),
+        // The form before protocol revision 2: the envelope without a header.
+        raw(body),
+        // Another first byte.
+        after(vec![0x11, 7, 0]),
+        // A stream envelope after a good header.
+        with_header(9, &[], &[FrameFormat::StreamContinue as u8, 1, 2, 3]),
+    ]
 }
 
 fn state_datagram_seeds() -> Seeds {
     let mut s = Seeds::new("state_datagram");
     let (_, _, deltas) = next_deltas(6);
-    let messages: Vec<Vec<u8>> = deltas
-        .iter()
-        .enumerate()
-        .map(|(i, d)| datagram(i as u64 + 1, &[(1, i as u64)], Some(d)))
-        .collect();
+    let messages: Vec<Vec<u8>> = deltas.iter().map(datagram_body).collect();
     for m in &messages {
-        assert!(m.len() <= MAX_DATAGRAM_BYTES, "a fixture datagram fits");
+        assert!(m.len() < MAX_DATAGRAM_BYTES, "a fixture datagram fits");
     }
     let zstd = Zstd::new(LEVEL).expect("zstd");
     let dict = ZstdDict::new(LEVEL, &fixture::dictionary()).expect("zstd");
     let all = PRIMED | KNOWS_REGISTRY | HOLDS_DICTIONARY;
-    let raw_frames: Vec<Vec<u8>> = messages.iter().map(|m| raw(m)).collect();
-    let zstd_frames: Vec<Vec<u8>> = messages.iter().map(|m| frame_with(&zstd, m)).collect();
-    let dict_frames: Vec<Vec<u8>> = messages.iter().map(|m| frame_with(&dict, m)).collect();
+    // Datagram i + 1 acknowledges the peer's 1..=i.
+    let framed = |codec: &dyn Codec| -> Vec<Vec<u8>> {
+        messages
+            .iter()
+            .enumerate()
+            .map(|(i, m)| with_header(i as u64 + 1, &[(1, i as u64)], &frame_with(codec, m)))
+            .collect()
+    };
+    let raw_frames = framed(&NoCodec);
+    let zstd_frames = framed(&zstd);
+    let dict_frames = framed(&dict);
     assert!(
         dict_frames
             .iter()
-            .any(|f| f.first() == Some(&(FrameFormat::ZstdDict as u8))),
+            .any(|f| f.get(5) == Some(&(FrameFormat::ZstdDict as u8))),
         "the fixture dictionary compresses datagrams"
     );
     s.add("raw", PRIMED | KNOWS_REGISTRY, &raw_frames);
@@ -400,18 +441,44 @@ fn state_datagram_seeds() -> Seeds {
     s.add("dictionary-not-held", PRIMED | KNOWS_REGISTRY, &dict_frames);
     s.add("owner", all | OWNER, &dict_frames);
     let mut mixed = vec![
-        raw(&datagram(50, &[(1, 9), (12, 20), (30, 28)], None)),
+        with_header(50, &[(1, 9), (12, 20), (28, 30)], &[]),
         dict_frames[1].clone(),
         dict_frames[1].clone(),
         zstd_frames[0].clone(),
         vec![0x80, 1, 2, 3],
         vec![0x07, 0],
         half(&dict_frames[2]),
-        flip(&dict_frames[3], 5),
-        flip(&zstd_frames[4], 1),
+        flip(&dict_frames[3], 9),
+        flip(&zstd_frames[4], 6),
+        flip(&raw_frames[5], 2),
     ];
-    mixed.push(raw(&datagram(51, &[], None)));
+    mixed.push(with_header(51, &[], &[]));
+    let outcome = theta_fuzz::replica::state_datagram(&join(all, &mixed));
+    assert!(
+        outcome.accepted >= 5 && outcome.refused >= 3,
+        "acknowledgements alone, a duplicate and damage: {outcome:?}"
+    );
     s.add("acks-duplicates-and-damage", all, &mixed);
+    // An acknowledgement alone, with every range a sender sends.
+    let most: Vec<(u64, u64)> = (0..datagram_header::MAX_ACK_RANGES as u64)
+        .map(|i| (u64::MAX - 20 * i - 9, u64::MAX - 20 * i))
+        .collect();
+    s.add(
+        "ack-only",
+        all,
+        &[
+            with_header(u64::MAX - 1, &most, &[]),
+            with_header(3, &[(0, 0)], &[]),
+        ],
+    );
+    let damaged = damaged_headers(&messages[0]);
+    let outcome = theta_fuzz::replica::state_datagram(&join(all, &damaged));
+    assert_eq!(
+        (outcome.accepted, outcome.refused),
+        (0, damaged.len()),
+        "every damaged header is refused"
+    );
+    s.add("damaged-header", all, &damaged);
     // Labels of one repeated byte on every object: the most a datagram decompresses per
     // byte received.
     let label = descriptor(fixture::LABEL.0, fixture::LABEL.1);
@@ -420,35 +487,38 @@ fn state_datagram_seeds() -> Seeds {
     let lengths = vec![64u32; entities.len()];
     let inserted = vec![0u8; 2];
     let tick = fixture::prime().snapshot_tick + 30;
-    let labels = Encoder::new().state_datagram(
-        99,
-        &[],
-        Some(&FrameParts {
-            base_tick: tick - 1,
-            tick,
-            descriptors: &[],
-            spawns: &[],
-            batches: &[BatchRef {
-                component: label.id,
-                entities: &entities,
-                data: &data,
-                lengths: Some(&lengths),
-                inserted: Some(&inserted),
-            }],
-            removes: &[],
-            despawns: &[],
-            owner_seq: 0,
-            baseline_ages: &[],
-            lanes: &[],
-        }),
-    );
+    let labels = Encoder::new().state_datagram(&FrameParts {
+        base_tick: tick - 1,
+        tick,
+        descriptors: &[],
+        spawns: &[],
+        batches: &[BatchRef {
+            component: label.id,
+            entities: &entities,
+            data: &data,
+            lengths: Some(&lengths),
+            inserted: Some(&inserted),
+        }],
+        removes: &[],
+        despawns: &[],
+        owner_seq: 0,
+        baseline_ages: &[],
+        lanes: &[],
+    });
     assert!(labels.len() <= MAX_DATAGRAM_BYTES);
     s.add(
         "repeated-labels",
         all,
-        &[frame_with(&zstd, &labels), frame_with(&dict, &labels)],
+        &[
+            with_header(99, &[], &frame_with(&zstd, &labels)),
+            with_header(100, &[], &frame_with(&dict, &labels)),
+        ],
     );
-    let poses: Vec<Vec<u8>> = pose_lanes(tick + 10).iter().map(|m| raw(m)).collect();
+    let poses: Vec<Vec<u8>> = pose_lanes(tick + 10)
+        .iter()
+        .enumerate()
+        .map(|(i, m)| with_header(200 + i as u64, &[], &raw(m)))
+        .collect();
     let outcome = theta_fuzz::replica::state_datagram(&join(all, &poses));
     assert_eq!(
         (outcome.accepted, outcome.refused),
@@ -510,28 +580,24 @@ fn pose_lanes(tick: u64) -> Vec<Vec<u8>> {
             lanes: &coded,
             older_ages: &older,
         }];
-        out.push(Encoder::new().state_datagram(
-            200 + step,
-            &[],
-            Some(&FrameParts {
-                base_tick: tick + step - 1,
-                tick: tick + step,
-                descriptors: &[],
-                spawns: &entities,
-                batches: &[BatchRef {
-                    component: pose,
-                    entities: &entities,
-                    data: &[],
-                    lengths: None,
-                    inserted: None,
-                }],
-                removes: &[],
-                despawns: &[],
-                owner_seq: 0,
-                baseline_ages: &age_refs,
-                lanes: &lane_batches,
-            }),
-        ));
+        out.push(Encoder::new().state_datagram(&FrameParts {
+            base_tick: tick + step - 1,
+            tick: tick + step,
+            descriptors: &[],
+            spawns: &entities,
+            batches: &[BatchRef {
+                component: pose,
+                entities: &entities,
+                data: &[],
+                lengths: None,
+                inserted: None,
+            }],
+            removes: &[],
+            despawns: &[],
+            owner_seq: 0,
+            baseline_ages: &age_refs,
+            lanes: &lane_batches,
+        }));
     }
     out
 }
@@ -541,7 +607,7 @@ fn codec_frame_seeds() -> Seeds {
     let prime = fixture::prime();
     let (_, _, deltas) = next_deltas(3);
     let mut messages: Vec<Vec<u8>> = deltas.iter().map(|d| d.encode()).collect();
-    messages.push(datagram(1, &[(1, 1)], Some(&deltas[0])));
+    messages.push(datagram_body(&deltas[0]));
     messages.push(prime.chunks[0].clone());
     let zstd = Zstd::new(LEVEL).expect("zstd");
     let dict = ZstdDict::new(LEVEL, &fixture::dictionary()).expect("zstd");
@@ -1057,9 +1123,9 @@ fn join_token_seeds() -> Seeds {
 fn train() {
     let (_, _, deltas) = next_deltas(300);
     let mut samples: Vec<Vec<u8>> = Vec::new();
-    for (i, d) in deltas.iter().enumerate() {
+    for d in &deltas {
         samples.push(d.encode());
-        samples.push(datagram(i as u64 + 1, &[(1, i as u64)], Some(d)));
+        samples.push(datagram_body(d));
     }
     samples.extend(fixture::prime().chunks.iter().cloned());
     let refs: Vec<&[u8]> = samples.iter().map(Vec::as_slice).collect();

@@ -10,7 +10,7 @@ use rustc_hash::FxHashMap;
 use super::room_id::RoomId;
 use super::token::{JoinSecret, TokenError, TokenVerifier};
 use crate::registry::{ComponentDescriptor, Registry};
-use crate::wire::{self, fb, Message};
+use crate::wire::{self, fb, Message, PROTOCOL_REVISION};
 use crate::world::PeerId;
 
 /// Why a request was refused: the reason on the wire, and in words.
@@ -41,6 +41,19 @@ pub(crate) struct Admitted {
     pub(crate) needs_snapshot: bool,
 }
 
+/// Why a client of protocol revision `revision` is refused, in words.
+pub(crate) fn revision_refusal(revision: u16) -> String {
+    format!(
+        "this client speaks protocol revision {revision}, this host revision \
+         {PROTOCOL_REVISION}: update the {}",
+        if revision < PROTOCOL_REVISION {
+            "client"
+        } else {
+            "host"
+        }
+    )
+}
+
 impl Admission {
     /// Admission to a host of `registry` as `host_peer`: join tokens minted with
     /// `secret`, naming `room` if the host is a room's (see [`TokenVerifier::for_room`]),
@@ -69,6 +82,11 @@ impl Admission {
     /// Decides on `request` (the first message of a connection) at `unix_now` seconds.
     pub(crate) fn check(&mut self, request: &[u8], unix_now: u64) -> Result<Admitted, Refusal> {
         match wire::decode(request) {
+            // Before the token: another revision is refused whatever it presents, by name.
+            Ok(Message::JoinRequest(request)) if request.revision() != PROTOCOL_REVISION => Err((
+                fb::RefuseReason::ProtocolRevision,
+                revision_refusal(request.revision()),
+            )),
             Ok(Message::JoinRequest(request)) => match request.resume() {
                 Some(resume) => self
                     .check_resume(request.peer(), resume.bytes(), request.registry_hash())

@@ -3,9 +3,12 @@
 //! acknowledgement and retirement), and the figures of it all.
 //!
 //! # On the wire
-//! - A state datagram is one codec envelope ([`crate::wire::codec`]): its first byte is the
-//!   frame format, 0 raw, 1 zstd, 2 zstd with a dictionary. First bytes `0x80..=0xFF` are
-//!   reserved for XR pose packets; any other first byte is malformed.
+//! - A state datagram is its header ([`crate::wire::datagram_header`]: tag `0x10`,
+//!   sequence number, acknowledgement ranges) then its body in one codec envelope
+//!   ([`crate::wire::codec`]) whose first byte is the frame format, 0 raw, 1 zstd, 2 zstd
+//!   with a dictionary; no envelope for an acknowledgement alone. First bytes `0x80..=0xFF`
+//!   are reserved for XR pose packets; any other first byte is malformed. A body shared by
+//!   several clients in a tick is compressed once per dictionary (`shared_envelopes`).
 //! - A reliable stream message after admission (the join request, `JoinAccepted` and
 //!   `JoinRefused` stay bare) is a [`StreamKind`] byte then a codec envelope, so the
 //!   receiver knows the message kind, and with it the decompression bound, before it
@@ -71,7 +74,10 @@ use crate::wire::codec::{
 };
 use crate::wire::{self, fb, Encoder, Message};
 
-use super::outbox::ValueBytes;
+use super::outbox::{FrameId, ValueBytes};
+use shared_envelopes::SharedEnvelopes;
+
+mod shared_envelopes;
 
 /// Largest dictionary the host trains or a client accepts.
 pub const MAX_DICTIONARY_BYTES: usize = 128 << 10;
@@ -394,6 +400,13 @@ impl Samples {
         }
         self.since_training += 1;
     }
+
+    /// Counts a message sent again (a datagram body shared by another client) towards the
+    /// next training without keeping it twice: a kind trains after as many sends as
+    /// before, on samples that are all different.
+    fn count_again(&mut self) {
+        self.since_training += 1;
+    }
 }
 
 /// A dictionary training to run: CPU work (tens of milliseconds to seconds) that the
@@ -481,6 +494,8 @@ pub(crate) struct Compression {
     components: FxHashMap<ComponentId, (u64, f64)>,
     unattributed: f64,
     trainer: Option<Trainer>,
+    /// State datagram envelopes of bodies shared this tick.
+    envelopes: SharedEnvelopes,
 }
 
 fn level_of(choice: CodecChoice) -> Option<i32> {
@@ -518,6 +533,7 @@ impl Compression {
             components: FxHashMap::default(),
             unattributed: 0.0,
             trainer,
+            envelopes: SharedEnvelopes::default(),
         }
     }
 
@@ -601,25 +617,59 @@ impl Compression {
         }
     }
 
-    /// A state datagram's envelope, for a peer whose dictionaries `dicts` tracks.
+    /// Appends a state datagram body's envelope to `out`, for a peer whose dictionaries
+    /// `dicts` tracks. A body `shared` among clients this tick is compressed once per
+    /// dictionary: a peer holding the same one (or none) gets the same envelope, counted
+    /// as its own send (a dictionary sample is recorded once).
     pub(crate) fn datagram(
         &mut self,
         message: &[u8],
+        shared: Option<FrameId>,
         values: &[(ComponentId, usize)],
         dicts: &PeerDicts,
         now: Instant,
-    ) -> Vec<u8> {
-        let mut out = Vec::with_capacity(message.len() + 1);
-        self.frame(
-            MessageKind::Datagram,
-            message,
-            values,
-            |id| dicts.datagram_usable(id),
-            None,
-            now,
-            &mut out,
-        );
-        out
+        out: &mut Vec<u8>,
+    ) {
+        let kind = MessageKind::Datagram;
+        let k = kind.index();
+        let choice = self.config.kind(kind).choice;
+        let usable = |id| dicts.datagram_usable(id);
+        let dictionary = match choice {
+            CodecChoice::ZstdDict { .. } => self.kinds[k].newest(usable),
+            _ => None,
+        };
+        if let Some(frame) = shared {
+            if let Some((envelope, bytes)) = self.envelopes.get(frame, dictionary, choice) {
+                out.extend_from_slice(bytes);
+                let (format, with_dictionary) = (envelope.format, envelope.dictionary);
+                let framed = bytes.len();
+                self.counters[k].record_encode_with(format, with_dictionary, message.len(), framed);
+                self.attribute(values, framed);
+                if let (Some(trainer), CodecChoice::ZstdDict { .. }) = (&mut self.trainer, choice) {
+                    trainer.samples[k].count_again();
+                }
+                return;
+            }
+        }
+        let start = out.len();
+        self.frame(kind, message, values, usable, None, now, out);
+        if let Some(frame) = shared {
+            let envelope = &out[start..];
+            // Datagram envelopes are of the independent formats 0..=2 only.
+            if let Some(format) = envelope.first().and_then(|&b| FrameFormat::from_byte(b)) {
+                let with_dictionary = format == FrameFormat::ZstdDict;
+                self.envelopes.insert(
+                    (frame, dictionary, choice),
+                    envelope,
+                    (format, with_dictionary),
+                );
+            }
+        }
+    }
+
+    /// State datagram envelopes reused for another client rather than compressed again.
+    pub(crate) fn envelopes_shared(&self) -> u64 {
+        self.envelopes.shared
     }
 
     /// A stream message of `kind` (snapshot chunk or delta frame): its kind byte and
@@ -1103,9 +1153,18 @@ mod tests {
         let mut c = Compression::new(CodecConfig::uncompressed(), None);
         let (a, b) = (ComponentId(1), ComponentId(2));
         let dicts = PeerDicts::to_host();
-        let framed = c.datagram(&[7u8; 99], &[(a, 30), (b, 10)], &dicts, Instant::now());
+        let mut framed = Vec::new();
+        let now = Instant::now();
+        c.datagram(
+            &[7u8; 99],
+            None,
+            &[(a, 30), (b, 10)],
+            &dicts,
+            now,
+            &mut framed,
+        );
         assert_eq!(framed.len(), 100);
-        c.datagram(&[7u8; 9], &[], &dicts, Instant::now());
+        c.datagram(&[7u8; 9], None, &[], &dicts, now, &mut Vec::new());
         let (kinds, components, unattributed) = c.diagnostics(&Registry::new());
         assert_eq!(unattributed, 10);
         assert_eq!(components.len(), 2);
@@ -1120,5 +1179,82 @@ mod tests {
         let datagrams = &kinds[MessageKind::Datagram.index()];
         assert_eq!(datagrams.counters.frames_out, 2);
         assert_eq!(datagrams.counters.bytes_out_framed, 110);
+    }
+
+    #[test]
+    fn a_shared_body_is_compressed_once_per_dictionary_and_counted_per_send() {
+        let config = CodecConfig::default();
+        assert!(matches!(
+            config.datagram.choice,
+            CodecChoice::ZstdDict { .. }
+        ));
+        let mut c = Compression::new(config, Some((0, MIN_DICTIONARY_BYTES)));
+        let a = ComponentId(1);
+        let body: Vec<u8> = (0..600u32).map(|i| (i % 7) as u8).collect();
+        let now = Instant::now();
+        let frame = FrameId { epoch: 1, index: 0 };
+        let send = |c: &mut Compression, frame, dicts: &PeerDicts, out: &mut Vec<u8>| {
+            out.clear();
+            out.extend_from_slice(b"header");
+            c.datagram(&body, frame, &[(a, 600)], dicts, now, out);
+        };
+        let samples = |c: &Compression| {
+            c.trainer.as_ref().map_or(0, |t| {
+                t.samples[MessageKind::Datagram.index()].since_training
+            })
+        };
+        // Three peers without a dictionary: one compression, three sends.
+        let plain = PeerDicts::default();
+        let mut first = Vec::new();
+        send(&mut c, Some(frame), &plain, &mut first);
+        for _ in 0..2 {
+            let mut again = Vec::new();
+            send(&mut c, Some(frame), &plain, &mut again);
+            assert_eq!(again, first, "the same envelope after each header");
+        }
+        assert_eq!(c.envelopes_shared(), 2);
+        let held = |c: &Compression| {
+            c.trainer
+                .as_ref()
+                .map_or(0, |t| t.samples[MessageKind::Datagram.index()].ring.len())
+        };
+        assert_eq!(held(&c), 1, "one sample of a shared body");
+        assert_eq!(samples(&c), 3, "each send counts towards training");
+        let counters = c.counters[MessageKind::Datagram.index()];
+        assert_eq!(counters.frames_out, 3);
+        assert_eq!(counters.bytes_in_uncompressed, 3 * 600);
+        assert_eq!(counters.bytes_out_framed, 3 * (first.len() as u64 - 6));
+        // Another body, or the same one in a later epoch, is compressed again.
+        let mut other = Vec::new();
+        send(
+            &mut c,
+            Some(FrameId { epoch: 1, index: 1 }),
+            &plain,
+            &mut other,
+        );
+        send(
+            &mut c,
+            Some(FrameId { epoch: 2, index: 0 }),
+            &plain,
+            &mut other,
+        );
+        send(&mut c, None, &plain, &mut other);
+        assert_eq!(c.envelopes_shared(), 2);
+        assert_eq!((held(&c), samples(&c)), (4, 6));
+        // Peers holding a dictionary get an envelope of their own, shared among them.
+        let message = Encoder::new().dictionary(1, fb::CodecKind::Datagram, &body);
+        let Ok(Message::Dictionary(d)) = wire::decode(&message) else {
+            panic!("not a dictionary message")
+        };
+        assert_eq!(c.accept(d), Some(1));
+        let frame = FrameId { epoch: 2, index: 1 };
+        let (holds, mut with, mut again) = (PeerDicts::to_host(), Vec::new(), Vec::new());
+        send(&mut c, Some(frame), &plain, &mut other);
+        send(&mut c, Some(frame), &holds, &mut with);
+        send(&mut c, Some(frame), &holds, &mut again);
+        assert_eq!(with[6], FrameFormat::ZstdDict as u8);
+        assert_ne!(other, with);
+        assert_eq!(again, with);
+        assert_eq!(c.envelopes_shared(), 3);
     }
 }

@@ -238,6 +238,9 @@ pub struct PeerDiagnostics {
     pub payload_bytes_sent: u64,
     /// Payload bytes received.
     pub payload_bytes_received: u64,
+    /// Bytes of the headers of the state datagrams received (sequence numbers and
+    /// acknowledgements, before the codec envelope: not in the codec's counters).
+    pub datagram_header_bytes_received: u64,
     /// Encoded snapshot bytes sent (host) or received (client).
     pub snapshot_bytes: u64,
     /// State datagram counters (host side).
@@ -309,6 +312,14 @@ pub struct SessionDiagnostics {
     /// Host: values whose coding for one client was reused for another in the same tick
     /// (they had acknowledged the same sends): the work of building a tick once.
     pub values_coded_shared: u64,
+    /// Host: state datagram bodies encoded (FlatBuffer frames).
+    pub datagrams_encoded: u64,
+    /// Host: state datagram bodies reused from another client's datagram of the same tick
+    /// (equal entries): sends that cost no encoding.
+    pub datagrams_shared: u64,
+    /// Host: state datagram envelopes reused for another client that holds the same
+    /// dictionary (or none): sends that cost no compression.
+    pub datagram_envelopes_shared: u64,
     /// Host: how relaying the avatars went (sections encoded once per reference set and
     /// copied to each receiver).
     pub pose_relay: RelayStats,

@@ -6,20 +6,35 @@ use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::acks::ReceivedSeqs;
+use super::acks::{ReceivedSeqs, ACK_RANGES_SENT};
 use super::compression::{is_stream_frame, message_values, Compression, LinkStreams, PeerDicts};
 use super::events::PeerDiagnostics;
-use super::outbox::{Built, Outbox, SendLimits};
+use super::outbox::{Built, Encoded, Outbox, SendLimits, SharedFrames};
 use super::poses::{Inbound, PoseHub, PoseLink};
 use super::value_coding::ValueCoder;
 use super::{Channel, ConnId, Output, Path, CLOSE_BROKEN_STREAM};
 use crate::registry::ComponentId;
 use crate::wire::codec::{CodecError, MessageKind};
-use crate::wire::{self, fb, Encoder, Message};
+use crate::wire::datagram_header::{self, DatagramHeader, MAX_ACK_RANGES};
+use crate::wire::{self, fb, Encoder};
 use crate::world::{EntityId, PeerId, World};
 
 /// What the protocol hands its driver, in order.
 pub(crate) type Outputs = VecDeque<Output>;
+
+// A receiver refuses a header with more ranges than the wire allows.
+const _: () = assert!(ACK_RANGES_SENT <= MAX_ACK_RANGES);
+
+/// The largest body of a state datagram that keeps it within `max_datagram` bytes with
+/// its header carrying `acks` (the sequence number counted at its longest) and the
+/// envelope's format byte (a compressed body is never larger than the raw one).
+pub(crate) fn max_body(max_datagram: usize, acks: &[(u64, u64)]) -> usize {
+    max_datagram.saturating_sub(datagram_header::max_len(acks) + 1)
+}
+
+/// A state datagram opened: its header, and its body's message unless it is an
+/// acknowledgement alone.
+pub(crate) type Opened<'a> = (DatagramHeader, Option<Cow<'a, [u8]>>);
 
 /// One end of a connection, as the protocol sees it.
 pub(crate) struct Link {
@@ -156,52 +171,62 @@ impl Link {
         p
     }
 
-    /// Opens a state datagram's codec envelope (bounded; a failure is counted per cause
-    /// by `compression` and the datagram dropped). Returns the state datagram message.
+    /// Opens a state datagram: its header (`wire::datagram_header`), then its body's
+    /// codec envelope (bounded), if any. A header that does not read, an envelope of
+    /// another format, or one that does not open is counted (the envelope's failures per
+    /// cause by `compression`) and the datagram dropped.
     pub(crate) fn open_datagram<'a>(
         &mut self,
         bytes: &'a [u8],
         compression: &mut Compression,
-    ) -> Option<Cow<'a, [u8]>> {
+    ) -> Option<Opened<'a>> {
         self.diagnostics.payload_bytes_received += bytes.len() as u64;
-        match bytes.first().copied() {
-            // Codec envelope of a state datagram: 0 raw, 1 zstd, 2 zstd + dictionary.
-            // (0x80..=0xFF, pose packets, never reach here: see `is_pose_datagram`.)
-            Some(0..=2) => compression.decode(MessageKind::Datagram, bytes).ok(),
-            _ => {
+        // (0x80..=0xFF, pose packets, never reach here: see `is_pose_datagram`.)
+        let Ok((header, envelope)) = datagram_header::read(bytes) else {
+            self.diagnostics.malformed += 1;
+            return None;
+        };
+        self.diagnostics.datagram_header_bytes_received += (bytes.len() - envelope.len()) as u64;
+        match envelope.first() {
+            None => Some((header, None)),
+            // Codec envelope of the body: 0 raw, 1 zstd, 2 zstd + dictionary.
+            Some(0..=2) => {
+                let body = compression.decode(MessageKind::Datagram, envelope).ok()?;
+                Some((header, Some(body)))
+            }
+            Some(_) => {
                 self.diagnostics.malformed += 1;
                 None
             }
         }
     }
 
-    /// Verifies a state datagram message, takes in its acks (at `now`) and returns its
-    /// frame when the datagram is new (not a duplicate).
-    /// Takes a state datagram in: its acknowledgements, and its frame when `accept` takes
-    /// it (a frame refused is not acknowledged: its values come again).
+    /// Takes a state datagram in (see [`Link::open_datagram`]): its acknowledgements (at
+    /// `now`), and its frame when the body verifies, the datagram is new (not a
+    /// duplicate) and `accept` takes it (a frame refused is not acknowledged: its values
+    /// come again).
     pub(crate) fn receive<'a>(
         &mut self,
-        message: &'a [u8],
+        (header, body): (DatagramHeader, Option<&'a [u8]>),
         now: Instant,
         accept: impl FnOnce(fb::DeltaFrame<'a>) -> bool,
     ) -> Option<fb::DeltaFrame<'a>> {
-        // A datagram that does not decode is dropped and counted: it changes nothing.
-        let Ok(Message::StateDatagram(datagram)) = wire::decode(message) else {
-            self.diagnostics.malformed += 1;
-            return None;
-        };
-        if let Some(acks) = datagram.acks() {
-            self.outbox
-                .on_acks(acks.iter().map(|r| (r.first(), r.last())), now);
-        }
-        let Some(frame) = datagram.frame() else {
+        let Some(body) = body else {
+            self.outbox.on_acks(header.acks().iter().copied(), now);
             // An acknowledgement alone carries nothing to acknowledge: answering it would
             // make two idle peers acknowledge each other's acknowledgements forever. Its
             // sequence number still closes the gap between the ranges around it.
-            self.received.insert_silently(datagram.seq());
+            self.received.insert_silently(header.seq);
             return None;
         };
-        if !accept(frame) || !self.received.insert(datagram.seq()) {
+        // A body that does not verify drops the whole datagram, counted: it changes
+        // nothing, its acknowledgements included.
+        let Ok(frame) = wire::decode_state_datagram(body) else {
+            self.diagnostics.malformed += 1;
+            return None;
+        };
+        self.outbox.on_acks(header.acks().iter().copied(), now);
+        if !accept(frame) || !self.received.insert(header.seq) {
             return None;
         }
         Some(frame)
@@ -242,9 +267,10 @@ impl Link {
         );
     }
 
-    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each in
-    /// its codec envelope, within `budget` bytes and what `path` takes; `points` orders
-    /// what waits when not everything fits (see `proto::priority`).
+    /// Sends this tick's datagrams of the outbox (or an acknowledgement alone), each its
+    /// header and its body's codec envelope, within `budget` bytes and what `path` takes;
+    /// `points` orders what waits when not everything fits (see `proto::priority`).
+    /// `shared` (host) keeps the bodies of this tick for the other clients to share.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn send(
         &mut self,
@@ -254,30 +280,36 @@ impl Link {
         path: Path,
         budget: usize,
         points: &dyn Fn(EntityId) -> u32,
-        (coder, encoder): (&mut ValueCoder, &mut Encoder),
+        (coder, encoder, shared): (&mut ValueCoder, &mut Encoder, Option<&mut SharedFrames>),
         compression: &mut Compression,
         out: &mut Outputs,
     ) {
-        // One byte of every datagram is the envelope's format byte (a compressed frame is
-        // never larger than the raw one).
-        let limits = SendLimits {
-            max_datagram: path
-                .max_datagram
-                .min(compression.max_datagram())
-                .saturating_sub(1),
-            budget: budget.min(path.budget),
-            initial_resend: path.rtt.mul_f32(1.5) + Duration::from_millis(20),
-        };
-        if limits.max_datagram == 0 {
+        // Nothing goes while the path's size is unknown.
+        let max_datagram = path.max_datagram.min(compression.max_datagram());
+        if max_datagram == 0 {
             return;
         }
         let unacked = self.received.has_unacked();
         let mut acks = std::mem::take(&mut self.acks);
         self.received.to_send_into(&mut acks);
-        // Each datagram is framed as it is encoded, into the buffer the driver takes.
+        let limits = SendLimits {
+            max_datagram: max_body(max_datagram, &acks),
+            budget: budget.min(path.budget),
+            initial_resend: path.rtt.mul_f32(1.5) + Duration::from_millis(20),
+        };
+        if limits.max_datagram == 0 {
+            self.acks = acks;
+            return;
+        }
+        // Each datagram is framed as it is encoded, into the one buffer the driver takes:
+        // its header, then its body's envelope (shared with other clients' datagrams when
+        // the body is).
         let (conn, dicts, diagnostics) = (self.conn, &self.dicts, &mut self.diagnostics);
-        let mut sink = |datagram: &[u8], values: &[(ComponentId, usize)]| {
-            let bytes = compression.datagram(datagram, values, dicts, now);
+        let header_len = datagram_header::max_len(&acks);
+        let mut sink = |d: Encoded<'_>| {
+            let mut bytes = Vec::with_capacity(header_len + 1 + d.body.len());
+            datagram_header::write(d.seq, &acks, &mut bytes);
+            compression.datagram(d.body, d.shared, d.values, dicts, now, &mut bytes);
             diagnostics.payload_bytes_sent += bytes.len() as u64;
             out.push_back(Output::Send {
                 conn,
@@ -288,14 +320,17 @@ impl Link {
         // A frame no newer than the snapshot would be dropped unseen (and acknowledged):
         // what entered this client's interest since the snapshot goes next tick.
         let built = if tick > self.snapshot_tick {
-            let tools = (coder, &mut *encoder);
+            let tools = (coder, &mut *encoder, shared);
             self.outbox
-                .build(world, tick, now, limits, &acks, points, tools, &mut sink)
+                .build(world, tick, now, limits, points, tools, &mut sink)
         } else {
             Built::default()
         };
         if built.datagrams == 0 && unacked {
-            sink(self.outbox.ack_only(&acks, encoder), &[]);
+            // A header alone.
+            let mut bytes = Vec::with_capacity(header_len);
+            datagram_header::write(self.outbox.ack_only(), &acks, &mut bytes);
+            self.send_unreliable(bytes, out);
         }
         self.acks = acks;
         for (frame, values) in built.stream_frames {

@@ -40,8 +40,8 @@ pub const MAX_UNRELIABLE_MESSAGE_BYTES: usize = 1024;
 pub const PEER_HOST: PeerId = 0xFFFE;
 /// The destination that names every peer but the sender (the host included).
 pub const PEER_ALL: PeerId = 0xFFFF;
-/// First byte of an unreliable message's datagram: no state datagram (codec formats
-/// 0..=2), goodbye (0x7F) or pose packet (0x80..) starts with it.
+/// First byte of an unreliable message's datagram: no state datagram (0x10, see
+/// `wire::datagram_header`), goodbye (0x7F) or pose packet (0x80..) starts with it.
 pub const MESSAGE_DATAGRAM_TAG: u8 = 0x7E;
 /// Close code of a peer disconnected for flooding the host with messages: a refusal
 /// ([`super::CLOSE_REFUSED`]), as every driver reads it, since the peer may not resume

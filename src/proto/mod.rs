@@ -120,8 +120,8 @@ pub const CLOSE_REFUSED: u32 = 1;
 /// diverging silently.
 pub const CLOSE_BROKEN_STREAM: u32 = 2;
 
-/// A goodbye on the unreliable channel: one byte no state datagram (codec formats 0..=2)
-/// or pose packet (0x80..) starts with. A peer that is leaving repeats it until answered
+/// A goodbye on the unreliable channel: one byte no state datagram (0x10, see
+/// `wire::datagram_header`) or pose packet (0x80..) starts with. A peer that is leaving repeats it until answered
 /// by a close ([`Host::goodbye`], [`Client::goodbye`]); where a lone close can be lost on a
 /// lossy path, one of many goodbyes arrives.
 pub const GOODBYE_DATAGRAM: [u8; 1] = [0x7F];

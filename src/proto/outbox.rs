@@ -15,6 +15,7 @@
 //! sides included), smoothed as TCP smooths its own (RFC 6298).
 
 mod datagram_frame;
+mod shared_frames;
 
 use std::collections::VecDeque;
 use std::ops::Range;
@@ -29,6 +30,7 @@ use crate::registry::{ComponentId, Layout};
 use crate::wire::{size, Encoder, FrameParts};
 use crate::world::{EntityId, World};
 use datagram_frame::DatagramFrame;
+pub(crate) use shared_frames::{FrameId, SharedFrames};
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
 pub(crate) type Key = (ComponentId, EntityId);
@@ -38,8 +40,8 @@ const ENTITY: ComponentId = ComponentId(0);
 
 /// Datagrams remembered while unacknowledged; beyond this the oldest counts as lost.
 const MAX_IN_FLIGHT: usize = 4096;
-/// Bytes of a state datagram besides its entries and acknowledgement ranges: message,
-/// datagram and frame tables, vector headers and padding.
+/// Bytes of a state datagram's body besides its entries: message, datagram and frame
+/// tables, vector headers and padding (the header before it is the link's to bound).
 const DATAGRAM_BASE: usize = 256;
 /// An unacknowledged datagram is forgotten (counted lost) after this many resend delays,
 /// and never sooner than [`MIN_FLIGHT_AGE`]: a late acknowledgement still counts until
@@ -245,9 +247,29 @@ pub(crate) struct Built {
     pub stream_frames: Vec<(Vec<u8>, ValueBytes)>,
 }
 
-/// Where [`Outbox::build`] hands each encoded state datagram (decodable alone, borrowed
-/// until the call returns), with the value bytes of each component type it carries.
-pub(crate) type DatagramSink<'a> = dyn FnMut(&[u8], &[(ComponentId, usize)]) + 'a;
+/// A state datagram as [`Outbox::build`] hands it over, borrowed until the call returns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Encoded<'a> {
+    /// Its sequence number, for its header (`wire::datagram_header`).
+    pub seq: u64,
+    /// Its body, decodable alone.
+    pub body: &'a [u8],
+    /// The body's id when it is shared with other peers' datagrams this tick.
+    pub shared: Option<FrameId>,
+    /// The value bytes of each component type it carries.
+    pub values: &'a [(ComponentId, usize)],
+}
+
+/// Where [`Outbox::build`] hands each encoded state datagram.
+pub(crate) type DatagramSink<'a> = dyn FnMut(Encoded<'_>) + 'a;
+
+/// What a build codes and encodes with: the values' coder, the encoder, and (host) the
+/// bodies shared among the clients this tick.
+pub(crate) type Tools<'a> = (
+    &'a mut ValueCoder,
+    &'a mut Encoder,
+    Option<&'a mut SharedFrames>,
+);
 
 /// Buffers a build reuses from one datagram and one tick to the next, cleared and never
 /// dropped: in the steady state a build allocates only the datagrams it hands over
@@ -335,9 +357,8 @@ pub(crate) struct Outbox {
     pub(crate) lanes: bool,
 }
 
-/// What every datagram of one build is made at: the world, the tick, the time, and the
-/// acknowledgement ranges it carries.
-type DatagramAt<'a> = (&'a World, u64, Instant, &'a [(u64, u64)]);
+/// What every datagram of one build is made at: the world, the tick and the time.
+type DatagramAt<'a> = (&'a World, u64, Instant);
 
 /// A due key's place in a tick's order, as one number (so that sorting compares one
 /// number): highest priority first, then key order.
@@ -434,16 +455,12 @@ impl Outbox {
         self.renumber();
     }
 
-    /// An acknowledgement-only datagram (when there is no state to send), borrowed from
-    /// `encoder`: it takes a sequence number of its own but is not tracked.
-    pub(crate) fn ack_only<'e>(
-        &mut self,
-        acks: &[(u64, u64)],
-        encoder: &'e mut Encoder,
-    ) -> &'e [u8] {
+    /// The sequence number of an acknowledgement-only datagram (when there is no state
+    /// to send; a header without a body): it takes one of its own but is not tracked.
+    pub(crate) fn ack_only(&mut self) -> u64 {
         let seq = self.next_seq;
         self.next_seq += 1;
-        encoder.state_datagram_in_place(seq, acks, None)
+        seq
     }
 
     /// Forgets the datagrams in flight (their connection is gone); their keys stay
@@ -544,9 +561,8 @@ impl Outbox {
         tick: u64,
         now: Instant,
         limits: SendLimits,
-        acks: &[(u64, u64)],
         points: &dyn Fn(EntityId) -> u32,
-        (coder, encoder): (&mut ValueCoder, &mut Encoder),
+        (coder, encoder, mut shared): Tools<'_>,
         sink: &mut DatagramSink<'_>,
     ) -> Built {
         let mut built = Built::default();
@@ -582,11 +598,10 @@ impl Outbox {
         // Highest priority first; ties in key order, so a run is reproducible.
         chosen.sort_unstable_by_key(|&(order, _, _)| order);
 
-        // The acknowledgement ranges repeat in every datagram of this tick.
-        let base = DATAGRAM_BASE + acks.len() * size::ACK_RANGE;
+        let base = DATAGRAM_BASE;
         let room = limits.max_datagram.saturating_sub(base);
         let mut spent = 0usize;
-        let at: DatagramAt<'_> = (world, tick, now, acks);
+        let at: DatagramAt<'_> = (world, tick, now);
         let mut current_bytes = 0usize;
         for (index, &(order, pair, slot)) in chosen.iter().enumerate() {
             let key = key_of(order);
@@ -651,7 +666,12 @@ impl Outbox {
                 break;
             }
             if current_bytes + cost + batch_cost > room {
-                spent += self.finish_datagram(at, &mut current, (coder, encoder), sink);
+                spent += self.finish_datagram(
+                    at,
+                    &mut current,
+                    (coder, encoder, shared.as_deref_mut()),
+                    sink,
+                );
                 built.datagrams += 1;
                 current_bytes = 0;
                 types_in_current.clear();
@@ -664,7 +684,7 @@ impl Outbox {
             current.push((key, entry, slot));
         }
         if !current.is_empty() {
-            self.finish_datagram(at, &mut current, (coder, encoder), sink);
+            self.finish_datagram(at, &mut current, (coder, encoder, shared), sink);
             built.datagrams += 1;
         }
         // Keys settled without a datagram leave the list last (places stay put while
@@ -681,13 +701,13 @@ impl Outbox {
         built
     }
 
-    /// Encodes `entries` as one datagram (empties it), hands it to `sink` and returns its
-    /// size.
+    /// Encodes `entries` as one datagram (empties it), or takes the body encoded for
+    /// equal entries this tick from `shared`, hands it to `sink` and returns its size.
     fn finish_datagram(
         &mut self,
-        (world, tick, now, acks): DatagramAt<'_>,
+        (world, tick, now): DatagramAt<'_>,
         entries: &mut Vec<(Key, Entry, u32)>,
-        (coder, encoder): (&ValueCoder, &mut Encoder),
+        (coder, encoder, shared): (&ValueCoder, &mut Encoder, Option<&mut SharedFrames>),
         sink: &mut DatagramSink<'_>,
     ) -> usize {
         entries.sort_unstable_by_key(|(key, _, _)| *key);
@@ -736,15 +756,26 @@ impl Outbox {
         }
         let seq = self.next_seq;
         self.next_seq += 1;
-        let bytes = frame.encode(encoder, (seq, acks), tick, self.owner_seq);
+        frame.values(values);
+        let owner_seq = self.owner_seq;
+        let (body, shared) = match shared {
+            Some(shared) => shared.body(coder, (tick, owner_seq), entries, || {
+                frame.encode(encoder, tick, owner_seq)
+            }),
+            None => (frame.encode(encoder, tick, owner_seq), None),
+        };
         if self.baselines {
             self.stats.baseline_bytes = (self.keys.len() * RECORD_BYTES
                 + self.pending.len() * std::mem::size_of::<Pending>())
                 as u64;
         }
-        frame.values(values);
-        let len = bytes.len();
-        sink(bytes, values);
+        let len = body.len();
+        sink(Encoded {
+            seq,
+            body,
+            shared,
+            values: values.as_slice(),
+        });
         if self.in_flight.len() >= MAX_IN_FLIGHT && self.in_flight.drop_oldest() {
             self.stats.datagrams_lost += 1;
         }
@@ -853,6 +884,39 @@ mod tests {
         }
     }
 
+    /// Builds one tick's datagrams at `now` within `max_datagram`, each framed as a link
+    /// frames it (the header carrying `acks`, a raw envelope); returns them.
+    fn build_within(
+        outbox: &mut Outbox,
+        world: &World,
+        now: Instant,
+        acks: &[(u64, u64)],
+        max_datagram: usize,
+    ) -> Vec<Vec<u8>> {
+        let mut datagrams = Vec::new();
+        let limits = SendLimits {
+            max_datagram: crate::proto::link::max_body(max_datagram, acks),
+            ..limits()
+        };
+        let built = outbox.build(
+            world,
+            world.tick(),
+            now,
+            limits,
+            &|_| 1,
+            (&mut ValueCoder::default(), &mut Encoder::new(), None),
+            &mut |d| {
+                let mut datagram = Vec::new();
+                crate::wire::datagram_header::write(d.seq, acks, &mut datagram);
+                datagram.push(crate::wire::codec::FrameFormat::Raw as u8);
+                datagram.extend_from_slice(d.body);
+                datagrams.push(datagram);
+            },
+        );
+        assert_eq!(built.datagrams, datagrams.len());
+        datagrams
+    }
+
     /// Builds one tick's datagrams at `now`; returns them.
     fn build(
         outbox: &mut Outbox,
@@ -860,19 +924,7 @@ mod tests {
         now: Instant,
         acks: &[(u64, u64)],
     ) -> Vec<Vec<u8>> {
-        let mut datagrams = Vec::new();
-        let built = outbox.build(
-            world,
-            world.tick(),
-            now,
-            limits(),
-            acks,
-            &|_| 1,
-            (&mut ValueCoder::default(), &mut Encoder::new()),
-            &mut |bytes, _| datagrams.push(bytes.to_vec()),
-        );
-        assert_eq!(built.datagrams, datagrams.len());
-        datagrams
+        build_within(outbox, world, now, acks, limits().max_datagram)
     }
 
     /// Marks every change of `world` so far and builds one tick's datagrams.
@@ -926,10 +978,9 @@ mod tests {
                 world.tick(),
                 t0,
                 limits(),
-                &[],
                 &|_| 1,
-                (&mut coder, &mut encoder),
-                &mut |_, _| sent += 1,
+                (&mut coder, &mut encoder, None),
+                &mut |_| sent += 1,
             );
             sent
         };
@@ -1015,18 +1066,25 @@ mod tests {
     fn datagrams_stay_within_the_path_with_every_acknowledgement_range() {
         let (world, _, _) = world_with(500);
         let mut outbox = Outbox::default();
+        // The longest ranges there are: every varint at its longest.
         let acks: Vec<(u64, u64)> = (0..crate::proto::acks::ACK_RANGES_SENT as u64)
-            .map(|i| (u64::MAX - 10 * i - 5, u64::MAX - 10 * i))
+            .map(|i| (u64::MAX - (1 << 62) - 10 * i, u64::MAX - 10 * i))
             .collect();
-        let built = send_all(&mut outbox, &world, Instant::now(), &acks);
+        let keys = world.changed_keys_since(0).expect("history");
+        outbox.mark_changes(&keys, |_| false);
+        let max = limits().max_datagram;
+        let built = build_within(&mut outbox, &world, Instant::now(), &acks, max);
         assert!(built.len() > 10);
+        let mut fullest = 0;
         for datagram in &built {
-            assert!(
-                datagram.len() <= limits().max_datagram,
-                "{} bytes",
-                datagram.len()
-            );
+            assert!(datagram.len() <= max, "{} bytes", datagram.len());
+            fullest = fullest.max(datagram.len());
+            let (header, body) = crate::wire::datagram_header::read(datagram).expect("header");
+            assert_eq!(header.acks(), &acks[..]);
+            assert!(crate::wire::decode_state_datagram(&body[1..]).is_ok());
         }
+        // The bound is not loose either: the fullest datagram uses most of the path.
+        assert!(fullest > max * 3 / 4, "{fullest} of {max} bytes");
     }
 
     #[test]

@@ -226,6 +226,13 @@ impl Rooms {
         let Ok(Message::JoinRequest(request)) = wire::decode(request) else {
             return Err(malformed());
         };
+        // Another protocol revision opens no room (its room's host would refuse it too).
+        if request.revision() != wire::PROTOCOL_REVISION {
+            return Err((
+                fb::RefuseReason::ProtocolRevision,
+                super::admission::revision_refusal(request.revision()),
+            ));
+        }
         if self.draining {
             return Err((
                 fb::RefuseReason::RoomUnavailable,

@@ -56,6 +56,9 @@ type Coding = (u64, u64, bool, Coded, Option<u32>);
 pub(crate) struct ValueCoder {
     /// The tick coded for: arena and cache hold this tick's codings.
     tick: u64,
+    /// Counts the times the arena was emptied: a coding's `range` names the same bytes
+    /// as long as this stays (see `outbox::shared_frames`).
+    generation: u64,
     /// The coded bytes of every value coded this tick.
     pub arena: Vec<u8>,
     /// This tick's keys coded, and their codings, shared by the peers with the same
@@ -89,11 +92,18 @@ impl ValueCoder {
         const ARENA_LIMIT: usize = 1 << 20;
         if tick != self.tick || self.arena.len() > ARENA_LIMIT {
             self.tick = tick;
+            self.generation += 1;
             self.arena.clear();
             self.keys.clear();
             self.codings.clear();
             self.values.clear();
         }
+    }
+
+    /// Which filling of the arena the codings made now belong to: codings of one
+    /// generation with equal ranges have equal bytes.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether a value of `len` bytes, of a fixed size or not, is coded on baselines.

@@ -361,7 +361,7 @@ fn refusal_kind(reason: fb::RefuseReason) -> Refusal {
         fb::RefuseReason::RoomFull => Refusal::RoomFull,
         fb::RefuseReason::RegistryMismatch => Refusal::RegistryMismatch,
         fb::RefuseReason::OverLimit => Refusal::OverLimit,
-        fb::RefuseReason::Malformed => Refusal::Malformed,
+        fb::RefuseReason::Malformed | fb::RefuseReason::ProtocolRevision => Refusal::Malformed,
         fb::RefuseReason::WrongRoom => Refusal::UnknownRoom,
         // The room limit, or a room whose saved state could not be read (logged apart).
         fb::RefuseReason::RoomUnavailable => Refusal::TooManyRooms,

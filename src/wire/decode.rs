@@ -172,6 +172,32 @@ impl Message<'_> {
     }
 }
 
+/// Verifies `bytes` as the body of a state datagram (the message after its header, see
+/// [`super::datagram_header`]) and returns its frame. The body carries the frame alone:
+/// one that sets the sequence number or acknowledgements (which travel in the header), or
+/// carries no frame (an acknowledgement alone has no body), is malformed.
+pub fn decode_state_datagram(bytes: &[u8]) -> Result<fb::DeltaFrame<'_>, WireError> {
+    let datagram = match decode(bytes)? {
+        Message::StateDatagram(datagram) => datagram,
+        other => {
+            return Err(WireError::UnexpectedPayload {
+                expected: "state datagram",
+                found: other.kind(),
+            })
+        }
+    };
+    let vtable = datagram._tab.vtable();
+    let set = |field| vtable.get(field) != 0;
+    if set(fb::StateDatagram::VT_SEQ) || set(fb::StateDatagram::VT_ACKS) {
+        return Err(WireError::Malformed(
+            "state datagram body sets its header's fields".into(),
+        ));
+    }
+    datagram
+        .frame()
+        .ok_or_else(|| WireError::Malformed("state datagram body without a frame".into()))
+}
+
 /// Verifies `bytes` as a Theta message of the supported version.
 pub fn decode(bytes: &[u8]) -> Result<Message<'_>, WireError> {
     if bytes.len() > MAX_MESSAGE_BYTES {

@@ -4,7 +4,7 @@
 use flatbuffers::{FlatBufferBuilder, WIPOffset};
 
 use super::fb;
-use super::{FILE_IDENTIFIER, WIRE_VERSION};
+use super::{FILE_IDENTIFIER, PROTOCOL_REVISION, WIRE_VERSION};
 use crate::registry::{ComponentDescriptor, ComponentId};
 use crate::world::EntityId;
 
@@ -205,36 +205,26 @@ impl Encoder {
         self.finish(fb::Payload::DeltaFrame, frame.as_union_value())
     }
 
-    /// Encodes a state datagram: its sequence number, the ranges of the other side's
-    /// sequence numbers received (`(first, last)`, inclusive) and optionally a frame.
-    pub fn state_datagram(
-        &mut self,
-        seq: u64,
-        acks: &[(u64, u64)],
-        frame: Option<&FrameParts<'_>>,
-    ) -> Vec<u8> {
-        self.state_datagram_in_place(seq, acks, frame).to_vec()
+    /// Encodes the body of a state datagram: its frame. The sequence number and
+    /// acknowledgements travel in the datagram's header ([`super::datagram_header`]),
+    /// outside the body, so that one body serves every peer sent the same state.
+    pub fn state_datagram(&mut self, frame: &FrameParts<'_>) -> Vec<u8> {
+        self.state_datagram_in_place(frame).to_vec()
     }
 
     /// [`Encoder::state_datagram`], its bytes borrowed from the encoder until its next
     /// message: a datagram framed at once (compressed into the buffer the transport
     /// takes) is not copied on the way.
-    pub fn state_datagram_in_place(
-        &mut self,
-        seq: u64,
-        acks: &[(u64, u64)],
-        frame: Option<&FrameParts<'_>>,
-    ) -> &[u8] {
+    pub fn state_datagram_in_place(&mut self, frame: &FrameParts<'_>) -> &[u8] {
         self.fbb.reset();
-        let frame = frame.map(|f| self.build_frame(f));
-        let acks = (!acks.is_empty()).then(|| {
-            let ranges = acks
-                .iter()
-                .map(|&(first, last)| fb::AckRange::new(first, last));
-            self.fbb.create_vector_from_iter(ranges)
-        });
-        let datagram =
-            fb::StateDatagram::create(&mut self.fbb, &fb::StateDatagramArgs { seq, acks, frame });
+        let frame = Some(self.build_frame(frame));
+        let datagram = fb::StateDatagram::create(
+            &mut self.fbb,
+            &fb::StateDatagramArgs {
+                frame,
+                ..Default::default()
+            },
+        );
         self.finish_message(fb::Payload::StateDatagram, datagram.as_union_value());
         self.fbb.finished_data()
     }
@@ -297,6 +287,7 @@ impl Encoder {
                 snapshot_tick,
                 interest,
                 registry,
+                revision: PROTOCOL_REVISION,
             },
         );
         self.finish(fb::Payload::JoinRequest, request.as_union_value())
@@ -318,6 +309,7 @@ impl Encoder {
                 resumed: a.resumed,
                 max_chunk_bytes: a.max_chunk_bytes,
                 partial: a.partial,
+                revision: PROTOCOL_REVISION,
             },
         );
         self.finish(fb::Payload::JoinAccepted, accepted.as_union_value())
@@ -603,6 +595,4 @@ pub(crate) mod size {
     pub const ENTITY: usize = 8;
     /// Length prefix of a variable-size value.
     pub const LENGTH: usize = 4;
-    /// One acknowledgement range of a state datagram (two u64s).
-    pub const ACK_RANGE: usize = 16;
 }

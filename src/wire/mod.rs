@@ -5,6 +5,7 @@
 //! replicas or sockets; the replication layer builds on it.
 
 pub mod codec;
+pub mod datagram_header;
 mod decode;
 mod encode;
 pub mod lanes;
@@ -31,8 +32,8 @@ mod theta_generated {
 
 pub(crate) use decode::check_ascending;
 pub use decode::{
-    decode, read_descriptors, read_entities, BatchEntry, BatchView, EntityList, Message,
-    RemoveView, WireError,
+    decode, decode_state_datagram, read_descriptors, read_entities, BatchEntry, BatchView,
+    EntityList, Message, RemoveView, WireError,
 };
 pub(crate) use encode::size;
 pub use encode::{Acceptance, BatchRef, BatchSource, ChunkHeader, Encoder, FrameParts, LaneBatch};
@@ -42,6 +43,11 @@ pub use theta_generated::theta::wire::fb;
 
 /// Wire format version carried in every message; a receiver refuses any other.
 pub const WIRE_VERSION: u16 = 1;
+/// The session protocol's revision, carried in the join request and its acceptance: a
+/// host or client of another revision is refused by name at the join (2: state datagrams
+/// carry their sequence number and acknowledgements in a header before the body, see
+/// [`datagram_header`]).
+pub const PROTOCOL_REVISION: u16 = 2;
 /// FlatBuffers file identifier of every message.
 pub const FILE_IDENTIFIER: &str = "THTA";
 /// Largest message accepted from a peer.

@@ -102,10 +102,10 @@ impl ::flatbuffers::SimpleToVerifyInSlice for LayoutKind {}
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 pub const ENUM_MIN_REFUSE_REASON: u8 = 0;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
-pub const ENUM_MAX_REFUSE_REASON: u8 = 11;
+pub const ENUM_MAX_REFUSE_REASON: u8 = 12;
 #[deprecated(since = "2.0.0", note = "Use associated constants instead. This will no longer be generated in 2021.")]
 #[allow(non_camel_case_types)]
-pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 12] = [
+pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 13] = [
   RefuseReason::Malformed,
   RefuseReason::TokenMalformed,
   RefuseReason::TokenForged,
@@ -118,6 +118,7 @@ pub const ENUM_VALUES_REFUSE_REASON: [RefuseReason; 12] = [
   RefuseReason::RoomUnavailable,
   RefuseReason::RoomFull,
   RefuseReason::OverLimit,
+  RefuseReason::ProtocolRevision,
 ];
 
 /// Why a host refused a join (JoinRefused.reason).
@@ -153,9 +154,11 @@ impl RefuseReason {
   /// The client's component types break the room's limits (a value larger than its
   /// bound).
   pub const OverLimit: Self = Self(11);
+  /// The client speaks another protocol revision (JoinRequest.revision).
+  pub const ProtocolRevision: Self = Self(12);
 
   pub const ENUM_MIN: u8 = 0;
-  pub const ENUM_MAX: u8 = 11;
+  pub const ENUM_MAX: u8 = 12;
   pub const ENUM_VALUES: &'static [Self] = &[
     Self::Malformed,
     Self::TokenMalformed,
@@ -169,6 +172,7 @@ impl RefuseReason {
     Self::RoomUnavailable,
     Self::RoomFull,
     Self::OverLimit,
+    Self::ProtocolRevision,
   ];
   /// Returns the variant's name or "" if unknown.
   pub fn variant_name(self) -> Option<&'static str> {
@@ -185,6 +189,7 @@ impl RefuseReason {
       Self::RoomUnavailable => Some("RoomUnavailable"),
       Self::RoomFull => Some("RoomFull"),
       Self::OverLimit => Some("OverLimit"),
+      Self::ProtocolRevision => Some("ProtocolRevision"),
       _ => None,
     }
   }
@@ -787,7 +792,8 @@ impl<'a> ::flatbuffers::Verifiable for Payload {
 impl ::flatbuffers::SimpleToVerifyInSlice for Payload {}
 pub struct PayloadUnionTableOffset {}
 
-/// A range of datagram sequence numbers received, inclusive.
+/// A range of datagram sequence numbers received, inclusive (only in StateDatagram.acks,
+/// which stays unset since protocol revision 2).
 // struct AckRange, aligned to 8
 #[repr(transparent)]
 #[derive(Clone, Copy, PartialEq)]
@@ -2473,6 +2479,7 @@ impl<'a> JoinRequest<'a> {
   pub const VT_SNAPSHOT_TICK: ::flatbuffers::VOffsetT = 12;
   pub const VT_INTEREST: ::flatbuffers::VOffsetT = 14;
   pub const VT_REGISTRY: ::flatbuffers::VOffsetT = 16;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 18;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2490,6 +2497,7 @@ impl<'a> JoinRequest<'a> {
     if let Some(x) = args.interest { builder.add_interest(x); }
     if let Some(x) = args.resume { builder.add_resume(x); }
     if let Some(x) = args.token { builder.add_token(x); }
+    builder.add_revision(args.revision);
     builder.add_peer(args.peer);
     builder.finish()
   }
@@ -2553,6 +2561,15 @@ impl<'a> JoinRequest<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'a, u8>>>(JoinRequest::VT_REGISTRY, None)}
   }
+  /// The protocol revision the client speaks (wire::PROTOCOL_REVISION; absent: 0): the
+  /// host refuses another, by name, rather than admit a peer whose datagrams it would drop.
+  #[inline]
+  pub fn revision(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(JoinRequest::VT_REVISION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinRequest<'_> {
@@ -2568,6 +2585,7 @@ impl ::flatbuffers::Verifiable for JoinRequest<'_> {
      .visit_field::<u64>("snapshot_tick", Self::VT_SNAPSHOT_TICK, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<ClientInterest>>("interest", Self::VT_INTEREST, false)?
      .visit_field::<::flatbuffers::ForwardsUOffset<::flatbuffers::Vector<'_, u8>>>("registry", Self::VT_REGISTRY, false)?
+     .visit_field::<u16>("revision", Self::VT_REVISION, false)?
      .finish();
     Ok(())
   }
@@ -2580,6 +2598,7 @@ pub struct JoinRequestArgs<'a> {
     pub snapshot_tick: u64,
     pub interest: Option<::flatbuffers::WIPOffset<ClientInterest<'a>>>,
     pub registry: Option<::flatbuffers::WIPOffset<::flatbuffers::Vector<'a, u8>>>,
+    pub revision: u16,
 }
 impl<'a> Default for JoinRequestArgs<'a> {
   #[inline]
@@ -2592,6 +2611,7 @@ impl<'a> Default for JoinRequestArgs<'a> {
       snapshot_tick: 0,
       interest: None,
       registry: None,
+      revision: 0,
     }
   }
 }
@@ -2630,6 +2650,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinRequestBuilder<'a, 'b, A>
     self.fbb_.push_slot_always::<::flatbuffers::WIPOffset<_>>(JoinRequest::VT_REGISTRY, registry);
   }
   #[inline]
+  pub fn add_revision(&mut self, revision: u16) {
+    self.fbb_.push_slot::<u16>(JoinRequest::VT_REVISION, revision, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinRequestBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinRequestBuilder {
@@ -2655,6 +2679,7 @@ impl ::core::fmt::Debug for JoinRequest<'_> {
       ds.field("snapshot_tick", &self.snapshot_tick());
       ds.field("interest", &self.interest());
       ds.field("registry", &self.registry());
+      ds.field("revision", &self.revision());
       ds.finish()
   }
 }
@@ -2684,6 +2709,7 @@ impl<'a> JoinAccepted<'a> {
   pub const VT_RESUMED: ::flatbuffers::VOffsetT = 16;
   pub const VT_MAX_CHUNK_BYTES: ::flatbuffers::VOffsetT = 18;
   pub const VT_PARTIAL: ::flatbuffers::VOffsetT = 20;
+  pub const VT_REVISION: ::flatbuffers::VOffsetT = 22;
 
   #[inline]
   pub unsafe fn init_from_table(table: ::flatbuffers::Table<'a>) -> Self {
@@ -2700,6 +2726,7 @@ impl<'a> JoinAccepted<'a> {
     builder.add_max_chunk_bytes(args.max_chunk_bytes);
     if let Some(x) = args.resume { builder.add_resume(x); }
     builder.add_snapshot_chunks(args.snapshot_chunks);
+    builder.add_revision(args.revision);
     builder.add_host_peer(args.host_peer);
     builder.add_peer(args.peer);
     builder.add_partial(args.partial);
@@ -2784,6 +2811,14 @@ impl<'a> JoinAccepted<'a> {
     // which contains a valid value in this slot
     unsafe { self._tab.get::<bool>(JoinAccepted::VT_PARTIAL, Some(false)).unwrap()}
   }
+  /// The protocol revision the host speaks; a client of another revision leaves.
+  #[inline]
+  pub fn revision(&self) -> u16 {
+    // Safety:
+    // Created from valid Table for this object
+    // which contains a valid value in this slot
+    unsafe { self._tab.get::<u16>(JoinAccepted::VT_REVISION, Some(0)).unwrap()}
+  }
 }
 
 impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
@@ -2801,6 +2836,7 @@ impl ::flatbuffers::Verifiable for JoinAccepted<'_> {
      .visit_field::<bool>("resumed", Self::VT_RESUMED, false)?
      .visit_field::<u32>("max_chunk_bytes", Self::VT_MAX_CHUNK_BYTES, false)?
      .visit_field::<bool>("partial", Self::VT_PARTIAL, false)?
+     .visit_field::<u16>("revision", Self::VT_REVISION, false)?
      .finish();
     Ok(())
   }
@@ -2815,6 +2851,7 @@ pub struct JoinAcceptedArgs<'a> {
     pub resumed: bool,
     pub max_chunk_bytes: u32,
     pub partial: bool,
+    pub revision: u16,
 }
 impl<'a> Default for JoinAcceptedArgs<'a> {
   #[inline]
@@ -2829,6 +2866,7 @@ impl<'a> Default for JoinAcceptedArgs<'a> {
       resumed: false,
       max_chunk_bytes: 0,
       partial: false,
+      revision: 0,
     }
   }
 }
@@ -2875,6 +2913,10 @@ impl<'a: 'b, 'b, A: ::flatbuffers::Allocator + 'a> JoinAcceptedBuilder<'a, 'b, A
     self.fbb_.push_slot::<bool>(JoinAccepted::VT_PARTIAL, partial, false);
   }
   #[inline]
+  pub fn add_revision(&mut self, revision: u16) {
+    self.fbb_.push_slot::<u16>(JoinAccepted::VT_REVISION, revision, 0);
+  }
+  #[inline]
   pub fn new(_fbb: &'b mut ::flatbuffers::FlatBufferBuilder<'a, A>) -> JoinAcceptedBuilder<'a, 'b, A> {
     let start = _fbb.start_table();
     JoinAcceptedBuilder {
@@ -2901,6 +2943,7 @@ impl ::core::fmt::Debug for JoinAccepted<'_> {
       ds.field("resumed", &self.resumed());
       ds.field("max_chunk_bytes", &self.max_chunk_bytes());
       ds.field("partial", &self.partial());
+      ds.field("revision", &self.revision());
       ds.finish()
   }
 }
@@ -3041,9 +3084,12 @@ impl ::core::fmt::Debug for JoinRefused<'_> {
 pub enum StateDatagramOffset {}
 #[derive(Copy, Clone, PartialEq)]
 
-/// One unreliable datagram: decodable alone, never re-sent as such. `frame` carries the
-/// latest state of some (entity, component) keys as of `frame.tick`; `acks` the sequence
-/// numbers of the other side's datagrams received lately.
+/// The body of one unreliable state datagram: decodable alone, never re-sent as such.
+/// `frame` carries the latest state of some (entity, component) keys as of `frame.tick`.
+/// The datagram's sequence number and the acknowledgements of the other side's datagrams
+/// travel in the header before the body (src/wire/datagram_header.rs), so that one body
+/// serves every client sent the same state: `seq` and `acks` stay unset here (protocol
+/// revision 2; a body that sets them is malformed), `frame` is required in practice.
 pub struct StateDatagram<'a> {
   pub _tab: ::flatbuffers::Table<'a>,
 }

@@ -176,6 +176,9 @@ pub struct Sim {
     /// tick, each poll of its output) and with `false` just after: a test measures what
     /// those calls alone do (`tests/alloc_steady.rs` counts their heap allocations).
     pub host_meter: Option<fn(bool)>,
+    /// When set, every unreliable message the host sends is kept here: the virtual time,
+    /// the client's index, the bytes (`tests/sim_shared.rs` compares them).
+    pub host_datagrams: Option<Vec<(Duration, usize, Vec<u8>)>>,
 }
 
 /// A virtual epoch: never before the process's own clock, so `Instant` arithmetic holds.
@@ -222,6 +225,7 @@ impl Sim {
             delivered_bytes: 0,
             host_observer: None,
             host_meter: None,
+            host_datagrams: None,
         }
     }
 
@@ -437,8 +441,13 @@ impl Sim {
                     bytes,
                 } => {
                     if let Some(link) = self.links.get(&conn.0) {
-                        let to = To::Client(link.client);
-                        self.send(to, conn.0, channel, bytes);
+                        let client = link.client;
+                        if let Some(kept) = &mut self.host_datagrams {
+                            if channel == Channel::Unreliable {
+                                kept.push((self.elapsed, client, bytes.clone()));
+                            }
+                        }
+                        self.send(To::Client(client), conn.0, channel, bytes);
                     }
                 }
                 Output::Admitted { .. } => {}

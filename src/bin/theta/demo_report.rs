@@ -5,12 +5,32 @@
 
 use std::time::Duration;
 
-use theta_net::net::session::{PeerDiagnostics, Session};
+use theta_net::net::session::{PeerDiagnostics, Session, SessionDiagnostics};
 use theta_net::PeerId;
 
 use crate::avatars::{Avatars, ErrorSummary};
 use crate::cli::DemoArgs;
 use crate::netutil::{self, below_rate};
+
+/// The host's work shared among the clients in step (issue 18: "builds and compresses
+/// what a tick changed once"): value codings, state datagram bodies and their envelopes.
+fn built_once(d: &SessionDiagnostics) -> String {
+    let sent: u64 = d.peers.iter().map(|p| p.outbox.datagrams_sent).sum();
+    let percent = |part: u64, whole: u64| 100.0 * part as f64 / whole.max(1) as f64;
+    format!(
+        "shared within a tick: values coded {} + {} shared ({:.0}%); state datagrams sent {}: bodies encoded {} + {} shared ({:.0}%), envelopes compressed {} + {} shared ({:.0}%)",
+        d.values_coded,
+        d.values_coded_shared,
+        percent(d.values_coded_shared, d.values_coded + d.values_coded_shared),
+        sent,
+        d.datagrams_encoded,
+        d.datagrams_shared,
+        percent(d.datagrams_shared, sent),
+        sent.saturating_sub(d.datagram_envelopes_shared),
+        d.datagram_envelopes_shared,
+        percent(d.datagram_envelopes_shared, sent),
+    )
+}
 
 /// Counters of one client at a moment, to take differences over the run.
 #[derive(Clone, Copy, Default)]
@@ -19,8 +39,8 @@ pub struct Sample {
     pub client: PeerDiagnostics,
     /// The host's view of the connection to this client.
     pub host: PeerDiagnostics,
-    /// Bytes of state the client received: state datagrams and delta frames as framed
-    /// by the codec (compressed), before QUIC's own bytes.
+    /// Bytes of state the client received: state datagrams (headers and envelopes) and
+    /// delta frames as framed by the codec (compressed), before QUIC's own bytes.
     pub state_bytes: u64,
 }
 
@@ -83,7 +103,9 @@ impl Report<'_> {
         println!(
             "host diagnostics (compression: KB of messages before and after the codec envelope; per component: value KB sent and the wire KB they cost):"
         );
-        print!("{}", host.diagnostics().text_panel());
+        let diagnostics = host.diagnostics();
+        print!("{}", diagnostics.text_panel());
+        println!("{}", built_once(&diagnostics));
         if let Some(warning) = self.slow() {
             println!("{warning}");
         }

@@ -159,7 +159,12 @@ fn sample(host: &Session, clients: &[Client]) -> Vec<Sample> {
                     .find(|p| p.peer == c.peer)
                     .copied()
                     .unwrap_or_default(),
-                state_bytes: framed(MessageKind::Datagram) + framed(MessageKind::DeltaFrame),
+                // The datagrams' headers (outside the codec envelope) count too.
+                state_bytes: framed(MessageKind::Datagram)
+                    + framed(MessageKind::DeltaFrame)
+                    + d.peers
+                        .first()
+                        .map_or(0, |p| p.datagram_header_bytes_received),
             }
         })
         .collect()

@@ -34,7 +34,7 @@ use crate::registry::{ComponentId, Registry};
 use crate::replica::Replica;
 use crate::wire::codec::MessageKind;
 use crate::wire::registry_bytes::encode_registry;
-use crate::wire::{self, fb, Encoder, Message};
+use crate::wire::{self, fb, Encoder, Message, PROTOCOL_REVISION};
 use crate::world::{Change, EntityId, PeerId, World, WorldError};
 use crate::xr::QuantizeError;
 
@@ -298,6 +298,19 @@ impl Client {
     /// The answer to the join (or resume) request.
     fn answer(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
         match wire::decode(bytes) {
+            Ok(Message::JoinAccepted(accepted)) if accepted.revision() != PROTOCOL_REVISION => {
+                let revision = accepted.revision();
+                let reason = format!(
+                    "the host speaks protocol revision {revision}, this client revision \
+                     {PROTOCOL_REVISION}: update the {}",
+                    if revision < PROTOCOL_REVISION {
+                        "host"
+                    } else {
+                        "client"
+                    }
+                );
+                self.end(conn, CLOSE_SHUTDOWN, reason, DisconnectCause::Refused);
+            }
             Ok(Message::JoinAccepted(accepted)) => {
                 let chunk_bytes = match accepted.max_chunk_bytes() {
                     0 => self.config.max_chunk_bytes,
@@ -511,12 +524,13 @@ impl Client {
             link.receive_poses(&mut self.poses, bytes, arrival, now, false, &mut self.out);
             return;
         }
-        let Some(message) = link.open_datagram(bytes, &mut self.compression) else {
+        let Some((header, body)) = link.open_datagram(bytes, &mut self.compression) else {
             return;
         };
+        let body_len = body.as_ref().map_or(0, |b| b.len());
         let replica = &self.replica;
         let mut held = true;
-        let frame = link.receive(&message, now, |frame| {
+        let frame = link.receive((header, body.as_deref()), now, |frame| {
             held = replica.holds_baselines(frame);
             held
         });
@@ -525,7 +539,7 @@ impl Client {
         }
         if let Some(frame) = frame {
             // A refused frame changes nothing; the host sends newer state.
-            if self.replica.apply_frame_in(frame, message.len()).is_err() {
+            if self.replica.apply_frame_in(frame, body_len).is_err() {
                 link.diagnostics.malformed += 1;
             }
         }
@@ -603,7 +617,7 @@ impl Client {
             path,
             self.config.budget_bytes_per_tick,
             &|e| priorities.points(e, None, 1.0),
-            (&mut self.coder, &mut self.encoder),
+            (&mut self.coder, &mut self.encoder, None),
             &mut self.compression,
             &mut self.out,
         );

@@ -24,7 +24,7 @@ use super::compression::{
 use super::events::{PeerDiagnostics, SessionDiagnostics, SessionEvent};
 use super::link::{Link, Outputs};
 use super::messages::{self, HostMessages};
-use super::outbox::{Key, Outbox};
+use super::outbox::{Key, Outbox, SharedFrames};
 use super::ownership::{HostOwnership, PeerOwnership};
 use super::poses::PoseHub;
 use super::priority::Priorities;
@@ -120,6 +120,8 @@ pub struct Host {
     /// Codes every client's values, once per value and baselines in a tick, and keeps the
     /// values sent that baselines name (see `proto::value_coding`).
     coder: ValueCoder,
+    /// The state datagram bodies of this tick, shared by the clients in step.
+    shared: SharedFrames,
     events: EventQueue,
     out: Outputs,
 }
@@ -195,6 +197,7 @@ impl Host {
             rng: TokenRng::new(seed),
             encoder: Encoder::new(),
             coder: ValueCoder::default(),
+            shared: SharedFrames::default(),
             events: EventQueue::default(),
             out: VecDeque::new(),
         })
@@ -311,10 +314,13 @@ impl Host {
                 .receive_poses(&mut self.poses, bytes, arrival, now, true, &mut self.out);
             return;
         }
-        let Some(message) = client.link.open_datagram(bytes, &mut self.compression) else {
+        let Some((header, body)) = client.link.open_datagram(bytes, &mut self.compression) else {
             return;
         };
-        if let Some(frame) = client.link.receive(&message, now, |_| true) {
+        if let Some(frame) = client
+            .link
+            .receive((header, body.as_deref()), now, |_| true)
+        {
             let counter = self.next_counters.entry(peer).or_insert(1);
             let mut writes = ClientWrites {
                 world: &mut self.world,
@@ -453,7 +459,7 @@ impl Host {
                 path,
                 budget,
                 &points,
-                (&mut self.coder, &mut self.encoder),
+                (&mut self.coder, &mut self.encoder, Some(&mut self.shared)),
                 &mut self.compression,
                 &mut self.out,
             );
@@ -651,6 +657,9 @@ impl Host {
             value_history_bytes: self.coder.history.bytes() as u64,
             values_coded: self.coder.stats.coded,
             values_coded_shared: self.coder.stats.shared,
+            datagrams_encoded: self.shared.stats.encoded,
+            datagrams_shared: self.shared.stats.shared,
+            datagram_envelopes_shared: self.compression.envelopes_shared(),
             pose_relay: self.poses.relay_stats(),
             ..SessionDiagnostics::default()
         }

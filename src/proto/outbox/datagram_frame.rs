@@ -149,12 +149,11 @@ impl DatagramFrame {
         out.extend(self.batches.iter().map(|b| (b.component, b.raw_bytes)));
     }
 
-    /// Encodes the frame at `tick` in the state datagram `seq` carrying `acks`, borrowed
-    /// from `encoder` until its next message.
+    /// Encodes the frame at `tick` as a state datagram's body, borrowed from `encoder`
+    /// until its next message.
     pub(super) fn encode<'e>(
         &mut self,
         encoder: &'e mut Encoder,
-        (seq, acks): (u64, &[(u64, u64)]),
         tick: u64,
         owner_seq: u64,
     ) -> &'e [u8] {
@@ -191,7 +190,7 @@ impl DatagramFrame {
             baseline_ages: &ages,
             lanes: &lanes,
         };
-        let bytes = encoder.state_datagram_in_place(seq, acks, Some(&frame));
+        let bytes = encoder.state_datagram_in_place(&frame);
         self.batch_refs = recycle(batches);
         self.age_refs = recycle(ages);
         self.lane_refs = recycle(lanes);

@@ -577,3 +577,41 @@ fn a_restored_rooms_entities_are_nobodys_until_a_client_takes_them() {
         Some(2)
     );
 }
+
+/// A join request of another protocol revision opens no room and is refused by name.
+#[test]
+fn a_join_of_another_protocol_revision_opens_no_room() {
+    let mut net = Net::new(RoomsConfig::default());
+    let token = mint_for_room(&secret(), &RoomId::new("old").unwrap(), 5, UNIX + 60, None);
+    let mut fbb = flatbuffers::FlatBufferBuilder::new();
+    let text = fbb.create_string(&token.to_text());
+    let request = fb::JoinRequest::create(
+        &mut fbb,
+        &fb::JoinRequestArgs {
+            token: Some(text),
+            registry_hash: registry(false).hash(),
+            revision: crate::wire::PROTOCOL_REVISION - 1,
+            ..Default::default()
+        },
+    );
+    let message = fb::Message::create(
+        &mut fbb,
+        &fb::MessageArgs {
+            version: crate::wire::WIRE_VERSION,
+            payload_type: fb::Payload::JoinRequest,
+            payload: Some(request.as_union_value()),
+        },
+    );
+    fbb.finish(message, Some(crate::wire::FILE_IDENTIFIER));
+    net.rooms
+        .handle_join(ConnId(900), None, net.now, UNIX, fbb.finished_data());
+    assert!(net.rooms.is_empty(), "a room was opened");
+    let refusals: Vec<DoorRefusal> = net.rooms.take_refusals().collect();
+    assert_eq!(refusals.len(), 1);
+    assert_eq!(refusals[0].reason, fb::RefuseReason::ProtocolRevision);
+    assert!(
+        refusals[0].message.contains("protocol revision 1"),
+        "{}",
+        refusals[0].message
+    );
+}
