@@ -61,23 +61,29 @@
 //! unattributed.
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
 use crate::registry::{ComponentId, Registry};
 use crate::wire::codec::{
-    train_dictionary, Codec, CodecChoice, CodecConfig, CodecCounters, CodecError, Dictionary,
-    DictionarySet, FrameFormat, FrameHeader, MessageKind, NoCodec, StreamDecoder, StreamEncoder,
-    Zstd, ZstdDict, MIN_TRAINING_SAMPLES,
+    Codec, CodecChoice, CodecConfig, CodecCounters, CodecError, Dictionary, FrameFormat,
+    FrameHeader, MessageKind, NoCodec, StreamDecoder, StreamEncoder, Zstd, ZstdDict,
+    MIN_TRAINING_SAMPLES,
 };
 use crate::wire::{self, fb, Encoder, Message};
 
 use super::outbox::{FrameId, ValueBytes};
 use shared_envelopes::SharedEnvelopes;
 
+mod dictionaries;
 mod shared_envelopes;
+mod training;
+
+use dictionaries::KindStore;
+pub(crate) use dictionaries::PeerDicts;
+use training::Trainer;
+pub use training::{TrainError, TrainingDone, TrainingJob};
 
 /// Largest dictionary the host trains or a client accepts.
 pub const MAX_DICTIONARY_BYTES: usize = 128 << 10;
@@ -249,60 +255,6 @@ pub struct ComponentWire {
     pub wire_bytes: u64,
 }
 
-/// The dictionaries one peer holds, as the other side tracks them.
-#[derive(Debug, Default)]
-pub(crate) struct PeerDicts {
-    /// Host: dictionaries queued to this client on its stream.
-    sent: FxHashSet<u32>,
-    /// Host: dictionaries this client acknowledged.
-    acked: FxHashSet<u32>,
-    /// Client side of a link: every dictionary held is usable (the host made them all).
-    all: bool,
-}
-
-impl PeerDicts {
-    /// The link of a client to its host.
-    pub(crate) fn to_host() -> Self {
-        PeerDicts {
-            all: true,
-            ..PeerDicts::default()
-        }
-    }
-
-    /// Whether stream messages to this peer may use dictionary `id`.
-    fn stream_usable(&self, id: u32) -> bool {
-        self.all || self.sent.contains(&id)
-    }
-
-    /// Whether datagrams to this peer may use dictionary `id`.
-    fn datagram_usable(&self, id: u32) -> bool {
-        self.all || self.acked.contains(&id)
-    }
-
-    /// Host: dictionary `id` was queued to this client.
-    pub(crate) fn mark_sent(&mut self, id: u32) {
-        self.sent.insert(id);
-    }
-
-    /// The client acknowledged `id`.
-    pub(crate) fn acknowledge(&mut self, id: u32) {
-        if self.sent.contains(&id) {
-            self.acked.insert(id);
-        }
-    }
-
-    /// Whether this peer acknowledged `id`.
-    fn has_acked(&self, id: u32) -> bool {
-        self.all || self.acked.contains(&id)
-    }
-
-    /// Forgets `id`; returns whether the peer had been sent it.
-    fn forget(&mut self, id: u32) -> bool {
-        self.acked.remove(&id);
-        self.sent.remove(&id)
-    }
-}
-
 /// Whether a codec envelope is a frame of a compression stream (start or continuation).
 pub(crate) fn is_stream_frame(frame: &[u8]) -> bool {
     frame
@@ -329,159 +281,6 @@ impl LinkStreams {
         }
         self.encoder.as_mut()
     }
-}
-
-/// One dictionary held: its encoder (built on first use) and when it was last used.
-struct Held {
-    dictionary: Dictionary,
-    encoder: Option<ZstdDict>,
-    last_used: Option<Instant>,
-}
-
-/// The dictionaries of one kind.
-#[derive(Default)]
-struct KindStore {
-    decode: DictionarySet,
-    held: BTreeMap<u32, Held>,
-}
-
-impl KindStore {
-    fn insert(&mut self, dictionary: Dictionary) -> Result<(), CodecError> {
-        self.decode.insert(dictionary.clone())?;
-        self.held.insert(
-            dictionary.id,
-            Held {
-                dictionary,
-                encoder: None,
-                last_used: None,
-            },
-        );
-        Ok(())
-    }
-
-    fn remove(&mut self, id: u32) -> bool {
-        self.decode.remove(id);
-        self.held.remove(&id).is_some()
-    }
-
-    fn newest(&self, usable: impl Fn(u32) -> bool) -> Option<u32> {
-        self.held.keys().rev().copied().find(|&id| usable(id))
-    }
-}
-
-/// Recorded uncompressed messages of one kind, bounded.
-#[derive(Default)]
-struct Samples {
-    ring: VecDeque<Vec<u8>>,
-    bytes: usize,
-    /// Recorded since the kind's last training started (or the session started).
-    since_training: u64,
-}
-
-impl Samples {
-    fn record(&mut self, message: &[u8]) {
-        // A full ring hands its oldest sample's buffer to the new one (the oldest goes
-        // first anyway): recording allocates nothing once the ring is full.
-        let mut sample = if self.ring.len() >= SAMPLES_PER_KIND {
-            self.ring.pop_front().unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        self.bytes -= sample.len();
-        sample.clear();
-        sample.extend_from_slice(&message[..message.len().min(SAMPLE_MAX_BYTES)]);
-        self.bytes += sample.len();
-        self.ring.push_back(sample);
-        while self.ring.len() > SAMPLES_PER_KIND || self.bytes > SAMPLE_BYTES_PER_KIND {
-            match self.ring.pop_front() {
-                Some(old) => self.bytes -= old.len(),
-                None => break,
-            }
-        }
-        self.since_training += 1;
-    }
-
-    /// Counts a message sent again (a datagram body shared by another client) towards the
-    /// next training without keeping it twice: a kind trains after as many sends as
-    /// before, on samples that are all different.
-    fn count_again(&mut self) {
-        self.since_training += 1;
-    }
-}
-
-/// A dictionary training to run: CPU work (tens of milliseconds to seconds) that the
-/// protocol hands to whoever drives it, to run off the engine thread and give back with
-/// [`TrainingJob::run`]'s result.
-pub struct TrainingJob {
-    kind: usize,
-    id: u32,
-    samples: Vec<Vec<u8>>,
-    size: usize,
-}
-
-impl TrainingJob {
-    /// Trains the dictionary (pure; blocking).
-    pub fn run(self) -> TrainingDone {
-        let refs: Vec<&[u8]> = self.samples.iter().map(Vec::as_slice).collect();
-        TrainingDone {
-            kind: self.kind,
-            result: train_dictionary(&refs, self.size, self.id),
-        }
-    }
-}
-
-impl std::fmt::Debug for TrainingJob {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrainingJob")
-            .field("kind", &MessageKind::ALL[self.kind].name())
-            .field("id", &self.id)
-            .field("samples", &self.samples.len())
-            .finish()
-    }
-}
-
-/// A finished [`TrainingJob`]: the dictionary or why not.
-#[derive(Debug)]
-pub struct TrainingDone {
-    kind: usize,
-    result: Result<Dictionary, CodecError>,
-}
-
-/// The host's dictionary training: samples, and the trainings handed out to run.
-struct Trainer {
-    samples: [Samples; 3],
-    train_after: u64,
-    dictionary_bytes: usize,
-    next_id: u32,
-    running: [Option<u32>; 3],
-    trained: [u64; 3],
-    failed: [u64; 3],
-    /// Trainings started and not yet taken by the driver.
-    jobs: Vec<TrainingJob>,
-}
-
-/// Why a training could not start.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TrainError {
-    /// Only the host trains dictionaries.
-    #[error("only the host trains dictionaries")]
-    NotHost,
-    /// The kind's codec does not use a dictionary.
-    #[error("{0}s are not configured for a dictionary (CodecChoice::ZstdDict)")]
-    NoDictionaryCodec(&'static str),
-    /// A training of this kind is running.
-    #[error("a {0} dictionary is being trained already")]
-    Running(&'static str),
-    /// Too few samples recorded yet.
-    #[error("{got} {kind} samples recorded, training needs at least {need}")]
-    TooFewSamples {
-        /// The kind.
-        kind: &'static str,
-        /// Samples held.
-        got: usize,
-        /// Fewest accepted.
-        need: usize,
-    },
 }
 
 /// A session's compression state: codecs per kind, dictionaries, counters.
@@ -1052,6 +851,7 @@ pub(crate) fn message_values(message: &[u8]) -> ValueBytes {
 
 #[cfg(test)]
 mod tests {
+    use super::training::Samples;
     use super::*;
 
     #[test]

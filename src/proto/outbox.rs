@@ -15,21 +15,21 @@
 //! sides included), smoothed as TCP smooths its own (RFC 6298).
 
 mod datagram_frame;
+mod flights;
 mod shared_frames;
 
-use std::collections::VecDeque;
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 
-use super::baselines::{KeyBaseline, Pair, Send};
+use super::baselines::{KeyBaseline, Pair};
 use super::value_coding::{Coded, ValueCoder};
 use crate::delta::{ChangedKeys, Delta, SetBatch};
 use crate::registry::{ComponentId, Layout};
 use crate::wire::{size, Encoder, FrameParts};
 use crate::world::{EntityId, World};
 use datagram_frame::DatagramFrame;
+use flights::Flights;
 pub(crate) use shared_frames::{FrameId, SharedFrames};
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
@@ -88,121 +88,6 @@ impl KeyRecord {
         slot: AT_REST,
         base: KeyBaseline::NEW,
     };
-}
-
-/// A datagram sent and not yet acknowledged.
-#[derive(Debug)]
-struct InFlight {
-    seq: u64,
-    tick: u64,
-    sent_at: Instant,
-    /// Its keys: where they begin among every key [`Flights`] recorded, and how many.
-    first_key: u64,
-    keys: usize,
-    /// Acknowledged (out of order): a hole until the datagrams before it go.
-    acked: bool,
-}
-
-/// The datagrams sent and not yet acknowledged, by sequence number, with their keys (and
-/// the send of those whose values they carried on record in the shared `ValueHistory`,
-/// to become baselines when acknowledged). Two queues rather than a map of lists, so
-/// that recording a datagram allocates nothing once they have grown: a datagram
-/// acknowledged out of order stays as a hole until those before it go.
-#[derive(Debug, Default)]
-struct Flights {
-    /// Sequence numbers ascending; the first is never a hole.
-    list: VecDeque<InFlight>,
-    /// The keys of the datagrams in `list`, in the same order.
-    keys: VecDeque<(Key, Option<Send>)>,
-    /// Keys dropped from the front of `keys` so far (numbers `InFlight::first_key`).
-    keys_dropped: u64,
-    /// Datagrams in `list` not acknowledged.
-    live: usize,
-}
-
-impl Flights {
-    /// Datagrams not acknowledged.
-    fn len(&self) -> usize {
-        self.live
-    }
-
-    /// Records datagram `seq` (above every one recorded) with its keys.
-    fn push(
-        &mut self,
-        (seq, tick, sent_at): (u64, u64, Instant),
-        keys: impl Iterator<Item = (Key, Option<Send>)>,
-    ) {
-        let before = self.keys.len();
-        let first_key = self.keys_dropped + before as u64;
-        self.keys.extend(keys);
-        self.list.push_back(InFlight {
-            seq,
-            tick,
-            sent_at,
-            first_key,
-            keys: self.keys.len() - before,
-            acked: false,
-        });
-        self.live += 1;
-    }
-
-    /// When the oldest datagram not acknowledged was sent.
-    fn oldest_sent_at(&self) -> Option<Instant> {
-        self.list.front().map(|f| f.sent_at)
-    }
-
-    /// Forgets the oldest datagram not acknowledged; false when there is none.
-    fn drop_oldest(&mut self) -> bool {
-        match self.list.front_mut() {
-            Some(oldest) => {
-                oldest.acked = true;
-                self.live -= 1;
-                self.trim();
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Positions in `list` of the datagrams `first..=last` (holes included).
-    fn positions(&self, first: u64, last: u64) -> Range<usize> {
-        let start = self.list.partition_point(|f| f.seq < first);
-        let end = self.list.partition_point(|f| f.seq <= last);
-        start..end.max(start)
-    }
-
-    /// Marks the datagram at `position` acknowledged; returns its sequence number, tick,
-    /// sending time and the positions of its keys in `keys`, or `None` when it was
-    /// acknowledged already. Call [`Flights::trim`] once done.
-    fn ack(&mut self, position: usize) -> Option<(u64, u64, Instant, Range<usize>)> {
-        let flight = self.list.get_mut(position).filter(|f| !f.acked)?;
-        flight.acked = true;
-        self.live -= 1;
-        let start = (flight.first_key - self.keys_dropped) as usize;
-        Some((
-            flight.seq,
-            flight.tick,
-            flight.sent_at,
-            start..start + flight.keys,
-        ))
-    }
-
-    /// Drops the acknowledged datagrams at the front, and their keys.
-    fn trim(&mut self) {
-        while let Some(front) = self.list.front().filter(|f| f.acked) {
-            let keys = front.keys;
-            self.keys.drain(..keys);
-            self.keys_dropped += keys as u64;
-            self.list.pop_front();
-        }
-    }
-
-    fn clear(&mut self) {
-        self.keys_dropped += self.keys.len() as u64;
-        self.list.clear();
-        self.keys.clear();
-        self.live = 0;
-    }
 }
 
 /// Counters of one outbox.
