@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sim::{Faults, Sim};
-use theta_net::fields::Field;
 use theta_net::proto::Config;
 use theta_net::wire::codec::MessageKind;
 use theta_net::xr::{Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
@@ -146,16 +145,7 @@ impl Scene {
         let transform = world
             .register("alloc.Transform", Layout::Fixed(28))
             .expect("register");
-        let fields = [
-            Field::Position {
-                offset: 0,
-                precision_mm: 1.0,
-            },
-            Field::Rotation {
-                offset: 12,
-                precision_deg: 0.1,
-            },
-        ];
+        let fields = sim::transform_fields();
         world
             .declare_fields(transform, &fields)
             .expect("declare fields");

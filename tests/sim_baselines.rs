@@ -9,17 +9,8 @@ mod sim;
 use std::time::Duration;
 
 use sim::{Faults, Rng, Sim};
-use theta_net::fields::Field;
 use theta_net::proto::Config;
 use theta_net::{EntityId, Layout, World};
-
-fn transform(p: [f32; 3], yaw: f32) -> Vec<u8> {
-    let (s, c) = (yaw * 0.5).sin_cos();
-    [p[0], p[1], p[2], 0.0, s, 0.0, c]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
-}
 
 /// How the transform travels.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -41,16 +32,7 @@ fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
     let mut world = World::default();
     let t = world.register("b.Transform", Layout::Fixed(28)).unwrap();
     if matches!(coding, Coding::Lanes | Coding::LanesOnBaselines) {
-        let fields = [
-            Field::Position {
-                offset: 0,
-                precision_mm: 1.0,
-            },
-            Field::Rotation {
-                offset: 12,
-                precision_deg: 0.1,
-            },
-        ];
+        let fields = sim::transform_fields();
         world.declare_fields(t, &fields).unwrap();
     }
     let baselines = matches!(coding, Coding::Baselines | Coding::LanesOnBaselines);
@@ -61,7 +43,7 @@ fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
         .map(|i| {
             let e = world.spawn().unwrap();
             let p = [rng.below(20) as f32, 1.0, rng.below(20) as f32];
-            world.set(e, t, &transform(p, 0.0)).unwrap();
+            world.set(e, t, &sim::transform(p, 0.0)).unwrap();
             if i % 10 == 0 {
                 world.set(e, label, b"hello").unwrap();
             }
@@ -81,7 +63,7 @@ fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
             if i % 10 == tick as usize % 10 || i < 30 {
                 p[0] += 0.02;
                 *yaw += 0.01;
-                sim.host.set(*e, t, &transform(*p, *yaw)).unwrap();
+                sim.host.set(*e, t, &sim::transform(*p, *yaw)).unwrap();
             }
         }
         if tick % 40 == 0 {
@@ -89,7 +71,7 @@ fn run(seed: u64, coding: Coding, faults: Faults) -> (u64, u64, u64) {
             let (e, p, yaw) = objects[(tick / 40) as usize];
             sim.host.remove(e, t).unwrap();
             sim.step();
-            sim.host.set(e, t, &transform(p, yaw)).unwrap();
+            sim.host.set(e, t, &sim::transform(p, yaw)).unwrap();
             sim.host
                 .set(objects[1].0, label, format!("t{tick}").as_bytes())
                 .unwrap();

@@ -12,20 +12,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sim::{Faults, Rng, Sim};
-use theta_net::fields::Field;
 use theta_net::proto::{Channel, Config};
 use theta_net::wire::{datagram_header, fb, FILE_IDENTIFIER, WIRE_VERSION};
 use theta_net::{ComponentId, EntityId, Layout, World};
 
 const OBJECTS: usize = 300;
-
-fn transform(p: [f32; 3], yaw: f32) -> Vec<u8> {
-    let (s, c) = (yaw * 0.5).sin_cos();
-    [p[0], p[1], p[2], 0.0, s, 0.0, c]
-        .iter()
-        .flat_map(|x| x.to_le_bytes())
-        .collect()
-}
 
 /// The objects of a scene: entity, position, yaw.
 type Objects = Vec<(EntityId, [f32; 3], f32)>;
@@ -36,22 +27,13 @@ fn session(seed: u64, clients: u16) -> (Sim, ComponentId, Objects) {
     let mut rng = Rng::new(seed);
     let mut world = World::default();
     let t = world.register("s.Transform", Layout::Fixed(28)).unwrap();
-    let fields = [
-        Field::Position {
-            offset: 0,
-            precision_mm: 1.0,
-        },
-        Field::Rotation {
-            offset: 12,
-            precision_deg: 0.1,
-        },
-    ];
+    let fields = sim::transform_fields();
     world.declare_fields(t, &fields).unwrap();
     let objects = (0..OBJECTS)
         .map(|_| {
             let e = world.spawn().unwrap();
             let p = [rng.below(20) as f32, 1.0, rng.below(20) as f32];
-            world.set(e, t, &transform(p, 0.0)).unwrap();
+            world.set(e, t, &sim::transform(p, 0.0)).unwrap();
             (e, p, 0.0)
         })
         .collect();
@@ -79,7 +61,7 @@ fn move_and_step(sim: &mut Sim, t: ComponentId, objects: &mut Objects, tick: usi
         if i % 10 == tick % 10 || i < 30 {
             p[0] += 0.02;
             *yaw += 0.01;
-            sim.host.set(*e, t, &transform(*p, *yaw)).unwrap();
+            sim.host.set(*e, t, &sim::transform(*p, *yaw)).unwrap();
         }
     }
     sim.step();

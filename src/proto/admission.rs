@@ -41,16 +41,17 @@ pub(crate) struct Admitted {
     pub(crate) needs_snapshot: bool,
 }
 
-/// Why a client of protocol revision `revision` is refused, in words.
-pub(crate) fn revision_refusal(revision: u16) -> String {
+/// Why a peer (`peer`: "client" or "host") of protocol revision `revision` is refused by
+/// this side (`this`), in words that say which one to update.
+pub(crate) fn revision_refusal(peer: &str, revision: u16, this: &str) -> String {
+    let update = if revision < PROTOCOL_REVISION {
+        peer
+    } else {
+        this
+    };
     format!(
-        "this client speaks protocol revision {revision}, this host revision \
-         {PROTOCOL_REVISION}: update the {}",
-        if revision < PROTOCOL_REVISION {
-            "client"
-        } else {
-            "host"
-        }
+        "the {peer} speaks protocol revision {revision}, this {this} revision \
+         {PROTOCOL_REVISION}: update the {update}"
     )
 }
 
@@ -85,7 +86,7 @@ impl Admission {
             // Before the token: another revision is refused whatever it presents, by name.
             Ok(Message::JoinRequest(request)) if request.revision() != PROTOCOL_REVISION => Err((
                 fb::RefuseReason::ProtocolRevision,
-                revision_refusal(request.revision()),
+                revision_refusal("client", request.revision(), "host"),
             )),
             Ok(Message::JoinRequest(request)) => match request.resume() {
                 Some(resume) => self

@@ -230,7 +230,7 @@ impl Rooms {
         if request.revision() != wire::PROTOCOL_REVISION {
             return Err((
                 fb::RefuseReason::ProtocolRevision,
-                super::admission::revision_refusal(request.revision()),
+                super::admission::revision_refusal("client", request.revision(), "host"),
             ));
         }
         if self.draining {

@@ -15,11 +15,36 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::{Duration, Instant};
 
+use theta_net::fields::Field;
 use theta_net::proto::token::{mint, JoinSecret};
 use theta_net::proto::{
     Channel, Client, Config, ConnId, DisconnectCause, Host, Output, Path, SessionEvent,
 };
 use theta_net::{Registry, World};
+
+/// The fields of the scenes' 28-byte transform: a position at 1 mm and a rotation at
+/// 0.1°, as the demo declares them.
+pub fn transform_fields() -> [Field; 2] {
+    [
+        Field::Position {
+            offset: 0,
+            precision_mm: 1.0,
+        },
+        Field::Rotation {
+            offset: 12,
+            precision_deg: 0.1,
+        },
+    ]
+}
+
+/// A transform's 28 bytes (position, then a rotation of `yaw` about y as x, y, z, w).
+pub fn transform(p: [f32; 3], yaw: f32) -> Vec<u8> {
+    let (s, c) = (yaw * 0.5).sin_cos();
+    [p[0], p[1], p[2], 0.0, s, 0.0, c]
+        .iter()
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}
 
 /// A small, seeded generator (SplitMix64): the simulator's only source of chance.
 #[derive(Clone, Debug)]

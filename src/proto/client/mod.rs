@@ -10,7 +10,7 @@ pub use owners::OwnershipCallError;
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use super::admission::registry_differences;
+use super::admission::{registry_differences, revision_refusal};
 use super::compression::{
     control_message, max_stream_message, split_stream_message, Compression, PeerDicts, StreamKind,
 };
@@ -299,16 +299,7 @@ impl Client {
     fn answer(&mut self, conn: ConnId, now: Instant, bytes: &[u8]) {
         match wire::decode(bytes) {
             Ok(Message::JoinAccepted(accepted)) if accepted.revision() != PROTOCOL_REVISION => {
-                let revision = accepted.revision();
-                let reason = format!(
-                    "the host speaks protocol revision {revision}, this client revision \
-                     {PROTOCOL_REVISION}: update the {}",
-                    if revision < PROTOCOL_REVISION {
-                        "host"
-                    } else {
-                        "client"
-                    }
-                );
+                let reason = revision_refusal("host", accepted.revision(), "client");
                 self.end(conn, CLOSE_SHUTDOWN, reason, DisconnectCause::Refused);
             }
             Ok(Message::JoinAccepted(accepted)) => {
