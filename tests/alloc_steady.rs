@@ -24,7 +24,7 @@ use std::time::Duration;
 use sim::{Faults, Sim};
 use theta_net::proto::Config;
 use theta_net::wire::codec::MessageKind;
-use theta_net::xr::{Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
+use theta_net::xr::{Device, PoseSample, Vec3};
 use theta_net::{EntityId, Layout, World};
 
 /// Allocations and reallocations counted while the measuring thread is inside the host.
@@ -93,19 +93,6 @@ const CLIENTS: u16 = 8;
 const WARM_UP_TICKS: usize = 300;
 const MEASURED_TICKS: usize = 200;
 
-/// A transform (position, rotation about y) as the demo scene writes it.
-fn transform_bytes(p: [f32; 3], yaw: f32) -> [u8; 28] {
-    let (s, c) = (yaw * 0.5).sin_cos();
-    let mut out = [0u8; 28];
-    for (slot, v) in out
-        .chunks_exact_mut(4)
-        .zip([p[0], p[1], p[2], 0.0, s, 0.0, c])
-    {
-        slot.copy_from_slice(&v.to_le_bytes());
-    }
-    out
-}
-
 /// Client `peer`'s device `device` at `s` seconds: a slow walk, hands beside the head.
 fn avatar(peer: u16, device: Device, s: f64) -> PoseSample {
     let side = match device.index() {
@@ -118,17 +105,8 @@ fn avatar(peer: u16, device: Device, s: f64) -> PoseSample {
         (1.6 + 0.02 * (6.0 * s).sin()) as f32,
         (-0.5 * s) as f32,
     );
-    let yaw = 0.3 * (0.5 * s).sin();
-    PoseSample {
-        pose: Pose::new(
-            Quat::new(0.0, (yaw / 2.0).sin() as f32, 0.0, (yaw / 2.0).cos() as f32),
-            position,
-        ),
-        time: 0,
-        flags: PoseFlags::ALL,
-        linear_velocity: Some(Vec3::new(0.0, (0.12 * (6.0 * s).cos()) as f32, -0.5)),
-        angular_velocity: Some(Vec3::new(0.0, (0.15 * (0.5 * s).cos()) as f32, 0.0)),
-    }
+    let velocity = Vec3::new(0.0, (0.12 * (6.0 * s).cos()) as f32, -0.5);
+    sim::walking_sample(s, position, velocity)
 }
 
 /// The scene: a host world of `OBJECTS` objects, each with a transform of declared fields
@@ -157,7 +135,7 @@ impl Scene {
                 let e = world.spawn().expect("spawn");
                 let p = [(i % 40) as f32, 1.0, (i / 40) as f32];
                 world
-                    .set(e, transform, &transform_bytes(p, 0.0))
+                    .set(e, transform, &sim::transform(p, 0.0))
                     .expect("set");
                 world.set(e, blob, &blob_of(i, 0)).expect("set");
                 (e, p, 0.0)
@@ -182,7 +160,7 @@ impl Scene {
                 p[2] += 0.005;
                 *yaw += 0.01;
                 sim.host
-                    .set(*e, self.transform, &transform_bytes(*p, *yaw))
+                    .set(*e, self.transform, &sim::transform(*p, *yaw))
                     .expect("set");
             }
             if i % 10 == tick % 10 {

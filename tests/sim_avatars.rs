@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sim::{Faults, Sim};
 use theta_net::proto::Config;
-use theta_net::xr::{Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
+use theta_net::xr::{Device, PoseSample, Vec3};
 use theta_net::World;
 
 /// Frame period: 90 Hz, every peer's push and display rate.
@@ -43,17 +43,7 @@ fn avatar(peer: u16, device: Device, s: f64) -> PoseSample {
         (0.015 * w_bob * (w_bob * s).cos()) as f32,
         -0.5,
     );
-    let yaw = 0.3 * (0.5 * s).sin();
-    PoseSample {
-        pose: Pose::new(
-            Quat::new(0.0, (yaw / 2.0).sin() as f32, 0.0, (yaw / 2.0).cos() as f32),
-            position,
-        ),
-        time: 0,
-        flags: PoseFlags::ALL,
-        linear_velocity: Some(velocity),
-        angular_velocity: Some(Vec3::new(0.0, (0.15 * (0.5 * s).cos()) as f32, 0.0)),
-    }
+    sim::walking_sample(s, position, velocity)
 }
 
 fn devices() -> [Device; 3] {

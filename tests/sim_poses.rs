@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use sim::{Faults, Sim};
 use theta_net::proto::Config;
-use theta_net::xr::{Device, Pose, PoseFlags, PoseSample, Quat, Vec3};
+use theta_net::xr::{Device, PoseFlags, PoseSample, Vec3};
 use theta_net::World;
 
 /// Frame period: 90 Hz, the sender's push rate and the client's display rate.
@@ -42,19 +42,7 @@ fn walker(s: f64) -> PoseSample {
         (BOB * w_bob * (w_bob * s).cos()) as f32,
         -SPEED as f32,
     );
-    // Yaw 0.3 sin(0.5 s): the head looks around while walking.
-    let yaw = 0.3 * (0.5 * s).sin();
-    let yaw_rate = 0.15 * (0.5 * s).cos();
-    PoseSample {
-        pose: Pose::new(
-            Quat::new(0.0, (yaw / 2.0).sin() as f32, 0.0, (yaw / 2.0).cos() as f32),
-            position,
-        ),
-        time: 0,
-        flags: PoseFlags::ALL,
-        linear_velocity: Some(velocity),
-        angular_velocity: Some(Vec3::new(0.0, yaw_rate as f32, 0.0)),
-    }
+    sim::walking_sample(s, position, velocity)
 }
 
 /// Position errors (m) of what the client shows against the truth at its display time:

@@ -20,6 +20,7 @@ use theta_net::proto::token::{mint, JoinSecret};
 use theta_net::proto::{
     Channel, Client, Config, ConnId, DisconnectCause, Host, Output, Path, SessionEvent,
 };
+use theta_net::xr::{Pose, PoseFlags, PoseSample, Quat, Vec3};
 use theta_net::{Registry, World};
 
 /// The fields of the scenes' 28-byte transform: a position at 1 mm and a rotation at
@@ -44,6 +45,23 @@ pub fn transform(p: [f32; 3], yaw: f32) -> Vec<u8> {
         .iter()
         .flat_map(|x| x.to_le_bytes())
         .collect()
+}
+
+/// A walker's device at `s` seconds at `position`, moving at `velocity`, its yaw
+/// 0.3 sin(0.5 s) (the head looks around while walking) with its exact rate.
+pub fn walking_sample(s: f64, position: Vec3, velocity: Vec3) -> PoseSample {
+    let yaw = 0.3 * (0.5 * s).sin();
+    let yaw_rate = 0.15 * (0.5 * s).cos();
+    PoseSample {
+        pose: Pose::new(
+            Quat::new(0.0, (yaw / 2.0).sin() as f32, 0.0, (yaw / 2.0).cos() as f32),
+            position,
+        ),
+        time: 0,
+        flags: PoseFlags::ALL,
+        linear_velocity: Some(velocity),
+        angular_velocity: Some(Vec3::new(0.0, yaw_rate as f32, 0.0)),
+    }
 }
 
 /// A small, seeded generator (SplitMix64): the simulator's only source of chance.
