@@ -475,12 +475,13 @@ fn bench_clients_measures_the_host_alone_and_every_client_converges() {
     let (ok, output) = wait_output(bench, Duration::from_secs(120));
     assert!(ok, "the bench failed:\n{output}");
     // clients, avatars, host Hz, host CPU, CPU µs per tick, cores/client, clients/core,
-    // B/s/client, tick median, client CPU, per client (two words), processes.
+    // B/s/client, packets out/in per client per tick, tick median, client CPU, per client
+    // (two words), processes.
     for case in ["on", "off"] {
         let row: Vec<&str> = output
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|c| c.len() == 13 && c[0] == "2" && c[1] == case)
+            .find(|c| c.len() == 14 && c[0] == "2" && c[1] == case)
             .unwrap_or_else(|| panic!("no row for avatars {case}:\n{output}"));
         let number = |i: usize| -> f64 { row[i].parse().unwrap() };
         assert!(number(2) > 0.0, "host ticks: {row:?}");
@@ -490,8 +491,14 @@ fn bench_clients_measures_the_host_alone_and_every_client_converges() {
             "cores per client: {row:?}"
         );
         assert!(number(7) > 1000.0, "bytes per client: {row:?}");
+        // State every tick each way: at least one packet per client per tick.
+        let packets: Vec<f64> = row[8].split('/').map(|p| p.parse().unwrap()).collect();
+        assert!(
+            packets.len() == 2 && packets.iter().all(|&p| p >= 0.5),
+            "packets per client per tick: {row:?}"
+        );
         assert_eq!(
-            (row[10], row[11], row[12]),
+            (row[11], row[12], row[13]),
             ("1.00x", "N=2", "2"),
             "{row:?}"
         );

@@ -386,3 +386,77 @@ fn a_departed_client_is_announced_and_its_avatar_forgotten() {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
+
+/// What a tick sends each way leaves in one UDP packet when it fits: the host's state
+/// datagram and pose relay to a client share a packet, as do a client's acknowledgement
+/// and pose, and QUIC's own acknowledgements ride along instead of going alone. Sent one
+/// by one from the engine thread, each datagram woke the network thread, which often sent
+/// it before the next was queued.
+#[test]
+fn a_ticks_state_and_poses_leave_in_one_packet_each_way() {
+    const WARMUP: usize = 60;
+    const TICKS: u64 = 120;
+    let (mut host, mut clients, _controls, _) = three_sessions();
+    let position = theta_net::ComponentId::of_name("test.Position");
+    let entities: Vec<_> = (0..20).map(|_| host.spawn().expect("spawn")).collect();
+    let frames = avatar(WARMUP + TICKS as usize);
+    let packets = |host: &Session| -> Vec<(u64, u64)> {
+        let peers = host.diagnostics().peers;
+        assert_eq!(peers.len(), 2);
+        peers
+            .iter()
+            .map(|p| (p.packets_sent, p.packets_received))
+            .collect()
+    };
+    let (mut before, mut datagrams, mut relayed) = (Vec::new(), 0, 0);
+    let start = Instant::now();
+    for (i, frame) in frames.iter().enumerate() {
+        if i == WARMUP {
+            before = packets(&host);
+            let d = host.diagnostics();
+            datagrams = d.peers[0].outbox.datagrams_sent;
+            relayed = d.pose_relay.sections_relayed;
+        }
+        for (n, &entity) in entities.iter().enumerate() {
+            let x = (i * 20 + n) as f32 * 0.001;
+            let bytes: Vec<u8> = [x, 1.0, 2.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+            host.set(entity, position, &bytes).expect("set");
+        }
+        for (c, client) in clients.iter_mut().enumerate() {
+            let t = client.now();
+            client
+                .push_pose(Device::HEAD, &sample(frame[c], t))
+                .expect("push");
+        }
+        host.tick();
+        for c in clients.iter_mut() {
+            c.tick();
+        }
+        // At the pose streams' rate (90 Hz): a faster loop would have ticks without poses.
+        let next = start + PERIOD * (i as u32 + 1);
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    let after = packets(&host);
+    let d = host.diagnostics();
+    // Every tick sent a client its state and the other client's pose: two datagrams.
+    assert!(
+        d.peers[0].outbox.datagrams_sent - datagrams >= TICKS - 2,
+        "a state datagram every tick: {:?}",
+        d.peers[0].outbox
+    );
+    assert!(
+        d.pose_relay.sections_relayed - relayed >= 2 * TICKS - 4,
+        "a pose to each client every tick: {} relayed",
+        d.pose_relay.sections_relayed - relayed
+    );
+    for ((sent0, received0), (sent1, received1)) in before.iter().zip(&after) {
+        let (sent, received) = (sent1 - sent0, received1 - received0);
+        // One packet per tick each way, and a few of QUIC's own (an acknowledgement
+        // whose delay ran out between two ticks).
+        let bound = TICKS + TICKS / 10;
+        assert!(
+            sent <= bound && received <= bound,
+            "{sent} packets sent and {received} received in {TICKS} ticks (at most {bound})"
+        );
+    }
+}

@@ -126,9 +126,10 @@ impl ConnHandle {
         self.backlog.push_back(bytes);
     }
 
-    pub(super) fn send_unreliable(&self, bytes: Vec<u8>) {
-        // A full send buffer drops it: the outbox sends newer state, poses follow.
-        let _ = self.conn.send_datagram(Bytes::from(bytes));
+    /// Adds a datagram to this tick's `batch` (see [`send_batch`]).
+    pub(super) fn send_unreliable(&mut self, bytes: Vec<u8>, batch: &mut DatagramBatch) {
+        self.pacer.handed(bytes.len());
+        batch.push((self.conn.clone(), Bytes::from(bytes)));
     }
 
     /// Hands queued stream messages to the writer, as far as its queue has room.
@@ -185,10 +186,29 @@ impl ConnHandle {
         }
     }
 
-    /// Notes what this tick's sending left in quinn's datagram queue.
+    /// Ends this tick's sending (see [`DatagramPacer::sent`]).
     pub(super) fn sent(&mut self) {
-        self.pacer.sent(self.conn.datagram_send_buffer_space());
+        self.pacer.sent();
     }
+}
+
+/// Datagrams of one tick, with the connections they go on.
+pub(super) type DatagramBatch = Vec<(quinn::Connection, Bytes)>;
+
+/// Hands a tick's datagrams to the network runtime in one task. Sent one by one from the
+/// engine thread, each datagram woke its connection's driver on the network thread, which
+/// often ran before the next was queued: a packet and a system call per datagram, and a
+/// thread wake-up per datagram. In one task the runtime wakes once, and since its one
+/// worker runs the task to the end before any driver, every connection's datagrams are
+/// queued when its driver runs and leave in as few packets as they fit.
+pub(super) fn send_batch(runtime: &tokio::runtime::Runtime, batch: DatagramBatch) {
+    runtime.spawn(async move {
+        for (conn, bytes) in batch {
+            // A full send buffer drops the oldest: the outbox sends newer state, poses
+            // follow.
+            let _ = conn.send_datagram(bytes);
+        }
+    });
 }
 
 /// Keeps quinn's datagram queue short. Congestion control may let less out than the
@@ -200,6 +220,10 @@ impl ConnHandle {
 struct DatagramPacer {
     /// The queue's capacity: the most free space ever seen.
     capacity: usize,
+    /// Bytes queued when this tick's budget was read.
+    queued_at_budget: usize,
+    /// Bytes handed to the queue since.
+    handed: usize,
     /// Bytes queued right after the previous tick's sending.
     queued_after_send: usize,
     /// Smoothed bytes the queue drained per tick while it was not empty.
@@ -212,6 +236,8 @@ impl DatagramPacer {
     fn budget(&mut self, space: usize, budget: usize) -> usize {
         self.capacity = self.capacity.max(space);
         let queued = self.capacity - space;
+        self.queued_at_budget = queued;
+        self.handed = 0;
         if queued == 0 {
             // Everything went out: the path is not the limit.
             return budget.min(space);
@@ -223,10 +249,16 @@ impl DatagramPacer {
             .min((self.drained_per_tick * 2).saturating_sub(queued))
     }
 
-    /// Notes the queue's free space after this tick's sending.
-    fn sent(&mut self, space: usize) {
-        self.capacity = self.capacity.max(space);
-        self.queued_after_send = self.capacity - space;
+    /// Notes `bytes` handed to the queue this tick.
+    fn handed(&mut self, bytes: usize) {
+        self.handed += bytes;
+    }
+
+    /// Notes what the queue holds after this tick's sending: what it held at the budget and
+    /// what the tick handed to it (the datagrams reach it on the network thread, after
+    /// this call).
+    fn sent(&mut self) {
+        self.queued_after_send = (self.queued_at_budget + self.handed).min(self.capacity);
     }
 }
 

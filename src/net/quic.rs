@@ -19,7 +19,8 @@ use tokio::sync::mpsc;
 
 use super::admission::Gate;
 use super::conn::{
-    accept_loop, connect, Accepting, ConnHandle, Dial, Goodbye, NetEvent, PeerRules,
+    accept_loop, connect, send_batch, Accepting, ConnHandle, DatagramBatch, Dial, Goodbye,
+    NetEvent, PeerRules,
 };
 use super::faults::{faulty_endpoint, FaultControl};
 use super::pacing::DecodePacer;
@@ -64,6 +65,8 @@ pub(super) struct QuicDriver {
     /// Where connection tasks report (kept to start another on reconnect).
     tx: mpsc::Sender<NetEvent>,
     conns: FxHashMap<ConnId, ConnHandle>,
+    /// Datagrams the core asked for since the last hand-over to the runtime.
+    datagrams: DatagramBatch,
     next_conn: Arc<AtomicU64>,
     inbound_dropped: Arc<AtomicU64>,
     /// Client: the host, to reconnect to, and how to dial it.
@@ -214,6 +217,7 @@ impl QuicDriver {
             inbound,
             tx,
             conns: FxHashMap::default(),
+            datagrams: DatagramBatch::new(),
             next_conn: Arc::new(AtomicU64::new(1)),
             inbound_dropped: Arc::new(AtomicU64::new(0)),
             dial: None,
@@ -391,7 +395,9 @@ impl QuicDriver {
                     if let Some(handle) = self.conns.get_mut(&conn) {
                         match channel {
                             proto::Channel::Reliable => handle.send_reliable(bytes),
-                            proto::Channel::Unreliable => handle.send_unreliable(bytes),
+                            proto::Channel::Unreliable => {
+                                handle.send_unreliable(bytes, &mut self.datagrams)
+                            }
                         }
                     }
                 }
@@ -425,6 +431,12 @@ impl QuicDriver {
         }
         for handle in self.conns.values_mut() {
             handle.flush();
+        }
+        if !self.datagrams.is_empty() {
+            let batch = std::mem::take(&mut self.datagrams);
+            if let Some(runtime) = &self.runtime {
+                send_batch(runtime, batch);
+            }
         }
     }
 

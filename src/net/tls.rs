@@ -464,6 +464,8 @@ const REORDER_PACKETS: u32 = 20;
 /// Round trips after which an unacknowledged packet is lost, when a later one was
 /// acknowledged (RFC 9002: 9/8).
 const REORDER_TIME: f32 = 1.5;
+/// Ack-eliciting packets the peer may receive before it must acknowledge at once.
+const ACK_ELICITING_THRESHOLD: u32 = 16;
 
 /// A QUIC transport configuration with datagrams enabled (1 MiB receive and send buffers),
 /// the given idle timeout and keep-alive interval.
@@ -487,6 +489,10 @@ pub fn transport_config(idle_timeout: Duration, keep_alive: Duration) -> quinn::
     // instead, past one and a half round trips.
     config.packet_threshold(REORDER_PACKETS);
     config.time_threshold(REORDER_TIME);
+    let mut acks = quinn::AckFrequencyConfig::default();
+    acks.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into())
+        .reordering_threshold((REORDER_PACKETS - 1).into());
+    config.ack_frequency_config(Some(acks));
     config
 }
 

@@ -65,11 +65,15 @@ struct Mark {
     secs: f64,
     bytes: u64,
     peers: usize,
+    /// UDP packets sent to the peers and received from them.
+    packets_out: u64,
+    packets_in: u64,
     tick_median_us: f64,
 }
 
 impl Mark {
-    /// Reads `mark K: T ticks in S s | sent B bytes to P peers | tick median U µs`.
+    /// Reads `mark K: T ticks in S s | sent B bytes to P peers | packets O out I in | tick
+    /// median U µs`.
     fn parse(line: &str) -> Option<Mark> {
         let line = line.strip_prefix("mark ")?;
         Some(Mark {
@@ -77,6 +81,8 @@ impl Mark {
             secs: after(line, " ticks in ")?,
             bytes: after(line, "| sent ")?,
             peers: after(line, " bytes to ")?,
+            packets_out: after(line, "| packets ")?,
+            packets_in: before(line, " in | ")?,
             tick_median_us: after(line, "| tick median ")?,
         })
     }
@@ -157,6 +163,15 @@ impl Figures {
 
     fn bytes_per_client(&self) -> f64 {
         self.mark.bytes as f64 / self.mark.secs.max(1e-9) / self.clients as f64
+    }
+
+    /// UDP packets per client per host tick, sent and received.
+    fn packets_per_client_tick(&self) -> (f64, f64) {
+        let per = (self.clients as f64 * self.mark.ticks as f64).max(1.0);
+        (
+            self.mark.packets_out as f64 / per,
+            self.mark.packets_in as f64 / per,
+        )
     }
 
     fn ticks_per_second(&self) -> f64 {
@@ -495,12 +510,14 @@ fn run_one(a: &ClientsArgs, clients: usize, avatars: bool) -> Result<Figures, St
         mark,
     };
     println!(
-        "{label} host {:.3} cores ({:.1} clients per core), {:.1} ticks/s, tick median {:.0} µs, {} per client; the client processes {:.2} cores; every client receiving state{}",
+        "{label} host {:.3} cores ({:.1} clients per core), {:.1} ticks/s, tick median {:.0} µs, {} per client, UDP packets per client per tick {:.2} out {:.2} in; the client processes {:.2} cores; every client receiving state{}",
         figures.host_cores,
         figures.clients_per_core(),
         figures.ticks_per_second(),
         mark.tick_median_us,
         netutil::rate(figures.bytes_per_client()),
+        figures.packets_per_client_tick().0,
+        figures.packets_per_client_tick().1,
         figures.client_cores,
         if avatars {
             format!(" and {} remote devices", DEVICES * (clients - 1))
@@ -598,7 +615,7 @@ pub fn run(a: &ClientsArgs) -> Result<(), String> {
 fn report(results: &[Figures]) {
     println!();
     println!(
-        "{:>7} {:>7} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>11} {:>10} {:>11} {:>10}",
+        "{:>7} {:>7} {:>9} {:>10} {:>10} {:>12} {:>12} {:>12} {:>13} {:>11} {:>10} {:>11} {:>10}",
         "clients",
         "avatars",
         "host Hz",
@@ -607,6 +624,7 @@ fn report(results: &[Figures]) {
         "cores/client",
         "clients/core",
         "B/s/client",
+        "pkt out/in",
         "tick med µs",
         "client CPU",
         "per client",
@@ -619,7 +637,7 @@ fn report(results: &[Figures]) {
             .min_by_key(|g| g.clients)
             .unwrap_or(f);
         println!(
-            "{:>7} {:>7} {:>9.1} {:>10.3} {:>10.0} {:>12.5} {:>12.1} {:>12.0} {:>11.0} {:>10.2} {:>11} {:>10}",
+            "{:>7} {:>7} {:>9.1} {:>10.3} {:>10.0} {:>12.5} {:>12.1} {:>12.0} {:>13} {:>11.0} {:>10.2} {:>11} {:>10}",
             f.clients,
             if f.avatars { "on" } else { "off" },
             f.ticks_per_second(),
@@ -628,6 +646,10 @@ fn report(results: &[Figures]) {
             f.cores_per_client(),
             f.clients_per_core(),
             f.bytes_per_client(),
+            {
+                let (out, into) = f.packets_per_client_tick();
+                format!("{out:.2}/{into:.2}")
+            },
             f.mark.tick_median_us,
             f.client_cores,
             format!(
@@ -639,7 +661,7 @@ fn report(results: &[Figures]) {
         );
     }
     println!(
-        "host Hz: the host's ticks per second in the window; host CPU: its process's CPU time over the window's wall time ({:.1} s), in cores, and per tick (every thread of it); B/s/client: UDP payload bytes (QUIC included) the host sent per client per second; tick med: median time of the host's Session::tick; client CPU: all the client processes together (they share the machine with the host); per client: cores per client against the smallest N of the same case (1.00x = linear)",
+        "host Hz: the host's ticks per second in the window; host CPU: its process's CPU time over the window's wall time ({:.1} s), in cores, and per tick (every thread of it); B/s/client: UDP payload bytes (QUIC included) the host sent per client per second; pkt out/in: UDP packets the host sent to and received from each client per host tick; tick med: median time of the host's Session::tick; client CPU: all the client processes together (they share the machine with the host); per client: cores per client against the smallest N of the same case (1.00x = linear)",
         results.first().map_or(0.0, |f| f.window)
     );
     for avatars in [true, false] {
@@ -721,7 +743,7 @@ mod tests {
     #[test]
     fn the_host_mark_line_reads_back() {
         let mark = Mark::parse(
-            "mark 2: 900 ticks in 10.0012 s | sent 123456 bytes to 8 peers | tick median 85.5 µs",
+            "mark 2: 900 ticks in 10.0012 s | sent 123456 bytes to 8 peers | packets 9000 out 7200 in | tick median 85.5 µs",
         )
         .expect("a mark");
         assert_eq!(
@@ -731,6 +753,8 @@ mod tests {
                 secs: 10.0012,
                 bytes: 123456,
                 peers: 8,
+                packets_out: 9000,
+                packets_in: 7200,
                 tick_median_us: 85.5
             }
         );

@@ -82,8 +82,9 @@ pub struct Marks {
     ticks: u64,
     /// Time of each `Session::tick` call since the previous mark.
     tick_times: Vec<Duration>,
-    /// Bytes sent to each peer at the previous mark.
-    sent: HashMap<PeerId, u64>,
+    /// Bytes sent to, packets sent to and packets received from each peer at the previous
+    /// mark.
+    sent: HashMap<PeerId, [u64; 3]>,
 }
 
 impl Marks {
@@ -105,22 +106,27 @@ impl Marks {
     }
 
     /// The mark line for what happened since the previous mark (or the start), and a new
-    /// interval: `mark K: T ticks in S s | sent B bytes to P peers | tick median U µs`.
-    /// The bytes are UDP payload bytes (QUIC included) to the peers connected now; a peer
-    /// that left meanwhile is not counted.
+    /// interval: `mark K: T ticks in S s | sent B bytes to P peers | packets O out I in |
+    /// tick median U µs`. The bytes are UDP payload bytes (QUIC included) and the packets
+    /// UDP datagrams, to and from the peers connected now; a peer that left meanwhile is
+    /// not counted.
     pub fn take(&mut self, peers: &[PeerDiagnostics]) -> String {
         self.count += 1;
         let secs = self.since.elapsed().as_secs_f64();
-        let mut sent = 0u64;
+        let mut total = [0u64; 3];
         let mut next = HashMap::with_capacity(peers.len());
         for p in peers {
+            let now = [p.wire_bytes_sent, p.packets_sent, p.packets_received];
             let before = self.sent.get(&p.peer).copied().unwrap_or_default();
-            sent += p.wire_bytes_sent.saturating_sub(before);
-            next.insert(p.peer, p.wire_bytes_sent);
+            for ((sum, now), before) in total.iter_mut().zip(now).zip(before) {
+                *sum += now.saturating_sub(before);
+            }
+            next.insert(p.peer, now);
         }
+        let [sent, out, into] = total;
         let median = median(&mut self.tick_times);
         let line = format!(
-            "mark {}: {} ticks in {secs:.4} s | sent {sent} bytes to {} peers | tick median {:.1} µs",
+            "mark {}: {} ticks in {secs:.4} s | sent {sent} bytes to {} peers | packets {out} out {into} in | tick median {:.1} µs",
             self.count,
             self.ticks,
             peers.len(),
@@ -148,6 +154,8 @@ mod tests {
         PeerDiagnostics {
             peer,
             wire_bytes_sent: sent,
+            packets_sent: sent / 100,
+            packets_received: sent / 200,
             ..PeerDiagnostics::default()
         }
     }
@@ -161,7 +169,9 @@ mod tests {
         let first = marks.take(&[peer(1, 1000), peer(2, 500)]);
         assert!(first.starts_with("mark 1: 3 ticks in "), "{first}");
         assert!(
-            first.contains("| sent 1500 bytes to 2 peers | tick median 20.0 µs"),
+            first.contains(
+                "| sent 1500 bytes to 2 peers | packets 15 out 7 in | tick median 20.0 µs"
+            ),
             "{first}"
         );
         marks.tick(Duration::from_micros(7));
@@ -169,7 +179,8 @@ mod tests {
         let second = marks.take(&[peer(1, 1600), peer(3, 40)]);
         assert!(second.starts_with("mark 2: 1 ticks in "), "{second}");
         assert!(
-            second.contains("| sent 640 bytes to 2 peers | tick median 7.0 µs"),
+            second
+                .contains("| sent 640 bytes to 2 peers | packets 6 out 3 in | tick median 7.0 µs"),
             "{second}"
         );
         let empty = marks.take(&[]);
