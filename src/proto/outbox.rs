@@ -225,6 +225,11 @@ pub(crate) struct Outbox {
     keys: FxHashMap<Key, KeyRecord>,
     /// The keys pending, in no order: a tick goes through what moves, not every key.
     pending: Vec<Pending>,
+    /// Places in `pending` by a hash of the key, checked against the entry before use:
+    /// a key that keeps moving keeps its place, and a few bytes per pending key save a
+    /// lookup in `keys` (a record for every key the peer holds baselines of) for each
+    /// of its changes and acknowledgements.
+    slot_hints: Vec<u32>,
     /// Datagrams sent and not yet acknowledged.
     in_flight: Flights,
     scratch: Scratch,
@@ -267,23 +272,72 @@ enum Entry {
     Remove,
 }
 
+/// Slots of [`Outbox::slot_hints`] at least, and per pending key.
+const MIN_SLOT_HINTS: usize = 64;
+const SLOT_HINTS_PER_PENDING: usize = 2;
+/// An empty slot of [`Outbox::slot_hints`].
+const NO_HINT: u32 = u32::MAX;
+
 impl Outbox {
     /// Notes that `key` changed at `tick`.
     pub(crate) fn mark(&mut self, key: Key, tick: u64) {
-        let record = self.keys.entry(key).or_insert(KeyRecord::NEW);
-        if let Some(pending) = self.pending.get_mut(record.slot as usize) {
+        if let Some(slot) = self.hinted_slot(key) {
+            let pending = &mut self.pending[slot];
             pending.changed = pending.changed.max(tick);
             return;
         }
-        record.slot = u32::try_from(self.pending.len()).unwrap_or(AT_REST);
-        self.pending.push(Pending {
-            key,
-            changed: tick,
-            sent_tick: 0,
-            sent_at: None,
-            priority: 0,
-            base: std::mem::take(&mut record.base),
-        });
+        let record = self.keys.entry(key).or_insert(KeyRecord::NEW);
+        let slot = match self.pending.get_mut(record.slot as usize) {
+            Some(pending) => {
+                pending.changed = pending.changed.max(tick);
+                record.slot
+            }
+            None => {
+                record.slot = u32::try_from(self.pending.len()).unwrap_or(AT_REST);
+                self.pending.push(Pending {
+                    key,
+                    changed: tick,
+                    sent_tick: 0,
+                    sent_at: None,
+                    priority: 0,
+                    base: std::mem::take(&mut record.base),
+                });
+                record.slot
+            }
+        };
+        self.remember_slot(key, slot);
+    }
+
+    /// Where [`Outbox::slot_hints`] keeps `key`'s hint (a power of two of slots).
+    fn hint_at(&self, key: Key) -> usize {
+        let (ComponentId(component), EntityId(entity)) = key;
+        let mixed =
+            (entity ^ u64::from(component).rotate_left(40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // The high bits are the well-mixed ones; the mask keeps as many as there are slots.
+        (mixed >> 32) as usize & (self.slot_hints.len().wrapping_sub(1))
+    }
+
+    /// `key`'s place in the pending list, when its hint still holds.
+    fn hinted_slot(&self, key: Key) -> Option<usize> {
+        let hint = *self.slot_hints.get(self.hint_at(key))? as usize;
+        self.pending
+            .get(hint)
+            .filter(|pending| pending.key == key)
+            .map(|_| hint)
+    }
+
+    /// Keeps `slot` as `key`'s hint, growing the hints with the pending list (grown, they
+    /// start empty: hints are only ever checked, never trusted).
+    fn remember_slot(&mut self, key: Key, slot: u32) {
+        let wanted = (self.pending.len() * SLOT_HINTS_PER_PENDING)
+            .max(MIN_SLOT_HINTS)
+            .next_power_of_two();
+        if self.slot_hints.len() < wanted {
+            self.slot_hints.clear();
+            self.slot_hints.resize(wanted, NO_HINT);
+        }
+        let at = self.hint_at(key);
+        self.slot_hints[at] = slot;
     }
 
     /// Takes the key pending at `slot` off the list (its acknowledgement came, or it
@@ -405,15 +459,25 @@ impl Outbox {
                     newest = Some((seq, sent_at));
                 }
                 for at in keys {
-                    let (key, send) = self.in_flight.keys[at];
-                    let Some(record) = self.keys.get_mut(&key) else {
-                        continue;
-                    };
-                    let slot = record.slot as usize;
-                    let Some(pending) = self.pending.get_mut(slot) else {
-                        if let Some(send) = send {
-                            record.base.acked(send);
+                    let (key, hint, send) = self.in_flight.keys[at];
+                    // A key that keeps changing stays pending, mostly where it was when
+                    // sent: the hint, checked, saves a lookup in the map of every key.
+                    let slot = match self.pending.get(hint as usize) {
+                        Some(pending) if pending.key == key => hint as usize,
+                        _ => {
+                            let Some(record) = self.keys.get_mut(&key) else {
+                                continue;
+                            };
+                            if record.slot == AT_REST {
+                                if let Some(send) = send {
+                                    record.base.acked(send);
+                                }
+                                continue;
+                            }
+                            record.slot as usize
                         }
+                    };
+                    let Some(pending) = self.pending.get_mut(slot) else {
                         continue;
                     };
                     if let Some(send) = send {
@@ -651,7 +715,8 @@ impl Outbox {
         };
         if self.baselines {
             self.stats.baseline_bytes = (self.keys.len() * RECORD_BYTES
-                + self.pending.len() * std::mem::size_of::<Pending>())
+                + self.pending.len() * std::mem::size_of::<Pending>()
+                + self.slot_hints.len() * std::mem::size_of::<u32>())
                 as u64;
         }
         let len = body.len();
@@ -682,7 +747,7 @@ impl Outbox {
                             send = Some(pending.base.sent(tick)).filter(|_| on_record);
                         }
                     }
-                    (key, send)
+                    (key, slot, send)
                 });
         self.in_flight.push((seq, tick, now), keys);
         self.stats.datagrams_sent += 1;
@@ -909,6 +974,49 @@ mod tests {
         host.forget_keys(|(_, e)| e == entities[0]);
         assert_eq!(host.pending(), 0);
         assert_eq!(host.keys.len(), 2);
+    }
+
+    /// The slot hints go stale as keys settle and others take their places, collide when
+    /// keys outnumber them, and are dropped when they grow: every mark still lands on the
+    /// key's one record, checked against a model after each step.
+    #[test]
+    fn marks_land_on_the_keys_record_whatever_the_hints_say() {
+        let mut outbox = Outbox {
+            baselines: true,
+            ..Outbox::default()
+        };
+        let mut model: std::collections::BTreeMap<Key, u64> = Default::default();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |below: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % below
+        };
+        for step in 1..=20_000u64 {
+            let tick = step / 8 + 1;
+            if next(3) == 0 && !outbox.pending.is_empty() {
+                let slot = next(outbox.pending.len() as u64) as usize;
+                model.remove(&outbox.pending[slot].key);
+                outbox.settle(slot, next(2) == 0);
+            } else {
+                // 600 keys over two components: more than the hints hold at first.
+                let key = (ComponentId(1 + next(2) as u32), EntityId(1 + next(300)));
+                outbox.mark(key, tick);
+                let changed = model.entry(key).or_insert(tick);
+                *changed = (*changed).max(tick);
+            }
+            assert_eq!(outbox.pending.len(), model.len(), "step {step}");
+            for (slot, pending) in outbox.pending.iter().enumerate() {
+                assert_eq!(
+                    model.get(&pending.key),
+                    Some(&pending.changed),
+                    "step {step}"
+                );
+                assert_eq!(outbox.keys[&pending.key].slot as usize, slot, "step {step}");
+            }
+        }
+        assert!(outbox.slot_hints.len() >= MIN_SLOT_HINTS);
     }
 
     #[test]

@@ -7,6 +7,10 @@ use std::time::Instant;
 use super::Key;
 use crate::proto::baselines::Send;
 
+/// A key a datagram carried: the key, its place in the pending list when it was sent, and
+/// its send when the value is on record to become a baseline.
+pub(super) type FlightKey = (Key, u32, Option<Send>);
+
 /// A datagram sent and not yet acknowledged.
 #[derive(Debug)]
 pub(super) struct InFlight {
@@ -29,8 +33,9 @@ pub(super) struct InFlight {
 pub(super) struct Flights {
     /// Sequence numbers ascending; the first is never a hole.
     pub(super) list: VecDeque<InFlight>,
-    /// The keys of the datagrams in `list`, in the same order.
-    pub(super) keys: VecDeque<(Key, Option<Send>)>,
+    /// The keys of the datagrams in `list`, in the same order, each with its place in the
+    /// outbox's pending list when it was sent (a hint: see `Outbox::on_acks`).
+    pub(super) keys: VecDeque<FlightKey>,
     /// Keys dropped from the front of `keys` so far (numbers `InFlight::first_key`).
     pub(super) keys_dropped: u64,
     /// Datagrams in `list` not acknowledged.
@@ -47,7 +52,7 @@ impl Flights {
     pub(super) fn push(
         &mut self,
         (seq, tick, sent_at): (u64, u64, Instant),
-        keys: impl Iterator<Item = (Key, Option<Send>)>,
+        keys: impl Iterator<Item = FlightKey>,
     ) {
         let before = self.keys.len();
         let first_key = self.keys_dropped + before as u64;
