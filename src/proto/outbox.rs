@@ -17,6 +17,7 @@
 mod datagram_frame;
 mod flights;
 mod shared_frames;
+mod slot_hints;
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +32,7 @@ use crate::world::{EntityId, World};
 use datagram_frame::DatagramFrame;
 use flights::Flights;
 pub(crate) use shared_frames::{FrameId, SharedFrames};
+use slot_hints::SlotHints;
 
 /// An (entity, component) key; component 0 stands for the entity itself (spawn/despawn).
 pub(crate) type Key = (ComponentId, EntityId);
@@ -229,7 +231,7 @@ pub(crate) struct Outbox {
     /// a key that keeps moving keeps its place, and a few bytes per pending key save a
     /// lookup in `keys` (a record for every key the peer holds baselines of) for each
     /// of its changes and acknowledgements.
-    slot_hints: Vec<u32>,
+    slot_hints: SlotHints,
     /// Datagrams sent and not yet acknowledged.
     in_flight: Flights,
     scratch: Scratch,
@@ -272,12 +274,6 @@ enum Entry {
     Remove,
 }
 
-/// Slots of [`Outbox::slot_hints`] at least, and per pending key.
-const MIN_SLOT_HINTS: usize = 64;
-const SLOT_HINTS_PER_PENDING: usize = 2;
-/// An empty slot of [`Outbox::slot_hints`].
-const NO_HINT: u32 = u32::MAX;
-
 impl Outbox {
     /// Notes that `key` changed at `tick`.
     pub(crate) fn mark(&mut self, key: Key, tick: u64) {
@@ -305,39 +301,16 @@ impl Outbox {
                 record.slot
             }
         };
-        self.remember_slot(key, slot);
-    }
-
-    /// Where [`Outbox::slot_hints`] keeps `key`'s hint (a power of two of slots).
-    fn hint_at(&self, key: Key) -> usize {
-        let (ComponentId(component), EntityId(entity)) = key;
-        let mixed =
-            (entity ^ u64::from(component).rotate_left(40)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        // The high bits are the well-mixed ones; the mask keeps as many as there are slots.
-        (mixed >> 32) as usize & (self.slot_hints.len().wrapping_sub(1))
+        self.slot_hints.remember(key, slot, self.pending.len());
     }
 
     /// `key`'s place in the pending list, when its hint still holds.
     fn hinted_slot(&self, key: Key) -> Option<usize> {
-        let hint = *self.slot_hints.get(self.hint_at(key))? as usize;
+        let hint = self.slot_hints.get(key)?;
         self.pending
             .get(hint)
             .filter(|pending| pending.key == key)
             .map(|_| hint)
-    }
-
-    /// Keeps `slot` as `key`'s hint, growing the hints with the pending list (grown, they
-    /// start empty: hints are only ever checked, never trusted).
-    fn remember_slot(&mut self, key: Key, slot: u32) {
-        let wanted = (self.pending.len() * SLOT_HINTS_PER_PENDING)
-            .max(MIN_SLOT_HINTS)
-            .next_power_of_two();
-        if self.slot_hints.len() < wanted {
-            self.slot_hints.clear();
-            self.slot_hints.resize(wanted, NO_HINT);
-        }
-        let at = self.hint_at(key);
-        self.slot_hints[at] = slot;
     }
 
     /// Takes the key pending at `slot` off the list (its acknowledgement came, or it
@@ -716,8 +689,7 @@ impl Outbox {
         if self.baselines {
             self.stats.baseline_bytes = (self.keys.len() * RECORD_BYTES
                 + self.pending.len() * std::mem::size_of::<Pending>()
-                + self.slot_hints.len() * std::mem::size_of::<u32>())
-                as u64;
+                + self.slot_hints.bytes()) as u64;
         }
         let len = body.len();
         sink(Encoded {
@@ -1016,7 +988,7 @@ mod tests {
                 assert_eq!(outbox.keys[&pending.key].slot as usize, slot, "step {step}");
             }
         }
-        assert!(outbox.slot_hints.len() >= MIN_SLOT_HINTS);
+        assert!(outbox.slot_hints.bytes() > 0);
     }
 
     #[test]
