@@ -306,11 +306,17 @@ impl Outbox {
 
     /// `key`'s place in the pending list, when its hint still holds.
     fn hinted_slot(&self, key: Key) -> Option<usize> {
-        let hint = self.slot_hints.get(key)?;
+        self.slot_hints
+            .get(key)
+            .and_then(|hint| self.pending_at(key, hint))
+    }
+
+    /// `place`, when `key` is pending there (a hint checked).
+    fn pending_at(&self, key: Key, place: usize) -> Option<usize> {
         self.pending
-            .get(hint)
+            .get(place)
             .filter(|pending| pending.key == key)
-            .map(|_| hint)
+            .map(|_| place)
     }
 
     /// Takes the key pending at `slot` off the list (its acknowledgement came, or it
@@ -435,9 +441,9 @@ impl Outbox {
                     let (key, hint, send) = self.in_flight.keys[at];
                     // A key that keeps changing stays pending, mostly where it was when
                     // sent: the hint, checked, saves a lookup in the map of every key.
-                    let slot = match self.pending.get(hint as usize) {
-                        Some(pending) if pending.key == key => hint as usize,
-                        _ => {
+                    let slot = match self.pending_at(key, hint as usize) {
+                        Some(slot) => slot,
+                        None => {
                             let Some(record) = self.keys.get_mut(&key) else {
                                 continue;
                             };

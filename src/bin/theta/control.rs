@@ -84,7 +84,7 @@ pub struct Marks {
     tick_times: Vec<Duration>,
     /// Bytes sent to, packets sent to and packets received from each peer at the previous
     /// mark.
-    sent: HashMap<PeerId, [u64; 3]>,
+    counts: HashMap<PeerId, [u64; 3]>,
 }
 
 impl Marks {
@@ -95,7 +95,7 @@ impl Marks {
             since: Instant::now(),
             ticks: 0,
             tick_times: Vec::new(),
-            sent: HashMap::new(),
+            counts: HashMap::new(),
         }
     }
 
@@ -117,7 +117,7 @@ impl Marks {
         let mut next = HashMap::with_capacity(peers.len());
         for p in peers {
             let now = [p.wire_bytes_sent, p.packets_sent, p.packets_received];
-            let before = self.sent.get(&p.peer).copied().unwrap_or_default();
+            let before = self.counts.get(&p.peer).copied().unwrap_or_default();
             for ((sum, now), before) in total.iter_mut().zip(now).zip(before) {
                 *sum += now.saturating_sub(before);
             }
@@ -132,7 +132,7 @@ impl Marks {
             peers.len(),
             median.as_secs_f64() * 1e6
         );
-        self.sent = next;
+        self.counts = next;
         self.since = Instant::now();
         self.ticks = 0;
         self.tick_times.clear();
